@@ -1,0 +1,82 @@
+//! GPU datasheet numbers and latency-model defaults.
+
+use crate::check;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+/// One GPU of the catalog. Rates are dense tensor-core peaks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpu {
+    /// Short name used on the command line (`h200`).
+    pub name: String,
+    /// Marketing name.
+    pub full_name: String,
+    /// Device memory, bytes.
+    pub memory_bytes: f64,
+    /// Peak device-memory bandwidth, bytes/s.
+    pub hbm_bw_bytes_per_s: f64,
+    /// Dense bf16 tensor-core peak, FLOP/s.
+    pub bf16_flops: f64,
+    /// Dense fp16 tensor-core peak, FLOP/s.
+    pub fp16_flops: f64,
+    /// Dense tf32 tensor-core peak, FLOP/s.
+    pub tf32_flops: f64,
+    /// fp32 (non-tensor) peak, FLOP/s.
+    pub fp32_flops: f64,
+    /// Per-GPU NVLink bandwidth (both directions), bytes/s, if the part has NVLink.
+    #[serde(default)]
+    pub nvlink_bw_bytes_per_s: Option<f64>,
+    /// Host link (PCIe) bandwidth (both directions), bytes/s.
+    #[serde(default)]
+    pub pcie_bw_bytes_per_s: Option<f64>,
+    /// Where the numbers come from.
+    pub source: String,
+    /// Defaults of the roofline latency model.
+    pub latency: LatencyDefaults,
+}
+
+/// Defaults of the roofline latency model for one GPU (see [`crate::specdec::latency`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyDefaults {
+    /// Fraction of the bf16 peak reached by large matmuls, in (0, 1].
+    pub flops_efficiency: f64,
+    /// Fraction of the memory bandwidth reached by weight and KV streaming, in (0, 1].
+    pub bw_efficiency: f64,
+    /// Fixed cost per transformer layer per forward (kernel launches, syncs), seconds.
+    pub layer_overhead_s: f64,
+    /// Fixed cost per forward (embedding, sampling, host work), seconds.
+    pub step_overhead_s: f64,
+}
+
+impl Gpu {
+    /// Checks that every number is positive and finite.
+    ///
+    /// # Errors
+    /// [`crate::Error::OutOfRange`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let f = |field: &str, v: f64| check::positive(&format!("gpu.{}.{field}", self.name), v);
+        f("memory_bytes", self.memory_bytes)?;
+        f("hbm_bw_bytes_per_s", self.hbm_bw_bytes_per_s)?;
+        f("bf16_flops", self.bf16_flops)?;
+        f("fp16_flops", self.fp16_flops)?;
+        f("tf32_flops", self.tf32_flops)?;
+        f("fp32_flops", self.fp32_flops)?;
+        self.latency.validate(&format!("gpu.{}.latency", self.name))
+    }
+}
+
+impl LatencyDefaults {
+    /// Checks efficiencies in (0, 1] and overheads ≥ 0.
+    ///
+    /// # Errors
+    /// [`crate::Error::OutOfRange`] naming the field under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        check::in_closed(&format!("{prefix}.flops_efficiency"), self.flops_efficiency, 1e-6, 1.0)?;
+        check::in_closed(&format!("{prefix}.bw_efficiency"), self.bw_efficiency, 1e-6, 1.0)?;
+        check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
+        check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
+        Ok(())
+    }
+}

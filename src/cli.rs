@@ -1,0 +1,79 @@
+//! Command-line arguments (clap) and their conversion into library plans. Parsing only: the
+//! binary calls the library with what these produce.
+
+pub mod catalog_cmd;
+pub mod run;
+pub mod specdec;
+
+use perfcast::report::Format;
+use perfcast::{Catalog, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// perfcast: predict how fast ML-systems techniques run, and check the predictions on real GPUs.
+#[derive(Debug, Parser)]
+#[command(name = "perfcast", version, about, long_about = None)]
+pub struct Cli {
+    /// Directory whose files override the embedded catalog (same layout as models/).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub catalog: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate a scenario (the embedded default when none is given): CSV, plots, summary.md.
+    Run(run::RunArgs),
+    /// One speculative-decoding what-if (or a ranking of drafts).
+    #[command(allow_negative_numbers = true)]
+    Specdec(specdec::SpecdecArgs),
+    /// List the GPUs, models and scenarios known to the binary.
+    Catalog(catalog_cmd::CatalogArgs),
+}
+
+/// Options every command sees.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// The loaded catalog.
+    pub catalog: Catalog,
+    /// Output format.
+    pub format: Format,
+    /// Suppress progress bars.
+    pub quiet: bool,
+}
+
+/// What a command produced: text for stdout and the exit code.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Printed on stdout.
+    pub stdout: String,
+    /// Process exit code (0 success, 1 a validation tolerance failed).
+    pub code: u8,
+}
+
+impl Outcome {
+    /// Success with this output.
+    pub fn ok(stdout: String) -> Self {
+        Outcome { stdout, code: 0 }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> Result<Outcome> {
+    let catalog = Catalog::load(cli.catalog.as_deref())?;
+    let g = Globals { catalog, format: cli.format, quiet: cli.quiet };
+    match cli.command {
+        Command::Run(a) => run::exec(a, &g),
+        Command::Specdec(a) => specdec::exec(a, &g),
+        Command::Catalog(a) => catalog_cmd::exec(a, &g),
+    }
+}

@@ -1,0 +1,156 @@
+//! `perfcast specdec`: one speculative-decoding what-if, or a ranking of drafts.
+
+use super::{Globals, Outcome};
+use clap::Args;
+use perfcast::report::{print_records, Rows};
+use perfcast::specdec::study::{DraftSpec, GammaSpec, PointSpec};
+use perfcast::specdec::{analytic, rank, simulate};
+use perfcast::{Error, Result};
+
+/// Arguments of `specdec`.
+#[derive(Debug, Args)]
+pub struct SpecdecArgs {
+    /// Target model (catalog name).
+    #[arg(long, default_value = "llama-3.1-8b")]
+    pub target: String,
+    /// GPU (catalog name); its calibration is used when one exists.
+    #[arg(long, default_value = "h200")]
+    pub gpu: String,
+    /// Draft model(s), comma separated; several give a ranking sorted by tokens/s.
+    #[arg(long, value_delimiter = ',')]
+    pub draft: Vec<String>,
+    /// LayerSkip self-speculation: exit after this many target layers.
+    #[arg(long)]
+    pub exit_layer: Option<u32>,
+    /// Leviathan's cost ratio c: draft forward = c × target forward; verification = one target forward.
+    #[arg(long)]
+    pub cost_ratio: Option<f64>,
+    /// Raw draft forward time, seconds.
+    #[arg(long)]
+    pub draft_step_s: Option<f64>,
+    /// Raw target forward time, seconds (with --cost-ratio or --draft-step-s).
+    #[arg(long)]
+    pub target_step_s: Option<f64>,
+    /// i.i.d. acceptance α; one value, or one per draft.
+    #[arg(long, value_delimiter = ',')]
+    pub alpha: Vec<f64>,
+    /// Survival curve S(1),S(2),...: P(at least i drafted tokens accepted).
+    #[arg(long, value_delimiter = ',')]
+    pub survival: Vec<f64>,
+    /// Conditional per-position acceptance rates r(1),r(2),...
+    #[arg(long, value_delimiter = ',')]
+    pub conditional: Vec<f64>,
+    /// An engine's marginal acceptance rate (accepted/drafted), converted to α (needs --rate-gamma).
+    #[arg(long)]
+    pub acceptance_rate: Option<f64>,
+    /// γ at which --acceptance-rate was measured.
+    #[arg(long)]
+    pub rate_gamma: Option<u32>,
+    /// Lookahead γ (1..=64) or `auto` (best in 1..=16).
+    #[arg(long, default_value = "auto")]
+    pub gamma: String,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// Mean context tokens while decoding.
+    #[arg(long, default_value_t = 1024.0)]
+    pub context: f64,
+    /// CHAI clusters per layer: one count, or one per target layer (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub chai_clusters: Vec<u32>,
+    /// analytic (closed form) or sim (Monte-Carlo).
+    #[arg(long, value_parser = ["analytic", "sim"], default_value = "analytic")]
+    pub method: String,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// Simulated speculation steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Tokens per simulated request.
+    #[arg(long)]
+    pub gen_tokens: Option<u32>,
+}
+
+fn gamma_spec(s: &str) -> GammaSpec {
+    match s.parse::<i64>() {
+        Ok(n) => GammaSpec::Fixed(n),
+        Err(_) => GammaSpec::Word(s.to_string()),
+    }
+}
+
+impl SpecdecArgs {
+    /// One point spec per draft (one when no `--draft` list).
+    fn specs(&self) -> Result<Vec<PointSpec>> {
+        let acceptance = |alpha: Option<f64>| DraftSpec {
+            alpha,
+            survival: (!self.survival.is_empty()).then(|| self.survival.clone()),
+            conditional: (!self.conditional.is_empty()).then(|| self.conditional.clone()),
+            acceptance_rate: self.acceptance_rate,
+            rate_gamma: self.rate_gamma,
+            ..DraftSpec::default()
+        };
+        let base = PointSpec {
+            target: self.target.clone(),
+            gpu: self.gpu.clone(),
+            gamma: gamma_spec(&self.gamma),
+            batch: self.batch,
+            context_tokens: self.context,
+            chai_clusters: (!self.chai_clusters.is_empty()).then(|| self.chai_clusters.clone()),
+            target_step_s: self.target_step_s,
+            sim_steps: self.steps,
+            gen_tokens: self.gen_tokens,
+            ..PointSpec::new()
+        };
+        if self.draft.is_empty() {
+            if self.alpha.len() > 1 {
+                return Err(Error::range("--alpha", format!("{} values", self.alpha.len()), "one value unless several --draft models are given"));
+            }
+            let mut d = acceptance(self.alpha.first().copied());
+            d.exit_layer = self.exit_layer;
+            d.cost_ratio = self.cost_ratio;
+            d.draft_step_s = self.draft_step_s;
+            if d.exit_layer.is_none() && d.cost_ratio.is_none() && d.draft_step_s.is_none() {
+                return Err(Error::range("--draft", "missing", "given: one of --draft, --exit-layer, --cost-ratio, --draft-step-s"));
+            }
+            return Ok(vec![PointSpec { draft: d, ..base }]);
+        }
+        if self.exit_layer.is_some() || self.cost_ratio.is_some() || self.draft_step_s.is_some() {
+            return Err(Error::range("--draft", self.draft.join(","), "not combined with --exit-layer, --cost-ratio or --draft-step-s"));
+        }
+        if self.alpha.len() > 1 && self.alpha.len() != self.draft.len() {
+            return Err(Error::range("--alpha", format!("{} values", self.alpha.len()), format!("1 value or one per draft ({})", self.draft.len())));
+        }
+        Ok(self
+            .draft
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let alpha = self.alpha.get(i).or(self.alpha.first()).copied();
+                let mut d = acceptance(alpha);
+                d.model = Some(m.clone());
+                PointSpec { draft: d, ..base.clone() }
+            })
+            .collect())
+    }
+}
+
+pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
+    let specs = a.specs()?;
+    let params = specs.iter().map(|s| s.to_params(&g.catalog)).collect::<Result<Vec<_>>>()?;
+    let metrics = if a.method == "sim" {
+        let mut v = params
+            .iter()
+            .zip(&specs)
+            .map(|(p, s)| simulate(p, s.sim_config(a.seed)?))
+            .collect::<Result<Vec<_>>>()?;
+        v.sort_by(|x, y| y.tokens_per_s.total_cmp(&x.tokens_per_s));
+        v
+    } else if params.len() > 1 {
+        rank(&params)?
+    } else {
+        vec![analytic(&params[0])?]
+    };
+    let rows = Rows::from_serialize(&metrics);
+    Ok(Outcome::ok(print_records(&rows, g.format, metrics.len() > 1)))
+}

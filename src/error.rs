@@ -1,0 +1,156 @@
+//! Typed errors of the library.
+//!
+//! Every error renders as one line that names the offending field (or file and line), the value
+//! that was given and what is allowed, so the binary can print it as is and exit with status 2.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from validating input, reading a file or writing a report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A parameter is outside its allowed range (or NaN).
+    #[error("{field} = {value}: must be {allowed}")]
+    OutOfRange {
+        /// Dotted name of the field, e.g. `specdec.alpha` or `--gamma`.
+        field: String,
+        /// The value as the user gave it.
+        value: String,
+        /// The allowed range in words, e.g. `in [0, 1]`.
+        allowed: String,
+    },
+    /// A catalog name (GPU, model, policy, ...) that is not known.
+    #[error("unknown {kind} '{name}'{}; known: {known}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnknownName {
+        /// What kind of thing was looked up (`gpu`, `model`, ...).
+        kind: &'static str,
+        /// The name that was given.
+        name: String,
+        /// The nearest known name, if one is close.
+        suggestion: Option<String>,
+        /// The known names, comma separated (possibly shortened).
+        known: String,
+    },
+    /// A file (TOML, CSV, trace) could not be parsed.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        /// The file, or a pseudo path such as `<embedded default.toml>`.
+        path: PathBuf,
+        /// 1-based line (or record) number, when known.
+        line: Option<u64>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request that is valid in itself but cannot be served (e.g. GPU code without the `cuda` feature).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// Builds an [`Error::OutOfRange`].
+    pub fn range(field: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+        Error::OutOfRange {
+            field: field.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// Builds an [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Parse`].
+    pub fn parse(path: impl Into<PathBuf>, line: Option<u64>, message: impl Into<String>) -> Self {
+        Error::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// Builds an [`Error::UnknownName`], suggesting the nearest of `known` by edit distance.
+    pub fn unknown<'a>(
+        kind: &'static str,
+        name: &str,
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let known: Vec<&str> = known.into_iter().collect();
+        let lname = name.to_ascii_lowercase();
+        let suggestion = known
+            .iter()
+            .map(|k| {
+                let lk = k.to_ascii_lowercase();
+                // Ties go to a name that is a prefix of the input (or the reverse), then to the
+                // closest length.
+                let prefix = !(lk.starts_with(&lname) || lname.starts_with(&lk));
+                (edit_distance(&lname, &lk), prefix, lk.len().abs_diff(lname.len()), *k)
+            })
+            .min()
+            .filter(|(d, _, _, k)| *d <= (k.len().max(3) / 2).max(2))
+            .map(|(_, _, _, k)| k.to_string());
+        let mut list = known.iter().take(12).copied().collect::<Vec<_>>().join(", ");
+        if known.len() > 12 {
+            list.push_str(", ...");
+        }
+        Error::UnknownName {
+            kind,
+            name: name.to_string(),
+            suggestion,
+            known: list,
+        }
+    }
+}
+
+/// Levenshtein distance between two strings (by chars), used for "did you mean" suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_hand_values() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("h200", "h200"), 0);
+    }
+
+    #[test]
+    fn unknown_suggests_nearest() {
+        let e = Error::unknown("gpu", "h20", ["h100", "h200", "a100-80gb"]);
+        let s = e.to_string();
+        assert!(s.contains("did you mean 'h100'") || s.contains("did you mean 'h200'"), "{s}");
+        let e = Error::unknown("gpu", "zzzzzzzzzz", ["h100"]);
+        assert!(!e.to_string().contains("did you mean"));
+    }
+}

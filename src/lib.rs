@@ -1,0 +1,33 @@
+//! # perfcast
+//!
+//! Predicts how fast ML-systems techniques run before anyone buys the hardware, and checks the
+//! predictions against measurements from real GPUs.
+//!
+//! Each technique module has an analytic model and a simulation that produce the **same** metric
+//! struct, so they can be compared with each other and with measurements point by point:
+//!
+//! - [`specdec`]: speculative decoding (draft models, LayerSkip early exit, CHAI clustered heads).
+//!
+//! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
+//! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
+//!
+//! ## Guarantees
+//! - Every random draw comes from a named, seeded generator (`Xoshiro256PlusPlus`); a point's seed
+//!   derives from the scenario seed and the point index, so results do not depend on threads.
+//! - Bad input yields an [`Error`] whose one-line message names the field, the value and the
+//!   allowed range; the library does not panic on user input.
+//! - Report files are written to a temporary file and renamed: never a partial file.
+
+#![deny(missing_docs)]
+
+pub mod calib;
+pub mod catalog;
+pub mod check;
+pub mod error;
+pub mod report;
+pub mod scenario;
+pub mod specdec;
+pub mod sweep;
+
+pub use catalog::Catalog;
+pub use error::{Error, Result};

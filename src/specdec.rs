@@ -1,0 +1,240 @@
+//! Speculative decoding: analytic throughput model and Monte-Carlo simulation.
+//!
+//! A speculation step drafts γ tokens (γ draft forwards of one token each) and verifies them in
+//! one target forward over γ + 1 positions; it emits E = 1 + Σ_{i≤γ} S(i) tokens per sequence on
+//! average (Leviathan et al. 2023; Chen et al. 2023). Step time is
+//! `γ · t_draft(b, 1, c) + t_verify(b, γ + 1, c)`; autoregressive decoding costs
+//! `t_target(b, 1, c)` per token. Costs come from the roofline [`latency`] model, from raw
+//! per-step times, or from Leviathan's cost ratio.
+//!
+//! Drafters: a separate draft model, LayerSkip-style early exit (Elhoushi et al. 2024: the draft
+//! is the target's first E layers plus its LM head, and verification reuses the drafted
+//! prefix's KV, so only layers E..L run over the γ + 1 positions and layers 0..E over the last
+//! drafted token), or a raw cost.
+
+pub mod acceptance;
+pub mod analytic;
+pub mod latency;
+pub mod sim;
+pub mod study;
+
+pub use acceptance::{alpha_from_acceptance_rate, Acceptance};
+pub use analytic::{analytic, best_gamma, rank};
+pub use latency::{Chai, ForwardModel, HwRates, Shape};
+pub use sim::{simulate, SimConfig};
+
+use crate::check;
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+/// Largest lookahead the tool accepts.
+pub const MAX_GAMMA: u32 = 64;
+/// Largest lookahead `--gamma auto` searches.
+pub const AUTO_GAMMA_MAX: u32 = 16;
+
+/// How the cost of drafting and verifying is obtained.
+#[derive(Debug, Clone)]
+pub enum CostModel {
+    /// Leviathan et al.'s setting: a draft forward costs `cost_ratio × target_step_s`, and
+    /// verification costs one target step regardless of γ.
+    Raw {
+        /// One target forward (autoregressive step), seconds.
+        target_step_s: f64,
+        /// One draft forward, seconds.
+        draft_step_s: f64,
+    },
+    /// A separate draft model on the same GPU; both through the roofline model.
+    DraftModel {
+        /// Target latency model.
+        target: ForwardModel,
+        /// Draft latency model.
+        draft: ForwardModel,
+    },
+    /// LayerSkip self-speculation: draft = the target's first `exit_layer` layers + LM head.
+    EarlyExit {
+        /// Target latency model.
+        target: ForwardModel,
+        /// Exit layer E, 1 ≤ E < L.
+        exit_layer: u32,
+    },
+}
+
+/// Times of one speculation step, seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTimes {
+    /// One draft forward of one token per sequence.
+    pub draft_step_s: f64,
+    /// One verification forward over γ + 1 positions.
+    pub verify_step_s: f64,
+    /// One autoregressive target forward (the baseline's time per token per sequence).
+    pub baseline_step_s: f64,
+}
+
+impl CostModel {
+    /// Raw costs from Leviathan's cost ratio c: draft forward = c × target, verification = 1 target step.
+    ///
+    /// # Errors
+    /// Non-positive step time or a ratio outside [0, 10].
+    pub fn from_cost_ratio(cost_ratio: f64, target_step_s: f64) -> Result<Self> {
+        check::in_closed("cost_ratio", cost_ratio, 0.0, 10.0)?;
+        check::positive("target_step_s", target_step_s)?;
+        Ok(CostModel::Raw {
+            target_step_s,
+            draft_step_s: cost_ratio * target_step_s,
+        })
+    }
+
+    /// Early-exit drafter with `exit_layer` validated against the target's depth.
+    ///
+    /// # Errors
+    /// `exit_layer` outside [1, L − 1].
+    pub fn early_exit(target: ForwardModel, exit_layer: u32) -> Result<Self> {
+        let l = target.arch.layers;
+        if exit_layer == 0 || exit_layer >= l {
+            return Err(Error::range(
+                "exit_layer",
+                exit_layer,
+                format!("an integer in [1, {}] ({} has {l} layers)", l - 1, target.arch.name),
+            ));
+        }
+        Ok(CostModel::EarlyExit { target, exit_layer })
+    }
+
+    /// Step times at batch `b`, lookahead `gamma`, mean context `ctx`.
+    pub fn step_times(&self, b: f64, gamma: u32, ctx: f64) -> StepTimes {
+        let one = Shape { batch: b, new_tokens: 1.0, context_tokens: ctx };
+        let verify_shape = Shape { batch: b, new_tokens: f64::from(gamma) + 1.0, context_tokens: ctx };
+        match self {
+            CostModel::Raw { target_step_s, draft_step_s } => StepTimes {
+                draft_step_s: *draft_step_s,
+                verify_step_s: *target_step_s,
+                baseline_step_s: *target_step_s,
+            },
+            CostModel::DraftModel { target, draft } => StepTimes {
+                draft_step_s: draft.forward_s(one),
+                verify_step_s: target.forward_s(verify_shape),
+                baseline_step_s: target.forward_s(one),
+            },
+            CostModel::EarlyExit { target, exit_layer } => {
+                let l = target.arch.layers;
+                let draft = target.layers_s(one, 0, *exit_layer) + target.head_s(one) + target.hw.step_overhead_s;
+                let verify = target.layers_s(one, 0, *exit_layer)
+                    + target.layers_s(verify_shape, *exit_layer, l)
+                    + target.head_s(verify_shape)
+                    + target.hw.step_overhead_s;
+                StepTimes {
+                    draft_step_s: draft,
+                    verify_step_s: verify,
+                    baseline_step_s: target.forward_s(one),
+                }
+            }
+        }
+    }
+
+    /// Device memory needed by target and draft at `batch` sequences of `max_context` tokens
+    /// (None for raw costs).
+    pub fn memory_bytes(&self, batch: f64, max_context: f64) -> Option<f64> {
+        match self {
+            CostModel::Raw { .. } => None,
+            CostModel::DraftModel { target, draft } => {
+                Some(target.memory_bytes(batch, max_context) + draft.memory_bytes(batch, max_context))
+            }
+            CostModel::EarlyExit { target, .. } => Some(target.memory_bytes(batch, max_context)),
+        }
+    }
+}
+
+/// Lookahead: a fixed γ or the best γ in 1..=[`AUTO_GAMMA_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gamma {
+    /// This γ.
+    Fixed(u32),
+    /// Search for the γ with the highest tokens/s.
+    Auto,
+}
+
+/// One speculative-decoding what-if.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Label of the drafter for output (`llama-2-7b`, `layerskip:E=16`, `raw`).
+    pub draft_name: String,
+    /// Label of the target.
+    pub target_name: String,
+    /// Acceptance model.
+    pub acceptance: Acceptance,
+    /// Lookahead.
+    pub gamma: Gamma,
+    /// Sequences decoded together.
+    pub batch: u32,
+    /// Mean tokens in each sequence's KV cache while decoding.
+    pub context_tokens: f64,
+    /// Costs.
+    pub cost: CostModel,
+    /// Device memory of the GPU, bytes (to flag configurations that do not fit).
+    pub gpu_memory_bytes: Option<f64>,
+}
+
+impl Params {
+    /// Validates the numeric fields.
+    ///
+    /// # Errors
+    /// γ outside [1, 64] or beyond the acceptance curve, batch outside [1, 65536], negative or
+    /// NaN context.
+    pub fn validate(&self) -> Result<()> {
+        if let Gamma::Fixed(g) = self.gamma {
+            check::int_in("gamma", i64::from(g), 1, i64::from(MAX_GAMMA))?;
+            self.acceptance.check_gamma(g)?;
+        }
+        check::int_in("batch", i64::from(self.batch), 1, 65536)?;
+        check::non_negative("context_tokens", self.context_tokens)?;
+        Ok(())
+    }
+}
+
+/// The result of one prediction (analytic or simulated). Field names are the JSON contract of
+/// `perfcast specdec` (DESIGN.md §5).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metrics {
+    /// Target label.
+    pub target: String,
+    /// Drafter label.
+    pub draft: String,
+    /// `analytic` or `sim`.
+    pub method: &'static str,
+    /// Lookahead γ used.
+    pub gamma: u32,
+    /// i.i.d. acceptance α, when the acceptance model is i.i.d.
+    pub alpha: Option<f64>,
+    /// Marginal acceptance rate (accepted/drafted) at this γ: what an engine would report.
+    pub acceptance_rate: f64,
+    /// Sequences per batch.
+    pub batch: u32,
+    /// Mean context tokens.
+    pub context_tokens: f64,
+    /// Tokens emitted per sequence per speculation step (expected, or measured in simulation).
+    pub expected_tokens_per_step: f64,
+    /// One draft forward, seconds.
+    pub draft_step_s: f64,
+    /// One verification forward, seconds.
+    pub verify_step_s: f64,
+    /// One speculation step: γ · draft_step_s + verify_step_s, seconds.
+    pub step_s: f64,
+    /// Tokens per second over the whole batch.
+    pub tokens_per_s: f64,
+    /// Autoregressive tokens per second over the whole batch.
+    pub baseline_tokens_per_s: f64,
+    /// tokens_per_s / baseline_tokens_per_s.
+    pub speedup: f64,
+    /// Device memory needed (weights + KV at 2 × context), bytes; None for raw costs.
+    pub memory_bytes: Option<f64>,
+    /// Whether `memory_bytes` fits the GPU; None when unknown.
+    pub fits_memory: Option<bool>,
+    /// Median per-token latency (simulation only), seconds.
+    pub p50_token_latency_s: Option<f64>,
+    /// 90th-percentile per-token latency (simulation only), seconds.
+    pub p90_token_latency_s: Option<f64>,
+    /// 99th-percentile per-token latency (simulation only), seconds.
+    pub p99_token_latency_s: Option<f64>,
+    /// Seed of the simulation's random draws.
+    pub seed: Option<u64>,
+}

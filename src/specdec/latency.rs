@@ -1,0 +1,261 @@
+//! Latency of one transformer forward on a GPU: a per-layer roofline plus fixed overheads.
+//!
+//! A forward of `b` sequences × `n` new tokens each, at a mean of `c` tokens already in the KV
+//! cache, costs per layer
+//!
+//! ```text
+//! t_layer = max(F_lin / P, B_w / BW)            weights: 2·b·n·W FLOPs, W·d bytes
+//!         + max(F_attn / P, B_kv / BW)          attention: scores and values over c + (n+1)/2 keys
+//!         + layer_overhead_s
+//! ```
+//!
+//! and the forward adds the LM head's roofline and `step_overhead_s`. `P` and `BW` are the
+//! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`).
+//! Draft latency is dominated by depth through the per-layer overhead (Yan et al. 2024,
+//! "Decoding Speculative Decoding"), which is why the overhead is per layer, not per forward.
+//!
+//! CHAI (Agarwal et al. 2024, "CHAI: Clustered Head Attention for Efficient LLM Inference")
+//! clusters the attention heads of a layer: only one representative per cluster computes
+//! attention scores, so score FLOPs scale by clusters/heads and the K cache keeps only the
+//! representatives' keys (min(clusters, kv_heads)/kv_heads of the K bytes); values are untouched.
+
+use crate::catalog::{Gpu, LatencyDefaults, LlmArch};
+use crate::check;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Effective hardware rates and fixed overheads of the latency model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HwRates {
+    /// Effective matmul rate, FLOP/s.
+    pub flops_per_s: f64,
+    /// Effective memory bandwidth, bytes/s.
+    pub bw_bytes_per_s: f64,
+    /// Fixed cost per layer per forward, seconds.
+    pub layer_overhead_s: f64,
+    /// Fixed cost per forward, seconds.
+    pub step_overhead_s: f64,
+    /// Bytes per weight / KV element (2 for bf16).
+    pub dtype_bytes: f64,
+}
+
+impl HwRates {
+    /// Rates for bf16 inference on `gpu` with latency-model parameters `lat`.
+    pub fn bf16(gpu: &Gpu, lat: &LatencyDefaults) -> Self {
+        HwRates {
+            flops_per_s: gpu.bf16_flops * lat.flops_efficiency,
+            bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * lat.bw_efficiency,
+            layer_overhead_s: lat.layer_overhead_s,
+            step_overhead_s: lat.step_overhead_s,
+            dtype_bytes: 2.0,
+        }
+    }
+}
+
+/// CHAI head clustering: clusters per layer (one count for all layers, or one per layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chai {
+    /// Clusters per layer; length 1 means the same count for every layer.
+    pub clusters: Vec<u32>,
+}
+
+impl Chai {
+    /// Validates clusters against the architecture: 1 ≤ clusters ≤ heads, one or `layers` values.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] on `chai_clusters`.
+    pub fn new(clusters: Vec<u32>, arch: &LlmArch) -> Result<Self> {
+        if clusters.len() != 1 && clusters.len() != arch.layers as usize {
+            return Err(Error::range(
+                "chai_clusters",
+                format!("{} values", clusters.len()),
+                format!("1 value or one per layer ({} for {})", arch.layers, arch.name),
+            ));
+        }
+        for (i, &c) in clusters.iter().enumerate() {
+            if c == 0 || c > arch.heads {
+                return Err(Error::range(
+                    format!("chai_clusters[{i}]"),
+                    c,
+                    format!("an integer in [1, {}] (the heads of {})", arch.heads, arch.name),
+                ));
+            }
+        }
+        Ok(Chai { clusters })
+    }
+    fn at(&self, layer: usize) -> u32 {
+        if self.clusters.len() == 1 {
+            self.clusters[0]
+        } else {
+            self.clusters[layer]
+        }
+    }
+}
+
+/// The latency model of one architecture on one GPU.
+#[derive(Debug, Clone)]
+pub struct ForwardModel {
+    /// The architecture.
+    pub arch: LlmArch,
+    /// Hardware rates.
+    pub hw: HwRates,
+    /// Optional CHAI clustering.
+    pub chai: Option<Chai>,
+    layer_w_flops_per_token: f64,
+    layer_w_bytes: f64,
+    head_flops_per_token: f64,
+    head_bytes: f64,
+    kv_bytes_per_token_layer: f64,
+}
+
+/// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    /// Sequences in the batch.
+    pub batch: f64,
+    /// New tokens per sequence in this forward.
+    pub new_tokens: f64,
+    /// Mean tokens already in each sequence's KV cache.
+    pub context_tokens: f64,
+}
+
+impl ForwardModel {
+    /// Builds the model.
+    ///
+    /// # Errors
+    /// Non-positive rates or negative overheads.
+    pub fn new(arch: LlmArch, hw: HwRates, chai: Option<Chai>) -> Result<Self> {
+        check::positive("flops_per_s", hw.flops_per_s)?;
+        check::positive("bw_bytes_per_s", hw.bw_bytes_per_s)?;
+        check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
+        check::non_negative("step_overhead_s", hw.step_overhead_s)?;
+        check::positive("dtype_bytes", hw.dtype_bytes)?;
+        let d = hw.dtype_bytes;
+        Ok(ForwardModel {
+            layer_w_flops_per_token: 2.0 * arch.layer_matmul_params() as f64,
+            layer_w_bytes: arch.layer_params() as f64 * d,
+            head_flops_per_token: 2.0 * arch.lm_head_params() as f64,
+            head_bytes: arch.lm_head_params() as f64 * d,
+            kv_bytes_per_token_layer: arch.kv_dim() as f64 * d,
+            arch,
+            hw,
+            chai,
+        })
+    }
+
+    fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
+        let tokens = s.batch * s.new_tokens;
+        let lin = (tokens * self.layer_w_flops_per_token / self.hw.flops_per_s)
+            .max(self.layer_w_bytes / self.hw.bw_bytes_per_s);
+        let (score_frac, k_frac) = match clusters {
+            None => (1.0, 1.0),
+            Some(c) => (
+                f64::from(c) / f64::from(self.arch.heads),
+                f64::from(c.min(self.arch.kv_heads)) / f64::from(self.arch.kv_heads),
+            ),
+        };
+        let keys = s.context_tokens + 0.5 * (s.new_tokens + 1.0);
+        let qd = f64::from(self.arch.heads) * self.arch.head_dim() as f64;
+        let attn_flops = 2.0 * tokens * keys * qd * (1.0 + score_frac);
+        let kv = self.kv_bytes_per_token_layer * (1.0 + k_frac);
+        let attn_bytes = s.batch * (s.context_tokens + s.new_tokens) * kv;
+        let attn = (attn_flops / self.hw.flops_per_s).max(attn_bytes / self.hw.bw_bytes_per_s);
+        lin + attn + self.hw.layer_overhead_s
+    }
+
+    /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
+    pub fn layers_s(&self, s: Shape, from: u32, to: u32) -> f64 {
+        match &self.chai {
+            Some(c) if c.clusters.len() > 1 => (from..to).map(|l| self.layer_s(s, Some(c.at(l as usize)))).sum(),
+            Some(c) => f64::from(to - from) * self.layer_s(s, Some(c.at(0))),
+            None => f64::from(to - from) * self.layer_s(s, None),
+        }
+    }
+
+    /// Seconds for the LM head over `batch × new_tokens` positions.
+    pub fn head_s(&self, s: Shape) -> f64 {
+        (s.batch * s.new_tokens * self.head_flops_per_token / self.hw.flops_per_s)
+            .max(self.head_bytes / self.hw.bw_bytes_per_s)
+    }
+
+    /// Seconds for one full forward (all layers, LM head, per-step overhead).
+    pub fn forward_s(&self, s: Shape) -> f64 {
+        self.layers_s(s, 0, self.arch.layers) + self.head_s(s) + self.hw.step_overhead_s
+    }
+
+    /// Bytes a forward must stream at least once (weights + KV cache): the bandwidth floor is
+    /// this over the peak bandwidth.
+    pub fn forward_bytes(&self, s: Shape) -> f64 {
+        let layers = f64::from(self.arch.layers);
+        layers * (self.layer_w_bytes + s.batch * (s.context_tokens + s.new_tokens) * 2.0 * self.kv_bytes_per_token_layer)
+            + self.head_bytes
+    }
+
+    /// Device memory needed: weights plus a KV cache for `batch` sequences of `max_context` tokens.
+    pub fn memory_bytes(&self, batch: f64, max_context: f64) -> f64 {
+        self.arch.param_count() as f64 * self.hw.dtype_bytes
+            + batch * max_context * self.arch.kv_bytes_per_token(self.hw.dtype_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn model(name: &str, chai: Option<Vec<u32>>) -> ForwardModel {
+        let c = Catalog::embedded().unwrap();
+        let arch = c.llm(name).unwrap().clone();
+        let hw = HwRates {
+            flops_per_s: 1e15,
+            bw_bytes_per_s: 4e12,
+            layer_overhead_s: 0.0,
+            step_overhead_s: 0.0,
+            dtype_bytes: 2.0,
+        };
+        let chai = chai.map(|v| Chai::new(v, &arch).unwrap());
+        ForwardModel::new(arch, hw, chai).unwrap()
+    }
+
+    #[test]
+    fn batch1_decode_is_the_bandwidth_floor() {
+        // Llama-2-7B, b = 1, n = 1, c = 0: memory bound; weights 6.74e9 × 2 B (minus the
+        // embedding table, which a forward reads one row of) over 4e12 B/s.
+        let m = model("llama-2-7b", None);
+        let s = Shape { batch: 1.0, new_tokens: 1.0, context_tokens: 0.0 };
+        let t = m.forward_s(s);
+        let weights = (32.0 * m.arch.layer_params() as f64 + 32000.0 * 4096.0) * 2.0;
+        let kv = 32.0 * 1.0 * 2.0 * 4096.0 * 2.0;
+        let floor = (weights + kv) / 4e12;
+        assert!((t - floor).abs() / floor < 1e-9, "{t} vs {floor}");
+    }
+
+    #[test]
+    fn large_batch_becomes_compute_bound() {
+        let m = model("llama-2-7b", None);
+        let s = Shape { batch: 512.0, new_tokens: 8.0, context_tokens: 0.0 };
+        let lin_compute = 32.0 * 512.0 * 8.0 * 2.0 * m.arch.layer_matmul_params() as f64 / 1e15;
+        assert!(m.layers_s(s, 0, 32) >= lin_compute);
+    }
+
+    #[test]
+    fn chai_reduces_time_and_never_increases_it() {
+        let plain = model("llama-2-7b", None);
+        let chai = model("llama-2-7b", Some(vec![8]));
+        let s = Shape { batch: 8.0, new_tokens: 1.0, context_tokens: 4096.0 };
+        assert!(chai.forward_s(s) < plain.forward_s(s));
+        let all = model("llama-2-7b", Some(vec![32]));
+        assert!((all.forward_s(s) - plain.forward_s(s)).abs() < 1e-15);
+        let per_layer = model("llama-2-7b", Some(vec![8; 32]));
+        assert!((per_layer.forward_s(s) - chai.forward_s(s)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn chai_validation() {
+        let c = Catalog::embedded().unwrap();
+        let arch = c.llm("llama-2-7b").unwrap();
+        assert!(Chai::new(vec![0], arch).is_err());
+        assert!(Chai::new(vec![33], arch).is_err());
+        assert!(Chai::new(vec![4, 4], arch).is_err());
+    }
+}
