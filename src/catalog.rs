@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("gpus.toml", include_str!("../models/gpus.toml")),
     ("llms.toml", include_str!("../models/llms.toml")),
+    ("llms-validation.toml", include_str!("../models/llms-validation.toml")),
     (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),
@@ -44,6 +45,7 @@ struct GpuFile {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LlmFile {
+    #[serde(default)]
     llm: Vec<LlmArch>,
 }
 
@@ -76,7 +78,9 @@ impl Catalog {
             dir: dir.map(Path::to_path_buf),
         };
         let gpus: GpuFile = cat.parse_toml("gpus.toml")?;
-        let llms: LlmFile = cat.parse_toml("llms.toml")?;
+        let mut llms: LlmFile = cat.parse_toml("llms.toml")?;
+        let val: LlmFile = cat.parse_toml("llms-validation.toml")?;
+        llms.llm.extend(val.llm);
         for g in &gpus.gpu {
             g.validate()?;
         }
