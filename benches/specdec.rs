@@ -11,7 +11,11 @@ use std::hint::black_box;
 fn params(cat: &Catalog, batch: u32) -> Params {
     PointSpec {
         target: "llama-2-70b".into(),
-        draft: DraftSpec { model: Some("llama-2-7b".into()), alpha: Some(0.8), ..DraftSpec::default() },
+        draft: DraftSpec {
+            model: Some("llama-2-7b".into()),
+            alpha: Some(0.8),
+            ..DraftSpec::default()
+        },
         gamma: GammaSpec::Fixed(4),
         batch,
         ..PointSpec::new()
@@ -23,7 +27,9 @@ fn params(cat: &Catalog, batch: u32) -> Params {
 fn bench(c: &mut Criterion) {
     let cat = Catalog::embedded().unwrap();
     let p = params(&cat, 8);
-    c.bench_function("specdec/analytic_point", |b| b.iter(|| analytic(black_box(&p)).unwrap()));
+    c.bench_function("specdec/analytic_point", |b| {
+        b.iter(|| analytic(black_box(&p)).unwrap())
+    });
 
     let steps = 100_000u64;
     let p1 = params(&cat, 1);
@@ -31,7 +37,17 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(steps));
     g.sample_size(10);
     g.bench_function("decode_steps_b1", |b| {
-        b.iter(|| simulate(black_box(&p1), SimConfig { steps, gen_tokens: 256, seed: 1 }).unwrap())
+        b.iter(|| {
+            simulate(
+                black_box(&p1),
+                SimConfig {
+                    steps,
+                    gen_tokens: 256,
+                    seed: 1,
+                },
+            )
+            .unwrap()
+        })
     });
     g.finish();
 

@@ -43,6 +43,12 @@ pub fn is_calibrated(cat: &Catalog, gpu: &str) -> bool {
     cat.read_text(&format!("calibration/{gpu}.toml")).is_ok()
 }
 
+/// One line for reports saying how far a technique's predictions have been checked against
+/// measurements (from the committed validation sets).
+pub fn validation_note(technique: &str) -> String {
+    format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,12 +70,9 @@ mod tests {
             "[latency]\nflops_efficiency = 1.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
         )
         .unwrap();
-        assert!(latency_for(&c, "a10g").unwrap_err().to_string().contains("flops_efficiency = 1.5"));
+        assert!(latency_for(&c, "a10g")
+            .unwrap_err()
+            .to_string()
+            .contains("flops_efficiency = 1.5"));
     }
-}
-
-/// One line for reports saying how far a technique's predictions have been checked against
-/// measurements (from the committed validation sets).
-pub fn validation_note(technique: &str) -> String {
-    format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output")
 }

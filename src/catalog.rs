@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("gpus.toml", include_str!("../models/gpus.toml")),
     ("llms.toml", include_str!("../models/llms.toml")),
-    ("llms-validation.toml", include_str!("../models/llms-validation.toml")),
+    (
+        "llms-validation.toml",
+        include_str!("../models/llms-validation.toml"),
+    ),
     (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),
@@ -108,7 +111,12 @@ impl Catalog {
         EMBEDDED
             .iter()
             .find(|(name, _)| *name == rel)
-            .map(|(name, text)| (text.to_string(), PathBuf::from(format!("<embedded models/{name}>"))))
+            .map(|(name, text)| {
+                (
+                    text.to_string(),
+                    PathBuf::from(format!("<embedded models/{name}>")),
+                )
+            })
             .ok_or_else(|| {
                 Error::io(
                     rel,
@@ -158,7 +166,11 @@ pub fn parse_toml_str<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T>
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() as u64 + 1);
-        Error::parse(path, line, e.message().replace('\n', " ").trim().to_string())
+        Error::parse(
+            path,
+            line,
+            e.message().replace('\n', " ").trim().to_string(),
+        )
     })
 }
 
@@ -213,7 +225,10 @@ mod tests {
     fn unknown_gpu_error_names_the_nearest() {
         let c = Catalog::embedded().unwrap();
         let e = c.gpu("h2000").unwrap_err().to_string();
-        assert!(e.contains("unknown gpu 'h2000'") && e.contains("did you mean 'h200'"), "{e}");
+        assert!(
+            e.contains("unknown gpu 'h2000'") && e.contains("did you mean 'h200'"),
+            "{e}"
+        );
     }
 
     #[test]

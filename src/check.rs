@@ -49,7 +49,11 @@ pub fn int_in(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
     if v >= lo && v <= hi {
         Ok(v)
     } else {
-        Err(Error::range(field, v, format!("an integer in [{lo}, {hi}]")))
+        Err(Error::range(
+            field,
+            v,
+            format!("an integer in [{lo}, {hi}]"),
+        ))
     }
 }
 

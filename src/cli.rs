@@ -5,9 +5,9 @@ pub mod catalog_cmd;
 pub mod run;
 pub mod specdec;
 
+use clap::{Parser, Subcommand};
 use perfcast::report::Format;
 use perfcast::{Catalog, Result};
-use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// perfcast: predict how fast ML-systems techniques run, and check the predictions on real GPUs.
@@ -70,7 +70,11 @@ impl Outcome {
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<Outcome> {
     let catalog = Catalog::load(cli.catalog.as_deref())?;
-    let g = Globals { catalog, format: cli.format, quiet: cli.quiet };
+    let g = Globals {
+        catalog,
+        format: cli.format,
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),

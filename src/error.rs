@@ -60,7 +60,11 @@ pub enum Error {
 
 impl Error {
     /// Builds an [`Error::OutOfRange`].
-    pub fn range(field: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+    pub fn range(
+        field: impl Into<String>,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> Self {
         Error::OutOfRange {
             field: field.into(),
             value: value.to_string(),
@@ -100,12 +104,22 @@ impl Error {
                 // Ties go to a name that is a prefix of the input (or the reverse), then to the
                 // closest length.
                 let prefix = !(lk.starts_with(&lname) || lname.starts_with(&lk));
-                (edit_distance(&lname, &lk), prefix, lk.len().abs_diff(lname.len()), *k)
+                (
+                    edit_distance(&lname, &lk),
+                    prefix,
+                    lk.len().abs_diff(lname.len()),
+                    *k,
+                )
             })
             .min()
             .filter(|(d, _, _, k)| *d <= (k.len().max(3) / 2).max(2))
             .map(|(_, _, _, k)| k.to_string());
-        let mut list = known.iter().take(12).copied().collect::<Vec<_>>().join(", ");
+        let mut list = known
+            .iter()
+            .take(12)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
         if known.len() > 12 {
             list.push_str(", ...");
         }
@@ -149,7 +163,10 @@ mod tests {
     fn unknown_suggests_nearest() {
         let e = Error::unknown("gpu", "h20", ["h100", "h200", "a100-80gb"]);
         let s = e.to_string();
-        assert!(s.contains("did you mean 'h100'") || s.contains("did you mean 'h200'"), "{s}");
+        assert!(
+            s.contains("did you mean 'h100'") || s.contains("did you mean 'h200'"),
+            "{s}"
+        );
         let e = Error::unknown("gpu", "zzzzzzzzzz", ["h100"]);
         assert!(!e.to_string().contains("did you mean"));
     }

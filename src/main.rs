@@ -27,14 +27,21 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             // Usage errors: one line, like every other error.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             eprintln!("error: {first} (see perfcast --help)");
             return Ok(ExitCode::from(2));
         }
     };
     let out = cli::dispatch(args)?;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.stdout.as_bytes()).and_then(|_| stdout.flush()) {
+    match stdout
+        .write_all(out.stdout.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => {}
         // A closed pipe (`perfcast ... | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),

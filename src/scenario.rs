@@ -69,7 +69,11 @@ impl StudySpec {
 
     /// Names of the axes with more than one value.
     pub fn swept(&self) -> Vec<&str> {
-        self.axes.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k.as_str()).collect()
+        self.axes
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(k, _)| k.as_str())
+            .collect()
     }
 
     /// Deserializes one point into `T`, with errors naming the study.
@@ -81,7 +85,11 @@ impl StudySpec {
             Error::parse(
                 &self.path,
                 None,
-                format!("study '{}': {}", self.name, e.to_string().replace('\n', " ").trim()),
+                format!(
+                    "study '{}': {}",
+                    self.name,
+                    e.to_string().replace('\n', " ").trim()
+                ),
             )
         })
     }
@@ -153,24 +161,52 @@ struct ScenarioFile {
 pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
     let file: ScenarioFile = parse_toml_str(text, path)?;
     if file.study.is_empty() {
-        return Err(Error::parse(path, None, "no [[study]] tables: a scenario needs at least one"));
+        return Err(Error::parse(
+            path,
+            None,
+            "no [[study]] tables: a scenario needs at least one",
+        ));
     }
     let mut studies: Vec<Box<dyn Study>> = Vec::new();
     for (i, mut t) in file.study.into_iter().enumerate() {
         let technique = match t.remove("technique") {
             Some(toml::Value::String(s)) => s,
-            _ => return Err(Error::parse(path, None, format!("study #{}: missing string key 'technique'", i + 1))),
+            _ => {
+                return Err(Error::parse(
+                    path,
+                    None,
+                    format!("study #{}: missing string key 'technique'", i + 1),
+                ))
+            }
         };
         let name = match t.remove("name") {
             Some(toml::Value::String(s)) => s,
             None => format!("{technique}-{}", i + 1),
-            Some(v) => return Err(Error::parse(path, None, format!("study #{}: name = {v}: must be a string", i + 1))),
+            Some(v) => {
+                return Err(Error::parse(
+                    path,
+                    None,
+                    format!("study #{}: name = {v}: must be a string", i + 1),
+                ))
+            }
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-            return Err(Error::range(format!("study #{}.name", i + 1), &name, "a non-empty file-name-safe string ([A-Za-z0-9._-])"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(Error::range(
+                format!("study #{}.name", i + 1),
+                &name,
+                "a non-empty file-name-safe string ([A-Za-z0-9._-])",
+            ));
         }
         if studies.iter().any(|s| s.name() == name) {
-            return Err(Error::range(format!("study #{}.name", i + 1), &name, "unique within the scenario"));
+            return Err(Error::range(
+                format!("study #{}.name", i + 1),
+                &name,
+                "unique within the scenario",
+            ));
         }
         let axes = match t.remove("sweep") {
             None => Vec::new(),
@@ -178,18 +214,38 @@ pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
                 .into_iter()
                 .map(|(k, v)| Ok((k.clone(), axis_values(&name, &k, v, path)?)))
                 .collect::<Result<Vec<_>>>()?,
-            Some(_) => return Err(Error::parse(path, None, format!("study '{name}': sweep must be a table of axes"))),
+            Some(_) => {
+                return Err(Error::parse(
+                    path,
+                    None,
+                    format!("study '{name}': sweep must be a table of axes"),
+                ))
+            }
         };
         for (k, _) in &axes {
             if t.contains_key(k) {
-                return Err(Error::parse(path, None, format!("study '{name}': '{k}' is both fixed and swept")));
+                return Err(Error::parse(
+                    path,
+                    None,
+                    format!("study '{name}': '{k}' is both fixed and swept"),
+                ));
             }
         }
-        let spec = StudySpec { name, technique, fixed: t, axes, path: path.to_path_buf() };
+        let spec = StudySpec {
+            name,
+            technique,
+            fixed: t,
+            axes,
+            path: path.to_path_buf(),
+        };
         studies.push(build(spec, catalog)?);
     }
     Ok(Scenario {
-        name: file.name.unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
+        name: file.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
         description: file.description,
         seed: file.seed.unwrap_or(DEFAULT_SEED),
         studies,
@@ -199,8 +255,14 @@ pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
 /// Turns one technique's spec into a runnable study.
 fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
     match spec.technique.as_str() {
-        "specdec" => Ok(Box::new(crate::specdec::study::SpecdecStudy::new(spec, catalog)?)),
-        other => Err(Error::unknown("technique", other, TECHNIQUES.iter().copied())),
+        "specdec" => Ok(Box::new(crate::specdec::study::SpecdecStudy::new(
+            spec, catalog,
+        )?)),
+        other => Err(Error::unknown(
+            "technique",
+            other,
+            TECHNIQUES.iter().copied(),
+        )),
     }
 }
 
@@ -215,7 +277,11 @@ fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Ve
         other => vec![other],
     };
     if values.is_empty() {
-        return Err(Error::range(field, "[]", "a non-empty list (an empty sweep has no points)"));
+        return Err(Error::range(
+            field,
+            "[]",
+            "a non-empty list (an empty sweep has no points)",
+        ));
     }
     let _ = path;
     Ok(values)
@@ -224,11 +290,17 @@ fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Ve
 fn range_values(field: &str, t: &toml::Table) -> Result<Vec<toml::Value>> {
     for k in t.keys() {
         if !matches!(k.as_str(), "from" | "to" | "step") {
-            return Err(Error::range(format!("{field}.{k}"), k, "one of from, to, step (an inclusive range)"));
+            return Err(Error::range(
+                format!("{field}.{k}"),
+                k,
+                "one of from, to, step (an inclusive range)",
+            ));
         }
     }
     let get = |k: &str| t.get(k);
-    let all_int = ["from", "to", "step"].iter().all(|k| get(k).is_none_or(|v| v.is_integer()));
+    let all_int = ["from", "to", "step"]
+        .iter()
+        .all(|k| get(k).is_none_or(|v| v.is_integer()));
     let num = |k: &str| -> Result<Option<f64>> {
         match get(k) {
             None => Ok(None),
@@ -237,18 +309,32 @@ fn range_values(field: &str, t: &toml::Table) -> Result<Vec<toml::Value>> {
             Some(v) => Err(Error::range(format!("{field}.{k}"), v, "a number")),
         }
     };
-    let from = num("from")?.ok_or_else(|| Error::range(format!("{field}.from"), "missing", "a number"))?;
-    let to = num("to")?.ok_or_else(|| Error::range(format!("{field}.to"), "missing", "a number"))?;
+    let from =
+        num("from")?.ok_or_else(|| Error::range(format!("{field}.from"), "missing", "a number"))?;
+    let to =
+        num("to")?.ok_or_else(|| Error::range(format!("{field}.to"), "missing", "a number"))?;
     let step = num("step")?.unwrap_or(1.0);
     if !(step.is_finite() && step > 0.0) {
-        return Err(Error::range(format!("{field}.step"), step, "a finite number > 0"));
+        return Err(Error::range(
+            format!("{field}.step"),
+            step,
+            "a finite number > 0",
+        ));
     }
     if !(from.is_finite() && to.is_finite()) || to < from {
-        return Err(Error::range(format!("{field}.to"), to, format!(">= from = {from} (an empty sweep has no points)")));
+        return Err(Error::range(
+            format!("{field}.to"),
+            to,
+            format!(">= from = {from} (an empty sweep has no points)"),
+        ));
     }
     let n = ((to - from) / step + 1e-9).floor() as u64 + 1;
     if n > 1_000_000 {
-        return Err(Error::range(format!("{field}"), n, "at most 1 000 000 values per axis"));
+        return Err(Error::range(
+            field.to_string(),
+            n,
+            "at most 1 000 000 values per axis",
+        ));
     }
     Ok((0..n)
         .map(|i| {
@@ -272,9 +358,19 @@ mod tests {
         assert_eq!(range_values("g", &t).unwrap().len(), 8);
         let t: toml::Table = toml::from_str("from = 0.5\nto = 1.0\nstep = 0.25").unwrap();
         let v = range_values("a", &t).unwrap();
-        assert_eq!(v, vec![toml::Value::Float(0.5), toml::Value::Float(0.75), toml::Value::Float(1.0)]);
+        assert_eq!(
+            v,
+            vec![
+                toml::Value::Float(0.5),
+                toml::Value::Float(0.75),
+                toml::Value::Float(1.0)
+            ]
+        );
         let t: toml::Table = toml::from_str("from = 3\nto = 1").unwrap();
-        assert!(range_values("g", &t).unwrap_err().to_string().contains("empty sweep"));
+        assert!(range_values("g", &t)
+            .unwrap_err()
+            .to_string()
+            .contains("empty sweep"));
     }
 
     #[test]
@@ -300,8 +396,14 @@ mod tests {
         let c = Catalog::embedded().unwrap();
         let p = Path::new("s.toml");
         for (text, needle) in [
-            ("[[study]]\ntechnique = \"nope\"\n", "unknown technique 'nope'"),
-            ("[[study]]\ntechnique = \"specdec\"\n[study.sweep]\ngamma = []\n", "empty sweep"),
+            (
+                "[[study]]\ntechnique = \"nope\"\n",
+                "unknown technique 'nope'",
+            ),
+            (
+                "[[study]]\ntechnique = \"specdec\"\n[study.sweep]\ngamma = []\n",
+                "empty sweep",
+            ),
             ("bogus = 1\n", "unknown field"),
             ("seed = \n", "s.toml:1"),
             ("", "no [[study]]"),

@@ -20,7 +20,7 @@ pub mod study;
 
 pub use acceptance::{alpha_from_acceptance_rate, Acceptance};
 pub use analytic::{analytic, best_gamma, rank};
-pub use latency::{Chai, ForwardModel, HwRates, Shape};
+pub use latency::{Chai, ForwardModel, HwRates, Shape, TpLink};
 pub use sim::{simulate, SimConfig};
 
 use crate::check;
@@ -33,6 +33,8 @@ pub const MAX_GAMMA: u32 = 64;
 pub const AUTO_GAMMA_MAX: u32 = 16;
 
 /// How the cost of drafting and verifying is obtained.
+// Built once per point and never moved in a hot loop: boxing the models would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CostModel {
     /// Leviathan et al.'s setting: a draft forward costs `cost_ratio × target_step_s`, and
@@ -94,7 +96,11 @@ impl CostModel {
             return Err(Error::range(
                 "exit_layer",
                 exit_layer,
-                format!("an integer in [1, {}] ({} has {l} layers)", l - 1, target.arch.name),
+                format!(
+                    "an integer in [1, {}] ({} has {l} layers)",
+                    l - 1,
+                    target.arch.name
+                ),
             ));
         }
         Ok(CostModel::EarlyExit { target, exit_layer })
@@ -102,10 +108,21 @@ impl CostModel {
 
     /// Step times at batch `b`, lookahead `gamma`, mean context `ctx`.
     pub fn step_times(&self, b: f64, gamma: u32, ctx: f64) -> StepTimes {
-        let one = Shape { batch: b, new_tokens: 1.0, context_tokens: ctx };
-        let verify_shape = Shape { batch: b, new_tokens: f64::from(gamma) + 1.0, context_tokens: ctx };
+        let one = Shape {
+            batch: b,
+            new_tokens: 1.0,
+            context_tokens: ctx,
+        };
+        let verify_shape = Shape {
+            batch: b,
+            new_tokens: f64::from(gamma) + 1.0,
+            context_tokens: ctx,
+        };
         match self {
-            CostModel::Raw { target_step_s, draft_step_s } => StepTimes {
+            CostModel::Raw {
+                target_step_s,
+                draft_step_s,
+            } => StepTimes {
                 draft_step_s: *draft_step_s,
                 verify_step_s: *target_step_s,
                 baseline_step_s: *target_step_s,
@@ -117,7 +134,9 @@ impl CostModel {
             },
             CostModel::EarlyExit { target, exit_layer } => {
                 let l = target.arch.layers;
-                let draft = target.layers_s(one, 0, *exit_layer) + target.head_s(one) + target.hw.step_overhead_s;
+                let draft = target.layers_s(one, 0, *exit_layer)
+                    + target.head_s(one)
+                    + target.hw.step_overhead_s;
                 let verify = target.layers_s(one, 0, *exit_layer)
                     + target.layers_s(verify_shape, *exit_layer, l)
                     + target.head_s(verify_shape)
@@ -131,14 +150,22 @@ impl CostModel {
         }
     }
 
+    /// Tensor-parallel degree of the target (1 for raw costs).
+    pub fn tp(&self) -> u32 {
+        match self {
+            CostModel::Raw { .. } => 1,
+            CostModel::DraftModel { target, .. } | CostModel::EarlyExit { target, .. } => target.tp,
+        }
+    }
+
     /// Device memory needed by target and draft at `batch` sequences of `max_context` tokens
     /// (None for raw costs).
     pub fn memory_bytes(&self, batch: f64, max_context: f64) -> Option<f64> {
         match self {
             CostModel::Raw { .. } => None,
-            CostModel::DraftModel { target, draft } => {
-                Some(target.memory_bytes(batch, max_context) + draft.memory_bytes(batch, max_context))
-            }
+            CostModel::DraftModel { target, draft } => Some(
+                target.memory_bytes(batch, max_context) + draft.memory_bytes(batch, max_context),
+            ),
             CostModel::EarlyExit { target, .. } => Some(target.memory_bytes(batch, max_context)),
         }
     }
@@ -170,7 +197,7 @@ pub struct Params {
     pub context_tokens: f64,
     /// Costs.
     pub cost: CostModel,
-    /// Device memory of the GPU, bytes (to flag configurations that do not fit).
+    /// Device memory of one GPU, bytes (to flag configurations that do not fit).
     pub gpu_memory_bytes: Option<f64>,
 }
 
@@ -209,6 +236,8 @@ pub struct Metrics {
     pub acceptance_rate: f64,
     /// Sequences per batch.
     pub batch: u32,
+    /// Tensor-parallel degree of the target (1 for raw costs).
+    pub tp: u32,
     /// Mean context tokens.
     pub context_tokens: f64,
     /// Tokens emitted per sequence per speculation step (expected, or measured in simulation).

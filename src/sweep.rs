@@ -9,7 +9,10 @@ use rayon::prelude::*;
 
 /// The seed of point `index` of a sweep whose base seed is `base` (SplitMix64 of both).
 pub fn point_seed(base: u64, index: u64) -> u64 {
-    let mut z = base ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0xD1B5_4A32_D192_ED03);
+    let mut z = base
+        ^ index
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -24,7 +27,11 @@ impl Progress {
     /// A bar for `len` points labelled `label`; hidden when `enabled` is false or stderr is not a
     /// terminal (indicatif's stderr target hides itself then).
     pub fn new(len: u64, label: &str, enabled: bool) -> Self {
-        let bar = if enabled { ProgressBar::new(len) } else { ProgressBar::hidden() };
+        let bar = if enabled {
+            ProgressBar::new(len)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} points {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -84,7 +91,13 @@ mod tests {
         let p = Progress::new(100, "t", false);
         let r = par_map(&items, &p, |i, x| Ok(i as u32 + x)).unwrap();
         assert_eq!(r[99], 198);
-        let e = par_map(&items, &p, |_, &x| if x == 50 { Err(crate::Error::range("x", x, "< 50")) } else { Ok(x) });
+        let e = par_map(&items, &p, |_, &x| {
+            if x == 50 {
+                Err(crate::Error::range("x", x, "< 50"))
+            } else {
+                Ok(x)
+            }
+        });
         assert!(e.is_err());
     }
 }

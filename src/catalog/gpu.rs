@@ -73,8 +73,18 @@ impl LatencyDefaults {
     /// # Errors
     /// [`crate::Error::OutOfRange`] naming the field under `prefix`.
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        check::in_closed(&format!("{prefix}.flops_efficiency"), self.flops_efficiency, 1e-6, 1.0)?;
-        check::in_closed(&format!("{prefix}.bw_efficiency"), self.bw_efficiency, 1e-6, 1.0)?;
+        check::in_closed(
+            &format!("{prefix}.flops_efficiency"),
+            self.flops_efficiency,
+            1e-6,
+            1.0,
+        )?;
+        check::in_closed(
+            &format!("{prefix}.bw_efficiency"),
+            self.bw_efficiency,
+            1e-6,
+            1.0,
+        )?;
         check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
         Ok(())

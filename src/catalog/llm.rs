@@ -80,10 +80,18 @@ impl LlmArch {
             }
         }
         if self.hidden % self.heads != 0 {
-            return Err(Error::range(p("heads"), self.heads, format!("a divisor of hidden = {}", self.hidden)));
+            return Err(Error::range(
+                p("heads"),
+                self.heads,
+                format!("a divisor of hidden = {}", self.hidden),
+            ));
         }
         if self.heads % self.kv_heads != 0 {
-            return Err(Error::range(p("kv_heads"), self.kv_heads, format!("a divisor of heads = {}", self.heads)));
+            return Err(Error::range(
+                p("kv_heads"),
+                self.kv_heads,
+                format!("a divisor of heads = {}", self.heads),
+            ));
         }
         check::positive(&p("published_params"), self.published_params)?;
         Ok(())
@@ -119,7 +127,11 @@ impl LlmArch {
         let bias = if self.bias {
             let q = u64::from(self.heads) * self.head_dim();
             let attn_b = q + 2 * self.kv_dim() + h;
-            let ffn_b = if self.gated_ffn { 2 * u64::from(self.ffn) + h } else { u64::from(self.ffn) + h };
+            let ffn_b = if self.gated_ffn {
+                2 * u64::from(self.ffn) + h
+            } else {
+                u64::from(self.ffn) + h
+            };
             attn_b + ffn_b
         } else {
             0
@@ -146,8 +158,16 @@ impl LlmArch {
     pub fn param_count(&self) -> u64 {
         let h = u64::from(self.hidden);
         let embed = u64::from(self.vocab) * self.embed_width();
-        let head = if self.tied_embeddings { 0 } else { self.lm_head_params() };
-        let proj = if self.embed_dim > 0 { 2 * self.embed_width() * h } else { 0 };
+        let head = if self.tied_embeddings {
+            0
+        } else {
+            self.lm_head_params()
+        };
+        let proj = if self.embed_dim > 0 {
+            2 * self.embed_width() * h
+        } else {
+            0
+        };
         let pos = u64::from(self.learned_positions) * h;
         let final_norm = match self.norm {
             NormKind::Rms => h,
@@ -177,6 +197,9 @@ mod tests {
     fn gqa_kv_bytes() {
         // Llama-2-70B: 80 layers × 2 × 8 kv heads × 128 × 2 bytes = 327 680 bytes per token.
         let c = Catalog::embedded().unwrap();
-        assert_eq!(c.llm("llama-2-70b").unwrap().kv_bytes_per_token(2.0), 327_680.0);
+        assert_eq!(
+            c.llm("llama-2-70b").unwrap().kv_bytes_per_token(2.0),
+            327_680.0
+        );
     }
 }

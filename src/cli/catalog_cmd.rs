@@ -64,11 +64,26 @@ pub fn exec(a: CatalogArgs, g: &Globals) -> Result<Outcome> {
     let out = if g.format == Format::Json {
         let obj: serde_json::Map<String, serde_json::Value> = parts
             .iter()
-            .map(|(k, r)| (k.to_string(), serde_json::Value::Array(r.records.iter().cloned().map(serde_json::Value::Object).collect())))
+            .map(|(k, r)| {
+                (
+                    k.to_string(),
+                    serde_json::Value::Array(
+                        r.records
+                            .iter()
+                            .cloned()
+                            .map(serde_json::Value::Object)
+                            .collect(),
+                    ),
+                )
+            })
             .collect();
         serde_json::to_string_pretty(&obj).unwrap_or_default() + "\n"
     } else {
-        parts.iter().map(|(_, r)| print_records(r, g.format, true)).collect::<Vec<_>>().join("\n")
+        parts
+            .iter()
+            .map(|(_, r)| print_records(r, g.format, true))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     Ok(Outcome::ok(out))
 }

@@ -23,28 +23,47 @@ pub struct RunArgs {
 
 pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
     let (text, path) = match &a.scenario {
-        Some(p) => (std::fs::read_to_string(p).map_err(|e| perfcast::Error::io(p, e))?, p.clone()),
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| perfcast::Error::io(p, e))?,
+            p.clone(),
+        ),
         None => g.catalog.read_text("scenarios/default.toml")?,
     };
     let sc = scenario::parse(&text, &path, &g.catalog)?;
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&sc.name));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&sc.name));
     let seed = a.seed.unwrap_or(sc.seed);
-    let ctx = RunContext { seed, progress: !g.quiet };
+    let ctx = RunContext {
+        seed,
+        progress: !g.quiet,
+    };
     let started = std::time::Instant::now();
     let files = run_scenario(&sc, &out, &ctx)?;
     let secs = started.elapsed().as_secs_f64();
     let text = match g.format {
-        Format::Json => serde_json::to_string_pretty(&json!({
-            "scenario": sc.name, "seed": seed, "out_dir": out, "elapsed_s": secs,
-            "files": files,
-        }))
-        .unwrap_or_default()
-            + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&json!({
+                "scenario": sc.name, "seed": seed, "out_dir": out, "elapsed_s": secs,
+                "files": files,
+            }))
+            .unwrap_or_default()
+                + "\n"
+        }
         _ => {
             let rows = Rows {
-                records: files.iter().map(|f| json!({"file": f}).as_object().cloned().unwrap_or_default()).collect(),
+                records: files
+                    .iter()
+                    .map(|f| json!({"file": f}).as_object().cloned().unwrap_or_default())
+                    .collect(),
             };
-            let mut s = format!("scenario {} (seed {seed}): {} files in {} ({secs:.2} s)\n", sc.name, files.len(), out.display());
+            let mut s = format!(
+                "scenario {} (seed {seed}): {} files in {} ({secs:.2} s)\n",
+                sc.name,
+                files.len(),
+                out.display()
+            );
             s.push_str(&print_records(&rows, g.format, true));
             s
         }

@@ -58,6 +58,9 @@ pub struct SpecdecArgs {
     /// CHAI clusters per layer: one count, or one per target layer (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub chai_clusters: Vec<u32>,
+    /// Tensor-parallel degree of the target (GPUs it is split over; the draft runs unsplit).
+    #[arg(long, default_value_t = 1)]
+    pub tp: u32,
     /// analytic (closed form) or sim (Monte-Carlo).
     #[arg(long, value_parser = ["analytic", "sim"], default_value = "analytic")]
     pub method: String,
@@ -97,6 +100,7 @@ impl SpecdecArgs {
             batch: self.batch,
             context_tokens: self.context,
             chai_clusters: (!self.chai_clusters.is_empty()).then(|| self.chai_clusters.clone()),
+            tp: self.tp,
             target_step_s: self.target_step_s,
             sim_steps: self.steps,
             gen_tokens: self.gen_tokens,
@@ -104,22 +108,38 @@ impl SpecdecArgs {
         };
         if self.draft.is_empty() {
             if self.alpha.len() > 1 {
-                return Err(Error::range("--alpha", format!("{} values", self.alpha.len()), "one value unless several --draft models are given"));
+                return Err(Error::range(
+                    "--alpha",
+                    format!("{} values", self.alpha.len()),
+                    "one value unless several --draft models are given",
+                ));
             }
             let mut d = acceptance(self.alpha.first().copied());
             d.exit_layer = self.exit_layer;
             d.cost_ratio = self.cost_ratio;
             d.draft_step_s = self.draft_step_s;
             if d.exit_layer.is_none() && d.cost_ratio.is_none() && d.draft_step_s.is_none() {
-                return Err(Error::range("--draft", "missing", "given: one of --draft, --exit-layer, --cost-ratio, --draft-step-s"));
+                return Err(Error::range(
+                    "--draft",
+                    "missing",
+                    "given: one of --draft, --exit-layer, --cost-ratio, --draft-step-s",
+                ));
             }
             return Ok(vec![PointSpec { draft: d, ..base }]);
         }
         if self.exit_layer.is_some() || self.cost_ratio.is_some() || self.draft_step_s.is_some() {
-            return Err(Error::range("--draft", self.draft.join(","), "not combined with --exit-layer, --cost-ratio or --draft-step-s"));
+            return Err(Error::range(
+                "--draft",
+                self.draft.join(","),
+                "not combined with --exit-layer, --cost-ratio or --draft-step-s",
+            ));
         }
         if self.alpha.len() > 1 && self.alpha.len() != self.draft.len() {
-            return Err(Error::range("--alpha", format!("{} values", self.alpha.len()), format!("1 value or one per draft ({})", self.draft.len())));
+            return Err(Error::range(
+                "--alpha",
+                format!("{} values", self.alpha.len()),
+                format!("1 value or one per draft ({})", self.draft.len()),
+            ));
         }
         Ok(self
             .draft
@@ -129,7 +149,10 @@ impl SpecdecArgs {
                 let alpha = self.alpha.get(i).or(self.alpha.first()).copied();
                 let mut d = acceptance(alpha);
                 d.model = Some(m.clone());
-                PointSpec { draft: d, ..base.clone() }
+                PointSpec {
+                    draft: d,
+                    ..base.clone()
+                }
             })
             .collect())
     }
@@ -137,7 +160,10 @@ impl SpecdecArgs {
 
 pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
     let specs = a.specs()?;
-    let params = specs.iter().map(|s| s.to_params(&g.catalog)).collect::<Result<Vec<_>>>()?;
+    let params = specs
+        .iter()
+        .map(|s| s.to_params(&g.catalog))
+        .collect::<Result<Vec<_>>>()?;
     let metrics = if a.method == "sim" {
         let mut v = params
             .iter()
@@ -152,5 +178,9 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         vec![analytic(&params[0])?]
     };
     let rows = Rows::from_serialize(&metrics);
-    Ok(Outcome::ok(print_records(&rows, g.format, metrics.len() > 1)))
+    Ok(Outcome::ok(print_records(
+        &rows,
+        g.format,
+        metrics.len() > 1,
+    )))
 }

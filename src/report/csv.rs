@@ -114,7 +114,18 @@ mod tests {
 
     #[test]
     fn csv_has_header_and_empty_nulls() {
-        let rows = Rows::from_serialize(&[R { a: 1, b: None, c: "x,y" }, R { a: 2, b: Some(0.5), c: "z" }]);
+        let rows = Rows::from_serialize(&[
+            R {
+                a: 1,
+                b: None,
+                c: "x,y",
+            },
+            R {
+                a: 2,
+                b: Some(0.5),
+                c: "z",
+            },
+        ]);
         assert_eq!(rows.to_csv(), "a,b,c\n1,,\"x,y\"\n2,0.5,z\n");
     }
 

@@ -45,21 +45,40 @@ pub fn print_records(rows: &Rows, format: Format, as_array: bool) -> String {
                 let cols: Vec<String> = rows
                     .columns()
                     .into_iter()
-                    .filter(|c| rows.records.iter().any(|r| r.get(c).is_some_and(|v| !v.is_null())))
+                    .filter(|c| {
+                        rows.records
+                            .iter()
+                            .any(|r| r.get(c).is_some_and(|v| !v.is_null()))
+                    })
                     .collect();
                 let cells: Vec<Vec<String>> = rows
                     .records
                     .iter()
-                    .map(|r| cols.iter().map(|c| r.get(c).map(human).unwrap_or_default()).collect())
+                    .map(|r| {
+                        cols.iter()
+                            .map(|c| r.get(c).map(human).unwrap_or_default())
+                            .collect()
+                    })
                     .collect();
                 let widths: Vec<usize> = cols
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| cells.iter().map(|r| r[i].len()).max().unwrap_or(0).max(c.len()))
+                    .map(|(i, c)| {
+                        cells
+                            .iter()
+                            .map(|r| r[i].len())
+                            .max()
+                            .unwrap_or(0)
+                            .max(c.len())
+                    })
                     .collect();
                 let mut s = String::new();
                 let line = |s: &mut String, items: &[String]| {
-                    let parts: Vec<String> = items.iter().zip(&widths).map(|(x, w)| format!("{x:>w$}")).collect();
+                    let parts: Vec<String> = items
+                        .iter()
+                        .zip(&widths)
+                        .map(|(x, w)| format!("{x:>w$}"))
+                        .collect();
                     let _ = writeln!(s, "{}", parts.join("  ").trim_end());
                 };
                 line(&mut s, &cols);

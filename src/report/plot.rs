@@ -76,23 +76,32 @@ impl LinePlot {
         let mut buf = vec![0u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-            self.draw(root).map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
+            self.draw(root)
+                .map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
         }
         let img = image_png(&buf, w, h).map_err(|e| Error::io(&png, e))?;
         write_atomic(&png, &img)?;
         let mut svg_text = String::new();
         {
             let root = SVGBackend::with_string(&mut svg_text, (w, h)).into_drawing_area();
-            self.draw(root).map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
+            self.draw(root)
+                .map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
         }
         write_atomic(&svg, svg_text.as_bytes())?;
         Ok(vec![png, svg])
     }
 
     fn bounds(&self) -> Option<((f64, f64), (f64, f64))> {
-        let pts = self.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| {
-            x.is_finite() && y.is_finite() && (!self.log_x || *x > 0.0) && (!self.log_y || *y > 0.0)
-        });
+        let pts = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| {
+                x.is_finite()
+                    && y.is_finite()
+                    && (!self.log_x || *x > 0.0)
+                    && (!self.log_y || *y > 0.0)
+            });
         let mut b: Option<((f64, f64), (f64, f64))> = None;
         for &(x, y) in pts {
             b = Some(match b {
@@ -111,11 +120,21 @@ impl LinePlot {
                     (a - p, b + p)
                 }
             };
-            (pad(x0, x1, self.log_x), pad(y0.min(if self.log_y { y0 } else { 0.0_f64.min(y0) }), y1, self.log_y))
+            (
+                pad(x0, x1, self.log_x),
+                pad(
+                    y0.min(if self.log_y { y0 } else { 0.0_f64.min(y0) }),
+                    y1,
+                    self.log_y,
+                ),
+            )
         })
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, plotters::coord::Shift>) -> std::result::Result<(), String>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static,
     {
@@ -134,12 +153,19 @@ impl LinePlot {
                     .map_err(|e| e.to_string())?;
                 for (i, s) in self.series.iter().enumerate() {
                     let color = COLORS[i % COLORS.len()];
-                    let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+                    let pts: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite())
+                        .collect();
                     chart
                         .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                         .map_err(|e| e.to_string())?
                         .label(s.name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
                     chart
                         .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
                         .map_err(|e| e.to_string())?;
@@ -161,10 +187,18 @@ impl LinePlot {
             .x_label_area_size(50)
             .y_label_area_size(80);
         match (self.log_x, self.log_y) {
-            (false, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| e.to_string())?),
-            (true, false) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| e.to_string())?),
-            (false, true) => body!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| e.to_string())?),
-            (true, true) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(|e| e.to_string())?),
+            (false, false) => body!(builder
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| e.to_string())?),
+            (true, false) => body!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .map_err(|e| e.to_string())?),
+            (false, true) => body!(builder
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(|e| e.to_string())?),
+            (true, true) => body!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(|e| e.to_string())?),
         }
         root.present().map_err(|e| e.to_string())?;
         Ok(())
@@ -195,7 +229,10 @@ mod tests {
             y_label: "speedup (×)".into(),
             log_x: false,
             log_y: false,
-            series: vec![Series { name: "a".into(), points: vec![(1.0, 1.0), (2.0, 1.5)] }],
+            series: vec![Series {
+                name: "a".into(),
+                points: vec![(1.0, 1.0), (2.0, 1.5)],
+            }],
         };
         let files = p.write(d.path()).unwrap();
         let png = std::fs::read(&files[0]).unwrap();
@@ -207,7 +244,15 @@ mod tests {
     #[test]
     fn empty_plot_is_an_error_not_a_panic() {
         let d = tempfile::tempdir().unwrap();
-        let p = LinePlot { stem: "e".into(), title: "".into(), x_label: "".into(), y_label: "".into(), log_x: true, log_y: false, series: vec![] };
+        let p = LinePlot {
+            stem: "e".into(),
+            title: "".into(),
+            x_label: "".into(),
+            y_label: "".into(),
+            log_x: true,
+            log_y: false,
+            series: vec![],
+        };
         assert!(p.write(d.path()).is_err());
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }

@@ -54,7 +54,11 @@ pub fn run_scenario(scenario: &Scenario, out: &Path, ctx: &RunContext) -> Result
         rep.rows.write_csv(&csv)?;
         files.push(csv.clone());
         let _ = writeln!(md, "{}", rep.summary_md.trim_end());
-        let _ = writeln!(md, "\nMeasured error: {}\n", crate::calib::validation_note(study.technique()));
+        let _ = writeln!(
+            md,
+            "\nMeasured error: {}\n",
+            crate::calib::validation_note(study.technique())
+        );
         let _ = writeln!(md, "Data: [{0}.csv]({0}.csv)", study.name());
         for p in &rep.plots {
             match p.write(out) {

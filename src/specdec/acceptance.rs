@@ -46,7 +46,11 @@ impl Acceptance {
     /// Empty, a value outside [0, 1], or an increase (S must be non-increasing).
     pub fn survival(s: Vec<f64>) -> Result<Self> {
         if s.is_empty() {
-            return Err(Error::range("survival", "[]", "a non-empty list of probabilities"));
+            return Err(Error::range(
+                "survival",
+                "[]",
+                "a non-empty list of probabilities",
+            ));
         }
         let mut prev = 1.0;
         for (i, &v) in s.iter().enumerate() {
@@ -55,7 +59,10 @@ impl Acceptance {
                 return Err(Error::range(
                     format!("survival[{}]", i + 1),
                     v,
-                    format!("<= survival[{}] = {prev} (a survival curve never increases)", i),
+                    format!(
+                        "<= survival[{}] = {prev} (a survival curve never increases)",
+                        i
+                    ),
                 ));
             }
             prev = v;
@@ -69,7 +76,11 @@ impl Acceptance {
     /// Empty or a value outside [0, 1].
     pub fn conditional(r: Vec<f64>) -> Result<Self> {
         if r.is_empty() {
-            return Err(Error::range("conditional", "[]", "a non-empty list of probabilities"));
+            return Err(Error::range(
+                "conditional",
+                "[]",
+                "a non-empty list of probabilities",
+            ));
         }
         for (i, &v) in r.iter().enumerate() {
             check::in_closed(&format!("conditional[{}]", i + 1), v, 0.0, 1.0)?;
@@ -95,7 +106,10 @@ impl Acceptance {
             return Err(Error::range(
                 "gamma",
                 gamma,
-                format!("<= {} (the length of the acceptance curve)", self.max_gamma()),
+                format!(
+                    "<= {} (the length of the acceptance curve)",
+                    self.max_gamma()
+                ),
             ));
         }
         Ok(())
@@ -109,7 +123,10 @@ impl Acceptance {
         match self {
             Acceptance::Iid(a) => a.powi(i as i32),
             Acceptance::Survival(s) => s.get(i as usize - 1).copied().unwrap_or(0.0),
-            Acceptance::Conditional(r) => r.iter().take(i as usize).product::<f64>() * f64::from(u8::from(i as usize <= r.len())),
+            Acceptance::Conditional(r) => {
+                r.iter().take(i as usize).product::<f64>()
+                    * f64::from(u8::from(i as usize <= r.len()))
+            }
         }
     }
 
@@ -240,7 +257,10 @@ mod tests {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
         let acc = Acceptance::survival(vec![0.9, 0.7, 0.4, 0.2]).unwrap();
         let n = 200_000;
-        let mean = (0..n).map(|_| f64::from(acc.sample_accepted(&mut rng, 4) + 1)).sum::<f64>() / n as f64;
+        let mean = (0..n)
+            .map(|_| f64::from(acc.sample_accepted(&mut rng, 4) + 1))
+            .sum::<f64>()
+            / n as f64;
         // E = 1 + 0.9 + 0.7 + 0.4 + 0.2 = 3.2; std of the mean ≈ 0.0027; tolerance 0.015.
         assert!((mean - 3.2).abs() < 0.015, "{mean}");
     }

@@ -21,6 +21,7 @@ pub fn at_gamma(p: &Params, gamma: u32) -> Metrics {
         alpha: p.acceptance.alpha(),
         acceptance_rate: p.acceptance.marginal_rate(gamma),
         batch: p.batch,
+        tp: p.cost.tp(),
         context_tokens: p.context_tokens,
         expected_tokens_per_step: e,
         draft_step_s: t.draft_step_s,
@@ -121,7 +122,11 @@ mod tests {
 
     #[test]
     fn rank_orders_by_tokens_per_s() {
-        let ps = vec![raw(0.5, Gamma::Fixed(3), 0.1), raw(0.9, Gamma::Fixed(3), 0.1), raw(0.7, Gamma::Fixed(3), 0.1)];
+        let ps = vec![
+            raw(0.5, Gamma::Fixed(3), 0.1),
+            raw(0.9, Gamma::Fixed(3), 0.1),
+            raw(0.7, Gamma::Fixed(3), 0.1),
+        ];
         let r = rank(&ps).unwrap();
         assert!(r.windows(2).all(|w| w[0].tokens_per_s >= w[1].tokens_per_s));
         assert_eq!(r[0].alpha, Some(0.9));

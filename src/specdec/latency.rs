@@ -18,6 +18,10 @@
 //! clusters the attention heads of a layer: only one representative per cluster computes
 //! attention scores, so score FLOPs scale by clusters/heads and the K cache keeps only the
 //! representatives' keys (min(clusters, kv_heads)/kv_heads of the K bytes); values are untouched.
+//!
+//! Tensor parallelism over `tp` GPUs (Megatron-LM, Shoeybi et al. 2019) splits every layer's
+//! weights, FLOPs, heads and KV cache by `tp` and adds two all-reduces of the activations
+//! (`b·n·hidden` elements) per layer, each costing `α + 2(tp−1)/tp · bytes / link_bw` (ring).
 
 use crate::catalog::{Gpu, LatencyDefaults, LlmArch};
 use crate::check;
@@ -69,7 +73,10 @@ impl Chai {
             return Err(Error::range(
                 "chai_clusters",
                 format!("{} values", clusters.len()),
-                format!("1 value or one per layer ({} for {})", arch.layers, arch.name),
+                format!(
+                    "1 value or one per layer ({} for {})",
+                    arch.layers, arch.name
+                ),
             ));
         }
         for (i, &c) in clusters.iter().enumerate() {
@@ -77,7 +84,10 @@ impl Chai {
                 return Err(Error::range(
                     format!("chai_clusters[{i}]"),
                     c,
-                    format!("an integer in [1, {}] (the heads of {})", arch.heads, arch.name),
+                    format!(
+                        "an integer in [1, {}] (the heads of {})",
+                        arch.heads, arch.name
+                    ),
                 ));
             }
         }
@@ -101,11 +111,39 @@ pub struct ForwardModel {
     pub hw: HwRates,
     /// Optional CHAI clustering.
     pub chai: Option<Chai>,
+    /// Tensor-parallel degree (1 = one GPU).
+    pub tp: u32,
+    /// Interconnect of the tensor-parallel group (used when `tp` > 1).
+    pub tp_link: TpLink,
     layer_w_flops_per_token: f64,
     layer_w_bytes: f64,
     head_flops_per_token: f64,
     head_bytes: f64,
     kv_bytes_per_token_layer: f64,
+}
+
+/// The interconnect of a tensor-parallel group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TpLink {
+    /// Per-direction bandwidth per GPU, bytes/s (NVLink: half the bidirectional datasheet figure).
+    pub bw_bytes_per_s: f64,
+    /// Fixed cost of one small all-reduce, seconds.
+    pub latency_s: f64,
+}
+
+impl TpLink {
+    /// NVLink (or PCIe when the GPU has none) of `gpu`, with a 10 µs all-reduce latency (NCCL's
+    /// small-message latency within one node is of that order; calibrate to replace it).
+    pub fn of_gpu(gpu: &Gpu) -> Self {
+        let bidir = gpu
+            .nvlink_bw_bytes_per_s
+            .or(gpu.pcie_bw_bytes_per_s)
+            .unwrap_or(64e9);
+        TpLink {
+            bw_bytes_per_s: bidir / 2.0,
+            latency_s: 10e-6,
+        }
+    }
 }
 
 /// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
@@ -140,13 +178,53 @@ impl ForwardModel {
             arch,
             hw,
             chai,
+            tp: 1,
+            tp_link: TpLink {
+                bw_bytes_per_s: 1.0,
+                latency_s: 0.0,
+            },
         })
+    }
+
+    /// Splits the model over `tp` GPUs joined by `link`.
+    ///
+    /// # Errors
+    /// `tp` outside [1, 64], not dividing the heads and KV heads, or a non-positive link bandwidth.
+    pub fn with_tp(mut self, tp: u32, link: TpLink) -> Result<Self> {
+        check::int_in("tp", i64::from(tp), 1, 64)?;
+        if self.arch.heads % tp != 0
+            || (self.arch.kv_heads % tp != 0 && tp % self.arch.kv_heads != 0)
+        {
+            return Err(Error::range(
+                "tp",
+                tp,
+                format!(
+                    "a divisor of the {} heads and {} KV heads of {}",
+                    self.arch.heads, self.arch.kv_heads, self.arch.name
+                ),
+            ));
+        }
+        check::positive("tp_link.bw_bytes_per_s", link.bw_bytes_per_s)?;
+        check::non_negative("tp_link.latency_s", link.latency_s)?;
+        self.tp = tp;
+        self.tp_link = link;
+        Ok(self)
+    }
+
+    fn allreduce_s(&self, tokens: f64) -> f64 {
+        if self.tp <= 1 {
+            return 0.0;
+        }
+        let bytes = tokens * f64::from(self.arch.hidden) * self.hw.dtype_bytes;
+        let n = f64::from(self.tp);
+        self.tp_link.latency_s + 2.0 * (n - 1.0) / n * bytes / self.tp_link.bw_bytes_per_s
     }
 
     fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
         let tokens = s.batch * s.new_tokens;
-        let lin = (tokens * self.layer_w_flops_per_token / self.hw.flops_per_s)
-            .max(self.layer_w_bytes / self.hw.bw_bytes_per_s);
+        let tp = f64::from(self.tp);
+        let lin = (tokens * self.layer_w_flops_per_token / tp / self.hw.flops_per_s)
+            .max(self.layer_w_bytes / tp / self.hw.bw_bytes_per_s);
         let (score_frac, k_frac) = match clusters {
             None => (1.0, 1.0),
             Some(c) => (
@@ -159,14 +237,18 @@ impl ForwardModel {
         let attn_flops = 2.0 * tokens * keys * qd * (1.0 + score_frac);
         let kv = self.kv_bytes_per_token_layer * (1.0 + k_frac);
         let attn_bytes = s.batch * (s.context_tokens + s.new_tokens) * kv;
-        let attn = (attn_flops / self.hw.flops_per_s).max(attn_bytes / self.hw.bw_bytes_per_s);
-        lin + attn + self.hw.layer_overhead_s
+        let kv_split = f64::from(self.tp.min(self.arch.kv_heads));
+        let attn = (attn_flops / tp / self.hw.flops_per_s)
+            .max(attn_bytes / kv_split / self.hw.bw_bytes_per_s);
+        lin + attn + 2.0 * self.allreduce_s(tokens) + self.hw.layer_overhead_s
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
     pub fn layers_s(&self, s: Shape, from: u32, to: u32) -> f64 {
         match &self.chai {
-            Some(c) if c.clusters.len() > 1 => (from..to).map(|l| self.layer_s(s, Some(c.at(l as usize)))).sum(),
+            Some(c) if c.clusters.len() > 1 => (from..to)
+                .map(|l| self.layer_s(s, Some(c.at(l as usize))))
+                .sum(),
             Some(c) => f64::from(to - from) * self.layer_s(s, Some(c.at(0))),
             None => f64::from(to - from) * self.layer_s(s, None),
         }
@@ -174,8 +256,9 @@ impl ForwardModel {
 
     /// Seconds for the LM head over `batch × new_tokens` positions.
     pub fn head_s(&self, s: Shape) -> f64 {
-        (s.batch * s.new_tokens * self.head_flops_per_token / self.hw.flops_per_s)
-            .max(self.head_bytes / self.hw.bw_bytes_per_s)
+        let tp = f64::from(self.tp);
+        (s.batch * s.new_tokens * self.head_flops_per_token / tp / self.hw.flops_per_s)
+            .max(self.head_bytes / tp / self.hw.bw_bytes_per_s)
     }
 
     /// Seconds for one full forward (all layers, LM head, per-step overhead).
@@ -187,14 +270,18 @@ impl ForwardModel {
     /// this over the peak bandwidth.
     pub fn forward_bytes(&self, s: Shape) -> f64 {
         let layers = f64::from(self.arch.layers);
-        layers * (self.layer_w_bytes + s.batch * (s.context_tokens + s.new_tokens) * 2.0 * self.kv_bytes_per_token_layer)
+        layers
+            * (self.layer_w_bytes
+                + s.batch * (s.context_tokens + s.new_tokens) * 2.0 * self.kv_bytes_per_token_layer)
             + self.head_bytes
     }
 
-    /// Device memory needed: weights plus a KV cache for `batch` sequences of `max_context` tokens.
+    /// Device memory needed per GPU: weights plus a KV cache for `batch` sequences of
+    /// `max_context` tokens, split over the tensor-parallel group.
     pub fn memory_bytes(&self, batch: f64, max_context: f64) -> f64 {
-        self.arch.param_count() as f64 * self.hw.dtype_bytes
+        (self.arch.param_count() as f64 * self.hw.dtype_bytes) / f64::from(self.tp)
             + batch * max_context * self.arch.kv_bytes_per_token(self.hw.dtype_bytes)
+                / f64::from(self.tp.min(self.arch.kv_heads))
     }
 }
 
@@ -222,7 +309,11 @@ mod tests {
         // Llama-2-7B, b = 1, n = 1, c = 0: memory bound; weights 6.74e9 × 2 B (minus the
         // embedding table, which a forward reads one row of) over 4e12 B/s.
         let m = model("llama-2-7b", None);
-        let s = Shape { batch: 1.0, new_tokens: 1.0, context_tokens: 0.0 };
+        let s = Shape {
+            batch: 1.0,
+            new_tokens: 1.0,
+            context_tokens: 0.0,
+        };
         let t = m.forward_s(s);
         let weights = (32.0 * m.arch.layer_params() as f64 + 32000.0 * 4096.0) * 2.0;
         let kv = 32.0 * 1.0 * 2.0 * 4096.0 * 2.0;
@@ -233,7 +324,11 @@ mod tests {
     #[test]
     fn large_batch_becomes_compute_bound() {
         let m = model("llama-2-7b", None);
-        let s = Shape { batch: 512.0, new_tokens: 8.0, context_tokens: 0.0 };
+        let s = Shape {
+            batch: 512.0,
+            new_tokens: 8.0,
+            context_tokens: 0.0,
+        };
         let lin_compute = 32.0 * 512.0 * 8.0 * 2.0 * m.arch.layer_matmul_params() as f64 / 1e15;
         assert!(m.layers_s(s, 0, 32) >= lin_compute);
     }
@@ -242,12 +337,38 @@ mod tests {
     fn chai_reduces_time_and_never_increases_it() {
         let plain = model("llama-2-7b", None);
         let chai = model("llama-2-7b", Some(vec![8]));
-        let s = Shape { batch: 8.0, new_tokens: 1.0, context_tokens: 4096.0 };
+        let s = Shape {
+            batch: 8.0,
+            new_tokens: 1.0,
+            context_tokens: 4096.0,
+        };
         assert!(chai.forward_s(s) < plain.forward_s(s));
         let all = model("llama-2-7b", Some(vec![32]));
         assert!((all.forward_s(s) - plain.forward_s(s)).abs() < 1e-15);
         let per_layer = model("llama-2-7b", Some(vec![8; 32]));
         assert!((per_layer.forward_s(s) - chai.forward_s(s)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tensor_parallel_halves_the_memory_bound_time_plus_allreduce() {
+        let one = model("llama-2-70b", None);
+        let link = TpLink {
+            bw_bytes_per_s: 450e9,
+            latency_s: 10e-6,
+        };
+        let two = model("llama-2-70b", None).with_tp(2, link).unwrap();
+        let s = Shape {
+            batch: 1.0,
+            new_tokens: 1.0,
+            context_tokens: 1024.0,
+        };
+        // Memory bound at b = 1: per layer time halves, plus 2 all-reduces of 8192 × 2 bytes:
+        // 10 µs + 2·(1/2)·16384 B / 450e9 B/s each.
+        let ar = 10e-6 + 16384.0 / 450e9;
+        let want = one.layers_s(s, 0, 80) / 2.0 + 80.0 * 2.0 * ar;
+        assert!((two.layers_s(s, 0, 80) - want).abs() / want < 1e-9);
+        assert!((two.memory_bytes(1.0, 1024.0) * 2.0 - one.memory_bytes(1.0, 1024.0)).abs() < 1.0);
+        assert!(model("llama-2-70b", None).with_tp(3, link).is_err());
     }
 
     #[test]

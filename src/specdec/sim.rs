@@ -31,7 +31,11 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { steps: 20_000, gen_tokens: 256, seed: 0x5eed }
+        SimConfig {
+            steps: 20_000,
+            gen_tokens: 256,
+            seed: 0x5eed,
+        }
     }
 }
 
@@ -56,11 +60,14 @@ pub fn simulate(p: &Params, cfg: SimConfig) -> Result<Metrics> {
     let gen = f64::from(cfg.gen_tokens);
     let start_ctx = (p.context_tokens - gen / 2.0).max(0.0);
     // Stagger the requests so the batch starts in its steady state.
-    let mut emitted: Vec<u32> = (0..b).map(|i| (i as u64 * u64::from(cfg.gen_tokens) / b as u64) as u32).collect();
+    let mut emitted: Vec<u32> = (0..b)
+        .map(|i| (i as u64 * u64::from(cfg.gen_tokens) / b as u64) as u32)
+        .collect();
     let mut ctx: Vec<f64> = emitted.iter().map(|&e| start_ctx + f64::from(e)).collect();
     let mut ctx_sum: f64 = ctx.iter().sum();
 
-    let mut latencies: Vec<f32> = Vec::with_capacity((cfg.steps as usize).saturating_mul(b).min(1 << 24));
+    let mut latencies: Vec<f32> =
+        Vec::with_capacity((cfg.steps as usize).saturating_mul(b).min(1 << 24));
     let mut weights_tokens: Vec<u8> = Vec::with_capacity(latencies.capacity());
     let mut total_time = 0.0;
     let mut total_tokens = 0u64;
@@ -157,11 +164,31 @@ mod tests {
     #[test]
     fn agrees_with_analytic_under_iid_raw_costs() {
         for (alpha, gamma) in [(0.6, 2), (0.8, 5), (0.9, 8)] {
-            let p = params(alpha, gamma, 4, CostModel::from_cost_ratio(0.1, 0.01).unwrap(), 512.0);
+            let p = params(
+                alpha,
+                gamma,
+                4,
+                CostModel::from_cost_ratio(0.1, 0.01).unwrap(),
+                512.0,
+            );
             let a = analytic::analytic(&p).unwrap();
-            let s = simulate(&p, SimConfig { steps: 50_000, gen_tokens: 128, seed: 1 }).unwrap();
+            let s = simulate(
+                &p,
+                SimConfig {
+                    steps: 50_000,
+                    gen_tokens: 128,
+                    seed: 1,
+                },
+            )
+            .unwrap();
             let err = (s.tokens_per_s - a.tokens_per_s).abs() / a.tokens_per_s;
-            assert!(err < 0.01, "α={alpha} γ={gamma}: sim {} vs analytic {} ({:.3}%, tolerance 1%)", s.tokens_per_s, a.tokens_per_s, err * 100.0);
+            assert!(
+                err < 0.01,
+                "α={alpha} γ={gamma}: sim {} vs analytic {} ({:.3}%, tolerance 1%)",
+                s.tokens_per_s,
+                a.tokens_per_s,
+                err * 100.0
+            );
         }
     }
 
@@ -174,9 +201,23 @@ mod tests {
         let draft = ForwardModel::new(c.llm("tinyllama-1.1b").unwrap().clone(), hw, None).unwrap();
         let p = params(0.75, 4, 8, CostModel::DraftModel { target, draft }, 2048.0);
         let a = analytic::analytic(&p).unwrap();
-        let s = simulate(&p, SimConfig { steps: 20_000, gen_tokens: 512, seed: 3 }).unwrap();
+        let s = simulate(
+            &p,
+            SimConfig {
+                steps: 20_000,
+                gen_tokens: 512,
+                seed: 3,
+            },
+        )
+        .unwrap();
         let err = (s.tokens_per_s - a.tokens_per_s).abs() / a.tokens_per_s;
-        assert!(err < 0.01, "sim {} vs analytic {} ({:.3}%, tolerance 1%)", s.tokens_per_s, a.tokens_per_s, err * 100.0);
+        assert!(
+            err < 0.01,
+            "sim {} vs analytic {} ({:.3}%, tolerance 1%)",
+            s.tokens_per_s,
+            a.tokens_per_s,
+            err * 100.0
+        );
         let p50 = s.p50_token_latency_s.unwrap();
         let p99 = s.p99_token_latency_s.unwrap();
         assert!(p50 <= s.p90_token_latency_s.unwrap() && s.p90_token_latency_s.unwrap() <= p99);
@@ -184,8 +225,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_result_other_seed_differs() {
-        let p = params(0.7, 3, 2, CostModel::from_cost_ratio(0.1, 0.01).unwrap(), 100.0);
-        let cfg = SimConfig { steps: 1000, gen_tokens: 64, seed: 9 };
+        let p = params(
+            0.7,
+            3,
+            2,
+            CostModel::from_cost_ratio(0.1, 0.01).unwrap(),
+            100.0,
+        );
+        let cfg = SimConfig {
+            steps: 1000,
+            gen_tokens: 64,
+            seed: 9,
+        };
         assert_eq!(simulate(&p, cfg).unwrap(), simulate(&p, cfg).unwrap());
         let other = simulate(&p, SimConfig { seed: 10, ..cfg }).unwrap();
         assert_ne!(other.tokens_per_s, simulate(&p, cfg).unwrap().tokens_per_s);

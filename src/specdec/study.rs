@@ -1,6 +1,9 @@
 //! The specdec point specification (shared by the CLI and scenarios) and the scenario study.
 
-use super::{analytic, simulate, Acceptance, Chai, CostModel, ForwardModel, Gamma, HwRates, Metrics, Params, SimConfig};
+use super::{
+    analytic, simulate, Acceptance, Chai, CostModel, ForwardModel, Gamma, HwRates, Metrics, Params,
+    SimConfig,
+};
 use crate::catalog::Catalog;
 use crate::check;
 use crate::error::{Error, Result};
@@ -28,7 +31,11 @@ impl GammaSpec {
     /// Not in [1, 64] and not `auto`.
     pub fn resolve(&self) -> Result<Gamma> {
         match self {
-            GammaSpec::Fixed(g) => Ok(Gamma::Fixed(check::int_in("gamma", *g, 1, i64::from(super::MAX_GAMMA))? as u32)),
+            GammaSpec::Fixed(g) => {
+                Ok(Gamma::Fixed(
+                    check::int_in("gamma", *g, 1, i64::from(super::MAX_GAMMA))? as u32,
+                ))
+            }
             GammaSpec::Word(w) if w.eq_ignore_ascii_case("auto") => Ok(Gamma::Auto),
             GammaSpec::Word(w) => Err(Error::range("gamma", w, "an integer in [1, 64] or 'auto'")),
         }
@@ -74,6 +81,9 @@ fn default_batch() -> u32 {
 fn default_ctx() -> f64 {
     1024.0
 }
+fn default_tp() -> u32 {
+    1
+}
 fn default_gamma() -> GammaSpec {
     GammaSpec::Word("auto".into())
 }
@@ -104,6 +114,9 @@ pub struct PointSpec {
     pub context_tokens: f64,
     /// CHAI clusters (one, or one per target layer).
     pub chai_clusters: Option<Vec<u32>>,
+    /// Tensor-parallel degree of the target (the draft model runs replicated, unsplit, on each GPU).
+    #[serde(default = "default_tp")]
+    pub tp: u32,
     /// Raw target forward time, seconds (overrides the roofline).
     pub target_step_s: Option<f64>,
     /// Methods to evaluate in a scenario: `analytic`, `sim` (default analytic).
@@ -127,6 +140,7 @@ impl PointSpec {
             batch: 1,
             context_tokens: default_ctx(),
             chai_clusters: None,
+            tp: 1,
             target_step_s: None,
             methods: Vec::new(),
             sim_steps: None,
@@ -145,30 +159,64 @@ impl PointSpec {
         let gpu = cat.gpu(&self.gpu)?;
         let hw = HwRates::bf16(gpu, &crate::calib::latency_for(cat, &gpu.name)?);
         let target_arch = cat.llm(&self.target)?.clone();
-        let chai = self.chai_clusters.clone().map(|c| Chai::new(c, &target_arch)).transpose()?;
-        let target = ForwardModel::new(target_arch, hw, chai)?;
-        let kinds = [d.model.is_some(), d.exit_layer.is_some(), d.cost_ratio.is_some(), d.draft_step_s.is_some()];
+        let chai = self
+            .chai_clusters
+            .clone()
+            .map(|c| Chai::new(c, &target_arch))
+            .transpose()?;
+        let target = ForwardModel::new(target_arch, hw, chai)?
+            .with_tp(self.tp, super::TpLink::of_gpu(gpu))?;
+        let kinds = [
+            d.model.is_some(),
+            d.exit_layer.is_some(),
+            d.cost_ratio.is_some(),
+            d.draft_step_s.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(Error::range(
                 "draft",
-                format!("{} drafter fields given", kinds.iter().filter(|k| **k).count()),
+                format!(
+                    "{} drafter fields given",
+                    kinds.iter().filter(|k| **k).count()
+                ),
                 "exactly one of model, exit_layer, cost_ratio, draft_step_s",
             ));
         }
         let baseline_s = |t: &ForwardModel| -> f64 {
-            t.forward_s(super::Shape { batch: f64::from(self.batch), new_tokens: 1.0, context_tokens: self.context_tokens })
+            t.forward_s(super::Shape {
+                batch: f64::from(self.batch),
+                new_tokens: 1.0,
+                context_tokens: self.context_tokens,
+            })
         };
         let (cost, draft_name) = if let Some(m) = &d.model {
             let draft_arch = cat.llm(m)?.clone();
             if self.target_step_s.is_some() {
-                return Err(Error::range("target_step_s", "given", "absent when the draft is a catalog model (both use the roofline)"));
+                return Err(Error::range(
+                    "target_step_s",
+                    "given",
+                    "absent when the draft is a catalog model (both use the roofline)",
+                ));
             }
-            (CostModel::DraftModel { target, draft: ForwardModel::new(draft_arch, hw, None)? }, m.clone())
+            (
+                CostModel::DraftModel {
+                    target,
+                    draft: ForwardModel::new(draft_arch, hw, None)?,
+                },
+                m.clone(),
+            )
         } else if let Some(e) = d.exit_layer {
             if self.target_step_s.is_some() {
-                return Err(Error::range("target_step_s", "given", "absent with exit_layer (LayerSkip costs come from the roofline)"));
+                return Err(Error::range(
+                    "target_step_s",
+                    "given",
+                    "absent with exit_layer (LayerSkip costs come from the roofline)",
+                ));
             }
-            (CostModel::early_exit(target, e)?, format!("layerskip:E={e}"))
+            (
+                CostModel::early_exit(target, e)?,
+                format!("layerskip:E={e}"),
+            )
         } else if let Some(c) = d.cost_ratio {
             let t = match self.target_step_s {
                 Some(t) => check::positive("target_step_s", t)?,
@@ -181,7 +229,13 @@ impl PointSpec {
                 Some(t) => check::positive("target_step_s", t)?,
                 None => baseline_s(&target),
             };
-            (CostModel::Raw { target_step_s: t, draft_step_s: ds }, "raw".to_string())
+            (
+                CostModel::Raw {
+                    target_step_s: t,
+                    draft_step_s: ds,
+                },
+                "raw".to_string(),
+            )
         };
         let p = Params {
             draft_name: d.label.clone().unwrap_or(draft_name),
@@ -199,11 +253,20 @@ impl PointSpec {
 
     fn acceptance(&self) -> Result<Acceptance> {
         let d = &self.draft;
-        let given = [d.alpha.is_some(), d.survival.is_some(), d.conditional.is_some(), d.acceptance_rate.is_some()];
+        let given = [
+            d.alpha.is_some(),
+            d.survival.is_some(),
+            d.conditional.is_some(),
+            d.acceptance_rate.is_some(),
+        ];
         match given.iter().filter(|g| **g).count() {
             0 => match self.alpha {
                 Some(a) => Acceptance::iid(a),
-                None => Err(Error::range("alpha", "missing", "given: one of alpha, survival, conditional, acceptance_rate")),
+                None => Err(Error::range(
+                    "alpha",
+                    "missing",
+                    "given: one of alpha, survival, conditional, acceptance_rate",
+                )),
             },
             1 => {
                 if let Some(a) = d.alpha {
@@ -214,12 +277,23 @@ impl PointSpec {
                     Acceptance::conditional(r.clone())
                 } else {
                     let g = d.rate_gamma.ok_or_else(|| {
-                        Error::range("rate_gamma", "missing", "the γ at which acceptance_rate was measured, in [1, 64]")
+                        Error::range(
+                            "rate_gamma",
+                            "missing",
+                            "the γ at which acceptance_rate was measured, in [1, 64]",
+                        )
                     })?;
-                    Acceptance::iid(super::alpha_from_acceptance_rate(d.acceptance_rate.unwrap_or(f64::NAN), g)?)
+                    Acceptance::iid(super::alpha_from_acceptance_rate(
+                        d.acceptance_rate.unwrap_or(f64::NAN),
+                        g,
+                    )?)
                 }
             }
-            n => Err(Error::range("acceptance", format!("{n} forms given"), "exactly one of alpha, survival, conditional, acceptance_rate")),
+            n => Err(Error::range(
+                "acceptance",
+                format!("{n} forms given"),
+                "exactly one of alpha, survival, conditional, acceptance_rate",
+            )),
         }
     }
 
@@ -229,9 +303,23 @@ impl PointSpec {
     /// `sim_steps` or `gen_tokens` of 0 or too large.
     pub fn sim_config(&self, seed: u64) -> Result<SimConfig> {
         let d = SimConfig::default();
-        let steps = check::int_in("sim_steps", self.sim_steps.unwrap_or(d.steps) as i64, 1, 100_000_000)? as u64;
-        let gen = check::int_in("gen_tokens", i64::from(self.gen_tokens.unwrap_or(d.gen_tokens)), 1, 1_000_000)? as u32;
-        Ok(SimConfig { steps, gen_tokens: gen, seed })
+        let steps = check::int_in(
+            "sim_steps",
+            self.sim_steps.unwrap_or(d.steps) as i64,
+            1,
+            100_000_000,
+        )? as u64;
+        let gen = check::int_in(
+            "gen_tokens",
+            i64::from(self.gen_tokens.unwrap_or(d.gen_tokens)),
+            1,
+            1_000_000,
+        )? as u32;
+        Ok(SimConfig {
+            steps,
+            gen_tokens: gen,
+            seed,
+        })
     }
 }
 
@@ -258,10 +346,16 @@ impl SpecdecStudy {
             let ps: PointSpec = spec.point(&pt)?;
             for m in &ps.methods {
                 if m != "analytic" && m != "sim" {
-                    return Err(Error::range(format!("study '{}'.methods", spec.name), m, "analytic or sim"));
+                    return Err(Error::range(
+                        format!("study '{}'.methods", spec.name),
+                        m,
+                        "analytic or sim",
+                    ));
                 }
             }
-            let params = ps.to_params(cat).map_err(|e| Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name)))?;
+            let params = ps.to_params(cat).map_err(|e| {
+                Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
+            })?;
             points.push((ps, params, pt));
         }
         Ok(SpecdecStudy { spec, points })
@@ -281,18 +375,23 @@ impl Study for SpecdecStudy {
 
     fn run(&self, ctx: &RunContext) -> Result<StudyReport> {
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
-        let results: Vec<Vec<(Metrics, String)>> = par_map(&self.points, &progress, |i, (ps, p, _)| {
-            let mut out = Vec::new();
-            let methods: Vec<&str> = if ps.methods.is_empty() { vec!["analytic"] } else { ps.methods.iter().map(String::as_str).collect() };
-            for m in methods {
-                let r = match m {
-                    "sim" => simulate(p, ps.sim_config(point_seed(ctx.seed, i as u64))?)?,
-                    _ => analytic(p)?,
+        let results: Vec<Vec<(Metrics, String)>> =
+            par_map(&self.points, &progress, |i, (ps, p, _)| {
+                let mut out = Vec::new();
+                let methods: Vec<&str> = if ps.methods.is_empty() {
+                    vec!["analytic"]
+                } else {
+                    ps.methods.iter().map(String::as_str).collect()
                 };
-                out.push((r, ps.gpu.clone()));
-            }
-            Ok(out)
-        })?;
+                for m in methods {
+                    let r = match m {
+                        "sim" => simulate(p, ps.sim_config(point_seed(ctx.seed, i as u64))?)?,
+                        _ => analytic(p)?,
+                    };
+                    out.push((r, ps.gpu.clone()));
+                }
+                Ok(out)
+            })?;
         progress.finish();
         let flat: Vec<(Metrics, String)> = results.into_iter().flatten().collect();
         let mut rows = Rows::default();
@@ -305,7 +404,11 @@ impl Study for SpecdecStudy {
             }
             rows.records.push(r);
         }
-        Ok(StudyReport { plots: self.plots(&flat), summary_md: self.summary(&flat), rows })
+        Ok(StudyReport {
+            plots: self.plots(&flat),
+            summary_md: self.summary(&flat),
+            rows,
+        })
     }
 }
 
@@ -313,7 +416,10 @@ impl SpecdecStudy {
     /// x axis: the first swept numeric axis among gamma, batch, context_tokens (else gamma).
     fn x_axis(&self) -> &'static str {
         let swept = self.spec.swept();
-        ["gamma", "batch", "context_tokens"].into_iter().find(|a| swept.contains(a)).unwrap_or("gamma")
+        ["gamma", "batch", "context_tokens"]
+            .into_iter()
+            .find(|a| swept.contains(a))
+            .unwrap_or("gamma")
     }
 
     fn plots(&self, flat: &[(Metrics, String)]) -> Vec<LinePlot> {
@@ -348,15 +454,24 @@ impl SpecdecStudy {
         let mut by: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
         // Simulation agrees with the closed form (see summary); plot the analytic lines only when
         // both were evaluated, so the legend stays readable.
-        for (m, gpu) in flat.iter().filter(|(m, _)| !has_analytic || m.method == "analytic") {
-            by.entry(label(m, gpu)).or_default().push((xval(m), m.speedup, m.tokens_per_s));
+        for (m, gpu) in flat
+            .iter()
+            .filter(|(m, _)| !has_analytic || m.method == "analytic")
+        {
+            by.entry(label(m, gpu))
+                .or_default()
+                .push((xval(m), m.speedup, m.tokens_per_s));
         }
         let x_label = match x_axis {
             "batch" => "batch size (sequences)",
             "context_tokens" => "context (tokens)",
             _ => "lookahead γ (draft tokens per step)",
         };
-        let mk = |stem: &str, title: &str, y_label: &str, pick: fn(&(f64, f64, f64)) -> f64, log_y: bool| LinePlot {
+        let mk = |stem: &str,
+                  title: &str,
+                  y_label: &str,
+                  pick: fn(&(f64, f64, f64)) -> f64,
+                  log_y: bool| LinePlot {
             stem: format!("{}-{stem}", self.spec.name),
             title: format!("{}: {title}", self.spec.name),
             x_label: x_label.into(),
@@ -368,23 +483,48 @@ impl SpecdecStudy {
                 .map(|(k, v)| {
                     let mut pts: Vec<(f64, f64)> = v.iter().map(|t| (t.0, pick(t))).collect();
                     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series { name: k.clone(), points: pts }
+                    Series {
+                        name: k.clone(),
+                        points: pts,
+                    }
                 })
                 .collect(),
         };
         vec![
-            mk("speedup", "speedup over autoregressive decoding", "speedup (×)", |t| t.1, false),
-            mk("tokens_per_s", "throughput", "throughput (tokens/s, whole batch)", |t| t.2, true),
+            mk(
+                "speedup",
+                "speedup over autoregressive decoding",
+                "speedup (×)",
+                |t| t.1,
+                false,
+            ),
+            mk(
+                "tokens_per_s",
+                "throughput",
+                "throughput (tokens/s, whole batch)",
+                |t| t.2,
+                true,
+            ),
         ]
     }
 
     fn summary(&self, flat: &[(Metrics, String)]) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "### {} (specdec, {} points)\n", self.spec.name, self.points.len());
+        let _ = writeln!(
+            s,
+            "### {} (specdec, {} points)\n",
+            self.spec.name,
+            self.points.len()
+        );
         // Best configuration per (target, gpu, batch, context): the headline answer.
         let mut best: BTreeMap<(String, String, u32, u64), &Metrics> = BTreeMap::new();
         for (m, gpu) in flat.iter().filter(|(m, _)| m.method == "analytic") {
-            let key = (m.target.clone(), gpu.clone(), m.batch, m.context_tokens.to_bits());
+            let gpu = if m.tp > 1 {
+                format!("{} ×{} (TP)", gpu, m.tp)
+            } else {
+                gpu.clone()
+            };
+            let key = (m.target.clone(), gpu, m.batch, m.context_tokens.to_bits());
             let e = best.entry(key).or_insert(m);
             if m.tokens_per_s > e.tokens_per_s {
                 *e = m;
@@ -392,6 +532,7 @@ impl SpecdecStudy {
         }
         let _ = writeln!(s, "| target | gpu | batch | context | best drafter | γ | tokens/s | speedup | fits memory |");
         let _ = writeln!(s, "|---|---|---:|---:|---|---:|---:|---:|---|");
+
         for ((t, g, b, _), m) in &best {
             let _ = writeln!(
                 s,
@@ -401,15 +542,26 @@ impl SpecdecStudy {
                 m.gamma,
                 m.tokens_per_s,
                 m.speedup,
-                m.fits_memory.map(|f| if f { "yes" } else { "**no**" }).unwrap_or("n/a")
+                m.fits_memory
+                    .map(|f| if f { "yes" } else { "**no**" })
+                    .unwrap_or("n/a")
             );
         }
-        let sims: Vec<&Metrics> = flat.iter().filter(|(m, _)| m.method == "sim").map(|(m, _)| m).collect();
+        let sims: Vec<&Metrics> = flat
+            .iter()
+            .filter(|(m, _)| m.method == "sim")
+            .map(|(m, _)| m)
+            .collect();
         if !sims.is_empty() {
             let mut worst = 0.0_f64;
             for sm in &sims {
                 if let Some((am, _)) = flat.iter().find(|(a, _)| {
-                    a.method == "analytic" && a.draft == sm.draft && a.gamma == sm.gamma && a.batch == sm.batch && a.context_tokens == sm.context_tokens && a.target == sm.target
+                    a.method == "analytic"
+                        && a.draft == sm.draft
+                        && a.gamma == sm.gamma
+                        && a.batch == sm.batch
+                        && a.context_tokens == sm.context_tokens
+                        && a.target == sm.target
                 }) {
                     worst = worst.max((sm.tokens_per_s - am.tokens_per_s).abs() / am.tokens_per_s);
                 }

@@ -10,8 +10,17 @@ fn perfcast() -> Command {
 #[test]
 fn default_scenario_writes_csv_plots_and_summary() {
     let d = tempfile::tempdir().unwrap();
-    let out = perfcast().args(["run", "--quiet", "--out"]).arg(d.path()).args(["--format", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = perfcast()
+        .args(["run", "--quiet", "--out"])
+        .arg(d.path())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let files = v["files"].as_array().unwrap();
     assert!(files.len() >= 5);
@@ -21,8 +30,21 @@ fn default_scenario_writes_csv_plots_and_summary() {
     }
     let csv = fs::read_to_string(d.path().join("specdec-drafts.csv")).unwrap();
     let header = csv.lines().next().unwrap();
-    for col in ["study", "gpu", "draft", "gamma", "batch", "tokens_per_s", "speedup", "method", "seed"] {
-        assert!(header.split(',').any(|c| c == col), "missing column {col}: {header}");
+    for col in [
+        "study",
+        "gpu",
+        "draft",
+        "gamma",
+        "batch",
+        "tokens_per_s",
+        "speedup",
+        "method",
+        "seed",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == col),
+            "missing column {col}: {header}"
+        );
     }
     // 3 drafts × 8 γ × 3 batches × (analytic + sim) rows + header.
     assert_eq!(csv.lines().count(), 3 * 8 * 3 * 2 + 1);
@@ -30,8 +52,15 @@ fn default_scenario_writes_csv_plots_and_summary() {
     assert!(md.contains("best drafter") && md.contains("seed 20231105"));
     // Same seed, same numbers.
     let d2 = tempfile::tempdir().unwrap();
-    perfcast().args(["run", "--quiet", "--out"]).arg(d2.path()).assert().success();
-    assert_eq!(csv, fs::read_to_string(d2.path().join("specdec-drafts.csv")).unwrap());
+    perfcast()
+        .args(["run", "--quiet", "--out"])
+        .arg(d2.path())
+        .assert()
+        .success();
+    assert_eq!(
+        csv,
+        fs::read_to_string(d2.path().join("specdec-drafts.csv")).unwrap()
+    );
 }
 
 #[test]
@@ -48,7 +77,13 @@ fn bad_scenarios_fail_cleanly_without_output() {
         let sc = d.path().join("s.toml");
         fs::write(&sc, text).unwrap();
         let out_dir = d.path().join("out");
-        let out = perfcast().args(["run", "--quiet"]).arg(&sc).arg("--out").arg(&out_dir).output().unwrap();
+        let out = perfcast()
+            .args(["run", "--quiet"])
+            .arg(&sc)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text}: {err}");
         assert!(err.contains(needle), "{text}: {err}");
@@ -62,17 +97,28 @@ fn unwritable_out_is_exit_2() {
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("afile");
     fs::write(&file, "x").unwrap();
-    let out = perfcast().args(["run", "--quiet", "--out"]).arg(file.join("sub")).output().unwrap();
+    let out = perfcast()
+        .args(["run", "--quiet", "--out"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("afile"));
 }
 
 #[test]
 fn catalog_lists_everything_as_one_json_object() {
-    let out = perfcast().args(["catalog", "--format", "json"]).output().unwrap();
+    let out = perfcast()
+        .args(["catalog", "--format", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["gpus"].as_array().unwrap().len() >= 6);
     assert!(v["models"].as_array().unwrap().len() >= 15);
-    assert!(v["scenarios"].as_array().unwrap().iter().any(|s| s["name"] == "default"));
+    assert!(v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "default"));
 }

@@ -1,4 +1,4 @@
 //! The integration test binary: one module per area (DESIGN.md §3).
 
-mod cli_specdec;
 mod cli_run;
+mod cli_specdec;
