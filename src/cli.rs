@@ -29,6 +29,8 @@ pub struct Cli {
 }
 
 /// Commands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Evaluate a scenario (the embedded default when none is given): CSV, plots, summary.md.
