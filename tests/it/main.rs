@@ -2,3 +2,4 @@
 
 mod cli_run;
 mod cli_specdec;
+mod specdec_corpus;
