@@ -414,3 +414,21 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Arbitrary (mostly malformed) scenario text never panics: it parses or errs on one line.
+        #[test]
+        fn parse_never_panics(text in "(\\[\\[study\\]\\]\n|technique = \"specdec\"\n|alpha = -?[0-9.]{1,4}\n|gamma = [0-9a-z]{1,3}\n|\\[study.sweep\\]\n|batch = \\[[0-9, ]{0,6}\\]\n|draft = \\{ cost_ratio = [0-9.]{1,3} \\}\n|[a-z =\\[\\]{}\"0-9\n]{0,20}){0,8}") {
+            let c = Catalog::embedded().unwrap();
+            if let Err(e) = parse(&text, Path::new("f.toml"), &c) {
+                prop_assert!(!e.to_string().contains('\n'), "{}", e);
+            }
+        }
+    }
+}

@@ -122,3 +122,65 @@ fn catalog_lists_everything_as_one_json_object() {
         .iter()
         .any(|s| s["name"] == "default"));
 }
+
+#[test]
+fn catalog_dir_overrides_embedded_files() {
+    let d = tempfile::tempdir().unwrap();
+    let gpus = include_str!("../../models/gpus.toml")
+        .replace("hbm_bw_bytes_per_s = 4.8e12", "hbm_bw_bytes_per_s = 9.6e12");
+    fs::write(d.path().join("gpus.toml"), gpus).unwrap();
+    let args = [
+        "specdec",
+        "--draft",
+        "llama-3.2-1b",
+        "--alpha",
+        "0.7",
+        "--gamma",
+        "3",
+        "--format",
+        "json",
+    ];
+    let base: serde_json::Value =
+        serde_json::from_slice(&perfcast().args(args).output().unwrap().stdout).unwrap();
+    let out = perfcast()
+        .arg("--catalog")
+        .arg(d.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fast: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Doubling the bandwidth makes the memory-bound batch-1 decode faster.
+    assert!(
+        fast["baseline_tokens_per_s"].as_f64().unwrap()
+            > 1.5 * base["baseline_tokens_per_s"].as_f64().unwrap()
+    );
+    fs::write(d.path().join("gpus.toml"), "[[gpu]]\nname = 3\n").unwrap();
+    let out = perfcast()
+        .arg("--catalog")
+        .arg(d.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gpus.toml:2"));
+}
+
+#[test]
+fn closed_stdout_pipe_is_not_an_error() {
+    use std::process::{Command as Std, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("perfcast");
+    let mut child = Std::new(bin)
+        .args(["catalog"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
