@@ -24,6 +24,7 @@ pub mod calib;
 pub mod catalog;
 pub mod check;
 pub mod error;
+pub mod freeze;
 pub mod report;
 pub mod scenario;
 pub mod specdec;
