@@ -19,6 +19,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("gpus.toml", include_str!("../models/gpus.toml")),
     ("llms.toml", include_str!("../models/llms.toml")),
     ("llms-validation.toml", include_str!("../models/llms-validation.toml")),
+    ("dnn/models.toml", include_str!("../models/dnn/models.toml")),
     (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),

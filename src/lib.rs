@@ -23,6 +23,7 @@
 pub mod calib;
 pub mod catalog;
 pub mod check;
+pub mod dnn;
 pub mod error;
 pub mod freeze;
 pub mod report;
