@@ -190,7 +190,7 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
         cache_saving_s: nocache.total_s - run.total_s,
         cache_bytes: run.cache_bytes,
         cache_capacity_bytes: caching.then_some(p.cache.capacity_bytes),
-        cache_fits: caching.then(|| run.cache_bytes <= p.cache.capacity_bytes),
+        cache_fits: caching.then_some(run.cache_bytes <= p.cache.capacity_bytes),
         cache_written_bytes: run.cache_written_bytes,
         cache_read_bytes: run.cache_read_bytes,
         cache_boundaries: run.cache_boundaries,

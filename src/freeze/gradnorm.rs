@@ -148,7 +148,7 @@ impl GradNorms {
             .enumerate()
             .flat_map(|(l, r)| r.iter().map(move |(s, g)| (*s, l, *g)))
             .collect();
-        all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        all.sort_by_key(|a| (a.0, a.1));
         let mut s = String::from("step,layer,grad_norm\n");
         for (st, l, g) in all {
             let _ = writeln!(s, "{st},{l},{g:.6}");

@@ -10,11 +10,13 @@
 //! - `uniform:layers=L`: L layers whose forward, input-gradient and weight-gradient times are 1 ms
 //!   each per iteration at any batch size, with no optimizer time, no parameters and no activation
 //!   bytes: the unit model of the worked examples and tests.
-//! - `file:PATH` (or any path ending in `.toml`): a measured profile ([`ProfileFile`]); its times
-//!   are per iteration at the file's `batch`, scaled linearly to the run's batch (the optimizer
-//!   time does not depend on the batch).
-//! - a catalog architecture name (`bert-base`, `bert-large`, `roberta-base`, `gpt2-small`,
-//!   `vit-b-16`, `resnet-50`, ...): derived by the shared `dnn` layer-profile module (roofline on a
+//! - `file:PATH` (or any path ending in `.toml` or `.csv`): a measured profile, either the TOML
+//!   [`ProfileFile`] below or the shared `dnn` module's measured-profile CSV
+//!   ([`crate::dnn::Profile::from_csv`]); times are per iteration at the file's batch, scaled
+//!   linearly to the run's batch (the optimizer time does not depend on the batch).
+//! - a catalog architecture name from `models/dnn/models.toml` (`bert-base`, `bert-large`,
+//!   `roberta-base`, `gpt2` (alias `gpt2-small`), `gpt2-medium`, `vit-b16` (alias `vit-b-16`),
+//!   `resnet-50`, `resnet-101`, `vgg-16`): per-layer costs derived by the shared `dnn` module (roofline on a
 //!   catalog GPU) through [`catalog_profile`].
 
 use crate::catalog::{parse_toml_str, Catalog};
@@ -312,7 +314,7 @@ impl ModelSpec {
         if let Some(p) = s.strip_prefix("file:") {
             return Ok(ModelSpec::File(PathBuf::from(p)));
         }
-        if s.ends_with(".toml") {
+        if s.ends_with(".toml") || s.ends_with(".csv") {
             return Ok(ModelSpec::File(PathBuf::from(s)));
         }
         Ok(ModelSpec::Catalog(s.to_string()))
@@ -326,33 +328,104 @@ impl ModelSpec {
         check::int_in("batch", i64::from(batch), 1, 1 << 24)?;
         match self {
             ModelSpec::Uniform { layers } => Profile::uniform(*layers, batch),
+            ModelSpec::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => {
+                let d = crate::dnn::Profile::from_csv(p)?;
+                let model = p.file_stem().map_or_else(
+                    || p.display().to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+                Ok(scale_to_batch(
+                    from_dnn(&model, &d).map_err(|e| Error::parse(p, None, e.to_string()))?,
+                    batch,
+                ))
+            }
             ModelSpec::File(p) => ProfileFile::read(p)?.at_batch(p, batch),
             ModelSpec::Catalog(name) => catalog_profile(cat, name, gpu, batch),
         }
     }
 }
 
-/// Architectures the catalog path knows (through the shared `dnn` layer-profile module).
-pub fn catalog_models(_cat: &Catalog) -> Vec<String> {
-    Vec::new()
+/// Aliases accepted for catalog architectures (the spelling → the catalog name).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("gpt2-small", "gpt2"),
+    ("vit-b-16", "vit-b16"),
+    ("vit-b/16", "vit-b16"),
+];
+
+/// Architectures the catalog path knows (the shared `dnn` module's `models/dnn/models.toml`).
+pub fn catalog_models(cat: &Catalog) -> Vec<String> {
+    crate::dnn::names(cat).unwrap_or_default()
+}
+
+/// Converts a shared [`crate::dnn::Profile`] (roofline or measured CSV) into freeze layer costs;
+/// the output activation bytes per sample become the cache entry size of each boundary.
+///
+/// # Errors
+/// Invalid numbers (NaN or negative), naming the layer.
+pub fn from_dnn(model: &str, d: &crate::dnn::Profile) -> Result<Profile> {
+    let layers = d
+        .layers
+        .iter()
+        .map(|l| LayerCost {
+            name: l.name.clone(),
+            forward_s: l.forward_s,
+            input_grad_s: l.input_grad_s,
+            weight_grad_s: l.weight_grad_s,
+            optimizer_s: l.optimizer_s,
+            params: l.params,
+            activation_bytes_per_sample: l.out_act_bytes_per_sample,
+        })
+        .collect();
+    Profile::new(model, d.source.clone(), d.batch, layers)
+}
+
+/// Scales a profile measured at `p.batch` to `batch`: forward and gradient times linearly,
+/// optimizer times unchanged (see [`ProfileFile::at_batch`]).
+pub fn scale_to_batch(mut p: Profile, batch: u32) -> Profile {
+    let s = f64::from(batch) / f64::from(p.batch);
+    if s != 1.0 {
+        for l in &mut p.layers {
+            l.forward_s *= s;
+            l.input_grad_s *= s;
+            l.weight_grad_s *= s;
+        }
+        p.source = format!(
+            "{} (measured at batch {}, scaled linearly to {batch})",
+            p.source, p.batch
+        );
+        p.batch = batch;
+    }
+    p
 }
 
 /// The profile of catalog architecture `name` on catalog GPU `gpu` at `batch`, derived by the
-/// shared `dnn` layer-profile module (roofline).
+/// shared `dnn` layer-profile module: roofline with the GPU's latency efficiencies, bf16 AMP,
+/// Adam, fp32 gradients ([`crate::dnn::Roofline::for_gpu`]).
 ///
 /// # Errors
 /// [`Error::UnknownName`] for an unknown model (listing the known ones and the other forms) or
 /// GPU.
 pub fn catalog_profile(cat: &Catalog, name: &str, gpu: &str, batch: u32) -> Result<Profile> {
-    let _ = (gpu, batch);
-    let mut known: Vec<String> = catalog_models(cat);
-    known.push("uniform:layers=L".into());
-    known.push("file:PATH".into());
-    Err(Error::unknown(
-        "model",
-        name,
-        known.iter().map(String::as_str),
-    ))
+    let lname = name.to_ascii_lowercase();
+    let resolved = ALIASES
+        .iter()
+        .find(|(a, _)| *a == lname)
+        .map_or(name, |(_, n)| *n);
+    let known = catalog_models(cat);
+    if !known.iter().any(|k| k.eq_ignore_ascii_case(resolved)) {
+        let mut all = known.clone();
+        all.push("uniform:layers=L".into());
+        all.push("file:PATH".into());
+        return Err(Error::unknown(
+            "model",
+            name,
+            all.iter().map(String::as_str),
+        ));
+    }
+    let g = cat.gpu(gpu)?;
+    let m = crate::dnn::model(cat, resolved)?;
+    let d = crate::dnn::Profile::roofline(&m, g, batch, &crate::dnn::Roofline::for_gpu(g))?;
+    from_dnn(&m.name, &d)
 }
 
 #[cfg(test)]
