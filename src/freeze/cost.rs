@@ -103,9 +103,11 @@ pub enum Tier {
     None,
     /// GPU memory (HBM): read and written at the GPU's memory bandwidth.
     Gpu,
-    /// Host RAM: over PCIe (the GPU's `pcie_bw_bytes_per_s`, 32 GB/s when the catalog has none).
+    /// Host RAM: over PCIe, one direction each way (half the catalog's both-directions
+    /// `pcie_bw_bytes_per_s`; 32 GB/s per direction when the catalog has none).
     Ram,
-    /// Local NVMe disk: 7 GB/s read, 5 GB/s write by default (PCIe Gen4 x4 class), capped by PCIe.
+    /// Local NVMe disk: 7 GB/s read, 5 GB/s write by default (PCIe Gen4 x4 class), capped by the
+    /// GPU's PCIe bandwidth per direction.
     Disk,
 }
 
@@ -139,8 +141,9 @@ impl Tier {
     }
 }
 
-/// PCIe bandwidth assumed when the catalog GPU has none, bytes/s (PCIe Gen4 x16 nominal).
-pub const DEFAULT_PCIE_BW: f64 = 32e9;
+/// PCIe bandwidth (both directions, like the catalog's field) assumed when the catalog GPU has
+/// none, bytes/s (PCIe Gen4 x16 nominal: 32 GB/s per direction).
+pub const DEFAULT_PCIE_BW: f64 = 64e9;
 /// Default host RAM available for the cache, bytes.
 pub const DEFAULT_RAM_CAPACITY: f64 = 512.0 * 1024.0 * 1024.0 * 1024.0;
 /// Default local disk capacity, bytes (a 3.84 TB NVMe drive).
@@ -185,7 +188,9 @@ impl Cache {
         write_bw: Option<f64>,
         capacity: Option<f64>,
     ) -> Result<Self> {
-        let pcie = gpu.pcie_bw_bytes_per_s.unwrap_or(DEFAULT_PCIE_BW);
+        // The catalog gives both directions; a cache read (host → GPU) or write (GPU → host)
+        // uses one.
+        let pcie = gpu.pcie_bw_bytes_per_s.unwrap_or(DEFAULT_PCIE_BW) / 2.0;
         let (r, w, c) = match tier {
             Tier::None => {
                 return Ok(Cache {
