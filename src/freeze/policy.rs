@@ -294,6 +294,10 @@ pub fn percentile(xs: &[f64], p: f64) -> f64 {
     let r = p / 100.0 * (v.len() - 1) as f64;
     let lo = r.floor() as usize;
     let hi = r.ceil() as usize;
+    if lo == hi {
+        // Exactly an order statistic (also keeps +∞ rates from turning into ∞ − ∞ = NaN).
+        return v[lo];
+    }
     v[lo] + (v[hi] - v[lo]) * (r - lo as f64)
 }
 
@@ -416,6 +420,10 @@ mod tests {
         assert_eq!(percentile(&[5.0, 1.0], 0.0), 1.0);
         assert_eq!(percentile(&[5.0, 1.0], 100.0), 5.0);
         assert!((percentile(&[0.0, 10.0], 25.0) - 2.5).abs() < 1e-12);
+        assert_eq!(
+            percentile(&[f64::INFINITY, 1.0, f64::INFINITY], 50.0),
+            f64::INFINITY
+        );
     }
 
     #[test]

@@ -487,6 +487,53 @@ mod tests {
     }
 
     #[test]
+    fn dnn_csv_profiles_adapt_and_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(
+            &p,
+            "layer,kind,params,batch,forward_s,input_grad_s,weight_grad_s,optimizer_s,out_act_bytes_per_sample\n\
+             embeddings,embedding,100,8,0.001,0,0.002,0.0001,64\n\
+             block.0,block,200,8,0.003,0.003,0.003,0.0002,64\n",
+        )
+        .unwrap();
+        let cat = Catalog::embedded().unwrap();
+        let prof = ModelSpec::parse(p.to_str().unwrap())
+            .unwrap()
+            .resolve(&cat, "h200", 4)
+            .unwrap();
+        assert_eq!(prof.len(), 2);
+        assert_eq!(prof.layers[1].name, "block.0");
+        // Halved batch: compute times halve (tolerance 1e-15), optimizer and bytes do not.
+        assert!((prof.layers[1].forward_s - 0.0015).abs() < 1e-15);
+        assert_eq!(prof.layers[1].optimizer_s, 0.0002);
+        assert_eq!(prof.layers[1].activation_bytes_per_sample, 64.0);
+        assert_eq!(prof.params(), 300);
+    }
+
+    #[test]
+    fn catalog_models_and_aliases() {
+        let cat = Catalog::embedded().unwrap();
+        let a = catalog_profile(&cat, "gpt2-small", "h200", 8).unwrap();
+        let b = catalog_profile(&cat, "gpt2", "h200", 8).unwrap();
+        assert_eq!(a, b);
+        let bert = catalog_profile(&cat, "bert-base", "h200", 32).unwrap();
+        // Embeddings + 12 blocks + head; a block's output is 128 tokens × 768 × 2 bytes (bf16).
+        assert_eq!(bert.len(), 14);
+        assert_eq!(
+            bert.layers[6].activation_bytes_per_sample,
+            128.0 * 768.0 * 2.0
+        );
+        let e = catalog_profile(&cat, "bert-bse", "h200", 32)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did you mean 'bert-base'") && e.contains("uniform:layers=L"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn layer_lookup_by_name_or_index() {
         let p = Profile::uniform(4, 1).unwrap();
         assert_eq!(p.layer_index("layer2").unwrap(), 2);
