@@ -158,7 +158,8 @@ pub struct Cache {
     pub read_bw_bytes_per_s: f64,
     /// Write bandwidth from the GPU, bytes/s.
     pub write_bw_bytes_per_s: f64,
-    /// Capacity of the tier, bytes (GPU: the whole device memory, ignoring the model's own use).
+    /// Capacity of the tier, bytes (GPU: device memory less 16 bytes per parameter for the
+    /// training state when built by `PointSpec::to_params`; activations are not counted).
     pub capacity_bytes: f64,
     /// AutoFreeze's one-epoch lag before entries are written.
     pub lag: bool,
@@ -303,6 +304,19 @@ pub struct RunCost {
     /// How many distinct prefix boundaries were written (more than 1 means prefix growth forced
     /// rewrites).
     pub cache_boundaries: usize,
+}
+
+/// Closed form of a run without a cache: `Σ_segments steps(segment) · t(k_segment)` over the
+/// timeline's constant pieces, seconds. The simulation must agree with it (tested).
+pub fn no_cache_total_s(ic: &IterCosts, timeline: &Timeline) -> f64 {
+    let c = &timeline.changes;
+    c.iter()
+        .enumerate()
+        .map(|(i, ch)| {
+            let end = c.get(i + 1).map_or(timeline.total_steps, |n| n.step);
+            end.saturating_sub(ch.step) as f64 * ic.base[ch.frozen_layers]
+        })
+        .sum()
 }
 
 /// Simulates a run iteration by iteration (see the module docs).

@@ -118,7 +118,7 @@ impl PointSpec {
         let profile = ModelSpec::parse(&self.model)?.resolve(cat, &gpu.name, self.batch)?;
         let policy = Policy::parse(&self.policy)?;
         let tier = Tier::parse(&self.cache)?;
-        let cache = Cache::new(
+        let mut cache = Cache::new(
             tier,
             gpu,
             self.cache_lag,
@@ -126,6 +126,11 @@ impl PointSpec {
             self.cache_write_bw_bytes_per_s,
             self.cache_capacity_bytes,
         )?;
+        if tier == Tier::Gpu && self.cache_capacity_bytes.is_none() {
+            // The cache shares device memory with the training state: fp32 weights and gradients
+            // and Adam's two moments, 16 bytes per parameter (activations not counted).
+            cache.capacity_bytes = (cache.capacity_bytes - 16.0 * profile.params() as f64).max(0.0);
+        }
         let (grads, used_seed) = if policy.needs_grad_norms() {
             match &self.grad_norms {
                 Some(p) => {

@@ -1,7 +1,7 @@
 //! `perfcast freeze` end to end, and properties of the freeze cost model.
 
 use assert_cmd::Command;
-use perfcast::freeze::cost::{iteration_s, simulate};
+use perfcast::freeze::cost::{iteration_s, no_cache_total_s, simulate};
 use perfcast::freeze::{Cache, IterCosts, LayerCost, Profile, RunShape, Tier, Timeline};
 use proptest::prelude::*;
 
@@ -510,6 +510,26 @@ proptest! {
             simulate(&p, &ic, &t, &shape, &Cache::none()).total_s
         };
         prop_assert!(run(hi) <= run(lo) + 1e-12);
+    }
+
+    /// The per-iteration simulation without a cache equals the closed form over the timeline's
+    /// segments (tolerance 1e-9 relative: different summation orders).
+    #[test]
+    fn simulation_matches_closed_form(layers in prop::collection::vec(layer(), 1..20), grows in prop::collection::vec((0u64..200, 0usize..20), 0..6), epochs in 1u32..4, samples in 1u64..100, batch in 1u32..9) {
+        let mut named = layers.clone();
+        for (i, l) in named.iter_mut().enumerate() { l.name = format!("l{i}"); }
+        let p = Profile::new("p", "test", batch, named).unwrap();
+        let ic = IterCosts::new(&p);
+        let shape = RunShape::new(epochs, samples, batch).unwrap();
+        let mut t = Timeline::new(shape.total_steps());
+        let mut g = grows.clone();
+        g.sort();
+        for (s, k) in g { t.grow(s, k.min(p.len())); }
+        let sim = simulate(&p, &ic, &t, &shape, &Cache::none());
+        let cf = no_cache_total_s(&ic, &t);
+        prop_assert!((sim.total_s - cf).abs() <= 1e-9 * (1.0 + cf), "{} vs {}", sim.total_s, cf);
+        let epochs_sum: f64 = sim.epoch_s.iter().sum();
+        prop_assert!((epochs_sum - sim.total_s).abs() <= 1e-12 * (1.0 + cf));
     }
 
     /// With an infinitely fast cache every read epoch saves exactly the frozen prefix's forward.
