@@ -232,15 +232,90 @@ impl Study for FreezeStudy {
             r.insert("timeline".into(), tl.join(" ").into());
             rows.records.push(r);
         }
+        let curves = self.break_even_curves(cat, ctx.seed)?;
         Ok(StudyReport {
-            plots: self.plots(&results),
-            summary_md: self.summary(&results),
+            plots: self.plots(&results, &curves),
+            summary_md: self.summary(&results, &curves),
             rows,
         })
     }
 }
 
+/// Longest run, in epochs, of the break-even curves.
+pub const BREAK_EVEN_MAX_EPOCHS: u32 = 10;
+
+/// How much the cache saves as a function of the number of epochs, for one policy × tier.
+#[derive(Debug, Clone)]
+pub struct BreakEven {
+    /// Series label.
+    pub label: String,
+    /// Samples per epoch the curve was evaluated at.
+    pub samples: u64,
+    /// `(epochs, cache saving / uncached total)` for epochs 1..=[`BREAK_EVEN_MAX_EPOCHS`].
+    pub points: Vec<(u32, f64)>,
+}
+
+impl BreakEven {
+    /// Smallest epoch count at which the cache saves time, if any within the curve.
+    pub fn pays_from(&self) -> Option<u32> {
+        self.points.iter().find(|(_, f)| *f > 0.0).map(|(e, _)| *e)
+    }
+}
+
 impl FreezeStudy {
+    /// For each distinct (model, gpu, batch, policy, cache tier, lag) of the grid with a cache and
+    /// a freezing policy, re-evaluates its smallest-dataset point for 1..=10 epochs: where caching
+    /// starts to pay. Per-epoch costs scale with the dataset size, so the curve depends on it
+    /// only through the run's fractions (policies schedule by fraction of the run).
+    fn break_even_curves(&self, cat: &Catalog, seed: u64) -> Result<Vec<BreakEven>> {
+        let mut firsts: BTreeMap<String, &PointSpec> = BTreeMap::new();
+        for ps in &self.points {
+            if Tier::parse(&ps.cache)? == Tier::None || Policy::parse(&ps.policy)? == Policy::None {
+                continue;
+            }
+            let swept = self.spec.swept();
+            let mut parts = Vec::new();
+            for (axis, v) in [
+                ("model", ps.model.clone()),
+                ("gpu", ps.gpu.clone()),
+                ("batch", format!("b={}", ps.batch)),
+            ] {
+                if swept.contains(&axis) {
+                    parts.push(v);
+                }
+            }
+            parts.push(Policy::parse(&ps.policy)?.label());
+            parts.push(format!(
+                "cache={}{}",
+                ps.cache,
+                if ps.cache_lag { " lag" } else { "" }
+            ));
+            let key = parts.join(" ");
+            let e = firsts.entry(key).or_insert(ps);
+            if ps.samples < e.samples {
+                *e = ps;
+            }
+        }
+        let items: Vec<(String, &PointSpec)> = firsts.into_iter().collect();
+        let progress = Progress::new(0, "", false);
+        par_map(&items, &progress, |_, (label, ps)| {
+            let mut points = Vec::new();
+            for e in 1..=BREAK_EVEN_MAX_EPOCHS {
+                let spec = PointSpec {
+                    epochs: e,
+                    ..(*ps).clone()
+                };
+                let m = evaluate(&spec.to_params(cat, seed)?)?;
+                points.push((e, m.cache_saving_s / m.total_nocache_s));
+            }
+            Ok(BreakEven {
+                label: label.clone(),
+                samples: ps.samples,
+                points,
+            })
+        })
+    }
+
     fn series_label(&self, m: &Metrics) -> String {
         let swept = self.spec.swept();
         let mut parts = Vec::new();
@@ -259,62 +334,74 @@ impl FreezeStudy {
         parts.join(" ")
     }
 
-    fn plots(&self, res: &[Metrics]) -> Vec<LinePlot> {
+    fn plots(&self, res: &[Metrics], curves: &[BreakEven]) -> Vec<LinePlot> {
         let name = &self.spec.name;
-        let mut by: BTreeMap<String, Vec<&Metrics>> = BTreeMap::new();
-        for m in res {
-            by.entry(self.series_label(m)).or_default().push(m);
+        let swept = self.spec.swept();
+        let x_axis = ["samples", "epochs", "batch"]
+            .into_iter()
+            .find(|a| swept.contains(a))
+            .unwrap_or("samples");
+        let xval = |m: &Metrics| match x_axis {
+            "epochs" => f64::from(m.epochs),
+            "batch" => f64::from(m.batch),
+            _ => m.samples as f64,
+        };
+        // Speedup: points whose cache does not fit its tier are left out (a GPU-memory line ends
+        // where the dataset's cache outgrows the device); caching without a freezing policy is
+        // the same as no cache and is not repeated.
+        let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for m in res.iter().filter(|m| m.cache_fits != Some(false)) {
+            if m.policy == "none" && m.cache != Tier::None {
+                continue;
+            }
+            let label = if m.policy == "none" {
+                self.series_label(m).replace(" cache=none", "")
+            } else {
+                self.series_label(m)
+            };
+            by.entry(label).or_default().push((xval(m), m.speedup));
         }
-        let x_samples = self.spec.swept().contains(&"samples");
-        let series = |pick: fn(&Metrics) -> f64| -> Vec<Series> {
-            by.iter()
-                .map(|(k, v)| {
-                    let mut pts: Vec<(f64, f64)> = v
-                        .iter()
-                        .map(|m| {
-                            (
-                                if x_samples {
-                                    m.samples as f64
-                                } else {
-                                    f64::from(m.epochs)
-                                },
-                                pick(m),
-                            )
-                        })
-                        .collect();
-                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series {
-                        name: k.clone(),
-                        points: pts,
-                    }
+        let x_label = match x_axis {
+            "epochs" => "epochs",
+            "batch" => "batch size (samples per iteration)",
+            _ => "dataset size (samples per epoch)",
+        };
+        let mut plots = vec![LinePlot {
+            stem: format!("{name}-speedup"),
+            title: format!("{name}: speedup over training every layer"),
+            x_label: x_label.into(),
+            y_label: "speedup (×, cache must fit its tier)".into(),
+            log_x: x_axis != "epochs",
+            log_y: false,
+            series: by
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series { name: k, points: v }
                 })
-                .collect()
-        };
-        let x_label = if x_samples {
-            "dataset size (samples per epoch)"
-        } else {
-            "epochs"
-        };
-        let mut plots = vec![
-            LinePlot {
-                stem: format!("{name}-speedup"),
-                title: format!("{name}: speedup over training every layer"),
-                x_label: x_label.into(),
-                y_label: "speedup (×)".into(),
-                log_x: x_samples,
+                .collect(),
+        }];
+        if !curves.is_empty() {
+            plots.push(LinePlot {
+                stem: format!("{name}-cache_break_even"),
+                title: format!("{name}: when caching the frozen prefix pays"),
+                x_label: "epochs of fine-tuning".into(),
+                y_label: "cache saving (% of the uncached run; < 0: it costs)".into(),
+                log_x: false,
                 log_y: false,
-                series: series(|m| m.speedup),
-            },
-            LinePlot {
-                stem: format!("{name}-cache_saving"),
-                title: format!("{name}: time the cache saves (negative: it costs)"),
-                x_label: x_label.into(),
-                y_label: "cache saving (s per run)".into(),
-                log_x: x_samples,
-                log_y: false,
-                series: series(|m| m.cache_saving_s),
-            },
-        ];
+                series: curves
+                    .iter()
+                    .map(|c| Series {
+                        name: c.label.clone(),
+                        points: c
+                            .points
+                            .iter()
+                            .map(|(e, f)| (f64::from(*e), 100.0 * f))
+                            .collect(),
+                    })
+                    .collect(),
+            });
+        }
         // Timeline: one line per policy (timelines do not depend on the cache), largest dataset.
         let mut seen = BTreeMap::new();
         for m in res
@@ -336,17 +423,15 @@ impl FreezeStudy {
                 )
             })
             .collect();
-        let mut tp = timeline_plot(
+        plots.push(timeline_plot(
             &format!("{name}-timeline"),
             &format!("{name}: frozen layers vs training step"),
             &items,
-        );
-        tp.x_label = "training step (iterations)".into();
-        plots.push(tp);
+        ));
         plots
     }
 
-    fn summary(&self, res: &[Metrics]) -> String {
+    fn summary(&self, res: &[Metrics], curves: &[BreakEven]) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -410,6 +495,25 @@ impl FreezeStudy {
                     "yes"
                 }
             );
+        }
+        if !curves.is_empty() {
+            let _ = writeln!(s, "\nBreak-even in epochs (each policy × tier re-evaluated for 1..={BREAK_EVEN_MAX_EPOCHS} epochs at its smallest dataset size):\n");
+            let _ = writeln!(s, "| configuration | samples | caching pays from | saving at {BREAK_EVEN_MAX_EPOCHS} epochs |");
+            let _ = writeln!(s, "|---|---:|---|---:|");
+            for c in curves {
+                let last = c.points.last().map_or(0.0, |p| p.1);
+                let from = c.pays_from().map_or_else(
+                    || format!("never within {BREAK_EVEN_MAX_EPOCHS} epochs"),
+                    |e| format!("{e} epochs"),
+                );
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {from} | {:.1}% |",
+                    c.label,
+                    c.samples,
+                    100.0 * last
+                );
+            }
         }
         if res.iter().any(|m| m.seed.is_some()) {
             let seeds: std::collections::BTreeSet<u64> =
