@@ -287,7 +287,7 @@ impl FreezeStudy {
             parts.push(Policy::parse(&ps.policy)?.label());
             parts.push(format!(
                 "cache={}{}",
-                ps.cache,
+                Tier::parse(&ps.cache)?.name(),
                 if ps.cache_lag { " lag" } else { "" }
             ));
             let key = parts.join(" ");
