@@ -9,6 +9,9 @@
 //!   percentile (default 50, the median; linear interpolation between order statistics) of the
 //!   unfrozen layers' rates; the frozen prefix grows to just below the first unfrozen layer whose
 //!   rate is at or above the threshold. It never shrinks, and never reaches the last layer.
+//!   The norms are the trace's last records at or before each decision step; AutoFreeze itself
+//!   accumulates each layer's gradient norm over the interval, so record that accumulated value in
+//!   a trace to reproduce its decisions exactly.
 //! - `freezeout[:schedule=linear|squared|cubic,t0=T]`: FreezeOut (Brock, Lim, Ritchie, Weston
 //!   2017). Layer `i` of `L` stops training after a fraction
 //!   `t_i = scale(t0 + (1 − t0) · i / (L − 1))` of the run (scale = identity, square or cube),
