@@ -329,7 +329,9 @@ pub fn simulate(
 ) -> RunCost {
     let ipe = shape.iters_per_epoch();
     let caching = cache.tier != Tier::None;
-    let mut entry: Vec<u32> = if caching {
+    // Boundary cached per epoch position (0 = none); layers ≤ MAX_LAYERS = 10 000 fit in u16, so a
+    // run at the MAX_STEPS limit needs at most 200 MB here.
+    let mut entry: Vec<u16> = if caching {
         vec![0; ipe as usize]
     } else {
         Vec::new()
@@ -381,7 +383,7 @@ pub fn simulate(
                     out.cache_write_s += ws;
                     bytes_now += wb - if c > 0 { n * ic.act[c] } else { 0.0 };
                     out.cache_bytes = out.cache_bytes.max(bytes_now);
-                    entry[pos as usize] = k as u32;
+                    entry[pos as usize] = k as u16;
                     boundaries.insert(k);
                 }
             }
