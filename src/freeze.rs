@@ -144,11 +144,11 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
     let total_steps = p.shape.total_steps();
     let timeline = p.policy.timeline(l, total_steps, p.grads.as_ref())?;
     let ic = IterCosts::new(&p.profile);
-    let run = cost::simulate(&p.profile, &ic, &timeline, &p.shape, &p.cache);
+    let run = cost::simulate(&ic, &timeline, &p.shape, &p.cache);
     let nocache = if p.cache.tier == Tier::None {
         run.clone()
     } else {
-        cost::simulate(&p.profile, &ic, &timeline, &p.shape, &Cache::none())
+        cost::simulate(&ic, &timeline, &p.shape, &Cache::none())
     };
     let ipe = p.shape.iters_per_epoch();
     let baseline_epoch_s = ic.base[0] * ipe as f64;

@@ -320,13 +320,7 @@ pub fn no_cache_total_s(ic: &IterCosts, timeline: &Timeline) -> f64 {
 }
 
 /// Simulates a run iteration by iteration (see the module docs).
-pub fn simulate(
-    p: &Profile,
-    ic: &IterCosts,
-    timeline: &Timeline,
-    shape: &RunShape,
-    cache: &Cache,
-) -> RunCost {
+pub fn simulate(ic: &IterCosts, timeline: &Timeline, shape: &RunShape, cache: &Cache) -> RunCost {
     let ipe = shape.iters_per_epoch();
     let caching = cache.tier != Tier::None;
     // Boundary cached per epoch position (0 = none); layers ≤ MAX_LAYERS = 10 000 fit in u16, so a
@@ -347,7 +341,6 @@ pub fn simulate(
         forward_saved_s: 0.0,
         cache_boundaries: 0,
     };
-    let _ = p;
     let mut boundaries = std::collections::BTreeSet::new();
     let mut bytes_now = 0.0;
     let mut ci = 0usize; // index of the timeline change in force
@@ -449,7 +442,7 @@ mod tests {
         let shape = RunShape::new(3, 2, 1).unwrap();
         let mut tl = Timeline::new(shape.total_steps());
         tl.grow(0, 2);
-        let r = simulate(&p, &ic, &tl, &shape, &c);
+        let r = simulate(&ic, &tl, &shape, &c);
         let want = [0.016, 0.012, 0.012];
         for (g, w) in r.epoch_s.iter().zip(want) {
             assert!((g - w).abs() < 1e-12, "{:?}", r.epoch_s);
@@ -461,12 +454,12 @@ mod tests {
         let (p, c) = cached(1e6, 1e9, true);
         let mut tl = Timeline::new(shape.total_steps());
         tl.grow(1, 2);
-        let r = simulate(&p, &ic, &tl, &shape, &c);
+        let r = simulate(&ic, &tl, &shape, &c);
         assert!((r.total_s - 0.046).abs() < 1e-12, "{:?}", r.epoch_s);
         // Without the lag: epoch 0 = 11 + 8; epoch 1: position 0 writes (8), position 1 reads (6);
         // epoch 2 reads twice. Total 19 + 14 + 12 = 45 ms.
         let c2 = Cache { lag: false, ..c };
-        let r = simulate(&p, &ic, &tl, &shape, &c2);
+        let r = simulate(&ic, &tl, &shape, &c2);
         assert!((r.total_s - 0.045).abs() < 1e-12, "{:?}", r.epoch_s);
     }
 
@@ -482,7 +475,7 @@ mod tests {
         let mut tl = Timeline::new(3);
         tl.grow(0, 1);
         tl.grow(1, 3);
-        let r = simulate(&p, &ic, &tl, &shape, &c);
+        let r = simulate(&ic, &tl, &shape, &c);
         for (g, w) in r.epoch_s.iter().zip([0.010, 0.006, 0.003]) {
             assert!((g - w).abs() < 1e-12, "{:?}", r.epoch_s);
         }

@@ -507,7 +507,7 @@ proptest! {
         let run = |k: usize| {
             let mut t = Timeline::new(shape.total_steps());
             t.grow(3, k);
-            simulate(&p, &ic, &t, &shape, &Cache::none()).total_s
+            simulate(&ic, &t, &shape, &Cache::none()).total_s
         };
         prop_assert!(run(hi) <= run(lo) + 1e-12);
     }
@@ -525,7 +525,7 @@ proptest! {
         let mut g = grows.clone();
         g.sort();
         for (s, k) in g { t.grow(s, k.min(p.len())); }
-        let sim = simulate(&p, &ic, &t, &shape, &Cache::none());
+        let sim = simulate(&ic, &t, &shape, &Cache::none());
         let cf = no_cache_total_s(&ic, &t);
         prop_assert!((sim.total_s - cf).abs() <= 1e-9 * (1.0 + cf), "{} vs {}", sim.total_s, cf);
         let epochs_sum: f64 = sim.epoch_s.iter().sum();
@@ -544,8 +544,8 @@ proptest! {
         let mut t = Timeline::new(shape.total_steps());
         t.grow(0, k);
         let c = Cache { tier: Tier::Gpu, read_bw_bytes_per_s: f64::INFINITY, write_bw_bytes_per_s: f64::INFINITY, capacity_bytes: 1e18, lag: false };
-        let with = simulate(&p, &ic, &t, &shape, &c);
-        let without = simulate(&p, &ic, &t, &shape, &Cache::none());
+        let with = simulate(&ic, &t, &shape, &c);
+        let without = simulate(&ic, &t, &shape, &Cache::none());
         // Epoch 0 writes; epochs 1 and 2 read: saving = 2 epochs × 10 iterations × Σ_{i<k} fwd.
         let want = 20.0 * ic.fwd_prefix[k];
         prop_assert!((without.total_s - with.total_s - want).abs() <= 1e-9 * (1.0 + want));
