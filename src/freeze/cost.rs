@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(r.cache_boundaries, 1);
         // With the one-epoch lag and the freeze at step 1 (mid-epoch 0): epoch 0 runs t(0) = 11 then
         // t(2) = 7 without writing; epoch 1 writes (8, 8); epoch 2 reads (6, 6). Total 46 ms.
-        let (p, c) = cached(1e6, 1e9, true);
+        let (_, c) = cached(1e6, 1e9, true);
         let mut tl = Timeline::new(shape.total_steps());
         tl.grow(1, 2);
         let r = simulate(&ic, &tl, &shape, &c);
