@@ -22,6 +22,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "llms-validation.toml",
         include_str!("../models/llms-validation.toml"),
     ),
+    ("dnn/models.toml", include_str!("../models/dnn/models.toml")),
     (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),

@@ -2,6 +2,7 @@
 //! binary calls the library with what these produce.
 
 pub mod catalog_cmd;
+pub mod freeze;
 pub mod run;
 pub mod specdec;
 
@@ -40,6 +41,9 @@ pub enum Command {
     Specdec(specdec::SpecdecArgs),
     /// List the GPUs, models and scenarios known to the binary.
     Catalog(catalog_cmd::CatalogArgs),
+    /// One layer-freezing fine-tuning what-if (AutoFreeze, FreezeOut, fixed; activation caching).
+    #[command(allow_negative_numbers = true)]
+    Freeze(freeze::FreezeArgs),
 }
 
 /// Options every command sees.
@@ -81,5 +85,6 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
+        Command::Freeze(a) => freeze::exec(a, &g),
     }
 }

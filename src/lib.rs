@@ -7,6 +7,7 @@
 //! struct, so they can be compared with each other and with measurements point by point:
 //!
 //! - [`specdec`]: speculative decoding (draft models, LayerSkip early exit, CHAI clustered heads).
+//! - [`freeze`]: layer freezing for fine-tuning (fixed, AutoFreeze, FreezeOut; prefix-output caching).
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
 //! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
@@ -23,7 +24,9 @@
 pub mod calib;
 pub mod catalog;
 pub mod check;
+pub mod dnn;
 pub mod error;
+pub mod freeze;
 pub mod report;
 pub mod scenario;
 pub mod specdec;

@@ -258,6 +258,9 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
         "specdec" => Ok(Box::new(crate::specdec::study::SpecdecStudy::new(
             spec, catalog,
         )?)),
+        "freeze" => Ok(Box::new(crate::freeze::study::FreezeStudy::new(
+            spec, catalog,
+        )?)),
         other => Err(Error::unknown(
             "technique",
             other,
@@ -267,7 +270,7 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
 }
 
 /// Techniques a scenario may name.
-pub const TECHNIQUES: &[&str] = &["specdec"];
+pub const TECHNIQUES: &[&str] = &["specdec", "freeze"];
 
 fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Vec<toml::Value>> {
     let field = format!("study '{study}'.sweep.{key}");

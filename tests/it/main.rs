@@ -2,4 +2,5 @@
 
 mod cli_run;
 mod cli_specdec;
+mod freeze;
 mod specdec_corpus;

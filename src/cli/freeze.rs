@@ -1,0 +1,110 @@
+//! `perfcast freeze`: one layer-freezing fine-tuning what-if.
+
+use super::{Globals, Outcome};
+use clap::Args;
+use perfcast::freeze::study::PointSpec;
+use perfcast::freeze::{evaluate, timeline_plot};
+use perfcast::report::{print_records, write_atomic, Rows};
+use perfcast::{Error, Result};
+use std::path::PathBuf;
+
+/// Arguments of `freeze`.
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Model: `uniform:layers=L`, `file:PATH` (measured per-layer profile, TOML), or a catalog
+    /// architecture (bert-base, bert-large, roberta-base, gpt2-small, vit-b-16, resnet-50).
+    #[arg(long)]
+    pub model: String,
+    /// GPU (catalog name): roofline profile and cache-tier bandwidths.
+    #[arg(long, default_value = "h200")]
+    pub gpu: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: u32,
+    /// Training samples per epoch.
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: u64,
+    /// Samples per iteration.
+    #[arg(long, default_value_t = 32)]
+    pub batch: u32,
+    /// none | fixed:k=K[,from=STEP] | autofreeze[:interval=I,percentile=P] |
+    /// freezeout[:schedule=linear|squared|cubic,t0=T].
+    #[arg(long, default_value = "none")]
+    pub policy: String,
+    /// Where the frozen prefix's output is cached: none, gpu, ram, disk.
+    #[arg(long, default_value = "none")]
+    pub cache: String,
+    /// Wait one epoch after a freeze before writing the cache (AutoFreeze's lag).
+    #[arg(long)]
+    pub cache_lag: bool,
+    /// Cache read bandwidth override, bytes/s.
+    #[arg(long)]
+    pub cache_read_bw: Option<f64>,
+    /// Cache write bandwidth override, bytes/s.
+    #[arg(long)]
+    pub cache_write_bw: Option<f64>,
+    /// Cache capacity override, bytes.
+    #[arg(long)]
+    pub cache_capacity: Option<f64>,
+    /// Per-layer gradient-norm trace (CSV step,layer,grad_norm) for autofreeze.
+    #[arg(long, value_name = "FILE")]
+    pub grad_norms: Option<PathBuf>,
+    /// Synthetic gradient-norm generator overrides, key=value,... (g0, floor, tau_min, tau_max,
+    /// noise, every, seed); used by autofreeze when no --grad-norms is given.
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// Seed of the synthetic gradient norms.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// Also write the gradient norms used (CSV) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub emit_grad_norms: Option<PathBuf>,
+    /// Write the freeze-timeline plot (PNG + SVG) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+}
+
+pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
+    let spec = PointSpec {
+        gpu: a.gpu,
+        epochs: a.epochs,
+        samples: a.samples,
+        batch: a.batch,
+        policy: a.policy,
+        cache: a.cache,
+        cache_lag: a.cache_lag,
+        cache_read_bw_bytes_per_s: a.cache_read_bw,
+        cache_write_bw_bytes_per_s: a.cache_write_bw,
+        cache_capacity_bytes: a.cache_capacity,
+        grad_norms: a.grad_norms,
+        synthetic: a.synthetic,
+        ..PointSpec::new(a.model)
+    };
+    let params = spec.to_params(&g.catalog, a.seed)?;
+    if a.emit_grad_norms.is_some() && params.grads.is_none() {
+        return Err(Error::range(
+            "--emit-grad-norms",
+            "given",
+            "only with a policy that uses gradient norms (autofreeze)",
+        ));
+    }
+    let m = evaluate(&params)?;
+    if let (Some(path), Some(gn)) = (&a.emit_grad_norms, &params.grads) {
+        let mut text = format!("# {}\n", gn.source);
+        text.push_str(&gn.to_csv());
+        write_atomic(path, text.as_bytes())?;
+    }
+    if let Some(dir) = &a.plot {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let title = format!(
+            "{} on {}: {} (cache {})",
+            m.model,
+            m.gpu,
+            m.policy,
+            m.cache.name()
+        );
+        timeline_plot("freeze-timeline", &title, &[(m.policy.clone(), &m)]).write(dir)?;
+    }
+    let rows = Rows::from_serialize(std::slice::from_ref(&m));
+    Ok(Outcome::ok(print_records(&rows, g.format, false)))
+}
