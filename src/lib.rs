@@ -23,8 +23,10 @@
 pub mod calib;
 pub mod catalog;
 pub mod check;
+pub mod des;
 pub mod dnn;
 pub mod error;
+pub mod gradcomp;
 pub mod report;
 pub mod scenario;
 pub mod specdec;
