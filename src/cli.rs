@@ -2,6 +2,8 @@
 //! binary calls the library with what these produce.
 
 pub mod catalog_cmd;
+pub mod collective;
+pub mod gradcomp;
 pub mod run;
 pub mod specdec;
 
@@ -38,6 +40,12 @@ pub enum Command {
     Specdec(specdec::SpecdecArgs),
     /// List the GPUs, models and scenarios known to the binary.
     Catalog(catalog_cmd::CatalogArgs),
+    /// One collective's time on a cluster (α–β model, nccl-tests algbw/busbw).
+    #[command(allow_negative_numbers = true)]
+    Collective(collective::CollectiveArgs),
+    /// One data-parallel training what-if: DDP buckets, gradient compression, low-rank models.
+    #[command(allow_negative_numbers = true)]
+    Gradcomp(gradcomp::GradcompArgs),
 }
 
 /// Options every command sees.
@@ -75,5 +83,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
+        Command::Collective(a) => collective::exec(a, &g),
+        Command::Gradcomp(a) => gradcomp::exec(a, &g),
     }
 }

@@ -325,10 +325,12 @@ pub fn terms(op: Op, algo: Algo, bytes: f64, c: &Cluster) -> Result<(f64, f64)> 
             match op {
                 Op::AllReduce => (2.0 * ceil_log2(p) * a, 2.0 * bytes / bw),
                 Op::Broadcast => (ceil_log2(p) * a, bytes / bw),
-                _ => return Err(Error::Unsupported(format!(
+                _ => {
+                    return Err(Error::Unsupported(format!(
                     "--algo tree supports allreduce and broadcast, not {} (NCCL runs it as a ring)",
                     op.as_str()
-                ))),
+                )))
+                }
             }
         }
         Algo::Hierarchical => {

@@ -192,10 +192,11 @@ fn plots(name: &str, rows: &[Row]) -> Vec<LinePlot> {
         .unwrap_or(Predictor::Sim);
     let rows: Vec<&Row> = rows.iter().filter(|r| r.m.predictor == main).collect();
     let max_workers = rows.iter().map(|r| r.m.workers).max().unwrap_or(1);
-    let min_bw = rows
-        .iter()
-        .map(|r| r.m.inter_node_gbps)
-        .fold(f64::INFINITY, f64::min);
+    // Scaling efficiency is shown at the median swept bandwidth.
+    let mut bws: Vec<f64> = rows.iter().map(|r| r.m.inter_node_gbps).collect();
+    bws.sort_by(f64::total_cmp);
+    bws.dedup();
+    let mid_bw = bws.get(bws.len() / 2).copied().unwrap_or(0.0);
     let mut step: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut speed: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut eff: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -210,7 +211,7 @@ fn plots(name: &str, rows: &[Row]) -> Vec<LinePlot> {
                 .or_default()
                 .push((r.m.inter_node_gbps, r.m.speedup_vs_baseline));
         }
-        if r.m.inter_node_gbps == min_bw {
+        if r.m.inter_node_gbps == mid_bw {
             eff.entry(label)
                 .or_default()
                 .push((r.m.workers as f64, r.m.scaling_efficiency));
@@ -241,12 +242,12 @@ fn plots(name: &str, rows: &[Row]) -> Vec<LinePlot> {
             x_label: "node bandwidth (Gb/s)".into(),
             y_label: "speedup vs baseline (×)".into(),
             log_x: true,
-            log_y: false,
+            log_y: true,
             series: series(speed),
         },
         LinePlot {
             stem: format!("{name}-scaling-vs-workers"),
-            title: format!("scaling efficiency vs workers ({min_bw} Gb/s)"),
+            title: format!("scaling efficiency vs workers ({mid_bw} Gb/s)"),
             x_label: "workers (GPUs)".into(),
             y_label: "scaling efficiency (fraction)".into(),
             log_x: true,

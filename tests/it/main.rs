@@ -2,3 +2,4 @@
 
 mod cli_specdec;
 mod cli_run;
+mod gradcomp_cli;
