@@ -374,8 +374,13 @@ impl Plan {
         })
     }
 
-    /// The DES input of one step with `method`.
+    /// The DES input of one step with `method` on the plan's cluster.
     pub fn step_input(&self, method: &Method) -> StepInput {
+        self.step_input_on(method, &self.env)
+    }
+
+    /// The DES input of one step with `method` on `env` (another cluster or network).
+    pub fn step_input_on(&self, method: &Method, env: &Env) -> StepInput {
         let mut inp = StepInput {
             forward_ns: crate::des::ns(self.profile.forward_s()),
             backward_ns: self.backward_s.iter().map(|&t| crate::des::ns(t)).collect(),
@@ -387,7 +392,7 @@ impl Plan {
         let mut st = Vec::with_capacity(8);
         for b in &self.buckets {
             st.clear();
-            method.stages(&b.content, &self.env, &mut st);
+            method.stages(&b.content, env, &mut st);
             inp.ready_after.push(b.ready_after);
             inp.push_stages(&st);
         }
@@ -396,7 +401,18 @@ impl Plan {
 
     /// Step times of `method` with `predictor` (reusing `sim`'s allocations).
     pub fn step(&self, method: &Method, predictor: Predictor, sim: &mut DdpSim) -> StepTimes {
-        let inp = self.step_input(method);
+        self.step_on(method, &self.env, predictor, sim)
+    }
+
+    /// Step times of `method` on `env` with `predictor`.
+    pub fn step_on(
+        &self,
+        method: &Method,
+        env: &Env,
+        predictor: Predictor,
+        sim: &mut DdpSim,
+    ) -> StepTimes {
+        let inp = self.step_input_on(method, env);
         match predictor {
             Predictor::Sim => sim.run(&inp),
             Predictor::Analytic => ddp::analytic(&inp),
@@ -405,20 +421,31 @@ impl Plan {
 
     /// Metrics of the plan's method against its baseline.
     pub fn evaluate(&self, predictor: Predictor, sim: &mut DdpSim) -> Metrics {
-        let t = self.step(&self.method, predictor, sim);
-        let base = if self.baseline == self.method {
+        self.evaluate_on(&self.env, &self.method, predictor, sim)
+    }
+
+    /// Metrics of `method` on `env` against the plan's baseline (sweeps reuse one plan).
+    pub fn evaluate_on(
+        &self,
+        env: &Env,
+        method: &Method,
+        predictor: Predictor,
+        sim: &mut DdpSim,
+    ) -> Metrics {
+        let t = self.step_on(method, env, predictor, sim);
+        let base = if self.baseline == *method {
             t
         } else {
-            self.step(&self.baseline, predictor, sim)
+            self.step_on(&self.baseline, env, predictor, sim)
         };
-        let c = &self.env.cluster;
+        let c = &env.cluster;
         Metrics {
             model: self.model.name.clone(),
             gpu: self.gpu.clone(),
             workers: c.workers,
             gpus_per_node: c.gpus_per_node,
-            inter_node_gbps: self.config.inter_node_gbps,
-            method: self.method.name(),
+            inter_node_gbps: c.inter_node_bw_bytes_per_s * 8.0 / 1e9,
+            method: method.name(),
             baseline: self.baseline.name(),
             lowrank: self.config.lowrank.name(),
             predictor,

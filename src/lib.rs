@@ -7,6 +7,8 @@
 //! struct, so they can be compared with each other and with measurements point by point:
 //!
 //! - [`specdec`]: speculative decoding (draft models, LayerSkip early exit, CHAI clustered heads).
+//! - [`gradcomp`]: data-parallel training with gradient compression and low-rank models, on the
+//!   [`des`] kernel with per-layer [`dnn`] profiles.
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
 //! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.

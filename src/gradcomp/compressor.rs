@@ -22,7 +22,24 @@
 //! | QSGD b bits | all-gather of levels + norm | b·n/8 + 4 | Alistarh et al. 2017 |
 //!
 //! All-gathered payloads grow with the number of ranks (the gathered output is P× the payload),
-//! which is why sparsification scales poorly (Agarwal et al. 2022, §3).
+//! which is why sparsification scales poorly (Agarwal et al. 2022).
+//!
+//! One file per compressor: [`none`], [`cast`], [`powersgd`], [`sparse`], [`signsgd`], [`qsgd`];
+//! [`Method`] (parsed from `--method`) dispatches to them without boxing.
+
+pub mod cast;
+pub mod none;
+pub mod powersgd;
+pub mod qsgd;
+pub mod signsgd;
+pub mod sparse;
+
+pub use cast::Cast16;
+pub use none::NoCompression;
+pub use powersgd::{powersgd_compresses, PowerSgd};
+pub use qsgd::Qsgd;
+pub use signsgd::SignSgd;
+pub use sparse::{RandomK, TopK};
 
 use super::collective::{self, Algo, BusBwCurve, Cluster, Op};
 use crate::catalog::Gpu;
@@ -103,7 +120,8 @@ pub struct Env {
 }
 
 impl Env {
-    fn coll(&self, op: Op, bytes: f64) -> f64 {
+    /// Time of collective `op` moving `bytes` (nccl-tests size), seconds.
+    pub fn coll(&self, op: Op, bytes: f64) -> f64 {
         collective::time_s(op, self.algo, bytes, &self.cluster, self.curve.as_ref())
     }
 }
@@ -272,136 +290,32 @@ impl Method {
     }
 }
 
+impl Method {
+    fn with<R>(&self, f: impl FnOnce(&dyn Compressor) -> R) -> R {
+        match *self {
+            Method::None => f(&NoCompression),
+            Method::Cast16 { bf16 } => f(&Cast16 { bf16 }),
+            Method::PowerSgd { rank } => f(&PowerSgd { rank }),
+            Method::TopK { density } => f(&TopK { density }),
+            Method::RandomK { density } => f(&RandomK { density }),
+            Method::SignSgd => f(&SignSgd),
+            Method::Qsgd { bits } => f(&Qsgd { bits }),
+        }
+    }
+}
+
 impl Compressor for Method {
     fn name(&self) -> String {
-        match *self {
-            Method::None => "none".into(),
-            Method::Cast16 { bf16 } => if bf16 { "bf16" } else { "fp16" }.into(),
-            Method::PowerSgd { rank } => format!("powersgd:rank={rank}"),
-            Method::TopK { density } => format!("topk:density={density}"),
-            Method::RandomK { density } => format!("randomk:density={density}"),
-            Method::SignSgd => "signsgd".into(),
-            Method::Qsgd { bits } => format!("qsgd:bits={bits}"),
-        }
+        self.with(|c| c.name())
     }
 
     fn all_reducible(&self) -> bool {
-        matches!(
-            self,
-            Method::None | Method::Cast16 { .. } | Method::PowerSgd { .. }
-        )
+        self.with(|c| c.all_reducible())
     }
 
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let n = b.elems() as f64;
-        let p = env.cluster.workers as f64;
-        let c = &env.codec;
-        match *self {
-            Method::None => out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * n))),
-            Method::Cast16 { .. } => {
-                out.push(Stage::Compute(c.t(1.0, 6.0 * n, 0.0, 0.0)));
-                out.push(Stage::Comm(env.coll(Op::AllReduce, 2.0 * n)));
-                out.push(Stage::Compute(c.t(1.0, 6.0 * n, 0.0, 0.0)));
-            }
-            Method::PowerSgd { rank } => powersgd(rank as u64, b, env, out),
-            Method::TopK { density } | Method::RandomK { density } => {
-                let k = (density * n).ceil().max(1.0);
-                let enc = if matches!(self, Method::TopK { .. }) {
-                    // error feedback (read g, e; write g) + |g| + radix select (3 passes) + gather
-                    c.t(8.0, 12.0 * n + 4.0 * 3.0 * n + 16.0 * k, 0.0, 4.0 * n)
-                } else {
-                    // error feedback + random indices + gather
-                    c.t(4.0, 12.0 * n + 16.0 * k, 0.0, k)
-                };
-                out.push(Stage::Compute(enc));
-                out.push(Stage::Comm(env.coll(Op::AllGather, p * 8.0 * k)));
-                // zero the dense buffer, scatter-add P·k entries, scale by 1/P
-                out.push(Stage::Compute(c.t(
-                    3.0,
-                    12.0 * n + 16.0 * p * k,
-                    0.0,
-                    p * k + n,
-                )));
-            }
-            Method::SignSgd => {
-                out.push(Stage::Compute(c.t(2.0, 4.0 * n + n / 8.0, 0.0, 2.0 * n)));
-                out.push(Stage::Comm(env.coll(Op::AllGather, p * n / 8.0)));
-                out.push(Stage::Compute(c.t(2.0, p * n / 8.0 + 4.0 * n, 0.0, p * n)));
-            }
-            Method::Qsgd { bits } => {
-                let payload = bits as f64 * n / 8.0 + 4.0;
-                out.push(Stage::Compute(c.t(3.0, 8.0 * n + payload, 0.0, 5.0 * n)));
-                out.push(Stage::Comm(env.coll(Op::AllGather, p * payload)));
-                out.push(Stage::Compute(c.t(
-                    2.0,
-                    p * payload + 4.0 * n,
-                    0.0,
-                    2.0 * p * n,
-                )));
-            }
-        }
+        self.with(|c| c.stages(b, env, out))
     }
-}
-
-/// Whether PowerSGD compresses an `m × c` matrix at rank r: PyTorch's `min_compression_rate = 2`
-/// rule, `m·c ≥ 2·r·(m + c)`; other tensors are all-reduced uncompressed.
-pub fn powersgd_compresses(rank: u64, m: u64, c: u64) -> bool {
-    m * c >= 2 * rank * (m + c)
-}
-
-/// PowerSGD (Vogels, Karimireddy & Jaggi 2019, "PowerSGD: Practical Low-Rank Gradient Compression
-/// for Distributed Optimization"), as in PyTorch's `powerSGD_hook`: all-reduce the uncompressed
-/// tensors; per matrix M (m×c) with error feedback: P = M·Q, all-reduce P, orthogonalize P
-/// (Gram–Schmidt, one launch per column), Q = Mᵀ·P, all-reduce Q, decompress M' = P·Qᵀ, update the
-/// error M − M'.
-fn powersgd(r: u64, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-    let c = &env.codec;
-    let rf = r as f64;
-    let mut uncompressed = b.vector_elems as f64;
-    let (mut cnt, mut elems, mut p_elems, mut q_elems, mut mm, mut orth) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    for &(m, cols) in &b.matrices {
-        if powersgd_compresses(r, m, cols) {
-            cnt += 1.0;
-            let (mf, cf) = (m as f64, cols as f64);
-            elems += mf * cf;
-            p_elems += mf * rf;
-            q_elems += cf * rf;
-            mm += 2.0 * mf * cf * rf;
-            orth += 2.0 * mf * rf * rf;
-        } else {
-            uncompressed += (m * cols) as f64;
-        }
-    }
-    if uncompressed > 0.0 {
-        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * uncompressed)));
-    }
-    if cnt == 0.0 {
-        return;
-    }
-    // error feedback (read M, E; write M) + P = M·Q
-    out.push(Stage::Compute(c.t(
-        1.0 + cnt,
-        12.0 * elems + 4.0 * (p_elems + q_elems),
-        mm,
-        0.0,
-    )));
-    out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * p_elems)));
-    // orthogonalize (r columns × ~3 kernels per matrix) + Q = Mᵀ·P
-    out.push(Stage::Compute(c.t(
-        cnt * (3.0 * rf + 1.0),
-        4.0 * (elems + 3.0 * p_elems * rf.min(8.0) + q_elems),
-        mm + orth,
-        0.0,
-    )));
-    out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * q_elems)));
-    // M' = P·Qᵀ, error = M − M'
-    out.push(Stage::Compute(c.t(
-        2.0 * cnt,
-        12.0 * elems + 4.0 * (p_elems + q_elems),
-        mm,
-        0.0,
-    )));
 }
 
 #[cfg(test)]

@@ -257,6 +257,9 @@ fn plots(name: &str, rows: &[Row]) -> Vec<LinePlot> {
     ]
 }
 
+/// (model, method, baseline, workers, predictor).
+type SummaryKey = (String, String, String, u32, String);
+
 fn summary(name: &str, rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### {name}: break-even node bandwidth (Gb/s)\n");
@@ -266,8 +269,7 @@ fn summary(name: &str, rows: &[Row]) -> String {
     );
     let _ = writeln!(s, "| model | method | baseline | workers | predictor | break-even Gb/s | best speedup (at Gb/s) |");
     let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
-    let mut seen: BTreeMap<(String, String, String, u32, String), (Option<f64>, f64, f64)> =
-        BTreeMap::new();
+    let mut seen: BTreeMap<SummaryKey, (Option<f64>, f64, f64)> = BTreeMap::new();
     for r in rows {
         if r.m.method == r.m.baseline {
             continue;
