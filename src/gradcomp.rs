@@ -198,6 +198,8 @@ pub struct Plan {
     pub gpu: String,
     /// The configuration it came from.
     pub config: Config,
+    /// The full-rank plan of a low-rank model (its baseline), `None` without low rank.
+    pub full_rank: Option<Box<Plan>>,
 }
 
 /// Metrics of one configuration and method (same struct for simulation and closed form).
@@ -241,7 +243,7 @@ pub struct Metrics {
     pub samples_per_s: f64,
     /// `compute_s / step_s`: fraction of linear scaling reached.
     pub scaling_efficiency: f64,
-    /// Baseline step time, seconds.
+    /// Baseline step time (baseline method on the full-rank model), seconds.
     pub baseline_step_s: f64,
     /// `baseline_step_s / step_s`.
     pub speedup_vs_baseline: f64,
@@ -353,6 +355,13 @@ impl Plan {
                 }
             })
             .collect();
+        let full_rank = if cfg.lowrank.is_none() {
+            None
+        } else {
+            let mut f = cfg.clone();
+            f.lowrank = LowRank::default();
+            Some(Box::new(Plan::new(cat, &f)?))
+        };
         let mib = 1024.0 * 1024.0;
         let buckets = ddp::buckets(
             &grads,
@@ -371,6 +380,7 @@ impl Plan {
             slowdown: cfg.slowdown,
             gpu: gpu.name.clone(),
             config: cfg.clone(),
+            full_rank,
         })
     }
 
@@ -419,6 +429,15 @@ impl Plan {
         }
     }
 
+    /// The baseline's step on `env`: the baseline method on the full-rank model (so a low-rank
+    /// model is compared with plain DDP of the original model).
+    pub fn baseline_step_on(&self, env: &Env, predictor: Predictor, sim: &mut DdpSim) -> StepTimes {
+        match &self.full_rank {
+            Some(f) => f.step_on(&self.baseline, env, predictor, sim),
+            None => self.step_on(&self.baseline, env, predictor, sim),
+        }
+    }
+
     /// Metrics of the plan's method against its baseline.
     pub fn evaluate(&self, predictor: Predictor, sim: &mut DdpSim) -> Metrics {
         self.evaluate_on(&self.env, &self.method, predictor, sim)
@@ -433,10 +452,10 @@ impl Plan {
         sim: &mut DdpSim,
     ) -> Metrics {
         let t = self.step_on(method, env, predictor, sim);
-        let base = if self.baseline == *method {
+        let base = if self.baseline == *method && self.full_rank.is_none() {
             t
         } else {
-            self.step_on(&self.baseline, env, predictor, sim)
+            self.baseline_step_on(env, predictor, sim)
         };
         let c = &env.cluster;
         Metrics {
@@ -487,11 +506,11 @@ impl Plan {
         hi: f64,
         sim: &mut DdpSim,
     ) -> Option<f64> {
-        let diff = |gbps: f64, sim: &mut DdpSim| -> f64 {
-            let p = self
-                .with_bandwidth(gbps)
-                .expect("bisection bandwidths are positive");
-            p.step(&p.method, predictor, sim).step_s - p.step(&p.baseline, predictor, sim).step_s
+        let mut env = self.env.clone();
+        let mut diff = |gbps: f64, sim: &mut DdpSim| -> f64 {
+            env.cluster.inter_node_bw_bytes_per_s = collective::gbps_to_bytes_per_s(gbps);
+            self.step_on(&self.method, &env, predictor, sim).step_s
+                - self.baseline_step_on(&env, predictor, sim).step_s
         };
         let (mut a, mut b) = (lo.ln(), hi.ln());
         let (fa, fb) = (diff(lo, sim), diff(hi, sim));
@@ -590,6 +609,36 @@ mod tests {
                 .speedup_vs_baseline
         };
         assert!(at(be * 0.8) > 1.0 && at(be * 1.25) < 1.0, "break-even {be}");
+    }
+
+    /// A low-rank model is compared with the full-rank model's baseline: Pufferfish with fp16
+    /// casts beats full-rank fp16 DDP (fewer parameters to send and fewer FLOPs), and the same
+    /// config without low rank has speedup exactly 1.
+    #[test]
+    fn lowrank_is_compared_with_the_full_rank_baseline() {
+        let mut c = Config::new("resnet-50", 25.0);
+        c.method = "fp16".into();
+        let mut s = DdpSim::new();
+        assert_eq!(
+            plan(&c)
+                .evaluate(Predictor::Sim, &mut s)
+                .speedup_vs_baseline,
+            1.0
+        );
+        c.lowrank = LowRank {
+            kind: "pufferfish".into(),
+            ..LowRank::default()
+        };
+        let m = plan(&c).evaluate(Predictor::Sim, &mut s);
+        assert!(m.speedup_vs_baseline > 1.0, "{m:?}");
+        assert!(m.params < 25_557_032);
+        // A scenario point can carry the low-rank table.
+        let cfg: Config = toml::from_str(
+            "model = 'vgg-16'\ninter_node_gbps = 10\nlowrank = { kind = 'pufferfish', rank_ratio = 0.125 }\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.lowrank.rank_ratio, Some(0.125));
+        assert!(plan(&cfg).model.params() < 138_357_544 / 2);
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub fn exec(a: GradcompArgs, g: &Globals) -> Result<Outcome> {
         o.step_s.into(),
     );
     if a.break_even {
-        let be = if plan.method == plan.baseline {
+        let be = if plan.method == plan.baseline && plan.full_rank.is_none() {
             None
         } else {
             plan.break_even_gbps(predictor, 0.1, 10_000.0, &mut sim)

@@ -8,6 +8,7 @@
 //! of scaling efficiency against workers, and a summary table of break-even bandwidths per method
 //! and worker count.
 
+use super::lowrank::two_phase;
 use super::{Config, DdpSim, Metrics, Plan, Predictor};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -31,6 +32,10 @@ struct Row {
     #[serde(flatten)]
     m: Metrics,
     break_even_gbps: Option<f64>,
+    /// Two-phase run time of a low-rank model (full-rank warm-up, then low rank), seconds.
+    run_s: Option<f64>,
+    /// The same run with the full-rank model throughout (same method), seconds.
+    full_rank_run_s: Option<f64>,
 }
 
 impl GradcompStudy {
@@ -142,7 +147,7 @@ impl Study for GradcompStudy {
         let (lo, hi) = self.range;
         let be = par_map(&jobs, &progress, |_, &(i, pr)| {
             let p = &self.plans[i];
-            Ok(if p.method == p.baseline {
+            Ok(if p.method == p.baseline && p.full_rank.is_none() {
                 None
             } else {
                 p.break_even_gbps(pr, lo, hi, &mut DdpSim::new())
@@ -154,11 +159,21 @@ impl Study for GradcompStudy {
         }
         let metrics = par_map(&self.plans, &progress, |_, p| {
             let mut sim = DdpSim::new();
-            Ok(self
-                .predictors
+            self.predictors
                 .iter()
-                .map(|&pr| p.evaluate(pr, &mut sim))
-                .collect::<Vec<_>>())
+                .map(|&pr| {
+                    let m = p.evaluate(pr, &mut sim);
+                    let run = match &p.full_rank {
+                        Some(f) => {
+                            let full = f.step_on(&p.method, &p.env, pr, &mut sim).step_s;
+                            let global = f64::from(m.workers) * f64::from(m.batch);
+                            two_phase(full, m.step_s, &p.config.lowrank, global)?
+                        }
+                        None => None,
+                    };
+                    Ok((m, run))
+                })
+                .collect::<Result<Vec<_>>>()
         })?;
         let rows: Vec<Row> = metrics
             .into_iter()
@@ -166,11 +181,13 @@ impl Study for GradcompStudy {
             .flat_map(|(ms, p)| {
                 let key = key_without_bw(&p.config);
                 let be_map = &be_map;
-                ms.into_iter().map(move |m| Row {
+                ms.into_iter().map(move |(m, run)| Row {
                     break_even_gbps: be_map
                         .get(&(key.clone(), m.predictor as u8))
                         .copied()
                         .flatten(),
+                    run_s: run.map(|t| t.run_s),
+                    full_rank_run_s: run.map(|t| t.full_rank_run_s),
                     m,
                 })
             })
@@ -201,7 +218,11 @@ fn plots(name: &str, rows: &[Row]) -> Vec<LinePlot> {
     let mut speed: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut eff: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &rows {
-        let label = format!("{} ({})", r.m.method, r.m.model);
+        let label = if r.m.lowrank == "none" {
+            format!("{} ({})", r.m.method, r.m.model)
+        } else {
+            format!("{} + {} ({})", r.m.method, r.m.lowrank, r.m.model)
+        };
         if r.m.workers == max_workers {
             step.entry(label.clone())
                 .or_default()
@@ -271,11 +292,15 @@ fn summary(name: &str, rows: &[Row]) -> String {
     let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
     let mut seen: BTreeMap<SummaryKey, (Option<f64>, f64, f64)> = BTreeMap::new();
     for r in rows {
-        if r.m.method == r.m.baseline {
+        if r.m.method == r.m.baseline && r.m.lowrank == "none" {
             continue;
         }
         let k = (
-            r.m.model.clone(),
+            if r.m.lowrank == "none" {
+                r.m.model.clone()
+            } else {
+                format!("{} + {}", r.m.model, r.m.lowrank)
+            },
             r.m.method.clone(),
             r.m.baseline.clone(),
             r.m.workers,
