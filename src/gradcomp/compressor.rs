@@ -12,7 +12,7 @@
 //! ([`CodecCost`]): fixed launch cost, memory traffic and arithmetic (matmul FLOPs at the tf32
 //! rate, elementwise FLOPs at the fp32 rate). Defaults are engineering guesses until calibrated.
 //!
-//! | method | collective | bytes on the wire per rank | source |
+//! | method | collective | payload per rank, bytes (n fp32 elements) | source |
 //! | --- | --- | --- | --- |
 //! | none | all-reduce | 4n | PyTorch DDP |
 //! | fp16 / bf16 | all-reduce | 2n | DDP `fp16_compress_hook` / `bf16_compress_hook` |
@@ -21,8 +21,9 @@
 //! | signSGD majority vote | all-gather of packed signs | n/8 | Bernstein et al. 2019 |
 //! | QSGD b bits | all-gather of levels + norm | b·n/8 + 4 | Alistarh et al. 2017 |
 //!
-//! All-gathered payloads grow with the number of ranks (the gathered output is P× the payload),
-//! which is why sparsification scales poorly (Agarwal et al. 2022).
+//! An all-reduce's nccl-tests size is the payload; an all-gather's is the gathered output, P× the
+//! payload, so its time grows with the number of ranks: why sparsification and sign/quantization
+//! methods that are not all-reducible scale poorly (Agarwal et al. 2022).
 //!
 //! One file per compressor: [`none`], [`cast`], [`powersgd`], [`sparse`], [`signsgd`], [`qsgd`];
 //! [`Method`] (parsed from `--method`) dispatches to them without boxing.

@@ -422,4 +422,28 @@ mod tests {
         };
         assert!(two_phase(2.0, 1.0, &bad, 100.0).is_err());
     }
+
+    /// Stable ranks are scaled and rounded up: ⌈2 · 30.2⌉ = 61; an explicit `rank` column is
+    /// taken as is; a bad value names the file and line.
+    #[test]
+    fn cuttlefish_reads_a_stable_rank_profile() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sr.csv");
+        std::fs::write(&p, "# stable ranks after warm-up\nlayer,stable_rank\nlayer4.0.conv2,30.2\nfc,12\n").unwrap();
+        let lr = LowRank {
+            kind: "cuttlefish".into(),
+            ranks_csv: Some(p.clone()),
+            rank_scale: Some(2.0),
+            ..Default::default()
+        };
+        let base = m("resnet-50");
+        let f = lr.apply(&base).unwrap();
+        let i = base.layer_index("layer4.0.conv2").unwrap();
+        assert_eq!(f.layers[i].weights[0].cols, 61);
+        let fc = base.layer_index("fc").unwrap();
+        assert_eq!(f.layers[fc].weights[1].rows, 24);
+        std::fs::write(&p, "layer,rank\nfc,abc\n").unwrap();
+        let e = lr.apply(&base).unwrap_err().to_string();
+        assert!(e.contains("sr.csv:2") && e.contains("abc"), "{e}");
+    }
 }
