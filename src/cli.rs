@@ -2,7 +2,9 @@
 //! binary calls the library with what these produce.
 
 pub mod catalog_cmd;
+pub mod collective;
 pub mod freeze;
+pub mod gradcomp;
 pub mod run;
 pub mod specdec;
 
@@ -44,6 +46,12 @@ pub enum Command {
     /// One layer-freezing fine-tuning what-if (AutoFreeze, FreezeOut, fixed; activation caching).
     #[command(allow_negative_numbers = true)]
     Freeze(freeze::FreezeArgs),
+    /// One collective's time on a cluster (α–β model, nccl-tests algbw/busbw).
+    #[command(allow_negative_numbers = true)]
+    Collective(collective::CollectiveArgs),
+    /// One data-parallel training what-if: DDP buckets, gradient compression, low-rank models.
+    #[command(allow_negative_numbers = true)]
+    Gradcomp(gradcomp::GradcompArgs),
 }
 
 /// Options every command sees.
@@ -86,5 +94,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Specdec(a) => specdec::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
         Command::Freeze(a) => freeze::exec(a, &g),
+        Command::Collective(a) => collective::exec(a, &g),
+        Command::Gradcomp(a) => gradcomp::exec(a, &g),
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! - [`specdec`]: speculative decoding (draft models, LayerSkip early exit, CHAI clustered heads).
 //! - [`freeze`]: layer freezing for fine-tuning (fixed, AutoFreeze, FreezeOut; prefix-output caching).
+//! - [`gradcomp`]: data-parallel training with gradient compression and low-rank models, on the
+//!   [`des`] kernel with per-layer [`dnn`] profiles.
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
 //! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
@@ -24,9 +26,11 @@
 pub mod calib;
 pub mod catalog;
 pub mod check;
+pub mod des;
 pub mod dnn;
 pub mod error;
 pub mod freeze;
+pub mod gradcomp;
 pub mod report;
 pub mod scenario;
 pub mod specdec;

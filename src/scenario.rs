@@ -261,6 +261,9 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
         "freeze" => Ok(Box::new(crate::freeze::study::FreezeStudy::new(
             spec, catalog,
         )?)),
+        "gradcomp" => Ok(Box::new(crate::gradcomp::study::GradcompStudy::new(
+            spec, catalog,
+        )?)),
         other => Err(Error::unknown(
             "technique",
             other,
@@ -270,7 +273,7 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
 }
 
 /// Techniques a scenario may name.
-pub const TECHNIQUES: &[&str] = &["specdec", "freeze"];
+pub const TECHNIQUES: &[&str] = &["specdec", "freeze", "gradcomp"];
 
 fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Vec<toml::Value>> {
     let field = format!("study '{study}'.sweep.{key}");

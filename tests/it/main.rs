@@ -3,4 +3,5 @@
 mod cli_run;
 mod cli_specdec;
 mod freeze;
+mod gradcomp_cli;
 mod specdec_corpus;

@@ -1,0 +1,470 @@
+//! Gradient compressors behind one trait: what each does to a DDP bucket.
+//!
+//! # Contract
+//! [`Compressor::stages`] turns one bucket's gradient ([`BucketContent`]: its weight matrices and
+//! its other elements, fp32) into the ordered stages the bucket goes through after its last
+//! gradient is ready: [`Stage::Compute`] stages run on the GPU's compute stream (they delay the rest
+//! of backward), [`Stage::Comm`] stages on the communication stream. Stage times are ≥ 0 and
+//! depend only on the bucket, the [`Env`] and the compressor's parameters (no randomness, no
+//! state), so a step is a pure function of its inputs.
+//!
+//! Codec cost of a compute stage: `launches · launch_s + bytes / bw + flops / rate`
+//! ([`CodecCost`]): fixed launch cost, memory traffic and arithmetic (matmul FLOPs at the tf32
+//! rate, elementwise FLOPs at the fp32 rate). Defaults are engineering guesses until calibrated.
+//!
+//! | method | collective | payload per rank, bytes (n fp32 elements) | source |
+//! | --- | --- | --- | --- |
+//! | none | all-reduce | 4n | PyTorch DDP |
+//! | fp16 / bf16 | all-reduce | 2n | DDP `fp16_compress_hook` / `bf16_compress_hook` |
+//! | PowerSGD rank r | all-reduce of P, then of Q (+ uncompressed tensors) | 4·r·(m+c) per matrix | Vogels et al. 2019 |
+//! | Top-k / Random-k density D | all-gather of values + int32 indices | 8·⌈D·n⌉ | Aji & Heafield 2017; Stich et al. 2018 |
+//! | signSGD majority vote | all-gather of packed signs | n/8 | Bernstein et al. 2019 |
+//! | QSGD b bits | all-gather of levels + norm | b·n/8 + 4 | Alistarh et al. 2017 |
+//!
+//! An all-reduce's nccl-tests size is the payload; an all-gather's is the gathered output, P× the
+//! payload, so its time grows with the number of ranks: why sparsification and sign/quantization
+//! methods that are not all-reducible scale poorly (Agarwal et al. 2022).
+//!
+//! One file per compressor: [`none`], [`cast`], [`powersgd`], [`sparse`], [`signsgd`], [`qsgd`];
+//! [`Method`] (parsed from `--method`) dispatches to them without boxing.
+
+pub mod cast;
+pub mod none;
+pub mod powersgd;
+pub mod qsgd;
+pub mod signsgd;
+pub mod sparse;
+
+pub use cast::Cast16;
+pub use none::NoCompression;
+pub use powersgd::{powersgd_compresses, PowerSgd};
+pub use qsgd::Qsgd;
+pub use signsgd::SignSgd;
+pub use sparse::{RandomK, TopK};
+
+use super::collective::{self, Algo, BusBwCurve, Cluster, Op};
+use crate::catalog::Gpu;
+use crate::check;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// One stage of a bucket's pipeline, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Stage {
+    /// Work on the compute stream (encode, decode, matmuls), seconds.
+    Compute(f64),
+    /// A collective on the communication stream, seconds.
+    Comm(f64),
+}
+
+/// One gradient bucket's content (fp32 gradients).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketContent {
+    /// Weight-matrix gradients `(rows, cols)`.
+    pub matrices: Vec<(u64, u64)>,
+    /// Elements not in matrices (biases, norms).
+    pub vector_elems: u64,
+}
+
+impl BucketContent {
+    /// Total gradient elements.
+    pub fn elems(&self) -> u64 {
+        self.matrices.iter().map(|(r, c)| r * c).sum::<u64>() + self.vector_elems
+    }
+}
+
+/// Codec cost parameters of one GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodecCost {
+    /// Fixed cost per kernel launch, seconds.
+    pub launch_s: f64,
+    /// Effective memory bandwidth of codec kernels, bytes/s.
+    pub bw_bytes_per_s: f64,
+    /// Effective matmul rate (tf32), FLOP/s.
+    pub matmul_flops_per_s: f64,
+    /// Effective elementwise rate (fp32), FLOP/s.
+    pub vector_flops_per_s: f64,
+}
+
+impl CodecCost {
+    /// Defaults for `gpu`: 5 µs per launch, catalog bandwidth and FLOP efficiencies.
+    pub fn for_gpu(gpu: &Gpu) -> Self {
+        CodecCost {
+            launch_s: 5e-6,
+            bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * gpu.latency.bw_efficiency,
+            matmul_flops_per_s: gpu.tf32_flops * gpu.latency.flops_efficiency,
+            vector_flops_per_s: gpu.fp32_flops * gpu.latency.flops_efficiency,
+        }
+    }
+
+    /// `launches · launch_s + bytes / bw + matmul / matmul_rate + vector / vector_rate`, seconds.
+    pub fn t(&self, launches: f64, bytes: f64, matmul_flops: f64, vector_flops: f64) -> f64 {
+        launches * self.launch_s
+            + bytes / self.bw_bytes_per_s
+            + matmul_flops / self.matmul_flops_per_s
+            + vector_flops / self.vector_flops_per_s
+    }
+}
+
+/// Where the buckets are sent: cluster, all-reduce algorithm, optional measured curve, codec costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Env {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// All-reduce algorithm (all-gathers use the ring when this is `tree`).
+    pub algo: Algo,
+    /// Measured bus-bandwidth curve replacing the bandwidth term.
+    pub curve: Option<BusBwCurve>,
+    /// Codec costs.
+    pub codec: CodecCost,
+}
+
+impl Env {
+    /// Time of collective `op` moving `bytes` (nccl-tests size), seconds.
+    pub fn coll(&self, op: Op, bytes: f64) -> f64 {
+        collective::time_s(op, self.algo, bytes, &self.cluster, self.curve.as_ref())
+    }
+}
+
+/// A gradient compressor (see the module contract).
+pub trait Compressor: Send + Sync {
+    /// Name as on the command line (`powersgd:rank=4`).
+    fn name(&self) -> String;
+    /// Whether compressed gradients can be summed by an all-reduce.
+    fn all_reducible(&self) -> bool;
+    /// Appends the stages of `bucket` to `out`.
+    fn stages(&self, bucket: &BucketContent, env: &Env, out: &mut Vec<Stage>);
+}
+
+/// A compression method, parsed from `--method`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Method {
+    /// fp32 gradients, plain all-reduce.
+    None,
+    /// Cast to 16 bits (fp16 or bf16: same cost) before the all-reduce.
+    Cast16 {
+        /// `true` for bf16.
+        bf16: bool,
+    },
+    /// PowerSGD (Vogels et al. 2019) rank r.
+    PowerSgd {
+        /// Rank r ≥ 1.
+        rank: u32,
+    },
+    /// Top-k sparsification with error feedback.
+    TopK {
+        /// Fraction of elements kept, in (0, 1].
+        density: f64,
+    },
+    /// Random-k sparsification.
+    RandomK {
+        /// Fraction of elements kept, in (0, 1].
+        density: f64,
+    },
+    /// signSGD with majority vote (Bernstein et al. 2019).
+    SignSgd,
+    /// QSGD (Alistarh et al. 2017), b bits per element.
+    Qsgd {
+        /// Bits per element, 1..=16.
+        bits: u32,
+    },
+}
+
+/// Method names for error messages.
+pub const METHODS: [&str; 8] = [
+    "none",
+    "fp16",
+    "bf16",
+    "powersgd:rank=R",
+    "topk:density=D",
+    "randomk:density=D",
+    "signsgd",
+    "qsgd:bits=B",
+];
+
+impl Method {
+    /// Parses `none|fp16|bf16|powersgd:rank=R|topk:density=D|randomk:density=D|signsgd|qsgd:bits=B`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] for an unknown method; [`Error::OutOfRange`] naming the parameter
+    /// (`--method powersgd rank`, `--method topk density`, ...) and its allowed range.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let (name, args) = s.split_once(':').unwrap_or((s, ""));
+        let name = name.to_ascii_lowercase();
+        let mut kv = Vec::new();
+        for a in args.split(',').filter(|a| !a.is_empty()) {
+            let (k, v) = a.split_once('=').ok_or_else(|| {
+                Error::range(
+                    format!("--method {name}"),
+                    a,
+                    "key=value pairs, e.g. powersgd:rank=4",
+                )
+            })?;
+            kv.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let get = |key: &str, allowed: &str| -> Result<String> {
+            for (k, _) in &kv {
+                if k != key {
+                    return Err(Error::range(
+                        format!("--method {name} parameter"),
+                        k,
+                        format!("'{key}'"),
+                    ));
+                }
+            }
+            kv.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    Error::range(
+                        format!("--method {name} {key}"),
+                        "missing",
+                        allowed.to_string(),
+                    )
+                })
+        };
+        let no_args = |m: Method| {
+            if kv.is_empty() {
+                Ok(m)
+            } else {
+                Err(Error::range(
+                    format!("--method {name}"),
+                    args,
+                    "no parameters",
+                ))
+            }
+        };
+        let int = |key: &str, lo: i64, hi: i64| -> Result<i64> {
+            let allowed = format!("an integer in [{lo}, {hi}]");
+            let v = get(key, &allowed)?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| Error::range(format!("--method {name} {key}"), &v, allowed.clone()))?;
+            check::int_in(&format!("--method {name} {key}"), n, lo, hi)
+        };
+        let density = || -> Result<f64> {
+            let allowed = "a number in (0, 1]";
+            let v = get("density", allowed)?;
+            let d: f64 = v
+                .parse()
+                .map_err(|_| Error::range(format!("--method {name} density"), &v, allowed))?;
+            if d > 0.0 && d <= 1.0 {
+                Ok(d)
+            } else {
+                Err(Error::range(format!("--method {name} density"), v, allowed))
+            }
+        };
+        match name.as_str() {
+            "none" | "fp32" => no_args(Method::None),
+            "fp16" => no_args(Method::Cast16 { bf16: false }),
+            "bf16" => no_args(Method::Cast16 { bf16: true }),
+            "powersgd" => Ok(Method::PowerSgd {
+                rank: int("rank", 1, 1 << 20)? as u32,
+            }),
+            "topk" => Ok(Method::TopK {
+                density: density()?,
+            }),
+            "randomk" => Ok(Method::RandomK {
+                density: density()?,
+            }),
+            "signsgd" => no_args(Method::SignSgd),
+            "qsgd" => Ok(Method::Qsgd {
+                bits: int("bits", 1, 16)? as u32,
+            }),
+            _ => Err(Error::unknown("method", s, METHODS)),
+        }
+    }
+
+    /// Parses a `--baseline` (`fp32|fp16|bf16`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`].
+    pub fn parse_baseline(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "none" => Ok(Method::None),
+            "fp16" => Ok(Method::Cast16 { bf16: false }),
+            "bf16" => Ok(Method::Cast16 { bf16: true }),
+            _ => Err(Error::unknown("baseline", s, ["fp32", "fp16", "bf16"])),
+        }
+    }
+}
+
+impl Method {
+    fn with<R>(&self, f: impl FnOnce(&dyn Compressor) -> R) -> R {
+        match *self {
+            Method::None => f(&NoCompression),
+            Method::Cast16 { bf16 } => f(&Cast16 { bf16 }),
+            Method::PowerSgd { rank } => f(&PowerSgd { rank }),
+            Method::TopK { density } => f(&TopK { density }),
+            Method::RandomK { density } => f(&RandomK { density }),
+            Method::SignSgd => f(&SignSgd),
+            Method::Qsgd { bits } => f(&Qsgd { bits }),
+        }
+    }
+}
+
+impl Compressor for Method {
+    fn name(&self) -> String {
+        self.with(|c| c.name())
+    }
+
+    fn all_reducible(&self) -> bool {
+        self.with(|c| c.all_reducible())
+    }
+
+    fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
+        self.with(|c| c.stages(b, env, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(workers: i64) -> Env {
+        let cluster = Cluster::new(workers, 1, 100.0, 3600.0, 10.0).unwrap();
+        Env {
+            cluster,
+            algo: Algo::Ring,
+            curve: None,
+            codec: CodecCost {
+                launch_s: 0.0,
+                bw_bytes_per_s: 1e12,
+                matmul_flops_per_s: 1e14,
+                vector_flops_per_s: 1e13,
+            },
+        }
+    }
+
+    fn comm_bytes(m: Method, b: &BucketContent, e: &Env) -> f64 {
+        // Invert the α–β ring formula of each comm stage back to bytes on the wire per rank.
+        let mut st = Vec::new();
+        m.stages(b, e, &mut st);
+        st.iter()
+            .map(|s| if let Stage::Comm(t) = s { *t } else { 0.0 })
+            .sum()
+    }
+
+    #[test]
+    fn parse_accepts_the_grammar_and_names_bad_fields() {
+        assert_eq!(
+            Method::parse("powersgd:rank=4").unwrap(),
+            Method::PowerSgd { rank: 4 }
+        );
+        assert_eq!(
+            Method::parse("topk:density=0.01").unwrap(),
+            Method::TopK { density: 0.01 }
+        );
+        assert_eq!(
+            Method::parse("qsgd:bits=4").unwrap(),
+            Method::Qsgd { bits: 4 }
+        );
+        assert_eq!(Method::parse("SignSGD").unwrap(), Method::SignSgd);
+        let e = Method::parse("powersgd:rank=0").unwrap_err().to_string();
+        assert!(
+            e.contains("--method powersgd rank = 0") && e.contains("[1,"),
+            "{e}"
+        );
+        let e = Method::parse("topk:density=1.5").unwrap_err().to_string();
+        assert!(e.contains("density = 1.5") && e.contains("(0, 1]"), "{e}");
+        assert!(Method::parse("topk:density=0").is_err());
+        assert!(Method::parse("randomk:density=nan").is_err());
+        assert!(Method::parse("topk")
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+        assert!(Method::parse("qsgd:bits=4,rank=3").is_err());
+        let e = Method::parse("powersdg:rank=4").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown method") && e.contains("powersgd"),
+            "{e}"
+        );
+        for m in [
+            "none",
+            "fp16",
+            "bf16",
+            "signsgd",
+            "powersgd:rank=2",
+            "topk:density=0.5",
+            "randomk:density=0.5",
+            "qsgd:bits=8",
+        ] {
+            assert_eq!(Method::parse(m).unwrap().name(), m);
+        }
+    }
+
+    /// On one rank nothing is communicated; on 16 ranks the wire bytes follow the table.
+    #[test]
+    fn wire_bytes_follow_the_table() {
+        let b = BucketContent {
+            matrices: vec![(1024, 1024)],
+            vector_elems: 0,
+        };
+        let n = 1024.0 * 1024.0;
+        let e = env(16);
+        let (a, beta) = (10e-6, 12.5e9);
+        let ar = |bytes: f64| 30.0 * a + 30.0 / 16.0 * bytes / beta;
+        let ag = |bytes: f64| 15.0 * a + 15.0 / 16.0 * bytes / beta;
+        let close = |x: f64, y: f64| (x - y).abs() < 1e-12 * y.max(1e-9);
+        assert!(close(comm_bytes(Method::None, &b, &e), ar(4.0 * n)));
+        assert!(close(
+            comm_bytes(Method::Cast16 { bf16: true }, &b, &e),
+            ar(2.0 * n)
+        ));
+        assert!(close(
+            comm_bytes(Method::PowerSgd { rank: 4 }, &b, &e),
+            2.0 * ar(4.0 * 1024.0 * 4.0)
+        ));
+        assert!(close(
+            comm_bytes(Method::TopK { density: 0.01 }, &b, &e),
+            ag(16.0 * 8.0 * (0.01 * n).ceil())
+        ));
+        assert!(close(
+            comm_bytes(Method::SignSgd, &b, &e),
+            ag(16.0 * n / 8.0)
+        ));
+        assert!(close(
+            comm_bytes(Method::Qsgd { bits: 4 }, &b, &e),
+            ag(16.0 * (n / 2.0 + 4.0))
+        ));
+        assert_eq!(comm_bytes(Method::SignSgd, &b, &env(1)), 0.0);
+    }
+
+    #[test]
+    fn powersgd_leaves_small_tensors_uncompressed() {
+        assert!(powersgd_compresses(4, 1024, 1024));
+        assert!(!powersgd_compresses(4, 2, 768));
+        let b = BucketContent {
+            matrices: vec![(2, 768)],
+            vector_elems: 10,
+        };
+        let mut st = Vec::new();
+        Method::PowerSgd { rank: 4 }.stages(&b, &env(8), &mut st);
+        assert_eq!(st.len(), 1, "{st:?}");
+        assert!(matches!(st[0], Stage::Comm(_)));
+    }
+
+    /// Top-k encode costs more than Random-k (selection passes); every stage is ≥ 0.
+    #[test]
+    fn codec_costs_are_ordered_and_non_negative() {
+        let b = BucketContent {
+            matrices: vec![(4096, 4096)],
+            vector_elems: 4096,
+        };
+        let e = env(8);
+        let first = |m: Method| {
+            let mut st = Vec::new();
+            m.stages(&b, &e, &mut st);
+            assert!(st.iter().all(|s| match s {
+                Stage::Compute(t) | Stage::Comm(t) => *t >= 0.0 && t.is_finite(),
+            }));
+            match st[0] {
+                Stage::Compute(t) => t,
+                Stage::Comm(_) => 0.0,
+            }
+        };
+        assert!(first(Method::TopK { density: 0.01 }) > first(Method::RandomK { density: 0.01 }));
+    }
+}

@@ -1,0 +1,20 @@
+//! No compression: fp32 gradients, one all-reduce per bucket (PyTorch DDP's default).
+
+use super::{BucketContent, Compressor, Env, Stage};
+use crate::gradcomp::collective::Op;
+
+/// Plain DDP: all-reduce of `4n` bytes, no codec work.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NoCompression;
+
+impl Compressor for NoCompression {
+    fn name(&self) -> String {
+        "none".into()
+    }
+    fn all_reducible(&self) -> bool {
+        true
+    }
+    fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
+        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * b.elems() as f64)));
+    }
+}

@@ -1,0 +1,38 @@
+//! QSGD (Alistarh, Grubic, Li, Tomioka & Vojnovic 2017, "QSGD: Communication-Efficient SGD via
+//! Gradient Quantization and Encoding", NeurIPS): each rank sends its bucket's norm and `b` bits per
+//! element (sign + stochastic level); quantized levels of different ranks use different norms, so
+//! they are all-gathered (`P·(b·n/8 + 4)` bytes) and dequantized before summing.
+
+use super::{BucketContent, Compressor, Env, Stage};
+use crate::gradcomp::collective::Op;
+
+/// Encode: norm (read 4n) + quantize with random rounding (read 4n, write b·n/8). Decode: read the
+/// P payloads, dequantize and sum (2·P·n ops), write 4n.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Qsgd {
+    /// Bits per element, 1..=16.
+    pub bits: u32,
+}
+
+impl Compressor for Qsgd {
+    fn name(&self) -> String {
+        format!("qsgd:bits={}", self.bits)
+    }
+    fn all_reducible(&self) -> bool {
+        false
+    }
+    fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
+        let n = b.elems() as f64;
+        let p = env.cluster.workers as f64;
+        let c = &env.codec;
+        let payload = self.bits as f64 * n / 8.0 + 4.0;
+        out.push(Stage::Compute(c.t(3.0, 8.0 * n + payload, 0.0, 5.0 * n)));
+        out.push(Stage::Comm(env.coll(Op::AllGather, p * payload)));
+        out.push(Stage::Compute(c.t(
+            2.0,
+            p * payload + 4.0 * n,
+            0.0,
+            2.0 * p * n,
+        )));
+    }
+}

@@ -1,0 +1,353 @@
+//! `perfcast collective`, `perfcast gradcomp` and the gradcomp scenario study, end to end.
+
+use assert_cmd::Command;
+use std::fs;
+
+fn perfcast() -> Command {
+    Command::cargo_bin("perfcast").unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = perfcast()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64()
+        .unwrap_or_else(|| panic!("missing {k} in {v}"))
+}
+
+/// The issue's worked example: 2·15·10 µs + 2·15/16 · 1 GB / 12.5 GB/s = 0.1503 s (tolerance 1e-12
+/// relative); busbw = algbw · 2·15/16.
+#[test]
+fn collective_worked_example() {
+    let v = json(&[
+        "collective",
+        "--op",
+        "allreduce",
+        "--algo",
+        "ring",
+        "--bytes",
+        "1e9",
+        "--workers",
+        "16",
+        "--gpus-per-node",
+        "1",
+        "--inter-node-gbps",
+        "100",
+        "--latency-us",
+        "10",
+    ]);
+    assert!((f(&v, "time_s") - 0.1503).abs() < 0.1503 * 1e-12, "{v}");
+    assert!((f(&v, "algbw_bytes_per_s") - 1e9 / 0.1503).abs() < 1.0);
+    assert!((f(&v, "busbw_bytes_per_s") / f(&v, "algbw_bytes_per_s") - 30.0 / 16.0).abs() < 1e-12);
+}
+
+#[test]
+fn collective_busbw_curve_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("busbw.csv");
+    fs::write(
+        &p,
+        "# nccl-tests all_reduce_perf, made up\nbytes,busbw_bytes_per_s\n1e6,1e9\n1e9,1e10\n",
+    )
+    .unwrap();
+    let v = json(&[
+        "collective",
+        "--op",
+        "allreduce",
+        "--bytes",
+        "1e9",
+        "--workers",
+        "16",
+        "--inter-node-gbps",
+        "100",
+        "--latency-us",
+        "0",
+        "--busbw-csv",
+        p.to_str().unwrap(),
+    ]);
+    // busbw(1e9) = 1e10 exactly, and with α = 0 the reported busbw is the curve's.
+    assert!((f(&v, "busbw_bytes_per_s") - 1e10).abs() < 1.0, "{v}");
+}
+
+#[test]
+fn gradcomp_json_has_the_contract_fields() {
+    let v = json(&[
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--gpu",
+        "h100",
+        "--workers",
+        "32",
+        "--gpus-per-node",
+        "8",
+        "--inter-node-gbps",
+        "25",
+        "--method",
+        "powersgd:rank=4",
+        "--batch",
+        "64",
+        "--break-even",
+    ]);
+    for k in [
+        "step_s",
+        "compute_s",
+        "comm_s",
+        "exposed_comm_s",
+        "codec_s",
+        "samples_per_s",
+        "scaling_efficiency",
+        "speedup_vs_baseline",
+        "analytic_step_s",
+        "break_even_gbps",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert_eq!(v["baseline"], "fp16");
+    assert_eq!(v["batch"], 64);
+    // samples/s = P · b / step; efficiency = compute / step; speedup = baseline / step.
+    let step = f(&v, "step_s");
+    assert!((f(&v, "samples_per_s") - 32.0 * 64.0 / step).abs() < 1e-6 * f(&v, "samples_per_s"));
+    assert!((f(&v, "scaling_efficiency") - f(&v, "compute_s") / step).abs() < 1e-12);
+    assert!((f(&v, "speedup_vs_baseline") - f(&v, "baseline_step_s") / step).abs() < 1e-12);
+    assert!(step >= f(&v, "compute_s") + f(&v, "codec_s") - 1e-9);
+}
+
+/// The method equal to its baseline has speedup exactly 1; fp32 against an fp16 baseline is < 1.
+#[test]
+fn baseline_against_itself_is_one() {
+    let base = [
+        "gradcomp",
+        "--model",
+        "bert-base",
+        "--workers",
+        "16",
+        "--inter-node-gbps",
+        "50",
+    ];
+    let v = json(&[&base[..], &["--method", "bf16", "--baseline", "bf16"]].concat());
+    assert_eq!(f(&v, "speedup_vs_baseline"), 1.0);
+    let v = json(&[&base[..], &["--method", "none"]].concat());
+    assert!(f(&v, "speedup_vs_baseline") < 1.0, "{v}");
+}
+
+#[test]
+fn pufferfish_two_phase_run() {
+    let v = json(&[
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--workers",
+        "16",
+        "--inter-node-gbps",
+        "25",
+        "--lowrank",
+        "pufferfish",
+        "--rank-ratio",
+        "0.25",
+        "--warmup-epochs",
+        "10",
+        "--epochs",
+        "90",
+        "--dataset-samples",
+        "1281167",
+    ]);
+    assert!(f(&v, "params") < f(&v, "full_rank_params"), "{v}");
+    assert!(f(&v, "step_s") < f(&v, "full_rank_step_s"), "{v}");
+    let spe = (1281167.0f64 / (16.0 * 32.0)).ceil();
+    assert_eq!(f(&v, "steps_per_epoch"), spe);
+    let want = 10.0 * spe * f(&v, "full_rank_step_s") + 80.0 * spe * f(&v, "step_s");
+    assert!((f(&v, "run_s") - want).abs() < 1e-9 * want);
+}
+
+#[test]
+fn measured_profile_replaces_the_roofline() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("toy.csv");
+    fs::write(
+        &p,
+        "layer,kind,params,batch,forward_s,input_grad_s,weight_grad_s,optimizer_s,out_act_bytes_per_sample\n\
+         embeddings,embedding,1000000,16,0.001,0,0.001,0.0001,1024\n\
+         block.0,block,2000000,16,0.002,0.002,0.002,0.0002,1024\n",
+    )
+    .unwrap();
+    let v = json(&[
+        "gradcomp",
+        "--model",
+        "bert-base",
+        "--workers",
+        "1",
+        "--gpus-per-node",
+        "1",
+        "--inter-node-gbps",
+        "100",
+        "--profile",
+        p.to_str().unwrap(),
+    ]);
+    // One rank: no communication, step = forward 0.003 + backward 0.005 + optimizer 0.0003 s.
+    assert!((f(&v, "step_s") - 0.0083).abs() < 1e-9, "{v}");
+    assert_eq!(f(&v, "comm_s"), 0.0);
+    assert_eq!(v["batch"], 16);
+    assert_eq!(v["params"], 3_000_000);
+}
+
+/// Every bad input of the issue: one line naming the field and the allowed range, exit 2.
+#[test]
+fn bad_input_is_one_line_exit_2() {
+    let base = ["gradcomp", "--gpus-per-node", "8"];
+    for (mut extra, needle) in [
+        (
+            vec!["--inter-node-gbps", "10", "--model", "resnet-5"],
+            "unknown model 'resnet-5'",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "zip"],
+            "unknown method 'zip'",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "powersgd:rank=0"],
+            "rank = 0: must be an integer in [1,",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "powersgd:rank=-3"],
+            "rank = -3",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "powersgd:rank=5000"],
+            "layer 'layer4.0.downsample'",
+        ),
+        (
+            vec![
+                "--inter-node-gbps",
+                "10",
+                "--lowrank",
+                "cuttlefish",
+                "--ranks",
+                "fc=2000",
+            ],
+            "layer 'fc' = 2000",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "topk:density=0"],
+            "density = 0: must be a number in (0, 1]",
+        ),
+        (
+            vec!["--inter-node-gbps", "10", "--method", "randomk:density=1.5"],
+            "density = 1.5",
+        ),
+        (
+            vec!["--inter-node-gbps", "0"],
+            "--inter-node-gbps = 0: must be a finite number > 0",
+        ),
+        (vec!["--inter-node-gbps", "-25"], "--inter-node-gbps = -25"),
+        (
+            vec!["--inter-node-gbps", "10", "--workers", "12"],
+            "--workers = 12: must be a multiple of --gpus-per-node = 8",
+        ),
+    ] {
+        if !extra.contains(&"--model") {
+            extra.extend(["--model", "resnet-50"]);
+        }
+        if !extra.contains(&"--workers") {
+            extra.extend(["--workers", "16"]);
+        }
+        let out = perfcast().args(base).args(&extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"));
+        assert!(out.stdout.is_empty());
+    }
+    let out = perfcast()
+        .args([
+            "collective",
+            "--op",
+            "allreduce",
+            "--bytes",
+            "1e6",
+            "--workers",
+            "16",
+            "--inter-node-gbps",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn scenario_study_writes_break_even_and_plots() {
+    let d = tempfile::tempdir().unwrap();
+    let sc = d.path().join("gc.toml");
+    fs::write(
+        &sc,
+        "name = \"gc\"\n[[study]]\nname = \"gc\"\ntechnique = \"gradcomp\"\nmodel = \"vgg-16\"\ngpus_per_node = 1\n\
+         predictors = [\"sim\"]\n[study.sweep]\nworkers = [4, 8]\ninter_node_gbps = [1, 10, 100]\n\
+         method = [\"fp16\", \"powersgd:rank=4\"]\n",
+    )
+    .unwrap();
+    let out_dir = d.path().join("out");
+    let out = perfcast()
+        .args(["run", "--quiet"])
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = fs::read_to_string(out_dir.join("gc.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2 * 3 * 2 + 1);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in [
+        "workers",
+        "inter_node_gbps",
+        "method",
+        "step_s",
+        "speedup_vs_baseline",
+        "break_even_gbps",
+    ] {
+        assert!(header.contains(&col), "{col}: {header:?}");
+    }
+    for stem in [
+        "gc-step-vs-bandwidth",
+        "gc-speedup-vs-bandwidth",
+        "gc-scaling-vs-workers",
+    ] {
+        assert!(
+            out_dir.join(format!("{stem}.png")).exists()
+                && out_dir.join(format!("{stem}.svg")).exists()
+        );
+    }
+    let md = fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("break-even node bandwidth") && md.contains("powersgd:rank=4"),
+        "{md}"
+    );
+    // A misspelt key is an error naming the study.
+    fs::write(&sc, "[[study]]\ntechnique = \"gradcomp\"\nmodel = \"vgg-16\"\ninter_node_gbps = 10\nworkerz = 4\n").unwrap();
+    let out = perfcast()
+        .args(["run", "--quiet"])
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workerz"));
+}
