@@ -149,6 +149,10 @@ impl LinePlot {
                     .y_desc(self.y_label.as_str())
                     .axis_desc_style(("sans-serif", 18))
                     .label_style(("sans-serif", 14))
+                    .x_labels(8)
+                    .y_labels(8)
+                    .x_label_formatter(&|v: &f64| compact(*v))
+                    .y_label_formatter(&|v: &f64| compact(*v))
                     .draw()
                     .map_err(|e| e.to_string())?;
                 for (i, s) in self.series.iter().enumerate() {
@@ -205,6 +209,36 @@ impl LinePlot {
     }
 }
 
+/// A tick label: at most 4 significant digits, no trailing zeros, SI suffix for large values.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e12 {
+        (v / 1e12, "T")
+    } else if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if x == 0.0 {
+        return "0".into();
+    }
+    if x.abs() < 1e-3 {
+        return format!("{x:.1e}");
+    }
+    let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    let s = format!("{x:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{suffix}")
+}
+
 /// Encodes an RGB buffer as PNG bytes.
 fn image_png(buf: &[u8], w: u32, h: u32) -> std::io::Result<Vec<u8>> {
     use image::ImageEncoder;
@@ -239,6 +273,16 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(&files[1]).unwrap();
         assert!(svg.contains("speedup vs γ") && svg.contains("<svg"));
+    }
+
+    #[test]
+    fn compact_tick_labels() {
+        assert_eq!(compact(100.0), "100");
+        assert_eq!(compact(2.5), "2.5");
+        assert_eq!(compact(12_500.0), "12.5k");
+        assert_eq!(compact(4.8e12), "4.8T");
+        assert_eq!(compact(0.000_12), "1.2e-4");
+        assert_eq!(compact(0.0), "0");
     }
 
     #[test]
