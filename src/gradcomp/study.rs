@@ -286,11 +286,12 @@ fn summary(name: &str, rows: &[Row]) -> String {
     let _ = writeln!(s, "### {name}: break-even node bandwidth (Gb/s)\n");
     let _ = writeln!(
         s,
-        "Below the break-even bandwidth the method's step is shorter than the baseline's; \"—\" means no crossover in the searched range (the method never or always wins there).\n"
+        "Break-even: the node bandwidth at which the method's step equals the baseline's; \"wins\" says on which side of it the method is faster (compression usually wins below it; all-gather methods at many workers can win only above it). \"—\" means no crossover in the searched range (the method never or always wins there).\n"
     );
-    let _ = writeln!(s, "| model | method | baseline | workers | predictor | break-even Gb/s | best speedup (at Gb/s) |");
-    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
-    let mut seen: BTreeMap<SummaryKey, (Option<f64>, f64, f64)> = BTreeMap::new();
+    let _ = writeln!(s, "| model | method | baseline | workers | predictor | break-even Gb/s | wins | best speedup (at Gb/s) |");
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    // (break-even, best speedup, its bandwidth, speedup at the lowest bandwidth, that bandwidth)
+    let mut seen: BTreeMap<SummaryKey, (Option<f64>, f64, f64, f64, f64)> = BTreeMap::new();
     for r in rows {
         if r.m.method == r.m.baseline && r.m.lowrank == "none" {
             continue;
@@ -306,17 +307,30 @@ fn summary(name: &str, rows: &[Row]) -> String {
             r.m.workers,
             format!("{:?}", r.m.predictor).to_lowercase(),
         );
-        let e = seen.entry(k).or_insert((r.break_even_gbps, 0.0, 0.0));
+        let e = seen
+            .entry(k)
+            .or_insert((r.break_even_gbps, 0.0, 0.0, 0.0, f64::INFINITY));
         if r.m.speedup_vs_baseline > e.1 {
             e.1 = r.m.speedup_vs_baseline;
             e.2 = r.m.inter_node_gbps;
         }
+        if r.m.inter_node_gbps < e.4 {
+            e.3 = r.m.speedup_vs_baseline;
+            e.4 = r.m.inter_node_gbps;
+        }
     }
-    for ((model, method, base, w, pr), (be, sp, at)) in seen {
+    for ((model, method, base, w, pr), (be, sp, at, sp_low, _)) in seen {
+        let wins = match be {
+            Some(_) if sp_low > 1.0 => "below",
+            Some(_) => "above",
+            None if sp_low > 1.0 => "throughout",
+            None if sp > 1.0 => "partly (no single crossover)",
+            None => "never",
+        };
         let be = be.map(|b| format!("{b:.3}")).unwrap_or_else(|| "—".into());
         let _ = writeln!(
             s,
-            "| {model} | {method} | {base} | {w} | {pr} | {be} | {sp:.3} ({at}) |"
+            "| {model} | {method} | {base} | {w} | {pr} | {be} | {wins} | {sp:.3} ({at}) |"
         );
     }
     s
