@@ -9,7 +9,7 @@ use serde_json::json;
 /// Arguments of `catalog`.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// Which part: gpus, models, scenarios (default all).
+    /// Which part: gpus, models (LLMs and DNN training profiles), scenarios (default all).
     #[arg(value_parser = ["gpus", "models", "scenarios", "all"], default_value = "all")]
     pub what: String,
 }
@@ -50,6 +50,18 @@ pub fn exec(a: CatalogArgs, g: &Globals) -> Result<Outcome> {
                 .collect(),
         };
         parts.push(("models", rows));
+        let mut dnn = Vec::new();
+        for name in perfcast::dnn::names(c)? {
+            let m = perfcast::dnn::model(c, &name)?;
+            dnn.push(
+                json!({"kind": "dnn", "name": name, "params": m.params(), "layers": m.layers.len(),
+                    "fwd_flops_per_sample": m.fwd_flops_per_sample()})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            );
+        }
+        parts.push(("dnn_models", Rows { records: dnn }));
     }
     if want("scenarios") {
         let rows = Rows {
