@@ -2,6 +2,7 @@
 //! binary calls the library with what these produce.
 
 pub mod catalog_cmd;
+pub mod embcache;
 pub mod run;
 pub mod specdec;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// One speculative-decoding what-if (or a ranking of drafts).
     #[command(allow_negative_numbers = true)]
     Specdec(specdec::SpecdecArgs),
+    /// One embedding-cache simulation or closed form; `trace-gen` and `mrc` subcommands.
+    #[command(allow_negative_numbers = true)]
+    Embcache(embcache::EmbcacheArgs),
     /// List the GPUs, models and scenarios known to the binary.
     Catalog(catalog_cmd::CatalogArgs),
 }
@@ -74,6 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),
+        Command::Embcache(a) => embcache::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
     }
 }

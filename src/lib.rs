@@ -7,6 +7,8 @@
 //! struct, so they can be compared with each other and with measurements point by point:
 //!
 //! - [`specdec`]: speculative decoding (draft models, LayerSkip early exit, CHAI clustered heads).
+//! - [`embcache`]: embedding-cache policies on lookup traces (LRU … Belady, Bagpipe lookahead),
+//!   Zipf closed forms, miss-ratio curves and the DLRM iteration-time model.
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
 //! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
@@ -23,6 +25,7 @@
 pub mod calib;
 pub mod catalog;
 pub mod check;
+pub mod embcache;
 pub mod error;
 pub mod report;
 pub mod scenario;

@@ -200,12 +200,13 @@ pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
 fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
     match spec.technique.as_str() {
         "specdec" => Ok(Box::new(crate::specdec::study::SpecdecStudy::new(spec, catalog)?)),
+        "embcache" => Ok(Box::new(crate::embcache::study::EmbcacheStudy::new(spec)?)),
         other => Err(Error::unknown("technique", other, TECHNIQUES.iter().copied())),
     }
 }
 
 /// Techniques a scenario may name.
-pub const TECHNIQUES: &[&str] = &["specdec"];
+pub const TECHNIQUES: &[&str] = &["specdec", "embcache"];
 
 fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Vec<toml::Value>> {
     let field = format!("study '{study}'.sweep.{key}");
