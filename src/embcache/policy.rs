@@ -138,3 +138,30 @@ pub fn build<'a>(kind: PolicyKind, capacity: usize, trace: &'a DenseTrace) -> Re
         PolicyKind::Lookahead { window } => Box::new(lookahead::Lookahead::new(capacity, trace, window)?),
     })
 }
+
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn contains(&self, row: u32) -> bool {
+        (**self).contains(row)
+    }
+    fn access(&mut self, row: u32) -> bool {
+        (**self).access(row)
+    }
+    fn evicted(&self) -> u64 {
+        (**self).evicted()
+    }
+    fn resident(&self) -> Vec<u32> {
+        (**self).resident()
+    }
+    fn always_inserts(&self) -> bool {
+        (**self).always_inserts()
+    }
+}

@@ -2,3 +2,6 @@
 
 mod cli_specdec;
 mod cli_run;
+mod embcache_cli;
+mod embcache_lcs;
+mod embcache_props;

@@ -1,7 +1,9 @@
 //! Belady's MIN (Belady 1966) as libCacheSim's `Belady` implements it: on a miss the row is
 //! always inserted; when full, the resident row whose next use is farthest in the future (never
 //! used again counts as infinitely far) is evicted. Optimal in misses among all policies with
-//! the same capacity, including ones that prefetch.
+//! the same capacity that keep every missed row (demand paging, and prefetching policies such as
+//! lookahead); a policy that may bypass the cache (static top-k) can miss less: with one row and
+//! the trace `a x a`, MIN misses 3 times, a cache pinned to `a` twice.
 //!
 //! A max-heap keyed by next-use position with lazy deletion: an entry `(next, row)` is stale once
 //! the row was evicted or accessed again. Rows never used again get distinct keys above every

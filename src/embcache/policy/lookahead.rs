@@ -9,7 +9,8 @@
 //!   `U(b) ∪ U(b+1)` are evicted farthest-next-use first (Belady's rule).
 //! - Counting: a row of batch `b` that was not cached before `b` is a *prefetch row* (one miss at
 //!   its first access in the batch, a fetch that the pipeline overlaps with compute); every other
-//!   access is a hit. Write-back rows of a batch are its evictions.
+//!   access is a hit. Write-backs after batch `b` are counted at the start of batch `b+1` (they
+//!   overlap with its compute), with any capacity evictions made then.
 //!
 //! The capacity must be at least the two-batch working set `max_b |U(b) ∪ U(b+1)|`
 //! ([`Lookahead::min_feasible_rows`]); the smallest cache that never drops a row with a use inside
@@ -202,7 +203,13 @@ impl Policy for Lookahead<'_> {
     }
     fn access(&mut self, r: u32) -> bool {
         if self.t == self.trace.batch_starts[self.b] {
+            // Batch `b − 1`'s write-backs happen here, before `b` starts (so one call never
+            // inserts and evicts the same row).
+            if self.b > 0 {
+                self.end_batch(self.b - 1);
+            }
             self.start_batch(self.b);
+            self.b += 1;
         }
         let nx = self.next[self.t];
         self.t += 1;
@@ -220,10 +227,6 @@ impl Policy for Lookahead<'_> {
                 let v: Vec<u64> = std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&x| key[(x & 0xffff_ffff) as usize] == x).collect();
                 self.heap = BinaryHeap::from(v);
             }
-        }
-        if self.t == self.trace.batch_starts[self.b + 1] {
-            self.end_batch(self.b);
-            self.b += 1;
         }
         hit
     }
