@@ -120,10 +120,10 @@ pub struct EmbcacheArgs {
     #[arg(long, default_value_t = 512.0)]
     pub row_bytes: f64,
     /// Pipeline model: fetch bandwidth, bytes/s.
-    #[arg(long, default_value_t = 2.5e10)]
+    #[arg(long, default_value_t = 1.25e9)]
     pub fetch_bw: f64,
     /// Pipeline model: latency per transfer, s.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 5e-5)]
     pub fetch_latency_s: f64,
 }
 
