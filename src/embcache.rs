@@ -24,7 +24,10 @@ pub mod study;
 pub mod trace;
 
 use crate::error::{Error, Result};
-use policy::{belady::Belady, fifo::Fifo, lfu::Lfu, lookahead::Lookahead, lru::Lru, topk::StaticTopK, Policy, PolicyKind};
+use policy::{
+    belady::Belady, fifo::Fifo, lfu::Lfu, lookahead::Lookahead, lru::Lru, topk::StaticTopK, Policy,
+    PolicyKind,
+};
 use serde::Serialize;
 use std::time::Instant;
 use trace::DenseTrace;
@@ -46,16 +49,30 @@ impl CacheSize {
     pub fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
         if let Some(p) = t.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| Error::range("cache", s, "rows (an integer ≥ 1) or a percentage of unique rows such as 5%"))?;
+            let v: f64 = p.trim().parse().map_err(|_| {
+                Error::range(
+                    "cache",
+                    s,
+                    "rows (an integer ≥ 1) or a percentage of unique rows such as 5%",
+                )
+            })?;
             if !(v > 0.0 && v <= 100_000.0) {
                 return Err(Error::range("cache", s, "a percentage in (0, 100000]%"));
             }
             return Ok(CacheSize::Percent(v));
         }
         match t.parse::<u64>() {
-            Ok(0) => Err(Error::range("cache", 0, "≥ 1 row (or a percentage such as 5%)")),
+            Ok(0) => Err(Error::range(
+                "cache",
+                0,
+                "≥ 1 row (or a percentage such as 5%)",
+            )),
             Ok(n) => Ok(CacheSize::Rows(n)),
-            Err(_) => Err(Error::range("cache", s, "rows (an integer ≥ 1) or a percentage of unique rows such as 5%")),
+            Err(_) => Err(Error::range(
+                "cache",
+                s,
+                "rows (an integer ≥ 1) or a percentage of unique rows such as 5%",
+            )),
         }
     }
 
@@ -69,7 +86,11 @@ impl CacheSize {
             CacheSize::Percent(p) => {
                 let n = (p / 100.0 * unique as f64).round();
                 if n < 1.0 {
-                    Err(Error::range("cache", format!("{p}%"), format!("≥ 1 row: {p}% of {unique} unique rows rounds to 0")))
+                    Err(Error::range(
+                        "cache",
+                        format!("{p}%"),
+                        format!("≥ 1 row: {p}% of {unique} unique rows rounds to 0"),
+                    ))
                 } else {
                     Ok(n as usize)
                 }
@@ -154,7 +175,11 @@ pub struct Metrics {
 fn drive<P: Policy>(p: &mut P, trace: &DenseTrace) -> (u64, BatchCounts) {
     let nb = trace.n_batches();
     let mut seen = vec![u32::MAX; trace.n_rows()];
-    let mut bc = BatchCounts { unique: Vec::with_capacity(nb), misses: Vec::with_capacity(nb), evictions: Vec::with_capacity(nb) };
+    let mut bc = BatchCounts {
+        unique: Vec::with_capacity(nb),
+        misses: Vec::with_capacity(nb),
+        evictions: Vec::with_capacity(nb),
+    };
     let mut hits = 0u64;
     for b in 0..nb {
         let ev0 = p.evicted();
@@ -180,7 +205,11 @@ fn drive<P: Policy>(p: &mut P, trace: &DenseTrace) -> (u64, BatchCounts) {
 ///
 /// # Errors
 /// A capacity of 0; a lookahead capacity below the two-batch working set.
-pub fn simulate(trace: &DenseTrace, kind: PolicyKind, cache_rows: usize) -> Result<(Metrics, BatchCounts)> {
+pub fn simulate(
+    trace: &DenseTrace,
+    kind: PolicyKind,
+    cache_rows: usize,
+) -> Result<(Metrics, BatchCounts)> {
     if cache_rows == 0 {
         return Err(Error::range("cache", 0, "≥ 1 row"));
     }
@@ -200,7 +229,10 @@ pub fn simulate(trace: &DenseTrace, kind: PolicyKind, cache_rows: usize) -> Resu
             (h, b, None)
         }
         PolicyKind::StaticTopK { profile_fraction } => {
-            let (h, b) = drive(&mut StaticTopK::new(cache_rows, trace, profile_fraction), trace);
+            let (h, b) = drive(
+                &mut StaticTopK::new(cache_rows, trace, profile_fraction),
+                trace,
+            );
             (h, b, None)
         }
         PolicyKind::Belady => {
@@ -246,7 +278,13 @@ pub fn simulate(trace: &DenseTrace, kind: PolicyKind, cache_rows: usize) -> Resu
         sim_s: Some(sim_s),
         sim_requests_per_s: Some(accesses as f64 / sim_s.max(1e-9)),
         seed: None,
-        note: if exceeds { format!("cache of {cache_rows} rows exceeds the {n} unique rows: only compulsory misses") } else { String::new() },
+        note: if exceeds {
+            format!(
+                "cache of {cache_rows} rows exceeds the {n} unique rows: only compulsory misses"
+            )
+        } else {
+            String::new()
+        },
     };
     Ok((m, bc))
 }
@@ -259,7 +297,10 @@ mod tests {
     fn cache_sizes_parse() {
         assert_eq!(CacheSize::parse("100").unwrap(), CacheSize::Rows(100));
         assert_eq!(CacheSize::parse("2.5%").unwrap().rows(1000).unwrap(), 25);
-        assert!(CacheSize::parse("0").unwrap_err().to_string().contains("cache = 0"));
+        assert!(CacheSize::parse("0")
+            .unwrap_err()
+            .to_string()
+            .contains("cache = 0"));
         assert!(CacheSize::parse("abc").is_err());
         assert!(CacheSize::parse("0%").is_err());
         assert!(CacheSize::parse("0.01%").unwrap().rows(100).is_err());

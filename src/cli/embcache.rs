@@ -57,10 +57,24 @@ impl SourceArgs {
                 }
                 vec![n; self.tables as usize]
             }
-            (Some(_), Some(_)) => return Err(Error::range("--rows", "given with --profile", "one of --rows or --profile")),
-            (None, None) => return Err(Error::range("--rows", "missing", "given with --zipf (or --profile NAME)")),
+            (Some(_), Some(_)) => {
+                return Err(Error::range(
+                    "--rows",
+                    "given with --profile",
+                    "one of --rows or --profile",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::range(
+                    "--rows",
+                    "missing",
+                    "given with --zipf (or --profile NAME)",
+                ))
+            }
         };
-        let m = self.accesses.ok_or_else(|| Error::range("--accesses", "missing", "given with --zipf"))?;
+        let m = self
+            .accesses
+            .ok_or_else(|| Error::range("--accesses", "missing", "given with --zipf"))?;
         Ok(Some(ZipfSpec::new(s, tables, m, self.seed)?))
     }
 
@@ -76,14 +90,28 @@ impl SourceArgs {
             let fmt = match &self.trace_format {
                 Some(f) => TraceFormat::parse(f)?,
                 None => TraceFormat::from_path(path).ok_or_else(|| {
-                    Error::range("--trace-format", format!("missing for {}", path.display()), format!("one of {} (the extension does not say)", TraceFormat::NAMES.join(", ")))
+                    Error::range(
+                        "--trace-format",
+                        format!("missing for {}", path.display()),
+                        format!(
+                            "one of {} (the extension does not say)",
+                            TraceFormat::NAMES.join(", ")
+                        ),
+                    )
                 })?,
             };
             return Ok((DenseTrace::load(path, fmt, self.batch)?, None));
         }
         match self.zipf_spec()? {
-            Some(z) => Ok((DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?, Some(z))),
-            None => Err(Error::range("--trace", "missing", "given: --trace FILE or --zipf S --rows N --accesses M")),
+            Some(z) => Ok((
+                DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?,
+                Some(z),
+            )),
+            None => Err(Error::range(
+                "--trace",
+                "missing",
+                "given: --trace FILE or --zipf S --rows N --accesses M",
+            )),
         }
     }
 }
@@ -173,8 +201,15 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         None => {}
     }
     let cache = CacheSize::parse(&a.cache)?;
-    let kinds = a.policy.iter().map(|p| PolicyKind::parse(p, a.window, a.profile_fraction)).collect::<Result<Vec<_>>>()?;
-    let pipe = a.compute_s.map(|c| Pipeline::new(c, a.row_bytes, a.fetch_bw, a.fetch_latency_s)).transpose()?;
+    let kinds = a
+        .policy
+        .iter()
+        .map(|p| PolicyKind::parse(p, a.window, a.profile_fraction))
+        .collect::<Result<Vec<_>>>()?;
+    let pipe = a
+        .compute_s
+        .map(|c| Pipeline::new(c, a.row_bytes, a.fetch_bw, a.fetch_latency_s))
+        .transpose()?;
     let mut out: Vec<(Metrics, Option<perfcast::embcache::pipeline::IterTimes>)> = Vec::new();
     match a.method.as_str() {
         "sim" => {
@@ -188,14 +223,28 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
             }
         }
         "analytic" => {
-            let z = a.source.zipf_spec()?.ok_or_else(|| Error::range("--method analytic", "without --zipf", "a Zipf source: --zipf S --rows N (or --profile) --accesses M"))?;
+            let z = a.source.zipf_spec()?.ok_or_else(|| {
+                Error::range(
+                    "--method analytic",
+                    "without --zipf",
+                    "a Zipf source: --zipf S --rows N (or --profile) --accesses M",
+                )
+            })?;
             let total: u64 = z.tables.iter().sum();
             let rows = cache.rows(total as usize)?;
             for k in kinds {
                 let hit = match k {
                     PolicyKind::Lru => analytic::che_lru_hit_rate(&z.tables, z.s, rows as u64)?.0,
-                    PolicyKind::StaticTopK { .. } => analytic::topk_hit_rate(&z.tables, z.s, rows as u64)?,
-                    other => return Err(Error::range("--policy", other.name(), "lru or static-topk with --method analytic")),
+                    PolicyKind::StaticTopK { .. } => {
+                        analytic::topk_hit_rate(&z.tables, z.s, rows as u64)?
+                    }
+                    other => {
+                        return Err(Error::range(
+                            "--policy",
+                            other.name(),
+                            "lru or static-topk with --method analytic",
+                        ))
+                    }
                 };
                 let hits = (hit * z.accesses as f64).round() as u64;
                 let exceeds = rows as u64 > total;
@@ -251,11 +300,25 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
 fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
     let fmt = match &a.format_out {
         Some(f) => TraceFormat::parse(f)?,
-        None => TraceFormat::from_path(&a.out).ok_or_else(|| Error::range("--format-out", format!("missing for {}", a.out.display()), format!("one of {}", TraceFormat::NAMES.join(", "))))?,
+        None => TraceFormat::from_path(&a.out).ok_or_else(|| {
+            Error::range(
+                "--format-out",
+                format!("missing for {}", a.out.display()),
+                format!("one of {}", TraceFormat::NAMES.join(", ")),
+            )
+        })?,
     };
     let (trace, _) = a.source.load()?;
     writer::write(&trace, fmt, &a.out)?;
-    Ok(Outcome::ok(format!("wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n", a.out.display(), trace.len(), trace.n_rows(), trace.n_batches(), fmt.name(), trace.source)))
+    Ok(Outcome::ok(format!(
+        "wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n",
+        a.out.display(),
+        trace.len(),
+        trace.n_rows(),
+        trace.n_batches(),
+        fmt.name(),
+        trace.source
+    )))
 }
 
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
@@ -263,7 +326,10 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     let sizes: Vec<usize> = if a.sizes.is_empty() {
         mrc::log_sizes(trace.n_rows(), 16)
     } else {
-        a.sizes.iter().map(|s| CacheSize::parse(s)?.rows(trace.n_rows())).collect::<Result<_>>()?
+        a.sizes
+            .iter()
+            .map(|s| CacheSize::parse(s)?.rows(trace.n_rows()))
+            .collect::<Result<_>>()?
     };
     let h = mrc::stack_distances(&trace);
     let curve = h.curve(&sizes);
@@ -271,7 +337,10 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     for (c, mr) in &curve {
         let mut r = serde_json::Map::new();
         r.insert("cache_rows".into(), (*c as u64).into());
-        r.insert("cache_fraction_of_unique".into(), (*c as f64 / trace.n_rows() as f64).into());
+        r.insert(
+            "cache_fraction_of_unique".into(),
+            (*c as f64 / trace.n_rows() as f64).into(),
+        );
         r.insert("miss_ratio".into(), (*mr).into());
         r.insert("hit_rate".into(), (1.0 - mr).into());
         r.insert("misses".into(), h.misses(*c).into());
@@ -289,7 +358,10 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
             y_label: "miss ratio".into(),
             log_x: true,
             log_y: false,
-            series: vec![Series { name: "lru".into(), points: curve.iter().map(|(c, m)| (*c as f64, *m)).collect() }],
+            series: vec![Series {
+                name: "lru".into(),
+                points: curve.iter().map(|(c, m)| (*c as f64, *m)).collect(),
+            }],
         }
         .write(dir)?;
     }

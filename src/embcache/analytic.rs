@@ -64,10 +64,8 @@ pub fn topk_hit_rate(tables: &[u64], s: f64, c: u64) -> Result<f64> {
     }
     let h: Vec<f64> = tables.iter().map(|&n| harmonic(n, s)).collect();
     let nt = tables.len() as f64;
-    if tables.len() == 1 || s == 0.0 {
-        if tables.len() == 1 {
-            return Ok(harmonic(c, s) / h[0]);
-        }
+    if tables.len() == 1 {
+        return Ok(harmonic(c, s) / h[0]);
     }
     // Threshold λ on p_{t,i}/T: table t contributes its ranks with i^{-s}/(H_t T) ≥ λ.
     let count = |lam: f64| -> Vec<u64> {
@@ -75,7 +73,15 @@ pub fn topk_hit_rate(tables: &[u64], s: f64, c: u64) -> Result<f64> {
             .iter()
             .zip(&h)
             .map(|(&n, &ht)| {
-                let x = if s == 0.0 { if 1.0 / (ht * nt) >= lam { n as f64 } else { 0.0 } } else { (lam * ht * nt).powf(-1.0 / s) };
+                let x = if s == 0.0 {
+                    if 1.0 / (ht * nt) >= lam {
+                        n as f64
+                    } else {
+                        0.0
+                    }
+                } else {
+                    (lam * ht * nt).powf(-1.0 / s)
+                };
                 (x.floor().max(0.0) as u64).min(n)
             })
             .collect()
@@ -108,7 +114,12 @@ pub fn topk_hit_rate(tables: &[u64], s: f64, c: u64) -> Result<f64> {
             None => break,
         }
     }
-    Ok(ks.iter().zip(&h).map(|(&k, &ht)| harmonic(k, s) / ht).sum::<f64>() / nt)
+    Ok(ks
+        .iter()
+        .zip(&h)
+        .map(|(&k, &ht)| harmonic(k, s) / ht)
+        .sum::<f64>()
+        / nt)
 }
 
 /// LRU hit rate by Che's approximation with `c` rows over tables of `tables` rows, Zipf(`s`).
@@ -123,9 +134,16 @@ pub fn che_lru_hit_rate(tables: &[u64], s: f64, c: u64) -> Result<(f64, f64)> {
         return Ok((1.0, f64::INFINITY));
     }
     let nt = tables.len() as f64;
-    let norm: Vec<f64> = tables.iter().map(|&n| 1.0 / (harmonic(n, s) * nt)).collect();
+    let norm: Vec<f64> = tables
+        .iter()
+        .map(|&n| 1.0 / (harmonic(n, s) * nt))
+        .collect();
     let occupancy = |tc: f64| -> f64 {
-        tables.iter().zip(&norm).map(|(&n, &a)| sum_smooth(n, |x| -(-a * x.powf(-s) * tc).exp_m1())).sum()
+        tables
+            .iter()
+            .zip(&norm)
+            .map(|(&n, &a)| sum_smooth(n, |x| -(-a * x.powf(-s) * tc).exp_m1()))
+            .sum()
     };
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
     while occupancy(hi) < c as f64 {
@@ -147,7 +165,11 @@ pub fn che_lru_hit_rate(tables: &[u64], s: f64, c: u64) -> Result<(f64, f64)> {
         }
     }
     let tc = 0.5 * (lo + hi);
-    let hit: f64 = tables.iter().zip(&norm).map(|(&n, &a)| sum_smooth(n, |x| a * x.powf(-s) * -(-a * x.powf(-s) * tc).exp_m1())).sum();
+    let hit: f64 = tables
+        .iter()
+        .zip(&norm)
+        .map(|(&n, &a)| sum_smooth(n, |x| a * x.powf(-s) * -(-a * x.powf(-s) * tc).exp_m1()))
+        .sum();
     Ok((hit, tc))
 }
 
@@ -160,9 +182,15 @@ mod tests {
         assert!((harmonic(3, 1.0) - (1.0 + 0.5 + 1.0 / 3.0)).abs() < 1e-15);
         // H_{n,1} = ln n + γ + 1/(2n) − …: n = 10^7.
         let e = (1e7f64).ln() + 0.577_215_664_901_532_9 + 0.5e-7;
-        assert!((harmonic(10_000_000, 1.0) - e).abs() < 1e-8, "{}", harmonic(10_000_000, 1.0));
+        assert!(
+            (harmonic(10_000_000, 1.0) - e).abs() < 1e-8,
+            "{}",
+            harmonic(10_000_000, 1.0)
+        );
         // ζ(2) tail: H_{10^8,2} = π²/6 − 1/10^8 (1e-9 tolerance).
-        assert!((harmonic(100_000_000, 2.0) - (std::f64::consts::PI.powi(2) / 6.0 - 1e-8)).abs() < 1e-9);
+        assert!(
+            (harmonic(100_000_000, 2.0) - (std::f64::consts::PI.powi(2) / 6.0 - 1e-8)).abs() < 1e-9
+        );
     }
 
     #[test]

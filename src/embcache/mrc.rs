@@ -55,13 +55,21 @@ pub fn stack_distances(trace: &DenseTrace) -> StackHistogram {
         add(&mut bit, t, 1);
         last[r as usize] = t as u32;
     }
-    StackHistogram { hist, cold, accesses: n as u64 }
+    StackHistogram {
+        hist,
+        cold,
+        accesses: n as u64,
+    }
 }
 
 impl StackHistogram {
     /// LRU misses with a cache of `c` rows.
     pub fn misses(&self, c: usize) -> u64 {
-        let hits: u64 = self.hist.iter().take(c.saturating_add(1).min(self.hist.len())).sum();
+        let hits: u64 = self
+            .hist
+            .iter()
+            .take(c.saturating_add(1).min(self.hist.len()))
+            .sum();
         self.accesses - hits
     }
 
@@ -86,7 +94,10 @@ impl StackHistogram {
 /// `k` cache sizes spaced geometrically from 1 to `n_rows`.
 pub fn log_sizes(n_rows: usize, k: usize) -> Vec<usize> {
     let k = k.max(2);
-    let mut v: Vec<usize> = (0..k).map(|i| ((n_rows as f64).powf(i as f64 / (k - 1) as f64)).round() as usize).map(|x| x.max(1)).collect();
+    let mut v: Vec<usize> = (0..k)
+        .map(|i| ((n_rows as f64).powf(i as f64 / (k - 1) as f64)).round() as usize)
+        .map(|x| x.max(1))
+        .collect();
     v.dedup();
     v
 }

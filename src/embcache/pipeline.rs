@@ -37,7 +37,12 @@ impl Pipeline {
     ///
     /// # Errors
     /// Non-positive compute, row bytes or bandwidth; negative latency.
-    pub fn new(compute_s: f64, row_bytes: f64, fetch_bw_bytes_per_s: f64, fetch_latency_s: f64) -> Result<Self> {
+    pub fn new(
+        compute_s: f64,
+        row_bytes: f64,
+        fetch_bw_bytes_per_s: f64,
+        fetch_latency_s: f64,
+    ) -> Result<Self> {
         Ok(Pipeline {
             compute_s: check::positive("compute_s", compute_s)?,
             row_bytes: check::positive("row_bytes", row_bytes)?,
@@ -57,12 +62,21 @@ impl Pipeline {
 
     /// Mean iteration time without a cache, s.
     pub fn no_cache_s(&self, bc: &BatchCounts) -> f64 {
-        mean(bc.unique.iter().map(|&u| self.compute_s + 2.0 * self.xfer_s(u)))
+        mean(
+            bc.unique
+                .iter()
+                .map(|&u| self.compute_s + 2.0 * self.xfer_s(u)),
+        )
     }
 
     /// Mean iteration time with misses on the critical path, s.
     pub fn on_demand_s(&self, bc: &BatchCounts) -> f64 {
-        mean(bc.misses.iter().zip(&bc.evictions).map(|(&m, &w)| self.compute_s + self.xfer_s(m) + self.xfer_s(w)))
+        mean(
+            bc.misses
+                .iter()
+                .zip(&bc.evictions)
+                .map(|(&m, &w)| self.compute_s + self.xfer_s(m) + self.xfer_s(w)),
+        )
     }
 
     /// Mean iteration time with next-batch prefetch overlapped with compute, s.
@@ -74,7 +88,9 @@ impl Pipeline {
         let mut total = self.xfer_s(bc.misses[0]);
         for b in 0..n {
             let next = bc.misses.get(b + 1).copied().unwrap_or(0);
-            total += self.compute_s.max(self.xfer_s(next) + self.xfer_s(bc.evictions[b]));
+            total += self
+                .compute_s
+                .max(self.xfer_s(next) + self.xfer_s(bc.evictions[b]));
         }
         total / n as f64
     }
@@ -82,8 +98,17 @@ impl Pipeline {
     /// Iteration times for one policy's counts (prefetch for lookahead, on-demand otherwise).
     pub fn times(&self, bc: &BatchCounts, lookahead: bool) -> IterTimes {
         let no_cache_s = self.no_cache_s(bc);
-        let iter_s = if lookahead { self.prefetch_s(bc) } else { self.on_demand_s(bc) };
-        IterTimes { no_cache_s, iter_s, speedup: no_cache_s / iter_s, compute_bound_fraction: self.compute_s / iter_s }
+        let iter_s = if lookahead {
+            self.prefetch_s(bc)
+        } else {
+            self.on_demand_s(bc)
+        };
+        IterTimes {
+            no_cache_s,
+            iter_s,
+            speedup: no_cache_s / iter_s,
+            compute_bound_fraction: self.compute_s / iter_s,
+        }
     }
 }
 
@@ -121,7 +146,11 @@ mod tests {
     fn hand_worked_times() {
         // 1 ms compute, 100-byte rows, 1e6 B/s, 10 µs latency: xfer(10) = 1e-5 + 1e-3.
         let p = Pipeline::new(1e-3, 100.0, 1e6, 1e-5).unwrap();
-        let bc = BatchCounts { unique: vec![10, 10], misses: vec![10, 2], evictions: vec![0, 2] };
+        let bc = BatchCounts {
+            unique: vec![10, 10],
+            misses: vec![10, 2],
+            evictions: vec![0, 2],
+        };
         let x = |n: f64| 1e-5 + n * 1e-4;
         assert!((p.no_cache_s(&bc) - (1e-3 + 2.0 * x(10.0))).abs() < 1e-15);
         let od = (1e-3 + x(10.0) + 1e-3 + 2.0 * x(2.0)) / 2.0;

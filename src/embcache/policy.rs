@@ -79,7 +79,8 @@ pub enum PolicyKind {
 
 impl PolicyKind {
     /// Names accepted by `--policy`.
-    pub const NAMES: &'static [&'static str] = &["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"];
+    pub const NAMES: &'static [&'static str] =
+        &["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"];
 
     /// Parses a name; `window` and `profile_fraction` fill the lookahead and static top-k knobs.
     ///
@@ -93,14 +94,22 @@ impl PolicyKind {
             "lfu" => PolicyKind::Lfu,
             "static-topk" | "topk" | "static" => {
                 if !(profile_fraction > 0.0 && profile_fraction <= 1.0) {
-                    return Err(Error::range("profile_fraction", profile_fraction, "in (0, 1] (the trace prefix that picks the hot rows)"));
+                    return Err(Error::range(
+                        "profile_fraction",
+                        profile_fraction,
+                        "in (0, 1] (the trace prefix that picks the hot rows)",
+                    ));
                 }
                 PolicyKind::StaticTopK { profile_fraction }
             }
             "belady" | "min" | "opt" => PolicyKind::Belady,
             "lookahead" | "bagpipe" => {
                 if window == 0 || window > 1 << 20 {
-                    return Err(Error::range("window", window, "an integer in [1, 1048576] batches"));
+                    return Err(Error::range(
+                        "window",
+                        window,
+                        "an integer in [1, 1048576] batches",
+                    ));
                 }
                 PolicyKind::Lookahead { window }
             }
@@ -127,15 +136,23 @@ impl PolicyKind {
 ///
 /// # Errors
 /// Lookahead capacities below the two-batch working set.
-pub fn build<'a>(kind: PolicyKind, capacity: usize, trace: &'a DenseTrace) -> Result<Box<dyn Policy + 'a>> {
+pub fn build<'a>(
+    kind: PolicyKind,
+    capacity: usize,
+    trace: &'a DenseTrace,
+) -> Result<Box<dyn Policy + 'a>> {
     let n = trace.n_rows();
     Ok(match kind {
         PolicyKind::Lru => Box::new(lru::Lru::new(capacity, n)),
         PolicyKind::Fifo => Box::new(fifo::Fifo::new(capacity, n)),
         PolicyKind::Lfu => Box::new(lfu::Lfu::new(capacity, n)),
-        PolicyKind::StaticTopK { profile_fraction } => Box::new(topk::StaticTopK::new(capacity, trace, profile_fraction)),
+        PolicyKind::StaticTopK { profile_fraction } => {
+            Box::new(topk::StaticTopK::new(capacity, trace, profile_fraction))
+        }
         PolicyKind::Belady => Box::new(belady::Belady::new(capacity, trace)),
-        PolicyKind::Lookahead { window } => Box::new(lookahead::Lookahead::new(capacity, trace, window)?),
+        PolicyKind::Lookahead { window } => {
+            Box::new(lookahead::Lookahead::new(capacity, trace, window)?)
+        }
     })
 }
 

@@ -145,12 +145,19 @@ impl PointSpec {
         match (&self.profile, self.rows) {
             (Some(p), None) => profile::tables(p, self.scale),
             (None, Some(n)) => Ok(vec![n; self.tables.unwrap_or(1).max(1) as usize]),
-            _ => Err(Error::range("profile", "both or neither", "exactly one of profile (+ scale) or rows (+ tables)")),
+            _ => Err(Error::range(
+                "profile",
+                "both or neither",
+                "exactly one of profile (+ scale) or rows (+ tables)",
+            )),
         }
     }
 
     fn trace_key(&self) -> String {
-        format!("{:?}|{}|{:?}|{:?}|{}|{}|{}", self.profile, self.scale, self.rows, self.tables, self.zipf, self.batch, self.batches)
+        format!(
+            "{:?}|{}|{:?}|{:?}|{}|{}|{}",
+            self.profile, self.scale, self.rows, self.tables, self.zipf, self.batch, self.batches
+        )
     }
 }
 
@@ -184,12 +191,23 @@ impl EmbcacheStudy {
             let ps: PointSpec = spec.point(&pt)?;
             for m in &ps.methods {
                 if m != "sim" && m != "analytic" {
-                    return Err(Error::range(format!("study '{}'.methods", spec.name), m, "sim or analytic"));
+                    return Err(Error::range(
+                        format!("study '{}'.methods", spec.name),
+                        m,
+                        "sim or analytic",
+                    ));
                 }
             }
-            let kind = PolicyKind::parse(&ps.policy, ps.window, ps.profile_fraction).map_err(wrap)?;
+            let kind =
+                PolicyKind::parse(&ps.policy, ps.window, ps.profile_fraction).map_err(wrap)?;
             let cache = ps.cache.resolve().map_err(wrap)?;
-            let pipe = Pipeline::new(ps.compute_s, ps.row_bytes, ps.fetch_bw_bytes_per_s, ps.fetch_latency_s).map_err(wrap)?;
+            let pipe = Pipeline::new(
+                ps.compute_s,
+                ps.row_bytes,
+                ps.fetch_bw_bytes_per_s,
+                ps.fetch_latency_s,
+            )
+            .map_err(wrap)?;
             let tables = ps.table_rows().map_err(wrap)?;
             if ps.batch == 0 || ps.batches == 0 {
                 return Err(wrap(Error::range("batch", 0, "batch and batches ≥ 1")));
@@ -199,14 +217,28 @@ impl EmbcacheStudy {
                 Some(i) => i,
                 None => {
                     let accesses = ps.batch * ps.batches * tables.len() as u64;
-                    traces.push((ZipfSpec::new(ps.zipf, tables.clone(), accesses, 0).map_err(wrap)?, ps.batch));
+                    traces.push((
+                        ZipfSpec::new(ps.zipf, tables.clone(), accesses, 0).map_err(wrap)?,
+                        ps.batch,
+                    ));
                     keys.push(key);
                     traces.len() - 1
                 }
             };
-            points.push(Point { spec: ps, kind, cache, pipe, tables, trace });
+            points.push(Point {
+                spec: ps,
+                kind,
+                cache,
+                pipe,
+                tables,
+                trace,
+            });
         }
-        Ok(EmbcacheStudy { spec, points, traces })
+        Ok(EmbcacheStudy {
+            spec,
+            points,
+            traces,
+        })
     }
 }
 
@@ -235,7 +267,10 @@ impl Study for EmbcacheStudy {
             .traces
             .iter()
             .map(|(z, batch)| {
-                let z = ZipfSpec { seed: ctx.seed, ..z.clone() };
+                let z = ZipfSpec {
+                    seed: ctx.seed,
+                    ..z.clone()
+                };
                 let batch = *batch;
                 let t = DenseTrace::from_stream(z.stream(), batch, false, &z.describe())?;
                 Ok((Arc::new(t), z.describe()))
@@ -246,14 +281,24 @@ impl Study for EmbcacheStudy {
             let (trace, desc) = &traces[p.trace];
             let rows = p.cache.rows(trace.n_rows())?;
             let mut out = Vec::new();
-            let methods: Vec<&str> = if p.spec.methods.is_empty() { vec!["sim"] } else { p.spec.methods.iter().map(String::as_str).collect() };
+            let methods: Vec<&str> = if p.spec.methods.is_empty() {
+                vec!["sim"]
+            } else {
+                p.spec.methods.iter().map(String::as_str).collect()
+            };
             for m in methods {
                 if m == "sim" {
                     match simulate(trace, p.kind, rows) {
                         Ok((mut met, bc)) => {
                             met.seed = Some(ctx.seed);
-                            let times = p.pipe.times(&bc, matches!(p.kind, PolicyKind::Lookahead { .. }));
-                            out.push(Out { m: met, times: Some(times), trace: desc.clone() });
+                            let times = p
+                                .pipe
+                                .times(&bc, matches!(p.kind, PolicyKind::Lookahead { .. }));
+                            out.push(Out {
+                                m: met,
+                                times: Some(times),
+                                trace: desc.clone(),
+                            });
                         }
                         // Lookahead below its two-batch working set: reported in the summary.
                         Err(e) if matches!(p.kind, PolicyKind::Lookahead { .. }) => {
@@ -263,11 +308,19 @@ impl Study for EmbcacheStudy {
                     }
                 } else {
                     let hit = match p.kind {
-                        PolicyKind::Lru => analytic::che_lru_hit_rate(&p.tables, p.spec.zipf, rows as u64)?.0,
-                        PolicyKind::StaticTopK { .. } => analytic::topk_hit_rate(&p.tables, p.spec.zipf, rows as u64)?,
+                        PolicyKind::Lru => {
+                            analytic::che_lru_hit_rate(&p.tables, p.spec.zipf, rows as u64)?.0
+                        }
+                        PolicyKind::StaticTopK { .. } => {
+                            analytic::topk_hit_rate(&p.tables, p.spec.zipf, rows as u64)?
+                        }
                         _ => continue,
                     };
-                    out.push(Out { m: analytic_metrics(p.kind, rows, hit, trace), times: None, trace: desc.clone() });
+                    out.push(Out {
+                        m: analytic_metrics(p.kind, rows, hit, trace),
+                        times: None,
+                        trace: desc.clone(),
+                    });
                 }
             }
             Ok(out)
@@ -288,9 +341,17 @@ impl Study for EmbcacheStudy {
             r.insert("trace".into(), o.trace.clone().into());
             rows.records.push(r);
         }
-        let min_la = traces.iter().map(|(t, _)| super::policy::lookahead::Lookahead::min_feasible_rows(t)).max().unwrap_or(0);
+        let min_la = traces
+            .iter()
+            .map(|(t, _)| super::policy::lookahead::Lookahead::min_feasible_rows(t))
+            .max()
+            .unwrap_or(0);
         let unique = traces.first().map(|(t, _)| t.n_rows()).unwrap_or(1);
-        Ok(StudyReport { plots: self.plots(&flat), summary_md: self.summary(&flat, min_la, unique), rows })
+        Ok(StudyReport {
+            plots: self.plots(&flat),
+            summary_md: self.summary(&flat, min_la, unique),
+            rows,
+        })
     }
 }
 
@@ -332,35 +393,58 @@ impl EmbcacheStudy {
         let mut speed: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for o in flat {
             let x = 100.0 * o.m.cache_fraction_of_unique;
-            let label = if o.m.method == "analytic" { format!("{} (analytic)", o.m.policy) } else { o.m.policy.clone() };
+            let label = if o.m.method == "analytic" {
+                format!("{} (analytic)", o.m.policy)
+            } else {
+                o.m.policy.clone()
+            };
             hit.entry(label).or_default().push((x, o.m.hit_rate));
             if let Some(t) = o.times {
-                speed.entry(o.m.policy.clone()).or_default().push((x, t.speedup));
+                speed
+                    .entry(o.m.policy.clone())
+                    .or_default()
+                    .push((x, t.speedup));
             }
         }
-        let mk = |stem: &str, title: &str, y: &str, by: BTreeMap<String, Vec<(f64, f64)>>| LinePlot {
-            stem: format!("{}-{stem}", self.spec.name),
-            title: format!("{}: {title}", self.spec.name),
-            x_label: "cache size (% of unique rows)".into(),
-            y_label: y.into(),
-            log_x: true,
-            log_y: false,
-            series: by
-                .into_iter()
-                .map(|(name, mut points)| {
-                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series { name, points }
-                })
-                .collect(),
-        };
-        vec![mk("hit-rate", "hit rate per access", "hit rate", hit), mk("speedup", "iteration speedup over no cache", "speedup (×)", speed)]
+        let mk =
+            |stem: &str, title: &str, y: &str, by: BTreeMap<String, Vec<(f64, f64)>>| LinePlot {
+                stem: format!("{}-{stem}", self.spec.name),
+                title: format!("{}: {title}", self.spec.name),
+                x_label: "cache size (% of unique rows)".into(),
+                y_label: y.into(),
+                log_x: true,
+                log_y: false,
+                series: by
+                    .into_iter()
+                    .map(|(name, mut points)| {
+                        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        Series { name, points }
+                    })
+                    .collect(),
+            };
+        vec![
+            mk("hit-rate", "hit rate per access", "hit rate", hit),
+            mk(
+                "speedup",
+                "iteration speedup over no cache",
+                "speedup (×)",
+                speed,
+            ),
+        ]
     }
 
     fn summary(&self, flat: &[Out], min_lookahead: usize, unique: usize) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "Trace: {}.\n", flat.first().map(|o| o.trace.as_str()).unwrap_or("none"));
+        let _ = writeln!(
+            s,
+            "Trace: {}.\n",
+            flat.first().map(|o| o.trace.as_str()).unwrap_or("none")
+        );
         let _ = writeln!(s, "| policy | cache rows | cache % of unique | hit rate | per-batch unique hit rate | fetched rows/batch | iteration (ms) | speedup vs no cache |");
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
         for o in flat.iter().filter(|o| o.m.method == "sim") {
             let t = o.times.expect("sim rows have times");
             let _ = writeln!(
@@ -381,8 +465,19 @@ impl EmbcacheStudy {
             .filter(|o| o.m.method == "analytic")
             .filter_map(|a| {
                 flat.iter()
-                    .find(|o| o.m.method == "sim" && o.m.policy == a.m.policy && o.m.cache_rows == a.m.cache_rows)
-                    .map(|o| format!("{} at {} rows: {:+.2} points", a.m.policy, a.m.cache_rows, 100.0 * (a.m.hit_rate - o.m.hit_rate)))
+                    .find(|o| {
+                        o.m.method == "sim"
+                            && o.m.policy == a.m.policy
+                            && o.m.cache_rows == a.m.cache_rows
+                    })
+                    .map(|o| {
+                        format!(
+                            "{} at {} rows: {:+.2} points",
+                            a.m.policy,
+                            a.m.cache_rows,
+                            100.0 * (a.m.hit_rate - o.m.hit_rate)
+                        )
+                    })
             })
             .collect();
         if !errs.is_empty() {
@@ -395,7 +490,11 @@ impl EmbcacheStudy {
                 );
             }
         }
-        if self.points.iter().any(|p| matches!(p.kind, PolicyKind::Lookahead { .. })) {
+        if self
+            .points
+            .iter()
+            .any(|p| matches!(p.kind, PolicyKind::Lookahead { .. }))
+        {
             let _ = writeln!(
                 s,
                 "\nLookahead needs room for two batches' unique rows: at least {min_lookahead} rows ({:.1}% of {unique} unique); smaller caches are not listed for it.",

@@ -59,7 +59,14 @@ pub enum TraceFormat {
 
 impl TraceFormat {
     /// Every format name accepted by `--trace-format`.
-    pub const NAMES: &'static [&'static str] = &["text", "csv", "oracle-general", "criteo", "movielens", "parquet"];
+    pub const NAMES: &'static [&'static str] = &[
+        "text",
+        "csv",
+        "oracle-general",
+        "criteo",
+        "movielens",
+        "parquet",
+    ];
 
     /// Parses a format name.
     ///
@@ -73,7 +80,13 @@ impl TraceFormat {
             "criteo" | "criteo-tsv" => TraceFormat::Criteo,
             "movielens" => TraceFormat::MovieLens,
             "parquet" => TraceFormat::Parquet,
-            _ => return Err(Error::unknown("trace format", name, Self::NAMES.iter().copied())),
+            _ => {
+                return Err(Error::unknown(
+                    "trace format",
+                    name,
+                    Self::NAMES.iter().copied(),
+                ))
+            }
         })
     }
 
@@ -82,7 +95,10 @@ impl TraceFormat {
     pub fn from_path(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
-        if name.ends_with(".oraclegeneral") || name.ends_with(".oraclegeneral.bin") || name.ends_with(".bin") {
+        if name.ends_with(".oraclegeneral")
+            || name.ends_with(".oraclegeneral.bin")
+            || name.ends_with(".bin")
+        {
             Some(TraceFormat::OracleGeneral)
         } else if name.ends_with(".txt") {
             Some(TraceFormat::Text)
@@ -186,14 +202,26 @@ impl DenseTrace {
     ///
     /// # Errors
     /// The first reader error; an empty trace; more than 2³¹ accesses or rows.
-    pub fn from_stream(stream: impl Iterator<Item = Result<Access>>, batch: u64, has_batches: bool, source: &str) -> Result<Self> {
+    pub fn from_stream(
+        stream: impl Iterator<Item = Result<Access>>,
+        batch: u64,
+        has_batches: bool,
+        source: &str,
+    ) -> Result<Self> {
         let batch = batch.max(1);
         let mut map: FxMap<(u32, u64), u32> = FxMap::default();
-        let mut t = DenseTrace { source: source.to_string(), ..Default::default() };
+        let mut t = DenseTrace {
+            source: source.to_string(),
+            ..Default::default()
+        };
         let mut cur: Option<u64> = None;
         for a in stream {
             let a = a?;
-            let b = if has_batches { a.group } else { a.group / batch };
+            let b = if has_batches {
+                a.group
+            } else {
+                a.group / batch
+            };
             if cur != Some(b) {
                 t.batch_starts.push(t.rows.len());
                 cur = Some(b);
@@ -205,7 +233,11 @@ impl DenseTrace {
             });
             t.rows.push(r);
             if t.rows.len() >= (1usize << 31) {
-                return Err(Error::parse(source, None, "trace longer than 2^31 accesses; split it"));
+                return Err(Error::parse(
+                    source,
+                    None,
+                    "trace longer than 2^31 accesses; split it",
+                ));
             }
         }
         if t.rows.is_empty() {
@@ -226,7 +258,13 @@ impl DenseTrace {
 
     /// From raw dense rows (tests): batches of `batch` accesses.
     pub fn from_rows(rows: &[u32], batch: usize) -> Self {
-        let stream = rows.iter().enumerate().map(|(i, &r)| Ok(Access { group: i as u64, table: 0, id: u64::from(r) }));
+        let stream = rows.iter().enumerate().map(|(i, &r)| {
+            Ok(Access {
+                group: i as u64,
+                table: 0,
+                id: u64::from(r),
+            })
+        });
         Self::from_stream(stream, batch as u64, false, "<rows>").unwrap_or_default()
     }
 
@@ -290,7 +328,11 @@ impl DenseTrace {
         (0..self.n_batches()).flat_map(move |b| {
             self.batch(b).iter().map(move |&r| {
                 let (table, id) = self.keys[r as usize];
-                Access { group: b as u64, table, id }
+                Access {
+                    group: b as u64,
+                    table,
+                    id,
+                }
             })
         })
     }
@@ -311,17 +353,34 @@ mod tests {
         assert_eq!(t.rows, vec![0, 1, 0, 2, 1, 0, 3]);
         assert_eq!(t.batch_starts, vec![0, 3, 6, 7]);
         assert_eq!(t.n_rows(), 4);
-        assert_eq!(t.next_use(), vec![2, 4, 5, u32::MAX, u32::MAX, u32::MAX, u32::MAX]);
+        assert_eq!(
+            t.next_use(),
+            vec![2, 4, 5, u32::MAX, u32::MAX, u32::MAX, u32::MAX]
+        );
         assert_eq!(t.first_use(), vec![0, 1, 3, 6]);
-        let e = DenseTrace::from_stream(std::iter::empty(), 1, false, "x.txt").unwrap_err().to_string();
+        let e = DenseTrace::from_stream(std::iter::empty(), 1, false, "x.txt")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.txt") && e.contains("empty"), "{e}");
     }
 
     #[test]
     fn formats_parse() {
-        assert_eq!(TraceFormat::parse("oracleGeneral").unwrap(), TraceFormat::OracleGeneral);
-        assert!(TraceFormat::parse("parket").unwrap_err().to_string().contains("did you mean 'parquet'"));
-        assert_eq!(TraceFormat::from_path(Path::new("a/b.oracleGeneral")), Some(TraceFormat::OracleGeneral));
-        assert_eq!(TraceFormat::from_path(Path::new("ml/ratings.csv")), Some(TraceFormat::MovieLens));
+        assert_eq!(
+            TraceFormat::parse("oracleGeneral").unwrap(),
+            TraceFormat::OracleGeneral
+        );
+        assert!(TraceFormat::parse("parket")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean 'parquet'"));
+        assert_eq!(
+            TraceFormat::from_path(Path::new("a/b.oracleGeneral")),
+            Some(TraceFormat::OracleGeneral)
+        );
+        assert_eq!(
+            TraceFormat::from_path(Path::new("ml/ratings.csv")),
+            Some(TraceFormat::MovieLens)
+        );
     }
 }

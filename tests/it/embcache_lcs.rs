@@ -34,8 +34,13 @@ fn lru_fifo_belady_miss_counts_equal_libcachesim() {
     let python = match std::env::var("PERFCAST_PYTHON") {
         Ok(p) if !p.is_empty() => p,
         _ => {
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI=true but PERFCAST_PYTHON is unset: .ci/run must install libcachesim");
-            eprintln!("notice: PERFCAST_PYTHON unset; skipping the libCacheSim comparison (CI runs it)");
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true but PERFCAST_PYTHON is unset: .ci/run must install libcachesim"
+            );
+            eprintln!(
+                "notice: PERFCAST_PYTHON unset; skipping the libCacheSim comparison (CI runs it)"
+            );
             return;
         }
     };
@@ -56,12 +61,21 @@ fn lru_fifo_belady_miss_counts_equal_libcachesim() {
         .args(caps.iter().map(|c| c.to_string()))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(out.status.success(), "libcachesim failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "libcachesim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut compared = 0;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (name, cap, n, misses): (&str, usize, u64, u64) = (f[0], f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+        let (name, cap, n, misses): (&str, usize, u64, u64) = (
+            f[0],
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+        );
         let kind = match name {
             "LRU" => PolicyKind::Lru,
             "FIFO" => PolicyKind::Fifo,
@@ -69,7 +83,11 @@ fn lru_fifo_belady_miss_counts_equal_libcachesim() {
         };
         let (m, _) = simulate(&back, kind, cap).unwrap();
         assert_eq!(n, m.accesses);
-        assert_eq!(m.misses, misses, "{name} with {cap} rows: ours {} vs libCacheSim {misses}", m.misses);
+        assert_eq!(
+            m.misses, misses,
+            "{name} with {cap} rows: ours {} vs libCacheSim {misses}",
+            m.misses
+        );
         compared += 1;
     }
     assert_eq!(compared, 3 * caps.len(), "{text}");

@@ -13,8 +13,12 @@ fn kinds(window: usize) -> Vec<PolicyKind> {
         PolicyKind::Lru,
         PolicyKind::Fifo,
         PolicyKind::Lfu,
-        PolicyKind::StaticTopK { profile_fraction: 1.0 },
-        PolicyKind::StaticTopK { profile_fraction: 0.3 },
+        PolicyKind::StaticTopK {
+            profile_fraction: 1.0,
+        },
+        PolicyKind::StaticTopK {
+            profile_fraction: 0.3,
+        },
         PolicyKind::Belady,
         PolicyKind::Lookahead { window },
     ]
@@ -31,7 +35,10 @@ fn checked_misses(kind: PolicyKind, cap: usize, t: &DenseTrace) -> Option<u64> {
 
 fn trace_strategy() -> impl Strategy<Value = (Vec<u32>, usize)> {
     // Skewed small ids so that hits and evictions both happen.
-    (prop::collection::vec((0u32..40).prop_map(|x| (x * x) / 40), 1..400), 1usize..6)
+    (
+        prop::collection::vec((0u32..40).prop_map(|x| (x * x) / 40), 1..400),
+        1usize..6,
+    )
 }
 
 proptest! {
@@ -95,7 +102,19 @@ fn bypassing_can_beat_always_insert_min() {
     // Capacity 1, trace a x a: MIN (always inserting) misses 3 times; static top-1 = {a} twice.
     let t = DenseTrace::from_rows(&[1, 2, 1], 1);
     assert_eq!(simulate(&t, PolicyKind::Belady, 1).unwrap().0.misses, 3);
-    assert_eq!(simulate(&t, PolicyKind::StaticTopK { profile_fraction: 1.0 }, 1).unwrap().0.misses, 2);
+    assert_eq!(
+        simulate(
+            &t,
+            PolicyKind::StaticTopK {
+                profile_fraction: 1.0
+            },
+            1
+        )
+        .unwrap()
+        .0
+        .misses,
+        2
+    );
 }
 
 #[test]
@@ -116,17 +135,39 @@ fn mrc_equals_per_size_lru_on_a_zipf_trace() {
 /// ≤ C/M ≈ 0.1 points.
 #[test]
 fn closed_forms_within_half_a_point_of_simulation() {
-    for (s, rows, tables, pct) in [(1.05, 20_000u64, 1usize, 1.0), (0.8, 20_000, 1, 5.0), (1.2, 5_000, 3, 2.0)] {
+    for (s, rows, tables, pct) in [
+        (1.05, 20_000u64, 1usize, 1.0),
+        (0.8, 20_000, 1, 5.0),
+        (1.2, 5_000, 3, 2.0),
+    ] {
         let z = ZipfSpec::new(s, vec![rows; tables], 600_000, 11).unwrap();
         let t = DenseTrace::from_stream(z.stream(), 1, false, "zipf").unwrap();
         let total = rows * tables as u64;
         let c = (pct / 100.0 * total as f64) as u64;
-        let sim_lru = simulate(&t, PolicyKind::Lru, c as usize).unwrap().0.hit_rate;
+        let sim_lru = simulate(&t, PolicyKind::Lru, c as usize)
+            .unwrap()
+            .0
+            .hit_rate;
         let (che, _) = analytic::che_lru_hit_rate(&z.tables, s, c).unwrap();
-        assert!((che - sim_lru).abs() <= 0.005, "LRU s={s} C={c}: Che {che:.4} vs sim {sim_lru:.4}");
+        assert!(
+            (che - sim_lru).abs() <= 0.005,
+            "LRU s={s} C={c}: Che {che:.4} vs sim {sim_lru:.4}"
+        );
         // Static top-k profiled on the first half, measured on the whole trace.
-        let sim_top = simulate(&t, PolicyKind::StaticTopK { profile_fraction: 0.5 }, c as usize).unwrap().0.hit_rate;
+        let sim_top = simulate(
+            &t,
+            PolicyKind::StaticTopK {
+                profile_fraction: 0.5,
+            },
+            c as usize,
+        )
+        .unwrap()
+        .0
+        .hit_rate;
         let top = analytic::topk_hit_rate(&z.tables, s, c).unwrap();
-        assert!((top - sim_top).abs() <= 0.005, "top-k s={s} C={c}: closed form {top:.4} vs sim {sim_top:.4}");
+        assert!(
+            (top - sim_top).abs() <= 0.005,
+            "top-k s={s} C={c}: closed form {top:.4} vs sim {sim_top:.4}"
+        );
     }
 }

@@ -45,13 +45,21 @@ impl Belady {
     /// `(key << 32) | row` where key = next position + 1, or `horizon + row` when never again.
     #[inline]
     fn entry(&self, next: u32, r: u32) -> u64 {
-        let k = if next == u32::MAX { self.horizon + u64::from(r) } else { u64::from(next) + 1 };
+        let k = if next == u32::MAX {
+            self.horizon + u64::from(r)
+        } else {
+            u64::from(next) + 1
+        };
         (k << 32) | u64::from(r)
     }
 
     fn compact(&mut self) {
         let key = &self.key;
-        let v: Vec<u64> = std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&e| key[(e & 0xffff_ffff) as usize] == e).collect();
+        let v: Vec<u64> = std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .filter(|&e| key[(e & 0xffff_ffff) as usize] == e)
+            .collect();
         self.heap = BinaryHeap::from(v);
     }
 }
@@ -106,7 +114,9 @@ impl Policy for Belady {
         self.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.key.len() as u32).filter(|&r| self.key[r as usize] != 0).collect()
+        (0..self.key.len() as u32)
+            .filter(|&r| self.key[r as usize] != 0)
+            .collect()
     }
 }
 
@@ -120,7 +130,12 @@ mod tests {
         let ids = [1, 2, 3, 1, 4, 1, 2, 5, 1, 2, 3, 4, 5];
         let t = DenseTrace::from_rows(&ids, 1);
         let mut c = Belady::new(3, &t);
-        let hits: Vec<usize> = t.rows.iter().enumerate().filter_map(|(i, &r)| c.access(r).then_some(i)).collect();
+        let hits: Vec<usize> = t
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &r)| c.access(r).then_some(i))
+            .collect();
         assert_eq!(hits, vec![3, 5, 6, 8, 9, 12]);
         // At position 4 (row 4 missing; 1 next at 5, 2 at 6, 3 at 10) row 3 must have gone.
         let mut c = Belady::new(3, &t);

@@ -42,20 +42,47 @@ impl<P: Policy> Policy for Checked<P> {
         let (len1, ev1) = (self.inner.len(), self.inner.evicted());
         let name = self.inner.name();
         let at = self.accesses;
-        assert_eq!(hit, was, "{name}: access #{at} of row {row}: hit = {hit} but contains() said {was}");
-        assert!(len1 <= self.inner.capacity(), "{name}: access #{at}: occupancy {len1} > capacity {}", self.inner.capacity());
+        assert_eq!(
+            hit, was,
+            "{name}: access #{at} of row {row}: hit = {hit} but contains() said {was}"
+        );
+        assert!(
+            len1 <= self.inner.capacity(),
+            "{name}: access #{at}: occupancy {len1} > capacity {}",
+            self.inner.capacity()
+        );
         assert!(ev1 >= ev0, "{name}: eviction counter went down");
         let inserted = usize::from(!was && self.inner.contains(row));
-        assert_eq!(len0 + inserted, len1 + (ev1 - ev0) as usize, "{name}: access #{at}: len {len0} → {len1} with {inserted} inserted and {} evicted", ev1 - ev0);
+        assert_eq!(
+            len0 + inserted,
+            len1 + (ev1 - ev0) as usize,
+            "{name}: access #{at}: len {len0} → {len1} with {inserted} inserted and {} evicted",
+            ev1 - ev0
+        );
         if self.inner.always_inserts() && self.inner.capacity() > 0 {
-            assert!(self.inner.contains(row), "{name}: access #{at}: row {row} not resident after its access");
+            assert!(
+                self.inner.contains(row),
+                "{name}: access #{at}: row {row} not resident after its access"
+            );
         }
         if hit {
-            assert_eq!(len0, len1 + (ev1 - ev0) as usize, "{name}: a hit changed occupancy beyond evictions");
+            assert_eq!(
+                len0,
+                len1 + (ev1 - ev0) as usize,
+                "{name}: a hit changed occupancy beyond evictions"
+            );
         }
         let res = self.inner.resident();
-        assert_eq!(res.len(), len1, "{name}: resident() lists {} rows, len() = {len1}", res.len());
-        assert!(res.iter().all(|&r| self.inner.contains(r)), "{name}: resident() lists a row contains() denies");
+        assert_eq!(
+            res.len(),
+            len1,
+            "{name}: resident() lists {} rows, len() = {len1}",
+            res.len()
+        );
+        assert!(
+            res.iter().all(|&r| self.inner.contains(r)),
+            "{name}: resident() lists a row contains() denies"
+        );
         hit
     }
     fn evicted(&self) -> u64 {

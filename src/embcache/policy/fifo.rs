@@ -17,13 +17,22 @@ pub struct Fifo {
 impl Fifo {
     /// An empty cache of `capacity` rows over rows `0..n_rows`.
     pub fn new(capacity: usize, n_rows: usize) -> Self {
-        Fifo { cap: capacity, ring: vec![0; capacity.min(n_rows).max(1)], head: 0, len: 0, resident: vec![false; n_rows], evicted: 0 }
+        Fifo {
+            cap: capacity,
+            ring: vec![0; capacity.min(n_rows).max(1)],
+            head: 0,
+            len: 0,
+            resident: vec![false; n_rows],
+            evicted: 0,
+        }
     }
 
     /// Resident rows from oldest to newest insertion.
     pub fn order(&self) -> Vec<u32> {
         let n = self.ring.len();
-        (0..self.len).map(|i| self.ring[(self.head + i) % n]).collect()
+        (0..self.len)
+            .map(|i| self.ring[(self.head + i) % n])
+            .collect()
     }
 }
 

@@ -35,11 +35,26 @@ pub struct Lfu {
 impl Lfu {
     /// An empty cache of `capacity` rows over rows `0..n_rows`.
     pub fn new(capacity: usize, n_rows: usize) -> Self {
-        Lfu { cap: capacity, len: 0, nodes: Vec::new(), free: Vec::new(), first: NIL, node_of: vec![NIL; n_rows], links: vec![[NIL, NIL]; n_rows], evicted: 0 }
+        Lfu {
+            cap: capacity,
+            len: 0,
+            nodes: Vec::new(),
+            free: Vec::new(),
+            first: NIL,
+            node_of: vec![NIL; n_rows],
+            links: vec![[NIL, NIL]; n_rows],
+            evicted: 0,
+        }
     }
 
     fn new_node(&mut self, freq: u64, prev: u32, next: u32) -> u32 {
-        let n = FreqNode { freq, head: NIL, tail: NIL, prev, next };
+        let n = FreqNode {
+            freq,
+            head: NIL,
+            tail: NIL,
+            prev,
+            next,
+        };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = n;
             i
@@ -142,7 +157,11 @@ impl Policy for Lfu {
         if node != NIL {
             let f = self.nodes[node as usize].freq;
             let next = self.nodes[node as usize].next;
-            let target = if next != NIL && self.nodes[next as usize].freq == f + 1 { next } else { self.new_node(f + 1, node, next) };
+            let target = if next != NIL && self.nodes[next as usize].freq == f + 1 {
+                next
+            } else {
+                self.new_node(f + 1, node, next)
+            };
             self.remove_row(r);
             self.push_row(target, r);
             self.drop_node_if_empty(node);
@@ -160,7 +179,11 @@ impl Policy for Lfu {
             self.len -= 1;
         }
         let first = self.first;
-        let target = if first != NIL && self.nodes[first as usize].freq == 1 { first } else { self.new_node(1, NIL, first) };
+        let target = if first != NIL && self.nodes[first as usize].freq == 1 {
+            first
+        } else {
+            self.new_node(1, NIL, first)
+        };
         self.push_row(target, r);
         self.len += 1;
         false
@@ -185,7 +208,7 @@ mod tests {
             (1, true, vec![1]),
             (2, false, vec![2, 1]),
             (3, false, vec![2, 3, 1]),
-            (3, true, vec![2, 1, 3]), // 1 reached count 2 before 3 did
+            (3, true, vec![2, 1, 3]),  // 1 reached count 2 before 3 did
             (4, false, vec![4, 1, 3]), // evicts 2, the only count-1 row
             (5, false, vec![5, 1, 3]), // evicts 4 (count 1)
             (5, true, vec![1, 3, 5]),

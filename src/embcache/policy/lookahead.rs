@@ -122,12 +122,19 @@ impl<'a> Lookahead<'a> {
     }
 
     fn batch_of(&self, pos: u32) -> usize {
-        self.trace.batch_starts.partition_point(|&s| s <= pos as usize) - 1
+        self.trace
+            .batch_starts
+            .partition_point(|&s| s <= pos as usize)
+            - 1
     }
 
     #[inline]
     fn entry(&self, next: u32, r: u32) -> u64 {
-        let k = if next == u32::MAX { self.horizon + u64::from(r) } else { u64::from(next) + 1 };
+        let k = if next == u32::MAX {
+            self.horizon + u64::from(r)
+        } else {
+            u64::from(next) + 1
+        };
         (k << 32) | u64::from(r)
     }
 
@@ -224,7 +231,11 @@ impl Policy for Lookahead<'_> {
             self.heap.push(e);
             if self.heap.len() > 4 * self.len + 64 {
                 let key = &self.key;
-                let v: Vec<u64> = std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&x| key[(x & 0xffff_ffff) as usize] == x).collect();
+                let v: Vec<u64> = std::mem::take(&mut self.heap)
+                    .into_vec()
+                    .into_iter()
+                    .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
+                    .collect();
                 self.heap = BinaryHeap::from(v);
             }
         }
@@ -234,7 +245,9 @@ impl Policy for Lookahead<'_> {
         self.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.key.len() as u32).filter(|&r| self.key[r as usize] != 0).collect()
+        (0..self.key.len() as u32)
+            .filter(|&r| self.key[r as usize] != 0)
+            .collect()
     }
 }
 
@@ -249,11 +262,17 @@ mod tests {
         // W = 1: a (next use batch 1) kept after batch 0; b (next use batch 3) written back.
         let mut c = Lookahead::new(8, &t, 1).unwrap();
         let hits: Vec<bool> = t.rows.iter().map(|&r| c.access(r)).collect();
-        assert_eq!(hits, vec![false, false, true, false, false, false, false, false]);
+        assert_eq!(
+            hits,
+            vec![false, false, true, false, false, false, false, false]
+        );
         // W = 2: a's gap from batch 1 to 3 is 2 batches → kept; b's gap is 3 → still refetched.
         let mut c = Lookahead::new(8, &t, 2).unwrap();
         let hits: Vec<bool> = t.rows.iter().map(|&r| c.access(r)).collect();
-        assert_eq!(hits, vec![false, false, true, false, false, false, true, false]);
+        assert_eq!(
+            hits,
+            vec![false, false, true, false, false, false, true, false]
+        );
         assert_eq!(Lookahead::min_feasible_rows(&t), 4);
         // Peak with W = 2 at batch 2: kept {a}, U(2) ∪ U(3) = {d, e, a, b} → 4.
         assert_eq!(Lookahead::min_cache_rows(&t, 2), 4);

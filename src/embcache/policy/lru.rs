@@ -20,7 +20,13 @@ impl Lru {
         let head = n_rows as u32;
         let mut links = vec![[NIL, NIL]; n_rows + 1];
         links[n_rows] = [head, head];
-        Lru { cap: capacity, len: 0, links, head, evicted: 0 }
+        Lru {
+            cap: capacity,
+            len: 0,
+            links,
+            head,
+            evicted: 0,
+        }
     }
 
     #[inline]

@@ -20,9 +20,12 @@ pub struct StaticTopK {
 impl StaticTopK {
     /// Picks the hot rows from the first `profile_fraction` of `trace` (clamped to (0, 1]).
     pub fn new(capacity: usize, trace: &DenseTrace, profile_fraction: f64) -> Self {
-        let prefix = ((trace.len() as f64 * profile_fraction.clamp(0.0, 1.0)).ceil() as usize).clamp(1, trace.len().max(1));
+        let prefix = ((trace.len() as f64 * profile_fraction.clamp(0.0, 1.0)).ceil() as usize)
+            .clamp(1, trace.len().max(1));
         let counts = trace.counts(prefix);
-        let mut order: Vec<u32> = (0..counts.len() as u32).filter(|&r| counts[r as usize] > 0).collect();
+        let mut order: Vec<u32> = (0..counts.len() as u32)
+            .filter(|&r| counts[r as usize] > 0)
+            .collect();
         // Dense ids are in order of first appearance, so ties go to the row seen first.
         order.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
         let mut hot = vec![false; trace.n_rows()];
@@ -30,7 +33,13 @@ impl StaticTopK {
         for &r in &order[..hot_rows] {
             hot[r as usize] = true;
         }
-        StaticTopK { cap: capacity, hot, resident: vec![false; trace.n_rows()], len: 0, hot_rows }
+        StaticTopK {
+            cap: capacity,
+            hot,
+            resident: vec![false; trace.n_rows()],
+            len: 0,
+            hot_rows,
+        }
     }
 
     /// Number of hot rows (≤ capacity).
@@ -72,7 +81,9 @@ impl Policy for StaticTopK {
         0
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.resident.len() as u32).filter(|&r| self.resident[r as usize]).collect()
+        (0..self.resident.len() as u32)
+            .filter(|&r| self.resident[r as usize])
+            .collect()
     }
     fn always_inserts(&self) -> bool {
         false
@@ -90,7 +101,10 @@ mod tests {
         let mut c = StaticTopK::new(2, &t, 0.5);
         assert_eq!(c.hot_rows(), 2);
         let hits: Vec<bool> = t.rows.iter().map(|&r| c.access(r)).collect();
-        assert_eq!(hits, vec![false, false, true, false, true, true, false, false, false, false, false, false]);
+        assert_eq!(
+            hits,
+            vec![false, false, true, false, true, true, false, false, false, false, false, false]
+        );
         // Whole-trace profile: 9 (7 accesses) and 7 (3) are hot; 8 (2) is not.
         let c = StaticTopK::new(2, &t, 1.0);
         assert!(c.is_hot(2) && c.is_hot(0) && !c.is_hot(1));

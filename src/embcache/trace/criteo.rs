@@ -35,22 +35,44 @@ impl CriteoReader {
     /// [`Error::Io`] when the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
-        Ok(CriteoReader { path: path.into(), inner: BufReader::with_capacity(1 << 16, f), line: String::new(), line_no: 0, sample: 0, pending: Vec::with_capacity(CATEGORICAL), done: false })
+        Ok(CriteoReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            line: String::new(),
+            line_no: 0,
+            sample: 0,
+            pending: Vec::with_capacity(CATEGORICAL),
+            done: false,
+        })
     }
 
     fn parse_line(&mut self) -> std::result::Result<(), String> {
         let s = self.line.trim_end_matches(['\n', '\r']);
         let fields: Vec<&str> = s.split('\t').collect();
         if fields.len() != 1 + INTEGER + CATEGORICAL {
-            return Err(format!("{} tab-separated columns, expected {} (label, 13 integer, 26 categorical)", fields.len(), 1 + INTEGER + CATEGORICAL));
+            return Err(format!(
+                "{} tab-separated columns, expected {} (label, 13 integer, 26 categorical)",
+                fields.len(),
+                1 + INTEGER + CATEGORICAL
+            ));
         }
         for (t, v) in fields[1 + INTEGER..].iter().enumerate().rev() {
             let id = if v.is_empty() {
                 MISSING_ID
             } else {
-                u64::from_str_radix(v, 16).map_err(|_| format!("categorical column {} value '{}' is not hex", t + 1, short(v)))?
+                u64::from_str_radix(v, 16).map_err(|_| {
+                    format!(
+                        "categorical column {} value '{}' is not hex",
+                        t + 1,
+                        short(v)
+                    )
+                })?
             };
-            self.pending.push(Access { group: self.sample, table: t as u32, id });
+            self.pending.push(Access {
+                group: self.sample,
+                table: t as u32,
+                id,
+            });
         }
         Ok(())
     }
@@ -82,7 +104,11 @@ impl Iterator for CriteoReader {
                 }
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(Error::parse(&self.path, Some(self.line_no + 1), format!("unreadable line: {e}"))));
+                    return Some(Err(Error::parse(
+                        &self.path,
+                        Some(self.line_no + 1),
+                        format!("unreadable line: {e}"),
+                    )));
                 }
             }
         }

@@ -27,7 +27,13 @@ impl CsvReader {
     /// [`Error::Io`] when the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
-        Ok(CsvReader { path: path.into(), inner: BufReader::with_capacity(1 << 16, f), line: String::new(), line_no: 0, done: false })
+        Ok(CsvReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            line: String::new(),
+            line_no: 0,
+            done: false,
+        })
     }
 
     fn fail(&mut self, msg: String) -> Option<Result<Access>> {
@@ -45,17 +51,27 @@ impl Iterator for CsvReader {
                 Ok(0) => {
                     self.done = true;
                     if self.line_no == 0 {
-                        return Some(Err(Error::parse(&self.path, None, format!("empty trace: no header '{HEADER}'"))));
+                        return Some(Err(Error::parse(
+                            &self.path,
+                            None,
+                            format!("empty trace: no header '{HEADER}'"),
+                        )));
                     }
                 }
                 Ok(_) => {
                     self.line_no += 1;
                     let s = self.line.trim();
                     if self.line_no == 1 {
-                        let h: String = s.trim_start_matches('\u{feff}').chars().filter(|c| !c.is_whitespace()).collect();
+                        let h: String = s
+                            .trim_start_matches('\u{feff}')
+                            .chars()
+                            .filter(|c| !c.is_whitespace())
+                            .collect();
                         if !h.eq_ignore_ascii_case(HEADER) {
                             let got = short(s);
-                            return self.fail(format!("missing header: expected '{HEADER}', found '{got}'"));
+                            return self.fail(format!(
+                                "missing header: expected '{HEADER}', found '{got}'"
+                            ));
                         }
                         continue;
                     }
@@ -64,12 +80,22 @@ impl Iterator for CsvReader {
                     }
                     let mut f = s.split(',');
                     let mut num = |name: &str| -> std::result::Result<u64, String> {
-                        let v = f.next().map(str::trim).ok_or_else(|| format!("missing column '{name}' (expected {HEADER})"))?;
-                        v.parse::<u64>().map_err(|_| format!("{name} '{}' is not a non-negative integer", short(v)))
+                        let v = f.next().map(str::trim).ok_or_else(|| {
+                            format!("missing column '{name}' (expected {HEADER})")
+                        })?;
+                        v.parse::<u64>().map_err(|_| {
+                            format!("{name} '{}' is not a non-negative integer", short(v))
+                        })
                     };
                     let parsed = (|| Ok::<_, String>((num("batch")?, num("table")?, num("id")?)))();
                     match parsed {
-                        Ok((b, t, id)) if t <= u64::from(u32::MAX) => return Some(Ok(Access { group: b, table: t as u32, id })),
+                        Ok((b, t, id)) if t <= u64::from(u32::MAX) => {
+                            return Some(Ok(Access {
+                                group: b,
+                                table: t as u32,
+                                id,
+                            }))
+                        }
                         Ok((_, t, _)) => return self.fail(format!("table {t} exceeds 2^32-1")),
                         Err(m) => return self.fail(m),
                     }

@@ -27,7 +27,15 @@ impl MovieLensReader {
     /// [`Error::Io`] when the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
-        Ok(MovieLensReader { path: path.into(), inner: BufReader::with_capacity(1 << 16, f), line: String::new(), line_no: 0, sample: 0, pending: None, done: false })
+        Ok(MovieLensReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            line: String::new(),
+            line_no: 0,
+            sample: 0,
+            pending: None,
+            done: false,
+        })
     }
 }
 
@@ -47,19 +55,39 @@ impl Iterator for MovieLensReader {
                 Ok(_) => {
                     self.line_no += 1;
                     let s = self.line.trim();
-                    if s.is_empty() || (self.line_no == 1 && s.to_ascii_lowercase().starts_with("userid")) {
+                    if s.is_empty()
+                        || (self.line_no == 1 && s.to_ascii_lowercase().starts_with("userid"))
+                    {
                         continue;
                     }
-                    let mut f: Vec<&str> = if s.contains("::") { s.split("::").collect() } else { s.split([',', '\t']).collect() };
+                    let mut f: Vec<&str> = if s.contains("::") {
+                        s.split("::").collect()
+                    } else {
+                        s.split([',', '\t']).collect()
+                    };
                     f.truncate(2);
                     let parse = |i: usize, name: &str| -> std::result::Result<u64, String> {
-                        let v = f.get(i).map(|v| v.trim()).ok_or_else(|| format!("missing {name} column (expected userId,movieId,rating,timestamp)"))?;
-                        v.parse::<u64>().map_err(|_| format!("{name} '{}' is not a non-negative integer", short(v)))
+                        let v = f.get(i).map(|v| v.trim()).ok_or_else(|| {
+                            format!(
+                                "missing {name} column (expected userId,movieId,rating,timestamp)"
+                            )
+                        })?;
+                        v.parse::<u64>().map_err(|_| {
+                            format!("{name} '{}' is not a non-negative integer", short(v))
+                        })
                     };
                     match (parse(0, "userId"), parse(1, "movieId")) {
                         (Ok(u), Ok(m)) => {
-                            self.pending = Some(Access { group: self.sample, table: 1, id: m });
-                            let a = Access { group: self.sample, table: 0, id: u };
+                            self.pending = Some(Access {
+                                group: self.sample,
+                                table: 1,
+                                id: m,
+                            });
+                            let a = Access {
+                                group: self.sample,
+                                table: 0,
+                                id: u,
+                            };
                             self.sample += 1;
                             return Some(Ok(a));
                         }
@@ -71,7 +99,11 @@ impl Iterator for MovieLensReader {
                 }
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(Error::parse(&self.path, Some(self.line_no + 1), format!("unreadable line: {e}"))));
+                    return Some(Err(Error::parse(
+                        &self.path,
+                        Some(self.line_no + 1),
+                        format!("unreadable line: {e}"),
+                    )));
                 }
             }
         }

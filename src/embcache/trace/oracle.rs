@@ -39,8 +39,24 @@ impl Record {
     /// Decodes a record.
     pub fn from_bytes(b: &[u8; RECORD_BYTES]) -> Self {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let u64_at = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
-        Record { clock_time: u32_at(0), obj_id: u64_at(4), obj_size: u32_at(12), next_access_vtime: u64_at(16) as i64 }
+        let u64_at = |i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        Record {
+            clock_time: u32_at(0),
+            obj_id: u64_at(4),
+            obj_size: u32_at(12),
+            next_access_vtime: u64_at(16) as i64,
+        }
     }
 }
 
@@ -59,7 +75,12 @@ impl OracleReader {
     /// [`Error::Io`] when the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
-        Ok(OracleReader { path: path.into(), inner: BufReader::with_capacity(1 << 16, f), record: 0, done: false })
+        Ok(OracleReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            record: 0,
+            done: false,
+        })
     }
 
     /// The next raw record.
@@ -79,7 +100,11 @@ impl OracleReader {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(Error::parse(&self.path, Some(self.record + 1), format!("record unreadable: {e}"))));
+                    return Some(Err(Error::parse(
+                        &self.path,
+                        Some(self.record + 1),
+                        format!("record unreadable: {e}"),
+                    )));
                 }
             }
         }
@@ -105,7 +130,11 @@ impl Iterator for OracleReader {
     fn next(&mut self) -> Option<Self::Item> {
         let r = self.next_record()?;
         let sample = self.record - 1;
-        Some(r.map(|r| Access { group: sample, table: 0, id: r.obj_id }))
+        Some(r.map(|r| Access {
+            group: sample,
+            table: 0,
+            id: r.obj_id,
+        }))
     }
 }
 
@@ -115,7 +144,12 @@ mod tests {
 
     #[test]
     fn record_layout_is_24_packed_le_bytes() {
-        let r = Record { clock_time: 1, obj_id: 0x0102_0304_0506_0708, obj_size: 1, next_access_vtime: -1 };
+        let r = Record {
+            clock_time: 1,
+            obj_id: 0x0102_0304_0506_0708,
+            obj_size: 1,
+            next_access_vtime: -1,
+        };
         let b = r.to_bytes();
         assert_eq!(&b[0..4], &[1, 0, 0, 0]);
         assert_eq!(&b[4..12], &[8, 7, 6, 5, 4, 3, 2, 1]);

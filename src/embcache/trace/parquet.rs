@@ -27,7 +27,13 @@ impl ParquetReader {
         let pl_path = PlPath::new(&path.to_string_lossy());
         let lazy = LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
             .map_err(|e| Error::parse(path, None, format!("not a Parquet trace: {e}")))?;
-        Ok(ParquetReader { path: path.into(), lazy, offset: 0, buf: Vec::new().into_iter(), done: false })
+        Ok(ParquetReader {
+            path: path.into(),
+            lazy,
+            offset: 0,
+            buf: Vec::new().into_iter(),
+            done: false,
+        })
     }
 
     fn fill(&mut self) -> Result<()> {
@@ -35,22 +41,44 @@ impl ParquetReader {
             .lazy
             .clone()
             .slice(self.offset as i64, SLICE as IdxSize)
-            .select([col("batch").cast(DataType::UInt64), col("table").cast(DataType::UInt32), col("id").cast(DataType::UInt64)])
+            .select([
+                col("batch").cast(DataType::UInt64),
+                col("table").cast(DataType::UInt32),
+                col("id").cast(DataType::UInt64),
+            ])
             .collect()
-            .map_err(|e| Error::parse(&self.path, Some(self.offset as u64 + 1), format!("needs integer columns batch, table, id: {e}")))?;
+            .map_err(|e| {
+                Error::parse(
+                    &self.path,
+                    Some(self.offset as u64 + 1),
+                    format!("needs integer columns batch, table, id: {e}"),
+                )
+            })?;
         let n = df.height();
-        let get = |name: &str| df.column(name).map_err(|e| Error::parse(&self.path, None, e.to_string()));
+        let get = |name: &str| {
+            df.column(name)
+                .map_err(|e| Error::parse(&self.path, None, e.to_string()))
+        };
         let (b, t, i) = (get("batch")?, get("table")?, get("id")?);
         let (b, t, i) = (
-            b.u64().map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
-            t.u32().map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
-            i.u64().map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
+            b.u64()
+                .map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
+            t.u32()
+                .map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
+            i.u64()
+                .map_err(|e| Error::parse(&self.path, None, e.to_string()))?,
         );
         let mut v = Vec::with_capacity(n);
         for k in 0..n {
             match (b.get(k), t.get(k), i.get(k)) {
                 (Some(group), Some(table), Some(id)) => v.push(Access { group, table, id }),
-                _ => return Err(Error::parse(&self.path, Some((self.offset + k + 1) as u64), "null batch, table or id")),
+                _ => {
+                    return Err(Error::parse(
+                        &self.path,
+                        Some((self.offset + k + 1) as u64),
+                        "null batch, table or id",
+                    ))
+                }
             }
         }
         self.offset += n;
@@ -89,9 +117,15 @@ pub fn encode(trace: &DenseTrace) -> Result<Vec<u8>> {
         t.push(a.table);
         i.push(a.id);
     }
-    let mut df = DataFrame::new(vec![Column::new("batch".into(), b), Column::new("table".into(), t), Column::new("id".into(), i)])
-        .map_err(|e| Error::Unsupported(e.to_string()))?;
+    let mut df = DataFrame::new(vec![
+        Column::new("batch".into(), b),
+        Column::new("table".into(), t),
+        Column::new("id".into(), i),
+    ])
+    .map_err(|e| Error::Unsupported(e.to_string()))?;
     let mut out = Vec::new();
-    ParquetWriter::new(&mut out).finish(&mut df).map_err(|e| Error::Unsupported(e.to_string()))?;
+    ParquetWriter::new(&mut out)
+        .finish(&mut df)
+        .map_err(|e| Error::Unsupported(e.to_string()))?;
     Ok(out)
 }

@@ -13,14 +13,15 @@ use crate::error::{Error, Result};
 
 /// Criteo Kaggle rows per table (DLRM reference code).
 pub const CRITEO_KAGGLE: [u64; 26] = [
-    1460, 583, 10_131_227, 2_202_608, 305, 24, 12_517, 633, 3, 93_145, 5683, 8_351_593, 3194, 27, 14_992, 5_461_306, 10, 5652, 2173, 4,
-    7_046_547, 18, 15, 286_181, 105, 142_572,
+    1460, 583, 10_131_227, 2_202_608, 305, 24, 12_517, 633, 3, 93_145, 5683, 8_351_593, 3194, 27,
+    14_992, 5_461_306, 10, 5652, 2173, 4, 7_046_547, 18, 15, 286_181, 105, 142_572,
 ];
 
 /// Criteo Terabyte rows per table (TorchRec / MLPerf DLRM).
 pub const CRITEO_TERABYTE: [u64; 26] = [
-    45_833_188, 36_746, 17_245, 7413, 20_243, 3, 7114, 1441, 62, 29_275_261, 1_572_176, 345_138, 10, 2209, 11_267, 128, 4, 974, 14,
-    48_937_457, 11_316_796, 40_094_537, 452_104, 12_606, 104, 35,
+    45_833_188, 36_746, 17_245, 7413, 20_243, 3, 7114, 1441, 62, 29_275_261, 1_572_176, 345_138,
+    10, 2209, 11_267, 128, 4, 974, 14, 48_937_457, 11_316_796, 40_094_537, 452_104, 12_606, 104,
+    35,
 ];
 
 /// Profile names accepted by `--profile`.
@@ -37,9 +38,16 @@ pub fn tables(name: &str, scale: f64) -> Result<Vec<u64>> {
         _ => return Err(Error::unknown("table profile", name, NAMES.iter().copied())),
     };
     if !(scale > 0.0 && scale <= 1.0) {
-        return Err(Error::range("scale", scale, "in (0, 1] (multiplies every table's rows)"));
+        return Err(Error::range(
+            "scale",
+            scale,
+            "in (0, 1] (multiplies every table's rows)",
+        ));
     }
-    Ok(base.iter().map(|&n| ((n as f64 * scale).round() as u64).max(1)).collect())
+    Ok(base
+        .iter()
+        .map(|&n| ((n as f64 * scale).round() as u64).max(1))
+        .collect())
 }
 
 #[cfg(test)]

@@ -24,7 +24,14 @@ impl TextReader {
     /// [`Error::Io`] when the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
-        Ok(TextReader { path: path.into(), inner: BufReader::with_capacity(1 << 16, f), line: String::new(), line_no: 0, sample: 0, done: false })
+        Ok(TextReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            line: String::new(),
+            line_no: 0,
+            sample: 0,
+            done: false,
+        })
     }
 }
 
@@ -43,15 +50,27 @@ impl Iterator for TextReader {
                     }
                     let Ok(id) = s.parse::<u64>() else {
                         self.done = true;
-                        return Some(Err(Error::parse(&self.path, Some(self.line_no), format!("id '{}' is not a non-negative integer", short(s)))));
+                        return Some(Err(Error::parse(
+                            &self.path,
+                            Some(self.line_no),
+                            format!("id '{}' is not a non-negative integer", short(s)),
+                        )));
                     };
-                    let a = Access { group: self.sample, table: 0, id };
+                    let a = Access {
+                        group: self.sample,
+                        table: 0,
+                        id,
+                    };
                     self.sample += 1;
                     return Some(Ok(a));
                 }
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(Error::parse(&self.path, Some(self.line_no + 1), format!("unreadable line: {e}"))));
+                    return Some(Err(Error::parse(
+                        &self.path,
+                        Some(self.line_no + 1),
+                        format!("unreadable line: {e}"),
+                    )));
                 }
             }
         }

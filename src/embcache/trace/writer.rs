@@ -29,7 +29,11 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
     let n_tables = trace.keys.iter().map(|k| k.0).max().unwrap_or(0) + 1;
     let one_table = |f: &str| -> Result<()> {
         if n_tables > 1 {
-            Err(Error::range("--tables", n_tables, format!("1 for the {f} format (it has no table column; use csv)")))
+            Err(Error::range(
+                "--tables",
+                n_tables,
+                format!("1 for the {f} format (it has no table column; use csv)"),
+            ))
         } else {
             Ok(())
         }
@@ -61,7 +65,11 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
                     clock_time: a.group as u32,
                     obj_id: a.id,
                     obj_size: 1,
-                    next_access_vtime: if next[t] == u32::MAX { -1 } else { i64::from(next[t]) },
+                    next_access_vtime: if next[t] == u32::MAX {
+                        -1
+                    } else {
+                        i64::from(next[t])
+                    },
                 };
                 out.extend_from_slice(&r.to_bytes());
             }
@@ -69,7 +77,11 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
         }
         TraceFormat::Criteo => {
             if n_tables as usize > criteo::CATEGORICAL {
-                return Err(Error::range("--tables", n_tables, "at most 26 for the criteo format"));
+                return Err(Error::range(
+                    "--tables",
+                    n_tables,
+                    "at most 26 for the criteo format",
+                ));
             }
             let mut s = String::new();
             let mut cols: Vec<Option<u64>> = vec![None; criteo::CATEGORICAL];
@@ -101,7 +113,11 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
         }
         TraceFormat::MovieLens => {
             if n_tables != 2 {
-                return Err(Error::range("--tables", n_tables, "2 for the movielens format (users, movies)"));
+                return Err(Error::range(
+                    "--tables",
+                    n_tables,
+                    "2 for the movielens format (users, movies)",
+                ));
             }
             let mut s = String::from("userId,movieId,rating,timestamp\n");
             let mut user: Option<u64> = None;
@@ -112,7 +128,13 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
                         let _ = writeln!(s, "{u},{},5.0,{}", a.id, a.group);
                         user = None;
                     }
-                    _ => return Err(Error::range("trace", "tables out of order", "alternating user (table 0), movie (table 1) lookups for movielens")),
+                    _ => {
+                        return Err(Error::range(
+                            "trace",
+                            "tables out of order",
+                            "alternating user (table 0), movie (table 1) lookups for movielens",
+                        ))
+                    }
                 }
             }
             Ok(s.into_bytes())
@@ -128,5 +150,7 @@ fn encode_parquet(trace: &DenseTrace) -> Result<Vec<u8>> {
 
 #[cfg(not(feature = "parquet"))]
 fn encode_parquet(_: &DenseTrace) -> Result<Vec<u8>> {
-    Err(Error::Unsupported("Parquet traces need perfcast built with `--features parquet`".into()))
+    Err(Error::Unsupported(
+        "Parquet traces need perfcast built with `--features parquet`".into(),
+    ))
 }

@@ -35,24 +35,50 @@ impl ZipfSpec {
             return Err(Error::range("tables", 0, "at least 1 table"));
         }
         if let Some(t) = tables.iter().position(|&n| n == 0 || n > (1 << 40)) {
-            return Err(Error::range(format!("rows[table {t}]"), tables[t], "in [1, 2^40]"));
+            return Err(Error::range(
+                format!("rows[table {t}]"),
+                tables[t],
+                "in [1, 2^40]",
+            ));
         }
         if accesses == 0 || accesses >= 1 << 31 {
             return Err(Error::range("accesses", accesses, "in [1, 2^31)"));
         }
-        Ok(ZipfSpec { s, tables, accesses, seed })
+        Ok(ZipfSpec {
+            s,
+            tables,
+            accesses,
+            seed,
+        })
     }
 
     /// The streaming generator.
     pub fn stream(&self) -> ZipfStream {
-        let dists = self.tables.iter().map(|&n| Zipf::new(n as f64, self.s).ok()).collect();
-        ZipfStream { dists, rng: Xoshiro256PlusPlus::seed_from_u64(self.seed), left: self.accesses, sample: 0, table: 0 }
+        let dists = self
+            .tables
+            .iter()
+            .map(|&n| Zipf::new(n as f64, self.s).ok())
+            .collect();
+        ZipfStream {
+            dists,
+            rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
+            left: self.accesses,
+            sample: 0,
+            table: 0,
+        }
     }
 
     /// One-line description (names the seed).
     pub fn describe(&self) -> String {
         let rows: u64 = self.tables.iter().sum();
-        format!("zipf(s={}) over {} rows in {} tables, {} accesses, seed {}", self.s, rows, self.tables.len(), self.accesses, self.seed)
+        format!(
+            "zipf(s={}) over {} rows in {} tables, {} accesses, seed {}",
+            self.s,
+            rows,
+            self.tables.len(),
+            self.accesses,
+            self.seed
+        )
     }
 }
 
@@ -76,7 +102,11 @@ impl Iterator for ZipfStream {
             Some(z) => (z.sample(&mut self.rng) as u64).max(1) - 1,
             None => 0,
         };
-        let a = Access { group: self.sample, table: self.table as u32, id };
+        let a = Access {
+            group: self.sample,
+            table: self.table as u32,
+            id,
+        };
         self.table += 1;
         if self.table == self.dists.len() {
             self.table = 0;
