@@ -160,7 +160,8 @@ pub struct Metrics {
     pub max_prefetch_rows_per_batch: Option<u64>,
     /// Mean rows evicted (written back) per batch.
     pub writeback_rows_per_batch: Option<f64>,
-    /// Lookahead: the smallest cache the window needs (peak occupancy, unbounded capacity).
+    /// Lookahead: the smallest cache the window needs (peak occupancy, unbounded capacity); filled
+    /// by [`with_min_cache_rows`] (a second pass, not timed in `sim_s`).
     pub min_cache_rows: Option<u64>,
     /// Seconds the simulation loop took.
     pub sim_s: Option<f64>,
@@ -241,7 +242,7 @@ pub fn simulate(
         }
         PolicyKind::Lookahead { window } => {
             let (h, b) = drive(&mut Lookahead::new(cache_rows, trace, window)?, trace);
-            (h, b, Some(Lookahead::min_cache_rows(trace, window) as u64))
+            (h, b, None)
         }
     };
     let sim_s = start.elapsed().as_secs_f64();
@@ -287,6 +288,13 @@ pub fn simulate(
         },
     };
     Ok((m, bc))
+}
+
+/// Fills `min_cache_rows` of a lookahead result (one more pass over the trace).
+pub fn with_min_cache_rows(m: &mut Metrics, trace: &DenseTrace) {
+    if let Some(w) = m.window {
+        m.min_cache_rows = Some(Lookahead::min_cache_rows(trace, w) as u64);
+    }
 }
 
 #[cfg(test)]

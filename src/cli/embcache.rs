@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use perfcast::embcache::pipeline::Pipeline;
 use perfcast::embcache::policy::PolicyKind;
 use perfcast::embcache::trace::{profile, writer, zipf::ZipfSpec, DenseTrace, TraceFormat};
-use perfcast::embcache::{analytic, mrc, simulate, CacheSize, Metrics};
+use perfcast::embcache::{analytic, mrc, simulate, with_min_cache_rows, CacheSize, Metrics};
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -218,6 +218,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
             for k in kinds {
                 let (mut m, bc) = simulate(&trace, k, rows)?;
                 m.seed = z.as_ref().map(|z| z.seed);
+                with_min_cache_rows(&mut m, &trace);
                 let t = pipe.map(|p| p.times(&bc, matches!(k, PolicyKind::Lookahead { .. })));
                 out.push((m, t));
             }

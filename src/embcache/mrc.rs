@@ -108,15 +108,15 @@ mod tests {
 
     #[test]
     fn hand_worked_distances() {
-        // a b c a b b d a: distances ∞ ∞ ∞ 3 3 1 ∞ 4.
+        // a b c a b b d a: distances ∞ ∞ ∞ 3 3 1 ∞ 3 (the last a sees b and d since its previous use).
         let t = DenseTrace::from_rows(&[1, 2, 3, 1, 2, 2, 4, 1], 1);
         let h = stack_distances(&t);
         assert_eq!(h.cold, 4);
         assert_eq!(h.hist[1], 1);
-        assert_eq!(h.hist[3], 2);
-        assert_eq!(h.hist[4], 1);
+        assert_eq!(h.hist[3], 3);
+        assert_eq!(h.hist[4], 0);
         assert_eq!(h.misses(2), 7);
-        assert_eq!(h.misses(3), 5);
+        assert_eq!(h.misses(3), 4);
         assert_eq!(h.misses(4), 4);
     }
 }

@@ -23,7 +23,7 @@
 use super::pipeline::Pipeline;
 use super::policy::PolicyKind;
 use super::trace::{profile, zipf::ZipfSpec, DenseTrace};
-use super::{analytic, simulate, CacheSize, Metrics};
+use super::{analytic, simulate, with_min_cache_rows, CacheSize, Metrics};
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
@@ -291,6 +291,7 @@ impl Study for EmbcacheStudy {
                     match simulate(trace, p.kind, rows) {
                         Ok((mut met, bc)) => {
                             met.seed = Some(ctx.seed);
+                            with_min_cache_rows(&mut met, trace);
                             let times = p
                                 .pipe
                                 .times(&bc, matches!(p.kind, PolicyKind::Lookahead { .. }));

@@ -21,6 +21,9 @@ use super::Policy;
 use crate::error::{Error, Result};
 use std::collections::BinaryHeap;
 
+/// Key of a row inserted during the current batch (below every heap entry, which is ≥ 2³²).
+const RESIDENT: u64 = 1;
+
 /// Lookahead cache over a trace.
 #[derive(Debug, Clone)]
 pub struct Lookahead<'a> {
@@ -121,13 +124,6 @@ impl<'a> Lookahead<'a> {
         self.window
     }
 
-    fn batch_of(&self, pos: u32) -> usize {
-        self.trace
-            .batch_starts
-            .partition_point(|&s| s <= pos as usize)
-            - 1
-    }
-
     #[inline]
     fn entry(&self, next: u32, r: u32) -> u64 {
         let k = if next == u32::MAX {
@@ -182,15 +178,30 @@ impl<'a> Lookahead<'a> {
     /// End of batch `b`: write back the rows of `U(b)` whose next use is beyond `b + W`.
     fn end_batch(&mut self, b: usize) {
         let (s, e) = (self.trace.batch_starts[b], self.trace.batch_starts[b + 1]);
+        // Next use beyond batch b + W ⟺ position ≥ the start of batch b + W + 1.
+        let horizon = self.trace.batch_starts.get(b + self.window + 1).map_or(u32::MAX, |&p| p as u32);
+        self.stamp = self.stamp.wrapping_add(1);
+        let stamp = self.stamp;
         for i in s..e {
             let r = self.trace.rows[i];
-            if self.key[r as usize] == 0 {
+            if self.mark[r as usize] == stamp || self.key[r as usize] == 0 {
                 continue;
             }
+            self.mark[r as usize] = stamp;
             let nx = self.cur_next[r as usize];
-            if nx == u32::MAX || self.batch_of(nx) > b + self.window {
+            if nx == u32::MAX || nx >= horizon {
                 self.evict(r);
+            } else if self.cap != usize::MAX {
+                // Kept: (re)enter the eviction heap with its next use, final until then.
+                let e = self.entry(nx, r);
+                self.key[r as usize] = e;
+                self.heap.push(e);
             }
+        }
+        if self.heap.len() > 4 * self.len + 64 {
+            let key = &self.key;
+            let v: Vec<u64> = std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&x| key[(x & 0xffff_ffff) as usize] == x).collect();
+            self.heap = BinaryHeap::from(v);
         }
     }
 }
@@ -218,26 +229,13 @@ impl Policy for Lookahead<'_> {
             self.start_batch(self.b);
             self.b += 1;
         }
-        let nx = self.next[self.t];
+        self.cur_next[r as usize] = self.next[self.t];
         self.t += 1;
-        self.cur_next[r as usize] = nx;
-        let e = self.entry(nx, r);
         let hit = self.key[r as usize] != 0;
         if !hit {
+            // Resident; its heap key is set when the batch ends (see `end_batch`).
+            self.key[r as usize] = RESIDENT;
             self.len += 1;
-        }
-        self.key[r as usize] = e;
-        if self.cap != usize::MAX {
-            self.heap.push(e);
-            if self.heap.len() > 4 * self.len + 64 {
-                let key = &self.key;
-                let v: Vec<u64> = std::mem::take(&mut self.heap)
-                    .into_vec()
-                    .into_iter()
-                    .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
-                    .collect();
-                self.heap = BinaryHeap::from(v);
-            }
         }
         hit
     }
