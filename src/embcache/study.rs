@@ -501,6 +501,25 @@ impl EmbcacheStudy {
                 "\nLookahead needs room for two batches' unique rows: at least {min_lookahead} rows ({:.1}% of {unique} unique); smaller caches are not listed for it.",
                 100.0 * min_lookahead as f64 / unique as f64
             );
+            if let Some(o) = flat.iter().find(|o| o.m.min_cache_rows.is_some()) {
+                let m = o.m.min_cache_rows.unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "With a window of {} batches it never holds more than {m} rows ({:.1}% of unique): larger caches change nothing for it, and its fetches are off the critical path, so its iteration time is the compute time whenever a batch's prefetch fits in it.",
+                    o.m.window.unwrap_or(0),
+                    100.0 * m as f64 / unique as f64
+                );
+            }
+        }
+        if let Some(p) = self.points.first() {
+            let _ = writeln!(
+                s,
+                "\nPipeline assumptions: {} ms dense compute per batch, {} bytes per row, {} GB/s fetch bandwidth, {} µs per transfer; without a cache every unique row of a batch is fetched and written back on the critical path.",
+                1e3 * p.pipe.compute_s,
+                p.pipe.row_bytes,
+                p.pipe.fetch_bw_bytes_per_s / 1e9,
+                1e6 * p.pipe.fetch_latency_s
+            );
         }
         s
     }

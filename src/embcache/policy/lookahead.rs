@@ -179,7 +179,11 @@ impl<'a> Lookahead<'a> {
     fn end_batch(&mut self, b: usize) {
         let (s, e) = (self.trace.batch_starts[b], self.trace.batch_starts[b + 1]);
         // Next use beyond batch b + W ⟺ position ≥ the start of batch b + W + 1.
-        let horizon = self.trace.batch_starts.get(b + self.window + 1).map_or(u32::MAX, |&p| p as u32);
+        let horizon = self
+            .trace
+            .batch_starts
+            .get(b + self.window + 1)
+            .map_or(u32::MAX, |&p| p as u32);
         self.stamp = self.stamp.wrapping_add(1);
         let stamp = self.stamp;
         for i in s..e {
@@ -200,7 +204,11 @@ impl<'a> Lookahead<'a> {
         }
         if self.heap.len() > 4 * self.len + 64 {
             let key = &self.key;
-            let v: Vec<u64> = std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&x| key[(x & 0xffff_ffff) as usize] == x).collect();
+            let v: Vec<u64> = std::mem::take(&mut self.heap)
+                .into_vec()
+                .into_iter()
+                .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
+                .collect();
             self.heap = BinaryHeap::from(v);
         }
     }
