@@ -24,7 +24,7 @@ impl ParquetReader {
     /// # Errors
     /// The file cannot be scanned.
     pub fn open(path: &Path) -> Result<Self> {
-        let pl_path = PlPath::new(&path.to_string_lossy());
+        let pl_path = PlRefPath::new(path.to_string_lossy().as_ref());
         let lazy = LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
             .map_err(|e| Error::parse(path, None, format!("not a Parquet trace: {e}")))?;
         Ok(ParquetReader {
@@ -117,7 +117,7 @@ pub fn encode(trace: &DenseTrace) -> Result<Vec<u8>> {
         t.push(a.table);
         i.push(a.id);
     }
-    let mut df = DataFrame::new(vec![
+    let mut df = DataFrame::new(trace.len(), vec![
         Column::new("batch".into(), b),
         Column::new("table".into(), t),
         Column::new("id".into(), i),
@@ -128,4 +128,26 @@ pub fn encode(trace: &DenseTrace) -> Result<Vec<u8>> {
         .finish(&mut df)
         .map_err(|e| Error::Unsupported(e.to_string()))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_across_slices() {
+        // 3 tables × 50 000 samples: more than two 64 Ki-row slices.
+        let z = crate::embcache::trace::zipf::ZipfSpec::new(1.0, vec![500, 300, 200], 150_000, 1).unwrap();
+        let t = DenseTrace::from_stream(z.stream(), 100, false, "zipf").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        crate::embcache::trace::writer::write(&t, crate::embcache::trace::TraceFormat::Parquet, &p).unwrap();
+        let back = DenseTrace::load(&p, crate::embcache::trace::TraceFormat::Parquet, 1).unwrap();
+        assert_eq!(back.rows, t.rows);
+        assert_eq!(back.batch_starts, t.batch_starts);
+        assert_eq!(back.keys, t.keys);
+        let bad = dir.path().join("bad.parquet");
+        std::fs::write(&bad, b"not parquet").unwrap();
+        assert!(DenseTrace::load(&bad, crate::embcache::trace::TraceFormat::Parquet, 1).is_err());
+    }
 }
