@@ -117,11 +117,14 @@ pub fn encode(trace: &DenseTrace) -> Result<Vec<u8>> {
         t.push(a.table);
         i.push(a.id);
     }
-    let mut df = DataFrame::new(trace.len(), vec![
-        Column::new("batch".into(), b),
-        Column::new("table".into(), t),
-        Column::new("id".into(), i),
-    ])
+    let mut df = DataFrame::new(
+        trace.len(),
+        vec![
+            Column::new("batch".into(), b),
+            Column::new("table".into(), t),
+            Column::new("id".into(), i),
+        ],
+    )
     .map_err(|e| Error::Unsupported(e.to_string()))?;
     let mut out = Vec::new();
     ParquetWriter::new(&mut out)
@@ -137,11 +140,13 @@ mod tests {
     #[test]
     fn round_trip_across_slices() {
         // 3 tables × 50 000 samples: more than two 64 Ki-row slices.
-        let z = crate::embcache::trace::zipf::ZipfSpec::new(1.0, vec![500, 300, 200], 150_000, 1).unwrap();
+        let z = crate::embcache::trace::zipf::ZipfSpec::new(1.0, vec![500, 300, 200], 150_000, 1)
+            .unwrap();
         let t = DenseTrace::from_stream(z.stream(), 100, false, "zipf").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.parquet");
-        crate::embcache::trace::writer::write(&t, crate::embcache::trace::TraceFormat::Parquet, &p).unwrap();
+        crate::embcache::trace::writer::write(&t, crate::embcache::trace::TraceFormat::Parquet, &p)
+            .unwrap();
         let back = DenseTrace::load(&p, crate::embcache::trace::TraceFormat::Parquet, 1).unwrap();
         assert_eq!(back.rows, t.rows);
         assert_eq!(back.batch_starts, t.batch_starts);
