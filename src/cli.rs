@@ -3,6 +3,7 @@
 
 pub mod catalog_cmd;
 pub mod collective;
+pub mod embcache;
 pub mod freeze;
 pub mod gradcomp;
 pub mod run;
@@ -41,6 +42,9 @@ pub enum Command {
     /// One speculative-decoding what-if (or a ranking of drafts).
     #[command(allow_negative_numbers = true)]
     Specdec(specdec::SpecdecArgs),
+    /// One embedding-cache simulation or closed form; `trace-gen` and `mrc` subcommands.
+    #[command(allow_negative_numbers = true)]
+    Embcache(embcache::EmbcacheArgs),
     /// List the GPUs, models and scenarios known to the binary.
     Catalog(catalog_cmd::CatalogArgs),
     /// One layer-freezing fine-tuning what-if (AutoFreeze, FreezeOut, fixed; activation caching).
@@ -92,6 +96,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),
+        Command::Embcache(a) => embcache::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
         Command::Freeze(a) => freeze::exec(a, &g),
         Command::Collective(a) => collective::exec(a, &g),

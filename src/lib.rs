@@ -10,6 +10,8 @@
 //! - [`freeze`]: layer freezing for fine-tuning (fixed, AutoFreeze, FreezeOut; prefix-output caching).
 //! - [`gradcomp`]: data-parallel training with gradient compression and low-rank models, on the
 //!   [`des`] kernel with per-layer [`dnn`] profiles.
+//! - [`embcache`]: embedding-cache policies on lookup traces (LRU … Belady, Bagpipe lookahead),
+//!   Zipf closed forms, miss-ratio curves and the DLRM iteration-time model.
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
 //! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
@@ -28,6 +30,7 @@ pub mod catalog;
 pub mod check;
 pub mod des;
 pub mod dnn;
+pub mod embcache;
 pub mod error;
 pub mod freeze;
 pub mod gradcomp;

@@ -264,6 +264,7 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
         "gradcomp" => Ok(Box::new(crate::gradcomp::study::GradcompStudy::new(
             spec, catalog,
         )?)),
+        "embcache" => Ok(Box::new(crate::embcache::study::EmbcacheStudy::new(spec)?)),
         other => Err(Error::unknown(
             "technique",
             other,
@@ -273,7 +274,7 @@ fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
 }
 
 /// Techniques a scenario may name.
-pub const TECHNIQUES: &[&str] = &["specdec", "freeze", "gradcomp"];
+pub const TECHNIQUES: &[&str] = &["specdec", "embcache", "freeze", "gradcomp"];
 
 fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Vec<toml::Value>> {
     let field = format!("study '{study}'.sweep.{key}");

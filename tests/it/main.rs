@@ -2,6 +2,9 @@
 
 mod cli_run;
 mod cli_specdec;
+mod embcache_cli;
+mod embcache_lcs;
+mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
 mod specdec_corpus;

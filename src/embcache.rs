@@ -1,0 +1,328 @@
+//! Embedding-cache simulation and the DLRM iteration-time model.
+//!
+//! Recommendation-model training spends much of its time fetching embedding rows; a small cache
+//! of hot rows serves most lookups because row popularity is skewed (Bagpipe, SOSP 2023: 1 % of
+//! rows take > 92 % of accesses). This module answers three questions:
+//!
+//! 1. **Hit rate of a policy on a trace** ([`simulate`]): exact, fast, per access and per batch
+//!    after deduplication; policies in [`policy`] (LRU, FIFO, LFU, static top-k, Belady/MIN,
+//!    Bagpipe lookahead). LRU, FIFO and Belady miss counts equal libCacheSim's on the same
+//!    oracleGeneral file (integration test against the `libcachesim` Python package).
+//! 2. **Hit rate from the skew alone** ([`analytic`]): static top-k `Σ_{i≤C} p_i` and LRU by Che's
+//!    approximation under Zipf, plus the one-pass LRU miss-ratio curve ([`mrc`]).
+//! 3. **Iteration time** ([`pipeline`]): no cache, an on-demand cache (misses on the critical
+//!    path) and lookahead prefetch (overlapped with the previous iteration's compute).
+//!
+//! Traces ([`trace`]) stream from text, CSV, oracleGeneral, Criteo TSV, MovieLens and (feature
+//! `parquet`) Parquet files, or come from a seeded Zipf generator with Criteo table profiles.
+
+pub mod analytic;
+pub mod mrc;
+pub mod pipeline;
+pub mod policy;
+pub mod study;
+pub mod trace;
+
+use crate::error::{Error, Result};
+use policy::{
+    belady::Belady, fifo::Fifo, lfu::Lfu, lookahead::Lookahead, lru::Lru, topk::StaticTopK, Policy,
+    PolicyKind,
+};
+use serde::Serialize;
+use std::time::Instant;
+use trace::DenseTrace;
+
+/// A cache size as the user gives it: rows, or a percentage of the trace's unique rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CacheSize {
+    /// Rows.
+    Rows(u64),
+    /// Percent of the unique rows (e.g. 1.0 = 1 %).
+    Percent(f64),
+}
+
+impl CacheSize {
+    /// Parses `N` (rows) or `P%`.
+    ///
+    /// # Errors
+    /// Not a number, 0 rows, a percentage outside (0, 100000].
+    pub fn parse(s: &str) -> Result<Self> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| {
+                Error::range(
+                    "cache",
+                    s,
+                    "rows (an integer ≥ 1) or a percentage of unique rows such as 5%",
+                )
+            })?;
+            if !(v > 0.0 && v <= 100_000.0) {
+                return Err(Error::range("cache", s, "a percentage in (0, 100000]%"));
+            }
+            return Ok(CacheSize::Percent(v));
+        }
+        match t.parse::<u64>() {
+            Ok(0) => Err(Error::range(
+                "cache",
+                0,
+                "≥ 1 row (or a percentage such as 5%)",
+            )),
+            Ok(n) => Ok(CacheSize::Rows(n)),
+            Err(_) => Err(Error::range(
+                "cache",
+                s,
+                "rows (an integer ≥ 1) or a percentage of unique rows such as 5%",
+            )),
+        }
+    }
+
+    /// Rows for a trace with `unique` rows (a percentage rounds to the nearest row).
+    ///
+    /// # Errors
+    /// A percentage that rounds to 0 rows.
+    pub fn rows(&self, unique: usize) -> Result<usize> {
+        match *self {
+            CacheSize::Rows(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            CacheSize::Percent(p) => {
+                let n = (p / 100.0 * unique as f64).round();
+                if n < 1.0 {
+                    Err(Error::range(
+                        "cache",
+                        format!("{p}%"),
+                        format!("≥ 1 row: {p}% of {unique} unique rows rounds to 0"),
+                    ))
+                } else {
+                    Ok(n as usize)
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CacheSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheSize::Rows(n) => write!(f, "{n}"),
+            CacheSize::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Per-batch counts of one simulation (the pipeline model's input).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchCounts {
+    /// Unique rows of every batch.
+    pub unique: Vec<u32>,
+    /// Unique rows of every batch that missed (rows fetched for it; for lookahead, prefetched).
+    pub misses: Vec<u32>,
+    /// Rows evicted (written back) during every batch.
+    pub evictions: Vec<u32>,
+}
+
+/// The result of one simulation or closed form (DESIGN.md §5 field names).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metrics {
+    /// Policy name.
+    pub policy: String,
+    /// `sim` or `analytic`.
+    pub method: &'static str,
+    /// Lookahead window, batches (lookahead only).
+    pub window: Option<usize>,
+    /// Capacity, rows.
+    pub cache_rows: u64,
+    /// Capacity as a fraction of the unique rows.
+    pub cache_fraction_of_unique: f64,
+    /// Whether the cache holds more rows than the trace has (allowed: only compulsory misses).
+    pub cache_exceeds_unique: bool,
+    /// Accesses (lookups).
+    pub accesses: u64,
+    /// Hits.
+    pub hits: u64,
+    /// Misses.
+    pub misses: u64,
+    /// hits / accesses.
+    pub hit_rate: f64,
+    /// Distinct rows in the trace (or in the modelled tables for `analytic`).
+    pub unique_ids: u64,
+    /// Batches.
+    pub batches: Option<u64>,
+    /// Sum over batches of the batch's unique rows.
+    pub batch_unique_accesses: Option<u64>,
+    /// Sum over batches of the unique rows that missed (rows fetched).
+    pub batch_unique_misses: Option<u64>,
+    /// 1 − batch_unique_misses / batch_unique_accesses.
+    pub batch_unique_hit_rate: Option<f64>,
+    /// Mean unique rows per batch.
+    pub unique_rows_per_batch: Option<f64>,
+    /// Mean rows fetched (lookahead: prefetched) per batch.
+    pub prefetch_rows_per_batch: Option<f64>,
+    /// Largest number of rows fetched for one batch.
+    pub max_prefetch_rows_per_batch: Option<u64>,
+    /// Mean rows evicted (written back) per batch.
+    pub writeback_rows_per_batch: Option<f64>,
+    /// Lookahead: the smallest cache the window needs (peak occupancy, unbounded capacity); filled
+    /// by [`with_min_cache_rows`] (a second pass, not timed in `sim_s`).
+    pub min_cache_rows: Option<u64>,
+    /// Seconds the simulation loop took.
+    pub sim_s: Option<f64>,
+    /// Simulated accesses per second (one core).
+    pub sim_requests_per_s: Option<f64>,
+    /// Seed of a generated trace.
+    pub seed: Option<u64>,
+    /// Remarks (e.g. a cache larger than the unique rows).
+    pub note: String,
+}
+
+fn drive<P: Policy>(p: &mut P, trace: &DenseTrace) -> (u64, BatchCounts) {
+    let nb = trace.n_batches();
+    let mut seen = vec![u32::MAX; trace.n_rows()];
+    let mut bc = BatchCounts {
+        unique: Vec::with_capacity(nb),
+        misses: Vec::with_capacity(nb),
+        evictions: Vec::with_capacity(nb),
+    };
+    let mut hits = 0u64;
+    for b in 0..nb {
+        let ev0 = p.evicted();
+        let (mut u, mut m) = (0u32, 0u32);
+        for &r in trace.batch(b) {
+            let hit = p.access(r);
+            hits += u64::from(hit);
+            let s = &mut seen[r as usize];
+            if *s != b as u32 {
+                *s = b as u32;
+                u += 1;
+                m += u32::from(!hit);
+            }
+        }
+        bc.unique.push(u);
+        bc.misses.push(m);
+        bc.evictions.push((p.evicted() - ev0) as u32);
+    }
+    (hits, bc)
+}
+
+/// Simulates `kind` with `cache_rows` on `trace`.
+///
+/// # Errors
+/// A capacity of 0; a lookahead capacity below the two-batch working set.
+pub fn simulate(
+    trace: &DenseTrace,
+    kind: PolicyKind,
+    cache_rows: usize,
+) -> Result<(Metrics, BatchCounts)> {
+    if cache_rows == 0 {
+        return Err(Error::range("cache", 0, "≥ 1 row"));
+    }
+    let n = trace.n_rows();
+    let start = Instant::now();
+    let (hits, bc, min_cache) = match kind {
+        PolicyKind::Lru => {
+            let (h, b) = drive(&mut Lru::new(cache_rows, n), trace);
+            (h, b, None)
+        }
+        PolicyKind::Fifo => {
+            let (h, b) = drive(&mut Fifo::new(cache_rows, n), trace);
+            (h, b, None)
+        }
+        PolicyKind::Lfu => {
+            let (h, b) = drive(&mut Lfu::new(cache_rows, n), trace);
+            (h, b, None)
+        }
+        PolicyKind::StaticTopK { profile_fraction } => {
+            let (h, b) = drive(
+                &mut StaticTopK::new(cache_rows, trace, profile_fraction),
+                trace,
+            );
+            (h, b, None)
+        }
+        PolicyKind::Belady => {
+            let (h, b) = drive(&mut Belady::new(cache_rows, trace), trace);
+            (h, b, None)
+        }
+        PolicyKind::Lookahead { window } => {
+            let (h, b) = drive(&mut Lookahead::new(cache_rows, trace, window)?, trace);
+            (h, b, None)
+        }
+    };
+    let sim_s = start.elapsed().as_secs_f64();
+    let accesses = trace.len() as u64;
+    let nb = bc.unique.len() as u64;
+    let bu: u64 = bc.unique.iter().map(|&x| u64::from(x)).sum();
+    let bm: u64 = bc.misses.iter().map(|&x| u64::from(x)).sum();
+    let be: u64 = bc.evictions.iter().map(|&x| u64::from(x)).sum();
+    let exceeds = cache_rows > n;
+    let m = Metrics {
+        policy: kind.name().to_string(),
+        method: "sim",
+        window: match kind {
+            PolicyKind::Lookahead { window } => Some(window),
+            _ => None,
+        },
+        cache_rows: cache_rows as u64,
+        cache_fraction_of_unique: cache_rows as f64 / n as f64,
+        cache_exceeds_unique: exceeds,
+        accesses,
+        hits,
+        misses: accesses - hits,
+        hit_rate: hits as f64 / accesses as f64,
+        unique_ids: n as u64,
+        batches: Some(nb),
+        batch_unique_accesses: Some(bu),
+        batch_unique_misses: Some(bm),
+        batch_unique_hit_rate: Some(1.0 - bm as f64 / bu.max(1) as f64),
+        unique_rows_per_batch: Some(bu as f64 / nb as f64),
+        prefetch_rows_per_batch: Some(bm as f64 / nb as f64),
+        max_prefetch_rows_per_batch: Some(bc.misses.iter().copied().max().unwrap_or(0).into()),
+        writeback_rows_per_batch: Some(be as f64 / nb as f64),
+        min_cache_rows: min_cache,
+        sim_s: Some(sim_s),
+        sim_requests_per_s: Some(accesses as f64 / sim_s.max(1e-9)),
+        seed: None,
+        note: if exceeds {
+            format!(
+                "cache of {cache_rows} rows exceeds the {n} unique rows: only compulsory misses"
+            )
+        } else {
+            String::new()
+        },
+    };
+    Ok((m, bc))
+}
+
+/// Fills `min_cache_rows` of a lookahead result (one more pass over the trace).
+pub fn with_min_cache_rows(m: &mut Metrics, trace: &DenseTrace) {
+    if let Some(w) = m.window {
+        m.min_cache_rows = Some(Lookahead::min_cache_rows(trace, w) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes_parse() {
+        assert_eq!(CacheSize::parse("100").unwrap(), CacheSize::Rows(100));
+        assert_eq!(CacheSize::parse("2.5%").unwrap().rows(1000).unwrap(), 25);
+        assert!(CacheSize::parse("0")
+            .unwrap_err()
+            .to_string()
+            .contains("cache = 0"));
+        assert!(CacheSize::parse("abc").is_err());
+        assert!(CacheSize::parse("0%").is_err());
+        assert!(CacheSize::parse("0.01%").unwrap().rows(100).is_err());
+    }
+
+    #[test]
+    fn per_batch_dedup_counts() {
+        // Batches of 3: [1 1 2] [2 3 3]; LRU with room for everything.
+        let t = DenseTrace::from_rows(&[1, 1, 2, 2, 3, 3], 3);
+        let (m, bc) = simulate(&t, PolicyKind::Lru, 10).unwrap();
+        assert_eq!((m.hits, m.misses), (3, 3));
+        assert_eq!(bc.unique, vec![2, 2]);
+        assert_eq!(bc.misses, vec![2, 1]);
+        assert_eq!(m.batch_unique_misses, Some(3));
+        assert!(m.cache_exceeds_unique && m.note.contains("exceeds"));
+    }
+}

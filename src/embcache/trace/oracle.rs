@@ -1,0 +1,159 @@
+//! libCacheSim's oracleGeneral binary traces: 24-byte little-endian packed records
+//! `{u32 clock_time; u64 obj_id; u32 obj_size; i64 next_access_vtime}` (libCacheSim
+//! `traceReader/customizedReader/oracle/oracleGeneralBin.h`). `next_access_vtime` is the index of
+//! the next request to the same object, or −1 when there is none. All accesses are table 0.
+
+use super::{io_err, Access};
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Bytes per record.
+pub const RECORD_BYTES: usize = 24;
+
+/// One decoded record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Wall-clock time (seconds, as the trace gives it).
+    pub clock_time: u32,
+    /// Object (row) id.
+    pub obj_id: u64,
+    /// Object size, bytes (1 for row-counted caches).
+    pub obj_size: u32,
+    /// Index of the next request to this object, −1 when none.
+    pub next_access_vtime: i64,
+}
+
+impl Record {
+    /// Encodes the record (little-endian, packed).
+    pub fn to_bytes(&self) -> [u8; RECORD_BYTES] {
+        let mut b = [0u8; RECORD_BYTES];
+        b[0..4].copy_from_slice(&self.clock_time.to_le_bytes());
+        b[4..12].copy_from_slice(&self.obj_id.to_le_bytes());
+        b[12..16].copy_from_slice(&self.obj_size.to_le_bytes());
+        b[16..24].copy_from_slice(&self.next_access_vtime.to_le_bytes());
+        b
+    }
+
+    /// Decodes a record.
+    pub fn from_bytes(b: &[u8; RECORD_BYTES]) -> Self {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        Record {
+            clock_time: u32_at(0),
+            obj_id: u64_at(4),
+            obj_size: u32_at(12),
+            next_access_vtime: u64_at(16) as i64,
+        }
+    }
+}
+
+/// Streaming reader of an oracleGeneral file (a 64 KiB buffer).
+pub struct OracleReader {
+    path: PathBuf,
+    inner: BufReader<File>,
+    record: u64,
+    done: bool,
+}
+
+impl OracleReader {
+    /// Opens `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened.
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = File::open(path).map_err(|e| io_err(path, e))?;
+        Ok(OracleReader {
+            path: path.into(),
+            inner: BufReader::with_capacity(1 << 16, f),
+            record: 0,
+            done: false,
+        })
+    }
+
+    /// The next raw record.
+    ///
+    /// # Errors
+    /// A truncated final record (naming its 1-based number) or a read error.
+    pub fn next_record(&mut self) -> Option<Result<Record>> {
+        if self.done {
+            return None;
+        }
+        let mut buf = [0u8; RECORD_BYTES];
+        let mut got = 0;
+        while got < RECORD_BYTES {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Error::parse(
+                        &self.path,
+                        Some(self.record + 1),
+                        format!("record unreadable: {e}"),
+                    )));
+                }
+            }
+        }
+        self.record += 1;
+        if got == 0 {
+            self.done = true;
+            return None;
+        }
+        if got < RECORD_BYTES {
+            self.done = true;
+            return Some(Err(Error::parse(
+                &self.path,
+                Some(self.record),
+                format!("truncated record {}: {got} of {RECORD_BYTES} bytes (oracleGeneral records are 24 bytes)", self.record),
+            )));
+        }
+        Some(Ok(Record::from_bytes(&buf)))
+    }
+}
+
+impl Iterator for OracleReader {
+    type Item = Result<Access>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.next_record()?;
+        let sample = self.record - 1;
+        Some(r.map(|r| Access {
+            group: sample,
+            table: 0,
+            id: r.obj_id,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_layout_is_24_packed_le_bytes() {
+        let r = Record {
+            clock_time: 1,
+            obj_id: 0x0102_0304_0506_0708,
+            obj_size: 1,
+            next_access_vtime: -1,
+        };
+        let b = r.to_bytes();
+        assert_eq!(&b[0..4], &[1, 0, 0, 0]);
+        assert_eq!(&b[4..12], &[8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(&b[16..24], &[0xff; 8]);
+        assert_eq!(Record::from_bytes(&b), r);
+    }
+}

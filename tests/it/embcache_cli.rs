@@ -1,0 +1,465 @@
+//! `perfcast embcache` end to end: JSON contract, every trace format, bad input, trace-gen, mrc.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn perfcast() -> Command {
+    Command::cargo_bin("perfcast").unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = perfcast()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn traces() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("traces")
+}
+
+fn fails(args: &[&str], needle: &str) {
+    let out = perfcast().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn json_fields_per_design() {
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "2000",
+        "--accesses",
+        "20000",
+        "--seed",
+        "3",
+        "--policy",
+        "lru",
+        "--cache",
+        "100",
+        "--batch",
+        "64",
+    ]);
+    for k in [
+        "policy",
+        "cache_rows",
+        "accesses",
+        "hits",
+        "misses",
+        "hit_rate",
+        "unique_ids",
+        "sim_requests_per_s",
+        "batches",
+        "batch_unique_misses",
+        "prefetch_rows_per_batch",
+        "writeback_rows_per_batch",
+    ] {
+        assert!(v.get(k).is_some_and(|x| !x.is_null()), "missing {k}: {v}");
+    }
+    assert_eq!(v["policy"], "lru");
+    assert_eq!(v["cache_rows"], 100);
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["accesses"], 20000);
+    let (h, m) = (v["hits"].as_u64().unwrap(), v["misses"].as_u64().unwrap());
+    assert_eq!(h + m, 20000);
+    assert!((v["hit_rate"].as_f64().unwrap() - h as f64 / 20000.0).abs() < 1e-12);
+    assert_eq!(v["batches"], 20000u64.div_ceil(64));
+}
+
+#[test]
+fn all_policies_and_pipeline() {
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1.0",
+        "--rows",
+        "5000",
+        "--accesses",
+        "50000",
+        "--policy",
+        "lru,fifo,lfu,static-topk,belady,lookahead",
+        "--cache",
+        "20%",
+        "--batch",
+        "200",
+        "--window",
+        "3",
+        "--compute-s",
+        "0.001",
+        "--row-bytes",
+        "256",
+        "--fetch-bw",
+        "1e9",
+    ]);
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 6);
+    let misses = |p: &str| {
+        a.iter().find(|x| x["policy"] == p).unwrap()["misses"]
+            .as_u64()
+            .unwrap()
+    };
+    for p in ["lru", "fifo", "lfu", "lookahead"] {
+        assert!(misses("belady") <= misses(p), "{p}");
+    }
+    let la = a.iter().find(|x| x["policy"] == "lookahead").unwrap();
+    assert!(la["min_cache_rows"].as_u64().unwrap() > 0);
+    assert_eq!(la["window"], 3);
+    for x in a {
+        let s = x["speedup"].as_f64().unwrap();
+        assert!(s >= 1.0, "{x}");
+        assert!(x["iter_s"].as_f64().unwrap() >= 0.001);
+    }
+}
+
+#[test]
+fn analytic_method() {
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "100000",
+        "--accesses",
+        "1",
+        "--policy",
+        "static-topk,lru",
+        "--cache",
+        "1000",
+        "--method",
+        "analytic",
+    ]);
+    let a = v.as_array().unwrap();
+    // Static top-k: H_{1000,1.05}/H_{100000,1.05}; LRU (Che) is below it.
+    let top = a[0]["hit_rate"].as_f64().unwrap();
+    let h = |n: u64| (1..=n).map(|i| (i as f64).powf(-1.05)).sum::<f64>();
+    assert!((top - h(1000) / h(100_000)).abs() < 1e-9, "{top}");
+    assert!(a[1]["hit_rate"].as_f64().unwrap() < top);
+    fails(
+        &[
+            "embcache",
+            "--zipf",
+            "1",
+            "--rows",
+            "10",
+            "--accesses",
+            "10",
+            "--policy",
+            "fifo",
+            "--method",
+            "analytic",
+        ],
+        "lru or static-topk",
+    );
+}
+
+#[test]
+fn every_committed_trace_reads() {
+    let dir = traces();
+    for (f, accesses) in [
+        ("zipf1.05-1k.txt", 5000),
+        ("zipf1.05-1k.oracleGeneral", 5000),
+        ("criteo-kaggle-like.csv", 26000),
+        ("criteo-kaggle-like.tsv", 2600),
+        ("movielens-like-ratings.csv", 4000),
+    ] {
+        let v = json(&[
+            "embcache",
+            "--trace",
+            dir.join(f).to_str().unwrap(),
+            "--policy",
+            "lru",
+            "--cache",
+            "5%",
+        ]);
+        assert_eq!(v["accesses"], accesses, "{f}");
+    }
+    // The text and oracleGeneral files hold the same lookups.
+    let a = json(&[
+        "embcache",
+        "--trace",
+        dir.join("zipf1.05-1k.txt").to_str().unwrap(),
+        "--policy",
+        "belady",
+        "--cache",
+        "50",
+    ]);
+    let b = json(&[
+        "embcache",
+        "--trace",
+        dir.join("zipf1.05-1k.oracleGeneral").to_str().unwrap(),
+        "--policy",
+        "belady",
+        "--cache",
+        "50",
+    ]);
+    assert_eq!(a["misses"], b["misses"]);
+    // CSV keeps its batches: 1000 samples in batches of 100 = 10.
+    let c = json(&[
+        "embcache",
+        "--trace",
+        dir.join("criteo-kaggle-like.csv").to_str().unwrap(),
+        "--cache",
+        "5%",
+    ]);
+    assert_eq!(c["batches"], 10);
+}
+
+#[test]
+fn trace_gen_round_trips_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    // Criteo TSV always has 26 categorical columns (an empty one is a lookup of the missing row),
+    // so its round trip uses 26 tables.
+    for (name, fmt, tables) in [
+        ("t.csv", "csv", "2"),
+        ("t.tsv", "criteo", "26"),
+        ("r.csv", "movielens", "2"),
+        ("t.txt", "text", "1"),
+        ("t.oracleGeneral", "oracle-general", "1"),
+    ] {
+        let base = json(&[
+            "embcache",
+            "--zipf",
+            "1.1",
+            "--rows",
+            "300",
+            "--tables",
+            tables,
+            "--accesses",
+            "5200",
+            "--seed",
+            "9",
+            "--policy",
+            "lru",
+            "--cache",
+            "40",
+        ]);
+        let p = dir.path().join(name);
+        let out = perfcast()
+            .args([
+                "embcache",
+                "trace-gen",
+                "--zipf",
+                "1.1",
+                "--rows",
+                "300",
+                "--tables",
+                tables,
+                "--accesses",
+                "5200",
+                "--seed",
+                "9",
+                "--out",
+                p.to_str().unwrap(),
+                "--format-out",
+                fmt,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&[
+            "embcache",
+            "--trace",
+            p.to_str().unwrap(),
+            "--trace-format",
+            fmt,
+            "--policy",
+            "lru",
+            "--cache",
+            "40",
+        ]);
+        assert_eq!(v["misses"], base["misses"], "{fmt}");
+        assert_eq!(v["unique_ids"], base["unique_ids"], "{fmt}");
+    }
+    let p = dir.path().join("two.txt");
+    fails(
+        &[
+            "embcache",
+            "trace-gen",
+            "--zipf",
+            "1",
+            "--rows",
+            "10",
+            "--tables",
+            "2",
+            "--accesses",
+            "10",
+            "--out",
+            p.to_str().unwrap(),
+        ],
+        "--tables = 2",
+    );
+    assert!(!p.exists(), "no partial output file");
+}
+
+#[test]
+fn mrc_writes_csv_and_plot_and_matches_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(&[
+        "embcache",
+        "mrc",
+        "--zipf",
+        "0.9",
+        "--rows",
+        "1000",
+        "--accesses",
+        "20000",
+        "--sizes",
+        "10,100,50%",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 3);
+    for r in a {
+        let c = r["cache_rows"].as_u64().unwrap().to_string();
+        let s = json(&[
+            "embcache",
+            "--zipf",
+            "0.9",
+            "--rows",
+            "1000",
+            "--accesses",
+            "20000",
+            "--policy",
+            "lru",
+            "--cache",
+            &c,
+        ]);
+        assert_eq!(r["misses"], s["misses"], "size {c}");
+    }
+    for f in ["mrc.csv", "mrc.png", "mrc.svg"] {
+        assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
+    }
+}
+
+#[test]
+fn cache_larger_than_unique_is_allowed_and_said() {
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1",
+        "--rows",
+        "50",
+        "--accesses",
+        "1000",
+        "--cache",
+        "1000",
+        "--policy",
+        "lru",
+    ]);
+    assert_eq!(v["cache_exceeds_unique"], true);
+    assert!(v["note"].as_str().unwrap().contains("exceeds"));
+    assert_eq!(v["misses"], v["unique_ids"]);
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let mut bin = std::fs::read(traces().join("zipf1.05-1k.oracleGeneral")).unwrap();
+    bin.truncate(24 * 3 + 10);
+    let trunc = w("trunc.oracleGeneral", &bin);
+    fails(
+        &["embcache", "--trace", &trunc],
+        "trunc.oracleGeneral:4: truncated record 4: 10 of 24 bytes",
+    );
+    let txt = w("bad.txt", b"1\n2\nx7\n");
+    fails(
+        &["embcache", "--trace", &txt],
+        "bad.txt:3: id 'x7' is not a non-negative integer",
+    );
+    let csv = w("nohdr.csv", b"0,0,1\n0,0,2\n");
+    fails(
+        &["embcache", "--trace", &csv],
+        "nohdr.csv:1: missing header",
+    );
+    let csv2 = w("badid.csv", b"batch,table,id\n0,0,1\n0,0,-4\n");
+    fails(&["embcache", "--trace", &csv2], "badid.csv:3: id '-4'");
+    let empty = w("empty.txt", b"");
+    fails(&["embcache", "--trace", &empty], "empty.txt: empty trace");
+    let empty_bin = w("empty.oracleGeneral", b"");
+    fails(&["embcache", "--trace", &empty_bin], "empty trace");
+    let tsv = w("short.tsv", b"0\t1\t2\n");
+    fails(
+        &["embcache", "--trace", &tsv],
+        "short.tsv:1: 3 tab-separated columns",
+    );
+    let unknown = w("t.dat", b"1\n");
+    fails(&["embcache", "--trace", &unknown], "--trace-format");
+    fails(
+        &[
+            "embcache",
+            "--trace",
+            &w("ok.txt", b"1\n2\n"),
+            "--cache",
+            "0",
+        ],
+        "cache = 0",
+    );
+    fails(
+        &[
+            "embcache",
+            "--trace",
+            &w("ok2.txt", b"1\n2\n"),
+            "--policy",
+            "belday",
+        ],
+        "did you mean 'belady'",
+    );
+    fails(
+        &[
+            "embcache",
+            "--zipf",
+            "1",
+            "--rows",
+            "10",
+            "--accesses",
+            "100",
+            "--policy",
+            "lookahead",
+            "--batch",
+            "5",
+            "--cache",
+            "2",
+        ],
+        "for lookahead",
+    );
+    fails(
+        &[
+            "embcache",
+            "--zipf",
+            "-1",
+            "--rows",
+            "10",
+            "--accesses",
+            "100",
+        ],
+        "zipf = -1",
+    );
+    fails(
+        &["embcache", "--trace", "/nonexistent/x.txt"],
+        "/nonexistent/x.txt",
+    );
+    fails(&["embcache"], "--trace = missing");
+}
