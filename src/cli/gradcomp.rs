@@ -42,8 +42,10 @@ pub struct GradcompArgs {
     /// Per-GPU batch (samples).
     #[arg(long, default_value_t = 32)]
     pub batch: i64,
-    /// All-reduce algorithm: ring, tree, hierarchical.
-    #[arg(long, default_value = "ring")]
+    /// All-reduce algorithm: ring, tree, hierarchical (default: intra-node ring, inter-node ring
+    /// over one rank per node, as NCCL does on multi-GPU nodes; a flat ring over every rank pays
+    /// 2(P−1) latency steps per collective).
+    #[arg(long, default_value = "hierarchical")]
     pub algo: String,
     /// DDP bucket cap, MiB.
     #[arg(long, default_value_t = 25.0)]
