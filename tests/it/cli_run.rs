@@ -1,11 +1,7 @@
 //! `perfcast run` and `perfcast catalog` end to end.
 
-use assert_cmd::Command;
+use crate::common::perfcast;
 use std::fs;
-
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
 
 #[test]
 fn default_scenario_writes_csv_plots_and_summary() {

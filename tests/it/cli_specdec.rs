@@ -1,24 +1,6 @@
 //! `perfcast specdec` end to end through the binary.
 
-use assert_cmd::Command;
-
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = perfcast()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use crate::common::{fails, json};
 
 #[test]
 fn leviathan_example_speedup() {
@@ -272,11 +254,6 @@ fn bad_input_is_one_line_exit_2() {
         (&["specdec", "--alpha", "0.7"], "--draft = missing"),
     ];
     for (args, needle) in cases {
-        let out = perfcast().args(*args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-        assert!(out.stdout.is_empty());
+        fails(args, needle);
     }
 }

@@ -1,37 +1,10 @@
 //! `perfcast embcache` end to end: JSON contract, every trace format, bad input, trace-gen, mrc.
 
-use assert_cmd::Command;
+use crate::common::{fails, json, perfcast};
 use std::path::{Path, PathBuf};
-
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = perfcast()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn traces() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("traces")
-}
-
-fn fails(args: &[&str], needle: &str) {
-    let out = perfcast().args(args).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -1,32 +1,12 @@
 //! `perfcast freeze` end to end, and properties of the freeze cost model.
 
-use assert_cmd::Command;
+use crate::common::{f, perfcast};
 use perfcast::freeze::cost::{iteration_s, no_cache_total_s, simulate};
 use perfcast::freeze::{Cache, IterCosts, LayerCost, Profile, RunShape, Tier, Timeline};
 use proptest::prelude::*;
 
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
-
 fn json(args: &[&str]) -> serde_json::Value {
-    let out = perfcast()
-        .arg("freeze")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn f(v: &serde_json::Value, k: &str) -> f64 {
-    v[k].as_f64()
-        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+    crate::common::json(&[&["freeze"], args].concat())
 }
 
 #[test]

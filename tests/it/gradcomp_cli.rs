@@ -1,30 +1,7 @@
 //! `perfcast collective`, `perfcast gradcomp` and the gradcomp scenario study, end to end.
 
-use assert_cmd::Command;
+use crate::common::{f, json, perfcast};
 use std::fs;
-
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = perfcast()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn f(v: &serde_json::Value, k: &str) -> f64 {
-    v[k].as_f64()
-        .unwrap_or_else(|| panic!("missing {k} in {v}"))
-}
 
 /// The worked example: 2·15·10 µs + 2·15/16 · 1 GB / 12.5 GB/s = 0.1503 s (tolerance 1e-12
 /// relative); busbw = algbw · 2·15/16.

@@ -2,6 +2,7 @@
 
 mod cli_run;
 mod cli_specdec;
+mod common;
 mod embcache_cli;
 mod embcache_lcs;
 mod embcache_props;
