@@ -10,3 +10,4 @@
 pub mod model;
 pub mod spec;
 pub mod measure;
+pub mod train;

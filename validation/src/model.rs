@@ -134,6 +134,8 @@ pub fn presets() -> Vec<Config> {
         Config::new("val-rd4-h768", 4, 768, 12, 4, 2048, 256),
         Config::new("val-tiny-t", 4, 64, 4, 2, 176, 97),
         Config::new("val-tiny-d", 2, 32, 2, 1, 96, 97),
+        Config::new("val-tiny-rt", 4, 64, 4, 2, 176, 256),
+        Config::new("val-tiny-rd", 1, 32, 2, 1, 96, 256),
     ]
 }
 
