@@ -7,7 +7,7 @@
 //! tiny models); the binary's GPU commands then stop with a one-line message and exit 2.
 #![deny(missing_docs)]
 
+pub mod measure;
 pub mod model;
 pub mod spec;
-pub mod measure;
 pub mod train;

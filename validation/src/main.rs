@@ -19,7 +19,10 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 const H200_COPY_BW: f64 = 4.28e12;
 
 #[derive(Parser)]
-#[command(name = "perfcast-gpu", about = "GPU validation harness of perfcast (speculative decoding on real transformers)")]
+#[command(
+    name = "perfcast-gpu",
+    about = "GPU validation harness of perfcast (speculative decoding on real transformers)"
+)]
 struct Cli {
     /// Run on the CPU (small sizes; what CI tests) instead of the CUDA GPU.
     #[arg(long, global = true)]
@@ -80,7 +83,11 @@ enum Cmd {
         #[arg(long, default_value = "greedy")]
         accept: String,
         /// Conditional acceptance probability of drafted position 1, 2, ... (last repeats).
-        #[arg(long, value_delimiter = ',', default_value = "0.9,0.85,0.8,0.75,0.7,0.65,0.6,0.55")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0.9,0.85,0.8,0.75,0.7,0.65,0.6,0.55"
+        )]
         probs: Vec<f64>,
         #[arg(long, default_value_t = 1)]
         warmup: usize,
@@ -136,7 +143,12 @@ fn device(cpu: bool) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
     }
-    Device::new_cuda(0).map_err(|e| anyhow::anyhow!("no CUDA GPU or driver found: {}", first_line(&e.to_string())))
+    Device::new_cuda(0).map_err(|e| {
+        anyhow::anyhow!(
+            "no CUDA GPU or driver found: {}",
+            first_line(&e.to_string())
+        )
+    })
 }
 
 fn first_line(s: &str) -> String {
@@ -164,7 +176,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for c in presets() {
                 let shapes = c.param_count();
                 let (n, how) = if shapes <= alloc_max {
-                    (Model::random(&c, DType::F32, &dev, 0)?.param_count(), "allocated tensors")
+                    (
+                        Model::random(&c, DType::F32, &dev, 0)?.param_count(),
+                        "allocated tensors",
+                    )
                 } else {
                     (shapes, "tensor shapes")
                 };
@@ -174,22 +189,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check => check(&device(cli.cpu)?),
-        Cmd::Forward { models, batches, new_tokens, contexts, warmup, repeats, set, out, seed } => {
+        Cmd::Forward {
+            models,
+            batches,
+            new_tokens,
+            contexts,
+            warmup,
+            repeats,
+            set,
+            out,
+            seed,
+        } => {
             let dev = device(cli.cpu)?;
-            let dt = if dev.is_cuda() { DType::BF16 } else { DType::F32 };
+            let dt = if dev.is_cuda() {
+                DType::BF16
+            } else {
+                DType::F32
+            };
             let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
             let mut roof = String::new();
             for name in &models {
                 let cfg = preset(name)?;
                 let m = Model::random(&cfg, dt, &dev, seed)?;
-                eprintln!("forward {name}: {} parameters on the device ({:.3} GB)", m.param_count(), m.weight_bytes() as f64 / 1e9);
+                eprintln!(
+                    "forward {name}: {} parameters on the device ({:.3} GB)",
+                    m.param_count(),
+                    m.weight_bytes() as f64 / 1e9
+                );
                 let tmax = *new_tokens.iter().max().unwrap_or(&1);
                 let cmax = *contexts.iter().max().unwrap_or(&1);
                 for &b in &batches {
                     let cache = KvCache::new(&cfg, b, cmax + tmax + 1, dt, &dev)?;
                     for &ctx in &contexts {
                         for &t in &new_tokens {
-                            let toks = spec::random_prompt(b, t, cfg.vocab, seed ^ (b * 1000 + t) as u64, &dev)?;
+                            let toks = spec::random_prompt(
+                                b,
+                                t,
+                                cfg.vocab,
+                                seed ^ (b * 1000 + t) as u64,
+                                &dev,
+                            )?;
                             let pos = vec![ctx; b];
                             let mut times = Vec::with_capacity(repeats);
                             for r in 0..warmup + repeats {
@@ -218,7 +257,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 ..Default::default()
                             })?;
                             if b == 1 && t == 1 {
-                                let bytes = m.weight_bytes() as f64 + (ctx * cfg.kv_bytes_per_token(dt.size_in_bytes())) as f64;
+                                let bytes = m.weight_bytes() as f64
+                                    + (ctx * cfg.kv_bytes_per_token(dt.size_in_bytes())) as f64;
                                 let floor = bytes / H200_COPY_BW;
                                 let line = format!(
                                     "| {name} | {} | {ctx} | {:.3} | {:.4} | {:.4} | {:.2} | {:.2} |",
@@ -242,18 +282,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let head = "| model | params | context | bytes (GB) | floor (ms) | measured (ms) | measured/floor | achieved TB/s |\n|---|---|---|---|---|---|---|---|\n";
                 let path = out.join(format!("{set}-roofline.md"));
                 let prev = std::fs::read_to_string(&path).unwrap_or_default();
-                let text = if prev.is_empty() { format!("{head}{roof}") } else { format!("{prev}{roof}") };
+                let text = if prev.is_empty() {
+                    format!("{head}{roof}")
+                } else {
+                    format!("{prev}{roof}")
+                };
                 std::fs::write(&path, text).with_context(|| path.display().to_string())?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::E2e { target, drafts, gammas, batches, prompt, new_tokens, accept, probs, warmup, repeats, weights, corpus, set, out, seed } => {
+        Cmd::E2e {
+            target,
+            drafts,
+            gammas,
+            batches,
+            prompt,
+            new_tokens,
+            accept,
+            probs,
+            warmup,
+            repeats,
+            weights,
+            corpus,
+            set,
+            out,
+            seed,
+        } => {
             let dev = device(cli.cpu)?;
-            let dt = if dev.is_cuda() { DType::BF16 } else { DType::F32 };
+            let dt = if dev.is_cuda() {
+                DType::BF16
+            } else {
+                DType::F32
+            };
             let load = |name: &str, s: u64| -> Result<Model> {
                 let cfg = preset(name)?;
                 Ok(match &weights {
-                    Some(dir) => Model::load(&cfg, &dir.join(format!("{name}.safetensors")), dt, &dev)?,
+                    Some(dir) => {
+                        Model::load(&cfg, &dir.join(format!("{name}.safetensors")), dt, &dev)?
+                    }
                     None => Model::random(&cfg, dt, &dev, s)?,
                 })
             };
@@ -261,7 +327,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut dms: Vec<(String, Option<Model>, usize)> = Vec::new();
             for (i, d) in drafts.iter().enumerate() {
                 if let Some(e) = d.strip_prefix("layerskip:E=") {
-                    let e: usize = e.parse().with_context(|| format!("--drafts {d}: E must be an integer"))?;
+                    let e: usize = e
+                        .parse()
+                        .with_context(|| format!("--drafts {d}: E must be an integer"))?;
                     if e == 0 || e >= tm.cfg.layers {
                         bail!("--drafts {d}: E must be in 1..{}", tm.cfg.layers);
                     }
@@ -269,7 +337,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     let m = load(d, seed + 1 + i as u64)?;
                     if m.cfg.vocab != tm.cfg.vocab {
-                        bail!("--drafts {d}: vocab {} differs from the target's {}", m.cfg.vocab, tm.cfg.vocab);
+                        bail!(
+                            "--drafts {d}: vocab {} differs from the target's {}",
+                            m.cfg.vocab,
+                            tm.cfg.vocab
+                        );
                     }
                     dms.push((d.clone(), Some(m), 0));
                 }
@@ -279,6 +351,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "synthetic" => true,
                 a => bail!("--accept {a}: expected greedy or synthetic"),
             };
+            if synthetic && dms.len() > 1 {
+                bail!("--drafts: synthetic runs take one draft per command (their rows say draft=synthetic and the command names the model)");
+            }
             let text = match &corpus {
                 Some(p) => Some(std::fs::read(p).with_context(|| p.display().to_string())?),
                 None => None,
@@ -314,9 +389,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 let s = Stats::of(&times);
-                let tps = Stats::of(&times.iter().map(|t| (b * new_tokens) as f64 / t).collect::<Vec<_>>());
+                let tps = Stats::of(
+                    &times
+                        .iter()
+                        .map(|t| (b * new_tokens) as f64 / t)
+                        .collect::<Vec<_>>(),
+                );
                 eprintln!("e2e {set} {target} batch {b} autoregressive: {:.1} tokens/s ({:.3} ms/token-step)", tps.median, s.median / new_tokens as f64 * 1e3);
-                sink.write(&e2e_row(&set, &target, "none", 0, b, new_tokens, ctx_mean, &tps))?;
+                sink.write(&e2e_row(
+                    &set, &target, "none", 0, b, new_tokens, ctx_mean, &tps,
+                ))?;
                 for (dname, dm, exit) in &dms {
                     let dc = match dm {
                         Some(m) => {
@@ -330,14 +412,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         (Some(m), Some(c)) => Draft::Model(m, c),
                         _ => Draft::LayerSkip { exit: *exit },
                     };
-                    let draft_col = if synthetic { "synthetic".to_string() } else { dname.clone() };
+                    let draft_col = if synthetic {
+                        "synthetic".to_string()
+                    } else {
+                        dname.clone()
+                    };
                     for &g in &gammas {
                         let mut times = Vec::new();
                         let mut accepted = Vec::new();
                         let mut agree = (0usize, 0usize);
                         for r in 0..warmup + repeats {
                             let mut acc = if synthetic {
-                                Accept::synthetic(probs.clone(), seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64)
+                                Accept::synthetic(
+                                    probs.clone(),
+                                    seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64,
+                                )
                             } else {
                                 Accept::Greedy
                             };
@@ -356,7 +445,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 accepted.extend_from_slice(&o.accepted);
                             }
                         }
-                        let tps = Stats::of(&times.iter().map(|t| (b * new_tokens) as f64 / t).collect::<Vec<_>>());
+                        let tps = Stats::of(
+                            &times
+                                .iter()
+                                .map(|t| (b * new_tokens) as f64 / t)
+                                .collect::<Vec<_>>(),
+                        );
                         let surv = spec::survival(&accepted, g);
                         for (i, v) in surv.iter().enumerate() {
                             sink.write(&Row {
@@ -375,7 +469,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 ..Default::default()
                             })?;
                         }
-                        sink.write(&e2e_row(&set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps))?;
+                        sink.write(&e2e_row(
+                            &set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps,
+                        ))?;
                         let greedy_note = if synthetic {
                             String::new()
                         } else {
@@ -393,7 +489,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Train { model, corpus, secs, max_steps, batch, seq, lr, warmup, exits, exit_weight, save, seed } => {
+        Cmd::Train {
+            model,
+            corpus,
+            secs,
+            max_steps,
+            batch,
+            seq,
+            lr,
+            warmup,
+            exits,
+            exit_weight,
+            save,
+            seed,
+        } => {
             let dev = device(cli.cpu)?;
             if dev.is_cuda() {
                 candle_core::cuda::set_gemm_reduced_precision_f32(true);
@@ -401,8 +510,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = preset(&model)?;
             let text = std::fs::read(&corpus).with_context(|| corpus.display().to_string())?;
             let split = text.len() * 95 / 100;
-            let tc = TrainCfg { batch, seq, lr, warmup, max_steps, max_secs: secs, exits, exit_weight, seed, log_every: 50 };
-            let (m, rep) = train::train(&cfg, &text[..split], &text[split..], &tc, &dev, &mut |s| eprintln!("{s}"))?;
+            let tc = TrainCfg {
+                batch,
+                seq,
+                lr,
+                warmup,
+                max_steps,
+                max_secs: secs,
+                exits,
+                exit_weight,
+                seed,
+                log_every: 50,
+            };
+            let (m, rep) =
+                train::train(&cfg, &text[..split], &text[split..], &tc, &dev, &mut |s| {
+                    eprintln!("{s}")
+                })?;
             std::fs::create_dir_all(&save)?;
             let path = save.join(format!("{model}.safetensors"));
             m.save(&path)?;
@@ -422,7 +545,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn e2e_row(set: &str, target: &str, draft: &str, gamma: usize, b: usize, n: usize, ctx: usize, tps: &Stats) -> Row {
+fn e2e_row(
+    set: &str,
+    target: &str,
+    draft: &str,
+    gamma: usize,
+    b: usize,
+    n: usize,
+    ctx: usize,
+    tps: &Stats,
+) -> Row {
     Row {
         set: set.to_string(),
         kind: "e2e".into(),
@@ -454,14 +586,21 @@ fn check(dev: &Device) -> Result<ExitCode> {
     let mut p = 0;
     for n in [4usize, 2, 3] {
         let step = Step::new(&t, &[p, p], n, 16)?;
-        outs.push(t.forward(&toks.narrow(1, p, n)?, &cache, &step)?.reshape((2, n, t.cfg.vocab))?);
+        outs.push(t.forward(&toks.narrow(1, p, n)?, &cache, &step)?.reshape((
+            2,
+            n,
+            t.cfg.vocab,
+        ))?);
         p += n;
     }
     let inc = Tensor::cat(&outs, 1)?.reshape((18, t.cfg.vocab))?;
     let diff = (inc - full)?.abs()?.max_all()?.to_scalar::<f32>()?;
     let pass = diff < 1e-3;
     ok &= pass;
-    println!("check cached-vs-full forward (f32): max |diff| {diff:.2e} (tolerance 1e-3): {}", if pass { "PASS" } else { "FAIL" });
+    println!(
+        "check cached-vs-full forward (f32): max |diff| {diff:.2e} (tolerance 1e-3): {}",
+        if pass { "PASS" } else { "FAIL" }
+    );
     let (b, p, n) = (3, 6, 24);
     let prompt = spec::random_prompt(b, p, 97, 3, dev)?;
     let cap = spec::capacity_needed(p, n, 8);
@@ -470,8 +609,24 @@ fn check(dev: &Device) -> Result<ExitCode> {
     let st = spec::start(&t, &tc, Some((&d, &dc)), &prompt)?;
     let ar = spec::autoregressive(&t, &tc, &st, n)?;
     for g in 1..=8 {
-        let sp = spec::speculative(&t, &tc, &Draft::Model(&d, &dc), g, &st, n, &mut Accept::Greedy)?;
-        let ls = spec::speculative(&t, &tc, &Draft::LayerSkip { exit: 2 }, g, &st, n, &mut Accept::Greedy)?;
+        let sp = spec::speculative(
+            &t,
+            &tc,
+            &Draft::Model(&d, &dc),
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
+        let ls = spec::speculative(
+            &t,
+            &tc,
+            &Draft::LayerSkip { exit: 2 },
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
         let pass = sp.tokens == ar.tokens && ls.tokens == ar.tokens;
         ok &= pass;
         println!(
@@ -486,10 +641,28 @@ fn check(dev: &Device) -> Result<ExitCode> {
     let sc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
     spec::prefill(&t, &sc, &prompt, 256)?;
     for g in [1, 4, 8] {
-        let sp = spec::speculative(&t, &tc, &Draft::Model(&t, &sc), g, &st, n, &mut Accept::Greedy)?;
-        let pass = sp.tokens == ar.tokens && sp.accepted.iter().all(|&a| a == g) && sp.rounds == n.div_ceil(g + 1);
+        let sp = spec::speculative(
+            &t,
+            &tc,
+            &Draft::Model(&t, &sc),
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
+        let pass = sp.tokens == ar.tokens
+            && sp.accepted.iter().all(|&a| a == g)
+            && sp.rounds == n.div_ceil(g + 1);
         ok &= pass;
-        println!("check self-draft accepts all (f32, batch {b}, γ={g}): rounds {}: {}", sp.rounds, if pass { "PASS" } else { "FAIL" });
+        println!(
+            "check self-draft accepts all (f32, batch {b}, γ={g}): rounds {}: {}",
+            sp.rounds,
+            if pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

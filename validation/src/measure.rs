@@ -29,8 +29,17 @@ impl Stats {
         v.sort_by(f64::total_cmp);
         let n = v.len();
         let q = |f: f64| v[((f * (n - 1) as f64).round() as usize).min(n - 1)];
-        let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
-        Stats { median, p10: q(0.1), p90: q(0.9), n }
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        };
+        Stats {
+            median,
+            p10: q(0.1),
+            p90: q(0.9),
+            n,
+        }
     }
 
     /// `(p90 − p10) / median`.
@@ -64,7 +73,9 @@ impl Provenance {
     /// the `PERFCAST_COMMIT` environment variable) and the process's arguments.
     pub fn from_env() -> Provenance {
         let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-        let commit = option_env!("PERFCAST_GIT_COMMIT").map(str::to_string).unwrap_or_else(|| env("PERFCAST_COMMIT", "unknown"));
+        let commit = option_env!("PERFCAST_GIT_COMMIT")
+            .map(str::to_string)
+            .unwrap_or_else(|| env("PERFCAST_COMMIT", "unknown"));
         Provenance {
             gpu: env("PERFCAST_GPU", "unknown"),
             driver: env("PERFCAST_DRIVER", "unknown"),
@@ -118,7 +129,10 @@ fn csv_field(s: &str) -> String {
 
 /// ISO 8601 UTC timestamp (seconds) of now.
 pub fn now_iso() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -130,7 +144,12 @@ pub fn now_iso() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Appends rows to `<dir>/<set>.csv`, writing the header when the file is new. Rows are flushed
@@ -149,11 +168,19 @@ impl Sink {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{set}.csv"));
         let new = !path.exists();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         if new {
             writeln!(file, "{HEADER}")?;
         }
-        Ok(Sink { path, prov, file, rows: 0 })
+        Ok(Sink {
+            path,
+            prov,
+            file,
+            rows: 0,
+        })
     }
 
     /// Path written.
@@ -188,7 +215,11 @@ impl Sink {
             p.commit.clone(),
             p.command.clone(),
         ];
-        let line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+        let line = fields
+            .iter()
+            .map(|f| csv_field(f))
+            .collect::<Vec<_>>()
+            .join(",");
         writeln!(self.file, "{line}")?;
         self.file.flush()?;
         self.rows += 1;
@@ -223,10 +254,25 @@ mod tests {
     fn sink_writes_header_once_and_all_columns() {
         let dir = std::env::temp_dir().join(format!("pcg-sink-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let prov = Provenance { gpu: "g".into(), driver: "d".into(), cuda: "c".into(), commit: "abc".into(), command: "x --a 1,2".into() };
+        let prov = Provenance {
+            gpu: "g".into(),
+            driver: "d".into(),
+            cuda: "c".into(),
+            commit: "abc".into(),
+            command: "x --a 1,2".into(),
+        };
         for _ in 0..2 {
             let mut s = Sink::open(&dir, "set1", prov.clone()).unwrap();
-            s.write(&Row { set: "set1".into(), kind: "forward".into(), value: 0.5, repeats: 3, spread: Some(0.1), unit: "s".into(), ..Default::default() }).unwrap();
+            s.write(&Row {
+                set: "set1".into(),
+                kind: "forward".into(),
+                value: 0.5,
+                repeats: 3,
+                spread: Some(0.1),
+                unit: "s".into(),
+                ..Default::default()
+            })
+            .unwrap();
         }
         let text = std::fs::read_to_string(dir.join("set1.csv")).unwrap();
         let lines: Vec<&str> = text.lines().collect();

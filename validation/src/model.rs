@@ -50,8 +50,24 @@ pub const RMS_EPS: f64 = 1e-5;
 
 impl Config {
     /// A config from its sizes.
-    pub fn new(name: &str, layers: usize, hidden: usize, heads: usize, kv_heads: usize, ffn: usize, vocab: usize) -> Self {
-        Config { name: name.to_string(), layers, hidden, heads, kv_heads, ffn, vocab }
+    pub fn new(
+        name: &str,
+        layers: usize,
+        hidden: usize,
+        heads: usize,
+        kv_heads: usize,
+        ffn: usize,
+        vocab: usize,
+    ) -> Self {
+        Config {
+            name: name.to_string(),
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            ffn,
+            vocab,
+        }
     }
 
     /// Dimension of one head.
@@ -66,11 +82,23 @@ impl Config {
 
     /// Checks the shape is usable (heads divide hidden, kv_heads divide heads, even head_dim).
     pub fn validate(&self) -> Result<()> {
-        if self.layers == 0 || self.hidden == 0 || self.heads == 0 || self.kv_heads == 0 || self.ffn == 0 || self.vocab == 0 {
+        if self.layers == 0
+            || self.hidden == 0
+            || self.heads == 0
+            || self.kv_heads == 0
+            || self.ffn == 0
+            || self.vocab == 0
+        {
             candle_core::bail!("model {}: every size must be >= 1", self.name)
         }
-        if self.hidden % self.heads != 0 || self.heads % self.kv_heads != 0 || self.head_dim() % 2 != 0 {
-            candle_core::bail!("model {}: heads must divide hidden, kv_heads divide heads, head_dim be even", self.name)
+        if self.hidden % self.heads != 0
+            || self.heads % self.kv_heads != 0
+            || self.head_dim() % 2 != 0
+        {
+            candle_core::bail!(
+                "model {}: heads must divide hidden, kv_heads divide heads, head_dim be even",
+                self.name
+            )
         }
         Ok(())
     }
@@ -96,7 +124,10 @@ impl Config {
 
     /// Parameter count from [`Config::tensor_shapes`].
     pub fn param_count(&self) -> usize {
-        self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     /// KV-cache bytes per token of context over all layers at `dtype_bytes` per element.
@@ -144,7 +175,16 @@ pub fn preset(name: &str) -> Result<Config> {
     presets()
         .into_iter()
         .find(|c| c.name == name)
-        .ok_or_else(|| candle_core::Error::Msg(format!("unknown model {name}; known: {}", presets().iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", "))))
+        .ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "unknown model {name}; known: {}",
+                presets()
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 /// Weights of one transformer layer.
@@ -217,7 +257,11 @@ impl Model {
             let t = if shape.len() == 1 {
                 Tensor::ones(shape, DType::F32, dev)?
             } else {
-                let std = if name.ends_with(".wo") || name.ends_with(".wd") { out_std } else { 0.02 };
+                let std = if name.ends_with(".wo") || name.ends_with(".wd") {
+                    out_std
+                } else {
+                    0.02
+                };
                 if dev.is_cuda() {
                     Tensor::randn(0f32, std as f32, shape, dev)?
                 } else {
@@ -234,11 +278,20 @@ impl Model {
     pub fn from_tensors(cfg: &Config, ts: Vec<Tensor>) -> Result<Model> {
         let shapes = cfg.tensor_shapes();
         if ts.len() != shapes.len() {
-            candle_core::bail!("model {}: expected {} tensors, got {}", cfg.name, shapes.len(), ts.len())
+            candle_core::bail!(
+                "model {}: expected {} tensors, got {}",
+                cfg.name,
+                shapes.len(),
+                ts.len()
+            )
         }
         for (t, (name, s)) in ts.iter().zip(&shapes) {
             if t.dims() != s.as_slice() {
-                candle_core::bail!("model {}: tensor {name} has shape {:?}, expected {s:?}", cfg.name, t.dims())
+                candle_core::bail!(
+                    "model {}: tensor {name} has shape {:?}, expected {s:?}",
+                    cfg.name,
+                    t.dims()
+                )
             }
         }
         let dev = ts[0].device().clone();
@@ -259,14 +312,29 @@ impl Model {
         let norm = it.next().unwrap();
         let head = it.next().unwrap();
         let (cos, sin) = rope_tables(cfg.head_dim(), MAX_POS, dtype, &dev)?;
-        Ok(Model { cfg: cfg.clone(), embed, layers, norm, head, cos, sin })
+        Ok(Model {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            head,
+            cos,
+            sin,
+        })
     }
 
     /// All weight tensors in canonical order.
     pub fn tensors(&self) -> Vec<Tensor> {
         let mut v = vec![self.embed.clone()];
         for l in &self.layers {
-            v.extend([l.attn_norm.clone(), l.wqkv.clone(), l.wo.clone(), l.ffn_norm.clone(), l.wgu.clone(), l.wd.clone()]);
+            v.extend([
+                l.attn_norm.clone(),
+                l.wqkv.clone(),
+                l.wo.clone(),
+                l.ffn_norm.clone(),
+                l.wgu.clone(),
+                l.wd.clone(),
+            ]);
         }
         v.push(self.norm.clone());
         v.push(self.head.clone());
@@ -280,12 +348,19 @@ impl Model {
 
     /// Weight bytes (all tensors at their dtype).
     pub fn weight_bytes(&self) -> usize {
-        self.tensors().iter().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()
+        self.tensors()
+            .iter()
+            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+            .sum()
     }
 
     /// A copy with every tensor cast to `dtype` (no gradient tracking).
     pub fn to_dtype(&self, dtype: DType) -> Result<Model> {
-        let ts = self.tensors().iter().map(|t| t.detach().to_dtype(dtype)).collect::<Result<Vec<_>>>()?;
+        let ts = self
+            .tensors()
+            .iter()
+            .map(|t| t.detach().to_dtype(dtype))
+            .collect::<Result<Vec<_>>>()?;
         Model::from_tensors(&self.cfg, ts)
     }
 
@@ -302,7 +377,11 @@ impl Model {
     /// Saves the weights as safetensors.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let names = self.cfg.tensor_shapes();
-        let map: std::collections::HashMap<String, Tensor> = names.into_iter().map(|(n, _)| n).zip(self.tensors()).collect();
+        let map: std::collections::HashMap<String, Tensor> = names
+            .into_iter()
+            .map(|(n, _)| n)
+            .zip(self.tensors())
+            .collect();
         candle_core::safetensors::save(&map, path)
     }
 
@@ -311,7 +390,9 @@ impl Model {
         let mut map = candle_core::safetensors::load(path, dev)?;
         let mut ts = Vec::new();
         for (n, _) in cfg.tensor_shapes() {
-            let t = map.remove(&n).ok_or_else(|| candle_core::Error::Msg(format!("{}: tensor {n} missing", path.display())))?;
+            let t = map.remove(&n).ok_or_else(|| {
+                candle_core::Error::Msg(format!("{}: tensor {n} missing", path.display()))
+            })?;
             ts.push(t.to_dtype(dtype)?);
         }
         Model::from_tensors(cfg, ts)
@@ -331,7 +412,13 @@ impl Model {
 
     /// Runs layers `range` on rows `x` (`[B·T, hidden]`, sequence-major) at the positions of
     /// `step`, writing their K/V into `cache` at those positions.
-    pub fn run_layers(&self, x: &Tensor, range: Range<usize>, cache: &KvCache, step: &Step) -> Result<Tensor> {
+    pub fn run_layers(
+        &self,
+        x: &Tensor,
+        range: Range<usize>,
+        cache: &KvCache,
+        step: &Step,
+    ) -> Result<Tensor> {
         let mut x = x.clone();
         for l in range {
             x = self.layer_fwd(l, &x, cache, step)?;
@@ -363,7 +450,10 @@ impl Model {
         // [B, H, T, hd] contiguous, then RoPE with per-sequence positions.
         let q = qkv.narrow(2, 0, nh)?.transpose(1, 2)?.contiguous()?;
         let k = qkv.narrow(2, nh, nkv)?.transpose(1, 2)?.contiguous()?;
-        let v = qkv.narrow(2, nh + nkv, nkv)?.transpose(1, 2)?.contiguous()?;
+        let v = qkv
+            .narrow(2, nh + nkv, nkv)?
+            .transpose(1, 2)?
+            .contiguous()?;
         let q = candle_nn::rotary_emb::rope(&q, &step.cos, &step.sin)?;
         let k = candle_nn::rotary_emb::rope(&k, &step.cos, &step.sin)?;
         cache.k[l].scatter_set(&step.idx, &k, 2)?;
@@ -375,7 +465,11 @@ impl Model {
         let sc = qg.matmul(&kc.t()?)?.reshape((b, nkv, g, t, step.s_used))?;
         let sc = sc.broadcast_add(&step.mask)?;
         let p = candle_nn::ops::softmax_last_dim(&sc)?.reshape((b, nkv, g * t, step.s_used))?;
-        let o = p.matmul(&vc)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+        let o = p
+            .matmul(&vc)?
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b * t, nh * hd))?;
         let x = (x + o.matmul(&w.wo.t()?)?)?;
         let h = candle_nn::ops::rms_norm(&x, &w.ffn_norm, RMS_EPS as f32)?;
         let gu = h.matmul(&w.wgu.t()?)?;
@@ -402,7 +496,9 @@ impl Model {
             let rot = Tensor::cat(&[&x2.neg()?, &x1], 3)?;
             x.broadcast_mul(&cos2)? + rot.broadcast_mul(&sin2)?
         };
-        let mask: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
         let mask = Tensor::from_vec(mask, (t, t), dev)?.to_dtype(self.dtype())?;
         let mut x = self.embed(tokens)?;
         let mut outs = Vec::new();
@@ -414,11 +510,21 @@ impl Model {
             let qkv = h.matmul(&w.wqkv.t()?)?.reshape((b, t, nh + 2 * nkv, hd))?;
             let q = rope(&qkv.narrow(2, 0, nh)?.transpose(1, 2)?.contiguous()?)?;
             let k = rope(&qkv.narrow(2, nh, nkv)?.transpose(1, 2)?.contiguous()?)?;
-            let v = qkv.narrow(2, nh + nkv, nkv)?.transpose(1, 2)?.contiguous()?;
+            let v = qkv
+                .narrow(2, nh + nkv, nkv)?
+                .transpose(1, 2)?
+                .contiguous()?;
             let qg = (q * (1.0 / (hd as f64).sqrt()))?.reshape((b, nkv, g * t, hd))?;
-            let sc = qg.matmul(&k.t()?)?.reshape((b, nkv, g, t, t))?.broadcast_add(&mask)?;
+            let sc = qg
+                .matmul(&k.t()?)?
+                .reshape((b, nkv, g, t, t))?
+                .broadcast_add(&mask)?;
             let p = candle_nn::ops::softmax(&sc, D::Minus1)?.reshape((b, nkv, g * t, t))?;
-            let o = p.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+            let o = p
+                .matmul(&v)?
+                .reshape((b, nh, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b * t, nh * hd))?;
             x = (x + o.matmul(&w.wo.t()?)?)?;
             let h = candle_nn::ops::rms_norm_slow(&x, &w.ffn_norm, RMS_EPS as f32)?;
             let gu = h.matmul(&w.wgu.t()?)?;
@@ -448,7 +554,9 @@ pub fn last_rows(x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
 
 fn rope_tables(hd: usize, max_pos: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
     let half = hd / 2;
-    let inv: Vec<f64> = (0..half).map(|i| 1.0 / ROPE_THETA.powf(2.0 * i as f64 / hd as f64)).collect();
+    let inv: Vec<f64> = (0..half)
+        .map(|i| 1.0 / ROPE_THETA.powf(2.0 * i as f64 / hd as f64))
+        .collect();
     let mut cos = Vec::with_capacity(max_pos * half);
     let mut sin = Vec::with_capacity(max_pos * half);
     for p in 0..max_pos {
@@ -481,7 +589,13 @@ pub struct KvCache {
 impl KvCache {
     /// Allocates a cache of `capacity` slots per sequence, filled with N(0,1) values (so a timed
     /// forward over "context" slots never reads zeros).
-    pub fn new(cfg: &Config, batch: usize, capacity: usize, dtype: DType, dev: &Device) -> Result<KvCache> {
+    pub fn new(
+        cfg: &Config,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<KvCache> {
         let shape = (batch, cfg.kv_heads, capacity, cfg.head_dim());
         let mut k = Vec::with_capacity(cfg.layers);
         let mut v = Vec::with_capacity(cfg.layers);
@@ -494,12 +608,21 @@ impl KvCache {
                 v.push(Tensor::zeros(shape, dtype, dev)?);
             }
         }
-        Ok(KvCache { k, v, batch, capacity })
+        Ok(KvCache {
+            k,
+            v,
+            batch,
+            capacity,
+        })
     }
 
     /// Bytes held (all layers, K and V).
     pub fn bytes(&self) -> usize {
-        self.k.iter().chain(&self.v).map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()
+        self.k
+            .iter()
+            .chain(&self.v)
+            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+            .sum()
     }
 }
 
@@ -532,7 +655,10 @@ impl Step {
             candle_core::bail!("cache overflow: need {s_used} slots, capacity {capacity}")
         }
         let dev = model.device();
-        let lim: Vec<u32> = pos.iter().flat_map(|&p| (0..t).map(move |i| (p + i) as u32)).collect();
+        let lim: Vec<u32> = pos
+            .iter()
+            .flat_map(|&p| (0..t).map(move |i| (p + i) as u32))
+            .collect();
         let lim = Tensor::from_vec(lim, (b, t), dev)?;
         Step::from_positions(model, &lim, s_used)
     }
@@ -549,9 +675,23 @@ impl Step {
         let sin = model.sin.index_select(&flat, 0)?.reshape((b, t, half))?;
         let s = Tensor::arange(0u32, s_used as u32, dev)?.reshape((1, 1, s_used))?;
         let allowed = s.broadcast_le(&lim.reshape((b, t, 1))?)?;
-        let mask = allowed.to_dtype(dtype)?.affine(1e9, -1e9)?.reshape((b, 1, 1, t, s_used))?;
-        let idx = lim.reshape((b, 1, t, 1))?.broadcast_as((b, c.kv_heads, t, c.head_dim()))?.contiguous()?;
-        Ok(Step { batch: b, t, s_used, cos, sin, mask, idx })
+        let mask = allowed
+            .to_dtype(dtype)?
+            .affine(1e9, -1e9)?
+            .reshape((b, 1, 1, t, s_used))?;
+        let idx = lim
+            .reshape((b, 1, t, 1))?
+            .broadcast_as((b, c.kv_heads, t, c.head_dim()))?
+            .contiguous()?;
+        Ok(Step {
+            batch: b,
+            t,
+            s_used,
+            cos,
+            sin,
+            mask,
+            idx,
+        })
     }
 }
 
@@ -592,11 +732,26 @@ mod tests {
         for n in [4usize, 2, 3] {
             let chunk = t.narrow(1, p, n).unwrap();
             let step = Step::new(&m, &[p, p], n, 16).unwrap();
-            outs.push(m.forward(&chunk, &cache, &step).unwrap().reshape((2, n, cfg.vocab)).unwrap());
+            outs.push(
+                m.forward(&chunk, &cache, &step)
+                    .unwrap()
+                    .reshape((2, n, cfg.vocab))
+                    .unwrap(),
+            );
             p += n;
         }
-        let inc = Tensor::cat(&outs, 1).unwrap().reshape((18, cfg.vocab)).unwrap();
-        let diff = (inc - full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let inc = Tensor::cat(&outs, 1)
+            .unwrap()
+            .reshape((18, cfg.vocab))
+            .unwrap();
+        let diff = (inc - full)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 1e-4, "max |diff| = {diff}");
     }
 }

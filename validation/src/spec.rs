@@ -54,11 +54,16 @@ pub enum Accept {
 impl Accept {
     /// Synthetic acceptance with a seed.
     pub fn synthetic(probs: Vec<f64>, seed: u64) -> Accept {
-        Accept::Synthetic { probs, rng: Xoshiro256PlusPlus::seed_from_u64(seed) }
+        Accept::Synthetic {
+            probs,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+        }
     }
     /// Sampling with a seed.
     pub fn sample(seed: u64) -> Accept {
-        Accept::Sample { rng: Xoshiro256PlusPlus::seed_from_u64(seed) }
+        Accept::Sample {
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+        }
     }
     fn samples(&self) -> bool {
         matches!(self, Accept::Sample { .. })
@@ -115,7 +120,12 @@ pub fn prefill(model: &Model, cache: &KvCache, prompt: &Tensor, chunk: usize) ->
 
 /// Prefills the target (and a separate draft) with `prompt` and returns the start state: the
 /// first emitted token is the target's greedy choice after the prompt.
-pub fn start(target: &Model, tcache: &KvCache, draft: Option<(&Model, &KvCache)>, prompt: &Tensor) -> Result<State> {
+pub fn start(
+    target: &Model,
+    tcache: &KvCache,
+    draft: Option<(&Model, &KvCache)>,
+    prompt: &Tensor,
+) -> Result<State> {
     let (b, p) = prompt.dims2()?;
     let logits = prefill(target, tcache, prompt, 256)?;
     if let Some((d, dc)) = draft {
@@ -123,7 +133,11 @@ pub fn start(target: &Model, tcache: &KvCache, draft: Option<(&Model, &KvCache)>
     }
     let last = argmax(&logits)?.to_vec1::<u32>()?;
     let prev = prompt.narrow(1, p - 1, 1)?.reshape(b)?.to_vec1::<u32>()?;
-    Ok(State { len: vec![p; b], last, prev })
+    Ok(State {
+        len: vec![p; b],
+        last,
+        prev,
+    })
 }
 
 /// Greedy autoregressive decoding of `n` tokens per sequence: one forward per token, the argmax
@@ -141,7 +155,11 @@ pub fn autoregressive(target: &Model, cache: &KvCache, st: &State, n: usize) -> 
         toks.push(cur.clone());
     }
     let all = Tensor::cat(&toks, 1)?.to_vec2::<u32>()?;
-    Ok(Output { tokens: all, accepted: Vec::new(), rounds: 0 })
+    Ok(Output {
+        tokens: all,
+        accepted: Vec::new(),
+        rounds: 0,
+    })
 }
 
 /// Softmax of logits rows `[N, V]` to host f32 rows.
@@ -164,13 +182,26 @@ fn sample_from(p: &[f32], rng: &mut Xoshiro256PlusPlus) -> u32 {
 /// Accepted count and emitted correction/bonus token for one sequence by the speculative sampling
 /// rule: `p[j]` target distribution at verify position j (0..=γ), `q[j]` draft distribution that
 /// produced `d[j]` (0..γ).
-pub fn speculative_sampling_accept(d: &[u32], p: &[Vec<f32>], q: &[Vec<f32>], rng: &mut Xoshiro256PlusPlus) -> (usize, u32) {
+pub fn speculative_sampling_accept(
+    d: &[u32],
+    p: &[Vec<f32>],
+    q: &[Vec<f32>],
+    rng: &mut Xoshiro256PlusPlus,
+) -> (usize, u32) {
     for (j, &tok) in d.iter().enumerate() {
         let (pj, qj) = (p[j][tok as usize], q[j][tok as usize]);
         let r = rng.random::<f64>();
         if qj <= 0.0 || r >= (f64::from(pj) / f64::from(qj)).min(1.0) {
-            let resid: Vec<f32> = p[j].iter().zip(&q[j]).map(|(a, b)| (a - b).max(0.0)).collect();
-            let tok = if resid.iter().any(|&x| x > 0.0) { sample_from(&resid, rng) } else { sample_from(&p[j], rng) };
+            let resid: Vec<f32> = p[j]
+                .iter()
+                .zip(&q[j])
+                .map(|(a, b)| (a - b).max(0.0))
+                .collect();
+            let tok = if resid.iter().any(|&x| x > 0.0) {
+                sample_from(&resid, rng)
+            } else {
+                sample_from(&p[j], rng)
+            };
             return (j, tok);
         }
     }
@@ -179,17 +210,31 @@ pub fn speculative_sampling_accept(d: &[u32], p: &[Vec<f32>], q: &[Vec<f32>], rn
 
 /// Speculative decoding of `n` tokens per sequence with `gamma` drafted tokens per round.
 #[allow(clippy::too_many_arguments)]
-pub fn speculative(target: &Model, tcache: &KvCache, draft: &Draft, gamma: usize, st0: &State, n: usize, accept: &mut Accept) -> Result<Output> {
+pub fn speculative(
+    target: &Model,
+    tcache: &KvCache,
+    draft: &Draft,
+    gamma: usize,
+    st0: &State,
+    n: usize,
+    accept: &mut Accept,
+) -> Result<Output> {
     if gamma == 0 {
         candle_core::bail!("gamma must be >= 1")
     }
     let b = st0.len.len();
     let dev = target.device();
     let mut st = st0.clone();
-    let mut out = Output { tokens: vec![Vec::with_capacity(n + gamma + 1); b], ..Default::default() };
+    let mut out = Output {
+        tokens: vec![Vec::with_capacity(n + gamma + 1); b],
+        ..Default::default()
+    };
     let sampling = accept.samples();
     let mut sample_rng = Xoshiro256PlusPlus::seed_from_u64(0x5eed);
-    let pick = |logits: &Tensor, rng: &mut Xoshiro256PlusPlus, qs: &mut Vec<Vec<Vec<f32>>>| -> Result<Tensor> {
+    let pick = |logits: &Tensor,
+                rng: &mut Xoshiro256PlusPlus,
+                qs: &mut Vec<Vec<Vec<f32>>>|
+     -> Result<Tensor> {
         if sampling {
             let q = probs_host(logits)?;
             let toks: Vec<u32> = q.iter().map(|row| sample_from(row, rng)).collect();
@@ -207,7 +252,12 @@ pub fn speculative(target: &Model, tcache: &KvCache, draft: &Draft, gamma: usize
         let mut qs: Vec<Vec<Vec<f32>>> = Vec::new(); // [step][seq][vocab]
         let logits = match draft {
             Draft::Model(dm, dc) => {
-                let inp: Vec<u32> = st.prev.iter().zip(&st.last).flat_map(|(&p, &l)| [p, l]).collect();
+                let inp: Vec<u32> = st
+                    .prev
+                    .iter()
+                    .zip(&st.last)
+                    .flat_map(|(&p, &l)| [p, l])
+                    .collect();
                 let inp = Tensor::from_vec(inp, (b, 2), dev)?;
                 let pos: Vec<usize> = st.len.iter().map(|l| l - 1).collect();
                 let mut lg = dm.forward_last(&inp, dc, &Step::new(dm, &pos, 2, dc.capacity)?)?;
@@ -251,7 +301,10 @@ pub fn speculative(target: &Model, tcache: &KvCache, draft: &Draft, gamma: usize
             let p = probs_host(&logits)?; // [(b, j)][vocab]
             (Vec::new(), p)
         } else {
-            (argmax(&logits)?.reshape((b, gamma + 1))?.to_vec2::<u32>()?, Vec::new())
+            (
+                argmax(&logits)?.reshape((b, gamma + 1))?.to_vec2::<u32>()?,
+                Vec::new(),
+            )
         };
         for s in 0..b {
             if !active[s] {
@@ -273,7 +326,9 @@ pub fn speculative(target: &Model, tcache: &KvCache, draft: &Draft, gamma: usize
                     (k, y[k])
                 }
                 Accept::Sample { rng } => {
-                    let p: Vec<Vec<f32>> = (0..=gamma).map(|j| ps[s * (gamma + 1) + j].clone()).collect();
+                    let p: Vec<Vec<f32>> = (0..=gamma)
+                        .map(|j| ps[s * (gamma + 1) + j].clone())
+                        .collect();
                     let q: Vec<Vec<f32>> = (0..gamma).map(|j| qs[j][s].clone()).collect();
                     speculative_sampling_accept(d, &p, &q, rng)
                 }
@@ -304,13 +359,23 @@ pub fn capacity_needed(p: usize, n: usize, gamma: usize) -> usize {
 /// least `i` drafted tokens accepted, for i in 1..=gamma.
 pub fn survival(accepted: &[usize], gamma: usize) -> Vec<f64> {
     let n = accepted.len().max(1) as f64;
-    (1..=gamma).map(|i| accepted.iter().filter(|&&a| a >= i).count() as f64 / n).collect()
+    (1..=gamma)
+        .map(|i| accepted.iter().filter(|&&a| a >= i).count() as f64 / n)
+        .collect()
 }
 
 /// Tokens `[B, P]` drawn uniformly from `0..vocab` with a seeded generator.
-pub fn random_prompt(b: usize, p: usize, vocab: usize, seed: u64, dev: &candle_core::Device) -> Result<Tensor> {
+pub fn random_prompt(
+    b: usize,
+    p: usize,
+    vocab: usize,
+    seed: u64,
+    dev: &candle_core::Device,
+) -> Result<Tensor> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let v: Vec<u32> = (0..b * p).map(|_| rng.random_range(0..vocab as u32)).collect();
+    let v: Vec<u32> = (0..b * p)
+        .map(|_| rng.random_range(0..vocab as u32))
+        .collect();
     Tensor::from_vec(v, (b, p), dev)
 }
 
@@ -346,14 +411,41 @@ mod tests {
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
         let ar = autoregressive(&t, &tc, &st, n).unwrap();
         for gamma in [1, 2, 3, 5, 8] {
-            let sp = speculative(&t, &tc, &Draft::Model(&d, &dc), gamma, &st, n, &mut Accept::Greedy).unwrap();
+            let sp = speculative(
+                &t,
+                &tc,
+                &Draft::Model(&d, &dc),
+                gamma,
+                &st,
+                n,
+                &mut Accept::Greedy,
+            )
+            .unwrap();
             assert_eq!(sp.tokens, ar.tokens, "gamma {gamma}");
             assert!(sp.accepted.iter().all(|&a| a <= gamma));
-            let ls = speculative(&t, &tc, &Draft::LayerSkip { exit: 2 }, gamma, &st, n, &mut Accept::Greedy).unwrap();
+            let ls = speculative(
+                &t,
+                &tc,
+                &Draft::LayerSkip { exit: 2 },
+                gamma,
+                &st,
+                n,
+                &mut Accept::Greedy,
+            )
+            .unwrap();
             assert_eq!(ls.tokens, ar.tokens, "layerskip gamma {gamma}");
         }
         // Rollback really happens: a random tiny draft disagrees often, so some rounds reject.
-        let sp = speculative(&t, &tc, &Draft::Model(&d, &dc), 4, &st, n, &mut Accept::Greedy).unwrap();
+        let sp = speculative(
+            &t,
+            &tc,
+            &Draft::Model(&d, &dc),
+            4,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )
+        .unwrap();
         assert!(sp.accepted.iter().any(|&a| a < 4));
     }
 
@@ -367,11 +459,29 @@ mod tests {
         let tc = KvCache::new(&t.cfg, b, 40, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&t.cfg, b, 40, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&t, &dc)), &prompt).unwrap();
-        let sp = speculative(&t, &tc, &Draft::Model(&t, &dc), gamma, &st, n, &mut Accept::Greedy).unwrap();
+        let sp = speculative(
+            &t,
+            &tc,
+            &Draft::Model(&t, &dc),
+            gamma,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )
+        .unwrap();
         assert!(sp.accepted.iter().all(|&a| a == gamma));
         assert_eq!(sp.rounds, n.div_ceil(gamma + 1));
         // LayerSkip with E = L is the target itself.
-        let ls = speculative(&t, &tc, &Draft::LayerSkip { exit: t.cfg.layers }, gamma, &st, n, &mut Accept::Greedy).unwrap();
+        let ls = speculative(
+            &t,
+            &tc,
+            &Draft::LayerSkip { exit: t.cfg.layers },
+            gamma,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )
+        .unwrap();
         assert!(ls.accepted.iter().all(|&a| a == gamma));
     }
 
@@ -409,7 +519,11 @@ mod tests {
         }
         for (i, &c) in counts.iter().enumerate() {
             let f = c as f64 / trials as f64;
-            assert!((f - f64::from(p[0][i])).abs() < 0.005, "token {i}: {f} vs {}", p[0][i]);
+            assert!(
+                (f - f64::from(p[0][i])).abs() < 0.005,
+                "token {i}: {f} vs {}",
+                p[0][i]
+            );
         }
     }
 
@@ -422,9 +536,30 @@ mod tests {
         let tc = KvCache::new(&t.cfg, 2, 40, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&d.cfg, 2, 40, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
-        let sp = speculative(&t, &tc, &Draft::Model(&d, &dc), 3, &st, 12, &mut Accept::sample(4)).unwrap();
-        assert!(sp.tokens.iter().all(|v| v.len() == 12 && v.iter().all(|&x| x < 97)));
-        let ls = speculative(&t, &tc, &Draft::LayerSkip { exit: 1 }, 3, &st, 12, &mut Accept::sample(4)).unwrap();
+        let sp = speculative(
+            &t,
+            &tc,
+            &Draft::Model(&d, &dc),
+            3,
+            &st,
+            12,
+            &mut Accept::sample(4),
+        )
+        .unwrap();
+        assert!(sp
+            .tokens
+            .iter()
+            .all(|v| v.len() == 12 && v.iter().all(|&x| x < 97)));
+        let ls = speculative(
+            &t,
+            &tc,
+            &Draft::LayerSkip { exit: 1 },
+            3,
+            &st,
+            12,
+            &mut Accept::sample(4),
+        )
+        .unwrap();
         assert!(ls.tokens.iter().all(|v| v.len() == 12));
     }
 }

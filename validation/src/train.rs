@@ -53,9 +53,19 @@ pub struct TrainReport {
 }
 
 /// `n` windows of `len + 1` bytes at seeded offsets of `data`, as `[n, len + 1]` u32.
-pub fn windows(data: &[u8], n: usize, len: usize, rng: &mut Xoshiro256PlusPlus, dev: &Device) -> Result<Tensor> {
+pub fn windows(
+    data: &[u8],
+    n: usize,
+    len: usize,
+    rng: &mut Xoshiro256PlusPlus,
+    dev: &Device,
+) -> Result<Tensor> {
     if data.len() <= len + 1 {
-        candle_core::bail!("corpus of {} bytes is shorter than one window of {}", data.len(), len + 1)
+        candle_core::bail!(
+            "corpus of {} bytes is shorter than one window of {}",
+            data.len(),
+            len + 1
+        )
     }
     let mut v = Vec::with_capacity(n * (len + 1));
     for _ in 0..n {
@@ -70,14 +80,38 @@ fn ce_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 }
 
 /// Trains `cfg` (vocab must be 256) on `train` bytes; evaluates bits per byte on `eval`.
-pub fn train(cfg: &Config, train: &[u8], eval: &[u8], tc: &TrainCfg, dev: &Device, log: &mut dyn FnMut(&str)) -> Result<(Model, TrainReport)> {
+pub fn train(
+    cfg: &Config,
+    train: &[u8],
+    eval: &[u8],
+    tc: &TrainCfg,
+    dev: &Device,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Model, TrainReport)> {
     if cfg.vocab != 256 {
-        candle_core::bail!("byte-level training needs vocab 256, model {} has {}", cfg.name, cfg.vocab)
+        candle_core::bail!(
+            "byte-level training needs vocab 256, model {} has {}",
+            cfg.name,
+            cfg.vocab
+        )
     }
     let init = Model::random(cfg, DType::F32, dev, tc.seed)?;
-    let vars = init.tensors().iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+    let vars = init
+        .tensors()
+        .iter()
+        .map(Var::from_tensor)
+        .collect::<Result<Vec<_>>>()?;
     let model = Model::from_tensors(cfg, vars.iter().map(|v| v.as_tensor().clone()).collect())?;
-    let mut opt = AdamW::new(vars, ParamsAdamW { lr: tc.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 })?;
+    let mut opt = AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: tc.lr,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+    )?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(tc.seed ^ 0xdada);
     let t0 = Instant::now();
     let mut steps = 0;
@@ -102,7 +136,9 @@ pub fn train(cfg: &Config, train: &[u8], eval: &[u8], tc: &TrainCfg, dev: &Devic
             tc.lr * (steps + 1) as f64 / tc.warmup as f64
         } else {
             let f_steps = (steps - tc.warmup) as f64 / (tc.max_steps - tc.warmup).max(1) as f64;
-            let f = f_steps.max(t0.elapsed().as_secs_f64() / tc.max_secs).min(1.0);
+            let f = f_steps
+                .max(t0.elapsed().as_secs_f64() / tc.max_secs)
+                .min(1.0);
             tc.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * f).cos()))
         };
         opt.set_learning_rate(lr);
@@ -111,7 +147,10 @@ pub fn train(cfg: &Config, train: &[u8], eval: &[u8], tc: &TrainCfg, dev: &Devic
         if steps % tc.log_every == 0 || steps == tc.max_steps {
             loss_v = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             let secs = t0.elapsed().as_secs_f64();
-            log(&format!("train {}: step {steps} loss {loss_v:.4} lr {lr:.2e} {secs:.1}s", cfg.name));
+            log(&format!(
+                "train {}: step {steps} loss {loss_v:.4} lr {lr:.2e} {secs:.1}s",
+                cfg.name
+            ));
         }
         if t0.elapsed().as_secs_f64() > tc.max_secs {
             break;
@@ -121,12 +160,27 @@ pub fn train(cfg: &Config, train: &[u8], eval: &[u8], tc: &TrainCfg, dev: &Devic
     let secs = t0.elapsed().as_secs_f64();
     let trained = model.to_dtype(DType::F32)?;
     let eval_bpb = evaluate(&trained, eval, &tc.exits, tc.seq, tc.seed ^ 0xe7a1, dev)?;
-    Ok((trained, TrainReport { steps, secs, loss: loss_v, eval_bpb }))
+    Ok((
+        trained,
+        TrainReport {
+            steps,
+            secs,
+            loss: loss_v,
+            eval_bpb,
+        },
+    ))
 }
 
 /// Held-out bits per byte of `model` on 8 batches of 16 windows of `eval`, at each exit and the
 /// final layer.
-pub fn evaluate(model: &Model, eval: &[u8], exits: &[usize], seq: usize, seed: u64, dev: &Device) -> Result<Vec<(String, f64)>> {
+pub fn evaluate(
+    model: &Model,
+    eval: &[u8],
+    exits: &[usize],
+    seq: usize,
+    seed: u64,
+    dev: &Device,
+) -> Result<Vec<(String, f64)>> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut sums = vec![0f64; exits.len() + 1];
     let batches = 8;
@@ -141,7 +195,11 @@ pub fn evaluate(model: &Model, eval: &[u8], exits: &[usize], seq: usize, seed: u
     }
     let mut labels: Vec<String> = exits.iter().map(|e| format!("exit{e}")).collect();
     labels.push("final".into());
-    Ok(labels.into_iter().zip(sums).map(|(l, s)| (l, s / batches as f64 / std::f64::consts::LN_2)).collect())
+    Ok(labels
+        .into_iter()
+        .zip(sums)
+        .map(|(l, s)| (l, s / batches as f64 / std::f64::consts::LN_2))
+        .collect())
 }
 
 #[cfg(test)]
@@ -153,10 +211,29 @@ mod tests {
     #[test]
     fn training_reduces_loss_and_trains_the_exit() {
         let cfg = Config::new("val-train-test", 2, 32, 2, 1, 64, 256);
-        let text: Vec<u8> = b"def f(x):\n    return x + 1\n".iter().cycle().take(4000).copied().collect();
-        let tc = TrainCfg { batch: 8, seq: 32, lr: 1e-2, warmup: 5, max_steps: 60, max_secs: 60.0, exits: vec![1], exit_weight: 1.0, seed: 1, log_every: 30 };
+        let text: Vec<u8> = b"def f(x):\n    return x + 1\n"
+            .iter()
+            .cycle()
+            .take(4000)
+            .copied()
+            .collect();
+        let tc = TrainCfg {
+            batch: 8,
+            seq: 32,
+            lr: 1e-2,
+            warmup: 5,
+            max_steps: 60,
+            max_secs: 60.0,
+            exits: vec![1],
+            exit_weight: 1.0,
+            seed: 1,
+            log_every: 30,
+        };
         let mut lines = Vec::new();
-        let (m, rep) = train(&cfg, &text, &text, &tc, &Device::Cpu, &mut |s| lines.push(s.to_string())).unwrap();
+        let (m, rep) = train(&cfg, &text, &text, &tc, &Device::Cpu, &mut |s| {
+            lines.push(s.to_string())
+        })
+        .unwrap();
         assert_eq!(rep.steps, 60);
         assert_eq!(lines.len(), 2);
         let bits = |label: &str| rep.eval_bpb.iter().find(|(l, _)| l == label).unwrap().1;
