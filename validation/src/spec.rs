@@ -19,8 +19,8 @@
 //! Sequences that have emitted their quota stop advancing (their `len` stays) but still ride
 //! along in the batched forwards, as in static batching.
 //!
-//! LayerSkip self-speculation (Elhoushi et al. 2024): the draft is the target's first `E` layers
-//! + final norm + LM head, sharing the target's cache for layers `< E`; verification runs the
+//! LayerSkip self-speculation (Elhoushi et al. 2024): the draft is the target's first `E` layers,
+//! its final norm and its LM head, sharing the target's cache for layers `< E`; verification runs the
 //! first `E` layers only for `dγ` (the one drafted token the draft has not processed) and layers
 //! `E..L` for all γ+1 positions, reusing the drafted exit-layer hidden states.
 
@@ -269,7 +269,10 @@ pub fn speculative(
                         lg = dm.forward_last(&d, dc, &Step::new(dm, &pos, 1, dc.capacity)?)?;
                     }
                 }
-                let inp = Tensor::cat(&[&[last_t.clone()], drafts.as_slice()].concat(), 1)?;
+                let inp = Tensor::cat(
+                    &[std::slice::from_ref(&last_t), drafts.as_slice()].concat(),
+                    1,
+                )?;
                 let step = Step::new(target, &st.len, gamma + 1, tcache.capacity)?;
                 target.forward(&inp, tcache, &step)?
             }
@@ -397,20 +400,20 @@ mod tests {
         (t, d)
     }
 
-    /// Greedy speculative decoding emits exactly the target's greedy tokens, for every γ, at
+    /// Greedy speculative decoding emits exactly the target's greedy tokens, for γ ∈ {1, 3, 8}, at
     /// batch 3 with per-sequence acceptance (f32; exact token equality).
     #[test]
     fn greedy_speculative_equals_target_greedy() {
         let (t, d) = pair(DType::F32);
         let dev = Device::Cpu;
-        let (b, p, n) = (3, 5, 20);
+        let (b, p, n) = (3, 5, 16);
         let prompt = random_prompt(b, p, 97, 3, &dev).unwrap();
         let cap = capacity_needed(p, n, 8);
         let tc = KvCache::new(&t.cfg, b, cap, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&d.cfg, b, cap, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
         let ar = autoregressive(&t, &tc, &st, n).unwrap();
-        for gamma in [1, 2, 3, 5, 8] {
+        for gamma in [1, 3, 8] {
             let sp = speculative(
                 &t,
                 &tc,

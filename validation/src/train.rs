@@ -206,8 +206,8 @@ pub fn evaluate(
 mod tests {
     use super::*;
 
-    /// A few dozen steps on a repetitive byte string cut the loss well below ln 256 ≈ 5.55 nats
-    /// (uniform guessing) at the final layer and at the early exit.
+    /// Two dozen steps on a repetitive byte string cut held-out bits per byte well below the 8 bits
+    /// of uniform guessing: under 3 at the final layer and under 5 at the early exit.
     #[test]
     fn training_reduces_loss_and_trains_the_exit() {
         let cfg = Config::new("val-train-test", 2, 32, 2, 1, 64, 256);
@@ -218,27 +218,27 @@ mod tests {
             .copied()
             .collect();
         let tc = TrainCfg {
-            batch: 8,
-            seq: 32,
-            lr: 1e-2,
-            warmup: 5,
-            max_steps: 60,
+            batch: 4,
+            seq: 24,
+            lr: 2e-2,
+            warmup: 3,
+            max_steps: 24,
             max_secs: 60.0,
             exits: vec![1],
             exit_weight: 1.0,
             seed: 1,
-            log_every: 30,
+            log_every: 12,
         };
         let mut lines = Vec::new();
         let (m, rep) = train(&cfg, &text, &text, &tc, &Device::Cpu, &mut |s| {
             lines.push(s.to_string())
         })
         .unwrap();
-        assert_eq!(rep.steps, 60);
+        assert_eq!(rep.steps, 24);
         assert_eq!(lines.len(), 2);
         let bits = |label: &str| rep.eval_bpb.iter().find(|(l, _)| l == label).unwrap().1;
-        assert!(bits("final") < 2.0, "final {:?}", rep.eval_bpb);
-        assert!(bits("exit1") < 4.0, "exit {:?}", rep.eval_bpb);
+        assert!(bits("final") < 3.0, "final {:?}", rep.eval_bpb);
+        assert!(bits("exit1") < 5.0, "exit {:?}", rep.eval_bpb);
         assert_eq!(m.dtype(), DType::F32);
     }
 }
