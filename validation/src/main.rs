@@ -181,7 +181,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "allocated tensors",
                     )
                 } else {
-                    (shapes, "tensor shapes")
+                    (shapes, "tensor shapes (the allocated element count the H200 run logged is the same: validation/results/log-run1.txt)")
                 };
                 println!();
                 print!("{}", c.toml_entry(n, &format!("perfcast-validation preset; count read off its {how} (validation/src/model.rs)")));
