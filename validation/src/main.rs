@@ -151,6 +151,14 @@ fn device(cpu: bool) -> Result<Device> {
     })
 }
 
+/// Fails naming `flag` unless every value is >= 1.
+fn positive(flag: &str, values: &[usize]) -> Result<()> {
+    match values.iter().find(|&&v| v == 0) {
+        Some(v) => bail!("{flag} {v}: expected integers >= 1"),
+        None => Ok(()),
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
@@ -200,6 +208,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             seed,
         } => {
+            positive("--repeats", &[repeats])?;
+            positive("--batches", &batches)?;
+            positive("--new-tokens", &new_tokens)?;
             let dev = device(cli.cpu)?;
             let dt = if dev.is_cuda() {
                 DType::BF16
@@ -308,6 +319,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             seed,
         } => {
+            positive("--repeats", &[repeats])?;
+            positive("--batches", &batches)?;
+            positive("--gammas", &gammas)?;
+            positive("--new-tokens", &[new_tokens])?;
+            if prompt < 2 {
+                bail!("--prompt {prompt}: expected an integer >= 2");
+            }
+            if probs.is_empty() {
+                bail!("--probs: expected at least one probability");
+            }
+            if let Some(p) = probs.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+                bail!("--probs {p}: expected probabilities in [0, 1]");
+            }
             let dev = device(cli.cpu)?;
             let dt = if dev.is_cuda() {
                 DType::BF16
@@ -503,6 +527,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             save,
             seed,
         } => {
+            positive("--batch", &[batch])?;
+            positive("--seq", &[seq])?;
+            positive("--max-steps", &[max_steps])?;
+            if !(secs > 0.0) {
+                bail!("--secs {secs}: expected seconds > 0");
+            }
             let dev = device(cli.cpu)?;
             if dev.is_cuda() {
                 candle_core::cuda::set_gemm_reduced_precision_f32(true);

@@ -55,3 +55,28 @@ fn bad_accept_mode_exits_2() {
         .unwrap()
         .contains("unknown model val-nope"));
 }
+
+/// Zero repeats or a zero batch are refused before any work, one line, exit 2.
+#[test]
+fn zero_sizes_exit_2() {
+    let dir = std::env::temp_dir().join(format!("pcg-cli0-{}", std::process::id()));
+    for (flag, val) in [("--repeats", "0"), ("--batches", "0")] {
+        let out = bin()
+            .args([
+                "--cpu",
+                "forward",
+                "--models",
+                "val-tiny-t",
+                flag,
+                val,
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(flag), "{err}");
+    }
+}
