@@ -530,7 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             positive("--batch", &[batch])?;
             positive("--seq", &[seq])?;
             positive("--max-steps", &[max_steps])?;
-            if !(secs > 0.0) {
+            if secs.is_nan() || secs <= 0.0 {
                 bail!("--secs {secs}: expected seconds > 0");
             }
             let dev = device(cli.cpu)?;
