@@ -1,0 +1,698 @@
+//! `perfcast-gpu`: the GPU validation harness binary (glue; logic lives in the library).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use clap::{Parser, Subcommand};
+use perfcast_validation::measure::{Provenance, Row, Sink, Stats};
+use perfcast_validation::model::{preset, presets, KvCache, Model, Step};
+use perfcast_validation::spec::{self, Accept, Draft};
+use perfcast_validation::train::{self, TrainCfg};
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Measured H200 device-to-device copy bandwidth (bytes/s), the roofline's memory rate
+/// (shared/gpu/RECIPE.md).
+const H200_COPY_BW: f64 = 4.28e12;
+
+#[derive(Parser)]
+#[command(
+    name = "perfcast-gpu",
+    about = "GPU validation harness of perfcast (speculative decoding on real transformers)"
+)]
+struct Cli {
+    /// Run on the CPU (small sizes; what CI tests) instead of the CUDA GPU.
+    #[arg(long, global = true)]
+    cpu: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the `models/llms-validation.toml` entries of every preset (parameter counts read off
+    /// tensors allocated on the device for models up to --alloc-max parameters, else off shapes).
+    Catalog {
+        /// Largest model (parameters) to allocate for the count.
+        #[arg(long, default_value_t = 20_000_000)]
+        alloc_max: usize,
+    },
+    /// Correctness before timing: cached vs full forward, and greedy speculative decoding (separate
+    /// draft and LayerSkip, batch 3, γ 1..8) emitting exactly the target's greedy tokens (f32).
+    Check,
+    /// Per-forward latency grid: models × batch × new tokens × context.
+    Forward {
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+        batches: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,5,7,9")]
+        new_tokens: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "128,512,1024,2048")]
+        contexts: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        #[arg(long, default_value = "h200-forward")]
+        set: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// End-to-end decoding throughput: autoregressive and speculative over γ × batch × draft.
+    E2e {
+        #[arg(long)]
+        target: String,
+        /// Draft models (catalog names) and/or `layerskip:E=<n>`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        drafts: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,6,8")]
+        gammas: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16,32")]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 512)]
+        prompt: usize,
+        #[arg(long, default_value_t = 64)]
+        new_tokens: usize,
+        /// `greedy`, or `synthetic` with --probs.
+        #[arg(long, default_value = "greedy")]
+        accept: String,
+        /// Conditional acceptance probability of drafted position 1, 2, ... (last repeats).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0.9,0.85,0.8,0.75,0.7,0.65,0.6,0.55"
+        )]
+        probs: Vec<f64>,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Folder of trained weights (`<name>.safetensors`); random weights otherwise.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Corpus for prompts (held-out tail); random tokens otherwise.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        #[arg(long)]
+        set: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Train a byte-level model on a corpus and save its weights.
+    Train {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long, default_value_t = 120.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 3000)]
+        max_steps: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 256)]
+        seq: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 100)]
+        warmup: usize,
+        /// Early-exit layers trained with their own loss (LayerSkip).
+        #[arg(long, value_delimiter = ',')]
+        exits: Vec<usize>,
+        #[arg(long, default_value_t = 1.0)]
+        exit_weight: f64,
+        #[arg(long)]
+        save: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn device(cpu: bool) -> Result<Device> {
+    if cpu {
+        return Ok(Device::Cpu);
+    }
+    if !cfg!(feature = "cuda") {
+        bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
+    }
+    Device::new_cuda(0).map_err(|e| {
+        anyhow::anyhow!(
+            "no CUDA GPU or driver found: {}",
+            first_line(&e.to_string())
+        )
+    })
+}
+
+/// Fails naming `flag` unless every value is >= 1.
+fn positive(flag: &str, values: &[usize]) -> Result<()> {
+    match values.iter().find(|&&v| v == 0) {
+        Some(v) => bail!("{flag} {v}: expected integers >= 1"),
+        None => Ok(()),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("perfcast-gpu: {}", first_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Catalog { alloc_max } => {
+            let dev = if cli.cpu { Device::Cpu } else { device(false)? };
+            println!("# Architectures of the models the GPU validation harness (validation/, `perfcast-gpu`) builds and");
+            println!("# times on real GPUs. Same schema as llms.toml; `published_params` is the parameter count the");
+            println!("# harness reads off its own tensors. Names start with `val-`. Generated by `perfcast-gpu catalog`.");
+            for c in presets() {
+                let shapes = c.param_count();
+                let (n, how) = if shapes <= alloc_max {
+                    (
+                        Model::random(&c, DType::F32, &dev, 0)?.param_count(),
+                        "allocated tensors",
+                    )
+                } else {
+                    (shapes, "tensor shapes (the allocated element count the H200 run logged is the same: validation/results/log-run1.txt)")
+                };
+                println!();
+                print!("{}", c.toml_entry(n, &format!("perfcast-validation preset; count read off its {how} (validation/src/model.rs)")));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check => check(&device(cli.cpu)?),
+        Cmd::Forward {
+            models,
+            batches,
+            new_tokens,
+            contexts,
+            warmup,
+            repeats,
+            set,
+            out,
+            seed,
+        } => {
+            positive("--repeats", &[repeats])?;
+            positive("--batches", &batches)?;
+            positive("--new-tokens", &new_tokens)?;
+            let dev = device(cli.cpu)?;
+            let dt = if dev.is_cuda() {
+                DType::BF16
+            } else {
+                DType::F32
+            };
+            let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
+            let mut roof = String::new();
+            for name in &models {
+                let cfg = preset(name)?;
+                let m = Model::random(&cfg, dt, &dev, seed)?;
+                eprintln!(
+                    "forward {name}: {} parameters on the device ({:.3} GB)",
+                    m.param_count(),
+                    m.weight_bytes() as f64 / 1e9
+                );
+                let tmax = *new_tokens.iter().max().unwrap_or(&1);
+                let cmax = *contexts.iter().max().unwrap_or(&1);
+                for &b in &batches {
+                    let cache = KvCache::new(&cfg, b, cmax + tmax + 1, dt, &dev)?;
+                    for &ctx in &contexts {
+                        for &t in &new_tokens {
+                            let toks = spec::random_prompt(
+                                b,
+                                t,
+                                cfg.vocab,
+                                seed ^ (b * 1000 + t) as u64,
+                                &dev,
+                            )?;
+                            let pos = vec![ctx; b];
+                            let mut times = Vec::with_capacity(repeats);
+                            for r in 0..warmup + repeats {
+                                dev.synchronize()?;
+                                let t0 = Instant::now();
+                                let step = Step::new(&m, &pos, t, cache.capacity)?;
+                                let _l = m.forward(&toks, &cache, &step)?;
+                                dev.synchronize()?;
+                                if r >= warmup {
+                                    times.push(t0.elapsed().as_secs_f64());
+                                }
+                            }
+                            let s = Stats::of(&times);
+                            sink.write(&Row {
+                                set: set.clone(),
+                                kind: "forward".into(),
+                                model: name.clone(),
+                                batch: b.to_string(),
+                                new_tokens: t.to_string(),
+                                context_tokens: ctx.to_string(),
+                                metric: "forward_s".into(),
+                                value: s.median,
+                                repeats: s.n,
+                                spread: Some(s.spread()),
+                                unit: "s".into(),
+                                ..Default::default()
+                            })?;
+                            if b == 1 && t == 1 {
+                                let bytes = m.weight_bytes() as f64
+                                    + (ctx * cfg.kv_bytes_per_token(dt.size_in_bytes())) as f64;
+                                let floor = bytes / H200_COPY_BW;
+                                let line = format!(
+                                    "| {name} | {} | {ctx} | {:.3} | {:.4} | {:.4} | {:.2} | {:.2} |",
+                                    m.param_count(),
+                                    bytes / 1e9,
+                                    floor * 1e3,
+                                    s.median * 1e3,
+                                    s.median / floor,
+                                    bytes / s.median / 1e12
+                                );
+                                eprintln!("roofline {line}");
+                                roof.push_str(&line);
+                                roof.push('\n');
+                            }
+                        }
+                    }
+                    eprintln!("forward {name}: batch {b} done ({} rows)", sink.rows);
+                }
+            }
+            if !roof.is_empty() {
+                let head = "| model | params | context | bytes (GB) | floor (ms) | measured (ms) | measured/floor | achieved TB/s |\n|---|---|---|---|---|---|---|---|\n";
+                let path = out.join(format!("{set}-roofline.md"));
+                let prev = std::fs::read_to_string(&path).unwrap_or_default();
+                let text = if prev.is_empty() {
+                    format!("{head}{roof}")
+                } else {
+                    format!("{prev}{roof}")
+                };
+                std::fs::write(&path, text).with_context(|| path.display().to_string())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::E2e {
+            target,
+            drafts,
+            gammas,
+            batches,
+            prompt,
+            new_tokens,
+            accept,
+            probs,
+            warmup,
+            repeats,
+            weights,
+            corpus,
+            set,
+            out,
+            seed,
+        } => {
+            positive("--repeats", &[repeats])?;
+            positive("--batches", &batches)?;
+            positive("--gammas", &gammas)?;
+            positive("--new-tokens", &[new_tokens])?;
+            if prompt < 2 {
+                bail!("--prompt {prompt}: expected an integer >= 2");
+            }
+            if probs.is_empty() {
+                bail!("--probs: expected at least one probability");
+            }
+            if let Some(p) = probs.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+                bail!("--probs {p}: expected probabilities in [0, 1]");
+            }
+            let dev = device(cli.cpu)?;
+            let dt = if dev.is_cuda() {
+                DType::BF16
+            } else {
+                DType::F32
+            };
+            let load = |name: &str, s: u64| -> Result<Model> {
+                let cfg = preset(name)?;
+                Ok(match &weights {
+                    Some(dir) => {
+                        Model::load(&cfg, &dir.join(format!("{name}.safetensors")), dt, &dev)?
+                    }
+                    None => Model::random(&cfg, dt, &dev, s)?,
+                })
+            };
+            let tm = load(&target, seed)?;
+            let mut dms: Vec<(String, Option<Model>, usize)> = Vec::new();
+            for (i, d) in drafts.iter().enumerate() {
+                if let Some(e) = d.strip_prefix("layerskip:E=") {
+                    let e: usize = e
+                        .parse()
+                        .with_context(|| format!("--drafts {d}: E must be an integer"))?;
+                    if e == 0 || e >= tm.cfg.layers {
+                        bail!("--drafts {d}: E must be in 1..{}", tm.cfg.layers);
+                    }
+                    dms.push((d.clone(), None, e));
+                } else {
+                    let m = load(d, seed + 1 + i as u64)?;
+                    if m.cfg.vocab != tm.cfg.vocab {
+                        bail!(
+                            "--drafts {d}: vocab {} differs from the target's {}",
+                            m.cfg.vocab,
+                            tm.cfg.vocab
+                        );
+                    }
+                    dms.push((d.clone(), Some(m), 0));
+                }
+            }
+            let synthetic = match accept.as_str() {
+                "greedy" => false,
+                "synthetic" => true,
+                a => bail!("--accept {a}: expected greedy or synthetic"),
+            };
+            if synthetic && dms.len() > 1 {
+                bail!("--drafts: synthetic runs take one draft per command (their rows say draft=synthetic and the command names the model)");
+            }
+            let text = match &corpus {
+                Some(p) => Some(std::fs::read(p).with_context(|| p.display().to_string())?),
+                None => None,
+            };
+            let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
+            let gmax = *gammas.iter().max().unwrap_or(&1);
+            let ctx_mean = prompt + new_tokens / 2;
+            for &b in &batches {
+                let cap = spec::capacity_needed(prompt, new_tokens, gmax);
+                let tc = KvCache::new(&tm.cfg, b, cap, dt, &dev)?;
+                let ptoks = match &text {
+                    Some(t) => {
+                        let eval = &t[t.len() * 95 / 100..];
+                        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ b as u64);
+                        train::windows(eval, b, prompt - 1, &mut rng, &dev)?
+                    }
+                    None => spec::random_prompt(b, prompt, tm.cfg.vocab, seed ^ b as u64, &dev)?,
+                };
+                let st = spec::start(&tm, &tc, None, &ptoks)?;
+                // Autoregressive baseline.
+                let mut ar_tokens = Vec::new();
+                let mut times = Vec::new();
+                for r in 0..warmup + repeats {
+                    dev.synchronize()?;
+                    let t0 = Instant::now();
+                    let o = spec::autoregressive(&tm, &tc, &st, new_tokens)?;
+                    dev.synchronize()?;
+                    if r == 0 {
+                        ar_tokens = o.tokens;
+                    }
+                    if r >= warmup {
+                        times.push(t0.elapsed().as_secs_f64());
+                    }
+                }
+                let s = Stats::of(&times);
+                let tps = Stats::of(
+                    &times
+                        .iter()
+                        .map(|t| (b * new_tokens) as f64 / t)
+                        .collect::<Vec<_>>(),
+                );
+                eprintln!("e2e {set} {target} batch {b} autoregressive: {:.1} tokens/s ({:.3} ms/token-step)", tps.median, s.median / new_tokens as f64 * 1e3);
+                sink.write(&e2e_row(
+                    &set, &target, "none", 0, b, new_tokens, ctx_mean, &tps,
+                ))?;
+                for (dname, dm, exit) in &dms {
+                    let dc = match dm {
+                        Some(m) => {
+                            let c = KvCache::new(&m.cfg, b, cap, dt, &dev)?;
+                            spec::prefill(m, &c, &ptoks, 256)?;
+                            Some(c)
+                        }
+                        None => None,
+                    };
+                    let dr = match (dm, &dc) {
+                        (Some(m), Some(c)) => Draft::Model(m, c),
+                        _ => Draft::LayerSkip { exit: *exit },
+                    };
+                    let draft_col = if synthetic {
+                        "synthetic".to_string()
+                    } else {
+                        dname.clone()
+                    };
+                    for &g in &gammas {
+                        let mut times = Vec::new();
+                        let mut accepted = Vec::new();
+                        let mut agree = (0usize, 0usize);
+                        for r in 0..warmup + repeats {
+                            let mut acc = if synthetic {
+                                Accept::synthetic(
+                                    probs.clone(),
+                                    seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64,
+                                )
+                            } else {
+                                Accept::Greedy
+                            };
+                            dev.synchronize()?;
+                            let t0 = Instant::now();
+                            let o = spec::speculative(&tm, &tc, &dr, g, &st, new_tokens, &mut acc)?;
+                            dev.synchronize()?;
+                            if r == 0 && !synthetic {
+                                for (x, y) in o.tokens.iter().zip(&ar_tokens) {
+                                    agree.0 += spec::first_divergence(x, y);
+                                    agree.1 += x.len();
+                                }
+                            }
+                            if r >= warmup {
+                                times.push(t0.elapsed().as_secs_f64());
+                                accepted.extend_from_slice(&o.accepted);
+                            }
+                        }
+                        let tps = Stats::of(
+                            &times
+                                .iter()
+                                .map(|t| (b * new_tokens) as f64 / t)
+                                .collect::<Vec<_>>(),
+                        );
+                        let surv = spec::survival(&accepted, g);
+                        for (i, v) in surv.iter().enumerate() {
+                            sink.write(&Row {
+                                set: set.clone(),
+                                kind: "acceptance".into(),
+                                model: target.clone(),
+                                draft: draft_col.clone(),
+                                gamma: g.to_string(),
+                                batch: b.to_string(),
+                                position: (i + 1).to_string(),
+                                metric: "survival".into(),
+                                value: *v,
+                                repeats: accepted.len(),
+                                spread: None,
+                                unit: "fraction".into(),
+                                ..Default::default()
+                            })?;
+                        }
+                        sink.write(&e2e_row(
+                            &set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps,
+                        ))?;
+                        let greedy_note = if synthetic {
+                            String::new()
+                        } else {
+                            format!("; greedy check: {}/{} tokens equal to autoregressive before first divergence", agree.0, agree.1)
+                        };
+                        eprintln!(
+                            "e2e {set} {target}+{dname} γ={g} batch {b}: {:.1} tokens/s (x{:.2} vs AR), mean accepted {:.2}, survival {:?}{greedy_note}",
+                            tps.median,
+                            tps.median * s.median / (b * new_tokens) as f64,
+                            accepted.iter().sum::<usize>() as f64 / accepted.len().max(1) as f64,
+                            surv.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Train {
+            model,
+            corpus,
+            secs,
+            max_steps,
+            batch,
+            seq,
+            lr,
+            warmup,
+            exits,
+            exit_weight,
+            save,
+            seed,
+        } => {
+            positive("--batch", &[batch])?;
+            positive("--seq", &[seq])?;
+            positive("--max-steps", &[max_steps])?;
+            if secs.is_nan() || secs <= 0.0 {
+                bail!("--secs {secs}: expected seconds > 0");
+            }
+            let dev = device(cli.cpu)?;
+            if dev.is_cuda() {
+                candle_core::cuda::set_gemm_reduced_precision_f32(true);
+            }
+            let cfg = preset(&model)?;
+            let text = std::fs::read(&corpus).with_context(|| corpus.display().to_string())?;
+            let split = text.len() * 95 / 100;
+            let tc = TrainCfg {
+                batch,
+                seq,
+                lr,
+                warmup,
+                max_steps,
+                max_secs: secs,
+                exits,
+                exit_weight,
+                seed,
+                log_every: 50,
+            };
+            let (m, rep) =
+                train::train(&cfg, &text[..split], &text[split..], &tc, &dev, &mut |s| {
+                    eprintln!("{s}")
+                })?;
+            std::fs::create_dir_all(&save)?;
+            let path = save.join(format!("{model}.safetensors"));
+            m.save(&path)?;
+            eprintln!(
+                "train {model}: {} parameters, {} steps in {:.1}s ({} tokens), final loss {:.4} nats/byte, held-out bits/byte {:?}; saved {}",
+                m.param_count(),
+                rep.steps,
+                rep.secs,
+                rep.steps * batch * seq,
+                rep.loss,
+                rep.eval_bpb.iter().map(|(l, v)| format!("{l}={v:.3}")).collect::<Vec<_>>(),
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn e2e_row(
+    set: &str,
+    target: &str,
+    draft: &str,
+    gamma: usize,
+    b: usize,
+    n: usize,
+    ctx: usize,
+    tps: &Stats,
+) -> Row {
+    Row {
+        set: set.to_string(),
+        kind: "e2e".into(),
+        model: target.to_string(),
+        draft: draft.to_string(),
+        gamma: gamma.to_string(),
+        batch: b.to_string(),
+        new_tokens: n.to_string(),
+        context_tokens: ctx.to_string(),
+        metric: "tokens_per_s".into(),
+        value: tps.median,
+        repeats: tps.n,
+        spread: Some(tps.spread()),
+        unit: "tokens/s".into(),
+        ..Default::default()
+    }
+}
+
+/// Correctness checks on the chosen device; exit 1 when one fails.
+fn check(dev: &Device) -> Result<ExitCode> {
+    let mut ok = true;
+    let t = Model::random(&preset("val-tiny-t")?, DType::F32, dev, 11)?;
+    let d = Model::random(&preset("val-tiny-d")?, DType::F32, dev, 12)?;
+    // Cached incremental forward vs full causal forward.
+    let toks = spec::random_prompt(2, 9, t.cfg.vocab, 1, dev)?;
+    let full = t.forward_train(&toks, &[])?.pop().unwrap();
+    let cache = KvCache::new(&t.cfg, 2, 16, DType::F32, dev)?;
+    let mut outs = Vec::new();
+    let mut p = 0;
+    for n in [4usize, 2, 3] {
+        let step = Step::new(&t, &[p, p], n, 16)?;
+        outs.push(t.forward(&toks.narrow(1, p, n)?, &cache, &step)?.reshape((
+            2,
+            n,
+            t.cfg.vocab,
+        ))?);
+        p += n;
+    }
+    let inc = Tensor::cat(&outs, 1)?.reshape((18, t.cfg.vocab))?;
+    let diff = (inc - full)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let pass = diff < 1e-3;
+    ok &= pass;
+    println!(
+        "check cached-vs-full forward (f32): max |diff| {diff:.2e} (tolerance 1e-3): {}",
+        if pass { "PASS" } else { "FAIL" }
+    );
+    let (b, p, n) = (3, 6, 24);
+    let prompt = spec::random_prompt(b, p, 97, 3, dev)?;
+    let cap = spec::capacity_needed(p, n, 8);
+    let tc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
+    let dc = KvCache::new(&d.cfg, b, cap, DType::F32, dev)?;
+    let st = spec::start(&t, &tc, Some((&d, &dc)), &prompt)?;
+    let ar = spec::autoregressive(&t, &tc, &st, n)?;
+    for g in 1..=8 {
+        let sp = spec::speculative(
+            &t,
+            &tc,
+            &Draft::Model(&d, &dc),
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
+        let ls = spec::speculative(
+            &t,
+            &tc,
+            &Draft::LayerSkip { exit: 2 },
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
+        let pass = sp.tokens == ar.tokens && ls.tokens == ar.tokens;
+        ok &= pass;
+        println!(
+            "check greedy speculative == target greedy (f32, batch {b}, γ={g}): draft rounds {} (mean accepted {:.2}), layerskip rounds {}: {}",
+            sp.rounds,
+            sp.accepted.iter().sum::<usize>() as f64 / sp.accepted.len() as f64,
+            ls.rounds,
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+    // A draft identical to the target: every drafted token accepted, rounds = ceil(n / (γ+1)).
+    let sc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
+    spec::prefill(&t, &sc, &prompt, 256)?;
+    for g in [1, 4, 8] {
+        let sp = spec::speculative(
+            &t,
+            &tc,
+            &Draft::Model(&t, &sc),
+            g,
+            &st,
+            n,
+            &mut Accept::Greedy,
+        )?;
+        let pass = sp.tokens == ar.tokens
+            && sp.accepted.iter().all(|&a| a == g)
+            && sp.rounds == n.div_ceil(g + 1);
+        ok &= pass;
+        println!(
+            "check self-draft accepts all (f32, batch {b}, γ={g}): rounds {}: {}",
+            sp.rounds,
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
