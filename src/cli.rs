@@ -1,9 +1,11 @@
 //! Command-line arguments (clap) and their conversion into library plans. Parsing only: the
 //! binary calls the library with what these produce.
 
+pub mod calibrate;
 pub mod catalog_cmd;
 pub mod run;
 pub mod specdec;
+pub mod validate;
 
 use perfcast::report::Format;
 use perfcast::{Catalog, Result};
@@ -38,6 +40,12 @@ pub enum Command {
     Specdec(specdec::SpecdecArgs),
     /// List the GPUs, models and scenarios known to the binary.
     Catalog(catalog_cmd::CatalogArgs),
+    /// Fit the latency model of a GPU from forward-latency measurements.
+    #[command(allow_negative_numbers = true)]
+    Calibrate(calibrate::CalibrateArgs),
+    /// Prediction error of every end-to-end measurement (exit 1 when a set exceeds tolerance).
+    #[command(allow_negative_numbers = true)]
+    Validate(validate::ValidateArgs),
 }
 
 /// Options every command sees.
@@ -75,5 +83,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run(a) => run::exec(a, &g),
         Command::Specdec(a) => specdec::exec(a, &g),
         Command::Catalog(a) => catalog_cmd::exec(a, &g),
+        Command::Calibrate(a) => calibrate::exec(a, &g),
+        Command::Validate(a) => validate::exec(a, &g),
     }
 }

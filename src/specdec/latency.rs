@@ -108,6 +108,36 @@ pub struct ForwardModel {
     kv_bytes_per_token_layer: f64,
 }
 
+/// Work of one roofline term: FLOPs and bytes moved; its time is `max(flops/P, bytes/BW)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Work {
+    /// Floating-point operations.
+    pub flops: f64,
+    /// Bytes read or written from device memory.
+    pub bytes: f64,
+}
+
+impl Work {
+    /// `max(flops / P, bytes / BW)` at rates `hw`, seconds.
+    pub fn time_s(&self, hw: &HwRates) -> f64 {
+        (self.flops / hw.flops_per_s).max(self.bytes / hw.bw_bytes_per_s)
+    }
+
+    /// Whether the term is compute-bound at rates `hw` (`flops/P ≥ bytes/BW`).
+    pub fn compute_bound(&self, hw: &HwRates) -> bool {
+        self.flops / hw.flops_per_s >= self.bytes / hw.bw_bytes_per_s
+    }
+}
+
+/// The two roofline terms of one transformer layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerWork {
+    /// Weight matmuls (QKV, output and FFN projections): 2·b·n·W FLOPs, W·dtype bytes.
+    pub lin: Work,
+    /// Attention scores and values over the KV cache.
+    pub attn: Work,
+}
+
 /// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shape {
@@ -143,10 +173,11 @@ impl ForwardModel {
         })
     }
 
-    fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
+    /// FLOPs and bytes of one layer's two roofline terms (linear part and attention part) at
+    /// shape `s`, with `clusters` CHAI clusters (None = all heads). [`ForwardModel::forward_s`] is
+    /// built from exactly these numbers, and `perfcast calibrate` fits the rates against them.
+    pub fn layer_work(&self, s: Shape, clusters: Option<u32>) -> LayerWork {
         let tokens = s.batch * s.new_tokens;
-        let lin = (tokens * self.layer_w_flops_per_token / self.hw.flops_per_s)
-            .max(self.layer_w_bytes / self.hw.bw_bytes_per_s);
         let (score_frac, k_frac) = match clusters {
             None => (1.0, 1.0),
             Some(c) => (
@@ -156,11 +187,24 @@ impl ForwardModel {
         };
         let keys = s.context_tokens + 0.5 * (s.new_tokens + 1.0);
         let qd = f64::from(self.arch.heads) * self.arch.head_dim() as f64;
-        let attn_flops = 2.0 * tokens * keys * qd * (1.0 + score_frac);
         let kv = self.kv_bytes_per_token_layer * (1.0 + k_frac);
-        let attn_bytes = s.batch * (s.context_tokens + s.new_tokens) * kv;
-        let attn = (attn_flops / self.hw.flops_per_s).max(attn_bytes / self.hw.bw_bytes_per_s);
-        lin + attn + self.hw.layer_overhead_s
+        LayerWork {
+            lin: Work { flops: tokens * self.layer_w_flops_per_token, bytes: self.layer_w_bytes },
+            attn: Work {
+                flops: 2.0 * tokens * keys * qd * (1.0 + score_frac),
+                bytes: s.batch * (s.context_tokens + s.new_tokens) * kv,
+            },
+        }
+    }
+
+    /// FLOPs and bytes of the LM head over `batch × new_tokens` positions.
+    pub fn head_work(&self, s: Shape) -> Work {
+        Work { flops: s.batch * s.new_tokens * self.head_flops_per_token, bytes: self.head_bytes }
+    }
+
+    fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
+        let w = self.layer_work(s, clusters);
+        w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + self.hw.layer_overhead_s
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -174,8 +218,7 @@ impl ForwardModel {
 
     /// Seconds for the LM head over `batch × new_tokens` positions.
     pub fn head_s(&self, s: Shape) -> f64 {
-        (s.batch * s.new_tokens * self.head_flops_per_token / self.hw.flops_per_s)
-            .max(self.head_bytes / self.hw.bw_bytes_per_s)
+        self.head_work(s).time_s(&self.hw)
     }
 
     /// Seconds for one full forward (all layers, LM head, per-step overhead).

@@ -1,0 +1,294 @@
+//! Validation: predicts every end-to-end point and compares with what was measured.
+//!
+//! For a speculative point the prediction is the analytic specdec model
+//! ([`crate::specdec::analytic::at_gamma`], the same code `perfcast specdec` runs) with
+//! - step costs from the latency model at the GPU's calibrated parameters
+//!   ([`super::latency_for`]; a calibration fitted from `forward` rows only), and
+//! - acceptance = the survival curve measured in the same run (`acceptance` rows), so the
+//!   expected tokens per step is E = 1 + Σ S(i).
+//!
+//! An autoregressive point (draft `none`) is predicted as b / t_target(b, 1, c). The measured
+//! tokens/s of a point is read only to compute its error, after the prediction.
+
+use super::measure::{Dataset, E2ePoint};
+use super::metrics::{rel_err, ErrorStats};
+use crate::catalog::{Catalog, LatencyDefaults};
+use crate::error::{Error, Result};
+use crate::specdec::{analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Error tolerance of a set: both bounds must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Largest allowed mean absolute relative error, fraction.
+    pub mape: f64,
+    /// Largest allowed |relative error| of any point, fraction.
+    pub max_abs_pct_err: f64,
+}
+
+impl Default for Tolerance {
+    /// Issue 3's goal: MAPE ≤ 5%, max ≤ 10%.
+    fn default() -> Self {
+        Tolerance { mape: 0.05, max_abs_pct_err: 0.10 }
+    }
+}
+
+/// One end-to-end point: its prediction and error.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointResult {
+    /// Measurement set.
+    pub set: String,
+    /// Results file.
+    pub file: String,
+    /// Line in that file.
+    pub line: u64,
+    /// Target model.
+    pub model: String,
+    /// Draft as measured (`none`, a model, `layerskip:E=n`, `synthetic`).
+    pub draft: String,
+    /// The drafter whose cost was modelled (the model actually run for `synthetic`).
+    pub draft_cost_model: String,
+    /// Lookahead (0 = autoregressive).
+    pub gamma: u32,
+    /// Sequences per batch.
+    pub batch: u32,
+    /// Mean context tokens.
+    pub context_tokens: f64,
+    /// Tokens generated per sequence.
+    pub new_tokens: u32,
+    /// E = 1 + Σ S(i) from the measured survival curve (1 for autoregressive).
+    pub expected_tokens_per_step: f64,
+    /// Predicted draft forward, seconds (0 for autoregressive).
+    pub draft_step_s: f64,
+    /// Predicted verification (or autoregressive) forward, seconds.
+    pub verify_step_s: f64,
+    /// Predicted step: γ · draft + verify, seconds.
+    pub step_s: f64,
+    /// Predicted tokens/s (whole batch).
+    pub predicted_tokens_per_s: f64,
+    /// Measured tokens/s (whole batch).
+    pub measured_tokens_per_s: f64,
+    /// (predicted − measured)/measured.
+    pub rel_err: f64,
+    /// Measured spread (p90 − p10)/median.
+    pub measured_spread: Option<f64>,
+    /// Timed repeats.
+    pub repeats: u64,
+}
+
+/// One set's error (the JSON contract of `perfcast validate`, DESIGN.md §5).
+#[derive(Debug, Clone, Serialize)]
+pub struct SetResult {
+    /// Technique (`specdec`).
+    pub technique: String,
+    /// Set name.
+    pub set: String,
+    /// End-to-end points in the set.
+    pub points: usize,
+    /// Mean absolute relative error of tokens/s, fraction.
+    pub mape: f64,
+    /// Largest |relative error|, fraction.
+    pub max_abs_pct_err: f64,
+    /// Mean signed relative error (bias), fraction.
+    pub mean_pct_err: f64,
+    /// 95% confidence half-width of the bias, fraction.
+    pub bias_ci95: f64,
+    /// The tolerance applied.
+    pub tolerance: Tolerance,
+    /// Whether mape ≤ tolerance.mape and max_abs_pct_err ≤ tolerance.max_abs_pct_err.
+    pub pass: bool,
+    /// Catalog GPU.
+    pub gpu: String,
+    /// Whether the GPU's latency model is calibrated (else catalog defaults were used).
+    pub calibrated: bool,
+}
+
+/// Everything `validate` computes.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Per point, in input order.
+    pub points: Vec<PointResult>,
+    /// Per set, sorted by name.
+    pub sets: Vec<SetResult>,
+    /// Latency parameters used.
+    pub latency: LatencyDefaults,
+    /// Whether they came from a calibration file.
+    pub calibrated: bool,
+}
+
+impl Validation {
+    /// Whether every set passed.
+    pub fn pass(&self) -> bool {
+        self.sets.iter().all(|s| s.pass)
+    }
+}
+
+/// The drafter whose cost a point pays.
+#[derive(Debug, Clone, PartialEq)]
+enum Drafter {
+    None,
+    Model(String),
+    LayerSkip(u32),
+}
+
+/// The draft model named by `--draft X` / `--draft=X` (or `--draft-model`) in a command line.
+fn draft_from_command(cmd: &str) -> Option<String> {
+    let toks: Vec<&str> = cmd.split_whitespace().collect();
+    for (i, t) in toks.iter().enumerate() {
+        for flag in ["--draft", "--draft-model"] {
+            if *t == flag {
+                if let Some(v) = toks.get(i + 1) {
+                    return Some(v.trim_matches(|c| c == '\'' || c == '"').to_string());
+                }
+            } else if let Some(v) = t.strip_prefix(&format!("{flag}=")) {
+                return Some(v.trim_matches(|c| c == '\'' || c == '"').to_string());
+            }
+        }
+    }
+    None
+}
+
+fn drafter(e: &E2ePoint) -> Result<Drafter> {
+    let parse = |d: &str| -> Result<Drafter> {
+        if d == "none" {
+            Ok(Drafter::None)
+        } else if let Some(n) = d.strip_prefix("layerskip:E=") {
+            n.parse::<u32>().map(Drafter::LayerSkip).map_err(|_| e.origin.err(format!("draft = '{d}': expected layerskip:E=<integer>")))
+        } else {
+            Ok(Drafter::Model(d.to_string()))
+        }
+    };
+    if e.draft == "synthetic" {
+        match draft_from_command(&e.command) {
+            Some(d) if d != "synthetic" && d != "none" => parse(&d),
+            _ => Err(e.origin.err("draft = 'synthetic': the command column does not name the draft model that was run (--draft <model>)")),
+        }
+    } else {
+        parse(&e.draft)
+    }
+}
+
+/// Predicts one point from the latency parameters `hw` and the acceptance curve `acc` (None for
+/// autoregressive points). Returns (E, draft_step_s, verify_step_s, step_s, tokens/s, cost label).
+fn predict(cat: &Catalog, hw: HwRates, e: &E2ePoint, acc: Option<Acceptance>) -> Result<(f64, f64, f64, f64, f64, String)> {
+    let model = |name: &str| -> Result<ForwardModel> {
+        let arch = cat.llm(name).map_err(|err| e.origin.err(err.to_string()))?.clone();
+        ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
+    };
+    let target = model(&e.model)?;
+    let b = f64::from(e.batch);
+    let d = drafter(e)?;
+    if d == Drafter::None {
+        let t = target.forward_s(Shape { batch: b, new_tokens: 1.0, context_tokens: e.context_tokens });
+        return Ok((1.0, 0.0, t, t, b / t, "none".into()));
+    }
+    let acc = acc.ok_or_else(|| e.origin.err("speculative point without a survival curve"))?;
+    let (cost, label) = match &d {
+        Drafter::Model(m) => (
+            CostModel::DraftModel { target, draft: model(m)? },
+            m.clone(),
+        ),
+        Drafter::LayerSkip(n) => (CostModel::early_exit(target, *n).map_err(|err| e.origin.err(err.to_string()))?, format!("layerskip:E={n}")),
+        Drafter::None => unreachable!("handled above"),
+    };
+    let p = Params {
+        draft_name: label.clone(),
+        target_name: e.model.clone(),
+        acceptance: acc,
+        gamma: Gamma::Fixed(e.gamma),
+        batch: e.batch,
+        context_tokens: e.context_tokens,
+        cost,
+        gpu_memory_bytes: None,
+    };
+    p.validate().map_err(|err| e.origin.err(err.to_string()))?;
+    let m = analytic::at_gamma(&p, e.gamma);
+    Ok((m.expected_tokens_per_step, m.draft_step_s, m.verify_step_s, m.step_s, m.tokens_per_s, label))
+}
+
+/// Predicts every end-to-end point of `ds` on catalog GPU `gpu` and summarises the error per set.
+///
+/// # Errors
+/// No end-to-end points, unknown GPU or model names (naming file and line), invalid curves, or a
+/// tolerance that is not a finite fraction ≥ 0.
+pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Result<Validation> {
+    crate::check::non_negative("--max-mape", tol.mape)?;
+    crate::check::non_negative("--max-err", tol.max_abs_pct_err)?;
+    let g = cat.gpu(gpu)?;
+    if ds.e2e.is_empty() {
+        let files: Vec<&str> = ds.sources.iter().map(|s| s.path.as_str()).collect();
+        return Err(Error::range("measurement sets", format!("no e2e rows in [{}]", files.join(", ")), "at least one kind=e2e row to validate"));
+    }
+    let latency = super::latency_for(cat, &g.name)?;
+    let calibrated = super::is_calibrated(cat, &g.name);
+    let hw = HwRates::bf16(g, &latency);
+    let mut points = Vec::with_capacity(ds.e2e.len());
+    for e in &ds.e2e {
+        let acc = if e.gamma > 0 {
+            let c = ds.curves.get(&e.run_key()).ok_or_else(|| e.origin.err("no matching acceptance rows"))?;
+            Some(c.acceptance()?)
+        } else {
+            None
+        };
+        let (et, ds_, vs, ss, tps, label) = predict(cat, hw, e, acc)?;
+        points.push(PointResult {
+            set: e.set.clone(),
+            file: e.origin.file.display().to_string(),
+            line: e.origin.line,
+            model: e.model.clone(),
+            draft: e.draft.clone(),
+            draft_cost_model: label,
+            gamma: e.gamma,
+            batch: e.batch,
+            context_tokens: e.context_tokens,
+            new_tokens: e.new_tokens,
+            expected_tokens_per_step: et,
+            draft_step_s: ds_,
+            verify_step_s: vs,
+            step_s: ss,
+            predicted_tokens_per_s: tps,
+            measured_tokens_per_s: e.measured_tokens_per_s,
+            rel_err: rel_err(tps, e.measured_tokens_per_s),
+            measured_spread: e.spread,
+            repeats: e.repeats,
+        });
+    }
+    let mut by_set: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for p in &points {
+        by_set.entry(p.set.as_str()).or_default().push(p.rel_err);
+    }
+    let sets = by_set
+        .into_iter()
+        .filter_map(|(set, errs)| {
+            let s = ErrorStats::from_rel_errs(&errs)?;
+            Some(SetResult {
+                technique: "specdec".into(),
+                set: set.to_string(),
+                points: s.points,
+                mape: s.mape,
+                max_abs_pct_err: s.max_abs_pct_err,
+                mean_pct_err: s.mean_pct_err,
+                bias_ci95: s.bias_ci95,
+                tolerance: tol,
+                pass: s.mape <= tol.mape && s.max_abs_pct_err <= tol.max_abs_pct_err,
+                gpu: g.name.clone(),
+                calibrated,
+            })
+        })
+        .collect();
+    Ok(Validation { points, sets, latency, calibrated })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draft_is_read_from_the_command() {
+        assert_eq!(draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8").as_deref(), Some("val-d2"));
+        assert_eq!(draft_from_command("x --draft=val-d1 y").as_deref(), Some("val-d1"));
+        assert_eq!(draft_from_command("x --draft-model 'val-d3'").as_deref(), Some("val-d3"));
+        assert_eq!(draft_from_command("x --target val-t"), None);
+    }
+}
