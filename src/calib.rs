@@ -195,19 +195,29 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
                     100.0 * s.mape,
                     100.0 * s.max_abs_pct_err,
                     s.points,
-                    if s.pass { "within tolerance" } else { "**outside tolerance**" }
+                    if s.pass {
+                        "within tolerance"
+                    } else {
+                        "**outside tolerance**"
+                    }
                 )
             })
             .collect();
         parts.push(format!(
             "tokens/s measured on {}{} ({}): {}",
             r.gpu,
-            if r.calibrated { ", calibrated" } else { ", uncalibrated" },
+            if r.calibrated {
+                ", calibrated"
+            } else {
+                ", uncalibrated"
+            },
             r.date,
             desc.join("; ")
         ));
     }
-    (!parts.is_empty()).then(|| parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)")
+    (!parts.is_empty()).then(|| {
+        parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)"
+    })
 }
 
 /// One line for reports saying how far a technique's predictions have been checked against
@@ -225,7 +235,10 @@ pub fn validation_note(technique: &str) -> String {
 
 /// The current UTC time as ISO 8601 (`2026-11-29T04:05:06Z`).
 pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     iso8601(secs)
 }
 
@@ -242,7 +255,12 @@ pub fn iso8601(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -266,13 +284,19 @@ mod tests {
             "[latency]\nflops_efficiency = 1.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
         )
         .unwrap();
-        assert!(latency_for(&c, "a10g").unwrap_err().to_string().contains("flops_efficiency = 1.5"));
+        assert!(latency_for(&c, "a10g")
+            .unwrap_err()
+            .to_string()
+            .contains("flops_efficiency = 1.5"));
         std::fs::write(
             d.path().join("calibration/a10g.toml"),
             "fitted_kinds = [\"forward\", \"e2e\"]\n[latency]\nflops_efficiency = 0.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
         )
         .unwrap();
-        assert!(latency_for(&c, "a10g").unwrap_err().to_string().contains("forward rows only"));
+        assert!(latency_for(&c, "a10g")
+            .unwrap_err()
+            .to_string()
+            .contains("forward rows only"));
     }
 
     #[test]
@@ -289,11 +313,21 @@ mod tests {
             generated_by: "t".into(),
             date: "2026-11-29T00:00:00Z".into(),
             calibrated: true,
-            set: vec![RecordedSet { technique: "specdec".into(), set: "h200-e2e".into(), points: 24, mape: 0.031, max_abs_pct_err: 0.072, pass: true }],
+            set: vec![RecordedSet {
+                technique: "specdec".into(),
+                set: "h200-e2e".into(),
+                points: 24,
+                mape: 0.031,
+                max_abs_pct_err: 0.072,
+                pass: true,
+            }],
             source: vec![],
         };
-        let n = note_from(&[r.clone()], "specdec").unwrap();
-        assert!(n.contains("`h200-e2e` MAPE 3.1%, max 7.2% over 24 points"), "{n}");
+        let n = note_from(std::slice::from_ref(&r), "specdec").unwrap();
+        assert!(
+            n.contains("`h200-e2e` MAPE 3.1%, max 7.2% over 24 points"),
+            "{n}"
+        );
         assert!(note_from(&[r], "gradcomp").is_none());
         assert!(validation_note("no-such-technique").contains("uncalibrated"));
     }

@@ -37,7 +37,12 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 /// Number of fitted parameters.
 pub const K: usize = 4;
 /// Names of θ's components.
-pub const PARAM_NAMES: [&str; K] = ["1/flops_per_s", "1/bw_bytes_per_s", "layer_overhead_s", "step_overhead_s"];
+pub const PARAM_NAMES: [&str; K] = [
+    "1/flops_per_s",
+    "1/bw_bytes_per_s",
+    "layer_overhead_s",
+    "step_overhead_s",
+];
 
 /// One point's residual after the fit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,12 +140,21 @@ impl Prepared<'_> {
         }
         r[2] = nl;
         r[3] = 1.0;
-        (r, regimes.chars().map(String::from).collect::<Vec<_>>().join("/"))
+        (
+            r,
+            regimes
+                .chars()
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
     }
 
     /// The latency model's own prediction at `hw` (what `specdec` computes).
     fn predict(&self, hw: &HwRates) -> f64 {
-        let Ok(m) = ForwardModel::new(self.model.arch.clone(), *hw, None) else { return f64::INFINITY };
+        let Ok(m) = ForwardModel::new(self.model.arch.clone(), *hw, None) else {
+            return f64::INFINITY;
+        };
         if self.head {
             m.forward_s(self.point.shape)
         } else {
@@ -151,12 +165,20 @@ impl Prepared<'_> {
 
 fn objective(prep: &[Prepared], theta: &[f64; K]) -> f64 {
     let hw = hw_of(theta);
-    prep.iter().map(|p| rel_err(p.predict(&hw), p.point.measured_s).powi(2)).sum()
+    prep.iter()
+        .map(|p| rel_err(p.predict(&hw), p.point.measured_s).powi(2))
+        .sum()
 }
 
 /// Weighted least squares with lower bounds: min Σ ((row·θ − m)/m)² over θ ≥ lower, with
 /// `fixed` components held at `theta`'s values. Exact by enumeration of the active set.
-fn bounded_wls(rows: &[[f64; K]], meas: &[f64], lower: &[f64; K], fixed: &[bool; K], theta: &[f64; K]) -> [f64; K] {
+fn bounded_wls(
+    rows: &[[f64; K]],
+    meas: &[f64],
+    lower: &[f64; K],
+    fixed: &[bool; K],
+    theta: &[f64; K],
+) -> [f64; K] {
     let n = rows.len();
     let free: Vec<usize> = (0..K).filter(|&j| !fixed[j]).collect();
     let mut best: Option<(f64, [f64; K])> = None;
@@ -174,7 +196,10 @@ fn bounded_wls(rows: &[[f64; K]], meas: &[f64], lower: &[f64; K], fixed: &[bool;
             let mut a = DMatrix::<f64>::zeros(n, solve_cols.len());
             let mut b = DVector::<f64>::zeros(n);
             for i in 0..n {
-                let known: f64 = (0..K).filter(|j| !solve_cols.contains(j)).map(|j| rows[i][j] * t[j]).sum();
+                let known: f64 = (0..K)
+                    .filter(|j| !solve_cols.contains(j))
+                    .map(|j| rows[i][j] * t[j])
+                    .sum();
                 b[i] = 1.0 - known / meas[i];
                 for (c, &j) in solve_cols.iter().enumerate() {
                     a[(i, c)] = rows[i][j] / meas[i];
@@ -187,11 +212,13 @@ fn bounded_wls(rows: &[[f64; K]], meas: &[f64], lower: &[f64; K], fixed: &[bool;
             for (c, s) in scale.iter().enumerate() {
                 a.column_mut(c).unscale_mut(*s);
             }
-            let Ok(x) = a.svd(true, true).solve(&b, 1e-14) else { continue };
+            let Ok(x) = a.svd(true, true).solve(&b, 1e-14) else {
+                continue;
+            };
             let mut ok = true;
             for (c, &j) in solve_cols.iter().enumerate() {
                 t[j] = x[c] / scale[c];
-                if !(t[j] >= lower[j]) || !t[j].is_finite() {
+                if t[j].is_nan() || t[j] < lower[j] || !t[j].is_finite() {
                     ok = false;
                 }
             }
@@ -199,7 +226,9 @@ fn bounded_wls(rows: &[[f64; K]], meas: &[f64], lower: &[f64; K], fixed: &[bool;
                 continue;
             }
         }
-        let obj: f64 = (0..n).map(|i| ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0).powi(2)).sum();
+        let obj: f64 = (0..n)
+            .map(|i| ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0).powi(2))
+            .sum();
         if best.as_ref().is_none_or(|(o, _)| obj < *o) {
             best = Some((obj, t));
         }
@@ -212,30 +241,60 @@ fn bounded_wls(rows: &[[f64; K]], meas: &[f64], lower: &[f64; K], fixed: &[bool;
 /// # Errors
 /// Fewer than 4 points, a model unknown to the catalog (naming file and line), or a partial
 /// forward's layer range beyond the model's depth.
-pub fn fit_latency(points: &[ForwardPoint], cat: &Catalog, gpu: &Gpu, prior: &LatencyDefaults) -> Result<Fit> {
+pub fn fit_latency(
+    points: &[ForwardPoint],
+    cat: &Catalog,
+    gpu: &Gpu,
+    prior: &LatencyDefaults,
+) -> Result<Fit> {
     if points.len() < K {
         return Err(Error::range("forward points", points.len(), format!(">= {K} (one per fitted parameter; the results files hold too few kind=forward rows)")));
     }
     let prior_hw = HwRates::bf16(gpu, prior);
     let mut prep = Vec::with_capacity(points.len());
     for p in points {
-        let arch = cat.llm(&p.model).map_err(|e| p.origin.err(e.to_string()))?.clone();
+        let arch = cat
+            .llm(&p.model)
+            .map_err(|e| p.origin.err(e.to_string()))?
+            .clone();
         let layers = arch.layers;
         let (from, to, head) = match p.layers {
             None => (0, layers, true),
             Some((a, b)) if b <= layers => (a, b, false),
-            Some((_, b)) => return Err(p.origin.err(format!("model = '{}@layers=..{b}': {} has {layers} layers", p.model, p.model))),
+            Some((_, b)) => {
+                return Err(p.origin.err(format!(
+                    "model = '{}@layers=..{b}': {} has {layers} layers",
+                    p.model, p.model
+                )))
+            }
         };
-        let model = ForwardModel::new(arch, prior_hw, None).map_err(|e| p.origin.err(e.to_string()))?;
-        prep.push(Prepared { point: p, model, from, to, head });
+        let model =
+            ForwardModel::new(arch, prior_hw, None).map_err(|e| p.origin.err(e.to_string()))?;
+        prep.push(Prepared {
+            point: p,
+            model,
+            from,
+            to,
+            head,
+        });
     }
     let meas: Vec<f64> = points.iter().map(|p| p.measured_s).collect();
     let lower = [1.0 / gpu.bf16_flops, 1.0 / gpu.hbm_bw_bytes_per_s, 0.0, 0.0];
-    let prior_theta = [1.0 / prior_hw.flops_per_s, 1.0 / prior_hw.bw_bytes_per_s, prior.layer_overhead_s, prior.step_overhead_s];
+    let prior_theta = [
+        1.0 / prior_hw.flops_per_s,
+        1.0 / prior_hw.bw_bytes_per_s,
+        prior.layer_overhead_s,
+        prior.step_overhead_s,
+    ];
     let mut starts = vec![prior_theta];
     for fe in [0.2, 0.5, 0.9] {
         for be in [0.5, 0.95] {
-            starts.push([1.0 / (gpu.bf16_flops * fe), 1.0 / (gpu.hbm_bw_bytes_per_s * be), prior.layer_overhead_s, prior.step_overhead_s]);
+            starts.push([
+                1.0 / (gpu.bf16_flops * fe),
+                1.0 / (gpu.hbm_bw_bytes_per_s * be),
+                prior.layer_overhead_s,
+                prior.step_overhead_s,
+            ]);
         }
     }
     let n_starts = starts.len();
@@ -261,7 +320,10 @@ pub fn fit_latency(points: &[ForwardPoint], cat: &Catalog, gpu: &Gpu, prior: &La
                 local_best = (obj, theta, it);
             }
         }
-        if best.as_ref().is_none_or(|b| local_best.0 < b.0 * (1.0 - 1e-12)) {
+        if best
+            .as_ref()
+            .is_none_or(|b| local_best.0 < b.0 * (1.0 - 1e-12))
+        {
             best = Some(local_best);
         }
     }
@@ -303,7 +365,8 @@ pub fn fit_latency(points: &[ForwardPoint], cat: &Catalog, gpu: &Gpu, prior: &La
         })
         .collect();
     let errs: Vec<f64> = residuals.iter().map(|r| r.rel_err).collect();
-    let stats = ErrorStats::from_rel_errs(&errs).ok_or_else(|| Error::Unsupported("no forward points".into()))?;
+    let stats = ErrorStats::from_rel_errs(&errs)
+        .ok_or_else(|| Error::Unsupported("no forward points".into()))?;
     let latency = LatencyDefaults {
         flops_efficiency: (hw.flops_per_s / gpu.bf16_flops).min(1.0),
         bw_efficiency: (hw.bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0),
@@ -325,8 +388,16 @@ pub fn fit_latency(points: &[ForwardPoint], cat: &Catalog, gpu: &Gpu, prior: &La
 }
 
 /// 95% confidence half-widths (relative) of the free parameters from the weighted LS covariance.
-fn confidence(rows: &[([f64; K], String)], meas: &[f64], theta: &[f64; K], identified: &[bool; K], at_bound: &[bool; K]) -> [Option<f64>; K] {
-    let cols: Vec<usize> = (0..K).filter(|&j| identified[j] && !at_bound[j] && theta[j] > 0.0).collect();
+fn confidence(
+    rows: &[([f64; K], String)],
+    meas: &[f64],
+    theta: &[f64; K],
+    identified: &[bool; K],
+    at_bound: &[bool; K],
+) -> [Option<f64>; K] {
+    let cols: Vec<usize> = (0..K)
+        .filter(|&j| identified[j] && !at_bound[j] && theta[j] > 0.0)
+        .collect();
     let n = rows.len();
     let mut out = [None; K];
     if cols.is_empty() || n <= cols.len() {
@@ -343,8 +414,12 @@ fn confidence(rows: &[([f64; K], String)], meas: &[f64], theta: &[f64; K], ident
         rss += (pred / meas[i] - 1.0).powi(2);
     }
     let dof = (n - cols.len()) as f64;
-    let Some(inv) = (a.transpose() * &a).try_inverse() else { return out };
-    let Ok(t) = StudentsT::new(0.0, 1.0, dof) else { return out };
+    let Some(inv) = (a.transpose() * &a).try_inverse() else {
+        return out;
+    };
+    let Ok(t) = StudentsT::new(0.0, 1.0, dof) else {
+        return out;
+    };
     let q = t.inverse_cdf(0.975);
     for (c, &j) in cols.iter().enumerate() {
         let var = inv[(c, c)] * rss / dof;
@@ -367,11 +442,33 @@ mod tests {
         let gpu = cat.gpu("h200").unwrap();
         let arch = cat.llm("llama-3.2-1b").unwrap().clone();
         let model = ForwardModel::new(arch, HwRates::bf16(gpu, &gpu.latency), None).unwrap();
-        for (b, n, c) in [(1.0, 1.0, 0.0), (32.0, 9.0, 2048.0), (256.0, 64.0, 8000.0), (4.0, 3.0, 512.0)] {
-            let pt = crate::calib::measure::tests_support::forward_point("llama-3.2-1b", None, b, n, c, 1.0);
-            for theta in [[1e-15, 2e-13, 1e-5, 5e-5], [1e-14, 1e-12, 0.0, 0.0], [5e-16, 4e-13, 3e-5, 0.0]] {
+        for (b, n, c) in [
+            (1.0, 1.0, 0.0),
+            (32.0, 9.0, 2048.0),
+            (256.0, 64.0, 8000.0),
+            (4.0, 3.0, 512.0),
+        ] {
+            let pt = crate::calib::measure::tests_support::forward_point(
+                "llama-3.2-1b",
+                None,
+                b,
+                n,
+                c,
+                1.0,
+            );
+            for theta in [
+                [1e-15, 2e-13, 1e-5, 5e-5],
+                [1e-14, 1e-12, 0.0, 0.0],
+                [5e-16, 4e-13, 3e-5, 0.0],
+            ] {
                 let hw = hw_of(&theta);
-                let p = Prepared { point: &pt, model: model.clone(), from: 0, to: 16, head: true };
+                let p = Prepared {
+                    point: &pt,
+                    model: model.clone(),
+                    from: 0,
+                    to: 16,
+                    head: true,
+                };
                 let lin: f64 = p.row(&hw).0.iter().zip(&theta).map(|(r, t)| r * t).sum();
                 let direct = p.predict(&hw);
                 assert!((lin - direct).abs() <= 1e-12 * direct, "{lin} vs {direct}");

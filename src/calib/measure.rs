@@ -24,8 +24,27 @@ use std::sync::Arc;
 
 /// The exact header of a measurement CSV, in order.
 pub const HEADER: [&str; 21] = [
-    "technique", "set", "kind", "model", "draft", "gamma", "batch", "new_tokens", "context_tokens", "position", "metric",
-    "value", "repeats", "spread", "unit", "date", "gpu", "driver", "cuda", "commit", "command",
+    "technique",
+    "set",
+    "kind",
+    "model",
+    "draft",
+    "gamma",
+    "batch",
+    "new_tokens",
+    "context_tokens",
+    "position",
+    "metric",
+    "value",
+    "repeats",
+    "spread",
+    "unit",
+    "date",
+    "gpu",
+    "driver",
+    "cuda",
+    "commit",
+    "command",
 ];
 
 /// What a row measures.
@@ -130,6 +149,11 @@ pub struct Row {
 }
 
 /// A forward-latency measurement: the only input the latency fit accepts.
+///
+/// The private field makes [`ForwardPoint::from_row`] (which checks `kind = forward`) the only
+/// constructor outside this module: `#[non_exhaustive]` would still allow struct literals
+/// elsewhere in the crate.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardPoint {
     /// File and line.
@@ -165,10 +189,17 @@ impl ForwardPoint {
         let (model, layers) = match r.model.split_once("@layers=") {
             None => (r.model.clone(), None),
             Some((m, range)) => {
-                let parsed = range.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)));
+                let parsed = range.split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+                });
                 match parsed {
                     Some((a, b)) if a < b => (m.to_string(), Some((a, b))),
-                    _ => return Err(r.origin.err(format!("model = '{}': the layer range must be '@layers=A-B' with integers A < B", r.model))),
+                    _ => {
+                        return Err(r.origin.err(format!(
+                        "model = '{}': the layer range must be '@layers=A-B' with integers A < B",
+                        r.model
+                    )))
+                    }
                 }
             }
         };
@@ -225,7 +256,13 @@ pub struct E2ePoint {
 impl E2ePoint {
     /// The key of the survival curve measured with this point.
     pub fn run_key(&self) -> RunKey {
-        (self.set.clone(), self.model.clone(), self.draft.clone(), self.gamma, self.batch)
+        (
+            self.set.clone(),
+            self.model.clone(),
+            self.draft.clone(),
+            self.gamma,
+            self.batch,
+        )
     }
 }
 
@@ -248,7 +285,10 @@ impl Curve {
     pub fn acceptance(&self) -> Result<Acceptance> {
         let mut s = Vec::with_capacity(self.survival.len());
         for (i, v) in self.survival.iter().enumerate() {
-            s.push(v.ok_or_else(|| self.origin.err(format!("survival curve has no row for position {}", i + 1)))?);
+            s.push(v.ok_or_else(|| {
+                self.origin
+                    .err(format!("survival curve has no row for position {}", i + 1))
+            })?);
         }
         Acceptance::survival(s).map_err(|e| self.origin.err(format!("survival curve: {e}")))
     }
@@ -339,10 +379,15 @@ impl Dataset {
                 let batch = need(&r, "batch", r.batch)?;
                 let pos = need(&r, "position", r.position)?;
                 if gamma == 0 || pos == 0 || pos > gamma {
-                    return Err(r.origin.err(format!("position = {pos}: must be in [1, gamma = {gamma}]")));
+                    return Err(r
+                        .origin
+                        .err(format!("position = {pos}: must be in [1, gamma = {gamma}]")));
                 }
                 if !(0.0..=1.0).contains(&r.value) {
-                    return Err(r.origin.err(format!("value = {}: a survival fraction must be in [0, 1]", r.value)));
+                    return Err(r.origin.err(format!(
+                        "value = {}: a survival fraction must be in [0, 1]",
+                        r.value
+                    )));
                 }
                 let key = (r.set.clone(), r.model.clone(), draft, gamma, batch);
                 let c = self.curves.entry(key).or_insert_with(|| Curve {
@@ -352,7 +397,9 @@ impl Dataset {
                 });
                 let slot = &mut c.survival[pos as usize - 1];
                 if slot.is_some() {
-                    return Err(r.origin.err(format!("duplicate acceptance row for position {pos} of this run")));
+                    return Err(r.origin.err(format!(
+                        "duplicate acceptance row for position {pos} of this run"
+                    )));
                 }
                 *slot = Some(r.value);
                 c.observations = c.observations.min(r.repeats);
@@ -385,7 +432,12 @@ impl Dataset {
 }
 
 fn need<T>(r: &Row, col: &str, v: Option<T>) -> Result<T> {
-    v.ok_or_else(|| r.origin.err(format!("column '{col}' is empty: a {} row needs it", r.kind.as_str())))
+    v.ok_or_else(|| {
+        r.origin.err(format!(
+            "column '{col}' is empty: a {} row needs it",
+            r.kind.as_str()
+        ))
+    })
 }
 
 fn need_metric(r: &Row, metric: &str, unit: &str) -> Result<()> {
@@ -411,7 +463,10 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row) -> Result<()>) -> Result
     let mut hashing = HashingReader::new(std::io::BufReader::new(file));
     let file_arc: Arc<Path> = Arc::from(path);
     {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&mut hashing);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&mut hashing);
         let mut rec = csv::StringRecord::new();
         let mut first = true;
         loop {
@@ -420,17 +475,29 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row) -> Result<()>) -> Result
                 break;
             }
             let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let origin = Origin { file: file_arc.clone(), line };
+            let origin = Origin {
+                file: file_arc.clone(),
+                line,
+            };
             if first {
                 first = false;
                 let got: Vec<&str> = rec.iter().map(str::trim).collect();
                 if got != HEADER {
-                    let first_bad = HEADER.iter().enumerate().find(|(i, h)| got.get(*i) != Some(*h));
+                    let first_bad = HEADER
+                        .iter()
+                        .enumerate()
+                        .find(|(i, h)| got.get(*i) != Some(*h));
                     let detail = match first_bad {
-                        Some((i, h)) => format!("column {} is '{}', expected '{h}'", i + 1, got.get(i).copied().unwrap_or("(missing)")),
+                        Some((i, h)) => format!(
+                            "column {} is '{}', expected '{h}'",
+                            i + 1,
+                            got.get(i).copied().unwrap_or("(missing)")
+                        ),
                         None => format!("{} columns, expected {}", got.len(), HEADER.len()),
                     };
-                    return Err(origin.err(format!("not a measurement CSV header ({detail}; see MEASUREMENTS.md)")));
+                    return Err(origin.err(format!(
+                        "not a measurement CSV header ({detail}; see MEASUREMENTS.md)"
+                    )));
                 }
                 continue;
             }
@@ -443,11 +510,20 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row) -> Result<()>) -> Result
             f(parse_row(&rec, origin)?)?;
         }
         if first {
-            return Err(Error::parse(path, Some(1), "empty file: expected the measurement CSV header"));
+            return Err(Error::parse(
+                path,
+                Some(1),
+                "empty file: expected the measurement CSV header",
+            ));
         }
     }
     let bytes = hashing.hasher.len();
-    Ok(Source { path: path.display().to_string(), sha256: hashing.hasher.hex(), bytes, rows: 0 })
+    Ok(Source {
+        path: path.display().to_string(),
+        sha256: hashing.hasher.hex(),
+        bytes,
+        rows: 0,
+    })
 }
 
 fn csv_err(path: &Path, e: &csv::Error) -> Error {
@@ -475,7 +551,12 @@ fn parse_row(rec: &csv::StringRecord, origin: Origin) -> Result<Row> {
         if v.is_empty() {
             return Ok(None);
         }
-        v.parse::<u32>().map(Some).map_err(|_| origin.err(format!("column '{}' = '{v}': must be an integer >= 0", HEADER[i])))
+        v.parse::<u32>().map(Some).map_err(|_| {
+            origin.err(format!(
+                "column '{}' = '{v}': must be an integer >= 0",
+                HEADER[i]
+            ))
+        })
     };
     let opt_f64 = |i: usize| -> Result<Option<f64>> {
         let v = get(i);
@@ -484,29 +565,45 @@ fn parse_row(rec: &csv::StringRecord, origin: Origin) -> Result<Row> {
         }
         match v.parse::<f64>() {
             Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-            _ => Err(origin.err(format!("column '{}' = '{v}': must be a finite number >= 0", HEADER[i]))),
+            _ => Err(origin.err(format!(
+                "column '{}' = '{v}': must be a finite number >= 0",
+                HEADER[i]
+            ))),
         }
     };
     let technique = text(0)?;
     if technique != "specdec" {
-        return Err(origin.err(format!("technique = '{technique}': only 'specdec' measurements are supported")));
+        return Err(origin.err(format!(
+            "technique = '{technique}': only 'specdec' measurements are supported"
+        )));
     }
     let kind = match get(2) {
         "forward" => Kind::Forward,
         "acceptance" => Kind::Acceptance,
         "e2e" => Kind::E2e,
-        other => return Err(origin.err(format!("kind = '{other}': must be forward, acceptance or e2e"))),
+        other => {
+            return Err(origin.err(format!(
+                "kind = '{other}': must be forward, acceptance or e2e"
+            )))
+        }
     };
     let value = opt_f64(11)?.ok_or_else(|| origin.err("column 'value' is empty"))?;
     if kind != Kind::Acceptance && value <= 0.0 {
-        return Err(origin.err(format!("value = {value}: a {} measurement must be > 0", kind.as_str())));
+        return Err(origin.err(format!(
+            "value = {value}: a {} measurement must be > 0",
+            kind.as_str()
+        )));
     }
     let repeats_text = get(12);
     let repeats = repeats_text
         .parse::<u64>()
         .ok()
         .filter(|r| *r >= 1)
-        .ok_or_else(|| origin.err(format!("column 'repeats' = '{repeats_text}': must be an integer >= 1")))?;
+        .ok_or_else(|| {
+            origin.err(format!(
+                "column 'repeats' = '{repeats_text}': must be an integer >= 1"
+            ))
+        })?;
     let batch = opt_u32(6)?;
     if batch == Some(0) {
         return Err(origin.err("column 'batch' = '0': must be an integer >= 1"));
@@ -549,13 +646,27 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A forward point built directly (unit tests of the fit).
-    pub(crate) fn forward_point(model: &str, layers: Option<(u32, u32)>, b: f64, n: f64, c: f64, measured_s: f64) -> ForwardPoint {
+    pub(crate) fn forward_point(
+        model: &str,
+        layers: Option<(u32, u32)>,
+        b: f64,
+        n: f64,
+        c: f64,
+        measured_s: f64,
+    ) -> ForwardPoint {
         ForwardPoint {
-            origin: Origin { file: Arc::from(Path::new("test.csv")), line: 2 },
+            origin: Origin {
+                file: Arc::from(Path::new("test.csv")),
+                line: 2,
+            },
             set: "test".into(),
             model: model.into(),
             layers,
-            shape: Shape { batch: b, new_tokens: n, context_tokens: c },
+            shape: Shape {
+                batch: b,
+                new_tokens: n,
+                context_tokens: c,
+            },
             measured_s,
             repeats: 1,
             spread: None,
@@ -589,7 +700,14 @@ mod tests {
         );
         let ds = load(&body).unwrap();
         assert_eq!(ds.forward.len(), 1);
-        assert_eq!(ds.forward[0].shape, Shape { batch: 4.0, new_tokens: 2.0, context_tokens: 100.0 });
+        assert_eq!(
+            ds.forward[0].shape,
+            Shape {
+                batch: 4.0,
+                new_tokens: 2.0,
+                context_tokens: 100.0
+            }
+        );
         assert_eq!(ds.e2e.len(), 2);
         let c = &ds.curves[&ds.e2e[0].run_key()];
         assert_eq!(c.acceptance().unwrap().expected_tokens(2), 2.3);
@@ -600,7 +718,10 @@ mod tests {
     #[test]
     fn e2e_rows_can_never_become_forward_points() {
         let r = Row {
-            origin: Origin { file: Arc::from(Path::new("x.csv")), line: 2 },
+            origin: Origin {
+                file: Arc::from(Path::new("x.csv")),
+                line: 2,
+            },
             technique: "specdec".into(),
             set: "s".into(),
             kind: Kind::E2e,
@@ -619,7 +740,10 @@ mod tests {
             provenance: Provenance::default(),
         };
         let e = ForwardPoint::from_row(&r).unwrap_err().to_string();
-        assert!(e.starts_with("x.csv:2:") && e.contains("only kind=forward rows are fitted"), "{e}");
+        assert!(
+            e.starts_with("x.csv:2:") && e.contains("only kind=forward rows are fitted"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -42,11 +42,20 @@ impl ErrorStats {
         let rms = errs.iter().map(|e| e * e).mean().sqrt();
         let ci = if n >= 2 {
             let sd = errs.iter().std_dev();
-            StudentsT::new(0.0, 1.0, (n - 1) as f64).map(|t| t.inverse_cdf(0.975) * sd / (n as f64).sqrt()).unwrap_or(f64::NAN)
+            StudentsT::new(0.0, 1.0, (n - 1) as f64)
+                .map(|t| t.inverse_cdf(0.975) * sd / (n as f64).sqrt())
+                .unwrap_or(f64::NAN)
         } else {
             0.0
         };
-        Some(ErrorStats { points: n, mape, max_abs_pct_err: max, mean_pct_err: mean, rms_pct_err: rms, bias_ci95: ci })
+        Some(ErrorStats {
+            points: n,
+            mape,
+            max_abs_pct_err: max,
+            mean_pct_err: mean,
+            rms_pct_err: rms,
+            bias_ci95: ci,
+        })
     }
 }
 

@@ -25,7 +25,10 @@ const COLORS: [RGBColor; 8] = [
 ];
 
 trait Chart {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> std::result::Result<(), String>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static;
 }
@@ -38,8 +41,10 @@ fn render<C: Chart>(c: &C, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        c.draw(&root).map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-        root.present().map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        c.draw(&root)
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        root.present()
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
     }
     let mut bytes = Vec::new();
     {
@@ -51,8 +56,10 @@ fn render<C: Chart>(c: &C, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
-        c.draw(&root).map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-        root.present().map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        c.draw(&root)
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        root.present()
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
     }
     write_atomic(&png, &bytes)?;
     write_atomic(&svg, text.as_bytes())?;
@@ -64,19 +71,29 @@ struct Parity<'a> {
 }
 
 impl Chart for Parity<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> std::result::Result<(), String>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let vals = self.points.iter().flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s]).filter(|v| v.is_finite() && *v > 0.0);
+        let vals = self
+            .points
+            .iter()
+            .flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s])
+            .filter(|v| v.is_finite() && *v > 0.0);
         let lo = vals.clone().fold(f64::INFINITY, f64::min) / 1.2;
         let hi = vals.fold(0.0, f64::max) * 1.2;
         if !(lo.is_finite() && hi > lo) {
             return Err("no finite points".into());
         }
         let mut chart = ChartBuilder::on(root)
-            .caption("specdec validation: predicted vs measured tokens/s", ("sans-serif", 22))
+            .caption(
+                "specdec validation: predicted vs measured tokens/s",
+                ("sans-serif", 22),
+            )
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(80)
@@ -91,19 +108,29 @@ impl Chart for Parity<'_> {
             .draw()
             .map_err(|e| e.to_string())?;
         chart
-            .draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(lo, lo), (hi, hi)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(|e| e.to_string())?
             .label("y = x")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
         let grey = RGBColor(150, 150, 150);
         for f in [1.1, 1.0 / 1.1] {
             chart
-                .draw_series(DashedLineSeries::new(vec![(lo, lo * f), (hi, hi * f)], 6, 4, grey.stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    vec![(lo, lo * f), (hi, hi * f)],
+                    6,
+                    4,
+                    grey.stroke_width(1),
+                ))
                 .map_err(|e| e.to_string())?;
         }
         let mut sets: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for p in self.points {
-            sets.entry(p.set.as_str()).or_default().push((p.measured_tokens_per_s, p.predicted_tokens_per_s));
+            sets.entry(p.set.as_str())
+                .or_default()
+                .push((p.measured_tokens_per_s, p.predicted_tokens_per_s));
         }
         for (i, (name, pts)) in sets.into_iter().enumerate() {
             let c = COLORS[i % COLORS.len()];
@@ -131,17 +158,31 @@ struct GammaCurves<'a> {
 }
 
 impl Chart for GammaCurves<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> std::result::Result<(), String>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut by_batch: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for p in &self.points {
-            by_batch.entry(p.batch).or_default().push((f64::from(p.gamma), p.measured_tokens_per_s, p.predicted_tokens_per_s));
+            by_batch.entry(p.batch).or_default().push((
+                f64::from(p.gamma),
+                p.measured_tokens_per_s,
+                p.predicted_tokens_per_s,
+            ));
         }
-        let ys = self.points.iter().flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s]).filter(|v| v.is_finite() && *v > 0.0);
-        let (ylo, yhi) = (ys.clone().fold(f64::INFINITY, f64::min) / 1.2, ys.fold(0.0, f64::max) * 1.2);
+        let ys = self
+            .points
+            .iter()
+            .flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s])
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let (ylo, yhi) = (
+            ys.clone().fold(f64::INFINITY, f64::min) / 1.2,
+            ys.fold(0.0, f64::max) * 1.2,
+        );
         let gmax = self.points.iter().map(|p| p.gamma).max().unwrap_or(1);
         if !(ylo.is_finite() && yhi > ylo) {
             return Err("no finite points".into());
@@ -170,14 +211,22 @@ impl Chart for GammaCurves<'_> {
                 .draw_series(LineSeries::new(meas.clone(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(format!("b={b} measured"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart.draw_series(meas.into_iter().map(|p| Circle::new(p, 4, c.filled()))).map_err(|e| e.to_string())?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(meas.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+                .map_err(|e| e.to_string())?;
             chart
                 .draw_series(DashedLineSeries::new(pred.clone(), 8, 5, c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(format!("b={b} predicted"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2)));
-            chart.draw_series(pred.into_iter().map(|p| TriangleMarker::new(p, 5, c))).map_err(|e| e.to_string())?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pred.into_iter().map(|p| TriangleMarker::new(p, 5, c)))
+                .map_err(|e| e.to_string())?;
         }
         chart
             .configure_series_labels()
@@ -193,7 +242,15 @@ impl Chart for GammaCurves<'_> {
 
 /// A file-name-safe version of `s`.
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Writes `parity.{png,svg}` and one `gamma-<set>-<model>-<draft>.{png,svg}` per (set, target,
@@ -205,11 +262,16 @@ pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = render(&Parity { points }, dir, "parity")?;
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&PointResult>> = BTreeMap::new();
     for p in points.iter().filter(|p| p.gamma > 0) {
-        groups.entry((p.set.as_str(), p.model.as_str(), p.draft.as_str())).or_default().push(p);
+        groups
+            .entry((p.set.as_str(), p.model.as_str(), p.draft.as_str()))
+            .or_default()
+            .push(p);
     }
     for ((set, model, draft), mut v) in groups {
         let batches: Vec<u32> = v.iter().map(|p| p.batch).collect();
-        v.extend(points.iter().filter(|p| p.gamma == 0 && p.set == set && p.model == model && batches.contains(&p.batch)));
+        v.extend(points.iter().filter(|p| {
+            p.gamma == 0 && p.set == set && p.model == model && batches.contains(&p.batch)
+        }));
         let title = format!("{set}: {model} + {draft}");
         let stem = format!("gamma-{}-{}-{}", slug(set), slug(model), slug(draft));
         files.extend(render(&GammaCurves { title, points: v }, dir, &stem)?);

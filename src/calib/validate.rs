@@ -14,7 +14,9 @@ use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, LatencyDefaults};
 use crate::error::{Error, Result};
-use crate::specdec::{analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape};
+use crate::specdec::{
+    analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,7 +32,10 @@ pub struct Tolerance {
 impl Default for Tolerance {
     /// Issue 3's goal: MAPE ≤ 5%, max ≤ 10%.
     fn default() -> Self {
-        Tolerance { mape: 0.05, max_abs_pct_err: 0.10 }
+        Tolerance {
+            mape: 0.05,
+            max_abs_pct_err: 0.10,
+        }
     }
 }
 
@@ -154,7 +159,10 @@ fn drafter(e: &E2ePoint) -> Result<Drafter> {
         if d == "none" {
             Ok(Drafter::None)
         } else if let Some(n) = d.strip_prefix("layerskip:E=") {
-            n.parse::<u32>().map(Drafter::LayerSkip).map_err(|_| e.origin.err(format!("draft = '{d}': expected layerskip:E=<integer>")))
+            n.parse::<u32>().map(Drafter::LayerSkip).map_err(|_| {
+                e.origin
+                    .err(format!("draft = '{d}': expected layerskip:E=<integer>"))
+            })
         } else {
             Ok(Drafter::Model(d.to_string()))
         }
@@ -171,25 +179,43 @@ fn drafter(e: &E2ePoint) -> Result<Drafter> {
 
 /// Predicts one point from the latency parameters `hw` and the acceptance curve `acc` (None for
 /// autoregressive points). Returns (E, draft_step_s, verify_step_s, step_s, tokens/s, cost label).
-fn predict(cat: &Catalog, hw: HwRates, e: &E2ePoint, acc: Option<Acceptance>) -> Result<(f64, f64, f64, f64, f64, String)> {
+fn predict(
+    cat: &Catalog,
+    hw: HwRates,
+    e: &E2ePoint,
+    acc: Option<Acceptance>,
+) -> Result<(f64, f64, f64, f64, f64, String)> {
     let model = |name: &str| -> Result<ForwardModel> {
-        let arch = cat.llm(name).map_err(|err| e.origin.err(err.to_string()))?.clone();
+        let arch = cat
+            .llm(name)
+            .map_err(|err| e.origin.err(err.to_string()))?
+            .clone();
         ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
     };
     let target = model(&e.model)?;
     let b = f64::from(e.batch);
     let d = drafter(e)?;
     if d == Drafter::None {
-        let t = target.forward_s(Shape { batch: b, new_tokens: 1.0, context_tokens: e.context_tokens });
+        let t = target.forward_s(Shape {
+            batch: b,
+            new_tokens: 1.0,
+            context_tokens: e.context_tokens,
+        });
         return Ok((1.0, 0.0, t, t, b / t, "none".into()));
     }
     let acc = acc.ok_or_else(|| e.origin.err("speculative point without a survival curve"))?;
     let (cost, label) = match &d {
         Drafter::Model(m) => (
-            CostModel::DraftModel { target, draft: model(m)? },
+            CostModel::DraftModel {
+                target,
+                draft: model(m)?,
+            },
             m.clone(),
         ),
-        Drafter::LayerSkip(n) => (CostModel::early_exit(target, *n).map_err(|err| e.origin.err(err.to_string()))?, format!("layerskip:E={n}")),
+        Drafter::LayerSkip(n) => (
+            CostModel::early_exit(target, *n).map_err(|err| e.origin.err(err.to_string()))?,
+            format!("layerskip:E={n}"),
+        ),
         Drafter::None => unreachable!("handled above"),
     };
     let p = Params {
@@ -204,7 +230,14 @@ fn predict(cat: &Catalog, hw: HwRates, e: &E2ePoint, acc: Option<Acceptance>) ->
     };
     p.validate().map_err(|err| e.origin.err(err.to_string()))?;
     let m = analytic::at_gamma(&p, e.gamma);
-    Ok((m.expected_tokens_per_step, m.draft_step_s, m.verify_step_s, m.step_s, m.tokens_per_s, label))
+    Ok((
+        m.expected_tokens_per_step,
+        m.draft_step_s,
+        m.verify_step_s,
+        m.step_s,
+        m.tokens_per_s,
+        label,
+    ))
 }
 
 /// Predicts every end-to-end point of `ds` on catalog GPU `gpu` and summarises the error per set.
@@ -218,7 +251,11 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
     let g = cat.gpu(gpu)?;
     if ds.e2e.is_empty() {
         let files: Vec<&str> = ds.sources.iter().map(|s| s.path.as_str()).collect();
-        return Err(Error::range("measurement sets", format!("no e2e rows in [{}]", files.join(", ")), "at least one kind=e2e row to validate"));
+        return Err(Error::range(
+            "measurement sets",
+            format!("no e2e rows in [{}]", files.join(", ")),
+            "at least one kind=e2e row to validate",
+        ));
     }
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
@@ -226,7 +263,10 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
     let mut points = Vec::with_capacity(ds.e2e.len());
     for e in &ds.e2e {
         let acc = if e.gamma > 0 {
-            let c = ds.curves.get(&e.run_key()).ok_or_else(|| e.origin.err("no matching acceptance rows"))?;
+            let c = ds
+                .curves
+                .get(&e.run_key())
+                .ok_or_else(|| e.origin.err("no matching acceptance rows"))?;
             Some(c.acceptance()?)
         } else {
             None
@@ -277,7 +317,12 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
             })
         })
         .collect();
-    Ok(Validation { points, sets, latency, calibrated })
+    Ok(Validation {
+        points,
+        sets,
+        latency,
+        calibrated,
+    })
 }
 
 #[cfg(test)]
@@ -286,9 +331,19 @@ mod tests {
 
     #[test]
     fn draft_is_read_from_the_command() {
-        assert_eq!(draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8").as_deref(), Some("val-d2"));
-        assert_eq!(draft_from_command("x --draft=val-d1 y").as_deref(), Some("val-d1"));
-        assert_eq!(draft_from_command("x --draft-model 'val-d3'").as_deref(), Some("val-d3"));
+        assert_eq!(
+            draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8")
+                .as_deref(),
+            Some("val-d2")
+        );
+        assert_eq!(
+            draft_from_command("x --draft=val-d1 y").as_deref(),
+            Some("val-d1")
+        );
+        assert_eq!(
+            draft_from_command("x --draft-model 'val-d3'").as_deref(),
+            Some("val-d3")
+        );
         assert_eq!(draft_from_command("x --target val-t"), None);
     }
 }

@@ -2,3 +2,5 @@
 
 mod cli_specdec;
 mod cli_run;
+mod calib;
+mod calib_synth;

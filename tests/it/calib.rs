@@ -1,0 +1,333 @@
+//! `perfcast calibrate` and `perfcast validate` end to end: recovery of known parameters from
+//! synthetic data, one-line errors, exit codes, and the committed measurements (CI fidelity gate).
+
+use super::calib_synth::{e2e_csv, fixture, forward_csv, HEADER, TRUE};
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn perfcast() -> Command {
+    Command::cargo_bin("perfcast").unwrap()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `calibrate` on `csv` into `<dir>/cat/calibration/h200.toml`; returns the JSON output.
+fn calibrate(dir: &Path, csv: &Path) -> serde_json::Value {
+    let out = dir.join("cat/calibration/h200.toml");
+    let o = perfcast()
+        .args([
+            "calibrate",
+            "--gpu",
+            "h200",
+            "--format",
+            "json",
+            "--results",
+        ])
+        .arg(csv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn fit_recovers_known_parameters_from_noisy_synthetic_data() {
+    // 96 forward points generated from TRUE with 1% multiplicative Gaussian noise (seed 1).
+    // Tolerances: efficiencies within 2% of the truth, per-step/per-layer overheads within 15%
+    // (they are 1–10% of a forward's time, so 1% noise on the total moves them most).
+    let d = tempfile::tempdir().unwrap();
+    let csv = d.path().join("synthetic-forward.csv");
+    std::fs::write(&csv, format!("{HEADER}{}", forward_csv(0.01, 1))).unwrap();
+    let v = calibrate(d.path(), &csv);
+    let l = &v["latency"];
+    let rel = |k: &str, want: f64| (l[k].as_f64().unwrap() - want).abs() / want;
+    assert!(rel("flops_efficiency", TRUE.flops_efficiency) < 0.02, "{l}");
+    assert!(rel("bw_efficiency", TRUE.bw_efficiency) < 0.02, "{l}");
+    assert!(rel("layer_overhead_s", TRUE.layer_overhead_s) < 0.15, "{l}");
+    assert!(rel("step_overhead_s", TRUE.step_overhead_s) < 0.15, "{l}");
+    // The residuals are the noise: RMS relative error ≈ 1% (tolerance: below 1.5%).
+    assert!(
+        v["fit"]["rms_rel_err"].as_f64().unwrap() < 0.015,
+        "{}",
+        v["fit"]
+    );
+    assert_eq!(v["residuals"].as_array().unwrap().len(), 96);
+    // Without noise the fit is exact (tolerance 1e-6 relative).
+    std::fs::write(&csv, format!("{HEADER}{}", forward_csv(0.0, 1))).unwrap();
+    let v = calibrate(d.path(), &csv);
+    let l = &v["latency"];
+    for (k, want) in [
+        ("flops_efficiency", TRUE.flops_efficiency),
+        ("bw_efficiency", TRUE.bw_efficiency),
+        ("layer_overhead_s", TRUE.layer_overhead_s),
+        ("step_overhead_s", TRUE.step_overhead_s),
+    ] {
+        let got = l[k].as_f64().unwrap();
+        assert!((got - want).abs() <= 1e-6 * want, "{k}: {got} vs {want}");
+    }
+    // The written file is read back by `specdec` through --catalog.
+    let o = perfcast()
+        .arg("--catalog")
+        .arg(d.path().join("cat"))
+        .args([
+            "specdec",
+            "--target",
+            "llama-3.1-8b",
+            "--draft",
+            "llama-3.2-1b",
+            "--alpha",
+            "0.8",
+            "--gamma",
+            "4",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let cal: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = perfcast()
+        .args([
+            "specdec",
+            "--target",
+            "llama-3.1-8b",
+            "--draft",
+            "llama-3.2-1b",
+            "--alpha",
+            "0.8",
+            "--gamma",
+            "4",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let def: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(
+        cal["step_s"], def["step_s"],
+        "the calibration must change the prediction"
+    );
+}
+
+#[test]
+fn calibration_ignores_e2e_rows() {
+    // Same forward rows, with and without e2e rows whose throughput is off by +50%: the fitted
+    // parameters are bit-identical (only kind=forward rows are fitted).
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.csv");
+    let b = d.path().join("b.csv");
+    std::fs::write(&a, format!("{HEADER}{}", forward_csv(0.01, 3))).unwrap();
+    std::fs::write(
+        &b,
+        format!(
+            "{HEADER}{}{}",
+            forward_csv(0.01, 3),
+            e2e_csv("skewed", 0.0, 0.5, 4)
+        ),
+    )
+    .unwrap();
+    let va = calibrate(d.path(), &a);
+    let vb = calibrate(d.path(), &b);
+    assert_eq!(va["latency"], vb["latency"]);
+}
+
+#[test]
+fn committed_synthetic_fixture_is_the_generators_output() {
+    let committed =
+        std::fs::read_to_string(root().join("tests/fixtures/synthetic-specdec.csv")).unwrap();
+    assert!(committed == fixture(), "tests/fixtures/synthetic-specdec.csv is stale: run `cargo test -- --ignored regenerate_synthetic_fixture`");
+}
+
+#[test]
+#[ignore = "writes tests/fixtures/synthetic-specdec.csv"]
+fn regenerate_synthetic_fixture() {
+    std::fs::write(
+        root().join("tests/fixtures/synthetic-specdec.csv"),
+        fixture(),
+    )
+    .unwrap();
+}
+
+fn validate(
+    dir: &Path,
+    catalog: &Path,
+    results: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let o = perfcast()
+        .arg("--catalog")
+        .arg(catalog)
+        .args(["validate", "--format", "json", "--results"])
+        .arg(results)
+        .arg("--out")
+        .arg(dir.join("report"))
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap(), v, stderr)
+}
+
+#[test]
+fn validate_passes_within_tolerance_and_exits_1_outside() {
+    let d = tempfile::tempdir().unwrap();
+    let fx = root().join("tests/fixtures/synthetic-specdec.csv");
+    calibrate(d.path(), &fx);
+    let cat = d.path().join("cat");
+    // The fixture's e2e points carry 1.5% noise: MAPE ≈ 1.2%, max < 5% → pass, exit 0.
+    let (code, v, err) = validate(d.path(), &cat, &fx, &[]);
+    assert_eq!(code, 0, "{err} {v}");
+    let sets = v.as_array().unwrap();
+    assert_eq!(sets.len(), 1);
+    let s = &sets[0];
+    assert_eq!(s["set"], "synthetic-e2e");
+    assert_eq!(s["technique"], "specdec");
+    assert_eq!(s["points"], 27);
+    assert_eq!(s["pass"], true);
+    assert!(s["mape"].as_f64().unwrap() < 0.03, "{s}");
+    assert_eq!(s["tolerance"]["mape"], 0.05);
+    assert_eq!(s["tolerance"]["max_abs_pct_err"], 0.1);
+    for f in [
+        "points.csv",
+        "sets.csv",
+        "parity.png",
+        "parity.svg",
+        "gamma-synthetic-e2e-llama-3.1-8b-llama-3.2-1b.png",
+        "gamma-synthetic-e2e-llama-3.1-8b-layerskip_E_8.svg",
+    ] {
+        assert!(d.path().join("report").join(f).is_file(), "missing {f}");
+    }
+    // A tighter tolerance than the noise fails: exit 1, pass = false.
+    let (code, v, _) = validate(d.path(), &cat, &fx, &["--max-mape", "0.001"]);
+    assert_eq!(code, 1);
+    assert_eq!(v[0]["pass"], false);
+    // A set whose throughput is 20% above the model fails at the default tolerance, while the
+    // good set in the same directory still passes.
+    let dir = d.path().join("results");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(&fx, dir.join("a.csv")).unwrap();
+    std::fs::write(
+        dir.join("b.csv"),
+        format!("{HEADER}{}", e2e_csv("skewed", 0.0, 0.2, 5)),
+    )
+    .unwrap();
+    let (code, v, _) = validate(d.path(), &cat, &dir, &[]);
+    assert_eq!(code, 1);
+    let by: std::collections::BTreeMap<String, bool> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["set"].as_str().unwrap().to_string(),
+                s["pass"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(by["synthetic-e2e"]);
+    assert!(!by["skewed"]);
+    // Predictions must not depend on the measured throughput: the predicted column is the same
+    // for the skewed set as for an unskewed copy.
+    let pts = std::fs::read_to_string(d.path().join("report/points.csv")).unwrap();
+    assert!(pts
+        .lines()
+        .next()
+        .unwrap()
+        .contains("predicted_tokens_per_s"));
+}
+
+#[test]
+fn malformed_results_exit_2_with_one_line_naming_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.csv");
+    let good_row = forward_csv(0.0, 1).lines().next().unwrap().to_string();
+    std::fs::write(
+        &bad,
+        format!(
+            "{HEADER}{good_row}\n{}\n",
+            good_row.replace(",forward_s,", ",forward_seconds,")
+        ),
+    )
+    .unwrap();
+    for cmd in [
+        vec!["calibrate", "--results"],
+        vec!["validate", "--results"],
+    ] {
+        let o = perfcast()
+            .args(&cmd)
+            .arg(&bad)
+            .arg("--out")
+            .arg(d.path().join("o"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(
+            e.contains("bad.csv:3:") && e.contains("metric = 'forward_seconds'"),
+            "{e}"
+        );
+    }
+    // No output directory was left behind by the failed validate.
+    assert!(!d.path().join("o").exists());
+}
+
+#[test]
+fn committed_measurements_pass_validation() {
+    // The CI fidelity gate: `perfcast validate` on the committed validation/results/ with the
+    // embedded calibration must pass (exit 0); a model change that breaks fidelity fails here.
+    let dir = root().join("validation/results");
+    let has_sets = dir.is_dir()
+        && std::fs::read_dir(&dir)
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "csv"));
+    let d = tempfile::tempdir().unwrap();
+    let o = perfcast()
+        .current_dir(root())
+        .args(["validate", "--format", "json", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    if !has_sets {
+        // Nothing committed yet: validate says so in one line and exits 2.
+        assert_eq!(o.status.code(), Some(2));
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "validate failed on the committed measurements: {v:#} {stderr}"
+    );
+    for s in v.as_array().unwrap() {
+        assert_eq!(s["calibrated"], true, "{s}");
+        assert!(
+            s["mape"].as_f64().unwrap() <= 0.05 && s["max_abs_pct_err"].as_f64().unwrap() <= 0.10,
+            "{s}"
+        );
+    }
+    // The recorded errors that reports cite match what validate computes now (tolerance 1e-9).
+    let rec: toml::Table = toml::from_str(
+        &std::fs::read_to_string(root().join("models/calibration/h200-validation.toml")).unwrap(),
+    )
+    .unwrap();
+    for r in rec["set"].as_array().unwrap() {
+        let name = r["set"].as_str().unwrap();
+        let now = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["set"] == name)
+            .unwrap_or_else(|| panic!("recorded set {name} no longer validated"));
+        assert!(
+            (now["mape"].as_f64().unwrap() - r["mape"].as_float().unwrap()).abs() < 1e-9,
+            "{name}: recorded MAPE is stale"
+        );
+    }
+}
