@@ -97,12 +97,18 @@ impl Chart for Parity<'_> {
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())
+            .build_cartesian_2d(
+                (lo..hi).log_scale().with_key_points(ticks(lo, hi)),
+                (lo..hi).log_scale().with_key_points(ticks(lo, hi)),
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("measured throughput (tokens/s, whole batch)")
             .y_desc("predicted throughput (tokens/s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE)
             .axis_desc_style(("sans-serif", 18))
             .label_style(("sans-serif", 14))
             .draw()
@@ -192,12 +198,19 @@ impl Chart for GammaCurves<'_> {
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d(-0.3f64..(f64::from(gmax) + 0.3), (ylo..yhi).log_scale())
+            .build_cartesian_2d(
+                -0.3f64..(f64::from(gmax) + 0.3),
+                (ylo..yhi).log_scale().with_key_points(ticks(ylo, yhi)),
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("lookahead γ (draft tokens per step; 0 = autoregressive)")
             .y_desc("throughput (tokens/s, whole batch)")
+            .x_labels(10)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE)
             .axis_desc_style(("sans-serif", 18))
             .label_style(("sans-serif", 14))
             .draw()
@@ -238,6 +251,22 @@ impl Chart for GammaCurves<'_> {
             .map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// Log-axis ticks at 1-2-5 × 10^k within [lo, hi].
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut v = Vec::new();
+    let mut e = lo.log10().floor() as i32;
+    while 10f64.powi(e) <= hi * 10.0 && v.len() < 64 {
+        for m in [1.0, 2.0, 5.0] {
+            let t = m * 10f64.powi(e);
+            if t >= lo && t <= hi {
+                v.push(t);
+            }
+        }
+        e += 1;
+    }
+    v
 }
 
 /// A file-name-safe version of `s`.

@@ -9,6 +9,15 @@
 //!
 //! An autoregressive point (draft `none`) is predicted as b / t_target(b, 1, c). The measured
 //! tokens/s of a point is read only to compute its error, after the prediction.
+//!
+//! **Static batches.** The harness decodes a fixed batch of b sequences until *every* sequence
+//! has `new_tokens` = n tokens (finished sequences keep their slot), whereas the specdec model
+//! describes steady-state continuous batching (b·E tokens per step). The rounds a static batch
+//! needs are R_max = max over its b sequences of R_s = min{r : X_1 + … + X_r ≥ n}, where X (tokens
+//! per round) has P(X = k + 1) = S(k) − S(k + 1) from the same measured survival curve. So the
+//! prediction is b·n / (E[R_max] · step_s), with E[R_max] = Σ_r (1 − P(R ≤ r)^b) computed exactly
+//! by dynamic programming ([`expected_rounds_static_batch`]); `batch_tail_factor` in the output
+//! is (n/E)/E[R_max], the throughput lost to waiting for the batch's slowest sequence.
 
 use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
@@ -70,6 +79,10 @@ pub struct PointResult {
     pub verify_step_s: f64,
     /// Predicted step: γ · draft + verify, seconds.
     pub step_s: f64,
+    /// Expected rounds until every sequence of the static batch has `new_tokens` tokens.
+    pub expected_rounds: f64,
+    /// (n/E)/expected_rounds: steady-state rounds over static-batch rounds (1 = no tail loss).
+    pub batch_tail_factor: f64,
     /// Predicted tokens/s (whole batch).
     pub predicted_tokens_per_s: f64,
     /// Measured tokens/s (whole batch).
@@ -240,6 +253,58 @@ fn predict(
     ))
 }
 
+/// Expected number of speculation rounds until all `batch` sequences have emitted at least `n`
+/// tokens, when each sequence independently emits X tokens per round with
+/// P(X = k + 1) = S(k) − S(k + 1) (S from `acc`, S(0) = 1, S(γ + 1) = 0): E[max_s R_s] =
+/// Σ_{r ≥ 0} (1 − F(r)^batch), F(r) = P(X_1 + … + X_r ≥ n), by dynamic programming over the
+/// tokens emitted so far (O(n·γ) per round, at most n rounds).
+pub fn expected_rounds_static_batch(acc: &Acceptance, gamma: u32, n: u32, batch: u32) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let g = gamma as usize;
+    let pmf: Vec<f64> = (0..=g)
+        .map(|k| {
+            acc.survival_at(k as u32)
+                - if k == g {
+                    0.0
+                } else {
+                    acc.survival_at(k as u32 + 1)
+                }
+        })
+        .collect();
+    let n = n as usize;
+    // dist[t] = P(t tokens so far and not yet done), t < n.
+    let mut dist = vec![0.0; n];
+    dist[0] = 1.0;
+    let mut done = 0.0_f64;
+    let mut expected = 1.0; // r = 0: F(0) = 0, so 1 − 0^b = 1.
+    for _round in 1..=n {
+        let mut next = vec![0.0; n];
+        for (t, &p) in dist.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            for (k, &q) in pmf.iter().enumerate() {
+                let t2 = t + k + 1;
+                if t2 >= n {
+                    done += p * q;
+                } else {
+                    next[t2] += p * q;
+                }
+            }
+        }
+        dist = next;
+        let f = done.min(1.0);
+        let tail = 1.0 - f.powi(batch as i32);
+        if tail < 1e-15 {
+            break;
+        }
+        expected += tail;
+    }
+    expected
+}
+
 /// Predicts every end-to-end point of `ds` on catalog GPU `gpu` and summarises the error per set.
 ///
 /// # Errors
@@ -271,7 +336,13 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
         } else {
             None
         };
-        let (et, ds_, vs, ss, tps, label) = predict(cat, hw, e, acc)?;
+        let rounds = match &acc {
+            Some(a) => expected_rounds_static_batch(a, e.gamma, e.new_tokens, e.batch),
+            None => f64::from(e.new_tokens),
+        };
+        let (et, ds_, vs, ss, _steady_tps, label) = predict(cat, hw, e, acc)?;
+        let n = f64::from(e.new_tokens);
+        let tps = f64::from(e.batch) * n / (rounds * ss);
         points.push(PointResult {
             set: e.set.clone(),
             file: e.origin.file.display().to_string(),
@@ -287,6 +358,8 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
             draft_step_s: ds_,
             verify_step_s: vs,
             step_s: ss,
+            expected_rounds: rounds,
+            batch_tail_factor: (n / et) / rounds,
             predicted_tokens_per_s: tps,
             measured_tokens_per_s: e.measured_tokens_per_s,
             rel_err: rel_err(tps, e.measured_tokens_per_s),
@@ -328,6 +401,47 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_batch_rounds_limits_and_monte_carlo() {
+        // α = 1: every round emits γ + 1 tokens: ⌈n/(γ+1)⌉ rounds exactly.
+        let all = Acceptance::survival(vec![1.0; 4]).unwrap();
+        assert!((expected_rounds_static_batch(&all, 4, 256, 32) - 52.0).abs() < 1e-9);
+        // α = 0: one token per round: n rounds.
+        let none = Acceptance::survival(vec![0.0; 3]).unwrap();
+        assert!((expected_rounds_static_batch(&none, 3, 100, 8) - 100.0).abs() < 1e-9);
+        // Monte-Carlo with the same curve: 20 000 batches of 8 sequences, n = 64; the exact
+        // expectation must lie within 4 standard errors of the sample mean.
+        use rand::SeedableRng;
+        let acc = Acceptance::survival(vec![0.8, 0.55, 0.3, 0.12]).unwrap();
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
+        let trials = 20_000;
+        let mut v = Vec::with_capacity(trials);
+        for _ in 0..trials {
+            let mut worst = 0u32;
+            for _ in 0..8 {
+                let (mut t, mut r) = (0u32, 0u32);
+                while t < 64 {
+                    t += acc.sample_accepted(&mut rng, 4) + 1;
+                    r += 1;
+                }
+                worst = worst.max(r);
+            }
+            v.push(f64::from(worst));
+        }
+        let mean = v.iter().sum::<f64>() / trials as f64;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (trials as f64 - 1.0)).sqrt();
+        let exact = expected_rounds_static_batch(&acc, 4, 64, 8);
+        assert!(
+            (exact - mean).abs() < 4.0 * sd / (trials as f64).sqrt(),
+            "exact {exact} vs MC {mean} ± {}",
+            sd / (trials as f64).sqrt()
+        );
+        // A batch waits for its slowest sequence: more rounds than one sequence needs, which needs
+        // at least n/E (renewal theory: n/E + O(1)).
+        let one = expected_rounds_static_batch(&acc, 4, 64, 1);
+        assert!(exact > one && one >= 64.0 / acc.expected_tokens(4));
+    }
 
     #[test]
     fn draft_is_read_from_the_command() {

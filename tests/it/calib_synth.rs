@@ -2,6 +2,7 @@
 //! measurement-CSV contract. Used by the calibrate/validate tests; the committed fixture
 //! `tests/fixtures/synthetic-specdec.csv` is this generator's output (checked by a test).
 
+use perfcast::calib::validate::expected_rounds_static_batch;
 use perfcast::catalog::LatencyDefaults;
 use perfcast::specdec::{
     analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
@@ -61,7 +62,8 @@ pub fn forward_csv(noise: f64, seed: u64) -> String {
 }
 
 /// Acceptance + e2e rows: speculative points over γ × batch for a draft model and LayerSkip, and
-/// autoregressive points; tokens/s from the analytic model at TRUE × (1 + bias + noise·N(0,1)).
+/// autoregressive points, for static batches of 256 new tokens per sequence: tokens/s =
+/// b·n/(E[rounds]·step_s) from the analytic step time at TRUE, × (1 + bias + noise·N(0,1)).
 pub fn e2e_csv(set: &str, noise: f64, bias: f64, seed: u64) -> String {
     let cat = Catalog::embedded().unwrap();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -109,7 +111,9 @@ pub fn e2e_csv(set: &str, noise: f64, bias: f64, seed: u64) -> String {
                     gpu_memory_bytes: None,
                 };
                 let m = analytic(&p).unwrap();
-                let v = m.tokens_per_s * (1.0 + bias + noise * n01.sample(&mut rng));
+                let rounds = expected_rounds_static_batch(&p.acceptance, g, 256, b);
+                let v = f64::from(b) * 256.0 / (rounds * m.step_s)
+                    * (1.0 + bias + noise * n01.sample(&mut rng));
                 let _ = writeln!(s, "specdec,{set},e2e,{TARGET},{draft},{g},{b},256,{ctx},,tokens_per_s,{v:e},5,0.02,tokens/s,{PROV}");
             }
         }
