@@ -233,6 +233,50 @@ pub fn validation_note(technique: &str) -> String {
         .unwrap_or_else(|| format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output"))
 }
 
+/// Adds to every record of a `perfcast specdec` result how far the latency model of `gpu` can
+/// be trusted: `latency_model` (`calibrated` or `uncalibrated catalog defaults`) and, from the
+/// recorded validation (`calibration/<gpu>-validation.toml`), `validation_mape` (the worst set's
+/// MAPE of tokens/s), `validation_max_abs_pct_err` (the worst point) and `validation_sets`.
+/// Unknown GPUs or unreadable records add `latency_model` only.
+pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str) {
+    use serde_json::Value;
+    let calibrated = cat
+        .gpu(gpu)
+        .map(|g| is_calibrated(cat, &g.name))
+        .unwrap_or(false);
+    let rec = cat
+        .gpu(gpu)
+        .ok()
+        .and_then(|g| recorded_validation(cat, &g.name).ok().flatten());
+    let sets: Vec<&RecordedSet> = rec
+        .as_ref()
+        .map(|r| r.set.iter().filter(|s| s.technique == "specdec").collect())
+        .unwrap_or_default();
+    for r in &mut rows.records {
+        let label = if calibrated {
+            "calibrated"
+        } else {
+            "uncalibrated catalog defaults"
+        };
+        r.insert("latency_model".into(), Value::from(label));
+        if calibrated && !sets.is_empty() {
+            let mape = sets.iter().map(|s| s.mape).fold(0.0, f64::max);
+            let max = sets.iter().map(|s| s.max_abs_pct_err).fold(0.0, f64::max);
+            r.insert("validation_mape".into(), Value::from(mape));
+            r.insert("validation_max_abs_pct_err".into(), Value::from(max));
+            r.insert(
+                "validation_sets".into(),
+                Value::from(
+                    sets.iter()
+                        .map(|s| s.set.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            );
+        }
+    }
+}
+
 /// The current UTC time as ISO 8601 (`2026-11-29T04:05:06Z`).
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()

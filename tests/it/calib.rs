@@ -202,6 +202,50 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
     ] {
         assert!(d.path().join("report").join(f).is_file(), "missing {f}");
     }
+    // --record writes the per-set errors; `specdec` on the calibrated GPU then cites them.
+    let rec = cat.join("calibration/h200-validation.toml");
+    let (code, _, err) = validate(d.path(), &cat, &fx, &["--record", rec.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let o = perfcast()
+        .arg("--catalog")
+        .arg(&cat)
+        .args([
+            "specdec",
+            "--target",
+            "llama-3.1-8b",
+            "--draft",
+            "llama-3.2-1b",
+            "--alpha",
+            "0.8",
+            "--gamma",
+            "4",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let sd: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(sd["latency_model"], "calibrated");
+    assert_eq!(sd["validation_mape"], s["mape"]);
+    assert_eq!(sd["validation_sets"], "synthetic-e2e");
+    let o = perfcast()
+        .args([
+            "specdec",
+            "--target",
+            "llama-3.1-8b",
+            "--draft",
+            "llama-3.2-1b",
+            "--alpha",
+            "0.8",
+            "--gamma",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    if !root().join("models/calibration/h200.toml").exists() {
+        assert!(table.contains("uncalibrated"), "{table}");
+    }
     // A tighter tolerance than the noise fails: exit 1, pass = false.
     let (code, v, _) = validate(d.path(), &cat, &fx, &["--max-mape", "0.001"]);
     assert_eq!(code, 1);
