@@ -221,8 +221,35 @@ impl ForwardPoint {
     }
 }
 
-/// Key of a speculative run: (set, target, draft, γ, batch).
+/// Key of a speculative run: (set, target, draft key, γ, batch). The draft key is the draft
+/// column, except for `synthetic` rows, where the draft model named in the command
+/// (`--draft X`) is appended (`synthetic:X`) so runs with different drafts do not mix.
 pub type RunKey = (String, String, String, u32, u32);
+
+/// The draft model named by `--draft X` / `--draft=X` (or `--draft-model`) in a command line.
+pub fn draft_from_command(cmd: &str) -> Option<String> {
+    let toks: Vec<&str> = cmd.split_whitespace().collect();
+    let clean = |v: &str| v.trim_matches(|c| c == '\'' || c == '"').to_string();
+    for (i, t) in toks.iter().enumerate() {
+        for flag in ["--draft", "--draft-model"] {
+            if *t == flag {
+                if let Some(v) = toks.get(i + 1) {
+                    return Some(clean(v));
+                }
+            } else if let Some(v) = t.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                return Some(clean(v));
+            }
+        }
+    }
+    None
+}
+
+fn draft_key(draft: &str, command: &str) -> String {
+    match (draft, draft_from_command(command)) {
+        ("synthetic", Some(d)) => format!("synthetic:{d}"),
+        _ => draft.to_string(),
+    }
+}
 
 /// An end-to-end throughput measurement.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,36 +286,56 @@ impl E2ePoint {
         (
             self.set.clone(),
             self.model.clone(),
-            self.draft.clone(),
+            draft_key(&self.draft, &self.command),
             self.gamma,
             self.batch,
         )
     }
 }
 
-/// A measured survival curve S(1..=γ).
+/// A measured survival curve S(1..=γ). Several runs with the same key (e.g. the same
+/// speculative configuration at several contexts) are pooled, each weighted by its observed
+/// (sequence, step) pairs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     /// File and line of its first row.
     pub origin: Origin,
-    /// S(i) by position i = 1..=γ (index i − 1).
-    pub survival: Vec<Option<f64>>,
-    /// (sequence, step) pairs observed (smallest over positions).
-    pub observations: u64,
+    /// Σ repeats·S(i) and Σ repeats by position i = 1..=γ (index i − 1).
+    pub sums: Vec<(f64, u64)>,
 }
 
 impl Curve {
-    /// The validated survival curve.
+    fn new(origin: Origin, gamma: u32) -> Self {
+        Curve {
+            origin,
+            sums: vec![(0.0, 0); gamma as usize],
+        }
+    }
+
+    fn add(&mut self, pos: u32, value: f64, repeats: u64) {
+        let slot = &mut self.sums[pos as usize - 1];
+        slot.0 += value * repeats as f64;
+        slot.1 += repeats;
+    }
+
+    /// (sequence, step) pairs observed (smallest over positions).
+    pub fn observations(&self) -> u64 {
+        self.sums.iter().map(|s| s.1).min().unwrap_or(0)
+    }
+
+    /// The validated (pooled) survival curve.
     ///
     /// # Errors
     /// A missing position or an invalid curve (outside [0, 1] or increasing), naming the file.
     pub fn acceptance(&self) -> Result<Acceptance> {
-        let mut s = Vec::with_capacity(self.survival.len());
-        for (i, v) in self.survival.iter().enumerate() {
-            s.push(v.ok_or_else(|| {
-                self.origin
-                    .err(format!("survival curve has no row for position {}", i + 1))
-            })?);
+        let mut s = Vec::with_capacity(self.sums.len());
+        for (i, (sum, w)) in self.sums.iter().enumerate() {
+            if *w == 0 {
+                return Err(self
+                    .origin
+                    .err(format!("survival curve has no row for position {}", i + 1)));
+            }
+            s.push(sum / *w as f64);
         }
         Acceptance::survival(s).map_err(|e| self.origin.err(format!("survival curve: {e}")))
     }
@@ -312,8 +359,11 @@ pub struct Source {
 pub struct Dataset {
     /// Forward-latency points (calibration input).
     pub forward: Vec<ForwardPoint>,
-    /// Survival curves by run.
+    /// Survival curves by run (pooled over contexts).
     pub curves: BTreeMap<RunKey, Curve>,
+    /// Survival curves by run and context, for acceptance rows that state their context
+    /// (key: the context's `f64::to_bits`).
+    pub curves_at_context: BTreeMap<(RunKey, u64), Curve>,
     /// End-to-end points.
     pub e2e: Vec<E2ePoint>,
     /// The files read.
@@ -339,17 +389,25 @@ impl Dataset {
             ds.sources.push(Source { rows, ..src });
         }
         for e in &ds.e2e {
-            if e.gamma > 0 && !ds.curves.contains_key(&e.run_key()) {
+            if e.gamma > 0 && ds.curve_for(e).is_none() {
                 return Err(e.origin.err(format!(
                     "e2e point (set {}, model {}, draft {}, gamma {}, batch {}) has no matching acceptance rows",
                     e.set, e.model, e.draft, e.gamma, e.batch
                 )));
             }
         }
-        for c in ds.curves.values() {
+        for c in ds.curves.values().chain(ds.curves_at_context.values()) {
             c.acceptance()?;
         }
         Ok(ds)
+    }
+
+    /// The survival curve measured with `e`: the one at its context when the acceptance rows
+    /// state contexts and one matches, else the run's curve pooled over contexts.
+    pub fn curve_for(&self, e: &E2ePoint) -> Option<&Curve> {
+        self.curves_at_context
+            .get(&(e.run_key(), e.context_tokens.to_bits()))
+            .or_else(|| self.curves.get(&e.run_key()))
     }
 
     /// The `*.csv` files of `dir`, sorted by name.
@@ -389,20 +447,23 @@ impl Dataset {
                         r.value
                     )));
                 }
-                let key = (r.set.clone(), r.model.clone(), draft, gamma, batch);
-                let c = self.curves.entry(key).or_insert_with(|| Curve {
-                    origin: r.origin.clone(),
-                    survival: vec![None; gamma as usize],
-                    observations: u64::MAX,
-                });
-                let slot = &mut c.survival[pos as usize - 1];
-                if slot.is_some() {
-                    return Err(r.origin.err(format!(
-                        "duplicate acceptance row for position {pos} of this run"
-                    )));
+                let key = (
+                    r.set.clone(),
+                    r.model.clone(),
+                    draft_key(&draft, &r.provenance.command),
+                    gamma,
+                    batch,
+                );
+                if let Some(ctx) = r.context_tokens {
+                    self.curves_at_context
+                        .entry((key.clone(), ctx.to_bits()))
+                        .or_insert_with(|| Curve::new(r.origin.clone(), gamma))
+                        .add(pos, r.value, r.repeats);
                 }
-                *slot = Some(r.value);
-                c.observations = c.observations.min(r.repeats);
+                self.curves
+                    .entry(key)
+                    .or_insert_with(|| Curve::new(r.origin.clone(), gamma))
+                    .add(pos, r.value, r.repeats);
             }
             Kind::E2e => {
                 need_metric(&r, "tokens_per_s", "tokens/s")?;
@@ -709,7 +770,7 @@ mod tests {
             }
         );
         assert_eq!(ds.e2e.len(), 2);
-        let c = &ds.curves[&ds.e2e[0].run_key()];
+        let c = ds.curve_for(&ds.e2e[0]).unwrap();
         assert_eq!(c.acceptance().unwrap().expected_tokens(2), 2.3);
         assert_eq!(ds.sources[0].rows, 5);
         assert_eq!(ds.sources[0].sha256.len(), 64);
@@ -744,6 +805,48 @@ mod tests {
             e.starts_with("x.csv:2:") && e.contains("only kind=forward rows are fitted"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn draft_is_read_from_the_command() {
+        assert_eq!(
+            draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8")
+                .as_deref(),
+            Some("val-d2")
+        );
+        assert_eq!(
+            draft_from_command("x --draft=val-d1 y").as_deref(),
+            Some("val-d1")
+        );
+        assert_eq!(
+            draft_from_command("x --draft-model 'val-d3'").as_deref(),
+            Some("val-d3")
+        );
+        assert_eq!(draft_from_command("x --target val-t --drafts 3"), None);
+    }
+
+    #[test]
+    fn curves_pool_by_repeats_and_prefer_the_points_context() {
+        // Two runs of the same configuration at contexts 100 and 300: S(1) = 0.8 (100 obs) and
+        // 0.6 (300 obs). The e2e point at context 300 uses its own curve; a point at another
+        // context uses the pooled (0.8·100 + 0.6·300)/400 = 0.65.
+        let body = format!(
+            "specdec,s,acceptance,m,d,1,2,,100,1,survival,0.8,100,,fraction,{PROV}\n\
+             specdec,s,acceptance,m,d,1,2,,300,1,survival,0.6,300,,fraction,{PROV}\n\
+             specdec,s,e2e,m,d,1,2,64,300,,tokens_per_s,9,5,,tokens/s,{PROV}\n\
+             specdec,s,e2e,m,d,1,2,64,200,,tokens_per_s,9,5,,tokens/s,{PROV}\n"
+        );
+        let ds = load(&body).unwrap();
+        let s1 = |i: usize| {
+            ds.curve_for(&ds.e2e[i])
+                .unwrap()
+                .acceptance()
+                .unwrap()
+                .survival_at(1)
+        };
+        assert!((s1(0) - 0.6).abs() < 1e-12);
+        assert!((s1(1) - 0.65).abs() < 1e-12);
+        assert_eq!(ds.curve_for(&ds.e2e[1]).unwrap().observations(), 400);
     }
 
     #[test]

@@ -289,20 +289,58 @@ fn slug(s: &str) -> String {
 /// [`Error::Io`] when a file cannot be written.
 pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = render(&Parity { points }, dir, "parity")?;
-    let mut groups: BTreeMap<(&str, &str, &str), Vec<&PointResult>> = BTreeMap::new();
+    // One plot per (set, target, drafter, context); the drafter is the cost model (so synthetic
+    // runs with different draft models get their own curves).
+    let mut groups: BTreeMap<(&str, &str, String, u64), Vec<&PointResult>> = BTreeMap::new();
     for p in points.iter().filter(|p| p.gamma > 0) {
+        let drafter = if p.draft == p.draft_cost_model {
+            p.draft.clone()
+        } else {
+            format!("{} ({})", p.draft, p.draft_cost_model)
+        };
         groups
-            .entry((p.set.as_str(), p.model.as_str(), p.draft.as_str()))
+            .entry((
+                p.set.as_str(),
+                p.model.as_str(),
+                drafter,
+                p.context_tokens.round() as u64,
+            ))
             .or_default()
             .push(p);
     }
-    for ((set, model, draft), mut v) in groups {
+    let contexts_per_run = |set: &str, model: &str, drafter: &str| {
+        groups
+            .keys()
+            .filter(|k| k.0 == set && k.1 == model && k.2 == drafter)
+            .count()
+    };
+    let mut plans = Vec::new();
+    for ((set, model, drafter, ctx), v) in &groups {
+        let mut v = v.clone();
         let batches: Vec<u32> = v.iter().map(|p| p.batch).collect();
         v.extend(points.iter().filter(|p| {
-            p.gamma == 0 && p.set == set && p.model == model && batches.contains(&p.batch)
+            p.gamma == 0
+                && p.set == *set
+                && p.model == *model
+                && batches.contains(&p.batch)
+                && p.context_tokens.round() as u64 == *ctx
         }));
-        let title = format!("{set}: {model} + {draft}");
-        let stem = format!("gamma-{}-{}-{}", slug(set), slug(model), slug(draft));
+        let several = contexts_per_run(set, model, drafter) > 1;
+        let title = format!(
+            "{set}: {model} + {drafter}{}",
+            if several {
+                format!(", context {ctx}")
+            } else {
+                String::new()
+            }
+        );
+        let mut stem = format!("gamma-{}-{}-{}", slug(set), slug(model), slug(drafter));
+        if several {
+            stem.push_str(&format!("-ctx{ctx}"));
+        }
+        plans.push((title, stem, v));
+    }
+    for (title, stem, v) in plans {
         files.extend(render(&GammaCurves { title, points: v }, dir, &stem)?);
     }
     Ok(files)

@@ -19,7 +19,7 @@
 //! by dynamic programming ([`expected_rounds_static_batch`]); `batch_tail_factor` in the output
 //! is (n/E)/E[R_max], the throughput lost to waiting for the batch's slowest sequence.
 
-use super::measure::{Dataset, E2ePoint};
+use super::measure::{draft_from_command, Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, LatencyDefaults};
 use crate::error::{Error, Result};
@@ -148,23 +148,6 @@ enum Drafter {
     None,
     Model(String),
     LayerSkip(u32),
-}
-
-/// The draft model named by `--draft X` / `--draft=X` (or `--draft-model`) in a command line.
-fn draft_from_command(cmd: &str) -> Option<String> {
-    let toks: Vec<&str> = cmd.split_whitespace().collect();
-    for (i, t) in toks.iter().enumerate() {
-        for flag in ["--draft", "--draft-model"] {
-            if *t == flag {
-                if let Some(v) = toks.get(i + 1) {
-                    return Some(v.trim_matches(|c| c == '\'' || c == '"').to_string());
-                }
-            } else if let Some(v) = t.strip_prefix(&format!("{flag}=")) {
-                return Some(v.trim_matches(|c| c == '\'' || c == '"').to_string());
-            }
-        }
-    }
-    None
 }
 
 fn drafter(e: &E2ePoint) -> Result<Drafter> {
@@ -329,8 +312,7 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
     for e in &ds.e2e {
         let acc = if e.gamma > 0 {
             let c = ds
-                .curves
-                .get(&e.run_key())
+                .curve_for(e)
                 .ok_or_else(|| e.origin.err("no matching acceptance rows"))?;
             Some(c.acceptance()?)
         } else {
@@ -441,23 +423,5 @@ mod tests {
         // at least n/E (renewal theory: n/E + O(1)).
         let one = expected_rounds_static_batch(&acc, 4, 64, 1);
         assert!(exact > one && one >= 64.0 / acc.expected_tokens(4));
-    }
-
-    #[test]
-    fn draft_is_read_from_the_command() {
-        assert_eq!(
-            draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8")
-                .as_deref(),
-            Some("val-d2")
-        );
-        assert_eq!(
-            draft_from_command("x --draft=val-d1 y").as_deref(),
-            Some("val-d1")
-        );
-        assert_eq!(
-            draft_from_command("x --draft-model 'val-d3'").as_deref(),
-            Some("val-d3")
-        );
-        assert_eq!(draft_from_command("x --target val-t"), None);
     }
 }
