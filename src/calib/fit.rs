@@ -35,13 +35,14 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 4;
+pub const K: usize = 5;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
     "1/bw_bytes_per_s",
     "layer_overhead_s",
     "step_overhead_s",
+    "host_layer_s",
 ];
 
 /// One point's residual after the fit.
@@ -67,7 +68,8 @@ pub struct Residual {
     pub predicted_s: f64,
     /// (predicted − measured)/measured.
     pub rel_err: f64,
-    /// Regimes of the roofline terms: `linear/attention/head`, each `C` (compute) or `M` (memory).
+    /// Regimes: `linear/attention/head`, each `C` (compute-bound) or `M` (memory-bound); `H/head`
+    /// when the layers are host-bound (`host_layer_s` exceeds their GPU time).
     pub regimes: String,
 }
 
@@ -113,6 +115,7 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         bw_bytes_per_s: 1.0 / theta[1],
         layer_overhead_s: theta[2],
         step_overhead_s: theta[3],
+        host_layer_s: theta[4],
         dtype_bytes: 2.0,
     }
 }
@@ -121,33 +124,38 @@ impl Prepared<'_> {
     /// Linear coefficients of θ at the regimes `hw` implies, and the regime string.
     fn row(&self, hw: &HwRates) -> ([f64; K], String) {
         let mut r = [0.0; K];
-        let mut regimes = String::new();
+        let mut regimes = Vec::new();
         let nl = f64::from(self.to - self.from);
         let lw = self.model.layer_work(self.point.shape, None);
-        let mut add = |w: Work, count: f64, r: &mut [f64; K]| {
+        let pick = |w: Work, count: f64, r: &mut [f64; K], regimes: &mut Vec<&str>| {
             if w.compute_bound(hw) {
                 r[0] += count * w.flops;
-                regimes.push('C');
+                regimes.push("C");
             } else {
                 r[1] += count * w.bytes;
-                regimes.push('M');
+                regimes.push("M");
             }
         };
-        add(lw.lin, nl, &mut r);
-        add(lw.attn, nl, &mut r);
-        if self.head {
-            add(self.model.head_work(self.point.shape), 1.0, &mut r);
+        // A layer costs max(host_layer_s, roofline + layer_overhead_s).
+        let gpu_layer = lw.lin.time_s(hw) + lw.attn.time_s(hw) + hw.layer_overhead_s;
+        if gpu_layer >= hw.host_layer_s {
+            pick(lw.lin, nl, &mut r, &mut regimes);
+            pick(lw.attn, nl, &mut r, &mut regimes);
+            r[2] = nl;
+        } else {
+            r[4] = nl;
+            regimes.push("H");
         }
-        r[2] = nl;
+        if self.head {
+            pick(
+                self.model.head_work(self.point.shape),
+                1.0,
+                &mut r,
+                &mut regimes,
+            );
+        }
         r[3] = 1.0;
-        (
-            r,
-            regimes
-                .chars()
-                .map(String::from)
-                .collect::<Vec<_>>()
-                .join("/"),
-        )
+        (r, regimes.join("/"))
     }
 
     /// The latency model's own prediction at `hw` (what `specdec` computes).
@@ -279,22 +287,43 @@ pub fn fit_latency(
         });
     }
     let meas: Vec<f64> = points.iter().map(|p| p.measured_s).collect();
-    let lower = [1.0 / gpu.bf16_flops, 1.0 / gpu.hbm_bw_bytes_per_s, 0.0, 0.0];
+    let lower = [
+        1.0 / gpu.bf16_flops,
+        1.0 / gpu.hbm_bw_bytes_per_s,
+        0.0,
+        0.0,
+        0.0,
+    ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
         1.0 / prior_hw.bw_bytes_per_s,
         prior.layer_overhead_s,
         prior.step_overhead_s,
+        prior.host_layer_s,
+    ];
+    // Host-bound starts: a layer's host time near the fastest measured time per layer.
+    let mut per_layer: Vec<f64> = prep
+        .iter()
+        .map(|p| p.point.measured_s / f64::from((p.to - p.from).max(1)))
+        .collect();
+    per_layer.sort_by(f64::total_cmp);
+    let host_guesses = [
+        0.0,
+        0.8 * per_layer[0],
+        0.5 * per_layer[per_layer.len() / 2],
     ];
     let mut starts = vec![prior_theta];
-    for fe in [0.2, 0.5, 0.9] {
-        for be in [0.5, 0.95] {
-            starts.push([
-                1.0 / (gpu.bf16_flops * fe),
-                1.0 / (gpu.hbm_bw_bytes_per_s * be),
-                prior.layer_overhead_s,
-                prior.step_overhead_s,
-            ]);
+    for host in host_guesses {
+        for fe in [0.2, 0.5, 0.9] {
+            for be in [0.5, 0.95] {
+                starts.push([
+                    1.0 / (gpu.bf16_flops * fe),
+                    1.0 / (gpu.hbm_bw_bytes_per_s * be),
+                    prior.layer_overhead_s,
+                    prior.step_overhead_s,
+                    host,
+                ]);
+            }
         }
     }
     let n_starts = starts.len();
@@ -372,6 +401,7 @@ pub fn fit_latency(
         bw_efficiency: (hw.bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0),
         layer_overhead_s: theta[2],
         step_overhead_s: theta[3],
+        host_layer_s: theta[4],
     };
     Ok(Fit {
         latency,
@@ -457,9 +487,10 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5],
-                [1e-14, 1e-12, 0.0, 0.0],
-                [5e-16, 4e-13, 3e-5, 0.0],
+                [1e-15, 2e-13, 1e-5, 5e-5, 0.0],
+                [1e-14, 1e-12, 0.0, 0.0, 0.0],
+                [5e-16, 4e-13, 3e-5, 0.0, 2e-4],
+                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {

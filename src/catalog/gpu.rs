@@ -48,6 +48,10 @@ pub struct LatencyDefaults {
     pub layer_overhead_s: f64,
     /// Fixed cost per forward (embedding, sampling, host work), seconds.
     pub step_overhead_s: f64,
+    /// Host time to launch one layer's kernels, seconds: a layer never takes less (the GPU
+    /// waits for the host). 0 = never host-bound. Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub host_layer_s: f64,
 }
 
 impl Gpu {
@@ -77,6 +81,7 @@ impl LatencyDefaults {
         check::in_closed(&format!("{prefix}.bw_efficiency"), self.bw_efficiency, 1e-6, 1.0)?;
         check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
+        check::non_negative(&format!("{prefix}.host_layer_s"), self.host_layer_s)?;
         Ok(())
     }
 }

@@ -30,11 +30,12 @@ pub struct CalibrateArgs {
     pub dry_run: bool,
 }
 
-const EFF_NAMES: [&str; 4] = [
+const EFF_NAMES: [&str; 5] = [
     "flops_efficiency",
     "bw_efficiency",
     "layer_overhead_s",
     "step_overhead_s",
+    "host_layer_s",
 ];
 
 pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
@@ -54,7 +55,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     let ds = Dataset::load(&files)?;
     let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..4)
+        (0..5)
             .filter(|&j| mask(j))
             .map(|j| EFF_NAMES[j].to_string())
             .collect()
@@ -63,9 +64,12 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     sets.sort();
     sets.dedup();
     let summary = FitSummary {
-        method: "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s), \
-                 roofline regimes iterated to a fixed point from 7 starts, bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra)"
-            .into(),
+        method: format!(
+            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s), \
+             regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
+             bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra)",
+            fit.starts
+        ),
         points: fit.stats.points,
         rms_rel_err: fit.stats.rms_pct_err,
         mape: fit.stats.mape,
@@ -76,7 +80,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         identified: names(&|j| fit.identified[j]),
         not_identified: names(&|j| !fit.identified[j]),
         at_bound: names(&|j| fit.at_bound[j]),
-        ci95_rel: (0..4).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
+        ci95_rel: (0..5).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
         sets,
         iterations: fit.iterations,
         starts: fit.starts,
@@ -182,6 +186,13 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 l.step_overhead_s,
                 ci(3),
                 flag(3)
+            );
+            let _ = writeln!(
+                s,
+                "host_layer_s      {:.4e}{}{}",
+                l.host_layer_s,
+                ci(4),
+                flag(4)
             );
             let _ = writeln!(
                 s,

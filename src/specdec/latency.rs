@@ -9,7 +9,10 @@
 //!         + layer_overhead_s
 //! ```
 //!
-//! and the forward adds the LM head's roofline and `step_overhead_s`. `P` and `BW` are the
+//! and the forward adds the LM head's roofline and `step_overhead_s`. A layer never takes less
+//! than `host_layer_s`, the host's time to launch its kernels: when the GPU outruns the host
+//! (small models, small batches) the layer costs `max(host_layer_s, t_layer)`; every layer of a
+//! forward has the same shape, so this equals max(host time, GPU time) of the layer stack. `P` and `BW` are the
 //! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`).
 //! Draft latency is dominated by depth through the per-layer overhead (Yan et al. 2024,
 //! "Decoding Speculative Decoding"), which is why the overhead is per layer, not per forward.
@@ -35,6 +38,8 @@ pub struct HwRates {
     pub layer_overhead_s: f64,
     /// Fixed cost per forward, seconds.
     pub step_overhead_s: f64,
+    /// Host time to launch one layer's kernels, seconds (a layer takes at least this long).
+    pub host_layer_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -47,6 +52,7 @@ impl HwRates {
             bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * lat.bw_efficiency,
             layer_overhead_s: lat.layer_overhead_s,
             step_overhead_s: lat.step_overhead_s,
+            host_layer_s: lat.host_layer_s,
             dtype_bytes: 2.0,
         }
     }
@@ -159,6 +165,7 @@ impl ForwardModel {
         check::positive("bw_bytes_per_s", hw.bw_bytes_per_s)?;
         check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
+        check::non_negative("host_layer_s", hw.host_layer_s)?;
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
         Ok(ForwardModel {
@@ -204,7 +211,7 @@ impl ForwardModel {
 
     fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
         let w = self.layer_work(s, clusters);
-        w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + self.hw.layer_overhead_s
+        (w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + self.hw.layer_overhead_s).max(self.hw.host_layer_s)
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -254,6 +261,7 @@ mod tests {
             bw_bytes_per_s: 4e12,
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
+            host_layer_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());
