@@ -208,7 +208,7 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
     }
     // --record writes the per-set errors; `specdec` on the calibrated GPU then cites them.
     let rec = cat.join("calibration/h200-validation.toml");
-    let (code, _, err) = validate(d.path(), &cat, &fx, &["--record", rec.to_str().unwrap()]);
+    let (code, _, err) = validate(d.path(), &cat, &fx, &["--no-plots", "--record", rec.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let o = perfcast()
         .arg("--catalog")
@@ -251,7 +251,7 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
         assert!(table.contains("uncalibrated"), "{table}");
     }
     // A tighter tolerance than the noise fails: exit 1, pass = false.
-    let (code, v, _) = validate(d.path(), &cat, &fx, &["--max-mape", "0.001"]);
+    let (code, v, _) = validate(d.path(), &cat, &fx, &["--no-plots", "--max-mape", "0.001"]);
     assert_eq!(code, 1);
     assert_eq!(v[0]["pass"], false);
     // A set whose throughput is 20% above the model fails at the default tolerance, while the
@@ -264,7 +264,7 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
         format!("{HEADER}{}", e2e_csv("skewed", 0.0, 0.2, 5)),
     )
     .unwrap();
-    let (code, v, _) = validate(d.path(), &cat, &dir, &[]);
+    let (code, v, _) = validate(d.path(), &cat, &dir, &["--no-plots"]);
     assert_eq!(code, 1);
     let by: std::collections::BTreeMap<String, bool> = v
         .as_array()
