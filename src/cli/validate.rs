@@ -6,7 +6,7 @@ use perfcast::calib::measure::Dataset;
 use perfcast::calib::validate::{validate, Tolerance};
 use perfcast::calib::{plot, utc_now, RecordedSet, ValidationRecord};
 use perfcast::report::summary::prepare_out_dir;
-use perfcast::report::{print_records, write_atomic, Rows};
+use perfcast::report::{print_records, write_atomic, Format, Rows};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
 
@@ -93,8 +93,22 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
     }
     let rows = Rows::from_serialize(&v.sets);
     let code = if v.pass() { 0 } else { 1 };
-    Ok(Outcome {
-        stdout: print_records(&rows, g.format, true),
-        code,
-    })
+    let mut stdout = print_records(&rows, g.format, true);
+    if g.format == Format::Table {
+        let failed: Vec<&str> = v
+            .sets
+            .iter()
+            .filter(|s| !s.pass)
+            .map(|s| s.set.as_str())
+            .collect();
+        stdout.push_str(&format!(
+            "\n{} e2e points in {} set(s), latency model {}; per-point errors, parity plot and γ curves in {}\n{}\n",
+            v.points.len(),
+            v.sets.len(),
+            if v.calibrated { "calibrated" } else { "UNCALIBRATED (catalog defaults)" },
+            a.out.display(),
+            if failed.is_empty() { "all sets within tolerance".to_string() } else { format!("outside tolerance: {}", failed.join(", ")) }
+        ));
+    }
+    Ok(Outcome { stdout, code })
 }
