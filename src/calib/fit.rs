@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 5;
+pub const K: usize = 6;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
@@ -43,6 +43,7 @@ pub const PARAM_NAMES: [&str; K] = [
     "layer_overhead_s",
     "step_overhead_s",
     "host_layer_s",
+    "score_elem_s",
 ];
 
 /// One point's residual after the fit.
@@ -116,6 +117,7 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         layer_overhead_s: theta[2],
         step_overhead_s: theta[3],
         host_layer_s: theta[4],
+        score_elem_s: theta[5],
         dtype_bytes: 2.0,
     }
 }
@@ -137,11 +139,15 @@ impl Prepared<'_> {
             }
         };
         // A layer costs max(host_layer_s, roofline + layer_overhead_s).
-        let gpu_layer = lw.lin.time_s(hw) + lw.attn.time_s(hw) + hw.layer_overhead_s;
+        let gpu_layer = lw.lin.time_s(hw)
+            + lw.attn.time_s(hw)
+            + lw.score_elems * hw.score_elem_s
+            + hw.layer_overhead_s;
         if gpu_layer >= hw.host_layer_s {
             pick(lw.lin, nl, &mut r, &mut regimes);
             pick(lw.attn, nl, &mut r, &mut regimes);
             r[2] = nl;
+            r[5] = nl * lw.score_elems;
         } else {
             r[4] = nl;
             regimes.push("H");
@@ -237,6 +243,10 @@ fn bounded_wls(
         let obj: f64 = (0..n)
             .map(|i| ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0).powi(2))
             .sum();
+        if mask == 0 {
+            // The unconstrained minimiser is feasible: it is the constrained optimum too.
+            return t;
+        }
         if best.as_ref().is_none_or(|(o, _)| obj < *o) {
             best = Some((obj, t));
         }
@@ -293,6 +303,7 @@ pub fn fit_latency(
         0.0,
         0.0,
         0.0,
+        0.0,
     ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
@@ -300,6 +311,7 @@ pub fn fit_latency(
         prior.layer_overhead_s,
         prior.step_overhead_s,
         prior.host_layer_s,
+        prior.score_elem_s,
     ];
     // Host-bound starts: a layer's host time near the fastest measured time per layer.
     let mut per_layer: Vec<f64> = prep
@@ -322,6 +334,7 @@ pub fn fit_latency(
                     prior.layer_overhead_s,
                     prior.step_overhead_s,
                     host,
+                    prior.score_elem_s,
                 ]);
             }
         }
@@ -402,6 +415,7 @@ pub fn fit_latency(
         layer_overhead_s: theta[2],
         step_overhead_s: theta[3],
         host_layer_s: theta[4],
+        score_elem_s: theta[5],
     };
     Ok(Fit {
         latency,
@@ -487,10 +501,10 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5, 0.0],
-                [1e-14, 1e-12, 0.0, 0.0, 0.0],
-                [5e-16, 4e-13, 3e-5, 0.0, 2e-4],
-                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3],
+                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0],
+                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12],
+                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0],
+                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {

@@ -52,6 +52,10 @@ pub struct LatencyDefaults {
     /// waits for the host). 0 = never host-bound. Fitted by `perfcast calibrate`.
     #[serde(default)]
     pub host_layer_s: f64,
+    /// Time per attention-score element an unfused attention materialises, seconds (0 = fused
+    /// attention). Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub score_elem_s: f64,
 }
 
 impl Gpu {
@@ -82,6 +86,7 @@ impl LatencyDefaults {
         check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
         check::non_negative(&format!("{prefix}.host_layer_s"), self.host_layer_s)?;
+        check::non_negative(&format!("{prefix}.score_elem_s"), self.score_elem_s)?;
         Ok(())
     }
 }

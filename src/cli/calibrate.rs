@@ -30,12 +30,13 @@ pub struct CalibrateArgs {
     pub dry_run: bool,
 }
 
-const EFF_NAMES: [&str; 5] = [
+const EFF_NAMES: [&str; 6] = [
     "flops_efficiency",
     "bw_efficiency",
     "layer_overhead_s",
     "step_overhead_s",
     "host_layer_s",
+    "score_elem_s",
 ];
 
 pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
@@ -55,7 +56,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     let ds = Dataset::load(&files)?;
     let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..5)
+        (0..6)
             .filter(|&j| mask(j))
             .map(|j| EFF_NAMES[j].to_string())
             .collect()
@@ -65,7 +66,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     sets.dedup();
     let summary = FitSummary {
         method: format!(
-            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s), \
+            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s), \
              regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
              bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra)",
             fit.starts
@@ -80,7 +81,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         identified: names(&|j| fit.identified[j]),
         not_identified: names(&|j| !fit.identified[j]),
         at_bound: names(&|j| fit.at_bound[j]),
-        ci95_rel: (0..5).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
+        ci95_rel: (0..6).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
         sets,
         iterations: fit.iterations,
         starts: fit.starts,
@@ -193,6 +194,13 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 l.host_layer_s,
                 ci(4),
                 flag(4)
+            );
+            let _ = writeln!(
+                s,
+                "score_elem_s      {:.4e}{}{}",
+                l.score_elem_s,
+                ci(5),
+                flag(5)
             );
             let _ = writeln!(
                 s,

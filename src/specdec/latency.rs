@@ -9,7 +9,10 @@
 //!         + layer_overhead_s
 //! ```
 //!
-//! and the forward adds the LM head's roofline and `step_overhead_s`. A layer never takes less
+//! and the forward adds the LM head's roofline and `step_overhead_s`. An attention that
+//! materialises its score matrix (no fused kernel) adds `score_elem_s` per score element
+//! (b·n query positions × keys × heads): the scores are written, normalised and read back, which
+//! the KV-cache bytes above do not count (0 for FlashAttention-style kernels). A layer never takes less
 //! than `host_layer_s`, the host's time to launch its kernels: when the GPU outruns the host
 //! (small models, small batches) the layer costs `max(host_layer_s, t_layer)`; every layer of a
 //! forward has the same shape, so this equals max(host time, GPU time) of the layer stack. `P` and `BW` are the
@@ -40,6 +43,8 @@ pub struct HwRates {
     pub step_overhead_s: f64,
     /// Host time to launch one layer's kernels, seconds (a layer takes at least this long).
     pub host_layer_s: f64,
+    /// Time per materialised attention-score element, seconds (0 for fused attention).
+    pub score_elem_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -53,6 +58,7 @@ impl HwRates {
             layer_overhead_s: lat.layer_overhead_s,
             step_overhead_s: lat.step_overhead_s,
             host_layer_s: lat.host_layer_s,
+            score_elem_s: lat.score_elem_s,
             dtype_bytes: 2.0,
         }
     }
@@ -142,6 +148,9 @@ pub struct LayerWork {
     pub lin: Work,
     /// Attention scores and values over the KV cache.
     pub attn: Work,
+    /// Attention-score elements (query positions × keys × scoring heads) an unfused attention
+    /// materialises; each costs `score_elem_s` on top of the roofline.
+    pub score_elems: f64,
 }
 
 /// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
@@ -166,6 +175,7 @@ impl ForwardModel {
         check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
         check::non_negative("host_layer_s", hw.host_layer_s)?;
+        check::non_negative("score_elem_s", hw.score_elem_s)?;
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
         Ok(ForwardModel {
@@ -201,6 +211,7 @@ impl ForwardModel {
                 flops: 2.0 * tokens * keys * qd * (1.0 + score_frac),
                 bytes: s.batch * (s.context_tokens + s.new_tokens) * kv,
             },
+            score_elems: tokens * keys * f64::from(self.arch.heads) * score_frac,
         }
     }
 
@@ -211,7 +222,8 @@ impl ForwardModel {
 
     fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
         let w = self.layer_work(s, clusters);
-        (w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + self.hw.layer_overhead_s).max(self.hw.host_layer_s)
+        (w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + w.score_elems * self.hw.score_elem_s + self.hw.layer_overhead_s)
+            .max(self.hw.host_layer_s)
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -262,6 +274,7 @@ mod tests {
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
             host_layer_s: 0.0,
+            score_elem_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());

@@ -52,6 +52,7 @@ fn fit_recovers_known_parameters_from_noisy_synthetic_data() {
     assert!(rel("layer_overhead_s", TRUE.layer_overhead_s) < 0.15, "{l}");
     assert!(rel("step_overhead_s", TRUE.step_overhead_s) < 0.15, "{l}");
     assert!(rel("host_layer_s", TRUE.host_layer_s) < 0.02, "{l}");
+    assert!(rel("score_elem_s", TRUE.score_elem_s) < 0.15, "{l}");
     // The residuals are the noise: RMS relative error ≈ 1% (tolerance: below 1.5%).
     assert!(
         v["fit"]["rms_rel_err"].as_f64().unwrap() < 0.015,
@@ -69,6 +70,7 @@ fn fit_recovers_known_parameters_from_noisy_synthetic_data() {
         ("layer_overhead_s", TRUE.layer_overhead_s),
         ("step_overhead_s", TRUE.step_overhead_s),
         ("host_layer_s", TRUE.host_layer_s),
+        ("score_elem_s", TRUE.score_elem_s),
     ] {
         let got = l[k].as_f64().unwrap();
         assert!((got - want).abs() <= 1e-6 * want, "{k}: {got} vs {want}");
@@ -208,7 +210,12 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
     }
     // --record writes the per-set errors; `specdec` on the calibrated GPU then cites them.
     let rec = cat.join("calibration/h200-validation.toml");
-    let (code, _, err) = validate(d.path(), &cat, &fx, &["--no-plots", "--record", rec.to_str().unwrap()]);
+    let (code, _, err) = validate(
+        d.path(),
+        &cat,
+        &fx,
+        &["--no-plots", "--record", rec.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{err}");
     let o = perfcast()
         .arg("--catalog")
