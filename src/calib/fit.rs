@@ -72,6 +72,12 @@ pub struct Residual {
     /// Regimes: `linear/attention/head`, each `C` (compute-bound) or `M` (memory-bound); `H/head`
     /// when the layers are host-bound (`host_layer_s` exceeds their GPU time).
     pub regimes: String,
+    /// Bytes the forward must stream at least once (weights of its layers and head + KV cache).
+    pub bytes: f64,
+    /// Bandwidth floor: `bytes` over the catalog's peak HBM bandwidth, seconds.
+    pub bw_floor_s: f64,
+    /// `bytes / measured_s`: the bandwidth the measured forward achieved, bytes/s.
+    pub achieved_bw_bytes_per_s: f64,
 }
 
 /// The result of [`fit_latency`].
@@ -162,6 +168,17 @@ impl Prepared<'_> {
         }
         r[3] = 1.0;
         (r, regimes.join("/"))
+    }
+
+    /// Bytes streamed at least once: weights of the layers run (and the head) plus their KV cache.
+    fn bytes(&self) -> f64 {
+        let lw = self.model.layer_work(self.point.shape, None);
+        let head = if self.head {
+            self.model.head_work(self.point.shape).bytes
+        } else {
+            0.0
+        };
+        f64::from(self.to - self.from) * (lw.lin.bytes + lw.attn.bytes) + head
     }
 
     /// The latency model's own prediction at `hw` (what `specdec` computes).
@@ -403,6 +420,9 @@ pub fn fit_latency(
                 predicted_s,
                 rel_err: rel_err(predicted_s, p.point.measured_s),
                 regimes: regimes.clone(),
+                bytes: p.bytes(),
+                bw_floor_s: p.bytes() / gpu.hbm_bw_bytes_per_s,
+                achieved_bw_bytes_per_s: p.bytes() / p.point.measured_s,
             }
         })
         .collect();
