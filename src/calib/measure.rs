@@ -226,28 +226,55 @@ impl ForwardPoint {
 /// (`--draft X`) is appended (`synthetic:X`) so runs with different drafts do not mix.
 pub type RunKey = (String, String, String, u32, u32);
 
-/// The draft model named by `--draft X` / `--draft=X` (or `--draft-model`) in a command line.
-pub fn draft_from_command(cmd: &str) -> Option<String> {
+/// The drafts named in a command line: `--draft X`, `--draft=X`, `--draft-model X`, or the
+/// comma-separated list of `--drafts a,b,c` (the harness's `perfcast-gpu e2e`).
+pub fn drafts_from_command(cmd: &str) -> Vec<String> {
     let toks: Vec<&str> = cmd.split_whitespace().collect();
-    let clean = |v: &str| v.trim_matches(|c| c == '\'' || c == '"').to_string();
+    let clean = |v: &str| -> Vec<String> {
+        v.trim_matches(|c| c == '\'' || c == '"')
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     for (i, t) in toks.iter().enumerate() {
-        for flag in ["--draft", "--draft-model"] {
+        for flag in ["--draft", "--drafts", "--draft-model"] {
             if *t == flag {
                 if let Some(v) = toks.get(i + 1) {
-                    return Some(clean(v));
+                    return clean(v);
                 }
             } else if let Some(v) = t.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                return Some(clean(v));
+                return clean(v);
             }
         }
     }
-    None
+    Vec::new()
 }
 
-fn draft_key(draft: &str, command: &str) -> String {
-    match (draft, draft_from_command(command)) {
-        ("synthetic", Some(d)) => format!("synthetic:{d}"),
-        _ => draft.to_string(),
+/// Which draft of a multi-draft synthetic command the rows belong to, from the harness's row
+/// order: per batch, each draft's γ groups (acceptance rows, position 1 first, then the e2e row)
+/// in increasing γ; a γ that does not increase starts the next draft.
+#[derive(Debug, Default, Clone)]
+struct SyntheticCursor {
+    batch: Option<u32>,
+    index: usize,
+    gamma: Option<u32>,
+}
+
+impl SyntheticCursor {
+    fn group_start(&mut self, batch: u32, gamma: u32) {
+        if self.batch != Some(batch) {
+            *self = SyntheticCursor {
+                batch: Some(batch),
+                index: 0,
+                gamma: Some(gamma),
+            };
+        } else {
+            if self.gamma.is_some_and(|g| gamma <= g) {
+                self.index += 1;
+            }
+            self.gamma = Some(gamma);
+        }
     }
 }
 
@@ -276,8 +303,11 @@ pub struct E2ePoint {
     pub repeats: u64,
     /// Spread (p90 − p10)/median.
     pub spread: Option<f64>,
-    /// The command that produced the row (names the draft actually run for `synthetic`).
+    /// The command that produced the row.
     pub command: String,
+    /// The drafter that ran: the draft column, or for `synthetic` rows the draft model (or
+    /// `layerskip:E=n`) the command ran.
+    pub draft_run: String,
 }
 
 impl E2ePoint {
@@ -286,10 +316,18 @@ impl E2ePoint {
         (
             self.set.clone(),
             self.model.clone(),
-            draft_key(&self.draft, &self.command),
+            run_draft_key(&self.draft, &self.draft_run),
             self.gamma,
             self.batch,
         )
+    }
+}
+
+fn run_draft_key(draft: &str, run: &str) -> String {
+    if draft == run {
+        draft.to_string()
+    } else {
+        format!("{draft}:{run}")
     }
 }
 
@@ -368,6 +406,7 @@ pub struct Dataset {
     pub e2e: Vec<E2ePoint>,
     /// The files read.
     pub sources: Vec<Source>,
+    cursors: BTreeMap<(Arc<Path>, String), SyntheticCursor>,
     /// Distinct GPU names in the provenance columns.
     pub gpus: Vec<String>,
 }
@@ -424,6 +463,33 @@ impl Dataset {
         Ok(v)
     }
 
+    /// The drafter a row's run used (see [`E2ePoint::draft_run`]).
+    fn draft_run(&self, r: &Row, draft: &str, batch: u32, gamma: u32) -> Result<String> {
+        if draft != "synthetic" {
+            return Ok(draft.to_string());
+        }
+        let drafts = drafts_from_command(&r.provenance.command);
+        let index = match drafts.len() {
+            0 => return Err(r.origin.err("draft = 'synthetic': the command column names no draft that was run (--draft <model> or --drafts a,b)")),
+            1 => 0,
+            _ => {
+                let c = self.cursors.get(&(r.origin.file.clone(), r.provenance.command.clone()));
+                match c {
+                    Some(c) if c.batch == Some(batch) && c.gamma == Some(gamma) => c.index,
+                    _ => return Err(r.origin.err(format!("draft = 'synthetic' with several --drafts: cannot tell which one ran this row (batch {batch}, gamma {gamma}) from the row order"))),
+                }
+            }
+        };
+        drafts.get(index).cloned().ok_or_else(|| {
+            r.origin.err(format!(
+                "draft = 'synthetic': row order implies draft #{} but the command names {} ({})",
+                index + 1,
+                drafts.len(),
+                drafts.join(",")
+            ))
+        })
+    }
+
     fn add(&mut self, r: Row) -> Result<()> {
         if !self.gpus.contains(&r.provenance.gpu) {
             self.gpus.push(r.provenance.gpu.clone());
@@ -447,10 +513,17 @@ impl Dataset {
                         r.value
                     )));
                 }
+                if pos == 1 && draft == "synthetic" {
+                    self.cursors
+                        .entry((r.origin.file.clone(), r.provenance.command.clone()))
+                        .or_default()
+                        .group_start(batch, gamma);
+                }
+                let run = self.draft_run(&r, &draft, batch, gamma)?;
                 let key = (
                     r.set.clone(),
                     r.model.clone(),
-                    draft_key(&draft, &r.provenance.command),
+                    run_draft_key(&draft, &run),
                     gamma,
                     batch,
                 );
@@ -472,19 +545,22 @@ impl Dataset {
                 if (draft == "none") != (gamma == 0) {
                     return Err(r.origin.err(format!("draft = '{draft}', gamma = {gamma}: autoregressive points have draft 'none' and gamma 0, speculative ones gamma >= 1")));
                 }
+                let batch = need(&r, "batch", r.batch)?;
+                let draft_run = self.draft_run(&r, &draft, batch, gamma)?;
                 self.e2e.push(E2ePoint {
                     origin: r.origin.clone(),
                     set: r.set.clone(),
                     model: r.model.clone(),
                     draft,
                     gamma,
-                    batch: need(&r, "batch", r.batch)?,
+                    batch,
                     context_tokens: need(&r, "context_tokens", r.context_tokens)?,
                     new_tokens: need(&r, "new_tokens", r.new_tokens)?,
                     measured_tokens_per_s: r.value,
                     repeats: r.repeats,
                     spread: r.spread,
                     command: r.provenance.command.clone(),
+                    draft_run,
                 });
             }
         }
@@ -810,19 +886,57 @@ mod tests {
     #[test]
     fn draft_is_read_from_the_command() {
         assert_eq!(
-            draft_from_command("perfcast-gpu e2e --target val-t --draft val-d2 --synthetic 0.8")
-                .as_deref(),
-            Some("val-d2")
+            drafts_from_command(
+                "perfcast-gpu e2e --target val-t --draft val-d2 --accept synthetic"
+            ),
+            ["val-d2"]
         );
+        assert_eq!(drafts_from_command("x --draft=val-d1 y"), ["val-d1"]);
+        assert_eq!(drafts_from_command("x --draft-model 'val-d3'"), ["val-d3"]);
         assert_eq!(
-            draft_from_command("x --draft=val-d1 y").as_deref(),
-            Some("val-d1")
+            drafts_from_command("x --drafts val-d2,layerskip:E=8 --gammas 1,2"),
+            ["val-d2", "layerskip:E=8"]
         );
+        assert!(drafts_from_command("x --target val-t").is_empty());
+    }
+
+    #[test]
+    fn multi_draft_synthetic_rows_are_attributed_by_row_order() {
+        // The harness writes, per batch: AR row, then per draft and per increasing γ the
+        // acceptance rows and the e2e row. Two drafts × γ ∈ {1, 2} at batch 4.
+        let cmd = "perfcast-gpu e2e --target m --drafts da,db --gammas 1,2 --accept synthetic";
+        let prov = format!("2026-11-29T04:00:00Z,NVIDIA H200,580.1,13.0,abc,\"{cmd}\"");
+        let mut body =
+            format!("specdec,s,e2e,m,none,0,4,64,544,,tokens_per_s,100,3,,tokens/s,{prov}\n");
+        for (d, s1) in [("da", 0.9), ("db", 0.5)] {
+            for g in [1u32, 2] {
+                for i in 1..=g {
+                    body.push_str(&format!("specdec,s,acceptance,m,synthetic,{g},4,,,{i},survival,{},50,,fraction,{prov}\n", s1 / f64::from(i)));
+                }
+                body.push_str(&format!(
+                    "specdec,s,e2e,m,synthetic,{g},4,64,544,,tokens_per_s,{},3,,tokens/s,{prov}\n",
+                    if d == "da" { 200 } else { 150 }
+                ));
+            }
+        }
+        let ds = load(&body).unwrap();
+        let runs: Vec<(&str, u32)> = ds
+            .e2e
+            .iter()
+            .map(|e| (e.draft_run.as_str(), e.gamma))
+            .collect();
         assert_eq!(
-            draft_from_command("x --draft-model 'val-d3'").as_deref(),
-            Some("val-d3")
+            runs,
+            [("none", 0), ("da", 1), ("da", 2), ("db", 1), ("db", 2)]
         );
-        assert_eq!(draft_from_command("x --target val-t --drafts 3"), None);
+        let s1 = |i: usize| {
+            ds.curve_for(&ds.e2e[i])
+                .unwrap()
+                .acceptance()
+                .unwrap()
+                .survival_at(1)
+        };
+        assert_eq!((s1(1), s1(3)), (0.9, 0.5));
     }
 
     #[test]

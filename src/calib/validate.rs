@@ -19,7 +19,7 @@
 //! by dynamic programming ([`expected_rounds_static_batch`]); `batch_tail_factor` in the output
 //! is (n/E)/E[R_max], the throughput lost to waiting for the batch's slowest sequence.
 
-use super::measure::{draft_from_command, Dataset, E2ePoint};
+use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, LatencyDefaults};
 use crate::error::{Error, Result};
@@ -163,13 +163,11 @@ fn drafter(e: &E2ePoint) -> Result<Drafter> {
             Ok(Drafter::Model(d.to_string()))
         }
     };
-    if e.draft == "synthetic" {
-        match draft_from_command(&e.command) {
-            Some(d) if d != "synthetic" && d != "none" => parse(&d),
-            _ => Err(e.origin.err("draft = 'synthetic': the command column does not name the draft model that was run (--draft <model>)")),
-        }
-    } else {
-        parse(&e.draft)
+    match e.draft_run.as_str() {
+        "synthetic" | "none" if e.draft != "none" => Err(e.origin.err(
+            "draft = 'synthetic': the command column does not name the draft model that was run",
+        )),
+        d => parse(d),
     }
 }
 
