@@ -441,6 +441,26 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// Checks that every GPU named in the provenance columns is `gpu` (its catalog name appears
+    /// in the `nvidia-smi` name, case and spaces ignored); empty names are not checked.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming the mismatching GPU.
+    pub fn check_gpu(&self, gpu: &crate::catalog::Gpu) -> Result<()> {
+        let norm = |s: &str| s.to_ascii_lowercase().replace([' ', '-', '_'], "");
+        let want = norm(&gpu.name);
+        for g in self.gpus.iter().filter(|g| !g.trim().is_empty()) {
+            if !norm(g).contains(&want) {
+                return Err(Error::range(
+                    "gpu (results provenance)",
+                    g,
+                    format!("the GPU given with --gpu ({}, {})", gpu.name, gpu.full_name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The survival curve measured with `e`: the one at its context when the acceptance rows
     /// state contexts and one matches, else the run's curve pooled over contexts.
     pub fn curve_for(&self, e: &E2ePoint) -> Option<&Curve> {

@@ -54,6 +54,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         ));
     }
     let ds = Dataset::load(&files)?;
+    ds.check_gpu(&gpu)?;
     let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
         (0..6)

@@ -51,6 +51,7 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
         ));
     }
     let ds = Dataset::load(&files)?;
+    ds.check_gpu(g.catalog.gpu(&a.gpu)?)?;
     let v = validate(
         &ds,
         &g.catalog,

@@ -328,6 +328,15 @@ fn malformed_results_exit_2_with_one_line_naming_file_and_line() {
             "{e}"
         );
     }
+    // Measurements from another GPU than --gpu are refused.
+    let fx = root().join("tests/fixtures/synthetic-specdec.csv");
+    let o = perfcast()
+        .args(["calibrate", "--dry-run", "--gpu", "a100-80gb", "--results"])
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NVIDIA H200 (synthetic)"));
     // No output directory was left behind by the failed validate.
     assert!(!d.path().join("o").exists());
 }
@@ -344,7 +353,7 @@ fn committed_measurements_pass_validation() {
     let d = tempfile::tempdir().unwrap();
     let o = perfcast()
         .current_dir(root())
-        .args(["validate", "--format", "json", "--out"])
+        .args(["validate", "--no-plots", "--format", "json", "--out"])
         .arg(d.path())
         .output()
         .unwrap();
