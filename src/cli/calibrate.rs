@@ -39,6 +39,15 @@ const EFF_NAMES: [&str; 6] = [
     "score_elem_s",
 ];
 
+/// A fraction with 4 decimals, or in scientific notation when tiny.
+fn num(x: f64) -> String {
+    if x >= 1e-3 {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.4e}")
+    }
+}
+
 pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     let gpu = g.catalog.gpu(&a.gpu)?.clone();
     let files = if a.results.is_empty() {
@@ -161,16 +170,16 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
             );
             let _ = writeln!(
                 s,
-                "flops_efficiency  {:.4}  ({:.1} TFLOP/s effective){}{}",
-                l.flops_efficiency,
+                "flops_efficiency  {}  ({:.1} TFLOP/s effective){}{}",
+                num(l.flops_efficiency),
                 fit.flops_per_s / 1e12,
                 ci(0),
                 flag(0)
             );
             let _ = writeln!(
                 s,
-                "bw_efficiency     {:.4}  ({:.3} TB/s effective){}{}",
-                l.bw_efficiency,
+                "bw_efficiency     {}  ({:.3} TB/s effective){}{}",
+                num(l.bw_efficiency),
                 fit.bw_bytes_per_s / 1e12,
                 ci(1),
                 flag(1)
