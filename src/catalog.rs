@@ -19,6 +19,11 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("gpus.toml", include_str!("../models/gpus.toml")),
     ("llms.toml", include_str!("../models/llms.toml")),
     ("llms-validation.toml", include_str!("../models/llms-validation.toml")),
+    ("calibration/h200.toml", include_str!("../models/calibration/h200.toml")),
+    (
+        "calibration/h200-validation.toml",
+        include_str!("../models/calibration/h200-validation.toml"),
+    ),
     (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),

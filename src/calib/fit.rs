@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 6;
+pub const K: usize = 7;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
@@ -44,6 +44,7 @@ pub const PARAM_NAMES: [&str; K] = [
     "step_overhead_s",
     "host_layer_s",
     "score_elem_s",
+    "1/attn_bw_bytes_per_s",
 ];
 
 /// One point's residual after the fit.
@@ -124,6 +125,7 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         step_overhead_s: theta[3],
         host_layer_s: theta[4],
         score_elem_s: theta[5],
+        attn_bw_bytes_per_s: 1.0 / theta[6],
         dtype_bytes: 2.0,
     }
 }
@@ -135,23 +137,29 @@ impl Prepared<'_> {
         let mut regimes = Vec::new();
         let nl = f64::from(self.to - self.from);
         let lw = self.model.layer_work(self.point.shape, None);
-        let pick = |w: Work, count: f64, r: &mut [f64; K], regimes: &mut Vec<&str>| {
-            if w.compute_bound(hw) {
+        // `bw` is θ's index of the bandwidth the term streams at (1: weights, 6: attention).
+        let pick = |w: Work, count: f64, bw: usize, r: &mut [f64; K], regimes: &mut Vec<&str>| {
+            let compute = if bw == 6 {
+                w.attn_compute_bound(hw)
+            } else {
+                w.compute_bound(hw)
+            };
+            if compute {
                 r[0] += count * w.flops;
                 regimes.push("C");
             } else {
-                r[1] += count * w.bytes;
+                r[bw] += count * w.bytes;
                 regimes.push("M");
             }
         };
         // A layer costs max(host_layer_s, roofline + layer_overhead_s).
         let gpu_layer = lw.lin.time_s(hw)
-            + lw.attn.time_s(hw)
+            + lw.attn.attn_time_s(hw)
             + lw.score_elems * hw.score_elem_s
             + hw.layer_overhead_s;
         if gpu_layer >= hw.host_layer_s {
-            pick(lw.lin, nl, &mut r, &mut regimes);
-            pick(lw.attn, nl, &mut r, &mut regimes);
+            pick(lw.lin, nl, 1, &mut r, &mut regimes);
+            pick(lw.attn, nl, 6, &mut r, &mut regimes);
             r[2] = nl;
             r[5] = nl * lw.score_elems;
         } else {
@@ -162,6 +170,7 @@ impl Prepared<'_> {
             pick(
                 self.model.head_work(self.point.shape),
                 1.0,
+                1,
                 &mut r,
                 &mut regimes,
             );
@@ -321,6 +330,7 @@ pub fn fit_latency(
         0.0,
         0.0,
         0.0,
+        1.0 / gpu.hbm_bw_bytes_per_s,
     ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
@@ -329,6 +339,7 @@ pub fn fit_latency(
         prior.step_overhead_s,
         prior.host_layer_s,
         prior.score_elem_s,
+        1.0 / prior_hw.attn_bw_bytes_per_s,
     ];
     // Host-bound starts: a layer's host time near the fastest measured time per layer.
     let mut per_layer: Vec<f64> = prep
@@ -344,7 +355,7 @@ pub fn fit_latency(
     let mut starts = vec![prior_theta];
     for host in host_guesses {
         for fe in [0.2, 0.5, 0.9] {
-            for be in [0.5, 0.95] {
+            for (be, ae) in [(0.5, 0.5), (0.95, 0.95), (0.95, 0.15)] {
                 starts.push([
                     1.0 / (gpu.bf16_flops * fe),
                     1.0 / (gpu.hbm_bw_bytes_per_s * be),
@@ -352,6 +363,7 @@ pub fn fit_latency(
                     prior.step_overhead_s,
                     host,
                     prior.score_elem_s,
+                    1.0 / (gpu.hbm_bw_bytes_per_s * ae),
                 ]);
             }
         }
@@ -436,6 +448,8 @@ pub fn fit_latency(
         step_overhead_s: theta[3],
         host_layer_s: theta[4],
         score_elem_s: theta[5],
+        attn_bw_efficiency: identified[6]
+            .then(|| (hw.attn_bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0)),
     };
     Ok(Fit {
         latency,
@@ -521,10 +535,10 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0],
-                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12],
-                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0],
-                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13],
+                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13],
+                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12],
+                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13],
+                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {

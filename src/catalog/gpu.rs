@@ -44,6 +44,10 @@ pub struct LatencyDefaults {
     pub flops_efficiency: f64,
     /// Fraction of the memory bandwidth reached by weight and KV streaming, in (0, 1].
     pub bw_efficiency: f64,
+    /// Fraction of the memory bandwidth reached by attention's KV-cache reads, in (0, 1]
+    /// (default: `bw_efficiency`). Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub attn_bw_efficiency: Option<f64>,
     /// Fixed cost per transformer layer per forward (kernel launches, syncs), seconds.
     pub layer_overhead_s: f64,
     /// Fixed cost per forward (embedding, sampling, host work), seconds.
@@ -83,6 +87,9 @@ impl LatencyDefaults {
     pub fn validate(&self, prefix: &str) -> Result<()> {
         check::in_closed(&format!("{prefix}.flops_efficiency"), self.flops_efficiency, 1e-6, 1.0)?;
         check::in_closed(&format!("{prefix}.bw_efficiency"), self.bw_efficiency, 1e-6, 1.0)?;
+        if let Some(a) = self.attn_bw_efficiency {
+            check::in_closed(&format!("{prefix}.attn_bw_efficiency"), a, 1e-6, 1.0)?;
+        }
         check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
         check::non_negative(&format!("{prefix}.host_layer_s"), self.host_layer_s)?;

@@ -30,13 +30,14 @@ pub struct CalibrateArgs {
     pub dry_run: bool,
 }
 
-const EFF_NAMES: [&str; 6] = [
+const EFF_NAMES: [&str; 7] = [
     "flops_efficiency",
     "bw_efficiency",
     "layer_overhead_s",
     "step_overhead_s",
     "host_layer_s",
     "score_elem_s",
+    "attn_bw_efficiency",
 ];
 
 /// A fraction with 4 decimals, or in scientific notation when tiny.
@@ -66,7 +67,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     ds.check_gpu(&gpu)?;
     let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..6)
+        (0..7)
             .filter(|&j| mask(j))
             .map(|j| EFF_NAMES[j].to_string())
             .collect()
@@ -76,7 +77,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     sets.dedup();
     let summary = FitSummary {
         method: format!(
-            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s), \
+            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn), \
              regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
              bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra)",
             fit.starts
@@ -91,7 +92,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         identified: names(&|j| fit.identified[j]),
         not_identified: names(&|j| !fit.identified[j]),
         at_bound: names(&|j| fit.at_bound[j]),
-        ci95_rel: (0..6).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
+        ci95_rel: (0..7).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
         sets,
         iterations: fit.iterations,
         starts: fit.starts,
@@ -211,6 +212,15 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 l.score_elem_s,
                 ci(5),
                 flag(5)
+            );
+            let _ = writeln!(
+                s,
+                "attn_bw_efficiency {}{}{}",
+                l.attn_bw_efficiency
+                    .map(num)
+                    .unwrap_or_else(|| "(= bw_efficiency)".into()),
+                ci(6),
+                flag(6)
             );
             let _ = writeln!(
                 s,

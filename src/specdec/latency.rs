@@ -16,7 +16,9 @@
 //! than `host_layer_s`, the host's time to launch its kernels: when the GPU outruns the host
 //! (small models, small batches) the layer costs `max(host_layer_s, t_layer)`; every layer of a
 //! forward has the same shape, so this equals max(host time, GPU time) of the layer stack. `P` and `BW` are the
-//! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`).
+//! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`);
+//! attention's KV reads use their own bandwidth `BW_attn` (`attn_bw_efficiency`, default equal
+//! to `bw_efficiency`), since attention kernels seldom stream as efficiently as weight GEMMs.
 //! Draft latency is dominated by depth through the per-layer overhead (Yan et al. 2024,
 //! "Decoding Speculative Decoding"), which is why the overhead is per layer, not per forward.
 //!
@@ -35,8 +37,11 @@ use serde::{Deserialize, Serialize};
 pub struct HwRates {
     /// Effective matmul rate, FLOP/s.
     pub flops_per_s: f64,
-    /// Effective memory bandwidth, bytes/s.
+    /// Effective memory bandwidth of weight streaming (linear layers, LM head), bytes/s.
     pub bw_bytes_per_s: f64,
+    /// Effective bandwidth of attention's KV-cache reads, bytes/s (equal to `bw_bytes_per_s`
+    /// unless calibrated separately: attention kernels rarely stream as well as GEMMs).
+    pub attn_bw_bytes_per_s: f64,
     /// Fixed cost per layer per forward, seconds.
     pub layer_overhead_s: f64,
     /// Fixed cost per forward, seconds.
@@ -55,6 +60,7 @@ impl HwRates {
         HwRates {
             flops_per_s: gpu.bf16_flops * lat.flops_efficiency,
             bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * lat.bw_efficiency,
+            attn_bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * lat.attn_bw_efficiency.unwrap_or(lat.bw_efficiency),
             layer_overhead_s: lat.layer_overhead_s,
             step_overhead_s: lat.step_overhead_s,
             host_layer_s: lat.host_layer_s,
@@ -139,6 +145,16 @@ impl Work {
     pub fn compute_bound(&self, hw: &HwRates) -> bool {
         self.flops / hw.flops_per_s >= self.bytes / hw.bw_bytes_per_s
     }
+
+    /// `max(flops / P, bytes / BW_attn)`: an attention term at the attention bandwidth.
+    pub fn attn_time_s(&self, hw: &HwRates) -> f64 {
+        (self.flops / hw.flops_per_s).max(self.bytes / hw.attn_bw_bytes_per_s)
+    }
+
+    /// Whether an attention term is compute-bound at rates `hw`.
+    pub fn attn_compute_bound(&self, hw: &HwRates) -> bool {
+        self.flops / hw.flops_per_s >= self.bytes / hw.attn_bw_bytes_per_s
+    }
 }
 
 /// The two roofline terms of one transformer layer.
@@ -172,6 +188,7 @@ impl ForwardModel {
     pub fn new(arch: LlmArch, hw: HwRates, chai: Option<Chai>) -> Result<Self> {
         check::positive("flops_per_s", hw.flops_per_s)?;
         check::positive("bw_bytes_per_s", hw.bw_bytes_per_s)?;
+        check::positive("attn_bw_bytes_per_s", hw.attn_bw_bytes_per_s)?;
         check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
         check::non_negative("host_layer_s", hw.host_layer_s)?;
@@ -222,7 +239,7 @@ impl ForwardModel {
 
     fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
         let w = self.layer_work(s, clusters);
-        (w.lin.time_s(&self.hw) + w.attn.time_s(&self.hw) + w.score_elems * self.hw.score_elem_s + self.hw.layer_overhead_s)
+        (w.lin.time_s(&self.hw) + w.attn.attn_time_s(&self.hw) + w.score_elems * self.hw.score_elem_s + self.hw.layer_overhead_s)
             .max(self.hw.host_layer_s)
     }
 
@@ -271,6 +288,7 @@ mod tests {
         let hw = HwRates {
             flops_per_s: 1e15,
             bw_bytes_per_s: 4e12,
+            attn_bw_bytes_per_s: 4e12,
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
             host_layer_s: 0.0,

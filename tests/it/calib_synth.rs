@@ -21,6 +21,7 @@ pub const TRUE: LatencyDefaults = LatencyDefaults {
     step_overhead_s: 150e-6,
     host_layer_s: 60e-6,
     score_elem_s: 2e-12,
+    attn_bw_efficiency: Some(0.3),
 };
 
 pub const HEADER: &str = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command\n";
