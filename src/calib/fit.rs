@@ -107,6 +107,8 @@ pub struct Fit {
     pub iterations: usize,
     /// Starting points tried.
     pub starts: usize,
+    /// Points given less than full weight by the robust refinement (0 without it).
+    pub downweighted: usize,
 }
 
 struct Prepared<'a> {
@@ -203,10 +205,12 @@ impl Prepared<'_> {
     }
 }
 
-fn objective(prep: &[Prepared], theta: &[f64; K]) -> f64 {
+/// Σ w_i · relative error², `sw` = √w (robust weights; 1 for plain least squares).
+fn objective(prep: &[Prepared], theta: &[f64; K], sw: &[f64]) -> f64 {
     let hw = hw_of(theta);
     prep.iter()
-        .map(|p| rel_err(p.predict(&hw), p.point.measured_s).powi(2))
+        .zip(sw)
+        .map(|(p, w)| (w * rel_err(p.predict(&hw), p.point.measured_s)).powi(2))
         .sum()
 }
 
@@ -215,6 +219,7 @@ fn objective(prep: &[Prepared], theta: &[f64; K]) -> f64 {
 fn bounded_wls(
     rows: &[[f64; K]],
     meas: &[f64],
+    sw: &[f64],
     lower: &[f64; K],
     fixed: &[bool; K],
     theta: &[f64; K],
@@ -240,9 +245,9 @@ fn bounded_wls(
                     .filter(|j| !solve_cols.contains(j))
                     .map(|j| rows[i][j] * t[j])
                     .sum();
-                b[i] = 1.0 - known / meas[i];
+                b[i] = sw[i] * (1.0 - known / meas[i]);
                 for (c, &j) in solve_cols.iter().enumerate() {
-                    a[(i, c)] = rows[i][j] / meas[i];
+                    a[(i, c)] = sw[i] * rows[i][j] / meas[i];
                 }
             }
             let scale: Vec<f64> = (0..solve_cols.len()).map(|c| a.column(c).norm()).collect();
@@ -267,7 +272,9 @@ fn bounded_wls(
             }
         }
         let obj: f64 = (0..n)
-            .map(|i| ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0).powi(2))
+            .map(|i| {
+                (sw[i] * ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0)).powi(2)
+            })
             .sum();
         if mask == 0 {
             // The unconstrained minimiser is feasible: it is the constrained optimum too.
@@ -280,7 +287,8 @@ fn bounded_wls(
     best.map(|b| b.1).unwrap_or(*theta)
 }
 
-/// Fits the latency model of `gpu` to `points` (see the module docs), starting from `prior`.
+/// Fits the latency model of `gpu` to `points` (see the module docs), starting from `prior`;
+/// `robust` adds the Huber reweighting.
 ///
 /// # Errors
 /// Fewer than 4 points, a model unknown to the catalog (naming file and line), or a partial
@@ -290,6 +298,7 @@ pub fn fit_latency(
     cat: &Catalog,
     gpu: &Gpu,
     prior: &LatencyDefaults,
+    robust: bool,
 ) -> Result<Fit> {
     if points.len() < K {
         return Err(Error::range("forward points", points.len(), format!(">= {K} (one per fitted parameter; the results files hold too few kind=forward rows)")));
@@ -369,11 +378,11 @@ pub fn fit_latency(
         }
     }
     let n_starts = starts.len();
-    let mut best: Option<(f64, [f64; K], usize)> = None;
-    for start in starts {
+    // Regime iteration from `start` with robust weights `sw`: the best (objective, θ, iteration).
+    let descend = |start: [f64; K], sw: &[f64]| -> (f64, [f64; K], usize) {
         let mut theta = start;
         let mut seen: Vec<Vec<[f64; K]>> = Vec::new();
-        let mut local_best = (objective(&prep, &theta), theta, 0);
+        let mut local_best = (objective(&prep, &theta, sw), theta, 0);
         for it in 1..=60 {
             let hw = hw_of(&theta);
             let rows: Vec<[f64; K]> = prep.iter().map(|p| p.row(&hw).0).collect();
@@ -384,18 +393,57 @@ pub fn fit_latency(
             for (j, f) in fixed.iter_mut().enumerate() {
                 *f = rows.iter().all(|r| r[j] == 0.0);
             }
-            theta = bounded_wls(&rows, &meas, &lower, &fixed, &theta);
+            theta = bounded_wls(&rows, &meas, sw, &lower, &fixed, &theta);
             seen.push(rows);
-            let obj = objective(&prep, &theta);
+            let obj = objective(&prep, &theta, sw);
             if obj < local_best.0 {
                 local_best = (obj, theta, it);
             }
         }
+        local_best
+    };
+    let ones = vec![1.0; prep.len()];
+    let mut best: Option<(f64, [f64; K], usize)> = None;
+    for start in starts {
+        let local_best = descend(start, &ones);
         if best
             .as_ref()
             .is_none_or(|b| local_best.0 < b.0 * (1.0 - 1e-12))
         {
             best = Some(local_best);
+        }
+    }
+    // Robust refinement (iteratively reweighted least squares with Huber weights, k = 1.345 on
+    // the MAD scale of the relative residuals): bursts of host contention in a few
+    // measurements then pull the parameters less than the bulk of the grid.
+    let mut downweighted = 0;
+    if robust {
+        for _ in 0..10 {
+            let Some((_, theta, _)) = best else { break };
+            let hw = hw_of(&theta);
+            let r: Vec<f64> = prep
+                .iter()
+                .map(|p| rel_err(p.predict(&hw), p.point.measured_s))
+                .collect();
+            let mut abs: Vec<f64> = r.iter().map(|x| x.abs()).collect();
+            abs.sort_by(f64::total_cmp);
+            let scale = 1.4826 * abs[abs.len() / 2];
+            if !(scale > 0.0) {
+                break;
+            }
+            let sw: Vec<f64> = r
+                .iter()
+                .map(|x| (1.345 * scale / x.abs()).min(1.0).sqrt())
+                .collect();
+            downweighted = sw.iter().filter(|w| **w < 1.0).count();
+            let next = descend(theta, &sw);
+            let moved = (0..K)
+                .map(|j| ((next.1[j] - theta[j]) / theta[j].abs().max(1e-300)).abs())
+                .fold(0.0, f64::max);
+            best = Some(next);
+            if moved < 1e-6 {
+                break;
+            }
         }
     }
     let (_, theta, iterations) = best.unwrap_or((0.0, prior_theta, 0));
@@ -462,6 +510,7 @@ pub fn fit_latency(
         ci95_rel,
         iterations,
         starts: n_starts,
+        downweighted,
     })
 }
 

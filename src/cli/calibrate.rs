@@ -28,6 +28,10 @@ pub struct CalibrateArgs {
     /// Fit and print, but write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Robust fit: Huber-reweighted least squares (k = 1.345 × MAD of the relative residuals),
+    /// so a few bursty measurements pull the parameters less.
+    #[arg(long)]
+    pub robust: bool,
 }
 
 const EFF_NAMES: [&str; 7] = [
@@ -65,7 +69,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     }
     let ds = Dataset::load(&files)?;
     ds.check_gpu(&gpu)?;
-    let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency)?;
+    let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency, a.robust)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
         (0..7)
             .filter(|&j| mask(j))
@@ -79,8 +83,13 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         method: format!(
             "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn), \
              regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
-             bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra)",
-            fit.starts
+             bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra){}",
+            fit.starts,
+            if a.robust {
+                format!("; robust: Huber reweighting (k = 1.345 x MAD), {} points down-weighted", fit.downweighted)
+            } else {
+                String::new()
+            }
         ),
         points: fit.stats.points,
         rms_rel_err: fit.stats.rms_pct_err,

@@ -418,3 +418,49 @@ fn committed_measurements_pass_validation() {
         );
     }
 }
+
+#[test]
+fn robust_fit_resists_bursty_outliers() {
+    // Every 10th forward measurement (seed-1 data, 1% noise) is made 60% slower, like a burst of
+    // host contention. The Huber-reweighted fit still recovers TRUE (efficiencies and the host
+    // launch time within 3%), while the plain least-squares fit is pulled off (bandwidth > 5%).
+    let d = tempfile::tempdir().unwrap();
+    let csv = d.path().join("bursty.csv");
+    let body: String = forward_csv(0.01, 1)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i % 10 == 3 {
+                let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+                let v: f64 = f[11].parse().unwrap();
+                f[11] = format!("{:e}", v * 1.6);
+                f.join(",") + "\n"
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&csv, format!("{HEADER}{body}")).unwrap();
+    let fit = |robust: bool| -> serde_json::Value {
+        let mut c = perfcast();
+        c.args(["calibrate", "--dry-run", "--format", "json", "--results"])
+            .arg(&csv);
+        if robust {
+            c.arg("--robust");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success());
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["latency"].clone()
+    };
+    let rel =
+        |l: &serde_json::Value, k: &str, want: f64| (l[k].as_f64().unwrap() - want).abs() / want;
+    let r = fit(true);
+    assert!(
+        rel(&r, "flops_efficiency", TRUE.flops_efficiency) < 0.03,
+        "{r}"
+    );
+    assert!(rel(&r, "bw_efficiency", TRUE.bw_efficiency) < 0.03, "{r}");
+    assert!(rel(&r, "host_layer_s", TRUE.host_layer_s) < 0.05, "{r}");
+    let p = fit(false);
+    assert!(rel(&p, "bw_efficiency", TRUE.bw_efficiency) > 0.05, "{p}");
+}
