@@ -428,7 +428,7 @@ pub fn fit_latency(
             let mut abs: Vec<f64> = r.iter().map(|x| x.abs()).collect();
             abs.sort_by(f64::total_cmp);
             let scale = 1.4826 * abs[abs.len() / 2];
-            if !(scale > 0.0) {
+            if scale.is_nan() || scale <= 0.0 {
                 break;
             }
             let sw: Vec<f64> = r
