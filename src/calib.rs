@@ -1,21 +1,137 @@
-//! Calibration: model parameters fitted from measurements (`models/calibration/<gpu>.toml`).
+//! Calibration and validation: model parameters fitted from measurements
+//! (`models/calibration/<gpu>.toml`) and the measured error of the predictions.
 //!
-//! A calibration file overrides the catalog's latency defaults for one GPU:
+//! - [`measure`]: the measurement CSV schema (`validation/results/*.csv`) and its streaming reader;
+//! - [`fit`]: least-squares fit of the specdec latency model's rates and overheads from `forward`
+//!   rows only (nalgebra SVD);
+//! - [`validate`]: predicts every end-to-end point from the calibrated latency model and the
+//!   point's *measured* survival curve, and reports the error per point and per set;
+//! - [`metrics`]: MAPE, max |error|, bias with a Student-t interval (statrs).
+//!
+//! A calibration file overrides the catalog's latency defaults for one GPU; it is written by
+//! `perfcast calibrate`, never by hand:
 //!
 //! ```toml
+//! gpu = "h200"
+//! fitted_kinds = ["forward"]
 //! [latency]
 //! flops_efficiency = 0.62
 //! bw_efficiency = 0.81
 //! layer_overhead_s = 9.1e-6
 //! step_overhead_s = 4.0e-5
 //! ```
+//!
+//! `perfcast validate --record FILE` writes the measured error per set
+//! (`models/calibration/<gpu>-validation.toml`), which [`validation_note`] cites in reports.
 
-use crate::catalog::{Catalog, LatencyDefaults};
+pub mod fit;
+pub mod measure;
+pub mod metrics;
+pub mod plot;
+pub mod sha256;
+pub mod validate;
+
+use crate::catalog::{Catalog, LatencyDefaults, EMBEDDED};
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-#[derive(serde::Deserialize)]
-struct CalibFile {
+/// Summary of a fit as the calibration file records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    /// How the parameters were obtained.
+    pub method: String,
+    /// Forward points fitted.
+    pub points: usize,
+    /// Root-mean-square relative error of the fitted forward latencies, fraction.
+    pub rms_rel_err: f64,
+    /// Mean absolute relative error, fraction.
+    pub mape: f64,
+    /// Largest |relative error|, fraction.
+    pub max_abs_pct_err: f64,
+    /// Mean signed relative error, fraction.
+    pub mean_pct_err: f64,
+    /// Effective matmul rate, FLOP/s.
+    pub flops_per_s: f64,
+    /// Effective bandwidth, bytes/s.
+    pub bw_bytes_per_s: f64,
+    /// Parameters determined by the data.
+    pub identified: Vec<String>,
+    /// Parameters no measured point constrains (kept at the catalog default).
+    pub not_identified: Vec<String>,
+    /// Parameters at their bound (efficiency 1 or overhead 0).
+    pub at_bound: Vec<String>,
+    /// 95% confidence half-width of each free parameter, relative to its value.
+    pub ci95_rel: BTreeMap<String, f64>,
+    /// Measurement sets the forward rows came from.
+    pub sets: Vec<String>,
+    /// Regime-assignment iterations of the winning start.
+    pub iterations: usize,
+    /// Starting points tried.
+    pub starts: usize,
+}
+
+/// A calibration file (`models/calibration/<gpu>.toml`), as written by `perfcast calibrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationFile {
+    /// Catalog GPU name.
+    pub gpu: String,
+    /// Tool and version that wrote the file.
+    pub generated_by: String,
+    /// When it was written (ISO 8601 UTC).
+    pub date: String,
+    /// Row kinds the parameters were fitted from: always exactly `["forward"]`.
+    pub fitted_kinds: Vec<String>,
+    /// The fitted latency-model parameters (relative to the catalog GPU's peaks).
+    pub latency: LatencyDefaults,
+    /// Fit quality.
+    pub fit: FitSummary,
+    /// The results files used, with SHA-256 and size.
+    pub source: Vec<measure::Source>,
+    /// Per-point residuals.
+    #[serde(default)]
+    pub residual: Vec<fit::Residual>,
+}
+
+/// One set's measured error as `validate --record` stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedSet {
+    /// Technique (`specdec`).
+    pub technique: String,
+    /// Set name.
+    pub set: String,
+    /// End-to-end points.
+    pub points: usize,
+    /// Mean absolute relative error of tokens/s, fraction.
+    pub mape: f64,
+    /// Largest |relative error|, fraction.
+    pub max_abs_pct_err: f64,
+    /// Whether the set met its tolerance.
+    pub pass: bool,
+}
+
+/// The file `perfcast validate --record` writes (`models/calibration/<gpu>-validation.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// Catalog GPU name.
+    pub gpu: String,
+    /// Tool and version that wrote the file.
+    pub generated_by: String,
+    /// When it was written (ISO 8601 UTC).
+    pub date: String,
+    /// Whether the latency model was calibrated for this GPU.
+    pub calibrated: bool,
+    /// Per-set errors.
+    pub set: Vec<RecordedSet>,
+    /// The results files validated.
+    pub source: Vec<measure::Source>,
+}
+
+#[derive(Deserialize)]
+struct CalibHead {
     latency: LatencyDefaults,
+    #[serde(default)]
+    fitted_kinds: Option<Vec<String>>,
     #[serde(flatten)]
     _rest: toml::Table,
 }
@@ -30,8 +146,17 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
     let rel = format!("calibration/{}.toml", g.name);
     match cat.read_text(&rel) {
         Ok((text, path)) => {
-            let f: CalibFile = crate::catalog::parse_toml_str(&text, &path)?;
+            let f: CalibHead = crate::catalog::parse_toml_str(&text, &path)?;
             f.latency.validate(&format!("{}.latency", path.display()))?;
+            if let Some(k) = &f.fitted_kinds {
+                if k.iter().any(|k| k != "forward") {
+                    return Err(crate::Error::parse(
+                        &path,
+                        None,
+                        format!("fitted_kinds = {k:?}: a calibration may be fitted from forward rows only (end-to-end rows are for validation)"),
+                    ));
+                }
+            }
             Ok(f.latency)
         }
         Err(_) => Ok(g.latency),
@@ -43,10 +168,143 @@ pub fn is_calibrated(cat: &Catalog, gpu: &str) -> bool {
     cat.read_text(&format!("calibration/{gpu}.toml")).is_ok()
 }
 
+/// The recorded validation of `gpu` (`calibration/<gpu>-validation.toml`), if the catalog has one.
+///
+/// # Errors
+/// A file that exists but is malformed.
+pub fn recorded_validation(cat: &Catalog, gpu: &str) -> Result<Option<ValidationRecord>> {
+    match cat.read_text(&format!("calibration/{gpu}-validation.toml")) {
+        Ok((text, path)) => crate::catalog::parse_toml_str(&text, &path).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for r in records {
+        let sets: Vec<&RecordedSet> = r.set.iter().filter(|s| s.technique == technique).collect();
+        if sets.is_empty() {
+            continue;
+        }
+        let desc: Vec<String> = sets
+            .iter()
+            .map(|s| {
+                format!(
+                    "`{}` MAPE {:.1}%, max {:.1}% over {} points ({})",
+                    s.set,
+                    100.0 * s.mape,
+                    100.0 * s.max_abs_pct_err,
+                    s.points,
+                    if s.pass {
+                        "within tolerance"
+                    } else {
+                        "**outside tolerance**"
+                    }
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "tokens/s measured on {}{} ({}): {}",
+            r.gpu,
+            if r.calibrated {
+                ", calibrated"
+            } else {
+                ", uncalibrated"
+            },
+            r.date,
+            desc.join("; ")
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)"
+    })
+}
+
 /// One line for reports saying how far a technique's predictions have been checked against
-/// measurements (from the committed validation sets).
+/// measurements: the error recorded by `perfcast validate --record` in the embedded
+/// `calibration/*-validation.toml` files, with the set names.
 pub fn validation_note(technique: &str) -> String {
-    format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output")
+    let records: Vec<ValidationRecord> = EMBEDDED
+        .iter()
+        .filter(|(name, _)| name.starts_with("calibration/") && name.ends_with("-validation.toml"))
+        .filter_map(|(_, text)| toml::from_str(text).ok())
+        .collect();
+    note_from(&records, technique)
+        .unwrap_or_else(|| format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output"))
+}
+
+/// Adds to every record of a `perfcast specdec` result how far the latency model of `gpu` can
+/// be trusted: `latency_model` (`calibrated` or `uncalibrated catalog defaults`) and, from the
+/// recorded validation (`calibration/<gpu>-validation.toml`), `validation_mape` (the worst set's
+/// MAPE of tokens/s), `validation_max_abs_pct_err` (the worst point) and `validation_sets`.
+/// Unknown GPUs or unreadable records add `latency_model` only.
+pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str) {
+    use serde_json::Value;
+    let calibrated = cat
+        .gpu(gpu)
+        .map(|g| is_calibrated(cat, &g.name))
+        .unwrap_or(false);
+    let rec = cat
+        .gpu(gpu)
+        .ok()
+        .and_then(|g| recorded_validation(cat, &g.name).ok().flatten());
+    let sets: Vec<&RecordedSet> = rec
+        .as_ref()
+        .map(|r| r.set.iter().filter(|s| s.technique == "specdec").collect())
+        .unwrap_or_default();
+    for r in &mut rows.records {
+        let label = if calibrated {
+            "calibrated"
+        } else {
+            "uncalibrated catalog defaults"
+        };
+        r.insert("latency_model".into(), Value::from(label));
+        if calibrated && !sets.is_empty() {
+            let mape = sets.iter().map(|s| s.mape).fold(0.0, f64::max);
+            let max = sets.iter().map(|s| s.max_abs_pct_err).fold(0.0, f64::max);
+            r.insert("validation_mape".into(), Value::from(mape));
+            r.insert("validation_max_abs_pct_err".into(), Value::from(max));
+            r.insert(
+                "validation_sets".into(),
+                Value::from(
+                    sets.iter()
+                        .map(|s| s.set.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            );
+        }
+    }
+}
+
+/// The current UTC time as ISO 8601 (`2026-11-29T04:05:06Z`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    iso8601(secs)
+}
+
+/// Formats seconds since the Unix epoch as ISO 8601 UTC (civil-from-days, H. Hinnant).
+pub fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -74,5 +332,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("flops_efficiency = 1.5"));
+        std::fs::write(
+            d.path().join("calibration/a10g.toml"),
+            "fitted_kinds = [\"forward\", \"e2e\"]\n[latency]\nflops_efficiency = 0.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
+        )
+        .unwrap();
+        assert!(latency_for(&c, "a10g")
+            .unwrap_err()
+            .to_string()
+            .contains("forward rows only"));
+    }
+
+    #[test]
+    fn iso8601_hand_values() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        // 2000-02-29 12:34:56 UTC = 951827696 s.
+        assert_eq!(iso8601(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn note_cites_sets_and_errors() {
+        let r = ValidationRecord {
+            gpu: "h200".into(),
+            generated_by: "t".into(),
+            date: "2026-11-29T00:00:00Z".into(),
+            calibrated: true,
+            set: vec![RecordedSet {
+                technique: "specdec".into(),
+                set: "h200-e2e".into(),
+                points: 24,
+                mape: 0.031,
+                max_abs_pct_err: 0.072,
+                pass: true,
+            }],
+            source: vec![],
+        };
+        let n = note_from(std::slice::from_ref(&r), "specdec").unwrap();
+        assert!(
+            n.contains("`h200-e2e` MAPE 3.1%, max 7.2% over 24 points"),
+            "{n}"
+        );
+        assert!(note_from(&[r], "gradcomp").is_none());
+        assert!(validation_note("no-such-technique").contains("uncalibrated"));
     }
 }

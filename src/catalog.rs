@@ -24,6 +24,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("dnn/models.toml", include_str!("../models/dnn/models.toml")),
     (
+        "calibration/h200.toml",
+        include_str!("../models/calibration/h200.toml"),
+    ),
+    (
+        "calibration/h200-validation.toml",
+        include_str!("../models/calibration/h200-validation.toml"),
+    ),
+    (
         "scenarios/default.toml",
         include_str!("../models/scenarios/default.toml"),
     ),

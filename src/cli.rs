@@ -1,6 +1,7 @@
 //! Command-line arguments (clap) and their conversion into library plans. Parsing only: the
 //! binary calls the library with what these produce.
 
+pub mod calibrate;
 pub mod catalog_cmd;
 pub mod collective;
 pub mod embcache;
@@ -8,6 +9,7 @@ pub mod freeze;
 pub mod gradcomp;
 pub mod run;
 pub mod specdec;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 use perfcast::report::Format;
@@ -56,6 +58,12 @@ pub enum Command {
     /// One data-parallel training what-if: DDP buckets, gradient compression, low-rank models.
     #[command(allow_negative_numbers = true)]
     Gradcomp(gradcomp::GradcompArgs),
+    /// Fit the latency model of a GPU from forward-latency measurements.
+    #[command(allow_negative_numbers = true)]
+    Calibrate(calibrate::CalibrateArgs),
+    /// Prediction error of every end-to-end measurement (exit 1 when a set exceeds tolerance).
+    #[command(allow_negative_numbers = true)]
+    Validate(validate::ValidateArgs),
 }
 
 /// Options every command sees.
@@ -101,5 +109,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Freeze(a) => freeze::exec(a, &g),
         Command::Collective(a) => collective::exec(a, &g),
         Command::Gradcomp(a) => gradcomp::exec(a, &g),
+        Command::Calibrate(a) => calibrate::exec(a, &g),
+        Command::Validate(a) => validate::exec(a, &g),
     }
 }

@@ -44,10 +44,22 @@ pub struct LatencyDefaults {
     pub flops_efficiency: f64,
     /// Fraction of the memory bandwidth reached by weight and KV streaming, in (0, 1].
     pub bw_efficiency: f64,
+    /// Fraction of the memory bandwidth reached by attention's KV-cache reads, in (0, 1]
+    /// (default: `bw_efficiency`). Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub attn_bw_efficiency: Option<f64>,
     /// Fixed cost per transformer layer per forward (kernel launches, syncs), seconds.
     pub layer_overhead_s: f64,
     /// Fixed cost per forward (embedding, sampling, host work), seconds.
     pub step_overhead_s: f64,
+    /// Host time to launch one layer's kernels, seconds: a layer never takes less (the GPU
+    /// waits for the host). 0 = never host-bound. Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub host_layer_s: f64,
+    /// Time per attention-score element an unfused attention materialises, seconds (0 = fused
+    /// attention). Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub score_elem_s: f64,
 }
 
 impl Gpu {
@@ -85,8 +97,13 @@ impl LatencyDefaults {
             1e-6,
             1.0,
         )?;
+        if let Some(a) = self.attn_bw_efficiency {
+            check::in_closed(&format!("{prefix}.attn_bw_efficiency"), a, 1e-6, 1.0)?;
+        }
         check::non_negative(&format!("{prefix}.layer_overhead_s"), self.layer_overhead_s)?;
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
+        check::non_negative(&format!("{prefix}.host_layer_s"), self.host_layer_s)?;
+        check::non_negative(&format!("{prefix}.score_elem_s"), self.score_elem_s)?;
         Ok(())
     }
 }

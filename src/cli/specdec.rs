@@ -177,7 +177,8 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
     } else {
         vec![analytic(&params[0])?]
     };
-    let rows = Rows::from_serialize(&metrics);
+    let mut rows = Rows::from_serialize(&metrics);
+    perfcast::calib::annotate_specdec(&mut rows, &g.catalog, &a.gpu);
     Ok(Outcome::ok(print_records(
         &rows,
         g.format,

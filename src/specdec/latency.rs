@@ -9,8 +9,16 @@
 //!         + layer_overhead_s
 //! ```
 //!
-//! and the forward adds the LM head's roofline and `step_overhead_s`. `P` and `BW` are the
-//! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`).
+//! and the forward adds the LM head's roofline and `step_overhead_s`. An attention that
+//! materialises its score matrix (no fused kernel) adds `score_elem_s` per score element
+//! (b·n query positions × keys × heads): the scores are written, normalised and read back, which
+//! the KV-cache bytes above do not count (0 for FlashAttention-style kernels). A layer never takes less
+//! than `host_layer_s`, the host's time to launch its kernels: when the GPU outruns the host
+//! (small models, small batches) the layer costs `max(host_layer_s, t_layer)`; every layer of a
+//! forward has the same shape, so this equals max(host time, GPU time) of the layer stack. `P` and `BW` are the
+//! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`);
+//! attention's KV reads use their own bandwidth `BW_attn` (`attn_bw_efficiency`, default equal
+//! to `bw_efficiency`), since attention kernels seldom stream as efficiently as weight GEMMs.
 //! Draft latency is dominated by depth through the per-layer overhead (Yan et al. 2024,
 //! "Decoding Speculative Decoding"), which is why the overhead is per layer, not per forward.
 //!
@@ -33,12 +41,19 @@ use serde::{Deserialize, Serialize};
 pub struct HwRates {
     /// Effective matmul rate, FLOP/s.
     pub flops_per_s: f64,
-    /// Effective memory bandwidth, bytes/s.
+    /// Effective memory bandwidth of weight streaming (linear layers, LM head), bytes/s.
     pub bw_bytes_per_s: f64,
+    /// Effective bandwidth of attention's KV-cache reads, bytes/s (equal to `bw_bytes_per_s`
+    /// unless calibrated separately: attention kernels rarely stream as well as GEMMs).
+    pub attn_bw_bytes_per_s: f64,
     /// Fixed cost per layer per forward, seconds.
     pub layer_overhead_s: f64,
     /// Fixed cost per forward, seconds.
     pub step_overhead_s: f64,
+    /// Host time to launch one layer's kernels, seconds (a layer takes at least this long).
+    pub host_layer_s: f64,
+    /// Time per materialised attention-score element, seconds (0 for fused attention).
+    pub score_elem_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -49,8 +64,12 @@ impl HwRates {
         HwRates {
             flops_per_s: gpu.bf16_flops * lat.flops_efficiency,
             bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * lat.bw_efficiency,
+            attn_bw_bytes_per_s: gpu.hbm_bw_bytes_per_s
+                * lat.attn_bw_efficiency.unwrap_or(lat.bw_efficiency),
             layer_overhead_s: lat.layer_overhead_s,
             step_overhead_s: lat.step_overhead_s,
+            host_layer_s: lat.host_layer_s,
+            score_elem_s: lat.score_elem_s,
             dtype_bytes: 2.0,
         }
     }
@@ -146,6 +165,49 @@ impl TpLink {
     }
 }
 
+/// Work of one roofline term: FLOPs and bytes moved; its time is `max(flops/P, bytes/BW)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Work {
+    /// Floating-point operations.
+    pub flops: f64,
+    /// Bytes read or written from device memory.
+    pub bytes: f64,
+}
+
+impl Work {
+    /// `max(flops / P, bytes / BW)` at rates `hw`, seconds.
+    pub fn time_s(&self, hw: &HwRates) -> f64 {
+        (self.flops / hw.flops_per_s).max(self.bytes / hw.bw_bytes_per_s)
+    }
+
+    /// Whether the term is compute-bound at rates `hw` (`flops/P ≥ bytes/BW`).
+    pub fn compute_bound(&self, hw: &HwRates) -> bool {
+        self.flops / hw.flops_per_s >= self.bytes / hw.bw_bytes_per_s
+    }
+
+    /// `max(flops / P, bytes / BW_attn)`: an attention term at the attention bandwidth.
+    pub fn attn_time_s(&self, hw: &HwRates) -> f64 {
+        (self.flops / hw.flops_per_s).max(self.bytes / hw.attn_bw_bytes_per_s)
+    }
+
+    /// Whether an attention term is compute-bound at rates `hw`.
+    pub fn attn_compute_bound(&self, hw: &HwRates) -> bool {
+        self.flops / hw.flops_per_s >= self.bytes / hw.attn_bw_bytes_per_s
+    }
+}
+
+/// The two roofline terms of one transformer layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerWork {
+    /// Weight matmuls (QKV, output and FFN projections): 2·b·n·W FLOPs, W·dtype bytes.
+    pub lin: Work,
+    /// Attention scores and values over the KV cache.
+    pub attn: Work,
+    /// Attention-score elements (query positions × keys × scoring heads) an unfused attention
+    /// materialises; each costs `score_elem_s` on top of the roofline.
+    pub score_elems: f64,
+}
+
 /// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shape {
@@ -165,8 +227,11 @@ impl ForwardModel {
     pub fn new(arch: LlmArch, hw: HwRates, chai: Option<Chai>) -> Result<Self> {
         check::positive("flops_per_s", hw.flops_per_s)?;
         check::positive("bw_bytes_per_s", hw.bw_bytes_per_s)?;
+        check::positive("attn_bw_bytes_per_s", hw.attn_bw_bytes_per_s)?;
         check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
+        check::non_negative("host_layer_s", hw.host_layer_s)?;
+        check::non_negative("score_elem_s", hw.score_elem_s)?;
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
         Ok(ForwardModel {
@@ -220,11 +285,11 @@ impl ForwardModel {
         self.tp_link.latency_s + 2.0 * (n - 1.0) / n * bytes / self.tp_link.bw_bytes_per_s
     }
 
-    fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
+    /// FLOPs and bytes of one layer's two roofline terms (linear part and attention part) at
+    /// shape `s`, with `clusters` CHAI clusters (None = all heads). [`ForwardModel::forward_s`] is
+    /// built from exactly these numbers, and `perfcast calibrate` fits the rates against them.
+    pub fn layer_work(&self, s: Shape, clusters: Option<u32>) -> LayerWork {
         let tokens = s.batch * s.new_tokens;
-        let tp = f64::from(self.tp);
-        let lin = (tokens * self.layer_w_flops_per_token / tp / self.hw.flops_per_s)
-            .max(self.layer_w_bytes / tp / self.hw.bw_bytes_per_s);
         let (score_frac, k_frac) = match clusters {
             None => (1.0, 1.0),
             Some(c) => (
@@ -234,13 +299,48 @@ impl ForwardModel {
         };
         let keys = s.context_tokens + 0.5 * (s.new_tokens + 1.0);
         let qd = f64::from(self.arch.heads) * self.arch.head_dim() as f64;
-        let attn_flops = 2.0 * tokens * keys * qd * (1.0 + score_frac);
         let kv = self.kv_bytes_per_token_layer * (1.0 + k_frac);
-        let attn_bytes = s.batch * (s.context_tokens + s.new_tokens) * kv;
+        LayerWork {
+            lin: Work {
+                flops: tokens * self.layer_w_flops_per_token,
+                bytes: self.layer_w_bytes,
+            },
+            attn: Work {
+                flops: 2.0 * tokens * keys * qd * (1.0 + score_frac),
+                bytes: s.batch * (s.context_tokens + s.new_tokens) * kv,
+            },
+            score_elems: tokens * keys * f64::from(self.arch.heads) * score_frac,
+        }
+    }
+
+    /// FLOPs and bytes of the LM head over `batch × new_tokens` positions.
+    pub fn head_work(&self, s: Shape) -> Work {
+        Work {
+            flops: s.batch * s.new_tokens * self.head_flops_per_token,
+            bytes: self.head_bytes,
+        }
+    }
+
+    /// One layer on one GPU of the tensor-parallel group: the work of [`ForwardModel::layer_work`]
+    /// split `tp` ways (the KV cache by at most the KV heads), plus the group's two all-reduces.
+    fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
+        let w = self.layer_work(s, clusters);
+        let tp = f64::from(self.tp);
         let kv_split = f64::from(self.tp.min(self.arch.kv_heads));
-        let attn = (attn_flops / tp / self.hw.flops_per_s)
-            .max(attn_bytes / kv_split / self.hw.bw_bytes_per_s);
-        lin + attn + 2.0 * self.allreduce_s(tokens) + self.hw.layer_overhead_s
+        let lin = Work {
+            flops: w.lin.flops / tp,
+            bytes: w.lin.bytes / tp,
+        };
+        let attn = Work {
+            flops: w.attn.flops / tp,
+            bytes: w.attn.bytes / kv_split,
+        };
+        (lin.time_s(&self.hw)
+            + attn.attn_time_s(&self.hw)
+            + w.score_elems / tp * self.hw.score_elem_s
+            + 2.0 * self.allreduce_s(s.batch * s.new_tokens)
+            + self.hw.layer_overhead_s)
+            .max(self.hw.host_layer_s)
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -256,9 +356,13 @@ impl ForwardModel {
 
     /// Seconds for the LM head over `batch × new_tokens` positions.
     pub fn head_s(&self, s: Shape) -> f64 {
+        let w = self.head_work(s);
         let tp = f64::from(self.tp);
-        (s.batch * s.new_tokens * self.head_flops_per_token / tp / self.hw.flops_per_s)
-            .max(self.head_bytes / tp / self.hw.bw_bytes_per_s)
+        Work {
+            flops: w.flops / tp,
+            bytes: w.bytes / tp,
+        }
+        .time_s(&self.hw)
     }
 
     /// Seconds for one full forward (all layers, LM head, per-step overhead).
@@ -296,8 +400,11 @@ mod tests {
         let hw = HwRates {
             flops_per_s: 1e15,
             bw_bytes_per_s: 4e12,
+            attn_bw_bytes_per_s: 4e12,
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
+            host_layer_s: 0.0,
+            score_elem_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());

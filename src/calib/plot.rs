@@ -1,0 +1,347 @@
+//! Validation plots: a parity plot (predicted vs measured, with y = x and ±10% bands) and γ
+//! curves (tokens/s vs γ, measured solid, predicted dashed, one colour per batch). Rendered as
+//! PNG (embedded DejaVu Sans, see `report/DejaVuSans-LICENSE.txt`) and SVG, each written
+//! atomically.
+
+use super::validate::PointResult;
+use crate::error::{Error, Result};
+use crate::report::write_atomic;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+static FONT: &[u8] = include_bytes!("../report/DejaVuSans.ttf");
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+trait Chart {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+fn render<C: Chart>(c: &C, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let (w, h) = (900u32, 700u32);
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        c.draw(&root)
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        root.present()
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+    }
+    let mut bytes = Vec::new();
+    {
+        use image::ImageEncoder;
+        image::codecs::png::PngEncoder::new(&mut bytes)
+            .write_image(&buf, w, h, image::ColorType::Rgb8)
+            .map_err(|e| Error::io(&png, std::io::Error::other(e)))?;
+    }
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
+        c.draw(&root)
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+        root.present()
+            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
+    }
+    write_atomic(&png, &bytes)?;
+    write_atomic(&svg, text.as_bytes())?;
+    Ok(vec![png, svg])
+}
+
+struct Parity<'a> {
+    points: &'a [PointResult],
+}
+
+impl Chart for Parity<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let vals = self
+            .points
+            .iter()
+            .flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s])
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let lo = vals.clone().fold(f64::INFINITY, f64::min) / 1.2;
+        let hi = vals.fold(0.0, f64::max) * 1.2;
+        if !(lo.is_finite() && hi > lo) {
+            return Err("no finite points".into());
+        }
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "specdec validation: predicted vs measured tokens/s",
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                (lo..hi).log_scale().with_key_points(ticks(lo, hi)),
+                (lo..hi).log_scale().with_key_points(ticks(lo, hi)),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("measured throughput (tokens/s, whole batch)")
+            .y_desc("predicted throughput (tokens/s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE)
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(lo, lo), (hi, hi)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label("y = x")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+        let grey = RGBColor(150, 150, 150);
+        for f in [1.1, 1.0 / 1.1] {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(lo, lo * f), (hi, hi * f)],
+                    6,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut sets: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+        for p in self.points {
+            sets.entry(p.set.as_str())
+                .or_default()
+                .push((p.measured_tokens_per_s, p.predicted_tokens_per_s));
+        }
+        for (i, (name, pts)) in sets.into_iter().enumerate() {
+            let c = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+                .map_err(|e| e.to_string())?
+                .label(name.to_string())
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+struct GammaCurves<'a> {
+    title: String,
+    points: Vec<&'a PointResult>,
+}
+
+impl Chart for GammaCurves<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut by_batch: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
+        for p in &self.points {
+            by_batch.entry(p.batch).or_default().push((
+                f64::from(p.gamma),
+                p.measured_tokens_per_s,
+                p.predicted_tokens_per_s,
+            ));
+        }
+        let ys = self
+            .points
+            .iter()
+            .flat_map(|p| [p.measured_tokens_per_s, p.predicted_tokens_per_s])
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let (ylo, yhi) = (
+            ys.clone().fold(f64::INFINITY, f64::min) / 1.2,
+            ys.fold(0.0, f64::max) * 1.2,
+        );
+        let gmax = self.points.iter().map(|p| p.gamma).max().unwrap_or(1);
+        if !(ylo.is_finite() && yhi > ylo) {
+            return Err("no finite points".into());
+        }
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title.as_str(), ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                -0.3f64..(f64::from(gmax) + 0.3),
+                (ylo..yhi).log_scale().with_key_points(ticks(ylo, yhi)),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("lookahead γ (draft tokens per step; 0 = autoregressive)")
+            .y_desc("throughput (tokens/s, whole batch)")
+            .x_labels(10)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE)
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (b, mut v)) in by_batch.into_iter().enumerate() {
+            v.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let c = COLORS[i % COLORS.len()];
+            let meas: Vec<(f64, f64)> = v.iter().map(|t| (t.0, t.1)).collect();
+            let pred: Vec<(f64, f64)> = v.iter().map(|t| (t.0, t.2)).collect();
+            chart
+                .draw_series(LineSeries::new(meas.clone(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("b={b} measured"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(meas.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(DashedLineSeries::new(pred.clone(), 8, 5, c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("b={b} predicted"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pred.into_iter().map(|p| TriangleMarker::new(p, 5, c)))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Log-axis ticks at 1-2-5 × 10^k within [lo, hi].
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut v = Vec::new();
+    let mut e = lo.log10().floor() as i32;
+    while 10f64.powi(e) <= hi * 10.0 && v.len() < 64 {
+        for m in [1.0, 2.0, 5.0] {
+            let t = m * 10f64.powi(e);
+            if t >= lo && t <= hi {
+                v.push(t);
+            }
+        }
+        e += 1;
+    }
+    v
+}
+
+/// A file-name-safe version of `s`.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes `parity.{png,svg}` and one `gamma-<set>-<model>-<draft>.{png,svg}` per (set, target,
+/// draft) with its autoregressive points at γ = 0. Returns the files written.
+///
+/// # Errors
+/// [`Error::Io`] when a file cannot be written.
+pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = render(&Parity { points }, dir, "parity")?;
+    // One plot per (set, target, drafter, context); the drafter is the cost model (so synthetic
+    // runs with different draft models get their own curves).
+    let mut groups: BTreeMap<(&str, &str, String, u64), Vec<&PointResult>> = BTreeMap::new();
+    for p in points.iter().filter(|p| p.gamma > 0) {
+        let drafter = if p.draft == p.draft_cost_model {
+            p.draft.clone()
+        } else {
+            format!("{} ({})", p.draft, p.draft_cost_model)
+        };
+        groups
+            .entry((
+                p.set.as_str(),
+                p.model.as_str(),
+                drafter,
+                p.context_tokens.round() as u64,
+            ))
+            .or_default()
+            .push(p);
+    }
+    let contexts_per_run = |set: &str, model: &str, drafter: &str| {
+        groups
+            .keys()
+            .filter(|k| k.0 == set && k.1 == model && k.2 == drafter)
+            .count()
+    };
+    let mut plans = Vec::new();
+    for ((set, model, drafter, ctx), v) in &groups {
+        let mut v = v.clone();
+        let batches: Vec<u32> = v.iter().map(|p| p.batch).collect();
+        v.extend(points.iter().filter(|p| {
+            p.gamma == 0
+                && p.set == *set
+                && p.model == *model
+                && batches.contains(&p.batch)
+                && p.context_tokens.round() as u64 == *ctx
+        }));
+        let several = contexts_per_run(set, model, drafter) > 1;
+        let title = format!(
+            "{set}: {model} + {drafter}{}",
+            if several {
+                format!(", context {ctx}")
+            } else {
+                String::new()
+            }
+        );
+        let mut stem = format!("gamma-{}-{}-{}", slug(set), slug(model), slug(drafter));
+        if several {
+            stem.push_str(&format!("-ctx{ctx}"));
+        }
+        plans.push((title, stem, v));
+    }
+    for (title, stem, v) in plans {
+        files.extend(render(&GammaCurves { title, points: v }, dir, &stem)?);
+    }
+    Ok(files)
+}

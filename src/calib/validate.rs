@@ -1,0 +1,425 @@
+//! Validation: predicts every end-to-end point and compares with what was measured.
+//!
+//! For a speculative point the prediction is the analytic specdec model
+//! ([`crate::specdec::analytic::at_gamma`], the same code `perfcast specdec` runs) with
+//! - step costs from the latency model at the GPU's calibrated parameters
+//!   ([`super::latency_for`]; a calibration fitted from `forward` rows only), and
+//! - acceptance = the survival curve measured in the same run (`acceptance` rows), so the
+//!   expected tokens per step is E = 1 + Σ S(i).
+//!
+//! An autoregressive point (draft `none`) is predicted as b / t_target(b, 1, c). The measured
+//! tokens/s of a point is read only to compute its error, after the prediction.
+//!
+//! **Static batches.** The harness decodes a fixed batch of b sequences until *every* sequence
+//! has `new_tokens` = n tokens (finished sequences keep their slot), whereas the specdec model
+//! describes steady-state continuous batching (b·E tokens per step). The rounds a static batch
+//! needs are R_max = max over its b sequences of R_s = min{r : X_1 + … + X_r ≥ n}, where X (tokens
+//! per round) has P(X = k + 1) = S(k) − S(k + 1) from the same measured survival curve. So the
+//! prediction is b·n / (E[R_max] · step_s), with E[R_max] = Σ_r (1 − P(R ≤ r)^b) computed exactly
+//! by dynamic programming ([`expected_rounds_static_batch`]); `batch_tail_factor` in the output
+//! is (n/E)/E[R_max], the throughput lost to waiting for the batch's slowest sequence.
+
+use super::measure::{Dataset, E2ePoint};
+use super::metrics::{rel_err, ErrorStats};
+use crate::catalog::{Catalog, LatencyDefaults};
+use crate::error::{Error, Result};
+use crate::specdec::{
+    analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Error tolerance of a set: both bounds must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Largest allowed mean absolute relative error, fraction.
+    pub mape: f64,
+    /// Largest allowed |relative error| of any point, fraction.
+    pub max_abs_pct_err: f64,
+}
+
+impl Default for Tolerance {
+    /// Issue 3's goal: MAPE ≤ 5%, max ≤ 10%.
+    fn default() -> Self {
+        Tolerance {
+            mape: 0.05,
+            max_abs_pct_err: 0.10,
+        }
+    }
+}
+
+/// One end-to-end point: its prediction and error.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointResult {
+    /// Measurement set.
+    pub set: String,
+    /// Results file.
+    pub file: String,
+    /// Line in that file.
+    pub line: u64,
+    /// Target model.
+    pub model: String,
+    /// Draft as measured (`none`, a model, `layerskip:E=n`, `synthetic`).
+    pub draft: String,
+    /// The drafter whose cost was modelled (the model actually run for `synthetic`).
+    pub draft_cost_model: String,
+    /// Lookahead (0 = autoregressive).
+    pub gamma: u32,
+    /// Sequences per batch.
+    pub batch: u32,
+    /// Mean context tokens.
+    pub context_tokens: f64,
+    /// Tokens generated per sequence.
+    pub new_tokens: u32,
+    /// E = 1 + Σ S(i) from the measured survival curve (1 for autoregressive).
+    pub expected_tokens_per_step: f64,
+    /// Predicted draft forward, seconds (0 for autoregressive).
+    pub draft_step_s: f64,
+    /// Predicted verification (or autoregressive) forward, seconds.
+    pub verify_step_s: f64,
+    /// Predicted step: γ · draft + verify, seconds.
+    pub step_s: f64,
+    /// Expected rounds until every sequence of the static batch has `new_tokens` tokens.
+    pub expected_rounds: f64,
+    /// (n/E)/expected_rounds: steady-state rounds over static-batch rounds (1 = no tail loss).
+    pub batch_tail_factor: f64,
+    /// Predicted tokens/s (whole batch).
+    pub predicted_tokens_per_s: f64,
+    /// Measured tokens/s (whole batch).
+    pub measured_tokens_per_s: f64,
+    /// (predicted − measured)/measured.
+    pub rel_err: f64,
+    /// Measured spread (p90 − p10)/median.
+    pub measured_spread: Option<f64>,
+    /// Timed repeats.
+    pub repeats: u64,
+}
+
+/// One set's error (the JSON contract of `perfcast validate`, DESIGN.md §5).
+#[derive(Debug, Clone, Serialize)]
+pub struct SetResult {
+    /// Technique (`specdec`).
+    pub technique: String,
+    /// Set name.
+    pub set: String,
+    /// End-to-end points in the set.
+    pub points: usize,
+    /// Mean absolute relative error of tokens/s, fraction.
+    pub mape: f64,
+    /// Largest |relative error|, fraction.
+    pub max_abs_pct_err: f64,
+    /// Mean signed relative error (bias), fraction.
+    pub mean_pct_err: f64,
+    /// 95% confidence half-width of the bias, fraction.
+    pub bias_ci95: f64,
+    /// The tolerance applied.
+    pub tolerance: Tolerance,
+    /// Whether mape ≤ tolerance.mape and max_abs_pct_err ≤ tolerance.max_abs_pct_err.
+    pub pass: bool,
+    /// Catalog GPU.
+    pub gpu: String,
+    /// Whether the GPU's latency model is calibrated (else catalog defaults were used).
+    pub calibrated: bool,
+}
+
+/// Everything `validate` computes.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Per point, in input order.
+    pub points: Vec<PointResult>,
+    /// Per set, sorted by name.
+    pub sets: Vec<SetResult>,
+    /// Latency parameters used.
+    pub latency: LatencyDefaults,
+    /// Whether they came from a calibration file.
+    pub calibrated: bool,
+}
+
+impl Validation {
+    /// Whether every set passed.
+    pub fn pass(&self) -> bool {
+        self.sets.iter().all(|s| s.pass)
+    }
+}
+
+/// The drafter whose cost a point pays.
+#[derive(Debug, Clone, PartialEq)]
+enum Drafter {
+    None,
+    Model(String),
+    LayerSkip(u32),
+}
+
+fn drafter(e: &E2ePoint) -> Result<Drafter> {
+    let parse = |d: &str| -> Result<Drafter> {
+        if d == "none" {
+            Ok(Drafter::None)
+        } else if let Some(n) = d.strip_prefix("layerskip:E=") {
+            n.parse::<u32>().map(Drafter::LayerSkip).map_err(|_| {
+                e.origin
+                    .err(format!("draft = '{d}': expected layerskip:E=<integer>"))
+            })
+        } else {
+            Ok(Drafter::Model(d.to_string()))
+        }
+    };
+    match e.draft_run.as_str() {
+        "synthetic" | "none" if e.draft != "none" => Err(e.origin.err(
+            "draft = 'synthetic': the command column does not name the draft model that was run",
+        )),
+        d => parse(d),
+    }
+}
+
+/// Predicts one point from the latency parameters `hw` and the acceptance curve `acc` (None for
+/// autoregressive points). Returns (E, draft_step_s, verify_step_s, step_s, tokens/s, cost label).
+fn predict(
+    cat: &Catalog,
+    hw: HwRates,
+    e: &E2ePoint,
+    acc: Option<Acceptance>,
+) -> Result<(f64, f64, f64, f64, f64, String)> {
+    let model = |name: &str| -> Result<ForwardModel> {
+        let arch = cat
+            .llm(name)
+            .map_err(|err| e.origin.err(err.to_string()))?
+            .clone();
+        ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
+    };
+    let target = model(&e.model)?;
+    let b = f64::from(e.batch);
+    let d = drafter(e)?;
+    if d == Drafter::None {
+        let t = target.forward_s(Shape {
+            batch: b,
+            new_tokens: 1.0,
+            context_tokens: e.context_tokens,
+        });
+        return Ok((1.0, 0.0, t, t, b / t, "none".into()));
+    }
+    let acc = acc.ok_or_else(|| e.origin.err("speculative point without a survival curve"))?;
+    let (cost, label) = match &d {
+        Drafter::Model(m) => (
+            CostModel::DraftModel {
+                target,
+                draft: model(m)?,
+            },
+            m.clone(),
+        ),
+        Drafter::LayerSkip(n) => (
+            CostModel::early_exit(target, *n).map_err(|err| e.origin.err(err.to_string()))?,
+            format!("layerskip:E={n}"),
+        ),
+        Drafter::None => unreachable!("handled above"),
+    };
+    let p = Params {
+        draft_name: label.clone(),
+        target_name: e.model.clone(),
+        acceptance: acc,
+        gamma: Gamma::Fixed(e.gamma),
+        batch: e.batch,
+        context_tokens: e.context_tokens,
+        cost,
+        gpu_memory_bytes: None,
+    };
+    p.validate().map_err(|err| e.origin.err(err.to_string()))?;
+    let m = analytic::at_gamma(&p, e.gamma);
+    Ok((
+        m.expected_tokens_per_step,
+        m.draft_step_s,
+        m.verify_step_s,
+        m.step_s,
+        m.tokens_per_s,
+        label,
+    ))
+}
+
+/// Expected number of speculation rounds until all `batch` sequences have emitted at least `n`
+/// tokens, when each sequence independently emits X tokens per round with
+/// P(X = k + 1) = S(k) − S(k + 1) (S from `acc`, S(0) = 1, S(γ + 1) = 0): E[max_s R_s] =
+/// Σ_{r ≥ 0} (1 − F(r)^batch), F(r) = P(X_1 + … + X_r ≥ n), by dynamic programming over the
+/// tokens emitted so far (O(n·γ) per round, at most n rounds).
+pub fn expected_rounds_static_batch(acc: &Acceptance, gamma: u32, n: u32, batch: u32) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let g = gamma as usize;
+    let pmf: Vec<f64> = (0..=g)
+        .map(|k| {
+            acc.survival_at(k as u32)
+                - if k == g {
+                    0.0
+                } else {
+                    acc.survival_at(k as u32 + 1)
+                }
+        })
+        .collect();
+    let n = n as usize;
+    // dist[t] = P(t tokens so far and not yet done), t < n.
+    let mut dist = vec![0.0; n];
+    dist[0] = 1.0;
+    let mut done = 0.0_f64;
+    let mut expected = 1.0; // r = 0: F(0) = 0, so 1 − 0^b = 1.
+    for _round in 1..=n {
+        let mut next = vec![0.0; n];
+        for (t, &p) in dist.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            for (k, &q) in pmf.iter().enumerate() {
+                let t2 = t + k + 1;
+                if t2 >= n {
+                    done += p * q;
+                } else {
+                    next[t2] += p * q;
+                }
+            }
+        }
+        dist = next;
+        let f = done.min(1.0);
+        let tail = 1.0 - f.powi(batch as i32);
+        if tail < 1e-15 {
+            break;
+        }
+        expected += tail;
+    }
+    expected
+}
+
+/// Predicts every end-to-end point of `ds` on catalog GPU `gpu` and summarises the error per set.
+///
+/// # Errors
+/// No end-to-end points, unknown GPU or model names (naming file and line), invalid curves, or a
+/// tolerance that is not a finite fraction ≥ 0.
+pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Result<Validation> {
+    crate::check::non_negative("--max-mape", tol.mape)?;
+    crate::check::non_negative("--max-err", tol.max_abs_pct_err)?;
+    let g = cat.gpu(gpu)?;
+    if ds.e2e.is_empty() {
+        let files: Vec<&str> = ds.sources.iter().map(|s| s.path.as_str()).collect();
+        return Err(Error::range(
+            "measurement sets",
+            format!("no e2e rows in [{}]", files.join(", ")),
+            "at least one kind=e2e row to validate",
+        ));
+    }
+    let latency = super::latency_for(cat, &g.name)?;
+    let calibrated = super::is_calibrated(cat, &g.name);
+    let hw = HwRates::bf16(g, &latency);
+    let mut points = Vec::with_capacity(ds.e2e.len());
+    for e in &ds.e2e {
+        let acc = if e.gamma > 0 {
+            let c = ds
+                .curve_for(e)
+                .ok_or_else(|| e.origin.err("no matching acceptance rows"))?;
+            Some(c.acceptance()?)
+        } else {
+            None
+        };
+        let rounds = match &acc {
+            Some(a) => expected_rounds_static_batch(a, e.gamma, e.new_tokens, e.batch),
+            None => f64::from(e.new_tokens),
+        };
+        let (et, ds_, vs, ss, _steady_tps, label) = predict(cat, hw, e, acc)?;
+        let n = f64::from(e.new_tokens);
+        let tps = f64::from(e.batch) * n / (rounds * ss);
+        points.push(PointResult {
+            set: e.set.clone(),
+            file: e.origin.file.display().to_string(),
+            line: e.origin.line,
+            model: e.model.clone(),
+            draft: e.draft.clone(),
+            draft_cost_model: label,
+            gamma: e.gamma,
+            batch: e.batch,
+            context_tokens: e.context_tokens,
+            new_tokens: e.new_tokens,
+            expected_tokens_per_step: et,
+            draft_step_s: ds_,
+            verify_step_s: vs,
+            step_s: ss,
+            expected_rounds: rounds,
+            batch_tail_factor: (n / et) / rounds,
+            predicted_tokens_per_s: tps,
+            measured_tokens_per_s: e.measured_tokens_per_s,
+            rel_err: rel_err(tps, e.measured_tokens_per_s),
+            measured_spread: e.spread,
+            repeats: e.repeats,
+        });
+    }
+    let mut by_set: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for p in &points {
+        by_set.entry(p.set.as_str()).or_default().push(p.rel_err);
+    }
+    let sets = by_set
+        .into_iter()
+        .filter_map(|(set, errs)| {
+            let s = ErrorStats::from_rel_errs(&errs)?;
+            Some(SetResult {
+                technique: "specdec".into(),
+                set: set.to_string(),
+                points: s.points,
+                mape: s.mape,
+                max_abs_pct_err: s.max_abs_pct_err,
+                mean_pct_err: s.mean_pct_err,
+                bias_ci95: s.bias_ci95,
+                tolerance: tol,
+                pass: s.mape <= tol.mape && s.max_abs_pct_err <= tol.max_abs_pct_err,
+                gpu: g.name.clone(),
+                calibrated,
+            })
+        })
+        .collect();
+    Ok(Validation {
+        points,
+        sets,
+        latency,
+        calibrated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_batch_rounds_limits_and_monte_carlo() {
+        // α = 1: every round emits γ + 1 tokens: ⌈n/(γ+1)⌉ rounds exactly.
+        let all = Acceptance::survival(vec![1.0; 4]).unwrap();
+        assert!((expected_rounds_static_batch(&all, 4, 256, 32) - 52.0).abs() < 1e-9);
+        // α = 0: one token per round: n rounds.
+        let none = Acceptance::survival(vec![0.0; 3]).unwrap();
+        assert!((expected_rounds_static_batch(&none, 3, 100, 8) - 100.0).abs() < 1e-9);
+        // Monte-Carlo with the same curve: 20 000 batches of 8 sequences, n = 64; the exact
+        // expectation must lie within 4 standard errors of the sample mean.
+        use rand::SeedableRng;
+        let acc = Acceptance::survival(vec![0.8, 0.55, 0.3, 0.12]).unwrap();
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
+        let trials = 20_000;
+        let mut v = Vec::with_capacity(trials);
+        for _ in 0..trials {
+            let mut worst = 0u32;
+            for _ in 0..8 {
+                let (mut t, mut r) = (0u32, 0u32);
+                while t < 64 {
+                    t += acc.sample_accepted(&mut rng, 4) + 1;
+                    r += 1;
+                }
+                worst = worst.max(r);
+            }
+            v.push(f64::from(worst));
+        }
+        let mean = v.iter().sum::<f64>() / trials as f64;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (trials as f64 - 1.0)).sqrt();
+        let exact = expected_rounds_static_batch(&acc, 4, 64, 8);
+        assert!(
+            (exact - mean).abs() < 4.0 * sd / (trials as f64).sqrt(),
+            "exact {exact} vs MC {mean} ± {}",
+            sd / (trials as f64).sqrt()
+        );
+        // A batch waits for its slowest sequence: more rounds than one sequence needs, which needs
+        // at least n/E (renewal theory: n/E + O(1)).
+        let one = expected_rounds_static_batch(&acc, 4, 64, 1);
+        assert!(exact > one && one >= 64.0 / acc.expected_tokens(4));
+    }
+}
