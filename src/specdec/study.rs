@@ -333,6 +333,8 @@ impl Default for PointSpec {
 pub struct SpecdecStudy {
     spec: StudySpec,
     points: Vec<(PointSpec, Params, toml::Table)>,
+    /// Which latency parameters each GPU of the study uses (calibrated or catalog defaults).
+    latency_note: String,
 }
 
 impl SpecdecStudy {
@@ -358,7 +360,25 @@ impl SpecdecStudy {
             })?;
             points.push((ps, params, pt));
         }
-        Ok(SpecdecStudy { spec, points })
+        let mut gpus: Vec<&str> = points.iter().map(|p| p.0.gpu.as_str()).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        let latency_note = gpus
+            .iter()
+            .map(|g| {
+                if crate::calib::is_calibrated(cat, g) {
+                    format!("{g}: calibrated (models/calibration/{g}.toml, fitted to the perfcast-gpu harness's forward latencies: it describes that software stack)")
+                } else {
+                    format!("{g}: uncalibrated catalog defaults (datasheet peaks × assumed efficiencies)")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(SpecdecStudy {
+            spec,
+            points,
+            latency_note,
+        })
     }
 }
 
@@ -512,9 +532,10 @@ impl SpecdecStudy {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "### {} (specdec, {} points)\n",
+            "### {} (specdec, {} points)\n\nLatency model: {}.\n",
             self.spec.name,
-            self.points.len()
+            self.points.len(),
+            self.latency_note
         );
         // Best configuration per (target, gpu, batch, context): the headline answer.
         let mut best: BTreeMap<(String, String, u32, u64), &Metrics> = BTreeMap::new();

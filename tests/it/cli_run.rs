@@ -122,8 +122,10 @@ fn catalog_lists_everything_as_one_json_object() {
 #[test]
 fn catalog_dir_overrides_embedded_files() {
     let d = tempfile::tempdir().unwrap();
-    let gpus = include_str!("../../models/gpus.toml")
-        .replace("hbm_bw_bytes_per_s = 3.35e12", "hbm_bw_bytes_per_s = 6.7e12");
+    let gpus = include_str!("../../models/gpus.toml").replace(
+        "hbm_bw_bytes_per_s = 3.35e12",
+        "hbm_bw_bytes_per_s = 6.7e12",
+    );
     fs::write(d.path().join("gpus.toml"), gpus).unwrap();
     // h100 has no calibration file, so its datasheet numbers drive the roofline.
     let args = [
