@@ -4,67 +4,12 @@
 //! atomically.
 
 use super::validate::PointResult;
-use crate::error::{Error, Result};
-use crate::report::write_atomic;
+use crate::error::Result;
+use crate::report::plot::{render, Chart, COLORS};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-static FONT: &[u8] = include_bytes!("../report/DejaVuSans.ttf");
-
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
-
-trait Chart {
-    fn draw<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-    ) -> std::result::Result<(), String>
-    where
-        DB::ErrorType: 'static;
-}
-
-fn render<C: Chart>(c: &C, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    let (w, h) = (900u32, 700u32);
-    let png = dir.join(format!("{stem}.png"));
-    let svg = dir.join(format!("{stem}.svg"));
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        c.draw(&root)
-            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-        root.present()
-            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-    }
-    let mut bytes = Vec::new();
-    {
-        use image::ImageEncoder;
-        image::codecs::png::PngEncoder::new(&mut bytes)
-            .write_image(&buf, w, h, image::ColorType::Rgb8)
-            .map_err(|e| Error::io(&png, std::io::Error::other(e)))?;
-    }
-    let mut text = String::new();
-    {
-        let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
-        c.draw(&root)
-            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-        root.present()
-            .map_err(|e| Error::Unsupported(format!("plot {stem}: {e}")))?;
-    }
-    write_atomic(&png, &bytes)?;
-    write_atomic(&svg, text.as_bytes())?;
-    Ok(vec![png, svg])
-}
 
 struct Parity<'a> {
     points: &'a [PointResult],
@@ -288,7 +233,7 @@ fn slug(s: &str) -> String {
 /// # Errors
 /// [`Error::Io`] when a file cannot be written.
 pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = render(&Parity { points }, dir, "parity")?;
+    let mut files = render(&Parity { points }, dir, "parity", (900, 700))?;
     // One plot per (set, target, drafter, context); the drafter is the cost model (so synthetic
     // runs with different draft models get their own curves).
     let mut groups: BTreeMap<(&str, &str, String, u64), Vec<&PointResult>> = BTreeMap::new();
@@ -341,7 +286,12 @@ pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
         plans.push((title, stem, v));
     }
     for (title, stem, v) in plans {
-        files.extend(render(&GammaCurves { title, points: v }, dir, &stem)?);
+        files.extend(render(
+            &GammaCurves { title, points: v },
+            dir,
+            &stem,
+            (900, 700),
+        )?);
     }
     Ok(files)
 }

@@ -6,6 +6,7 @@
 
 use super::csv::write_atomic;
 use crate::error::{Error, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -49,7 +50,8 @@ pub struct LinePlot {
     pub series: Vec<Series>,
 }
 
-const COLORS: [RGBColor; 10] = [
+/// The palette every perfcast plot cycles through (matplotlib's tab10).
+pub const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -69,26 +71,7 @@ impl LinePlot {
     /// [`Error::Io`] when a file cannot be written, [`Error::Unsupported`] when the plot has no
     /// finite points.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        register_font();
-        let png = dir.join(format!("{}.png", self.stem));
-        let svg = dir.join(format!("{}.svg", self.stem));
-        let (w, h) = (960u32, 600u32);
-        let mut buf = vec![0u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-            self.draw(root)
-                .map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
-        }
-        let img = image_png(&buf, w, h).map_err(|e| Error::io(&png, e))?;
-        write_atomic(&png, &img)?;
-        let mut svg_text = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg_text, (w, h)).into_drawing_area();
-            self.draw(root)
-                .map_err(|e| Error::Unsupported(format!("plot {}: {e}", self.stem)))?;
-        }
-        write_atomic(&svg, svg_text.as_bytes())?;
-        Ok(vec![png, svg])
+        render(self, dir, &self.stem, (960, 600))
     }
 
     fn bounds(&self) -> Option<((f64, f64), (f64, f64))> {
@@ -130,10 +113,12 @@ impl LinePlot {
             )
         })
     }
+}
 
+impl Chart for LinePlot {
     fn draw<DB: DrawingBackend>(
         &self,
-        root: DrawingArea<DB, plotters::coord::Shift>,
+        root: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static,
@@ -184,7 +169,7 @@ impl LinePlot {
                     .map_err(|e| e.to_string())?;
             }};
         }
-        let mut builder = ChartBuilder::on(&root);
+        let mut builder = ChartBuilder::on(root);
         builder
             .caption(self.title.as_str(), ("sans-serif", 22))
             .margin(15)
@@ -204,9 +189,57 @@ impl LinePlot {
                 .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
                 .map_err(|e| e.to_string())?),
         }
-        root.present().map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// Something drawable on any plotters backend, so PNG and SVG come from the same code.
+pub trait Chart {
+    /// Draws on `root` (filled, axes, series); the caller presents it.
+    ///
+    /// # Errors
+    /// A message when there is nothing to draw or the backend fails.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Renders `chart` to `<dir>/<stem>.png` and `<dir>/<stem>.svg` at `size` pixels, with the
+/// embedded font; both files are written atomically, and only after both drawings succeeded.
+///
+/// # Errors
+/// [`Error::Unsupported`] when the chart cannot be drawn, [`Error::Io`] when a file cannot be
+/// written.
+pub fn render<C: Chart>(
+    chart: &C,
+    dir: &Path,
+    stem: &str,
+    size: (u32, u32),
+) -> Result<Vec<PathBuf>> {
+    register_font();
+    let (w, h) = size;
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    let fail = |e: String| Error::Unsupported(format!("plot {stem}: {e}"));
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        chart.draw(&root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    let img = image_png(&buf, w, h).map_err(|e| Error::io(&png, e))?;
+    let mut svg_text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg_text, (w, h)).into_drawing_area();
+        chart.draw(&root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    write_atomic(&png, &img)?;
+    write_atomic(&svg, svg_text.as_bytes())?;
+    Ok(vec![png, svg])
 }
 
 /// A tick label: at most 4 significant digits, no trailing zeros, SI suffix for large values.
