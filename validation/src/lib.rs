@@ -9,5 +9,6 @@
 
 pub mod measure;
 pub mod model;
+pub mod nccl;
 pub mod spec;
 pub mod train;

@@ -155,6 +155,7 @@ pub fn now_iso() -> String {
 /// Appends rows to `<dir>/<set>.csv`, writing the header when the file is new. Rows are flushed
 /// as they come so a run cut short keeps every finished point.
 pub struct Sink {
+    technique: String,
     path: PathBuf,
     prov: Provenance,
     file: std::fs::File,
@@ -176,11 +177,18 @@ impl Sink {
             writeln!(file, "{HEADER}")?;
         }
         Ok(Sink {
+            technique: "specdec".to_string(),
             path,
             prov,
             file,
             rows: 0,
         })
+    }
+
+    /// Sets the `technique` column (default `specdec`).
+    pub fn with_technique(mut self, technique: &str) -> Sink {
+        self.technique = technique.to_string();
+        self
     }
 
     /// Path written.
@@ -193,7 +201,7 @@ impl Sink {
         let p = &self.prov;
         let spread = r.spread.map(|s| format!("{s:.6}")).unwrap_or_default();
         let fields = [
-            "specdec".to_string(),
+            self.technique.clone(),
             r.set.clone(),
             r.kind.clone(),
             r.model.clone(),

@@ -1,0 +1,279 @@
+//! nccl-tests-style collective sweep (all-reduce sum and all-gather, f32) over every GPU of one
+//! host, single process, NCCL's group API (`ncclCommInitAll`, one communicator per device).
+//!
+//! Bus bandwidth follows nccl-tests (`doc/PERFORMANCE.md` of NVIDIA/nccl-tests): `algbw = bytes /
+//! time_s`, `busbw = algbw · factor` with factor `2(n−1)/n` for all-reduce and `(n−1)/n` for
+//! all-gather, where all-gather's `bytes` is the total output size (n × per-rank input), as in
+//! nccl-tests.
+
+/// A collective the sweep times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coll {
+    /// All-reduce, sum.
+    AllReduce,
+    /// All-gather (`bytes` = total output size).
+    AllGather,
+}
+
+impl Coll {
+    /// Name used in the CSV `model` column and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coll::AllReduce => "allreduce",
+            Coll::AllGather => "allgather",
+        }
+    }
+
+    /// Parses `allreduce` or `allgather`.
+    pub fn parse(s: &str) -> Option<Coll> {
+        match s {
+            "allreduce" => Some(Coll::AllReduce),
+            "allgather" => Some(Coll::AllGather),
+            _ => None,
+        }
+    }
+
+    /// nccl-tests bus-bandwidth factor for `ranks` ranks (busbw = algbw · factor).
+    pub fn busbw_factor(self, ranks: usize) -> f64 {
+        let n = ranks as f64;
+        match self {
+            Coll::AllReduce => 2.0 * (n - 1.0) / n,
+            Coll::AllGather => (n - 1.0) / n,
+        }
+    }
+}
+
+/// Message sizes (bytes) from `min` to `max` multiplying by `factor` (≥ 2), keeping only sizes
+/// that split into whole f32 elements per rank (`bytes % (4·ranks) == 0`), as nccl-tests does.
+pub fn sizes(min: u64, max: u64, factor: u64, ranks: usize) -> Vec<u64> {
+    let mut v = Vec::new();
+    let mut b = min.max(1);
+    let unit = 4 * ranks.max(1) as u64;
+    while b <= max {
+        if b % unit == 0 {
+            v.push(b);
+        }
+        b = b.saturating_mul(factor.max(2));
+    }
+    v
+}
+
+/// One timed point: per-operation times (s) of each repeat (each the mean over `iters`
+/// back-to-back operations, devices synchronized before reading the host clock).
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Collective.
+    pub coll: Coll,
+    /// Size, bytes (all-gather: total output).
+    pub bytes: u64,
+    /// Ranks (GPUs).
+    pub ranks: usize,
+    /// Per-operation time of each repeat, s.
+    pub times_s: Vec<f64>,
+}
+
+#[cfg(feature = "cuda")]
+pub use gpu::sweep;
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::{Coll, Point};
+    use anyhow::{anyhow, bail, Result};
+    use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+    use cudarc::nccl::safe::{group_end, group_start, Comm, ReduceOp};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    fn nccl<T>(r: std::result::Result<T, cudarc::nccl::result::NcclError>) -> Result<T> {
+        r.map_err(|e| anyhow!("NCCL error {:?}", e.0))
+    }
+
+    struct Bufs {
+        comms: Vec<Comm>,
+        streams: Vec<Arc<CudaStream>>,
+        send: Vec<CudaSlice<f32>>,
+        recv: Vec<CudaSlice<f32>>,
+        host: Vec<f32>,
+    }
+
+    impl Bufs {
+        /// Launches one collective on every rank inside one NCCL group; `bytes` as in nccl-tests.
+        fn launch(&mut self, coll: Coll, bytes: u64) -> Result<()> {
+            let n = self.comms.len();
+            let out_elems = (bytes / 4) as usize;
+            let in_elems = match coll {
+                Coll::AllReduce => out_elems,
+                Coll::AllGather => out_elems / n,
+            };
+            nccl(group_start())?;
+            for i in 0..n {
+                let s = self.send[i].slice(0..in_elems);
+                let mut r = self.recv[i].slice_mut(0..out_elems);
+                let res = match coll {
+                    Coll::AllReduce => self.comms[i].all_reduce(&s, &mut r, &ReduceOp::Sum),
+                    Coll::AllGather => self.comms[i].all_gather(&s, &mut r),
+                };
+                if let Err(e) = res {
+                    let _ = group_end();
+                    bail!("NCCL error {:?}", e.0);
+                }
+            }
+            nccl(group_end())?;
+            Ok(())
+        }
+
+        fn sync(&self) -> Result<()> {
+            for s in &self.streams {
+                s.synchronize()?;
+            }
+            Ok(())
+        }
+
+        /// Checks one small operation of `coll` against the host reference (exact: small
+        /// integers in f32).
+        fn check(&mut self, coll: Coll, bytes: u64) -> Result<()> {
+            let n = self.comms.len();
+            self.launch(coll, bytes)?;
+            self.sync()?;
+            let out_elems = (bytes / 4) as usize;
+            for (rank, (st, rv)) in self.streams.iter().zip(&self.recv).enumerate() {
+                let got = st.clone_dtoh(&rv.slice(0..out_elems))?;
+                for (j, &g) in got.iter().enumerate() {
+                    let want = match coll {
+                        Coll::AllReduce => self.host[j] * n as f32,
+                        Coll::AllGather => self.host[j % (out_elems / n)],
+                    };
+                    if g != want {
+                        bail!(
+                            "{} check failed: rank {rank} element {j} = {g}, expected {want}",
+                            coll.as_str()
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Runs the sweep over all local GPUs: per size, `warmup` operations, then `repeats` timed
+    /// batches of `iters` back-to-back operations (devices synchronized before and after each
+    /// batch; per-operation time = batch time / iters). Calls `each` after every point.
+    ///
+    /// # Errors
+    /// No CUDA device, NCCL or CUDA failure, a failed correctness check.
+    pub fn sweep(
+        colls: &[Coll],
+        sizes: &[u64],
+        warmup: usize,
+        iters: usize,
+        repeats: usize,
+        mut each: impl FnMut(&Point) -> Result<()>,
+    ) -> Result<Vec<Point>> {
+        let n = CudaContext::device_count()
+            .map_err(|e| anyhow!("no CUDA GPU or driver found: {e}"))? as usize;
+        if n == 0 {
+            bail!("no CUDA GPU found");
+        }
+        let max = sizes.iter().copied().max().unwrap_or(0);
+        let max_elems = (max / 4) as usize;
+        let host: Vec<f32> = (0..max_elems.max(1))
+            .map(|i| (i % 251) as f32 + 1.0)
+            .collect();
+        let mut streams = Vec::new();
+        let mut send = Vec::new();
+        let mut recv = Vec::new();
+        for d in 0..n {
+            let ctx = CudaContext::new(d)?;
+            let st = ctx.new_stream()?;
+            send.push(st.clone_htod(&host)?);
+            recv.push(st.alloc_zeros::<f32>(max_elems.max(1))?);
+            st.synchronize()?;
+            streams.push(st);
+        }
+        println!("nccl-sweep: {n} GPU(s), buffers {max} bytes per rank, initialising NCCL");
+        let t0 = Instant::now();
+        let comms = nccl(Comm::from_devices(streams.clone()))?;
+        println!(
+            "nccl-sweep: ncclCommInitAll {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let mut b = Bufs {
+            comms,
+            streams,
+            send,
+            recv,
+            host,
+        };
+        for &c in colls {
+            let small = 4096u64.min(max) / (4 * n as u64) * (4 * n as u64);
+            if small > 0 {
+                b.check(c, small)?;
+                println!(
+                    "nccl-sweep: {} correctness check passed ({small} bytes)",
+                    c.as_str()
+                );
+            }
+        }
+        let mut out = Vec::new();
+        for &c in colls {
+            for &bytes in sizes {
+                for _ in 0..warmup {
+                    b.launch(c, bytes)?;
+                }
+                b.sync()?;
+                let mut times = Vec::with_capacity(repeats);
+                for _ in 0..repeats {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        b.launch(c, bytes)?;
+                    }
+                    b.sync()?;
+                    times.push(t.elapsed().as_secs_f64() / iters as f64);
+                }
+                let p = Point {
+                    coll: c,
+                    bytes,
+                    ranks: n,
+                    times_s: times,
+                };
+                each(&p)?;
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nccl_tests_factors() {
+        // nccl-tests PERFORMANCE.md: 2 ranks → all-reduce 1, all-gather 1/2; 8 ranks → 7/4, 7/8.
+        assert_eq!(Coll::AllReduce.busbw_factor(2), 1.0);
+        assert_eq!(Coll::AllGather.busbw_factor(2), 0.5);
+        assert!((Coll::AllReduce.busbw_factor(8) - 1.75).abs() < 1e-15);
+        assert!((Coll::AllGather.busbw_factor(8) - 0.875).abs() < 1e-15);
+        assert_eq!(Coll::AllReduce.busbw_factor(1), 0.0);
+    }
+
+    #[test]
+    fn sizes_doubling_and_divisible() {
+        let s = sizes(8, 1 << 30, 2, 2);
+        assert_eq!(s.first(), Some(&8));
+        assert_eq!(s.last(), Some(&(1 << 30)));
+        assert_eq!(s.len(), 28); // 2^3 .. 2^30
+                                 // 3 ranks: only multiples of 12 bytes survive; powers of two never are.
+        assert!(sizes(8, 1 << 20, 2, 3).is_empty());
+        assert_eq!(sizes(8, 128, 4, 1), vec![8, 32, 128]);
+    }
+
+    #[test]
+    fn parse_round_trip() {
+        for c in [Coll::AllReduce, Coll::AllGather] {
+            assert_eq!(Coll::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Coll::parse("alltoall"), None);
+    }
+}
