@@ -2,12 +2,8 @@
 //! synthetic data, one-line errors, exit codes, and the committed measurements (CI fidelity gate).
 
 use super::calib_synth::{e2e_csv, fixture, forward_csv, HEADER, TRUE};
-use assert_cmd::Command;
+use crate::common::{json, perfcast};
 use std::path::{Path, PathBuf};
-
-fn perfcast() -> Command {
-    Command::cargo_bin("perfcast").unwrap()
-}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -81,43 +77,20 @@ fn fit_recovers_known_parameters_from_noisy_synthetic_data() {
         assert!((got - want).abs() <= 1e-6 * want, "{k}: {got} vs {want}");
     }
     // The written file is read back by `specdec` through --catalog.
-    let o = perfcast()
-        .arg("--catalog")
-        .arg(d.path().join("cat"))
-        .args([
-            "specdec",
-            "--target",
-            "llama-3.1-8b",
-            "--draft",
-            "llama-3.2-1b",
-            "--alpha",
-            "0.8",
-            "--gamma",
-            "4",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let cal: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let o = perfcast()
-        .args([
-            "specdec",
-            "--target",
-            "llama-3.1-8b",
-            "--draft",
-            "llama-3.2-1b",
-            "--alpha",
-            "0.8",
-            "--gamma",
-            "4",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let def: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cat = d.path().join("cat");
+    let what_if = [
+        "specdec",
+        "--target",
+        "llama-3.1-8b",
+        "--draft",
+        "llama-3.2-1b",
+        "--alpha",
+        "0.8",
+        "--gamma",
+        "4",
+    ];
+    let cal = json(&[&["--catalog", cat.to_str().unwrap()], &what_if[..]].concat());
+    let def = json(&what_if);
     assert_ne!(
         cal["step_s"], def["step_s"],
         "the calibration must change the prediction"
