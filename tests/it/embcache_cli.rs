@@ -202,8 +202,8 @@ fn trace_gen_round_trips_every_format() {
         ("t.txt", "text", "1"),
         ("t.oracleGeneral", "oracle-general", "1"),
     ] {
-        let base = json(&[
-            "embcache",
+        // The same generator settings simulated directly and written as a trace file.
+        let gen = [
             "--zipf",
             "1.1",
             "--rows",
@@ -214,31 +214,15 @@ fn trace_gen_round_trips_every_format() {
             "5200",
             "--seed",
             "9",
-            "--policy",
-            "lru",
-            "--cache",
-            "40",
-        ]);
+        ];
+        let lru = ["--policy", "lru", "--cache", "40"];
+        let base = json(&[&["embcache"], &gen[..], &lru[..]].concat());
         let p = dir.path().join(name);
+        let path = p.to_str().unwrap();
         let out = perfcast()
-            .args([
-                "embcache",
-                "trace-gen",
-                "--zipf",
-                "1.1",
-                "--rows",
-                "300",
-                "--tables",
-                tables,
-                "--accesses",
-                "5200",
-                "--seed",
-                "9",
-                "--out",
-                p.to_str().unwrap(),
-                "--format-out",
-                fmt,
-            ])
+            .args(["embcache", "trace-gen"])
+            .args(gen)
+            .args(["--out", path, "--format-out", fmt])
             .output()
             .unwrap();
         assert!(
@@ -246,17 +230,13 @@ fn trace_gen_round_trips_every_format() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v = json(&[
-            "embcache",
-            "--trace",
-            p.to_str().unwrap(),
-            "--trace-format",
-            fmt,
-            "--policy",
-            "lru",
-            "--cache",
-            "40",
-        ]);
+        let v = json(
+            &[
+                &["embcache", "--trace", path, "--trace-format", fmt],
+                &lru[..],
+            ]
+            .concat(),
+        );
         assert_eq!(v["misses"], base["misses"], "{fmt}");
         assert_eq!(v["unique_ids"], base["unique_ids"], "{fmt}");
     }
