@@ -143,6 +143,20 @@ struct CalibHead {
 /// Unknown GPU, or a calibration file that exists but is malformed or out of range.
 pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
     let g = cat.gpu(gpu)?;
+    let cache = |l: LatencyDefaults| {
+        if let Ok(mut m) = cat.latency_cache.lock() {
+            m.insert(g.name.clone(), l);
+        }
+        Ok(l)
+    };
+    if let Some(l) = cat
+        .latency_cache
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&g.name).copied())
+    {
+        return Ok(l);
+    }
     let rel = format!("calibration/{}.toml", g.name);
     match cat.read_text(&rel) {
         Ok((text, path)) => {
@@ -157,9 +171,9 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
                     ));
                 }
             }
-            Ok(f.latency)
+            cache(f.latency)
         }
-        Err(_) => Ok(g.latency),
+        Err(_) => cache(g.latency),
     }
 }
 
@@ -323,11 +337,14 @@ mod tests {
         let c = Catalog::load(Some(d.path())).unwrap();
         assert_eq!(latency_for(&c, "a10g").unwrap().bw_efficiency, 0.5);
         assert!(is_calibrated(&c, "a10g"));
+        // A loaded catalog resolves each GPU's calibration once; later edits need a fresh load.
         std::fs::write(
             d.path().join("calibration/a10g.toml"),
             "[latency]\nflops_efficiency = 1.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
         )
         .unwrap();
+        assert_eq!(latency_for(&c, "a10g").unwrap().flops_efficiency, 0.5);
+        let c = Catalog::load(Some(d.path())).unwrap();
         assert!(latency_for(&c, "a10g")
             .unwrap_err()
             .to_string()

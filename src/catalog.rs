@@ -46,6 +46,10 @@ pub struct Catalog {
     pub llms: Vec<LlmArch>,
     /// Directory overriding embedded files, if any.
     pub dir: Option<PathBuf>,
+    /// Latency parameters already resolved per GPU (calibration file or catalog defaults), so a
+    /// sweep parses each calibration file once, not once per point. Shared by clones.
+    pub(crate) latency_cache:
+        std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, LatencyDefaults>>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -88,6 +92,7 @@ impl Catalog {
             gpus: Vec::new(),
             llms: Vec::new(),
             dir: dir.map(Path::to_path_buf),
+            latency_cache: Default::default(),
         };
         let gpus: GpuFile = cat.parse_toml("gpus.toml")?;
         let mut llms: LlmFile = cat.parse_toml("llms.toml")?;
