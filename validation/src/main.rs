@@ -7,8 +7,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::{Parser, Subcommand};
+use perfcast_validation::graph::{Exec, Runner};
 use perfcast_validation::measure::{Provenance, Row, Sink, Stats};
-use perfcast_validation::model::{preset, presets, KvCache, Model, Step};
+use perfcast_validation::model::{preset, presets, Head, KvCache, Model, Step};
 use perfcast_validation::spec::{self, Accept, Draft};
 use perfcast_validation::train::{self, TrainCfg};
 use rand::SeedableRng;
@@ -27,6 +28,14 @@ struct Cli {
     /// Run on the CPU (small sizes; what CI tests) instead of the CUDA GPU.
     #[arg(long, global = true)]
     cpu: bool,
+    /// How forwards run on the GPU: `graphs` (each shape captured once as a CUDA graph and
+    /// replayed, as production decoders do) or `eager` (one host launch per candle op).
+    #[arg(long, global = true, default_value = "graphs")]
+    exec: Exec,
+    /// With graphs, attended KV slots are rounded up to a multiple of this (one graph per bucket
+    /// of context lengths; the mask hides the extra slots).
+    #[arg(long, global = true, default_value_t = 64)]
+    bucket: usize,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -57,6 +66,11 @@ enum Cmd {
         warmup: usize,
         #[arg(long, default_value_t = 10)]
         repeats: usize,
+        /// Forwards issued back to back per timed repeat (no synchronization between them, as in
+        /// the decode loop); `forward_s` = elapsed / this. Each repeat also times one forward
+        /// between two synchronizations (`forward_sync_s`).
+        #[arg(long, default_value_t = 8)]
+        pipeline: usize,
         #[arg(long, default_value = "h200-forward")]
         set: String,
         #[arg(long)]
@@ -171,12 +185,20 @@ fn device(cpu: bool) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
     }
-    Device::new_cuda(0).map_err(|e| {
+    let dev = Device::new_cuda(0).map_err(|e| {
         anyhow::anyhow!(
             "no CUDA GPU or driver found: {}",
             first_line(&e.to_string())
         )
-    })
+    })?;
+    // One stream: cudarc's per-allocation event pair (multi-stream bookkeeping, two
+    // cuEventCreate per tensor) is pure host overhead here, and must not be captured in graphs.
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cd) = &dev {
+        // SAFETY: every tensor lives on candle's single stream of this device.
+        unsafe { cd.disable_event_tracking() }
+    }
+    Ok(dev)
 }
 
 /// Fails naming `flag` unless every value is >= 1.
@@ -249,14 +271,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             contexts,
             warmup,
             repeats,
+            pipeline,
             set,
             out,
             seed,
         } => {
             positive("--repeats", &[repeats])?;
+            positive("--pipeline", &[pipeline])?;
             positive("--batches", &batches)?;
             positive("--new-tokens", &new_tokens)?;
             let dev = device(cli.cpu)?;
+            let rt = Runner::new(cli.exec, &dev, cli.bucket);
+            eprintln!(
+                "forward: exec {} (attended-slot bucket {})",
+                rt.exec(),
+                rt.bucket()
+            );
             let dt = if dev.is_cuda() {
                 DType::BF16
             } else {
@@ -275,7 +305,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let tmax = *new_tokens.iter().max().unwrap_or(&1);
                 let cmax = *contexts.iter().max().unwrap_or(&1);
                 for &b in &batches {
-                    let cache = KvCache::new(&cfg, b, cmax + tmax + 1, dt, &dev)?;
+                    let cap = (cmax + tmax + 1).div_ceil(rt.bucket()) * rt.bucket();
+                    let cache = KvCache::new(&cfg, b, cap, dt, &dev)?;
                     for &ctx in &contexts {
                         for &t in &new_tokens {
                             let toks = spec::random_prompt(
@@ -287,31 +318,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )?;
                             let pos = vec![ctx; b];
                             let mut times = Vec::with_capacity(repeats);
+                            let mut synced = Vec::with_capacity(repeats);
+                            // Untimed first call: captures the graph.
+                            drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
                             for r in 0..warmup + repeats {
                                 dev.synchronize()?;
                                 let t0 = Instant::now();
-                                let step = Step::new(&m, &pos, t, cache.capacity)?;
-                                let _l = m.forward(&toks, &cache, &step)?;
+                                for _ in 0..pipeline {
+                                    drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
+                                }
                                 dev.synchronize()?;
+                                let el = t0.elapsed().as_secs_f64() / pipeline as f64;
+                                let t1 = Instant::now();
+                                drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
+                                dev.synchronize()?;
+                                let el1 = t1.elapsed().as_secs_f64();
                                 if r >= warmup {
-                                    times.push(t0.elapsed().as_secs_f64());
+                                    times.push(el);
+                                    synced.push(el1);
                                 }
                             }
+                            rt.clear();
                             let s = Stats::of(&times);
-                            sink.write(&Row {
-                                set: set.clone(),
-                                kind: "forward".into(),
-                                model: name.clone(),
-                                batch: b.to_string(),
-                                new_tokens: t.to_string(),
-                                context_tokens: ctx.to_string(),
-                                metric: "forward_s".into(),
-                                value: s.median,
-                                repeats: s.n,
-                                spread: Some(s.spread()),
-                                unit: "s".into(),
-                                ..Default::default()
-                            })?;
+                            for (metric, st) in
+                                [("forward_s", s), ("forward_sync_s", Stats::of(&synced))]
+                            {
+                                sink.write(&Row {
+                                    set: set.clone(),
+                                    kind: "forward".into(),
+                                    model: name.clone(),
+                                    batch: b.to_string(),
+                                    new_tokens: t.to_string(),
+                                    context_tokens: ctx.to_string(),
+                                    metric: metric.into(),
+                                    value: st.median,
+                                    repeats: st.n,
+                                    spread: Some(st.spread()),
+                                    unit: "s".into(),
+                                    ..Default::default()
+                                })?;
+                            }
                             if b == 1 && t == 1 {
                                 let bytes = m.weight_bytes() as f64
                                     + (ctx * cfg.kv_bytes_per_token(dt.size_in_bytes())) as f64;
@@ -428,10 +474,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
             };
             let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
+            let rt = Runner::new(cli.exec, &dev, cli.bucket);
+            eprintln!(
+                "e2e {set}: exec {} (attended-slot bucket {})",
+                rt.exec(),
+                rt.bucket()
+            );
             let gmax = *gammas.iter().max().unwrap_or(&1);
             let ctx_mean = prompt + new_tokens / 2;
             for &b in &batches {
-                let cap = spec::capacity_needed(prompt, new_tokens, gmax);
+                rt.clear();
+                let cap = spec::capacity_needed(prompt, new_tokens, gmax).div_ceil(rt.bucket())
+                    * rt.bucket();
                 let tc = KvCache::new(&tm.cfg, b, cap, dt, &dev)?;
                 let ptoks = match &text {
                     Some(t) => {
@@ -448,7 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for r in 0..warmup + repeats {
                     dev.synchronize()?;
                     let t0 = Instant::now();
-                    let o = spec::autoregressive(&tm, &tc, &st, new_tokens)?;
+                    let o = spec::autoregressive(&rt, &tm, &tc, &st, new_tokens)?;
                     dev.synchronize()?;
                     if r == 0 {
                         ar_tokens = o.tokens;
@@ -469,6 +523,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &set, &target, "none", 0, b, new_tokens, ctx_mean, &tps,
                 ))?;
                 for (dname, dm, exit) in &dms {
+                    rt.clear();
                     let dc = match dm {
                         Some(m) => {
                             let c = KvCache::new(&m.cfg, b, cap, dt, &dev)?;
@@ -490,6 +545,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         let mut times = Vec::new();
                         let mut accepted = Vec::new();
                         let mut agree = (0usize, 0usize);
+                        let mut rounds = Vec::new();
+                        let mut seq_rounds = Vec::new();
+                        let mut timed_captures = 0;
                         for r in 0..warmup + repeats {
                             let mut acc = if synthetic {
                                 Accept::synthetic(
@@ -500,8 +558,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 Accept::Greedy
                             };
                             dev.synchronize()?;
+                            let c0 = rt.captures();
                             let t0 = Instant::now();
-                            let o = spec::speculative(&tm, &tc, &dr, g, &st, new_tokens, &mut acc)?;
+                            let o = spec::speculative(
+                                &rt, &tm, &tc, &dr, g, &st, new_tokens, &mut acc,
+                            )?;
                             dev.synchronize()?;
                             if r == 0 && !synthetic {
                                 for (x, y) in o.tokens.iter().zip(&ar_tokens) {
@@ -512,6 +573,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             if r >= warmup {
                                 times.push(t0.elapsed().as_secs_f64());
                                 accepted.extend_from_slice(&o.accepted);
+                                rounds.push(o.rounds as f64);
+                                seq_rounds.extend(o.seq_rounds.iter().map(|&x| x as f64));
+                                timed_captures += rt.captures() - c0;
                             }
                         }
                         let tps = Stats::of(
@@ -538,6 +602,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 ..Default::default()
                             })?;
                         }
+                        // Rounds the static batch ran (its slowest sequence) and the mean over
+                        // sequences of the round each finished in: acceptance outcomes, no time.
+                        for (metric, v) in [("rounds", &rounds), ("seq_rounds", &seq_rounds)] {
+                            sink.write(&Row {
+                                set: set.clone(),
+                                kind: "acceptance".into(),
+                                model: target.clone(),
+                                draft: draft_col.clone(),
+                                gamma: g.to_string(),
+                                batch: b.to_string(),
+                                metric: metric.into(),
+                                value: v.iter().sum::<f64>() / v.len().max(1) as f64,
+                                repeats: v.len(),
+                                spread: None,
+                                unit: "rounds".into(),
+                                ..Default::default()
+                            })?;
+                        }
                         sink.write(&e2e_row(
                             &set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps,
                         ))?;
@@ -547,9 +629,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             format!("; greedy check: {}/{} tokens equal to autoregressive before first divergence", agree.0, agree.1)
                         };
                         eprintln!(
-                            "e2e {set} {target}+{dname} γ={g} batch {b}: {:.1} tokens/s (x{:.2} vs AR), mean accepted {:.2}, survival {:?}{greedy_note}",
+                            "e2e {set} {target}+{dname} γ={g} batch {b}: {:.1} tokens/s (x{:.2} vs AR), rounds {:.1} (mean per sequence {:.1}), graphs captured while timed {timed_captures}, mean accepted {:.2}, survival {:?}{greedy_note}",
                             tps.median,
                             tps.median * s.median / (b * new_tokens) as f64,
+                            rounds.iter().sum::<f64>() / rounds.len().max(1) as f64,
+                            seq_rounds.iter().sum::<f64>() / seq_rounds.len().max(1) as f64,
                             accepted.iter().sum::<usize>() as f64 / accepted.len().max(1) as f64,
                             surv.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
                         );
@@ -669,32 +753,79 @@ fn check(dev: &Device) -> Result<ExitCode> {
         p += n;
     }
     let inc = Tensor::cat(&outs, 1)?.reshape((18, t.cfg.vocab))?;
-    let diff = (inc - full)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let diff = (inc - &full)?.abs()?.max_all()?.to_scalar::<f32>()?;
     let pass = diff < 1e-3;
     ok &= pass;
     println!(
         "check cached-vs-full forward (f32): max |diff| {diff:.2e} (tolerance 1e-3): {}",
         if pass { "PASS" } else { "FAIL" }
     );
+    // The same incremental forward replayed from CUDA graphs (with bucketed attended slots)
+    // must equal the eager one.
+    if dev.is_cuda() {
+        let rt = Runner::new(Exec::Graphs, dev, 8);
+        let cache = KvCache::new(&t.cfg, 2, 32, DType::F32, dev)?;
+        let mut outs = Vec::new();
+        let mut p = 0;
+        for n in [4usize, 2, 3] {
+            // Twice per shape: the first call captures, the second replays.
+            for _ in 0..2 {
+                let x = toks.narrow(1, p, n)?;
+                let lg = t.run_tokens(&rt, &x, &cache, &[p, p], Head::All)?;
+                outs.push(lg.reshape((2, n, t.cfg.vocab))?);
+            }
+            p += n;
+        }
+        let inc = Tensor::cat(&[&outs[1], &outs[3], &outs[5]], 1)?.reshape((18, t.cfg.vocab))?;
+        let diff = (inc - &full)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let pass = diff < 1e-3 && rt.captures() == 3;
+        ok &= pass;
+        println!(
+            "check CUDA-graph replayed forward vs full forward (f32, {} graphs): max |diff| {diff:.2e} (tolerance 1e-3): {}",
+            rt.captures(),
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+    let mut runners = vec![Runner::eager(dev)];
+    if dev.is_cuda() {
+        runners.push(Runner::new(Exec::Graphs, dev, 8));
+    }
+    for rt in &runners {
+        ok &= check_decoding(rt, &t, &d, dev)?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Greedy speculative decoding (separate draft and LayerSkip, γ 1–8) emits exactly the target's
+/// greedy tokens, and a draft equal to the target is always fully accepted, under `rt`.
+fn check_decoding(rt: &Runner, t: &Model, d: &Model, dev: &Device) -> Result<bool> {
+    let mut ok = true;
+    let x = rt.exec();
     let (b, p, n) = (3, 6, 24);
     let prompt = spec::random_prompt(b, p, 97, 3, dev)?;
     let cap = spec::capacity_needed(p, n, 8);
     let tc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
     let dc = KvCache::new(&d.cfg, b, cap, DType::F32, dev)?;
-    let st = spec::start(&t, &tc, Some((&d, &dc)), &prompt)?;
-    let ar = spec::autoregressive(&t, &tc, &st, n)?;
+    let st = spec::start(t, &tc, Some((d, &dc)), &prompt)?;
+    let ar = spec::autoregressive(rt, t, &tc, &st, n)?;
     for g in 1..=8 {
         let sp = spec::speculative(
-            &t,
+            rt,
+            t,
             &tc,
-            &Draft::Model(&d, &dc),
+            &Draft::Model(d, &dc),
             g,
             &st,
             n,
             &mut Accept::Greedy,
         )?;
         let ls = spec::speculative(
-            &t,
+            rt,
+            t,
             &tc,
             &Draft::LayerSkip { exit: 2 },
             g,
@@ -705,7 +836,7 @@ fn check(dev: &Device) -> Result<ExitCode> {
         let pass = sp.tokens == ar.tokens && ls.tokens == ar.tokens;
         ok &= pass;
         println!(
-            "check greedy speculative == target greedy (f32, batch {b}, γ={g}): draft rounds {} (mean accepted {:.2}), layerskip rounds {}: {}",
+            "check greedy speculative == target greedy ({x}, f32, batch {b}, γ={g}): draft rounds {} (mean accepted {:.2}), layerskip rounds {}: {}",
             sp.rounds,
             sp.accepted.iter().sum::<usize>() as f64 / sp.accepted.len() as f64,
             ls.rounds,
@@ -714,12 +845,13 @@ fn check(dev: &Device) -> Result<ExitCode> {
     }
     // A draft identical to the target: every drafted token accepted, rounds = ceil(n / (γ+1)).
     let sc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
-    spec::prefill(&t, &sc, &prompt, 256)?;
+    spec::prefill(t, &sc, &prompt, 256)?;
     for g in [1, 4, 8] {
         let sp = spec::speculative(
-            &t,
+            rt,
+            t,
             &tc,
-            &Draft::Model(&t, &sc),
+            &Draft::Model(t, &sc),
             g,
             &st,
             n,
@@ -730,16 +862,13 @@ fn check(dev: &Device) -> Result<ExitCode> {
             && sp.rounds == n.div_ceil(g + 1);
         ok &= pass;
         println!(
-            "check self-draft accepts all (f32, batch {b}, γ={g}): rounds {}: {}",
+            "check self-draft accepts all ({x}, f32, batch {b}, γ={g}): rounds {}: {}",
             sp.rounds,
             if pass { "PASS" } else { "FAIL" }
         );
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    rt.clear();
+    Ok(ok)
 }
 
 #[cfg(not(feature = "cuda"))]

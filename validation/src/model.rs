@@ -21,6 +21,8 @@
 use std::ops::Range;
 
 use candle_core::{DType, Device, Result, Tensor, D};
+
+use crate::graph::Runner;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -546,6 +548,117 @@ impl Model {
     }
 }
 
+/// Which logits a [`Part`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// No LM head.
+    None,
+    /// Logits of every row `[B·T, vocab]`.
+    All,
+    /// Logits of each sequence's last row `[B, vocab]`.
+    Last,
+}
+
+/// A slice of the forward pass run as one unit (one CUDA graph with [`Runner`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Input is token ids `[B, T]` (embedded first) rather than hidden rows `[B·T, hidden]`.
+    pub from_tokens: bool,
+    /// Layers run.
+    pub layers: Range<usize>,
+    /// Logits returned (after the hidden rows when `hidden`).
+    pub head: Head,
+    /// Return the hidden rows after `layers` as the first output.
+    pub hidden: bool,
+}
+
+impl Part {
+    /// Whole model from tokens, logits as `head`.
+    pub fn full(m: &Model, head: Head) -> Part {
+        Part {
+            from_tokens: true,
+            layers: 0..m.cfg.layers,
+            head,
+            hidden: false,
+        }
+    }
+}
+
+impl Model {
+    /// Runs `part` on `x` for `b = pos.len()` sequences with `t` new tokens each at positions
+    /// `pos[i] .. pos[i] + t`, through `rt` (eager, or a CUDA graph keyed by model, cache, part
+    /// and shape). Outputs: `[hidden rows]` then `[logits]` as `part` asks.
+    pub fn run_part(
+        &self,
+        rt: &Runner,
+        x: &Tensor,
+        cache: &KvCache,
+        pos: &[usize],
+        t: usize,
+        part: &Part,
+    ) -> Result<Vec<Tensor>> {
+        let b = pos.len();
+        let need = pos.iter().max().copied().unwrap_or(0) + t;
+        if need > cache.capacity || need > MAX_POS {
+            candle_core::bail!(
+                "cache overflow: need {need} slots, capacity {}",
+                cache.capacity
+            )
+        }
+        let s = rt.slots_for(need, cache.capacity.min(MAX_POS));
+        let slots = rt.slot_ids(s)?;
+        let lim: Vec<u32> = pos
+            .iter()
+            .flat_map(|&p| (0..t).map(move |i| (p + i) as u32))
+            .collect();
+        let lim = Tensor::from_vec(lim, (b, t), self.device())?;
+        let key = format!(
+            "{}#{}:{}{}-{}{:?}{}:b{b}t{t}s{s}",
+            self.cfg.name,
+            cache.id,
+            if part.from_tokens { "tok" } else { "hid" },
+            part.layers.start,
+            part.layers.end,
+            part.head,
+            part.hidden
+        );
+        rt.run(&key, &[x.clone(), lim], &|ins| {
+            let step = Step::with_slots(self, &ins[1], &slots)?;
+            let x0 = if part.from_tokens {
+                self.embed(&ins[0])?
+            } else {
+                ins[0].clone()
+            };
+            let h = self.run_layers(&x0, part.layers.clone(), cache, &step)?;
+            let mut outs = Vec::with_capacity(2);
+            if part.hidden {
+                outs.push(h.clone());
+            }
+            match part.head {
+                Head::None => {}
+                Head::All => outs.push(self.logits(&h)?),
+                Head::Last => outs.push(self.logits(&last_rows(&h, b, t)?)?),
+            }
+            Ok(outs)
+        })
+    }
+
+    /// Full forward of tokens `[B, t]` at positions `pos` through `rt`: logits as `head`.
+    pub fn run_tokens(
+        &self,
+        rt: &Runner,
+        tokens: &Tensor,
+        cache: &KvCache,
+        pos: &[usize],
+        head: Head,
+    ) -> Result<Tensor> {
+        let t = tokens.dim(1)?;
+        let mut o = self.run_part(rt, tokens, cache, pos, t, &Part::full(self, head))?;
+        o.pop()
+            .ok_or_else(|| candle_core::Error::Msg("forward returned nothing".into()))
+    }
+}
+
 /// Last row of each sequence: rows `[B·T, H]` → `[B, H]`.
 pub fn last_rows(x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
     let h = x.dim(1)?;
@@ -576,6 +689,8 @@ fn rope_tables(hd: usize, max_pos: usize, dtype: DType, dev: &Device) -> Result<
 /// `[batch, kv_heads, capacity, head_dim]`. It holds no lengths: the caller owns each sequence's
 /// length and passes positions through [`Step`].
 pub struct KvCache {
+    /// Process-unique id (keys the CUDA graphs that write this cache).
+    pub id: u64,
     /// K per layer.
     pub k: Vec<Tensor>,
     /// V per layer.
@@ -608,7 +723,9 @@ impl KvCache {
                 v.push(Tensor::zeros(shape, dtype, dev)?);
             }
         }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(KvCache {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             k,
             v,
             batch,
@@ -665,16 +782,23 @@ impl Step {
 
     /// Builds the step from a device tensor of positions `[B, t]` u32 (no host copy).
     pub fn from_positions(model: &Model, lim: &Tensor, s_used: usize) -> Result<Step> {
+        let slots = Tensor::arange(0u32, s_used as u32, model.device())?.reshape((1, 1, s_used))?;
+        Step::with_slots(model, lim, &slots)
+    }
+
+    /// Builds the step from device positions `[B, t]` u32 and slot indices `[1, 1, S]` u32
+    /// (`0 .. S`, S = attended slots ≥ `max(pos) + t`): only device ops, so it can be captured in
+    /// a CUDA graph.
+    pub fn with_slots(model: &Model, lim: &Tensor, slots: &Tensor) -> Result<Step> {
         let (b, t) = lim.dims2()?;
+        let s_used = slots.dim(2)?;
         let c = &model.cfg;
-        let dev = model.device();
         let dtype = model.dtype();
         let half = c.head_dim() / 2;
         let flat = lim.flatten_all()?;
         let cos = model.cos.index_select(&flat, 0)?.reshape((b, t, half))?;
         let sin = model.sin.index_select(&flat, 0)?.reshape((b, t, half))?;
-        let s = Tensor::arange(0u32, s_used as u32, dev)?.reshape((1, 1, s_used))?;
-        let allowed = s.broadcast_le(&lim.reshape((b, t, 1))?)?;
+        let allowed = slots.broadcast_le(&lim.reshape((b, t, 1))?)?;
         let mask = allowed
             .to_dtype(dtype)?
             .affine(1e9, -1e9)?

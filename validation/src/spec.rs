@@ -29,7 +29,8 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::model::{argmax, KvCache, Model, Step};
+use crate::graph::Runner;
+use crate::model::{argmax, Head, KvCache, Model, Part, Step};
 
 /// How drafted tokens are accepted.
 pub enum Accept {
@@ -99,8 +100,11 @@ pub struct Output {
     pub tokens: Vec<Vec<u32>>,
     /// Accepted drafted tokens per (sequence, round) while the sequence was active.
     pub accepted: Vec<usize>,
-    /// Speculative rounds run (0 for autoregressive).
+    /// Speculative rounds run (0 for autoregressive): the batch runs until its slowest
+    /// sequence has `n` tokens.
     pub rounds: usize,
+    /// Per sequence, the round in which it reached `n` tokens (empty for autoregressive).
+    pub seq_rounds: Vec<usize>,
 }
 
 /// Prefills `model`'s cache with `prompt` (`[B, P]` u32, positions `0..P`) in chunks of at most
@@ -142,15 +146,20 @@ pub fn start(
 
 /// Greedy autoregressive decoding of `n` tokens per sequence: one forward per token, the argmax
 /// stays on the device and feeds the next step; the host reads the tokens once at the end.
-pub fn autoregressive(target: &Model, cache: &KvCache, st: &State, n: usize) -> Result<Output> {
+pub fn autoregressive(
+    rt: &Runner,
+    target: &Model,
+    cache: &KvCache,
+    st: &State,
+    n: usize,
+) -> Result<Output> {
     let b = st.len.len();
     let dev = target.device();
     let mut cur = Tensor::from_vec(st.last.clone(), (b, 1), dev)?;
     let mut toks = Vec::with_capacity(n);
     for s in 0..n {
         let pos: Vec<usize> = st.len.iter().map(|l| l + s).collect();
-        let step = Step::new(target, &pos, 1, cache.capacity)?;
-        let logits = target.forward(&cur, cache, &step)?;
+        let logits = target.run_tokens(rt, &cur, cache, &pos, Head::All)?;
         cur = argmax(&logits)?.reshape((b, 1))?;
         toks.push(cur.clone());
     }
@@ -159,6 +168,7 @@ pub fn autoregressive(target: &Model, cache: &KvCache, st: &State, n: usize) -> 
         tokens: all,
         accepted: Vec::new(),
         rounds: 0,
+        seq_rounds: Vec::new(),
     })
 }
 
@@ -211,6 +221,7 @@ pub fn speculative_sampling_accept(
 /// Speculative decoding of `n` tokens per sequence with `gamma` drafted tokens per round.
 #[allow(clippy::too_many_arguments)]
 pub fn speculative(
+    rt: &Runner,
     target: &Model,
     tcache: &KvCache,
     draft: &Draft,
@@ -227,6 +238,7 @@ pub fn speculative(
     let mut st = st0.clone();
     let mut out = Output {
         tokens: vec![Vec::with_capacity(n + gamma + 1); b],
+        seq_rounds: vec![0; b],
         ..Default::default()
     };
     let sampling = accept.samples();
@@ -260,21 +272,20 @@ pub fn speculative(
                     .collect();
                 let inp = Tensor::from_vec(inp, (b, 2), dev)?;
                 let pos: Vec<usize> = st.len.iter().map(|l| l - 1).collect();
-                let mut lg = dm.forward_last(&inp, dc, &Step::new(dm, &pos, 2, dc.capacity)?)?;
+                let mut lg = dm.run_tokens(rt, &inp, dc, &pos, Head::Last)?;
                 for i in 1..=gamma {
                     let d = pick(&lg, &mut sample_rng, &mut qs)?;
                     drafts.push(d.clone());
                     if i < gamma {
                         let pos: Vec<usize> = st.len.iter().map(|l| l + i).collect();
-                        lg = dm.forward_last(&d, dc, &Step::new(dm, &pos, 1, dc.capacity)?)?;
+                        lg = dm.run_tokens(rt, &d, dc, &pos, Head::Last)?;
                     }
                 }
                 let inp = Tensor::cat(
                     &[std::slice::from_ref(&last_t), drafts.as_slice()].concat(),
                     1,
                 )?;
-                let step = Step::new(target, &st.len, gamma + 1, tcache.capacity)?;
-                target.forward(&inp, tcache, &step)?
+                target.run_tokens(rt, &inp, tcache, &st.len, Head::All)?
             }
             Draft::LayerSkip { exit } => {
                 let e = *exit;
@@ -282,20 +293,35 @@ pub fn speculative(
                 let mut cur = last_t.clone();
                 for i in 0..=gamma {
                     let pos: Vec<usize> = st.len.iter().map(|l| l + i).collect();
-                    let step = Step::new(target, &pos, 1, tcache.capacity)?;
-                    let h = target.run_layers(&target.embed(&cur)?, 0..e, tcache, &step)?;
-                    hs.push(h.clone());
-                    if i < gamma {
-                        let lg = target.logits(&h)?;
+                    let part = Part {
+                        from_tokens: true,
+                        layers: 0..e,
+                        head: if i < gamma { Head::All } else { Head::None },
+                        hidden: true,
+                    };
+                    let mut o = target
+                        .run_part(rt, &cur, tcache, &pos, 1, &part)?
+                        .into_iter();
+                    let h = o.next().ok_or_else(|| {
+                        candle_core::Error::Msg("draft part: no hidden rows".into())
+                    })?;
+                    hs.push(h);
+                    if let Some(lg) = o.next() {
                         cur = pick(&lg, &mut sample_rng, &mut qs)?;
                         drafts.push(cur.clone());
                     }
                 }
                 let hd = target.cfg.hidden;
                 let h = Tensor::stack(&hs, 1)?.reshape((b * (gamma + 1), hd))?;
-                let step = Step::new(target, &st.len, gamma + 1, tcache.capacity)?;
-                let h = target.run_layers(&h, e..target.cfg.layers, tcache, &step)?;
-                target.logits(&h)?
+                let part = Part {
+                    from_tokens: false,
+                    layers: e..target.cfg.layers,
+                    head: Head::All,
+                    hidden: false,
+                };
+                let mut o = target.run_part(rt, &h, tcache, &st.len, gamma + 1, &part)?;
+                o.pop()
+                    .ok_or_else(|| candle_core::Error::Msg("verify part: no logits".into()))?
             }
         };
         // One host synchronization: drafted tokens and target choices (or distributions).
@@ -343,6 +369,9 @@ pub fn speculative(
             st.prev[s] = if nacc > 0 { d[nacc - 1] } else { st.last[s] };
             st.last[s] = fix;
             st.len[s] += nacc + 1;
+            if toks.len() >= n && out.seq_rounds[s] == 0 {
+                out.seq_rounds[s] = out.rounds;
+            }
         }
     }
     for t in &mut out.tokens {
@@ -406,15 +435,17 @@ mod tests {
     fn greedy_speculative_equals_target_greedy() {
         let (t, d) = pair(DType::F32);
         let dev = Device::Cpu;
+        let rt = Runner::eager(&dev);
         let (b, p, n) = (3, 5, 16);
         let prompt = random_prompt(b, p, 97, 3, &dev).unwrap();
         let cap = capacity_needed(p, n, 8);
         let tc = KvCache::new(&t.cfg, b, cap, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&d.cfg, b, cap, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
-        let ar = autoregressive(&t, &tc, &st, n).unwrap();
+        let ar = autoregressive(&rt, &t, &tc, &st, n).unwrap();
         for gamma in [1, 3, 8] {
             let sp = speculative(
+                &rt,
                 &t,
                 &tc,
                 &Draft::Model(&d, &dc),
@@ -427,6 +458,7 @@ mod tests {
             assert_eq!(sp.tokens, ar.tokens, "gamma {gamma}");
             assert!(sp.accepted.iter().all(|&a| a <= gamma));
             let ls = speculative(
+                &rt,
                 &t,
                 &tc,
                 &Draft::LayerSkip { exit: 2 },
@@ -437,9 +469,28 @@ mod tests {
             )
             .unwrap();
             assert_eq!(ls.tokens, ar.tokens, "layerskip gamma {gamma}");
+            // Attending bucketed slot ranges (what the CUDA-graph runner does) changes nothing:
+            // the extra slots are masked.
+            let bucketed = Runner::new(crate::graph::Exec::Graphs, &dev, 8);
+            let sb = speculative(
+                &bucketed,
+                &t,
+                &tc,
+                &Draft::Model(&d, &dc),
+                gamma,
+                &st,
+                n,
+                &mut Accept::Greedy,
+            )
+            .unwrap();
+            assert_eq!(sb.tokens, ar.tokens, "bucketed gamma {gamma}");
+            // The batch runs until its slowest sequence is done.
+            assert_eq!(sb.seq_rounds.iter().max(), Some(&sb.rounds));
+            assert!(sb.seq_rounds.iter().all(|&r| r >= 1));
         }
         // Rollback really happens: a random tiny draft disagrees often, so some rounds reject.
         let sp = speculative(
+            &rt,
             &t,
             &tc,
             &Draft::Model(&d, &dc),
@@ -457,12 +508,14 @@ mod tests {
     fn self_draft_accepts_everything() {
         let (t, _) = pair(DType::F32);
         let dev = Device::Cpu;
+        let rt = Runner::eager(&dev);
         let (b, p, n, gamma) = (2, 4, 15, 4);
         let prompt = random_prompt(b, p, 97, 5, &dev).unwrap();
         let tc = KvCache::new(&t.cfg, b, 40, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&t.cfg, b, 40, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&t, &dc)), &prompt).unwrap();
         let sp = speculative(
+            &rt,
             &t,
             &tc,
             &Draft::Model(&t, &dc),
@@ -476,6 +529,7 @@ mod tests {
         assert_eq!(sp.rounds, n.div_ceil(gamma + 1));
         // LayerSkip with E = L is the target itself.
         let ls = speculative(
+            &rt,
             &t,
             &tc,
             &Draft::LayerSkip { exit: t.cfg.layers },
@@ -493,12 +547,13 @@ mod tests {
     fn synthetic_acceptance_follows_probabilities() {
         let (t, d) = pair(DType::F32);
         let dev = Device::Cpu;
+        let rt = Runner::eager(&dev);
         let prompt = random_prompt(2, 4, 97, 9, &dev).unwrap();
         let tc = KvCache::new(&t.cfg, 2, 64, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&d.cfg, 2, 64, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
         let mut acc = Accept::synthetic(vec![1.0, 0.0, 0.0], 1);
-        let sp = speculative(&t, &tc, &Draft::Model(&d, &dc), 3, &st, 20, &mut acc).unwrap();
+        let sp = speculative(&rt, &t, &tc, &Draft::Model(&d, &dc), 3, &st, 20, &mut acc).unwrap();
         assert!(sp.accepted.iter().all(|&a| a == 1));
         assert_eq!(survival(&sp.accepted, 3), vec![1.0, 0.0, 0.0]);
     }
@@ -535,11 +590,13 @@ mod tests {
     fn sampling_mode_runs() {
         let (t, d) = pair(DType::F32);
         let dev = Device::Cpu;
+        let rt = Runner::eager(&dev);
         let prompt = random_prompt(2, 3, 97, 2, &dev).unwrap();
         let tc = KvCache::new(&t.cfg, 2, 40, DType::F32, &dev).unwrap();
         let dc = KvCache::new(&d.cfg, 2, 40, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
         let sp = speculative(
+            &rt,
             &t,
             &tc,
             &Draft::Model(&d, &dc),
@@ -554,6 +611,7 @@ mod tests {
             .iter()
             .all(|v| v.len() == 12 && v.iter().all(|&x| x < 97)));
         let ls = speculative(
+            &rt,
             &t,
             &tc,
             &Draft::LayerSkip { exit: 1 },
