@@ -8,7 +8,9 @@
 //! forwards in CUDA graphs for exactly this reason, and so does this harness with [`Runner`]:
 //!
 //! - The first call for a key (model, cache, kind, batch, new tokens, attended slots) runs the
-//!   forward once eagerly (loads kernel modules, lets cuBLAS set up), then captures it on candle's
+//!   forward once eagerly (loads kernel modules, lets cuBLAS set up, and, under candle's
+//!   `enable_cuda_graph_htod_cache`, uploads each strided kernel's dims/strides once to a
+//!   persistent device cache), then captures it on candle's
 //!   stream (`cuStreamBeginCapture`, relaxed mode) over *fixed* copies of its input tensors.
 //!   Intermediate tensors become graph memory nodes (cudarc allocates with `cuMemAllocAsync`); the
 //!   graph is instantiated with `AUTO_FREE_ON_LAUNCH`, so the outputs' graph allocations keep
@@ -67,6 +69,7 @@ pub struct Runner {
     bucket: usize,
     dev: Device,
     captures: Cell<usize>,
+    capture_s: Cell<f64>,
     slots: RefCell<HashMap<usize, Tensor>>,
     #[cfg(feature = "cuda")]
     graphs: RefCell<HashMap<String, Captured>>,
@@ -82,6 +85,7 @@ impl Runner {
             bucket: bucket.max(1),
             dev: dev.clone(),
             captures: Cell::new(0),
+            capture_s: Cell::new(0.0),
             slots: RefCell::new(HashMap::new()),
             #[cfg(feature = "cuda")]
             graphs: RefCell::new(HashMap::new()),
@@ -106,6 +110,12 @@ impl Runner {
     /// Graphs captured so far.
     pub fn captures(&self) -> usize {
         self.captures.get()
+    }
+
+    /// Host seconds spent capturing so far (warm-up run, capture and instantiation): one-time
+    /// set-up that timed loops subtract, as a serving engine captures its graphs at start-up.
+    pub fn capture_s(&self) -> f64 {
+        self.capture_s.get()
     }
 
     /// Graphs held now.
@@ -182,11 +192,18 @@ impl Runner {
         f: &dyn Fn(&[Tensor]) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Tensor>> {
         use candle_core::cuda_backend::cudarc::driver::sys;
-        let stream = match &self.dev {
-            Device::Cuda(d) => d.cuda_stream(),
+        let cd = match &self.dev {
+            Device::Cuda(d) => d,
             _ => return f(inputs),
         };
+        let stream = cd.cuda_stream();
         if !self.graphs.borrow().contains_key(key) {
+            let t0 = std::time::Instant::now();
+            // candle uploads the dims/strides of every strided kernel from a host vector; a
+            // captured upload would replay from freed host memory. With this guard the warm-up
+            // run caches each such upload on the device by content and the capture reuses them
+            // (a miss during capture is an error, not a bad graph).
+            let _params = cd.enable_cuda_graph_htod_cache();
             let fixed = inputs
                 .iter()
                 .map(|t| t.contiguous()?.copy())
@@ -207,6 +224,8 @@ impl Runner {
                 .map_err(|e| candle_core::Error::Msg(format!("graph instantiate {key}: {e:?}")))?
                 .ok_or_else(|| candle_core::Error::Msg(format!("graph {key}: empty capture")))?;
             self.captures.set(self.captures.get() + 1);
+            self.capture_s
+                .set(self.capture_s.get() + t0.elapsed().as_secs_f64());
             self.graphs.borrow_mut().insert(
                 key.to_string(),
                 Captured {
