@@ -182,10 +182,18 @@ impl ForwardPoint {
     /// Any other kind (this is what keeps e2e data out of the fit), a missing shape field, or a
     /// malformed `@layers=A-B` suffix.
     pub fn from_row(r: &Row) -> Result<Self> {
+        Self::from_row_metric(r, "forward_s")
+    }
+
+    /// Converts a `forward` row whose metric is `metric` (`forward_s` or `forward_sync_s`).
+    ///
+    /// # Errors
+    /// As [`ForwardPoint::from_row`].
+    pub fn from_row_metric(r: &Row, metric: &str) -> Result<Self> {
         if r.kind != Kind::Forward {
             return Err(r.origin.err(format!("a {} row cannot be used as a forward measurement (only kind=forward rows are fitted)", r.kind.as_str())));
         }
-        need_metric(r, "forward_s", "s")?;
+        need_metric(r, metric, "s")?;
         let (model, layers) = match r.model.split_once("@layers=") {
             None => (r.model.clone(), None),
             Some((m, range)) => {
@@ -397,8 +405,14 @@ pub struct Source {
 pub struct Dataset {
     /// Forward-latency points (calibration input).
     pub forward: Vec<ForwardPoint>,
+    /// Forward latencies timed between two device synchronizations (`forward_sync_s`, the
+    /// harness's second timing of each grid point); not fitted, kept for comparison.
+    pub forward_sync: Vec<ForwardPoint>,
     /// Survival curves by run (pooled over contexts).
     pub curves: BTreeMap<RunKey, Curve>,
+    /// Measured speculation rounds of a run's static batch (mean over repeats of the rounds the
+    /// batch ran until its slowest sequence had `new_tokens`): an acceptance outcome, no time.
+    pub rounds: BTreeMap<RunKey, f64>,
     /// Survival curves by run and context, for acceptance rows that state their context
     /// (key: the context's `f64::to_bits`).
     pub curves_at_context: BTreeMap<(RunKey, u64), Curve>,
@@ -515,7 +529,35 @@ impl Dataset {
             self.gpus.push(r.provenance.gpu.clone());
         }
         match r.kind {
+            Kind::Forward if r.metric == "forward_sync_s" => self
+                .forward_sync
+                .push(ForwardPoint::from_row_metric(&r, "forward_sync_s")?),
             Kind::Forward => self.forward.push(ForwardPoint::from_row(&r)?),
+            Kind::Acceptance if r.metric == "rounds" || r.metric == "seq_rounds" => {
+                need_metric(&r, &r.metric, "rounds")?;
+                let draft = need(&r, "draft", r.draft.clone())?;
+                let gamma = need(&r, "gamma", r.gamma)?;
+                let batch = need(&r, "batch", r.batch)?;
+                if !(r.value >= 1.0) {
+                    return Err(r.origin.err(format!(
+                        "value = {}: a round count is >= 1",
+                        r.value
+                    )));
+                }
+                if r.metric == "rounds" {
+                    let run = self.draft_run(&r, &draft, batch, gamma)?;
+                    let key = (
+                        r.set.clone(),
+                        r.model.clone(),
+                        run_draft_key(&draft, &run),
+                        gamma,
+                        batch,
+                    );
+                    if self.rounds.insert(key, r.value).is_some() {
+                        return Err(r.origin.err("duplicate rounds row for this run"));
+                    }
+                }
+            }
             Kind::Acceptance => {
                 need_metric(&r, "survival", "fraction")?;
                 let draft = need(&r, "draft", r.draft.clone())?;

@@ -79,8 +79,12 @@ pub struct PointResult {
     pub verify_step_s: f64,
     /// Predicted step: γ · draft + verify, seconds.
     pub step_s: f64,
-    /// Expected rounds until every sequence of the static batch has `new_tokens` tokens.
+    /// Rounds until every sequence of the static batch has `new_tokens` tokens: measured or
+    /// expected (see `rounds_source`).
     pub expected_rounds: f64,
+    /// `measured` (the run's recorded round count), `expected` (E[R_max] from the pooled
+    /// survival curve) or `autoregressive` (n).
+    pub rounds_source: String,
     /// (n/E)/expected_rounds: steady-state rounds over static-batch rounds (1 = no tail loss).
     pub batch_tail_factor: f64,
     /// Predicted tokens/s (whole batch).
@@ -316,9 +320,16 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
         } else {
             None
         };
-        let rounds = match &acc {
-            Some(a) => expected_rounds_static_batch(a, e.gamma, e.new_tokens, e.batch),
-            None => f64::from(e.new_tokens),
+        // Rounds the static batch ran: measured when the run recorded them (an acceptance
+        // outcome: it waits for its slowest sequence, whose acceptance may differ from the
+        // pooled curve), else expected from the pooled survival curve.
+        let (rounds, rounds_source) = match (&acc, ds.rounds.get(&e.run_key())) {
+            (Some(_), Some(&r)) => (r, "measured"),
+            (Some(a), None) => (
+                expected_rounds_static_batch(a, e.gamma, e.new_tokens, e.batch),
+                "expected",
+            ),
+            (None, _) => (f64::from(e.new_tokens), "autoregressive"),
         };
         let (et, ds_, vs, ss, _steady_tps, label) = predict(cat, hw, e, acc)?;
         let n = f64::from(e.new_tokens);
@@ -339,6 +350,7 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
             verify_step_s: vs,
             step_s: ss,
             expected_rounds: rounds,
+            rounds_source: rounds_source.into(),
             batch_tail_factor: (n / et) / rounds,
             predicted_tokens_per_s: tps,
             measured_tokens_per_s: e.measured_tokens_per_s,
