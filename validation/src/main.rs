@@ -320,17 +320,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             let mut times = Vec::with_capacity(repeats);
                             let mut synced = Vec::with_capacity(repeats);
                             // Untimed first call: captures the graph.
-                            drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
+                            // A decode step's forward: logits and their greedy tokens.
+                            drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All, true)?);
                             for r in 0..warmup + repeats {
                                 dev.synchronize()?;
                                 let t0 = Instant::now();
                                 for _ in 0..pipeline {
-                                    drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
+                                    drop(m.run_tokens(
+                                        &rt,
+                                        &toks,
+                                        &cache,
+                                        &pos,
+                                        Head::All,
+                                        true,
+                                    )?);
                                 }
                                 dev.synchronize()?;
                                 let el = t0.elapsed().as_secs_f64() / pipeline as f64;
                                 let t1 = Instant::now();
-                                drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All)?);
+                                drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All, true)?);
                                 dev.synchronize()?;
                                 let el1 = t1.elapsed().as_secs_f64();
                                 if r >= warmup {
@@ -776,7 +784,7 @@ fn check(dev: &Device) -> Result<ExitCode> {
             // Twice per shape: the first call captures, the second replays.
             for _ in 0..2 {
                 let x = toks.narrow(1, p, n)?;
-                let lg = t.run_tokens(&rt, &x, &cache, &[p, p], Head::All)?;
+                let lg = t.run_tokens(&rt, &x, &cache, &[p, p], Head::All, false)?;
                 outs.push(lg.reshape((2, n, t.cfg.vocab))?);
             }
             p += n;

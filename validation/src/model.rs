@@ -570,16 +570,20 @@ pub struct Part {
     pub head: Head,
     /// Return the hidden rows after `layers` as the first output.
     pub hidden: bool,
+    /// Return greedy tokens (argmax of the logits, `[rows]` u32) instead of the logits: greedy
+    /// sampling inside the graph, as a decode step of a serving engine does.
+    pub argmax: bool,
 }
 
 impl Part {
-    /// Whole model from tokens, logits as `head`.
-    pub fn full(m: &Model, head: Head) -> Part {
+    /// Whole model from tokens, logits (or greedy tokens with `argmax`) as `head`.
+    pub fn full(m: &Model, head: Head, argmax: bool) -> Part {
         Part {
             from_tokens: true,
             layers: 0..m.cfg.layers,
             head,
             hidden: false,
+            argmax,
         }
     }
 }
@@ -613,14 +617,15 @@ impl Model {
             .collect();
         let lim = Tensor::from_vec(lim, (b, t), self.device())?;
         let key = format!(
-            "{}#{}:{}{}-{}{:?}{}:b{b}t{t}s{s}",
+            "{}#{}:{}{}-{}{:?}{}{}:b{b}t{t}s{s}",
             self.cfg.name,
             cache.id,
             if part.from_tokens { "tok" } else { "hid" },
             part.layers.start,
             part.layers.end,
             part.head,
-            part.hidden
+            part.hidden,
+            if part.argmax { "argmax" } else { "" }
         );
         rt.run(&key, &[x.clone(), lim], &|ins| {
             let step = Step::with_slots(self, &ins[1], &slots)?;
@@ -634,16 +639,20 @@ impl Model {
             if part.hidden {
                 outs.push(h.clone());
             }
-            match part.head {
-                Head::None => {}
-                Head::All => outs.push(self.logits(&h)?),
-                Head::Last => outs.push(self.logits(&last_rows(&h, b, t)?)?),
+            let logits = match part.head {
+                Head::None => None,
+                Head::All => Some(self.logits(&h)?),
+                Head::Last => Some(self.logits(&last_rows(&h, b, t)?)?),
+            };
+            if let Some(l) = logits {
+                outs.push(if part.argmax { argmax(&l)? } else { l });
             }
             Ok(outs)
         })
     }
 
-    /// Full forward of tokens `[B, t]` at positions `pos` through `rt`: logits as `head`.
+    /// Full forward of tokens `[B, t]` at positions `pos` through `rt`: logits as `head`, or
+    /// their greedy tokens (`[rows]` u32) with `argmax`.
     pub fn run_tokens(
         &self,
         rt: &Runner,
@@ -651,9 +660,10 @@ impl Model {
         cache: &KvCache,
         pos: &[usize],
         head: Head,
+        argmax: bool,
     ) -> Result<Tensor> {
         let t = tokens.dim(1)?;
-        let mut o = self.run_part(rt, tokens, cache, pos, t, &Part::full(self, head))?;
+        let mut o = self.run_part(rt, tokens, cache, pos, t, &Part::full(self, head, argmax))?;
         o.pop()
             .ok_or_else(|| candle_core::Error::Msg("forward returned nothing".into()))
     }

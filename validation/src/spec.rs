@@ -159,8 +159,10 @@ pub fn autoregressive(
     let mut toks = Vec::with_capacity(n);
     for s in 0..n {
         let pos: Vec<usize> = st.len.iter().map(|l| l + s).collect();
-        let logits = target.run_tokens(rt, &cur, cache, &pos, Head::All)?;
-        cur = argmax(&logits)?.reshape((b, 1))?;
+        // Greedy sampling inside the forward's graph.
+        cur = target
+            .run_tokens(rt, &cur, cache, &pos, Head::All, true)?
+            .reshape((b, 1))?;
         toks.push(cur.clone());
     }
     let all = Tensor::cat(&toks, 1)?.to_vec2::<u32>()?;
@@ -243,17 +245,20 @@ pub fn speculative(
     };
     let sampling = accept.samples();
     let mut sample_rng = Xoshiro256PlusPlus::seed_from_u64(0x5eed);
-    let pick = |logits: &Tensor,
+    // Greedy and synthetic runs take the draft's argmax inside its forward's graph (`out` is
+    // then `[b]` u32 tokens); the sampling rule needs the logits on the host.
+    let greedy = !sampling;
+    let pick = |out: &Tensor,
                 rng: &mut Xoshiro256PlusPlus,
                 qs: &mut Vec<Vec<Vec<f32>>>|
      -> Result<Tensor> {
         if sampling {
-            let q = probs_host(logits)?;
+            let q = probs_host(out)?;
             let toks: Vec<u32> = q.iter().map(|row| sample_from(row, rng)).collect();
             qs.push(q);
-            Tensor::from_vec(toks, (logits.dim(0)?, 1), logits.device())
+            Tensor::from_vec(toks, (out.dim(0)?, 1), out.device())
         } else {
-            argmax(logits)?.reshape((logits.dim(0)?, 1))
+            out.reshape((out.dim(0)?, 1))
         }
     };
     while out.tokens.iter().any(|t| t.len() < n) {
@@ -272,20 +277,20 @@ pub fn speculative(
                     .collect();
                 let inp = Tensor::from_vec(inp, (b, 2), dev)?;
                 let pos: Vec<usize> = st.len.iter().map(|l| l - 1).collect();
-                let mut lg = dm.run_tokens(rt, &inp, dc, &pos, Head::Last)?;
+                let mut lg = dm.run_tokens(rt, &inp, dc, &pos, Head::Last, greedy)?;
                 for i in 1..=gamma {
                     let d = pick(&lg, &mut sample_rng, &mut qs)?;
                     drafts.push(d.clone());
                     if i < gamma {
                         let pos: Vec<usize> = st.len.iter().map(|l| l + i).collect();
-                        lg = dm.run_tokens(rt, &d, dc, &pos, Head::Last)?;
+                        lg = dm.run_tokens(rt, &d, dc, &pos, Head::Last, greedy)?;
                     }
                 }
                 let inp = Tensor::cat(
                     &[std::slice::from_ref(&last_t), drafts.as_slice()].concat(),
                     1,
                 )?;
-                target.run_tokens(rt, &inp, tcache, &st.len, Head::All)?
+                target.run_tokens(rt, &inp, tcache, &st.len, Head::All, greedy)?
             }
             Draft::LayerSkip { exit } => {
                 let e = *exit;
@@ -298,6 +303,7 @@ pub fn speculative(
                         layers: 0..e,
                         head: if i < gamma { Head::All } else { Head::None },
                         hidden: true,
+                        argmax: greedy,
                     };
                     let mut o = target
                         .run_part(rt, &cur, tcache, &pos, 1, &part)?
@@ -318,6 +324,7 @@ pub fn speculative(
                     layers: e..target.cfg.layers,
                     head: Head::All,
                     hidden: false,
+                    argmax: greedy,
                 };
                 let mut o = target.run_part(rt, &h, tcache, &st.len, gamma + 1, &part)?;
                 o.pop()
@@ -325,15 +332,19 @@ pub fn speculative(
             }
         };
         // One host synchronization: drafted tokens and target choices (or distributions).
-        let dr = Tensor::cat(&drafts, 1)?.to_vec2::<u32>()?;
-        let (ys, ps) = if sampling {
+        let (dr, ys, ps) = if sampling {
+            let dr = Tensor::cat(&drafts, 1)?.to_vec2::<u32>()?;
             let p = probs_host(&logits)?; // [(b, j)][vocab]
-            (Vec::new(), p)
+            (dr, Vec::new(), p)
         } else {
-            (
-                argmax(&logits)?.reshape((b, gamma + 1))?.to_vec2::<u32>()?,
-                Vec::new(),
-            )
+            let both = Tensor::cat(
+                &[Tensor::cat(&drafts, 1)?, logits.reshape((b, gamma + 1))?],
+                1,
+            )?
+            .to_vec2::<u32>()?;
+            let dr: Vec<Vec<u32>> = both.iter().map(|r| r[..gamma].to_vec()).collect();
+            let ys: Vec<Vec<u32>> = both.iter().map(|r| r[gamma..].to_vec()).collect();
+            (dr, ys, Vec::new())
         };
         for s in 0..b {
             if !active[s] {
