@@ -100,6 +100,9 @@ pub struct RecordedSet {
     pub technique: String,
     /// Set name.
     pub set: String,
+    /// Where the forward latencies came from (`roofline` or `profile`).
+    #[serde(default)]
+    pub costs: validate::Costs,
     /// End-to-end points.
     pub points: usize,
     /// Mean absolute relative error of tokens/s, fraction.
@@ -204,8 +207,9 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
             .iter()
             .map(|s| {
                 format!(
-                    "`{}` MAPE {:.1}%, max {:.1}% over {} points ({})",
+                    "`{}` with {} costs MAPE {:.1}%, max {:.1}% over {} points ({})",
                     s.set,
+                    s.costs.as_str(),
                     100.0 * s.mape,
                     100.0 * s.max_abs_pct_err,
                     s.points,
@@ -264,7 +268,13 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
         .and_then(|g| recorded_validation(cat, &g.name).ok().flatten());
     let sets: Vec<&RecordedSet> = rec
         .as_ref()
-        .map(|r| r.set.iter().filter(|s| s.technique == "specdec").collect())
+        .map(|r| {
+            // `specdec` predicts with the roofline model: cite its error, not the profile's.
+            r.set
+                .iter()
+                .filter(|s| s.technique == "specdec" && s.costs == validate::Costs::Roofline)
+                .collect()
+        })
         .unwrap_or_default();
     for r in &mut rows.records {
         let label = if calibrated {
@@ -377,6 +387,7 @@ mod tests {
             set: vec![RecordedSet {
                 technique: "specdec".into(),
                 set: "h200-e2e".into(),
+                costs: validate::Costs::Profile,
                 points: 24,
                 mape: 0.031,
                 max_abs_pct_err: 0.072,
@@ -386,7 +397,7 @@ mod tests {
         };
         let n = note_from(std::slice::from_ref(&r), "specdec").unwrap();
         assert!(
-            n.contains("`h200-e2e` MAPE 3.1%, max 7.2% over 24 points"),
+            n.contains("`h200-e2e` with profile costs MAPE 3.1%, max 7.2% over 24 points"),
             "{n}"
         );
         assert!(note_from(&[r], "gradcomp").is_none());

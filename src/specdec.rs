@@ -3,7 +3,9 @@
 //! A speculation step drafts γ tokens (γ draft forwards of one token each) and verifies them in
 //! one target forward over γ + 1 positions; it emits E = 1 + Σ_{i≤γ} S(i) tokens per sequence on
 //! average (Leviathan et al. 2023; Chen et al. 2023). Step time is
-//! `γ · t_draft(b, 1, c) + t_verify(b, γ + 1, c)`; autoregressive decoding costs
+//! `γ · t_draft(b, 1, c) + t_verify(b, γ + 1, c)` (plus, for a separate draft model, the extra
+//! cost of its first forward carrying two tokens: `t_draft(b, 2, c) − t_draft(b, 1, c)`);
+//! autoregressive decoding costs
 //! `t_target(b, 1, c)` per token. Costs come from the roofline [`latency`] model, from raw
 //! per-step times, or from Leviathan's cost ratio.
 //!
@@ -70,6 +72,19 @@ pub struct StepTimes {
     pub verify_step_s: f64,
     /// One autoregressive target forward (the baseline's time per token per sequence).
     pub baseline_step_s: f64,
+    /// Fixed extra time per speculation round, seconds: with a separate draft model, the
+    /// round's first draft forward carries two tokens, the last verified token and the target's
+    /// correction (or bonus) token, since a fully accepted round never fed its last drafted token
+    /// to the draft (the validation harness always feeds both). 0 for LayerSkip (the draft shares
+    /// the target's cache) and raw costs.
+    pub round_extra_s: f64,
+}
+
+impl StepTimes {
+    /// One speculation round: `γ · draft_step_s + verify_step_s + round_extra_s`, seconds.
+    pub fn round_s(&self, gamma: u32) -> f64 {
+        f64::from(gamma) * self.draft_step_s + self.verify_step_s + self.round_extra_s
+    }
 }
 
 impl CostModel {
@@ -126,12 +141,21 @@ impl CostModel {
                 draft_step_s: *draft_step_s,
                 verify_step_s: *target_step_s,
                 baseline_step_s: *target_step_s,
+                round_extra_s: 0.0,
             },
-            CostModel::DraftModel { target, draft } => StepTimes {
-                draft_step_s: draft.forward_s(one),
-                verify_step_s: target.forward_s(verify_shape),
-                baseline_step_s: target.forward_s(one),
-            },
+            CostModel::DraftModel { target, draft } => {
+                let draft_step_s = draft.forward_s(one);
+                let catch_up = Shape {
+                    new_tokens: 2.0,
+                    ..one
+                };
+                StepTimes {
+                    draft_step_s,
+                    verify_step_s: target.forward_s(verify_shape),
+                    baseline_step_s: target.forward_s(one),
+                    round_extra_s: draft.forward_s(catch_up) - draft_step_s,
+                }
+            }
             CostModel::EarlyExit { target, exit_layer } => {
                 let l = target.arch.layers;
                 let draft = target.layers_s(one, 0, *exit_layer)
@@ -144,6 +168,7 @@ impl CostModel {
                 StepTimes {
                     draft_step_s: draft,
                     verify_step_s: verify,
+                    round_extra_s: 0.0,
                     baseline_step_s: target.forward_s(one),
                 }
             }
@@ -246,7 +271,8 @@ pub struct Metrics {
     pub draft_step_s: f64,
     /// One verification forward, seconds.
     pub verify_step_s: f64,
-    /// One speculation step: γ · draft_step_s + verify_step_s, seconds.
+    /// One speculation step: γ · draft_step_s + verify_step_s + the round's fixed extra
+    /// ([`StepTimes::round_extra_s`]), seconds.
     pub step_s: f64,
     /// Tokens per second over the whole batch.
     pub tokens_per_s: f64,

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 7;
+pub const K: usize = 8;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
@@ -45,6 +45,7 @@ pub const PARAM_NAMES: [&str; K] = [
     "host_layer_s",
     "score_elem_s",
     "1/attn_bw_bytes_per_s",
+    "multi_token_layer_s",
 ];
 
 /// One point's residual after the fit.
@@ -128,6 +129,7 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         host_layer_s: theta[4],
         score_elem_s: theta[5],
         attn_bw_bytes_per_s: 1.0 / theta[6],
+        multi_token_layer_s: theta[7],
         dtype_bytes: 2.0,
     }
 }
@@ -158,12 +160,20 @@ impl Prepared<'_> {
         let gpu_layer = lw.lin.time_s(hw)
             + lw.attn.attn_time_s(hw)
             + lw.score_elems * hw.score_elem_s
-            + hw.layer_overhead_s;
+            + hw.layer_overhead_s
+            + if self.point.shape.new_tokens > 1.0 {
+                hw.multi_token_layer_s
+            } else {
+                0.0
+            };
         if gpu_layer >= hw.host_layer_s {
             pick(lw.lin, nl, 1, &mut r, &mut regimes);
             pick(lw.attn, nl, 6, &mut r, &mut regimes);
             r[2] = nl;
             r[5] = nl * lw.score_elems;
+            if self.point.shape.new_tokens > 1.0 {
+                r[7] = nl;
+            }
         } else {
             r[4] = nl;
             regimes.push("H");
@@ -340,6 +350,7 @@ pub fn fit_latency(
         0.0,
         0.0,
         1.0 / gpu.hbm_bw_bytes_per_s,
+        0.0,
     ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
@@ -349,6 +360,7 @@ pub fn fit_latency(
         prior.host_layer_s,
         prior.score_elem_s,
         1.0 / prior_hw.attn_bw_bytes_per_s,
+        prior.multi_token_layer_s,
     ];
     // Host-bound starts: a layer's host time near the fastest measured time per layer.
     let mut per_layer: Vec<f64> = prep
@@ -373,6 +385,7 @@ pub fn fit_latency(
                     host,
                     prior.score_elem_s,
                     1.0 / (gpu.hbm_bw_bytes_per_s * ae),
+                    prior.multi_token_layer_s,
                 ]);
             }
         }
@@ -498,6 +511,7 @@ pub fn fit_latency(
         score_elem_s: theta[5],
         attn_bw_efficiency: identified[6]
             .then(|| (hw.attn_bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0)),
+        multi_token_layer_s: theta[7],
     };
     Ok(Fit {
         latency,
@@ -584,10 +598,10 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13],
-                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12],
-                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13],
-                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12],
+                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13, 0.0],
+                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12, 1.2e-5],
+                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13, 1e-5],
+                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12, 2e-5],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {

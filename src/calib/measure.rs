@@ -538,11 +538,10 @@ impl Dataset {
                 let draft = need(&r, "draft", r.draft.clone())?;
                 let gamma = need(&r, "gamma", r.gamma)?;
                 let batch = need(&r, "batch", r.batch)?;
-                if !(r.value >= 1.0) {
-                    return Err(r.origin.err(format!(
-                        "value = {}: a round count is >= 1",
-                        r.value
-                    )));
+                if r.value.is_nan() || r.value < 1.0 {
+                    return Err(r
+                        .origin
+                        .err(format!("value = {}: a round count is >= 1", r.value)));
                 }
                 if r.metric == "rounds" {
                     let run = self.draft_run(&r, &draft, batch, gamma)?;

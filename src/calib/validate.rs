@@ -29,6 +29,107 @@ use crate::specdec::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Where a validation takes its forward latencies from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Costs {
+    /// The calibrated roofline latency model (what `specdec --gpu <calibrated gpu>` uses, and
+    /// the only source for models that were never measured).
+    #[default]
+    Roofline,
+    /// The measured forward latencies of the same results (`forward` rows, interpolated
+    /// bilinearly in new tokens and context at the measured batch): isolates the speculative
+    /// decoding model (acceptance → rounds → round time) from the latency model's fit error, as
+    /// profile-driven simulators (Vidur) do. Calibration input only: no e2e number enters.
+    Profile,
+}
+
+impl Costs {
+    /// Lower-case name (`roofline`, `profile`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Costs::Roofline => "roofline",
+            Costs::Profile => "profile",
+        }
+    }
+}
+
+impl std::str::FromStr for Costs {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "roofline" => Ok(Costs::Roofline),
+            "profile" => Ok(Costs::Profile),
+            _ => Err(Error::range("--costs", s, "roofline or profile")),
+        }
+    }
+}
+
+/// (new tokens, context tokens, seconds) of one measured forward.
+type Timed = (f64, f64, f64);
+
+/// Measured forward latencies by (model, batch bits): every full forward (`forward_s` rows
+/// without a layer range).
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    by: BTreeMap<(String, u64), Vec<Timed>>,
+}
+
+impl Profile {
+    /// The table of `points` (partial forwards are skipped).
+    pub fn from_forward(points: &[super::measure::ForwardPoint]) -> Profile {
+        let mut by: BTreeMap<(String, u64), Vec<Timed>> = BTreeMap::new();
+        for p in points.iter().filter(|p| p.layers.is_none()) {
+            by.entry((p.model.clone(), p.shape.batch.to_bits()))
+                .or_default()
+                .push((p.shape.new_tokens, p.shape.context_tokens, p.measured_s));
+        }
+        Profile { by }
+    }
+
+    /// Forward seconds of `model` at `batch` (measured exactly), `new_tokens` and `context`
+    /// (bilinear between the bracketing measured values; linear extrapolation in context from
+    /// the two nearest when outside). None when the grid does not cover the point.
+    pub fn forward_s(&self, model: &str, batch: f64, new_tokens: f64, context: f64) -> Option<f64> {
+        let pts = self.by.get(&(model.to_string(), batch.to_bits()))?;
+        let axis = |f: fn(&Timed) -> f64| {
+            let mut v: Vec<f64> = pts.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            v
+        };
+        let (ts, cs) = (axis(|p| p.0), axis(|p| p.1));
+        let bracket = |v: &[f64], x: f64, extrapolate: bool| -> Option<(f64, f64)> {
+            if let Some(&e) = v.iter().find(|&&a| a == x) {
+                return Some((e, e));
+            }
+            if v.len() < 2 {
+                return None;
+            }
+            match v.iter().position(|&a| a > x) {
+                Some(0) if extrapolate => Some((v[0], v[1])),
+                Some(0) => None,
+                Some(i) => Some((v[i - 1], v[i])),
+                None if extrapolate => Some((v[v.len() - 2], v[v.len() - 1])),
+                None => None,
+            }
+        };
+        let (t0, t1) = bracket(&ts, new_tokens, false)?;
+        let (c0, c1) = bracket(&cs, context, true)?;
+        let at = |t: f64, c: f64| pts.iter().find(|p| p.0 == t && p.1 == c).map(|p| p.2);
+        let lerp = |x0: f64, x1: f64, y0: f64, y1: f64, x: f64| {
+            if x1 == x0 {
+                y0
+            } else {
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            }
+        };
+        let row = |t: f64| Some(lerp(c0, c1, at(t, c0)?, at(t, c1)?, context));
+        let v = lerp(t0, t1, row(t0)?, row(t1)?, new_tokens);
+        (v.is_finite() && v > 0.0).then_some(v)
+    }
+}
+
 /// Error tolerance of a set: both bounds must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Tolerance {
@@ -53,6 +154,8 @@ impl Default for Tolerance {
 pub struct PointResult {
     /// Measurement set.
     pub set: String,
+    /// Where the forward latencies came from.
+    pub costs: Costs,
     /// Results file.
     pub file: String,
     /// Line in that file.
@@ -106,6 +209,8 @@ pub struct SetResult {
     pub technique: String,
     /// Set name.
     pub set: String,
+    /// Where the forward latencies came from (`roofline`, `profile`).
+    pub costs: Costs,
     /// End-to-end points in the set.
     pub points: usize,
     /// Mean absolute relative error of tokens/s, fraction.
@@ -238,6 +343,63 @@ fn predict(
     ))
 }
 
+/// Step costs of one point from measured forward latencies (see [`Costs::Profile`]): returns
+/// (draft_step_s, verify_step_s, round_s, cost label). A separate draft's round is
+/// `(γ − 1)·t_d(b, 1) + t_d(b, 2) + t_v(b, γ + 1)` (its first forward carries two tokens); a
+/// LayerSkip draft or verification, which are partial forwards the grid does not time, is the
+/// measured full forward of the same shape scaled by the roofline model's partial/full ratio.
+fn predict_profile(
+    cat: &Catalog,
+    hw: HwRates,
+    prof: &Profile,
+    e: &E2ePoint,
+) -> Result<(f64, f64, f64, String)> {
+    let b = f64::from(e.batch);
+    let c = e.context_tokens;
+    let g = f64::from(e.gamma);
+    let look = |m: &str, t: f64| -> Result<f64> {
+        prof.forward_s(m, b, t, c).ok_or_else(|| {
+            e.origin.err(format!(
+                "--costs profile: no forward measurement of {m} at batch {} covers {t} new tokens at context {c} (the forward grid must include every e2e batch and bracket its shapes)",
+                e.batch
+            ))
+        })
+    };
+    match drafter(e)? {
+        Drafter::None => {
+            let t = look(&e.model, 1.0)?;
+            Ok((0.0, t, t, "none".into()))
+        }
+        Drafter::Model(m) => {
+            let (d1, d2, v) = (look(&m, 1.0)?, look(&m, 2.0)?, look(&e.model, g + 1.0)?);
+            Ok((d1, v, (g - 1.0) * d1 + d2 + v, m))
+        }
+        Drafter::LayerSkip(n) => {
+            let arch = cat
+                .llm(&e.model)
+                .map_err(|err| e.origin.err(err.to_string()))?
+                .clone();
+            let target =
+                ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))?;
+            let shape = |t: f64| Shape {
+                batch: b,
+                new_tokens: t,
+                context_tokens: c,
+            };
+            let (f1, fv) = (
+                target.forward_s(shape(1.0)),
+                target.forward_s(shape(g + 1.0)),
+            );
+            let rf = CostModel::early_exit(target, n)
+                .map_err(|err| e.origin.err(err.to_string()))?
+                .step_times(b, e.gamma, c);
+            let d = look(&e.model, 1.0)? * rf.draft_step_s / f1;
+            let v = look(&e.model, g + 1.0)? * rf.verify_step_s / fv;
+            Ok((d, v, g * d + v, format!("layerskip:E={n}")))
+        }
+    }
+}
+
 /// Expected number of speculation rounds until all `batch` sequences have emitted at least `n`
 /// tokens, when each sequence independently emits X tokens per round with
 /// P(X = k + 1) = S(k) − S(k + 1) (S from `acc`, S(0) = 1, S(γ + 1) = 0): E[max_s R_s] =
@@ -295,7 +457,13 @@ pub fn expected_rounds_static_batch(acc: &Acceptance, gamma: u32, n: u32, batch:
 /// # Errors
 /// No end-to-end points, unknown GPU or model names (naming file and line), invalid curves, or a
 /// tolerance that is not a finite fraction ≥ 0.
-pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Result<Validation> {
+pub fn validate(
+    ds: &Dataset,
+    cat: &Catalog,
+    gpu: &str,
+    tol: Tolerance,
+    costs: Costs,
+) -> Result<Validation> {
     crate::check::non_negative("--max-mape", tol.mape)?;
     crate::check::non_negative("--max-err", tol.max_abs_pct_err)?;
     let g = cat.gpu(gpu)?;
@@ -310,6 +478,7 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
     let hw = HwRates::bf16(g, &latency);
+    let prof = Profile::from_forward(&ds.forward);
     let mut points = Vec::with_capacity(ds.e2e.len());
     for e in &ds.e2e {
         let acc = if e.gamma > 0 {
@@ -331,11 +500,22 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
             ),
             (None, _) => (f64::from(e.new_tokens), "autoregressive"),
         };
-        let (et, ds_, vs, ss, _steady_tps, label) = predict(cat, hw, e, acc)?;
+        let (et, ds_, vs, ss, label) = match costs {
+            Costs::Roofline => {
+                let (et, d, v, s, _steady_tps, label) = predict(cat, hw, e, acc)?;
+                (et, d, v, s, label)
+            }
+            Costs::Profile => {
+                let et = acc.as_ref().map_or(1.0, |a| a.expected_tokens(e.gamma));
+                let (d, v, s, label) = predict_profile(cat, hw, &prof, e)?;
+                (et, d, v, s, label)
+            }
+        };
         let n = f64::from(e.new_tokens);
         let tps = f64::from(e.batch) * n / (rounds * ss);
         points.push(PointResult {
             set: e.set.clone(),
+            costs,
             file: e.origin.file.display().to_string(),
             line: e.origin.line,
             model: e.model.clone(),
@@ -369,6 +549,7 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
             let s = ErrorStats::from_rel_errs(&errs)?;
             Some(SetResult {
                 technique: "specdec".into(),
+                costs,
                 set: set.to_string(),
                 points: s.points,
                 mape: s.mape,
@@ -393,6 +574,36 @@ pub fn validate(ds: &Dataset, cat: &Catalog, gpu: &str, tol: Tolerance) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_interpolates_bilinearly_and_refuses_what_it_does_not_cover() {
+        use crate::calib::measure::tests_support::forward_point;
+        // t = 1 ms + 0.1 ms per new token + 1 µs per context token, at batch 4 only (exactly
+        // bilinear, so interpolation must reproduce it); one partial forward that must be
+        // ignored.
+        let t = |n: f64, c: f64| 1e-3 + 1e-4 * n + 1e-6 * c;
+        let mut pts = Vec::new();
+        for n in [1.0, 3.0, 5.0] {
+            for c in [100.0, 300.0] {
+                pts.push(forward_point("m", None, 4.0, n, c, t(n, c)));
+            }
+        }
+        pts.push(forward_point("m", Some((0, 2)), 4.0, 4.0, 200.0, 1.0));
+        let p = Profile::from_forward(&pts);
+        for (n, c) in [(1.0, 100.0), (4.0, 200.0), (2.0, 150.0), (5.0, 300.0)] {
+            let got = p.forward_s("m", 4.0, n, c).unwrap();
+            assert!((got - t(n, c)).abs() < 1e-15, "{n} {c}: {got}");
+        }
+        // Context is extrapolated linearly (4.0, 500) = 1.9 ms; new tokens are not.
+        assert!((p.forward_s("m", 4.0, 4.0, 500.0).unwrap() - t(4.0, 500.0)).abs() < 1e-15);
+        assert_eq!(p.forward_s("m", 4.0, 6.0, 200.0), None);
+        assert_eq!(
+            p.forward_s("m", 8.0, 1.0, 100.0),
+            None,
+            "batch must be measured"
+        );
+        assert_eq!(p.forward_s("other", 4.0, 1.0, 100.0), None);
+    }
 
     #[test]
     fn static_batch_rounds_limits_and_monte_carlo() {

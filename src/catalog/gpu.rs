@@ -60,6 +60,12 @@ pub struct LatencyDefaults {
     /// attention). Fitted by `perfcast calibrate`.
     #[serde(default)]
     pub score_elem_s: f64,
+    /// Extra fixed cost per layer of a forward with more than one new token per sequence
+    /// (verification, prefill), seconds: kernels a single-token decode step does without (for
+    /// example the layout copies of multi-token attention). 0 = decode and verification layers
+    /// have the same fixed cost. Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub multi_token_layer_s: f64,
 }
 
 impl Gpu {
@@ -104,6 +110,10 @@ impl LatencyDefaults {
         check::non_negative(&format!("{prefix}.step_overhead_s"), self.step_overhead_s)?;
         check::non_negative(&format!("{prefix}.host_layer_s"), self.host_layer_s)?;
         check::non_negative(&format!("{prefix}.score_elem_s"), self.score_elem_s)?;
+        check::non_negative(
+            &format!("{prefix}.multi_token_layer_s"),
+            self.multi_token_layer_s,
+        )?;
         Ok(())
     }
 }

@@ -35,6 +35,11 @@ pub struct ValidateArgs {
     /// Skip the plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// Forward latencies from the calibrated roofline model (`roofline`, what `specdec`
+    /// predicts with) or from the measured forward grid (`profile`: checks the speculative
+    /// decoding model alone).
+    #[arg(long, default_value = "roofline", value_parser = ["roofline", "profile"])]
+    pub costs: String,
 }
 
 pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
@@ -60,6 +65,7 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
             mape: a.max_mape,
             max_abs_pct_err: a.max_err,
         },
+        a.costs.parse()?,
     )?;
     prepare_out_dir(&a.out)?;
     Rows::from_serialize(&v.points).write_csv(&a.out.join("points.csv"))?;
@@ -68,6 +74,16 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
         plot::write_plots(&v.points, &a.out)?;
     }
     if let Some(path) = &a.record {
+        // Keep the other cost source's recorded sets: one file records both.
+        let costs = v.sets.first().map(|s| s.costs);
+        let mut kept: Vec<RecordedSet> = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| toml::from_str::<ValidationRecord>(&t).ok())
+            .map(|r| r.set)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| Some(s.costs) != costs)
+            .collect();
         let rec = ValidationRecord {
             gpu: a.gpu.to_ascii_lowercase(),
             generated_by: format!("perfcast {} validate", env!("CARGO_PKG_VERSION")),
@@ -79,11 +95,13 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
                 .map(|s| RecordedSet {
                     technique: s.technique.clone(),
                     set: s.set.clone(),
+                    costs: s.costs,
                     points: s.points,
                     mape: s.mape,
                     max_abs_pct_err: s.max_abs_pct_err,
                     pass: s.pass,
                 })
+                .chain(kept.drain(..))
                 .collect(),
             source: ds.sources.clone(),
         };

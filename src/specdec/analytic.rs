@@ -1,5 +1,6 @@
 //! Closed-form throughput of speculative decoding (Leviathan et al. 2023, Theorem 3.8 generalised
-//! to per-position acceptance): tokens/s = b · E(γ) / (γ · t_draft + t_verify).
+//! to per-position acceptance): tokens/s = b · E(γ) / (γ · t_draft + t_verify + t_round_extra),
+//! where `t_round_extra` is a separate draft's two-token first forward ([`StepTimes::round_extra_s`]).
 
 use super::{Gamma, Metrics, Params, StepTimes, AUTO_GAMMA_MAX};
 use crate::error::Result;
@@ -9,7 +10,7 @@ pub fn at_gamma(p: &Params, gamma: u32) -> Metrics {
     let b = f64::from(p.batch);
     let t: StepTimes = p.cost.step_times(b, gamma, p.context_tokens);
     let e = p.acceptance.expected_tokens(gamma);
-    let step_s = f64::from(gamma) * t.draft_step_s + t.verify_step_s;
+    let step_s = t.round_s(gamma);
     let tokens_per_s = b * e / step_s;
     let baseline = b / t.baseline_step_s;
     let memory = p.cost.memory_bytes(b, 2.0 * p.context_tokens);
@@ -99,6 +100,44 @@ mod tests {
         let m = analytic(&raw(0.7, Gamma::Fixed(3), 0.1)).unwrap();
         assert!((m.speedup - 0.7599 / 0.39).abs() < 1e-9, "{}", m.speedup);
         assert!((m.step_s - 0.02 * 1.3).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_separate_draft_pays_a_two_token_first_forward_per_round() {
+        use crate::specdec::{ForwardModel, HwRates, Shape};
+        let cat = crate::Catalog::embedded().unwrap();
+        let gpu = cat.gpu("h200").unwrap();
+        let fm = |n: &str| {
+            ForwardModel::new(
+                cat.llm(n).unwrap().clone(),
+                HwRates::bf16(gpu, &gpu.latency),
+                None,
+            )
+            .unwrap()
+        };
+        let (t, d) = (fm("llama-3.1-8b"), fm("llama-3.2-1b"));
+        let shape = |n: f64| Shape {
+            batch: 4.0,
+            new_tokens: n,
+            context_tokens: 512.0,
+        };
+        let mut p = raw(0.7, Gamma::Fixed(4), 0.1);
+        p.batch = 4;
+        p.context_tokens = 512.0;
+        p.cost = CostModel::DraftModel {
+            target: t.clone(),
+            draft: d.clone(),
+        };
+        let m = at_gamma(&p, 4);
+        // Round = 3 one-token draft forwards + one two-token draft forward + verify(5 tokens).
+        let want =
+            3.0 * d.forward_s(shape(1.0)) + d.forward_s(shape(2.0)) + t.forward_s(shape(5.0));
+        assert!(
+            (m.step_s - want).abs() <= 1e-12 * want,
+            "{} vs {want}",
+            m.step_s
+        );
+        assert!(d.forward_s(shape(2.0)) > d.forward_s(shape(1.0)));
     }
 
     #[test]

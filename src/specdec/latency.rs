@@ -15,7 +15,11 @@
 //! the KV-cache bytes above do not count (0 for FlashAttention-style kernels). A layer never takes less
 //! than `host_layer_s`, the host's time to launch its kernels: when the GPU outruns the host
 //! (small models, small batches) the layer costs `max(host_layer_s, t_layer)`; every layer of a
-//! forward has the same shape, so this equals max(host time, GPU time) of the layer stack. `P` and `BW` are the
+//! forward has the same shape, so this equals max(host time, GPU time) of the layer stack.
+//! A forward with more than one new token per sequence (verification) adds
+//! `multi_token_layer_s` per layer: the fixed cost of kernels a one-token decode step does not
+//! launch (on the validation harness, the layout copies of multi-token attention: measured
+//! decode layers are ~12 µs cheaper than verification layers of the same work). `P` and `BW` are the
 //! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`);
 //! attention's KV reads use their own bandwidth `BW_attn` (`attn_bw_efficiency`, default equal
 //! to `bw_efficiency`), since attention kernels seldom stream as efficiently as weight GEMMs.
@@ -54,6 +58,10 @@ pub struct HwRates {
     pub host_layer_s: f64,
     /// Time per materialised attention-score element, seconds (0 for fused attention).
     pub score_elem_s: f64,
+    /// Extra fixed cost per layer when a forward has more than one new token per sequence,
+    /// seconds.
+    #[serde(default)]
+    pub multi_token_layer_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -70,6 +78,7 @@ impl HwRates {
             step_overhead_s: lat.step_overhead_s,
             host_layer_s: lat.host_layer_s,
             score_elem_s: lat.score_elem_s,
+            multi_token_layer_s: lat.multi_token_layer_s,
             dtype_bytes: 2.0,
         }
     }
@@ -231,6 +240,7 @@ impl ForwardModel {
         check::non_negative("layer_overhead_s", hw.layer_overhead_s)?;
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
         check::non_negative("host_layer_s", hw.host_layer_s)?;
+        check::non_negative("multi_token_layer_s", hw.multi_token_layer_s)?;
         check::non_negative("score_elem_s", hw.score_elem_s)?;
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
@@ -339,8 +349,18 @@ impl ForwardModel {
             + attn.attn_time_s(&self.hw)
             + w.score_elems / tp * self.hw.score_elem_s
             + 2.0 * self.allreduce_s(s.batch * s.new_tokens)
-            + self.hw.layer_overhead_s)
-            .max(self.hw.host_layer_s)
+            + self.hw.layer_overhead_s
+            + self.multi_token_overhead_s(s))
+        .max(self.hw.host_layer_s)
+    }
+
+    /// `multi_token_layer_s` when the forward carries more than one new token per sequence.
+    pub fn multi_token_overhead_s(&self, s: Shape) -> f64 {
+        if s.new_tokens > 1.0 {
+            self.hw.multi_token_layer_s
+        } else {
+            0.0
+        }
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -405,6 +425,7 @@ mod tests {
             step_overhead_s: 0.0,
             host_layer_s: 0.0,
             score_elem_s: 0.0,
+            multi_token_layer_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());

@@ -78,7 +78,7 @@ pub fn simulate(p: &Params, cfg: SimConfig) -> Result<Metrics> {
     for _ in 0..cfg.steps {
         let mean_ctx = ctx_sum / b as f64;
         let t = p.cost.step_times(b as f64, gamma, mean_ctx);
-        let step_s = f64::from(gamma) * t.draft_step_s + t.verify_step_s;
+        let step_s = t.round_s(gamma);
         total_time += step_s;
         draft_sum += t.draft_step_s;
         verify_sum += t.verify_step_s;

@@ -22,6 +22,7 @@ pub const TRUE: LatencyDefaults = LatencyDefaults {
     host_layer_s: 60e-6,
     score_elem_s: 2e-12,
     attn_bw_efficiency: Some(0.3),
+    multi_token_layer_s: 12e-6,
 };
 
 pub const HEADER: &str = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command\n";
