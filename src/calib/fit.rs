@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 8;
+pub const K: usize = 9;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
@@ -46,6 +46,7 @@ pub const PARAM_NAMES: [&str; K] = [
     "score_elem_s",
     "1/attn_bw_bytes_per_s",
     "multi_token_layer_s",
+    "multi_row_layer_s",
 ];
 
 /// One point's residual after the fit.
@@ -130,6 +131,7 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         score_elem_s: theta[5],
         attn_bw_bytes_per_s: 1.0 / theta[6],
         multi_token_layer_s: theta[7],
+        multi_row_layer_s: theta[8],
         dtype_bytes: 2.0,
     }
 }
@@ -165,6 +167,11 @@ impl Prepared<'_> {
                 hw.multi_token_layer_s
             } else {
                 0.0
+            }
+            + if self.point.shape.batch * self.point.shape.new_tokens > 1.0 {
+                hw.multi_row_layer_s
+            } else {
+                0.0
             };
         if gpu_layer >= hw.host_layer_s {
             pick(lw.lin, nl, 1, &mut r, &mut regimes);
@@ -173,6 +180,9 @@ impl Prepared<'_> {
             r[5] = nl * lw.score_elems;
             if self.point.shape.new_tokens > 1.0 {
                 r[7] = nl;
+            }
+            if self.point.shape.batch * self.point.shape.new_tokens > 1.0 {
+                r[8] = nl;
             }
         } else {
             r[4] = nl;
@@ -351,6 +361,7 @@ pub fn fit_latency(
         0.0,
         1.0 / gpu.hbm_bw_bytes_per_s,
         0.0,
+        0.0,
     ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
@@ -361,6 +372,7 @@ pub fn fit_latency(
         prior.score_elem_s,
         1.0 / prior_hw.attn_bw_bytes_per_s,
         prior.multi_token_layer_s,
+        prior.multi_row_layer_s,
     ];
     // Host-bound starts: a layer's host time near the fastest measured time per layer.
     let mut per_layer: Vec<f64> = prep
@@ -386,6 +398,7 @@ pub fn fit_latency(
                     prior.score_elem_s,
                     1.0 / (gpu.hbm_bw_bytes_per_s * ae),
                     prior.multi_token_layer_s,
+                    prior.multi_row_layer_s,
                 ]);
             }
         }
@@ -512,6 +525,7 @@ pub fn fit_latency(
         attn_bw_efficiency: identified[6]
             .then(|| (hw.attn_bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0)),
         multi_token_layer_s: theta[7],
+        multi_row_layer_s: theta[8],
     };
     Ok(Fit {
         latency,
@@ -598,10 +612,10 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13, 0.0],
-                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12, 1.2e-5],
-                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13, 1e-5],
-                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12, 2e-5],
+                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13, 0.0, 0.0],
+                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12, 1.2e-5, 4e-6],
+                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13, 1e-5, 0.0],
+                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12, 2e-5, 1e-5],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {

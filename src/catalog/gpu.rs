@@ -66,6 +66,11 @@ pub struct LatencyDefaults {
     /// have the same fixed cost. Fitted by `perfcast calibrate`.
     #[serde(default)]
     pub multi_token_layer_s: f64,
+    /// Extra fixed cost per layer of a forward with more than one token row in all (batch ×
+    /// new tokens > 1), seconds: matrix-matrix kernels where a single row runs matrix-vector
+    /// ones. 0 = no difference. Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub multi_row_layer_s: f64,
 }
 
 impl Gpu {
@@ -114,6 +119,7 @@ impl LatencyDefaults {
             &format!("{prefix}.multi_token_layer_s"),
             self.multi_token_layer_s,
         )?;
+        check::non_negative(&format!("{prefix}.multi_row_layer_s"), self.multi_row_layer_s)?;
         Ok(())
     }
 }

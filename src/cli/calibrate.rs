@@ -34,7 +34,7 @@ pub struct CalibrateArgs {
     pub robust: bool,
 }
 
-const EFF_NAMES: [&str; 8] = [
+const EFF_NAMES: [&str; 9] = [
     "flops_efficiency",
     "bw_efficiency",
     "layer_overhead_s",
@@ -43,6 +43,7 @@ const EFF_NAMES: [&str; 8] = [
     "score_elem_s",
     "attn_bw_efficiency",
     "multi_token_layer_s",
+    "multi_row_layer_s",
 ];
 
 /// A fraction with 4 decimals, or in scientific notation when tiny.
@@ -72,7 +73,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     ds.check_gpu(&gpu)?;
     let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency, a.robust)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..8)
+        (0..9)
             .filter(|&j| mask(j))
             .map(|j| EFF_NAMES[j].to_string())
             .collect()
@@ -82,7 +83,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     sets.dedup();
     let summary = FitSummary {
         method: format!(
-            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn, multi_token_layer_s), \
+            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn, multi_token_layer_s, multi_row_layer_s), \
              regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
              bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra){}",
             fit.starts,
@@ -102,7 +103,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         identified: names(&|j| fit.identified[j]),
         not_identified: names(&|j| !fit.identified[j]),
         at_bound: names(&|j| fit.at_bound[j]),
-        ci95_rel: (0..8).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
+        ci95_rel: (0..9).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
         sets,
         iterations: fit.iterations,
         starts: fit.starts,
@@ -238,6 +239,13 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 l.multi_token_layer_s,
                 ci(7),
                 flag(7)
+            );
+            let _ = writeln!(
+                s,
+                "multi_row_layer_s {:.4e}{}{}",
+                l.multi_row_layer_s,
+                ci(8),
+                flag(8)
             );
             let _ = writeln!(
                 s,

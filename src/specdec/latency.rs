@@ -18,8 +18,10 @@
 //! forward has the same shape, so this equals max(host time, GPU time) of the layer stack.
 //! A forward with more than one new token per sequence (verification) adds
 //! `multi_token_layer_s` per layer: the fixed cost of kernels a one-token decode step does not
-//! launch (on the validation harness, the layout copies of multi-token attention: measured
-//! decode layers are ~12 µs cheaper than verification layers of the same work). `P` and `BW` are the
+//! launch (on the validation harness, the layout copies of multi-token attention), and a forward
+//! with more than one token row in all (batch × new tokens > 1) adds `multi_row_layer_s`
+//! (matrix-matrix kernels where a single row runs matrix-vector ones). Both are fitted; on the
+//! H200 harness a one-row decode layer costs ~41–45 µs of fixed time, a verification layer 56–60. `P` and `BW` are the
 //! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`);
 //! attention's KV reads use their own bandwidth `BW_attn` (`attn_bw_efficiency`, default equal
 //! to `bw_efficiency`), since attention kernels seldom stream as efficiently as weight GEMMs.
@@ -62,6 +64,10 @@ pub struct HwRates {
     /// seconds.
     #[serde(default)]
     pub multi_token_layer_s: f64,
+    /// Extra fixed cost per layer when a forward has more than one token row (batch × new
+    /// tokens > 1), seconds.
+    #[serde(default)]
+    pub multi_row_layer_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -79,6 +85,7 @@ impl HwRates {
             host_layer_s: lat.host_layer_s,
             score_elem_s: lat.score_elem_s,
             multi_token_layer_s: lat.multi_token_layer_s,
+            multi_row_layer_s: lat.multi_row_layer_s,
             dtype_bytes: 2.0,
         }
     }
@@ -241,6 +248,7 @@ impl ForwardModel {
         check::non_negative("step_overhead_s", hw.step_overhead_s)?;
         check::non_negative("host_layer_s", hw.host_layer_s)?;
         check::non_negative("multi_token_layer_s", hw.multi_token_layer_s)?;
+        check::non_negative("multi_row_layer_s", hw.multi_row_layer_s)?;
         check::non_negative("score_elem_s", hw.score_elem_s)?;
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
@@ -354,13 +362,17 @@ impl ForwardModel {
         .max(self.hw.host_layer_s)
     }
 
-    /// `multi_token_layer_s` when the forward carries more than one new token per sequence.
+    /// `multi_token_layer_s` when the forward carries more than one new token per sequence,
+    /// plus `multi_row_layer_s` when it carries more than one token row in all.
     pub fn multi_token_overhead_s(&self, s: Shape) -> f64 {
+        let mut t = 0.0;
         if s.new_tokens > 1.0 {
-            self.hw.multi_token_layer_s
-        } else {
-            0.0
+            t += self.hw.multi_token_layer_s;
         }
+        if s.batch * s.new_tokens > 1.0 {
+            t += self.hw.multi_row_layer_s;
+        }
+        t
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).
@@ -426,6 +438,7 @@ mod tests {
             host_layer_s: 0.0,
             score_elem_s: 0.0,
             multi_token_layer_s: 0.0,
+            multi_row_layer_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());

@@ -23,6 +23,7 @@ pub const TRUE: LatencyDefaults = LatencyDefaults {
     score_elem_s: 2e-12,
     attn_bw_efficiency: Some(0.3),
     multi_token_layer_s: 12e-6,
+    multi_row_layer_s: 0.0,
 };
 
 pub const HEADER: &str = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command\n";
