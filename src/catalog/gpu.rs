@@ -119,7 +119,10 @@ impl LatencyDefaults {
             &format!("{prefix}.multi_token_layer_s"),
             self.multi_token_layer_s,
         )?;
-        check::non_negative(&format!("{prefix}.multi_row_layer_s"), self.multi_row_layer_s)?;
+        check::non_negative(
+            &format!("{prefix}.multi_row_layer_s"),
+            self.multi_row_layer_s,
+        )?;
         Ok(())
     }
 }
