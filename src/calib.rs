@@ -203,22 +203,38 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
         if sets.is_empty() {
             continue;
         }
-        let desc: Vec<String> = sets
+        let fmt = |s: &RecordedSet| {
+            format!(
+                "MAPE {:.1}%, max {:.1}% ({})",
+                100.0 * s.mape,
+                100.0 * s.max_abs_pct_err,
+                if s.pass {
+                    "within tolerance"
+                } else {
+                    "**outside tolerance**"
+                }
+            )
+        };
+        let mut names: Vec<&str> = sets.iter().map(|s| s.set.as_str()).collect();
+        names.dedup();
+        names.sort_unstable();
+        names.dedup();
+        let desc: Vec<String> = names
             .iter()
-            .map(|s| {
-                format!(
-                    "`{}` with {} costs MAPE {:.1}%, max {:.1}% over {} points ({})",
-                    s.set,
-                    s.costs.as_str(),
-                    100.0 * s.mape,
-                    100.0 * s.max_abs_pct_err,
-                    s.points,
-                    if s.pass {
-                        "within tolerance"
-                    } else {
-                        "**outside tolerance**"
+            .map(|name| {
+                let of = |c: validate::Costs| sets.iter().find(|s| s.set == *name && s.costs == c);
+                let points = sets.iter().find(|s| s.set == *name).map_or(0, |s| s.points);
+                let mut d = format!("`{name}` ({points} points):");
+                if let Some(s) = of(validate::Costs::Roofline) {
+                    d += &format!(" {} with the calibrated roofline latency model these predictions use", fmt(s));
+                }
+                if let Some(s) = of(validate::Costs::Profile) {
+                    if of(validate::Costs::Roofline).is_some() {
+                        d += ";";
                     }
-                )
+                    d += &format!(" {} given measured forward latencies (the speculative-decoding model alone)", fmt(s));
+                }
+                d
             })
             .collect();
         parts.push(format!(
@@ -397,7 +413,7 @@ mod tests {
         };
         let n = note_from(std::slice::from_ref(&r), "specdec").unwrap();
         assert!(
-            n.contains("`h200-e2e` with profile costs MAPE 3.1%, max 7.2% over 24 points"),
+            n.contains("`h200-e2e` (24 points): MAPE 3.1%, max 7.2% (within tolerance) given measured forward latencies"),
             "{n}"
         );
         assert!(note_from(&[r], "gradcomp").is_none());
