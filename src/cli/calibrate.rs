@@ -182,7 +182,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
             );
             let _ = writeln!(
                 s,
-                "flops_efficiency  {}  ({:.1} TFLOP/s effective){}{}",
+                "flops_efficiency    {}  ({:.1} TFLOP/s effective){}{}",
                 num(l.flops_efficiency),
                 fit.flops_per_s / 1e12,
                 ci(0),
@@ -190,63 +190,35 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
             );
             let _ = writeln!(
                 s,
-                "bw_efficiency     {}  ({:.3} TB/s effective){}{}",
+                "bw_efficiency       {}  ({:.3} TB/s effective){}{}",
                 num(l.bw_efficiency),
                 fit.bw_bytes_per_s / 1e12,
                 ci(1),
                 flag(1)
             );
+            // Times in seconds, by their index in θ (EFF_NAMES); attention bandwidth is a
+            // fraction like the first two.
+            for (j, v) in [
+                (2, l.layer_overhead_s),
+                (3, l.step_overhead_s),
+                (4, l.host_layer_s),
+                (5, l.score_elem_s),
+            ] {
+                let _ = writeln!(s, "{:<20}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
+            }
             let _ = writeln!(
                 s,
-                "layer_overhead_s  {:.4e}{}{}",
-                l.layer_overhead_s,
-                ci(2),
-                flag(2)
-            );
-            let _ = writeln!(
-                s,
-                "step_overhead_s   {:.4e}{}{}",
-                l.step_overhead_s,
-                ci(3),
-                flag(3)
-            );
-            let _ = writeln!(
-                s,
-                "host_layer_s      {:.4e}{}{}",
-                l.host_layer_s,
-                ci(4),
-                flag(4)
-            );
-            let _ = writeln!(
-                s,
-                "score_elem_s      {:.4e}{}{}",
-                l.score_elem_s,
-                ci(5),
-                flag(5)
-            );
-            let _ = writeln!(
-                s,
-                "attn_bw_efficiency {}{}{}",
+                "{:<20}{}{}{}",
+                EFF_NAMES[6],
                 l.attn_bw_efficiency
                     .map(num)
                     .unwrap_or_else(|| "(= bw_efficiency)".into()),
                 ci(6),
                 flag(6)
             );
-            let _ = writeln!(
-                s,
-                "multi_token_layer_s {:.4e}{}{}",
-                l.multi_token_layer_s,
-                ci(7),
-                flag(7)
-            );
-            let _ = writeln!(
-                s,
-                "multi_row_layer_s {:.4e}{}{}",
-                l.multi_row_layer_s,
-                ci(8),
-                flag(8)
-            );
+            for (j, v) in [(7, l.multi_token_layer_s), (8, l.multi_row_layer_s)] {
+                let _ = writeln!(s, "{:<20}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
+            }
             let _ = writeln!(
                 s,
                 "forward-latency fit: RMS {:.2}%, MAPE {:.2}%, max {:.2}%, bias {:+.2}%",
