@@ -116,7 +116,15 @@ impl Profile {
         };
         let (t0, t1) = bracket(&ts, new_tokens, false)?;
         let (c0, c1) = bracket(&cs, context, true)?;
-        let at = |t: f64, c: f64| pts.iter().find(|p| p.0 == t && p.1 == c).map(|p| p.2);
+        // Repeated measurements of one shape (several files) are averaged.
+        let at = |t: f64, c: f64| {
+            let v: Vec<f64> = pts
+                .iter()
+                .filter(|p| p.0 == t && p.1 == c)
+                .map(|p| p.2)
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
         let lerp = |x0: f64, x1: f64, y0: f64, y1: f64, x: f64| {
             if x1 == x0 {
                 y0
@@ -345,13 +353,17 @@ fn predict(
 
 /// Step costs of one point from measured forward latencies (see [`Costs::Profile`]): returns
 /// (draft_step_s, verify_step_s, round_s, cost label). A separate draft's round is
-/// `(γ − 1)·t_d(b, 1) + t_d(b, 2) + t_v(b, γ + 1)` (its first forward carries two tokens); a
-/// LayerSkip draft or verification, which are partial forwards the grid does not time, is the
-/// measured full forward of the same shape scaled by the roofline model's partial/full ratio.
+/// `(γ − 1)·t_d(b, 1) + t_d^sync(b, 2) + t_v(b, γ + 1)`: its first forward carries two tokens and
+/// follows the round's host synchronization, so it is timed as `forward_sync_s` (one forward
+/// between two synchronizations: the launch the pipelined `forward_s` hides); when the results
+/// hold no `forward_sync_s` row for it, `forward_s` is used. A LayerSkip draft or verification,
+/// partial forwards the grid does not time, is the measured full forward of the same shape scaled
+/// by the roofline model's partial/full ratio (the first draft step likewise from `forward_sync_s`).
 fn predict_profile(
     cat: &Catalog,
     hw: HwRates,
     prof: &Profile,
+    prof_sync: &Profile,
     e: &E2ePoint,
 ) -> Result<(f64, f64, f64, String)> {
     let b = f64::from(e.batch);
@@ -371,7 +383,11 @@ fn predict_profile(
             Ok((0.0, t, t, "none".into()))
         }
         Drafter::Model(m) => {
-            let (d1, d2, v) = (look(&m, 1.0)?, look(&m, 2.0)?, look(&e.model, g + 1.0)?);
+            let (d1, v) = (look(&m, 1.0)?, look(&e.model, g + 1.0)?);
+            let d2 = match prof_sync.forward_s(&m, b, 2.0, c) {
+                Some(t) => t,
+                None => look(&m, 2.0)?,
+            };
             Ok((d1, v, (g - 1.0) * d1 + d2 + v, m))
         }
         Drafter::LayerSkip(n) => {
@@ -393,9 +409,17 @@ fn predict_profile(
             let rf = CostModel::early_exit(target, n)
                 .map_err(|err| e.origin.err(err.to_string()))?
                 .step_times(b, e.gamma, c);
-            let d = look(&e.model, 1.0)? * rf.draft_step_s / f1;
+            let t1 = look(&e.model, 1.0)?;
+            let d = t1 * rf.draft_step_s / f1;
+            let d_first =
+                prof_sync.forward_s(&e.model, b, 1.0, c).unwrap_or(t1) * rf.draft_step_s / f1;
             let v = look(&e.model, g + 1.0)? * rf.verify_step_s / fv;
-            Ok((d, v, g * d + v, format!("layerskip:E={n}")))
+            Ok((
+                d,
+                v,
+                (g - 1.0) * d + d_first + v,
+                format!("layerskip:E={n}"),
+            ))
         }
     }
 }
@@ -479,6 +503,7 @@ pub fn validate(
     let calibrated = super::is_calibrated(cat, &g.name);
     let hw = HwRates::bf16(g, &latency);
     let prof = Profile::from_forward(&ds.forward);
+    let prof_sync = Profile::from_forward(&ds.forward_sync);
     let mut points = Vec::with_capacity(ds.e2e.len());
     for e in &ds.e2e {
         let acc = if e.gamma > 0 {
@@ -507,7 +532,7 @@ pub fn validate(
             }
             Costs::Profile => {
                 let et = acc.as_ref().map_or(1.0, |a| a.expected_tokens(e.gamma));
-                let (d, v, s, label) = predict_profile(cat, hw, &prof, e)?;
+                let (d, v, s, label) = predict_profile(cat, hw, &prof, &prof_sync, e)?;
                 (et, d, v, s, label)
             }
         };
