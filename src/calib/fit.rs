@@ -163,25 +163,16 @@ impl Prepared<'_> {
             + lw.attn.attn_time_s(hw)
             + lw.score_elems * hw.score_elem_s
             + hw.layer_overhead_s
-            + if self.point.shape.new_tokens > 1.0 {
-                hw.multi_token_layer_s
-            } else {
-                0.0
-            }
-            + if self.point.shape.batch * self.point.shape.new_tokens > 1.0 {
-                hw.multi_row_layer_s
-            } else {
-                0.0
-            };
+            + hw.shape_layer_overhead_s(self.point.shape);
         if gpu_layer >= hw.host_layer_s {
             pick(lw.lin, nl, 1, &mut r, &mut regimes);
             pick(lw.attn, nl, 6, &mut r, &mut regimes);
             r[2] = nl;
             r[5] = nl * lw.score_elems;
-            if self.point.shape.new_tokens > 1.0 {
+            if self.point.shape.multi_token() {
                 r[7] = nl;
             }
-            if self.point.shape.batch * self.point.shape.new_tokens > 1.0 {
+            if self.point.shape.multi_row() {
                 r[8] = nl;
             }
         } else {

@@ -524,6 +524,18 @@ impl Dataset {
         })
     }
 
+    /// The run an acceptance row belongs to (see [`RunKey`]).
+    fn run_key(&self, r: &Row, draft: &str, batch: u32, gamma: u32) -> Result<RunKey> {
+        let run = self.draft_run(r, draft, batch, gamma)?;
+        Ok((
+            r.set.clone(),
+            r.model.clone(),
+            run_draft_key(draft, &run),
+            gamma,
+            batch,
+        ))
+    }
+
     fn add(&mut self, r: Row) -> Result<()> {
         if !self.gpus.contains(&r.provenance.gpu) {
             self.gpus.push(r.provenance.gpu.clone());
@@ -544,14 +556,7 @@ impl Dataset {
                         .err(format!("value = {}: a round count is >= 1", r.value)));
                 }
                 if r.metric == "rounds" {
-                    let run = self.draft_run(&r, &draft, batch, gamma)?;
-                    let key = (
-                        r.set.clone(),
-                        r.model.clone(),
-                        run_draft_key(&draft, &run),
-                        gamma,
-                        batch,
-                    );
+                    let key = self.run_key(&r, &draft, batch, gamma)?;
                     if self.rounds.insert(key, r.value).is_some() {
                         return Err(r.origin.err("duplicate rounds row for this run"));
                     }
@@ -580,14 +585,7 @@ impl Dataset {
                         .or_default()
                         .group_start(batch, gamma);
                 }
-                let run = self.draft_run(&r, &draft, batch, gamma)?;
-                let key = (
-                    r.set.clone(),
-                    r.model.clone(),
-                    run_draft_key(&draft, &run),
-                    gamma,
-                    batch,
-                );
+                let key = self.run_key(&r, &draft, batch, gamma)?;
                 if let Some(ctx) = r.context_tokens {
                     self.curves_at_context
                         .entry((key.clone(), ctx.to_bits()))

@@ -502,8 +502,13 @@ pub fn validate(
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
     let hw = HwRates::bf16(g, &latency);
-    let prof = Profile::from_forward(&ds.forward);
-    let prof_sync = Profile::from_forward(&ds.forward_sync);
+    // Measured-forward tables (pipelined and synchronized), only when they are the cost source.
+    let profiles = (costs == Costs::Profile).then(|| {
+        (
+            Profile::from_forward(&ds.forward),
+            Profile::from_forward(&ds.forward_sync),
+        )
+    });
     let mut points = Vec::with_capacity(ds.e2e.len());
     for e in &ds.e2e {
         let acc = if e.gamma > 0 {
@@ -525,14 +530,14 @@ pub fn validate(
             ),
             (None, _) => (f64::from(e.new_tokens), "autoregressive"),
         };
-        let (et, ds_, vs, ss, label) = match costs {
-            Costs::Roofline => {
+        let (et, ds_, vs, ss, label) = match &profiles {
+            None => {
                 let (et, d, v, s, _steady_tps, label) = predict(cat, hw, e, acc)?;
                 (et, d, v, s, label)
             }
-            Costs::Profile => {
+            Some((prof, prof_sync)) => {
                 let et = acc.as_ref().map_or(1.0, |a| a.expected_tokens(e.gamma));
-                let (d, v, s, label) = predict_profile(cat, hw, &prof, &prof_sync, e)?;
+                let (d, v, s, label) = predict_profile(cat, hw, prof, prof_sync, e)?;
                 (et, d, v, s, label)
             }
         };

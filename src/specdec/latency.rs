@@ -73,6 +73,20 @@ pub struct HwRates {
 }
 
 impl HwRates {
+    /// The per-layer fixed cost that depends on the forward's shape: `multi_token_layer_s` when
+    /// it carries more than one new token per sequence, plus `multi_row_layer_s` when it carries
+    /// more than one token row in all ([`Shape::multi_token`], [`Shape::multi_row`]), seconds.
+    pub fn shape_layer_overhead_s(&self, s: Shape) -> f64 {
+        let mut t = 0.0;
+        if s.multi_token() {
+            t += self.multi_token_layer_s;
+        }
+        if s.multi_row() {
+            t += self.multi_row_layer_s;
+        }
+        t
+    }
+
     /// Rates for bf16 inference on `gpu` with latency-model parameters `lat`.
     pub fn bf16(gpu: &Gpu, lat: &LatencyDefaults) -> Self {
         HwRates {
@@ -235,6 +249,18 @@ pub struct Shape {
     pub context_tokens: f64,
 }
 
+impl Shape {
+    /// More than one new token per sequence (a verification or prefill forward).
+    pub fn multi_token(&self) -> bool {
+        self.new_tokens > 1.0
+    }
+
+    /// More than one token row in all (batch × new tokens > 1).
+    pub fn multi_row(&self) -> bool {
+        self.batch * self.new_tokens > 1.0
+    }
+}
+
 impl ForwardModel {
     /// Builds the model.
     ///
@@ -358,21 +384,8 @@ impl ForwardModel {
             + w.score_elems / tp * self.hw.score_elem_s
             + 2.0 * self.allreduce_s(s.batch * s.new_tokens)
             + self.hw.layer_overhead_s
-            + self.multi_token_overhead_s(s))
+            + self.hw.shape_layer_overhead_s(s))
         .max(self.hw.host_layer_s)
-    }
-
-    /// `multi_token_layer_s` when the forward carries more than one new token per sequence,
-    /// plus `multi_row_layer_s` when it carries more than one token row in all.
-    pub fn multi_token_overhead_s(&self, s: Shape) -> f64 {
-        let mut t = 0.0;
-        if s.new_tokens > 1.0 {
-            t += self.hw.multi_token_layer_s;
-        }
-        if s.batch * s.new_tokens > 1.0 {
-            t += self.hw.multi_row_layer_s;
-        }
-        t
     }
 
     /// Seconds for layers `[from, to)` only (no LM head, no per-step overhead).

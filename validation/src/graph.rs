@@ -118,18 +118,6 @@ impl Runner {
         self.capture_s.get()
     }
 
-    /// Graphs held now.
-    pub fn held(&self) -> usize {
-        #[cfg(feature = "cuda")]
-        {
-            self.graphs.borrow().len()
-        }
-        #[cfg(not(feature = "cuda"))]
-        {
-            0
-        }
-    }
-
     /// Attended slots for a forward whose furthest sequence needs `need` slots: `need` rounded
     /// up to the bucket, at most `capacity`.
     pub fn slots_for(&self, need: usize, capacity: usize) -> usize {

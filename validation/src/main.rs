@@ -319,26 +319,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             let pos = vec![ctx; b];
                             let mut times = Vec::with_capacity(repeats);
                             let mut synced = Vec::with_capacity(repeats);
-                            // Untimed first call: captures the graph.
                             // A decode step's forward: logits and their greedy tokens.
-                            drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All, true)?);
+                            let step = || {
+                                m.run_tokens(&rt, &toks, &cache, &pos, Head::All, true)
+                                    .map(drop)
+                            };
+                            step()?; // untimed: captures the graph
                             for r in 0..warmup + repeats {
                                 dev.synchronize()?;
                                 let t0 = Instant::now();
                                 for _ in 0..pipeline {
-                                    drop(m.run_tokens(
-                                        &rt,
-                                        &toks,
-                                        &cache,
-                                        &pos,
-                                        Head::All,
-                                        true,
-                                    )?);
+                                    step()?;
                                 }
                                 dev.synchronize()?;
                                 let el = t0.elapsed().as_secs_f64() / pipeline as f64;
                                 let t1 = Instant::now();
-                                drop(m.run_tokens(&rt, &toks, &cache, &pos, Head::All, true)?);
+                                step()?;
                                 dev.synchronize()?;
                                 let el1 = t1.elapsed().as_secs_f64();
                                 if r >= warmup {

@@ -454,46 +454,19 @@ mod tests {
         let dc = KvCache::new(&d.cfg, b, cap, DType::F32, &dev).unwrap();
         let st = start(&t, &tc, Some((&d, &dc)), &prompt).unwrap();
         let ar = autoregressive(&rt, &t, &tc, &st, n).unwrap();
+        // Attending bucketed slot ranges (what the CUDA-graph runner does) must change nothing:
+        // the extra slots are masked.
+        let bucketed = Runner::new(crate::graph::Exec::Graphs, &dev, 8);
+        let greedy = |rt: &Runner, draft: &Draft, gamma: usize| {
+            speculative(rt, &t, &tc, draft, gamma, &st, n, &mut Accept::Greedy).unwrap()
+        };
         for gamma in [1, 3, 8] {
-            let sp = speculative(
-                &rt,
-                &t,
-                &tc,
-                &Draft::Model(&d, &dc),
-                gamma,
-                &st,
-                n,
-                &mut Accept::Greedy,
-            )
-            .unwrap();
+            let sp = greedy(&rt, &Draft::Model(&d, &dc), gamma);
             assert_eq!(sp.tokens, ar.tokens, "gamma {gamma}");
             assert!(sp.accepted.iter().all(|&a| a <= gamma));
-            let ls = speculative(
-                &rt,
-                &t,
-                &tc,
-                &Draft::LayerSkip { exit: 2 },
-                gamma,
-                &st,
-                n,
-                &mut Accept::Greedy,
-            )
-            .unwrap();
+            let ls = greedy(&rt, &Draft::LayerSkip { exit: 2 }, gamma);
             assert_eq!(ls.tokens, ar.tokens, "layerskip gamma {gamma}");
-            // Attending bucketed slot ranges (what the CUDA-graph runner does) changes nothing:
-            // the extra slots are masked.
-            let bucketed = Runner::new(crate::graph::Exec::Graphs, &dev, 8);
-            let sb = speculative(
-                &bucketed,
-                &t,
-                &tc,
-                &Draft::Model(&d, &dc),
-                gamma,
-                &st,
-                n,
-                &mut Accept::Greedy,
-            )
-            .unwrap();
+            let sb = greedy(&bucketed, &Draft::Model(&d, &dc), gamma);
             assert_eq!(sb.tokens, ar.tokens, "bucketed gamma {gamma}");
             // The batch runs until its slowest sequence is done.
             assert_eq!(sb.seq_rounds.iter().max(), Some(&sb.rounds));
