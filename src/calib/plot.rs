@@ -34,9 +34,10 @@ impl Chart for Parity<'_> {
         if !(lo.is_finite() && hi > lo) {
             return Err("no finite points".into());
         }
+        let costs = self.points.first().map_or("", |p| p.costs.as_str());
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "specdec validation: predicted vs measured tokens/s",
+                format!("specdec validation ({costs} costs): predicted vs measured tokens/s"),
                 ("sans-serif", 22),
             )
             .margin(15)
@@ -271,8 +272,9 @@ pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
                 && p.context_tokens.round() as u64 == *ctx
         }));
         let several = contexts_per_run(set, model, drafter) > 1;
+        let costs = v.first().map_or("", |p| p.costs.as_str());
         let title = format!(
-            "{set}: {model} + {drafter}{}",
+            "{set}: {model} + {drafter} ({costs} costs){}",
             if several {
                 format!(", context {ctx}")
             } else {
