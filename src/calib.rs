@@ -88,9 +88,59 @@ pub struct CalibrationFile {
     pub fit: FitSummary,
     /// The results files used, with SHA-256 and size.
     pub source: Vec<measure::Source>,
-    /// Per-point residuals.
+    /// Per-architecture refits (`[model.<name>]`), used for that architecture instead of
+    /// `[latency]`.
+    #[serde(default)]
+    pub model: BTreeMap<String, ModelCalibration>,
+    /// Per-point residuals of the pooled fit.
     #[serde(default)]
     pub residual: Vec<fit::Residual>,
+}
+
+/// One architecture's refit as the calibration file records it ([`fit::fit_per_model`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCalibration {
+    /// The refitted parameters (`step_overhead_s` and `host_layer_s` held at the pooled fit's).
+    pub latency: LatencyDefaults,
+    /// Forward points of this architecture.
+    pub points: usize,
+    /// MAPE of the refit on those points, fraction.
+    pub mape: f64,
+    /// Largest |relative error| of the refit, fraction.
+    pub max_abs_pct_err: f64,
+    /// MAPE of the pooled fit on the same points, fraction.
+    pub pooled_mape: f64,
+    /// Largest |relative error| of the pooled fit on them, fraction.
+    pub pooled_max_abs_pct_err: f64,
+    /// MAPE on these points of a pooled fit without them (leave-one-architecture-out): the
+    /// error to expect for an architecture that was never measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_mape: Option<f64>,
+    /// Largest |relative error| of that held-out fit, fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_max_abs_pct_err: Option<f64>,
+}
+
+/// The latency parameters of one GPU: the pooled fit (or catalog defaults) and per-architecture
+/// refits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuLatency {
+    /// Parameters for any architecture without its own refit.
+    pub pooled: LatencyDefaults,
+    /// Refits by catalog model name.
+    pub per_model: BTreeMap<String, LatencyDefaults>,
+}
+
+impl GpuLatency {
+    /// The parameters for `model`: its refit when calibrated, else the pooled ones.
+    pub fn for_model(&self, model: &str) -> &LatencyDefaults {
+        self.per_model.get(model).unwrap_or(&self.pooled)
+    }
+
+    /// Whether `model` has its own refit.
+    pub fn has_model(&self, model: &str) -> bool {
+        self.per_model.contains_key(model)
+    }
 }
 
 /// One set's measured error as `validate --record` stores it.
@@ -135,20 +185,29 @@ struct CalibHead {
     latency: LatencyDefaults,
     #[serde(default)]
     fitted_kinds: Option<Vec<String>>,
+    #[serde(default)]
+    model: BTreeMap<String, ModelHead>,
     #[serde(flatten)]
     _rest: toml::Table,
 }
 
-/// The latency-model parameters to use for `gpu`: its calibration file when the catalog has one,
-/// else the catalog defaults.
+#[derive(Deserialize)]
+struct ModelHead {
+    latency: LatencyDefaults,
+    #[serde(flatten)]
+    _rest: toml::Table,
+}
+
+/// The latency-model parameters to use for `gpu`: its calibration file when the catalog has one
+/// (pooled fit and per-architecture refits), else the catalog defaults.
 ///
 /// # Errors
 /// Unknown GPU, or a calibration file that exists but is malformed or out of range.
-pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
+pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<GpuLatency> {
     let g = cat.gpu(gpu)?;
-    let cache = |l: LatencyDefaults| {
+    let cache = |l: GpuLatency| {
         if let Ok(mut m) = cat.latency_cache.lock() {
-            m.insert(g.name.clone(), l);
+            m.insert(g.name.clone(), l.clone());
         }
         Ok(l)
     };
@@ -156,7 +215,7 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
         .latency_cache
         .lock()
         .ok()
-        .and_then(|m| m.get(&g.name).copied())
+        .and_then(|m| m.get(&g.name).cloned())
     {
         return Ok(l);
     }
@@ -174,9 +233,21 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<LatencyDefaults> {
                     ));
                 }
             }
-            cache(f.latency)
+            let mut per_model = BTreeMap::new();
+            for (name, m) in f.model {
+                m.latency
+                    .validate(&format!("{}.model.{name}.latency", path.display()))?;
+                per_model.insert(name, m.latency);
+            }
+            cache(GpuLatency {
+                pooled: f.latency,
+                per_model,
+            })
         }
-        Err(_) => cache(g.latency),
+        Err(_) => cache(GpuLatency {
+            pooled: g.latency,
+            per_model: BTreeMap::new(),
+        }),
     }
 }
 
@@ -361,7 +432,7 @@ mod tests {
         )
         .unwrap();
         let c = Catalog::load(Some(d.path())).unwrap();
-        assert_eq!(latency_for(&c, "a10g").unwrap().bw_efficiency, 0.5);
+        assert_eq!(latency_for(&c, "a10g").unwrap().pooled.bw_efficiency, 0.5);
         assert!(is_calibrated(&c, "a10g"));
         // A loaded catalog resolves each GPU's calibration once; later edits need a fresh load.
         std::fs::write(
@@ -369,7 +440,10 @@ mod tests {
             "[latency]\nflops_efficiency = 1.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n",
         )
         .unwrap();
-        assert_eq!(latency_for(&c, "a10g").unwrap().flops_efficiency, 0.5);
+        assert_eq!(
+            latency_for(&c, "a10g").unwrap().pooled.flops_efficiency,
+            0.5
+        );
         let c = Catalog::load(Some(d.path())).unwrap();
         assert!(latency_for(&c, "a10g")
             .unwrap_err()

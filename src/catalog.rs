@@ -48,8 +48,9 @@ pub struct Catalog {
     pub dir: Option<PathBuf>,
     /// Latency parameters already resolved per GPU (calibration file or catalog defaults), so a
     /// sweep parses each calibration file once, not once per point. Shared by clones.
-    pub(crate) latency_cache:
-        std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, LatencyDefaults>>>,
+    pub(crate) latency_cache: std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<String, crate::calib::GpuLatency>>,
+    >,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -15,9 +15,8 @@
 //! fixed point, where the linear model equals the max-model exactly). Several starting points are
 //! tried and the θ with the smallest exact relative error wins.
 //!
-//! Each bounded solve is exact: every subset of the parameters is tried at its bound with the
-//! others solved by SVD (columns scaled to unit norm), and the best feasible solution is kept
-//! (2⁴ solves). A parameter whose column is zero in the final regimes (e.g. the FLOP rate when no
+//! Each bounded solve is exact: with x = θ − lower it is a non-negative least-squares problem,
+//! solved by Lawson–Hanson's active-set method with SVD sub-solves (columns scaled to unit norm). A parameter whose column is zero in the final regimes (e.g. the FLOP rate when no
 //! measured term is compute-bound) is not identified by the data: it keeps its prior value and is
 //! reported as such.
 //!
@@ -28,14 +27,14 @@ use super::measure::{ForwardPoint, Origin};
 use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, Gpu, LatencyDefaults};
 use crate::error::{Error, Result};
-use crate::specdec::latency::Work;
+use crate::specdec::latency::{AttnRegime, Work};
 use crate::specdec::{ForwardModel, HwRates};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Number of fitted parameters.
-pub const K: usize = 9;
+pub const K: usize = 11;
 /// Names of θ's components.
 pub const PARAM_NAMES: [&str; K] = [
     "1/flops_per_s",
@@ -47,6 +46,8 @@ pub const PARAM_NAMES: [&str; K] = [
     "1/attn_bw_bytes_per_s",
     "multi_token_layer_s",
     "multi_row_layer_s",
+    "1/attn_stream_bw_bytes_per_s",
+    "act_elem_s",
 ];
 
 /// One point's residual after the fit.
@@ -132,6 +133,8 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
         attn_bw_bytes_per_s: 1.0 / theta[6],
         multi_token_layer_s: theta[7],
         multi_row_layer_s: theta[8],
+        attn_stream_bw_bytes_per_s: (theta[9] > 0.0).then(|| 1.0 / theta[9]),
+        act_elem_s: theta[10],
         dtype_bytes: 2.0,
     }
 }
@@ -143,32 +146,46 @@ impl Prepared<'_> {
         let mut regimes = Vec::new();
         let nl = f64::from(self.to - self.from);
         let lw = self.model.layer_work(self.point.shape, None);
-        // `bw` is θ's index of the bandwidth the term streams at (1: weights, 6: attention).
-        let pick = |w: Work, count: f64, bw: usize, r: &mut [f64; K], regimes: &mut Vec<&str>| {
-            let compute = if bw == 6 {
-                w.attn_compute_bound(hw)
-            } else {
-                w.compute_bound(hw)
-            };
-            if compute {
+        let pick = |w: Work, count: f64, r: &mut [f64; K], regimes: &mut Vec<&str>| {
+            if w.compute_bound(hw) {
                 r[0] += count * w.flops;
                 regimes.push("C");
             } else {
-                r[bw] += count * w.bytes;
+                r[1] += count * w.bytes;
                 regimes.push("M");
             }
         };
+        // Attention: compute (θ₀), the attention bandwidth (θ₆) or the per-stream one (θ₉).
+        let pick_attn =
+            |w: Work, streams: f64, count: f64, r: &mut [f64; K], regimes: &mut Vec<&str>| match w
+                .attn_regime(hw, streams)
+            {
+                AttnRegime::Compute => {
+                    r[0] += count * w.flops;
+                    regimes.push("C");
+                }
+                AttnRegime::Bandwidth => {
+                    r[6] += count * w.bytes;
+                    regimes.push("M");
+                }
+                AttnRegime::Streams => {
+                    r[9] += count * w.bytes / streams;
+                    regimes.push("S");
+                }
+            };
         // A layer costs max(host_layer_s, roofline + layer_overhead_s).
         let gpu_layer = lw.lin.time_s(hw)
-            + lw.attn.attn_time_s(hw)
+            + lw.attn.attn_time_s(hw, lw.attn_streams)
             + lw.score_elems * hw.score_elem_s
+            + lw.act_elems * hw.act_elem_s
             + hw.layer_overhead_s
             + hw.shape_layer_overhead_s(self.point.shape);
         if gpu_layer >= hw.host_layer_s {
-            pick(lw.lin, nl, 1, &mut r, &mut regimes);
-            pick(lw.attn, nl, 6, &mut r, &mut regimes);
+            pick(lw.lin, nl, &mut r, &mut regimes);
+            pick_attn(lw.attn, lw.attn_streams, nl, &mut r, &mut regimes);
             r[2] = nl;
             r[5] = nl * lw.score_elems;
+            r[10] = nl * lw.act_elems;
             if self.point.shape.multi_token() {
                 r[7] = nl;
             }
@@ -183,7 +200,6 @@ impl Prepared<'_> {
             pick(
                 self.model.head_work(self.point.shape),
                 1.0,
-                1,
                 &mut r,
                 &mut regimes,
             );
@@ -226,7 +242,8 @@ fn objective(prep: &[Prepared], theta: &[f64; K], sw: &[f64]) -> f64 {
 }
 
 /// Weighted least squares with lower bounds: min Σ ((row·θ − m)/m)² over θ ≥ lower, with
-/// `fixed` components held at `theta`'s values. Exact by enumeration of the active set.
+/// `fixed` components held at `theta`'s values. Exact: with x = θ − lower it is a non-negative
+/// least-squares problem, solved by Lawson–Hanson's active-set method ([`nnls`]).
 fn bounded_wls(
     rows: &[[f64; K]],
     meas: &[f64],
@@ -237,69 +254,134 @@ fn bounded_wls(
 ) -> [f64; K] {
     let n = rows.len();
     let free: Vec<usize> = (0..K).filter(|&j| !fixed[j]).collect();
-    let mut best: Option<(f64, [f64; K])> = None;
-    for mask in 0u32..(1 << free.len()) {
-        let mut t = *theta;
-        let mut solve_cols = Vec::new();
-        for (bit, &j) in free.iter().enumerate() {
-            if mask & (1 << bit) != 0 {
-                t[j] = lower[j];
-            } else {
-                solve_cols.push(j);
-            }
+    if free.is_empty() {
+        return *theta;
+    }
+    // Relative residual of point i: sw·(row·θ/m − 1). Fixed components move to the right-hand
+    // side; free ones are x_j + lower_j with x_j ≥ 0.
+    let mut a = DMatrix::<f64>::zeros(n, free.len());
+    let mut b = DVector::<f64>::zeros(n);
+    for i in 0..n {
+        let mut known = 0.0;
+        for j in 0..K {
+            known += rows[i][j] * if fixed[j] { theta[j] } else { lower[j] };
         }
-        if !solve_cols.is_empty() {
-            let mut a = DMatrix::<f64>::zeros(n, solve_cols.len());
-            let mut b = DVector::<f64>::zeros(n);
-            for i in 0..n {
-                let known: f64 = (0..K)
-                    .filter(|j| !solve_cols.contains(j))
-                    .map(|j| rows[i][j] * t[j])
-                    .sum();
-                b[i] = sw[i] * (1.0 - known / meas[i]);
-                for (c, &j) in solve_cols.iter().enumerate() {
-                    a[(i, c)] = sw[i] * rows[i][j] / meas[i];
-                }
-            }
-            let scale: Vec<f64> = (0..solve_cols.len()).map(|c| a.column(c).norm()).collect();
-            if scale.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-                continue;
-            }
-            for (c, s) in scale.iter().enumerate() {
-                a.column_mut(c).unscale_mut(*s);
-            }
-            let Ok(x) = a.svd(true, true).solve(&b, 1e-14) else {
-                continue;
-            };
-            let mut ok = true;
-            for (c, &j) in solve_cols.iter().enumerate() {
-                t[j] = x[c] / scale[c];
-                if t[j].is_nan() || t[j] < lower[j] || !t[j].is_finite() {
-                    ok = false;
-                }
-            }
-            if !ok {
-                continue;
-            }
-        }
-        let obj: f64 = (0..n)
-            .map(|i| {
-                (sw[i] * ((0..K).map(|j| rows[i][j] * t[j]).sum::<f64>() / meas[i] - 1.0)).powi(2)
-            })
-            .sum();
-        if mask == 0 {
-            // The unconstrained minimiser is feasible: it is the constrained optimum too.
-            return t;
-        }
-        if best.as_ref().is_none_or(|(o, _)| obj < *o) {
-            best = Some((obj, t));
+        b[i] = sw[i] * (1.0 - known / meas[i]);
+        for (c, &j) in free.iter().enumerate() {
+            a[(i, c)] = sw[i] * rows[i][j] / meas[i];
         }
     }
-    best.map(|b| b.1).unwrap_or(*theta)
+    let scale: Vec<f64> = (0..free.len()).map(|c| a.column(c).norm()).collect();
+    if scale.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+        return *theta;
+    }
+    for (c, s) in scale.iter().enumerate() {
+        a.column_mut(c).unscale_mut(*s);
+    }
+    let x = nnls(&a, &b);
+    let mut t = *theta;
+    for (c, &j) in free.iter().enumerate() {
+        t[j] = lower[j] + x[c] / scale[c];
+    }
+    t
 }
 
-/// Fits the latency model of `gpu` to `points` (see the module docs), starting from `prior`;
-/// `robust` adds the Huber reweighting.
+/// Least squares on the columns `passive` of `a` (the others zero), by SVD.
+fn ls_on(a: &DMatrix<f64>, b: &DVector<f64>, passive: &[bool]) -> DVector<f64> {
+    let cols: Vec<usize> = (0..a.ncols()).filter(|&j| passive[j]).collect();
+    let mut sub = DMatrix::<f64>::zeros(a.nrows(), cols.len());
+    for (c, &j) in cols.iter().enumerate() {
+        sub.set_column(c, &a.column(j));
+    }
+    let mut z = DVector::<f64>::zeros(a.ncols());
+    if cols.is_empty() {
+        return z;
+    }
+    if let Ok(s) = sub.svd(true, true).solve(b, 1e-14) {
+        for (c, &j) in cols.iter().enumerate() {
+            z[j] = s[c];
+        }
+    }
+    z
+}
+
+/// Non-negative least squares, min ‖a·x − b‖ over x ≥ 0, by Lawson and Hanson's active-set
+/// algorithm ("Solving Least Squares Problems", 1974, ch. 23): move the variable with the most
+/// negative gradient into the passive set, solve the unconstrained problem on the passive set,
+/// and step back to the feasible boundary whenever that solution leaves it. Finite; capped at
+/// 3·columns outer iterations.
+fn nnls(a: &DMatrix<f64>, b: &DVector<f64>) -> DVector<f64> {
+    let n = a.ncols();
+    let mut x = DVector::<f64>::zeros(n);
+    let mut passive = vec![false; n];
+    // Fast path: the unconstrained minimiser is feasible.
+    let all = ls_on(a, b, &vec![true; n]);
+    if all.iter().all(|v| *v >= 0.0 && v.is_finite()) {
+        return all;
+    }
+    let tol = 1e-12 * b.norm().max(1.0);
+    for _ in 0..3 * n {
+        let w = a.transpose() * (b - a * &x);
+        let Some((t, wt)) = (0..n)
+            .filter(|&j| !passive[j])
+            .map(|j| (j, w[j]))
+            .max_by(|p, q| p.1.total_cmp(&q.1))
+        else {
+            break;
+        };
+        if wt <= tol {
+            break;
+        }
+        passive[t] = true;
+        for _ in 0..3 * n {
+            let z = ls_on(a, b, &passive);
+            if (0..n).filter(|&j| passive[j]).all(|j| z[j] > 0.0) {
+                x = z;
+                break;
+            }
+            // Step from x towards z until the first passive variable reaches 0.
+            let alpha = (0..n)
+                .filter(|&j| passive[j] && z[j] <= 0.0)
+                .map(|j| x[j] / (x[j] - z[j]))
+                .fold(f64::INFINITY, f64::min);
+            x += (z - &x) * alpha;
+            for j in 0..n {
+                if passive[j] && x[j] <= 1e-15 {
+                    passive[j] = false;
+                    x[j] = 0.0;
+                }
+            }
+        }
+    }
+    x
+}
+
+/// How [`fit_latency`] searches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitOptions {
+    /// Add the Huber reweighting (robust refinement).
+    pub robust: bool,
+    /// Parameters (by θ index) held at the prior's value.
+    pub hold: [bool; K],
+    /// Try the grid of starting points (true) or descend from the prior alone (a local
+    /// refinement of an earlier fit: much faster).
+    pub multi_start: bool,
+}
+
+impl FitOptions {
+    /// Every parameter free, all starting points; `robust` as given.
+    pub fn full(robust: bool) -> Self {
+        FitOptions {
+            robust,
+            hold: [false; K],
+            multi_start: true,
+        }
+    }
+}
+
+/// Fits the latency model of `gpu` to `points` (see the module docs), starting from `prior`
+/// (and, with `opt.multi_start`, from a grid of other starts); parameters `opt.hold` flags keep
+/// `prior`'s value.
 ///
 /// # Errors
 /// Fewer than 4 points, a model unknown to the catalog (naming file and line), or a partial
@@ -309,8 +391,13 @@ pub fn fit_latency(
     cat: &Catalog,
     gpu: &Gpu,
     prior: &LatencyDefaults,
-    robust: bool,
+    opt: FitOptions,
 ) -> Result<Fit> {
+    let FitOptions {
+        robust,
+        hold,
+        multi_start,
+    } = opt;
     if points.len() < K {
         return Err(Error::range("forward points", points.len(), format!(">= {K} (one per fitted parameter; the results files hold too few kind=forward rows)")));
     }
@@ -353,6 +440,8 @@ pub fn fit_latency(
         1.0 / gpu.hbm_bw_bytes_per_s,
         0.0,
         0.0,
+        0.0,
+        0.0,
     ];
     let prior_theta = [
         1.0 / prior_hw.flops_per_s,
@@ -364,6 +453,8 @@ pub fn fit_latency(
         1.0 / prior_hw.attn_bw_bytes_per_s,
         prior.multi_token_layer_s,
         prior.multi_row_layer_s,
+        prior.attn_stream_bw_bytes_per_s.map_or(0.0, |b| 1.0 / b),
+        prior.act_elem_s,
     ];
     // Host-bound starts: a layer's host time near the fastest measured time per layer.
     let mut per_layer: Vec<f64> = prep
@@ -379,7 +470,12 @@ pub fn fit_latency(
     let mut starts = vec![prior_theta];
     for host in host_guesses {
         for fe in [0.2, 0.5, 0.9] {
-            for (be, ae) in [(0.5, 0.5), (0.95, 0.95), (0.95, 0.15)] {
+            for (be, ae, stream) in [
+                (0.5, 0.5, 0.0),
+                (0.95, 0.95, 0.0),
+                (0.95, 0.15, 0.0),
+                (0.8, 0.7, 1.0 / 40e9),
+            ] {
                 starts.push([
                     1.0 / (gpu.bf16_flops * fe),
                     1.0 / (gpu.hbm_bw_bytes_per_s * be),
@@ -390,8 +486,18 @@ pub fn fit_latency(
                     1.0 / (gpu.hbm_bw_bytes_per_s * ae),
                     prior.multi_token_layer_s,
                     prior.multi_row_layer_s,
+                    stream,
+                    prior.act_elem_s,
                 ]);
             }
+        }
+    }
+    if !multi_start {
+        starts.truncate(1);
+    }
+    for st in &mut starts {
+        for j in (0..K).filter(|&j| hold[j]) {
+            st[j] = prior_theta[j];
         }
     }
     let n_starts = starts.len();
@@ -408,7 +514,7 @@ pub fn fit_latency(
             }
             let mut fixed = [false; K];
             for (j, f) in fixed.iter_mut().enumerate() {
-                *f = rows.iter().all(|r| r[j] == 0.0);
+                *f = hold[j] || rows.iter().all(|r| r[j] == 0.0);
             }
             theta = bounded_wls(&rows, &meas, sw, &lower, &fixed, &theta);
             seen.push(rows);
@@ -468,7 +574,7 @@ pub fn fit_latency(
     let rows: Vec<([f64; K], String)> = prep.iter().map(|p| p.row(&hw)).collect();
     let mut identified = [false; K];
     for (j, id) in identified.iter_mut().enumerate() {
-        *id = rows.iter().any(|r| r.0[j] != 0.0);
+        *id = !hold[j] && rows.iter().any(|r| r.0[j] != 0.0);
     }
     let mut at_bound = [false; K];
     for j in 0..K {
@@ -517,6 +623,8 @@ pub fn fit_latency(
             .then(|| (hw.attn_bw_bytes_per_s / gpu.hbm_bw_bytes_per_s).min(1.0)),
         multi_token_layer_s: theta[7],
         multi_row_layer_s: theta[8],
+        attn_stream_bw_bytes_per_s: hw.attn_stream_bw_bytes_per_s.filter(|_| identified[9]),
+        act_elem_s: theta[10],
     };
     Ok(Fit {
         latency,
@@ -531,6 +639,138 @@ pub fn fit_latency(
         starts: n_starts,
         downweighted,
     })
+}
+
+/// Index of `step_overhead_s` in θ: the per-forward cost (embedding, argmax, host round trip),
+/// shared by every architecture and held at the pooled fit's value in a per-architecture refit
+/// (one architecture's grid has one depth, so it cannot separate a per-forward cost from
+/// `layers ×` a per-layer one).
+pub const HELD_PER_MODEL: [usize; 1] = [3];
+
+/// Minimum forward points of one architecture for its own refit (3 per parameter).
+pub const MIN_POINTS_PER_MODEL: usize = 3 * K;
+
+/// A per-architecture refit and the errors the alternatives make on the same points.
+#[derive(Debug, Clone)]
+pub struct ModelFit {
+    /// Catalog model name.
+    pub model: String,
+    /// The refit (its residuals are this architecture's points).
+    pub fit: Fit,
+    /// Error of the pooled fit (all architectures) on this architecture's points.
+    pub pooled: ErrorStats,
+    /// Error on this architecture's points of a pooled fit that excluded them
+    /// (leave-one-architecture-out): what a model that was never measured should expect.
+    /// None when fewer than 2 other architectures were measured.
+    pub held_out: Option<ErrorStats>,
+}
+
+/// The fitted latency model's prediction of `p`, seconds: a full forward, or layers [A, B) plus
+/// the per-forward overhead for a partial one.
+///
+/// # Errors
+/// Unknown model or a layer range beyond its depth.
+pub fn predict_point(
+    p: &ForwardPoint,
+    cat: &Catalog,
+    gpu: &Gpu,
+    lat: &LatencyDefaults,
+) -> Result<f64> {
+    let arch = cat
+        .llm(&p.model)
+        .map_err(|e| p.origin.err(e.to_string()))?
+        .clone();
+    let layers = arch.layers;
+    let hw = HwRates::bf16(gpu, lat);
+    let m = ForwardModel::new(arch, hw, None).map_err(|e| p.origin.err(e.to_string()))?;
+    Ok(match p.layers {
+        None => m.forward_s(p.shape),
+        Some((a, b)) if b <= layers => m.layers_s(p.shape, a, b) + hw.step_overhead_s,
+        Some((_, b)) => {
+            return Err(p.origin.err(format!(
+                "model = '{}@layers=..{b}': {} has {layers} layers",
+                p.model, p.model
+            )))
+        }
+    })
+}
+
+/// Refits every architecture with at least [`MIN_POINTS_PER_MODEL`] points, starting from (and
+/// holding [`HELD_PER_MODEL`] at) the pooled fit, and measures the pooled fit's error with the
+/// architecture left out. Sorted by model name.
+///
+/// Kernel selection makes an implementation's efficiency architecture-specific (on the H200
+/// harness a 4-layer, 768-wide model runs its layers ~30% slower than a 24-layer, 1024-wide one
+/// at the same shapes); the refit captures that from the architecture's own forward grid, which
+/// is still a micro-measurement: no end-to-end point enters.
+///
+/// # Errors
+/// As [`fit_latency`].
+pub fn fit_per_model(
+    points: &[ForwardPoint],
+    cat: &Catalog,
+    gpu: &Gpu,
+    pooled: &Fit,
+    robust: bool,
+) -> Result<Vec<ModelFit>> {
+    let mut names: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut hold = [false; K];
+    for j in HELD_PER_MODEL {
+        hold[j] = true;
+    }
+    let refit = FitOptions {
+        robust,
+        hold,
+        multi_start: true,
+    };
+    let mut out = Vec::new();
+    for name in &names {
+        let own: Vec<ForwardPoint> = points
+            .iter()
+            .filter(|p| p.model == *name)
+            .cloned()
+            .collect();
+        if own.len() < MIN_POINTS_PER_MODEL {
+            continue;
+        }
+        let fit = fit_latency(&own, cat, gpu, &pooled.latency, refit)?;
+        let pooled_errs: Vec<f64> = pooled
+            .residuals
+            .iter()
+            .zip(points)
+            .filter(|(_, p)| p.model == *name)
+            .map(|(r, _)| r.rel_err)
+            .collect();
+        let others: Vec<ForwardPoint> = points
+            .iter()
+            .filter(|p| p.model != *name)
+            .cloned()
+            .collect();
+        let other_models = names.len() - 1;
+        let held_out = if other_models >= 2 && others.len() >= MIN_POINTS_PER_MODEL {
+            let loo = fit_latency(&others, cat, gpu, &gpu.latency, FitOptions::full(robust))?;
+            let mut errs = Vec::with_capacity(own.len());
+            for p in &own {
+                errs.push(rel_err(
+                    predict_point(p, cat, gpu, &loo.latency)?,
+                    p.measured_s,
+                ));
+            }
+            ErrorStats::from_rel_errs(&errs)
+        } else {
+            None
+        };
+        out.push(ModelFit {
+            model: (*name).to_string(),
+            fit,
+            pooled: ErrorStats::from_rel_errs(&pooled_errs)
+                .ok_or_else(|| Error::Unsupported("no forward points".into()))?,
+            held_out,
+        });
+    }
+    Ok(out)
 }
 
 /// 95% confidence half-widths (relative) of the free parameters from the weighted LS covariance.
@@ -603,10 +843,21 @@ mod tests {
                 1.0,
             );
             for theta in [
-                [1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13, 0.0, 0.0],
-                [1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12, 1.2e-5, 4e-6],
-                [5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13, 1e-5, 0.0],
-                [5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12, 2e-5, 1e-5],
+                [
+                    1e-15, 2e-13, 1e-5, 5e-5, 0.0, 0.0, 2e-13, 0.0, 0.0, 0.0, 0.0,
+                ],
+                [
+                    1e-14, 1e-12, 0.0, 0.0, 0.0, 1e-12, 5e-12, 1.2e-5, 4e-6, 0.0, 1e-12,
+                ],
+                [
+                    5e-16, 4e-13, 3e-5, 0.0, 2e-4, 0.0, 4e-13, 1e-5, 0.0, 1e-10, 0.0,
+                ],
+                [
+                    5e-16, 4e-13, 3e-5, 1e-4, 1e-3, 3e-13, 1e-12, 2e-5, 1e-5, 2.5e-11, 1.5e-10,
+                ],
+                [
+                    5e-16, 4e-13, 3e-5, 1e-4, 0.0, 3e-13, 3e-13, 2e-5, 1e-5, 1e-8, 1.5e-10,
+                ],
             ] {
                 let hw = hw_of(&theta);
                 let p = Prepared {
@@ -620,6 +871,111 @@ mod tests {
                 let direct = p.predict(&hw);
                 assert!((lin - direct).abs() <= 1e-12 * direct, "{lin} vs {direct}");
             }
+        }
+    }
+
+    #[test]
+    fn per_model_refit_recovers_each_architectures_own_parameters() {
+        // Three architectures generated with the same per-forward cost but their own weight
+        // bandwidth, attention stream bandwidth and multi-row overhead (noise-free; kernel
+        // selection makes them differ on a real GPU): the pooled fit cannot match all three,
+        // each refit reproduces its architecture exactly (1e-6 relative), never does worse than
+        // the pooled fit on its points, and the held-out error is reported for each.
+        let cat = Catalog::embedded().unwrap();
+        let gpu = cat.gpu("h200").unwrap();
+        let base = LatencyDefaults {
+            flops_efficiency: 0.5,
+            bw_efficiency: 0.8,
+            attn_bw_efficiency: Some(0.5),
+            layer_overhead_s: 30e-6,
+            step_overhead_s: 80e-6,
+            host_layer_s: 0.0,
+            score_elem_s: 1e-11,
+            multi_token_layer_s: 5e-6,
+            multi_row_layer_s: 8e-6,
+            attn_stream_bw_bytes_per_s: Some(30e9),
+            act_elem_s: 1e-10,
+        };
+        let truth = [
+            ("llama-3.2-1b", 8e-6, 0.80, 30e9),
+            ("llama-3.1-8b", 12e-6, 0.85, 20e9),
+            ("opt-125m", 4e-6, 0.70, 40e9),
+        ];
+        let mut pts = Vec::new();
+        for (m, multi_row, bw, stream) in truth {
+            let lat = LatencyDefaults {
+                multi_row_layer_s: multi_row,
+                bw_efficiency: bw,
+                attn_stream_bw_bytes_per_s: Some(stream),
+                ..base
+            };
+            for b in [1.0, 4.0, 32.0] {
+                for n in [1.0, 2.0, 5.0, 9.0] {
+                    for c in [128.0, 1024.0, 4096.0] {
+                        let mut p = crate::calib::measure::tests_support::forward_point(
+                            m, None, b, n, c, 1.0,
+                        );
+                        p.measured_s = predict_point(&p, &cat, gpu, &lat).unwrap();
+                        pts.push(p);
+                    }
+                }
+            }
+        }
+        let pooled = fit_latency(&pts, &cat, gpu, &gpu.latency, FitOptions::full(false)).unwrap();
+        assert!(pooled.stats.max_abs_pct_err > 0.02, "{:?}", pooled.stats);
+        let fits = fit_per_model(&pts, &cat, gpu, &pooled, false).unwrap();
+        assert_eq!(fits.len(), 3);
+        for f in &fits {
+            let (_, _, bw, stream) = *truth.iter().find(|t| t.0 == f.model).unwrap();
+            assert!(
+                f.fit.stats.max_abs_pct_err < 1e-6,
+                "{}: {:?} {:?}",
+                f.model,
+                f.fit.stats,
+                f.fit.latency
+            );
+            assert!(f.fit.stats.rms_pct_err <= f.pooled.rms_pct_err);
+            assert!(f.pooled.max_abs_pct_err > 1e-3);
+            assert!(f.held_out.is_some());
+            assert!((f.fit.latency.bw_efficiency - bw).abs() < 1e-6 * bw);
+            let got = f.fit.latency.attn_stream_bw_bytes_per_s.unwrap();
+            assert!((got - stream).abs() < 1e-6 * stream, "{got} vs {stream}");
+            // The held per-forward cost keeps the pooled value.
+            assert_eq!(
+                f.fit.latency.step_overhead_s,
+                pooled.latency.step_overhead_s
+            );
+            assert!(!f.fit.identified[3]);
+        }
+    }
+
+    #[test]
+    fn nnls_matches_exhaustive_active_set_enumeration() {
+        // Random 30×6 problems (seeded): Lawson–Hanson's solution must equal the best of the
+        // 2⁶ active-set enumerations (objective within 1e-10 relative) and be feasible.
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Uniform};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let u = Uniform::new(-1.0, 1.0).unwrap();
+        for _ in 0..50 {
+            let a = DMatrix::<f64>::from_fn(30, 6, |_, _| u.sample(&mut rng));
+            let b = DVector::<f64>::from_fn(30, |_, _| u.sample(&mut rng));
+            let x = nnls(&a, &b);
+            assert!(x.iter().all(|v| *v >= 0.0));
+            let obj = |x: &DVector<f64>| (&a * x - &b).norm_squared();
+            let mut best = f64::INFINITY;
+            for mask in 0u32..64 {
+                let passive: Vec<bool> = (0..6).map(|j| mask & (1 << j) != 0).collect();
+                let z = ls_on(&a, &b, &passive);
+                if z.iter().all(|v| *v >= -1e-12) {
+                    best = best.min(obj(&z));
+                }
+            }
+            assert!(
+                obj(&x) <= best * (1.0 + 1e-10) + 1e-14,
+                "{} vs {best}",
+                obj(&x)
+            );
         }
     }
 }

@@ -21,7 +21,7 @@
 
 use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
-use crate::catalog::{Catalog, LatencyDefaults};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::specdec::{
     analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
@@ -37,8 +37,12 @@ pub enum Costs {
     /// the only source for models that were never measured).
     #[default]
     Roofline,
+    /// The calibrated roofline with the pooled fit for every architecture (per-architecture
+    /// refits ignored): the error a what-if about an architecture that was never measured on
+    /// this GPU should expect.
+    Pooled,
     /// The measured forward latencies of the same results (`forward` rows, interpolated
-    /// bilinearly in new tokens and context at the measured batch): isolates the speculative
+    /// bilinearly in new tokens and context, linearly between measured batches): isolates the speculative
     /// decoding model (acceptance → rounds → round time) from the latency model's fit error, as
     /// profile-driven simulators (Vidur) do. Calibration input only: no e2e number enters.
     Profile,
@@ -49,6 +53,7 @@ impl Costs {
     pub fn as_str(self) -> &'static str {
         match self {
             Costs::Roofline => "roofline",
+            Costs::Pooled => "pooled",
             Costs::Profile => "profile",
         }
     }
@@ -59,8 +64,9 @@ impl std::str::FromStr for Costs {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "roofline" => Ok(Costs::Roofline),
+            "pooled" => Ok(Costs::Pooled),
             "profile" => Ok(Costs::Profile),
-            _ => Err(Error::range("--costs", s, "roofline or profile")),
+            _ => Err(Error::range("--costs", s, "roofline, pooled or profile")),
         }
     }
 }
@@ -87,10 +93,43 @@ impl Profile {
         Profile { by }
     }
 
-    /// Forward seconds of `model` at `batch` (measured exactly), `new_tokens` and `context`
-    /// (bilinear between the bracketing measured values; linear extrapolation in context from
-    /// the two nearest when outside). None when the grid does not cover the point.
+    /// Forward seconds of `model` at `batch`, `new_tokens` and `context`: bilinear in new tokens
+    /// and context between the bracketing measured values (linear extrapolation in context from
+    /// the two nearest when outside), then linear in batch between the two measured batches
+    /// around it (a measured batch is used as is). None when the grid does not cover the point
+    /// (new tokens or batch outside the measured range).
     pub fn forward_s(&self, model: &str, batch: f64, new_tokens: f64, context: f64) -> Option<f64> {
+        if let Some(v) = self.at_batch(model, batch, new_tokens, context) {
+            return Some(v);
+        }
+        let batches: Vec<f64> = self
+            .by
+            .keys()
+            .filter(|(m, _)| m == model)
+            .map(|(_, b)| f64::from_bits(*b))
+            .collect();
+        let lo = batches
+            .iter()
+            .copied()
+            .filter(|&b| b < batch)
+            .fold(f64::NAN, f64::max);
+        let hi = batches
+            .iter()
+            .copied()
+            .filter(|&b| b > batch)
+            .fold(f64::NAN, f64::min);
+        if lo.is_nan() || hi.is_nan() {
+            return None;
+        }
+        let (y0, y1) = (
+            self.at_batch(model, lo, new_tokens, context)?,
+            self.at_batch(model, hi, new_tokens, context)?,
+        );
+        Some(y0 + (y1 - y0) * (batch - lo) / (hi - lo))
+    }
+
+    /// [`Profile::forward_s`] at a measured batch only.
+    fn at_batch(&self, model: &str, batch: f64, new_tokens: f64, context: f64) -> Option<f64> {
         let pts = self.by.get(&(model.to_string(), batch.to_bits()))?;
         let axis = |f: fn(&Timed) -> f64| {
             let mut v: Vec<f64> = pts.iter().map(f).collect();
@@ -246,8 +285,8 @@ pub struct Validation {
     pub points: Vec<PointResult>,
     /// Per set, sorted by name.
     pub sets: Vec<SetResult>,
-    /// Latency parameters used.
-    pub latency: LatencyDefaults,
+    /// Latency parameters used (pooled and per-architecture).
+    pub latency: super::GpuLatency,
     /// Whether they came from a calibration file.
     pub calibrated: bool,
 }
@@ -292,7 +331,7 @@ fn drafter(e: &E2ePoint) -> Result<Drafter> {
 /// autoregressive points). Returns (E, draft_step_s, verify_step_s, step_s, tokens/s, cost label).
 fn predict(
     cat: &Catalog,
-    hw: HwRates,
+    rates: &dyn Fn(&str) -> HwRates,
     e: &E2ePoint,
     acc: Option<Acceptance>,
 ) -> Result<(f64, f64, f64, f64, f64, String)> {
@@ -301,7 +340,7 @@ fn predict(
             .llm(name)
             .map_err(|err| e.origin.err(err.to_string()))?
             .clone();
-        ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
+        ForwardModel::new(arch, rates(name), None).map_err(|err| e.origin.err(err.to_string()))
     };
     let target = model(&e.model)?;
     let b = f64::from(e.batch);
@@ -361,7 +400,7 @@ fn predict(
 /// by the roofline model's partial/full ratio (the first draft step likewise from `forward_sync_s`).
 fn predict_profile(
     cat: &Catalog,
-    hw: HwRates,
+    rates: &dyn Fn(&str) -> HwRates,
     prof: &Profile,
     prof_sync: &Profile,
     e: &E2ePoint,
@@ -372,7 +411,7 @@ fn predict_profile(
     let look = |m: &str, t: f64| -> Result<f64> {
         prof.forward_s(m, b, t, c).ok_or_else(|| {
             e.origin.err(format!(
-                "--costs profile: no forward measurement of {m} at batch {} covers {t} new tokens at context {c} (the forward grid must include every e2e batch and bracket its shapes)",
+                "--costs profile: no forward measurement of {m} around batch {} covers {t} new tokens at context {c} (the forward grid must bracket every e2e batch and shape)",
                 e.batch
             ))
         })
@@ -395,8 +434,8 @@ fn predict_profile(
                 .llm(&e.model)
                 .map_err(|err| e.origin.err(err.to_string()))?
                 .clone();
-            let target =
-                ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))?;
+            let target = ForwardModel::new(arch, rates(&e.model), None)
+                .map_err(|err| e.origin.err(err.to_string()))?;
             let shape = |t: f64| Shape {
                 batch: b,
                 new_tokens: t,
@@ -501,7 +540,17 @@ pub fn validate(
     }
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
-    let hw = HwRates::bf16(g, &latency);
+    // Each architecture at its refit, except with --costs pooled.
+    let rates = |m: &str| {
+        HwRates::bf16(
+            g,
+            if costs == Costs::Pooled {
+                &latency.pooled
+            } else {
+                latency.for_model(m)
+            },
+        )
+    };
     // Measured-forward tables (pipelined and synchronized), only when they are the cost source.
     let profiles = (costs == Costs::Profile).then(|| {
         (
@@ -532,12 +581,12 @@ pub fn validate(
         };
         let (et, ds_, vs, ss, label) = match &profiles {
             None => {
-                let (et, d, v, s, _steady_tps, label) = predict(cat, hw, e, acc)?;
+                let (et, d, v, s, _steady_tps, label) = predict(cat, &rates, e, acc)?;
                 (et, d, v, s, label)
             }
             Some((prof, prof_sync)) => {
                 let et = acc.as_ref().map_or(1.0, |a| a.expected_tokens(e.gamma));
-                let (d, v, s, label) = predict_profile(cat, hw, prof, prof_sync, e)?;
+                let (d, v, s, label) = predict_profile(cat, &rates, prof, prof_sync, e)?;
                 (et, d, v, s, label)
             }
         };
@@ -608,14 +657,15 @@ mod tests {
     #[test]
     fn profile_interpolates_bilinearly_and_refuses_what_it_does_not_cover() {
         use crate::calib::measure::tests_support::forward_point;
-        // t = 1 ms + 0.1 ms per new token + 1 µs per context token, at batch 4 only (exactly
-        // bilinear, so interpolation must reproduce it); one partial forward that must be
-        // ignored.
+        // t = 1 ms + 0.1 ms per new token + 1 µs per context token, at batch 4 (exactly
+        // bilinear, so interpolation must reproduce it), and 0.2 ms more at batch 8 (so batch 6
+        // is the mean of the two); one partial forward that must be ignored.
         let t = |n: f64, c: f64| 1e-3 + 1e-4 * n + 1e-6 * c;
         let mut pts = Vec::new();
         for n in [1.0, 3.0, 5.0] {
             for c in [100.0, 300.0] {
                 pts.push(forward_point("m", None, 4.0, n, c, t(n, c)));
+                pts.push(forward_point("m", None, 8.0, n, c, t(n, c) + 2e-4));
             }
         }
         pts.push(forward_point("m", Some((0, 2)), 4.0, 4.0, 200.0, 1.0));
@@ -627,11 +677,14 @@ mod tests {
         // Context is extrapolated linearly (4.0, 500) = 1.9 ms; new tokens are not.
         assert!((p.forward_s("m", 4.0, 4.0, 500.0).unwrap() - t(4.0, 500.0)).abs() < 1e-15);
         assert_eq!(p.forward_s("m", 4.0, 6.0, 200.0), None);
+        let b6 = p.forward_s("m", 6.0, 2.0, 150.0).unwrap();
+        assert!((b6 - (t(2.0, 150.0) + 1e-4)).abs() < 1e-15, "{b6}");
         assert_eq!(
-            p.forward_s("m", 8.0, 1.0, 100.0),
+            p.forward_s("m", 16.0, 1.0, 100.0),
             None,
-            "batch must be measured"
+            "batch is not extrapolated"
         );
+        assert_eq!(p.forward_s("m", 2.0, 1.0, 100.0), None);
         assert_eq!(p.forward_s("other", 4.0, 1.0, 100.0), None);
     }
 

@@ -71,6 +71,15 @@ pub struct LatencyDefaults {
     /// ones. 0 = no difference. Fitted by `perfcast calibrate`.
     #[serde(default)]
     pub multi_row_layer_s: f64,
+    /// Bandwidth of one attention stream (one sequence's KV head), bytes/s: attention reads the
+    /// KV cache no faster than streams × this. Absent = no per-stream limit. Fitted by
+    /// `perfcast calibrate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_stream_bw_bytes_per_s: Option<f64>,
+    /// Time per activation element (token row × hidden) per layer of the unfused element-wise
+    /// kernels, seconds (0 = fused). Fitted by `perfcast calibrate`.
+    #[serde(default)]
+    pub act_elem_s: f64,
 }
 
 impl Gpu {
@@ -123,6 +132,10 @@ impl LatencyDefaults {
             &format!("{prefix}.multi_row_layer_s"),
             self.multi_row_layer_s,
         )?;
+        check::non_negative(&format!("{prefix}.act_elem_s"), self.act_elem_s)?;
+        if let Some(bw) = self.attn_stream_bw_bytes_per_s {
+            check::positive(&format!("{prefix}.attn_stream_bw_bytes_per_s"), bw)?;
+        }
         Ok(())
     }
 }

@@ -3,9 +3,9 @@
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::calib::fit::fit_latency;
+use perfcast::calib::fit::{fit_latency, fit_per_model, FitOptions, K};
 use perfcast::calib::measure::Dataset;
-use perfcast::calib::{utc_now, CalibrationFile, FitSummary};
+use perfcast::calib::{utc_now, CalibrationFile, FitSummary, ModelCalibration};
 use perfcast::report::{print_records, write_atomic, Format, Rows};
 use perfcast::{Error, Result};
 use serde_json::json;
@@ -34,7 +34,7 @@ pub struct CalibrateArgs {
     pub robust: bool,
 }
 
-const EFF_NAMES: [&str; 9] = [
+const EFF_NAMES: [&str; K] = [
     "flops_efficiency",
     "bw_efficiency",
     "layer_overhead_s",
@@ -44,6 +44,8 @@ const EFF_NAMES: [&str; 9] = [
     "attn_bw_efficiency",
     "multi_token_layer_s",
     "multi_row_layer_s",
+    "attn_stream_bw_bytes_per_s",
+    "act_elem_s",
 ];
 
 /// A fraction with 4 decimals, or in scientific notation when tiny.
@@ -71,9 +73,16 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     }
     let ds = Dataset::load(&files)?;
     ds.check_gpu(&gpu)?;
-    let fit = fit_latency(&ds.forward, &g.catalog, &gpu, &gpu.latency, a.robust)?;
+    let fit = fit_latency(
+        &ds.forward,
+        &g.catalog,
+        &gpu,
+        &gpu.latency,
+        FitOptions::full(a.robust),
+    )?;
+    let per_model = fit_per_model(&ds.forward, &g.catalog, &gpu, &fit, a.robust)?;
     let names = |mask: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..9)
+        (0..K)
             .filter(|&j| mask(j))
             .map(|j| EFF_NAMES[j].to_string())
             .collect()
@@ -83,10 +92,11 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
     sets.dedup();
     let summary = FitSummary {
         method: format!(
-            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn, multi_token_layer_s, multi_row_layer_s), \
-             regimes (compute/memory per roofline term, host/GPU per layer) iterated to a fixed point from {} starts, \
-             bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra){}",
+            "weighted linear least squares (weights 1/measured: relative error) over (1/P, 1/BW, layer_overhead_s, step_overhead_s, host_layer_s, score_elem_s, 1/BW_attn, multi_token_layer_s, multi_row_layer_s, 1/BW_stream, act_elem_s), \
+             regimes (compute/memory per roofline term, attention also stream-bound, host/GPU per layer) iterated to a fixed point from {} starts, \
+             bounds efficiency <= 1 and overheads >= 0, SVD (nalgebra); then each architecture with >= {} points refitted from the pooled values with step_overhead_s held ([model.*]){}",
             fit.starts,
+            perfcast::calib::fit::MIN_POINTS_PER_MODEL,
             if a.robust {
                 format!("; robust: Huber reweighting (k = 1.345 x MAD), {} points down-weighted", fit.downweighted)
             } else {
@@ -103,7 +113,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         identified: names(&|j| fit.identified[j]),
         not_identified: names(&|j| !fit.identified[j]),
         at_bound: names(&|j| fit.at_bound[j]),
-        ci95_rel: (0..9).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
+        ci95_rel: (0..K).filter_map(|j| fit.ci95_rel[j].map(|c| (EFF_NAMES[j].to_string(), c))).collect(),
         sets,
         iterations: fit.iterations,
         starts: fit.starts,
@@ -116,6 +126,24 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         latency: fit.latency,
         fit: summary,
         source: ds.sources.clone(),
+        model: per_model
+            .iter()
+            .map(|m| {
+                (
+                    m.model.clone(),
+                    ModelCalibration {
+                        latency: m.fit.latency,
+                        points: m.fit.stats.points,
+                        mape: m.fit.stats.mape,
+                        max_abs_pct_err: m.fit.stats.max_abs_pct_err,
+                        pooled_mape: m.pooled.mape,
+                        pooled_max_abs_pct_err: m.pooled.max_abs_pct_err,
+                        held_out_mape: m.held_out.as_ref().map(|h| h.mape),
+                        held_out_max_abs_pct_err: m.held_out.as_ref().map(|h| h.max_abs_pct_err),
+                    },
+                )
+            })
+            .collect(),
         residual: fit.residuals.clone(),
     };
     let out = a
@@ -144,6 +172,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 "out": if a.dry_run { serde_json::Value::Null } else { json!(out) },
                 "latency": file.latency,
                 "fit": file.fit,
+                "model": file.model,
                 "sources": file.source,
                 "residuals": file.residual,
             }))
@@ -182,7 +211,8 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
             );
             let _ = writeln!(
                 s,
-                "flops_efficiency    {}  ({:.1} TFLOP/s effective){}{}",
+                "{:<27}{}  ({:.1} TFLOP/s effective){}{}",
+                EFF_NAMES[0],
                 num(l.flops_efficiency),
                 fit.flops_per_s / 1e12,
                 ci(0),
@@ -190,7 +220,8 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
             );
             let _ = writeln!(
                 s,
-                "bw_efficiency       {}  ({:.3} TB/s effective){}{}",
+                "{:<27}{}  ({:.3} TB/s effective){}{}",
+                EFF_NAMES[1],
                 num(l.bw_efficiency),
                 fit.bw_bytes_per_s / 1e12,
                 ci(1),
@@ -204,11 +235,11 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 (4, l.host_layer_s),
                 (5, l.score_elem_s),
             ] {
-                let _ = writeln!(s, "{:<20}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
+                let _ = writeln!(s, "{:<27}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
             }
             let _ = writeln!(
                 s,
-                "{:<20}{}{}{}",
+                "{:<27}{}{}{}",
                 EFF_NAMES[6],
                 l.attn_bw_efficiency
                     .map(num)
@@ -216,8 +247,13 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 ci(6),
                 flag(6)
             );
-            for (j, v) in [(7, l.multi_token_layer_s), (8, l.multi_row_layer_s)] {
-                let _ = writeln!(s, "{:<20}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
+            for (j, v) in [
+                (7, l.multi_token_layer_s),
+                (8, l.multi_row_layer_s),
+                (9, l.attn_stream_bw_bytes_per_s.unwrap_or(f64::INFINITY)),
+                (10, l.act_elem_s),
+            ] {
+                let _ = writeln!(s, "{:<27}{v:.4e}{}{}", EFF_NAMES[j], ci(j), flag(j));
             }
             let _ = writeln!(
                 s,
@@ -227,6 +263,30 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                 100.0 * fit.stats.max_abs_pct_err,
                 100.0 * fit.stats.mean_pct_err
             );
+            let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.2}%", 100.0 * x));
+            let _ = writeln!(
+                s,
+                "per-architecture refits (MAPE / max on the architecture's own points; held out = pooled fit without it):"
+            );
+            let _ = writeln!(
+                s,
+                "  {:<16}{:>7}  {:>17}  {:>17}  {:>17}",
+                "model", "points", "refit", "pooled", "held out"
+            );
+            for (name, m) in &file.model {
+                let _ = writeln!(
+                    s,
+                    "  {:<16}{:>7}  {:>8}/{:>8}  {:>8}/{:>8}  {:>8}/{:>8}",
+                    name,
+                    m.points,
+                    pct(Some(m.mape)),
+                    pct(Some(m.max_abs_pct_err)),
+                    pct(Some(m.pooled_mape)),
+                    pct(Some(m.pooled_max_abs_pct_err)),
+                    pct(m.held_out_mape),
+                    pct(m.held_out_max_abs_pct_err)
+                );
+            }
             if !a.dry_run {
                 let _ = writeln!(s, "wrote {}", out.display());
             }

@@ -36,9 +36,10 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub no_plots: bool,
     /// Forward latencies from the calibrated roofline model (`roofline`, what `specdec`
-    /// predicts with) or from the measured forward grid (`profile`: checks the speculative
-    /// decoding model alone).
-    #[arg(long, default_value = "roofline", value_parser = ["roofline", "profile"])]
+    /// predicts with: each measured architecture at its own refit), from the pooled fit alone
+    /// (`pooled`: what an architecture never measured on this GPU gets), or from the measured
+    /// forward grid (`profile`: checks the speculative decoding model alone).
+    #[arg(long, default_value = "roofline", value_parser = ["roofline", "pooled", "profile"])]
     pub costs: String,
 }
 

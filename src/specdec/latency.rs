@@ -25,6 +25,13 @@
 //! effective FLOP rate and bandwidth (datasheet peak × efficiency, or fitted by `calibrate`);
 //! attention's KV reads use their own bandwidth `BW_attn` (`attn_bw_efficiency`, default equal
 //! to `bw_efficiency`), since attention kernels seldom stream as efficiently as weight GEMMs.
+//! Attention also parallelises only over its `b × kv_heads` streams (one per sequence and KV
+//! head: a batched matmul or a decode kernel gives each a few thread blocks), so at small batch it
+//! reads no faster than `streams × BW_stream` (`attn_stream_bw_bytes_per_s`); the attention
+//! term is `max(F/P, B_kv/BW_attn, B_kv/(streams·BW_stream))`. Finally every layer pays
+//! `act_elem_s` per activation element (token rows × hidden) for the element-wise kernels an
+//! unfused implementation runs over the activations (norms, RoPE, SwiGLU, residual adds, layout
+//! copies); 0 for a fused one.
 //! Draft latency is dominated by depth through the per-layer overhead (Yan et al. 2024,
 //! "Decoding Speculative Decoding"), which is why the overhead is per layer, not per forward.
 //!
@@ -68,6 +75,16 @@ pub struct HwRates {
     /// tokens > 1), seconds.
     #[serde(default)]
     pub multi_row_layer_s: f64,
+    /// Bandwidth one attention stream (one sequence's KV head) reaches, bytes/s: attention over
+    /// `streams = batch × kv_heads` streams reads the KV cache at no more than `streams ×` this
+    /// (few streams leave most SMs idle). None = no per-stream limit.
+    #[serde(default)]
+    pub attn_stream_bw_bytes_per_s: Option<f64>,
+    /// Time per activation element (token row × hidden) per layer, seconds: the unfused
+    /// element-wise kernels (norms, RoPE, SwiGLU, residual adds, layout copies) that touch every
+    /// activation. 0 = fused or negligible.
+    #[serde(default)]
+    pub act_elem_s: f64,
     /// Bytes per weight / KV element (2 for bf16).
     pub dtype_bytes: f64,
 }
@@ -100,6 +117,8 @@ impl HwRates {
             score_elem_s: lat.score_elem_s,
             multi_token_layer_s: lat.multi_token_layer_s,
             multi_row_layer_s: lat.multi_row_layer_s,
+            attn_stream_bw_bytes_per_s: lat.attn_stream_bw_bytes_per_s,
+            act_elem_s: lat.act_elem_s,
             dtype_bytes: 2.0,
         }
     }
@@ -215,15 +234,45 @@ impl Work {
         self.flops / hw.flops_per_s >= self.bytes / hw.bw_bytes_per_s
     }
 
-    /// `max(flops / P, bytes / BW_attn)`: an attention term at the attention bandwidth.
-    pub fn attn_time_s(&self, hw: &HwRates) -> f64 {
-        (self.flops / hw.flops_per_s).max(self.bytes / hw.attn_bw_bytes_per_s)
+    /// Attention term time at rates `hw` over `streams` parallel (sequence, KV head) streams:
+    /// `max(flops / P, bytes / BW_attn, bytes / (streams · BW_stream))`, seconds.
+    pub fn attn_time_s(&self, hw: &HwRates, streams: f64) -> f64 {
+        match self.attn_regime(hw, streams) {
+            AttnRegime::Compute => self.flops / hw.flops_per_s,
+            AttnRegime::Bandwidth => self.bytes / hw.attn_bw_bytes_per_s,
+            AttnRegime::Streams => {
+                self.bytes / (streams * hw.attn_stream_bw_bytes_per_s.unwrap_or(f64::INFINITY))
+            }
+        }
     }
 
-    /// Whether an attention term is compute-bound at rates `hw`.
-    pub fn attn_compute_bound(&self, hw: &HwRates) -> bool {
-        self.flops / hw.flops_per_s >= self.bytes / hw.attn_bw_bytes_per_s
+    /// Which of the three bounds of [`Work::attn_time_s`] is binding.
+    pub fn attn_regime(&self, hw: &HwRates, streams: f64) -> AttnRegime {
+        let c = self.flops / hw.flops_per_s;
+        let b = self.bytes / hw.attn_bw_bytes_per_s;
+        let s = match hw.attn_stream_bw_bytes_per_s {
+            Some(bw) => self.bytes / (streams * bw),
+            None => 0.0,
+        };
+        if c >= b && c >= s {
+            AttnRegime::Compute
+        } else if b >= s {
+            AttnRegime::Bandwidth
+        } else {
+            AttnRegime::Streams
+        }
     }
+}
+
+/// The binding bound of an attention term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttnRegime {
+    /// FLOPs at the effective matmul rate.
+    Compute,
+    /// KV bytes at the attention bandwidth.
+    Bandwidth,
+    /// KV bytes at the per-stream bandwidth times the number of streams.
+    Streams,
 }
 
 /// The two roofline terms of one transformer layer.
@@ -236,6 +285,10 @@ pub struct LayerWork {
     /// Attention-score elements (query positions × keys × scoring heads) an unfused attention
     /// materialises; each costs `score_elem_s` on top of the roofline.
     pub score_elems: f64,
+    /// Parallel attention streams: sequences × KV heads (on this GPU).
+    pub attn_streams: f64,
+    /// Activation elements: token rows × hidden; each costs `act_elem_s`.
+    pub act_elems: f64,
 }
 
 /// Shape of one forward: `batch` sequences × `new_tokens` each at mean context `context_tokens`.
@@ -276,6 +329,10 @@ impl ForwardModel {
         check::non_negative("multi_token_layer_s", hw.multi_token_layer_s)?;
         check::non_negative("multi_row_layer_s", hw.multi_row_layer_s)?;
         check::non_negative("score_elem_s", hw.score_elem_s)?;
+        check::non_negative("act_elem_s", hw.act_elem_s)?;
+        if let Some(bw) = hw.attn_stream_bw_bytes_per_s {
+            check::positive("attn_stream_bw_bytes_per_s", bw)?;
+        }
         check::positive("dtype_bytes", hw.dtype_bytes)?;
         let d = hw.dtype_bytes;
         Ok(ForwardModel {
@@ -354,6 +411,8 @@ impl ForwardModel {
                 bytes: s.batch * (s.context_tokens + s.new_tokens) * kv,
             },
             score_elems: tokens * keys * f64::from(self.arch.heads) * score_frac,
+            attn_streams: s.batch * f64::from(self.arch.kv_heads),
+            act_elems: tokens * f64::from(self.arch.hidden),
         }
     }
 
@@ -380,8 +439,9 @@ impl ForwardModel {
             bytes: w.attn.bytes / kv_split,
         };
         (lin.time_s(&self.hw)
-            + attn.attn_time_s(&self.hw)
+            + attn.attn_time_s(&self.hw, w.attn_streams / kv_split)
             + w.score_elems / tp * self.hw.score_elem_s
+            + w.act_elems * self.hw.act_elem_s
             + 2.0 * self.allreduce_s(s.batch * s.new_tokens)
             + self.hw.layer_overhead_s
             + self.hw.shape_layer_overhead_s(s))
@@ -452,6 +512,8 @@ mod tests {
             score_elem_s: 0.0,
             multi_token_layer_s: 0.0,
             multi_row_layer_s: 0.0,
+            attn_stream_bw_bytes_per_s: None,
+            act_elem_s: 0.0,
             dtype_bytes: 2.0,
         };
         let chai = chai.map(|v| Chai::new(v, &arch).unwrap());
@@ -532,5 +594,48 @@ mod tests {
         assert!(Chai::new(vec![0], arch).is_err());
         assert!(Chai::new(vec![33], arch).is_err());
         assert!(Chai::new(vec![4, 4], arch).is_err());
+    }
+
+    #[test]
+    fn attention_is_stream_bound_at_small_batch_and_act_elems_add_per_row() {
+        // Llama-2-7B layer (32 KV heads), b = 1, n = 1, c = 4095: KV bytes = 4096 · 2 · 4096 · 2
+        // = 67,108,864. At 4e12 B/s that is 16.78 µs; with a 20 GB/s stream limit over 32
+        // streams (640 GB/s) it is 104.86 µs, the binding bound. At b = 64 (2048 streams,
+        // 40.96 TB/s) the attention bandwidth binds again. act_elem_s = 1e-10 adds
+        // b·n·hidden·1e-10 = 4096e-10 s per layer at b = n = 1.
+        let base = model("llama-2-7b", None);
+        let mut hw = base.hw;
+        hw.attn_stream_bw_bytes_per_s = Some(20e9);
+        hw.act_elem_s = 1e-10;
+        let m = ForwardModel::new(base.arch.clone(), hw, None).unwrap();
+        let s1 = Shape {
+            batch: 1.0,
+            new_tokens: 1.0,
+            context_tokens: 4095.0,
+        };
+        let w = m.layer_work(s1, None);
+        assert_eq!(w.attn.bytes, 67_108_864.0);
+        assert_eq!(w.attn_streams, 32.0);
+        assert_eq!(w.attn.attn_regime(&hw, w.attn_streams), AttnRegime::Streams);
+        let want = 67_108_864.0 / 640e9;
+        assert!((w.attn.attn_time_s(&hw, 32.0) - want).abs() < 1e-15);
+        let plain = base.layers_s(s1, 0, 1);
+        let limited = m.layers_s(s1, 0, 1);
+        let extra = want - 67_108_864.0 / 4e12 + 4096.0 * 1e-10;
+        assert!(
+            (limited - plain - extra).abs() < 1e-12,
+            "{limited} {plain} {extra}"
+        );
+        let w64 = m.layer_work(Shape { batch: 64.0, ..s1 }, None);
+        assert_eq!(
+            w64.attn.attn_regime(&hw, w64.attn_streams),
+            AttnRegime::Bandwidth
+        );
+        // Invalid values are refused by name.
+        hw.attn_stream_bw_bytes_per_s = Some(0.0);
+        assert!(ForwardModel::new(base.arch.clone(), hw, None)
+            .unwrap_err()
+            .to_string()
+            .contains("attn_stream_bw_bytes_per_s"));
     }
 }

@@ -157,7 +157,9 @@ impl PointSpec {
         let acceptance = self.acceptance()?;
         check::non_negative("context_tokens", self.context_tokens)?;
         let gpu = cat.gpu(&self.gpu)?;
-        let hw = HwRates::bf16(gpu, &crate::calib::latency_for(cat, &gpu.name)?);
+        // Each architecture at its own calibrated parameters when it has a refit.
+        let lat = crate::calib::latency_for(cat, &gpu.name)?;
+        let hw = HwRates::bf16(gpu, lat.for_model(&self.target));
         let target_arch = cat.llm(&self.target)?.clone();
         let chai = self
             .chai_clusters
@@ -201,7 +203,11 @@ impl PointSpec {
             (
                 CostModel::DraftModel {
                     target,
-                    draft: ForwardModel::new(draft_arch, hw, None)?,
+                    draft: ForwardModel::new(
+                        draft_arch,
+                        HwRates::bf16(gpu, lat.for_model(m)),
+                        None,
+                    )?,
                 },
                 m.clone(),
             )

@@ -24,6 +24,8 @@ pub const TRUE: LatencyDefaults = LatencyDefaults {
     attn_bw_efficiency: Some(0.3),
     multi_token_layer_s: 12e-6,
     multi_row_layer_s: 0.0,
+    attn_stream_bw_bytes_per_s: Some(20e9),
+    act_elem_s: 5e-11,
 };
 
 pub const HEADER: &str = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command\n";
