@@ -119,6 +119,10 @@ pub struct ModelCalibration {
     /// Largest |relative error| of that held-out fit, fraction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out_max_abs_pct_err: Option<f64>,
+    /// The held-out fit's parameters (`validate --costs heldout` predicts this architecture
+    /// with them: the end-to-end error of an architecture never measured on this GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_latency: Option<LatencyDefaults>,
 }
 
 /// The latency parameters of one GPU: the pooled fit (or catalog defaults) and per-architecture
@@ -129,6 +133,8 @@ pub struct GpuLatency {
     pub pooled: LatencyDefaults,
     /// Refits by catalog model name.
     pub per_model: BTreeMap<String, LatencyDefaults>,
+    /// Leave-one-architecture-out fits by catalog model name (validation only).
+    pub held_out: BTreeMap<String, LatencyDefaults>,
 }
 
 impl GpuLatency {
@@ -140,6 +146,12 @@ impl GpuLatency {
     /// Whether `model` has its own refit.
     pub fn has_model(&self, model: &str) -> bool {
         self.per_model.contains_key(model)
+    }
+
+    /// The parameters of a fit that never saw `model`'s measurements: its leave-one-out fit
+    /// when recorded, else the pooled fit.
+    pub fn held_out_for(&self, model: &str) -> &LatencyDefaults {
+        self.held_out.get(model).unwrap_or(&self.pooled)
     }
 }
 
@@ -194,6 +206,8 @@ struct CalibHead {
 #[derive(Deserialize)]
 struct ModelHead {
     latency: LatencyDefaults,
+    #[serde(default)]
+    held_out_latency: Option<LatencyDefaults>,
     #[serde(flatten)]
     _rest: toml::Table,
 }
@@ -234,19 +248,26 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<GpuLatency> {
                 }
             }
             let mut per_model = BTreeMap::new();
+            let mut held_out = BTreeMap::new();
             for (name, m) in f.model {
                 m.latency
                     .validate(&format!("{}.model.{name}.latency", path.display()))?;
+                if let Some(h) = m.held_out_latency {
+                    h.validate(&format!("{}.model.{name}.held_out_latency", path.display()))?;
+                    held_out.insert(name.clone(), h);
+                }
                 per_model.insert(name, m.latency);
             }
             cache(GpuLatency {
                 pooled: f.latency,
                 per_model,
+                held_out,
             })
         }
         Err(_) => cache(GpuLatency {
             pooled: g.latency,
             per_model: BTreeMap::new(),
+            held_out: BTreeMap::new(),
         }),
     }
 }
@@ -296,15 +317,17 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
                 let of = |c: validate::Costs| sets.iter().find(|s| s.set == *name && s.costs == c);
                 let points = sets.iter().find(|s| s.set == *name).map_or(0, |s| s.points);
                 let mut d = format!("`{name}` ({points} points):");
-                if let Some(s) = of(validate::Costs::Roofline) {
-                    d += &format!(" {} with the calibrated roofline latency model these predictions use", fmt(s));
-                }
-                if let Some(s) = of(validate::Costs::Profile) {
-                    if of(validate::Costs::Roofline).is_some() {
-                        d += ";";
+                let mut parts = Vec::new();
+                for (c, what) in [
+                    (validate::Costs::Roofline, "with the calibrated latency model of architectures measured on this GPU"),
+                    (validate::Costs::HeldOut, "for architectures never measured (each predicted by a fit without its own measurements: what predictions for other models carry)"),
+                    (validate::Costs::Profile, "given measured forward latencies (the speculative-decoding model alone)"),
+                ] {
+                    if let Some(s) = of(c) {
+                        parts.push(format!(" {} {what}", fmt(s)));
                     }
-                    d += &format!(" {} given measured forward latencies (the speculative-decoding model alone)", fmt(s));
                 }
+                d += &parts.join(";");
                 d
             })
             .collect();
@@ -340,9 +363,12 @@ pub fn validation_note(technique: &str) -> String {
 
 /// Adds to every record of a `perfcast specdec` result how far the latency model of `gpu` can
 /// be trusted: `latency_model` (`calibrated` or `uncalibrated catalog defaults`) and, from the
-/// recorded validation (`calibration/<gpu>-validation.toml`), `validation_mape` (the worst set's
-/// MAPE of tokens/s), `validation_max_abs_pct_err` (the worst point) and `validation_sets`.
-/// Unknown GPUs or unreadable records add `latency_model` only.
+/// recorded validation (`calibration/<gpu>-validation.toml`), `validation_costs` (which recorded
+/// error applies: `roofline` when the target and any draft model were measured on this GPU and
+/// have their own refit, else `heldout`, the error of architectures predicted without their own
+/// measurements, or the nearest recorded substitute), `validation_mape` (the worst set's MAPE of tokens/s),
+/// `validation_max_abs_pct_err` (the worst point) and `validation_sets`. Unknown GPUs or
+/// unreadable records add `latency_model` only.
 pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str) {
     use serde_json::Value;
     let calibrated = cat
@@ -353,16 +379,17 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
         .gpu(gpu)
         .ok()
         .and_then(|g| recorded_validation(cat, &g.name).ok().flatten());
-    let sets: Vec<&RecordedSet> = rec
-        .as_ref()
-        .map(|r| {
-            // `specdec` predicts with the roofline model: cite its error, not the profile's.
-            r.set
-                .iter()
-                .filter(|s| s.technique == "specdec" && s.costs == validate::Costs::Roofline)
-                .collect()
-        })
-        .unwrap_or_default();
+    let lat = latency_for(cat, gpu).ok();
+    let sets_of = |costs: validate::Costs| -> Vec<&RecordedSet> {
+        rec.as_ref()
+            .map(|r| {
+                r.set
+                    .iter()
+                    .filter(|s| s.technique == "specdec" && s.costs == costs)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     for r in &mut rows.records {
         let label = if calibrated {
             "calibrated"
@@ -370,9 +397,33 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
             "uncalibrated catalog defaults"
         };
         r.insert("latency_model".into(), Value::from(label));
+        // A model counts as measured when it has its own refit; drafter labels that are not
+        // catalog models (layerskip:E=…, cost ratios) need none.
+        let measured = |key: &str| {
+            r.get(key)
+                .and_then(Value::as_str)
+                .is_none_or(|m| cat.llm(m).is_err() || lat.as_ref().is_some_and(|l| l.has_model(m)))
+        };
+        // Unmeasured architectures cite the held-out error; records without one fall back to
+        // the pooled fit's, then the roofline's (the same parameters when nothing was refitted).
+        let order: &[validate::Costs] = if measured("target") && measured("draft") {
+            &[validate::Costs::Roofline]
+        } else {
+            &[
+                validate::Costs::HeldOut,
+                validate::Costs::Pooled,
+                validate::Costs::Roofline,
+            ]
+        };
+        let (costs, sets) = order
+            .iter()
+            .map(|&c| (c, sets_of(c)))
+            .find(|(_, s)| !s.is_empty())
+            .unwrap_or((validate::Costs::Roofline, Vec::new()));
         if calibrated && !sets.is_empty() {
             let mape = sets.iter().map(|s| s.mape).fold(0.0, f64::max);
             let max = sets.iter().map(|s| s.max_abs_pct_err).fold(0.0, f64::max);
+            r.insert("validation_costs".into(), Value::from(costs.as_str()));
             r.insert("validation_mape".into(), Value::from(mape));
             r.insert("validation_max_abs_pct_err".into(), Value::from(max));
             r.insert(

@@ -663,6 +663,9 @@ pub struct ModelFit {
     /// (leave-one-architecture-out): what a model that was never measured should expect.
     /// None when fewer than 2 other architectures were measured.
     pub held_out: Option<ErrorStats>,
+    /// The parameters of that leave-one-architecture-out fit (what `validate --costs heldout`
+    /// predicts this architecture with).
+    pub held_out_latency: Option<LatencyDefaults>,
 }
 
 /// The fitted latency model's prediction of `p`, seconds: a full forward, or layers [A, B) plus
@@ -749,25 +752,27 @@ pub fn fit_per_model(
             .cloned()
             .collect();
         let other_models = names.len() - 1;
-        let held_out = if other_models >= 2 && others.len() >= MIN_POINTS_PER_MODEL {
-            let loo = fit_latency(&others, cat, gpu, &gpu.latency, FitOptions::full(robust))?;
-            let mut errs = Vec::with_capacity(own.len());
-            for p in &own {
-                errs.push(rel_err(
-                    predict_point(p, cat, gpu, &loo.latency)?,
-                    p.measured_s,
-                ));
-            }
-            ErrorStats::from_rel_errs(&errs)
-        } else {
-            None
-        };
+        let (held_out, held_out_latency) =
+            if other_models >= 2 && others.len() >= MIN_POINTS_PER_MODEL {
+                let loo = fit_latency(&others, cat, gpu, &gpu.latency, FitOptions::full(robust))?;
+                let mut errs = Vec::with_capacity(own.len());
+                for p in &own {
+                    errs.push(rel_err(
+                        predict_point(p, cat, gpu, &loo.latency)?,
+                        p.measured_s,
+                    ));
+                }
+                (ErrorStats::from_rel_errs(&errs), Some(loo.latency))
+            } else {
+                (None, None)
+            };
         out.push(ModelFit {
             model: (*name).to_string(),
             fit,
             pooled: ErrorStats::from_rel_errs(&pooled_errs)
                 .ok_or_else(|| Error::Unsupported("no forward points".into()))?,
             held_out,
+            held_out_latency,
         });
     }
     Ok(out)

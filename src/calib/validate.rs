@@ -41,6 +41,13 @@ pub enum Costs {
     /// refits ignored): the error a what-if about an architecture that was never measured on
     /// this GPU should expect.
     Pooled,
+    /// The calibrated roofline with each architecture at a fit that excluded its own
+    /// measurements (leave-one-architecture-out, `held_out_latency` in the calibration file;
+    /// the pooled fit where none is recorded): the honest error of a prediction for an
+    /// architecture never measured on this GPU. A draft and target are each left out on their
+    /// own (not together).
+    #[serde(rename = "heldout")]
+    HeldOut,
     /// The measured forward latencies of the same results (`forward` rows, interpolated
     /// bilinearly in new tokens and context, linearly between measured batches): isolates the speculative
     /// decoding model (acceptance → rounds → round time) from the latency model's fit error, as
@@ -54,6 +61,7 @@ impl Costs {
         match self {
             Costs::Roofline => "roofline",
             Costs::Pooled => "pooled",
+            Costs::HeldOut => "heldout",
             Costs::Profile => "profile",
         }
     }
@@ -65,8 +73,13 @@ impl std::str::FromStr for Costs {
         match s {
             "roofline" => Ok(Costs::Roofline),
             "pooled" => Ok(Costs::Pooled),
+            "heldout" => Ok(Costs::HeldOut),
             "profile" => Ok(Costs::Profile),
-            _ => Err(Error::range("--costs", s, "roofline, pooled or profile")),
+            _ => Err(Error::range(
+                "--costs",
+                s,
+                "roofline, pooled, heldout or profile",
+            )),
         }
     }
 }
@@ -540,14 +553,14 @@ pub fn validate(
     }
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
-    // Each architecture at its refit, except with --costs pooled.
+    // Each architecture at its refit, except with --costs pooled / heldout.
     let rates = |m: &str| {
         HwRates::bf16(
             g,
-            if costs == Costs::Pooled {
-                &latency.pooled
-            } else {
-                latency.for_model(m)
+            match costs {
+                Costs::Pooled => &latency.pooled,
+                Costs::HeldOut => latency.held_out_for(m),
+                Costs::Roofline | Costs::Profile => latency.for_model(m),
             },
         )
     };

@@ -140,6 +140,7 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                         pooled_max_abs_pct_err: m.pooled.max_abs_pct_err,
                         held_out_mape: m.held_out.as_ref().map(|h| h.mape),
                         held_out_max_abs_pct_err: m.held_out.as_ref().map(|h| h.max_abs_pct_err),
+                        held_out_latency: m.held_out_latency,
                     },
                 )
             })

@@ -37,9 +37,10 @@ pub struct ValidateArgs {
     pub no_plots: bool,
     /// Forward latencies from the calibrated roofline model (`roofline`, what `specdec`
     /// predicts with: each measured architecture at its own refit), from the pooled fit alone
-    /// (`pooled`: what an architecture never measured on this GPU gets), or from the measured
+    /// (`pooled`), from a fit without the architecture's own measurements (`heldout`: the error
+    /// of a prediction for an architecture never measured on this GPU), or from the measured
     /// forward grid (`profile`: checks the speculative decoding model alone).
-    #[arg(long, default_value = "roofline", value_parser = ["roofline", "pooled", "profile"])]
+    #[arg(long, default_value = "roofline", value_parser = ["roofline", "pooled", "heldout", "profile"])]
     pub costs: String,
 }
 

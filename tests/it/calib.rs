@@ -241,6 +241,9 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
     assert_eq!(sd["latency_model"], "calibrated");
     assert_eq!(sd["validation_mape"], s["mape"]);
     assert_eq!(sd["validation_sets"], "synthetic-e2e");
+    // No architecture has its own refit here (32 points each) and no held-out record exists:
+    // the roofline record is the one that applies.
+    assert_eq!(sd["validation_costs"], "roofline");
     let o = perfcast()
         .args([
             "specdec",
@@ -344,11 +347,33 @@ fn malformed_results_exit_2_with_one_line_naming_file_and_line() {
 }
 
 #[test]
+fn specdec_cites_the_error_that_applies_to_its_architectures() {
+    // On the embedded h200 calibration: a pair measured on the H200 (both refitted) cites the
+    // roofline record; a pair with an unmeasured architecture cites the held-out record, which
+    // is never smaller (leaving an architecture out cannot help predict it).
+    let run = |t: &str, d: &str| {
+        json(&[
+            "specdec", "--gpu", "h200", "--target", t, "--draft", d, "--alpha", "0.8", "--gamma",
+            "4",
+        ])
+    };
+    let measured = run("val-t8b", "val-d4-h1024");
+    let other = run("llama-3.1-8b", "val-d4-h1024");
+    assert_eq!(measured["validation_costs"], "roofline", "{measured}");
+    assert_eq!(other["validation_costs"], "heldout", "{other}");
+    assert!(
+        other["validation_mape"].as_f64().unwrap() >= measured["validation_mape"].as_f64().unwrap(),
+        "{other} vs {measured}"
+    );
+}
+
+#[test]
 fn committed_measurements_pass_validation() {
     // The CI fidelity gate on the committed validation/results/ with the embedded calibration,
-    // for the three cost sources (`roofline`: the calibrated latency model with its
+    // for the four cost sources (`roofline`: the calibrated latency model with its
     // per-architecture refits, which must meet the goal outright; `pooled`: one fit for all
-    // architectures; `profile`: the measured forward grid): every set must meet the goal
+    // architectures; `heldout`: each architecture from a fit without its own measurements;
+    // `profile`: the measured forward grid): every set must meet the goal
     // (MAPE <= 5%, max <= 10%) OR, for a set
     // the committed record (models/calibration/h200-validation.toml) marks as outside that goal,
     // be no worse than recorded (MAPE + 0.5 points, max + 1 point). So a model change that loses
@@ -363,7 +388,7 @@ fn committed_measurements_pass_validation() {
     )
     .unwrap();
     let recorded = rec["set"].as_array().unwrap();
-    for costs in ["roofline", "pooled", "profile"] {
+    for costs in ["roofline", "pooled", "heldout", "profile"] {
         let d = tempfile::tempdir().unwrap();
         let o = perfcast()
             .current_dir(root())
