@@ -7,8 +7,10 @@
 //! t = Σ_terms max(F / P, B / BW) + layers · layer_overhead_s + step_overhead_s
 //! ```
 //!
-//! Let θ = (1/P, 1/BW, layer_overhead_s, step_overhead_s). Once each roofline term is assigned a
-//! regime (compute-bound: contributes F·θ₁; memory-bound: B·θ₂), t is linear in θ. The fit
+//! Let θ = (1/P, 1/BW, layer_overhead_s, step_overhead_s, …) — the full vector has the K = 11
+//! parameters of [`PARAM_NAMES`], among them the attention's bandwidth and per-stream bandwidth
+//! (a three-way max) and the per-element costs. Once each roofline term is assigned a regime
+//! (compute-bound: contributes F·θ₁; memory-bound: B·θ₂), t is linear in θ. The fit
 //! alternates: assign every term's regime from the current θ, solve the weighted linear least
 //! squares problem min Σ ((row·θ − m)/m)² (weights 1/measured, i.e. relative error) with the
 //! bounds P ≤ peak, BW ≤ peak, overheads ≥ 0, and repeat until the regimes no longer change (a
@@ -16,9 +18,16 @@
 //! tried and the θ with the smallest exact relative error wins.
 //!
 //! Each bounded solve is exact: with x = θ − lower it is a non-negative least-squares problem,
-//! solved by Lawson–Hanson's active-set method with SVD sub-solves (columns scaled to unit norm). A parameter whose column is zero in the final regimes (e.g. the FLOP rate when no
+//! solved by Lawson–Hanson's active-set method with SVD sub-solves (columns scaled to unit
+//! norm). A parameter whose column is zero in the final regimes (e.g. the FLOP rate when no
 //! measured term is compute-bound) is not identified by the data: it keeps its prior value and is
 //! reported as such.
+//!
+//! [`fit_per_model`] then refits each architecture with enough points on its own (holding the
+//! per-forward cost at the pooled value) and measures the pooled fit's error on it with the
+//! architecture left out: implementations pick kernels per shape, so efficiency is partly
+//! architecture-specific, and the left-out error is what a prediction for an unmeasured
+//! architecture should expect.
 //!
 //! The function takes `&[ForwardPoint]` only, which can be built from `forward` rows only
 //! ([`super::measure::ForwardPoint::from_row`]): end-to-end measurements cannot enter the fit.
