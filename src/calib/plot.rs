@@ -232,7 +232,7 @@ fn slug(s: &str) -> String {
 /// draft) with its autoregressive points at γ = 0. Returns the files written.
 ///
 /// # Errors
-/// [`Error::Io`] when a file cannot be written.
+/// [`crate::Error::Io`] when a file cannot be written.
 pub fn write_plots(points: &[PointResult], dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = render(&Parity { points }, dir, "parity", (900, 700))?;
     // One plot per (set, target, drafter, context); the drafter is the cost model (so synthetic

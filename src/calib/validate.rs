@@ -15,9 +15,9 @@
 //! describes steady-state continuous batching (b·E tokens per step). The rounds a static batch
 //! needs are R_max = max over its b sequences of R_s = min{r : X_1 + … + X_r ≥ n}, where X (tokens
 //! per round) has P(X = k + 1) = S(k) − S(k + 1) from the same measured survival curve. So the
-//! prediction is b·n / (E[R_max] · step_s), with E[R_max] = Σ_r (1 − P(R ≤ r)^b) computed exactly
+//! prediction is b·n / (E\[R_max\] · step_s), with E\[R_max\] = Σ_r (1 − P(R ≤ r)^b) computed exactly
 //! by dynamic programming ([`expected_rounds_static_batch`]); `batch_tail_factor` in the output
-//! is (n/E)/E[R_max], the throughput lost to waiting for the batch's slowest sequence.
+//! is (n/E)/E\[R_max\], the throughput lost to waiting for the batch's slowest sequence.
 
 use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
@@ -245,7 +245,7 @@ pub struct PointResult {
     /// Rounds until every sequence of the static batch has `new_tokens` tokens: measured or
     /// expected (see `rounds_source`).
     pub expected_rounds: f64,
-    /// `measured` (the run's recorded round count), `expected` (E[R_max] from the pooled
+    /// `measured` (the run's recorded round count), `expected` (E\[R_max\] from the pooled
     /// survival curve) or `autoregressive` (n).
     pub rounds_source: String,
     /// (n/E)/expected_rounds: steady-state rounds over static-batch rounds (1 = no tail loss).

@@ -24,7 +24,7 @@ pub fn write(trace: &DenseTrace, format: TraceFormat, path: &Path) -> Result<()>
 /// Encodes `trace` as `format`.
 ///
 /// # Errors
-/// See [`write`].
+/// See [`write()`].
 pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
     let n_tables = trace.keys.iter().map(|k| k.0).max().unwrap_or(0) + 1;
     let one_table = |f: &str| -> Result<()> {
