@@ -93,7 +93,9 @@ enum Cmd {
         prompt: usize,
         #[arg(long, default_value_t = 64)]
         new_tokens: usize,
-        /// `greedy`, or `synthetic` with --probs.
+        /// `greedy`, `synthetic` with --probs, or `sample` (speculative sampling at temperature 1:
+        /// the drafts' and target's distributions go to the host each round; the autoregressive
+        /// baseline stays greedy).
         #[arg(long, default_value = "greedy")]
         accept: String,
         /// Conditional acceptance probability of drafted position 1, 2, ... (last repeats).
@@ -465,10 +467,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     dms.push((d.clone(), Some(m), 0));
                 }
             }
-            let synthetic = match accept.as_str() {
-                "greedy" => false,
-                "synthetic" => true,
-                a => bail!("--accept {a}: expected greedy or synthetic"),
+            let (synthetic, sampling) = match accept.as_str() {
+                "greedy" => (false, false),
+                "synthetic" => (true, false),
+                "sample" => (false, true),
+                a => bail!("--accept {a}: expected greedy, synthetic or sample"),
             };
             if synthetic && dms.len() > 1 {
                 bail!("--drafts: synthetic runs take one draft per command (their rows say draft=synthetic and the command names the model)");
@@ -556,11 +559,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         let mut seq_rounds = Vec::new();
                         let mut timed_captures = 0;
                         for r in 0..warmup + repeats {
+                            let run_seed = seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64;
                             let mut acc = if synthetic {
-                                Accept::synthetic(
-                                    probs.clone(),
-                                    seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64,
-                                )
+                                Accept::synthetic(probs.clone(), run_seed)
+                            } else if sampling {
+                                Accept::sample(run_seed)
                             } else {
                                 Accept::Greedy
                             };
@@ -573,7 +576,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )?;
                             dev.synchronize()?;
                             let el = t0.elapsed().as_secs_f64() - (rt.capture_s() - cs0);
-                            if r == 0 && !synthetic {
+                            if r == 0 && !synthetic && !sampling {
                                 for (x, y) in o.tokens.iter().zip(&ar_tokens) {
                                     agree.0 += spec::first_divergence(x, y);
                                     agree.1 += x.len();
@@ -632,7 +635,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         sink.write(&e2e_row(
                             &set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps,
                         ))?;
-                        let greedy_note = if synthetic {
+                        let greedy_note = if synthetic || sampling {
                             String::new()
                         } else {
                             format!("; greedy check: {}/{} tokens equal to autoregressive before first divergence", agree.0, agree.1)
@@ -810,7 +813,8 @@ fn check(dev: &Device) -> Result<ExitCode> {
 }
 
 /// Greedy speculative decoding (separate draft and LayerSkip, γ 1–8) emits exactly the target's
-/// greedy tokens, and a draft equal to the target is always fully accepted, under `rt`.
+/// greedy tokens, and a draft equal to the target is always fully accepted (greedy and
+/// speculative sampling), under `rt`.
 fn check_decoding(rt: &Runner, t: &Model, d: &Model, dev: &Device) -> Result<bool> {
     let mut ok = true;
     let x = rt.exec();
@@ -872,6 +876,34 @@ fn check_decoding(rt: &Runner, t: &Model, d: &Model, dev: &Device) -> Result<boo
         ok &= pass;
         println!(
             "check self-draft accepts all ({x}, f32, batch {b}, γ={g}): rounds {}: {}",
+            sp.rounds,
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+    // Speculative sampling (temperature 1) with a draft equal to the target: p = q up to the f32
+    // rounding between a one-token and a (γ+1)-token forward, so min(1, p/q) ≈ 1 and (all but
+    // vanishingly rarely) every drafted token is accepted; the emitted tokens are in the
+    // vocabulary. Runs the sampling rule's device→host path on this runner.
+    for g in [1, 4, 8] {
+        let sp = spec::speculative(
+            rt,
+            t,
+            &tc,
+            &Draft::Model(t, &sc),
+            g,
+            &st,
+            n,
+            &mut Accept::sample(11 + g as u64),
+        )?;
+        let mean = sp.accepted.iter().sum::<usize>() as f64 / sp.accepted.len().max(1) as f64;
+        let valid = sp
+            .tokens
+            .iter()
+            .all(|v| v.len() == n && v.iter().all(|&x| (x as usize) < t.cfg.vocab));
+        let pass = valid && mean >= g as f64 - 0.05;
+        ok &= pass;
+        println!(
+            "check sampling self-draft accepts all ({x}, f32, batch {b}, γ={g}): mean accepted {mean:.3}, rounds {}: {}",
             sp.rounds,
             if pass { "PASS" } else { "FAIL" }
         );

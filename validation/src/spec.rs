@@ -569,6 +569,34 @@ mod tests {
         }
     }
 
+    /// Speculative sampling with a draft identical to the target accepts every drafted token
+    /// (p = q up to f32 rounding, so min(1, p/q) ≈ 1): γ tokens per round, ⌈n/(γ+1)⌉ rounds.
+    #[test]
+    fn sampling_with_self_draft_accepts_every_drafted_token() {
+        let (t, _) = pair(DType::F32);
+        let dev = Device::Cpu;
+        let rt = Runner::eager(&dev);
+        let prompt = random_prompt(2, 3, 97, 5, &dev).unwrap();
+        let tc = KvCache::new(&t.cfg, 2, 48, DType::F32, &dev).unwrap();
+        let sc = KvCache::new(&t.cfg, 2, 48, DType::F32, &dev).unwrap();
+        let st = start(&t, &tc, Some((&t, &sc)), &prompt).unwrap();
+        for g in [1, 3, 5] {
+            let sp = speculative(
+                &rt,
+                &t,
+                &tc,
+                &Draft::Model(&t, &sc),
+                g,
+                &st,
+                18,
+                &mut Accept::sample(g as u64),
+            )
+            .unwrap();
+            assert!(sp.accepted.iter().all(|&a| a == g), "γ={g}: {:?}", sp.accepted);
+            assert_eq!(sp.rounds, 18usize.div_ceil(g + 1));
+        }
+    }
+
     /// Sampling-mode decoding runs end to end and emits valid tokens.
     #[test]
     fn sampling_mode_runs() {
