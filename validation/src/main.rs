@@ -559,7 +559,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         let mut seq_rounds = Vec::new();
                         let mut timed_captures = 0;
                         for r in 0..warmup + repeats {
-                            let run_seed = seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64;
+                            let run_seed =
+                                seed ^ ((b as u64) << 32) ^ ((g as u64) << 16) ^ r as u64;
                             let mut acc = if synthetic {
                                 Accept::synthetic(probs.clone(), run_seed)
                             } else if sampling {

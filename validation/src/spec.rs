@@ -592,7 +592,11 @@ mod tests {
                 &mut Accept::sample(g as u64),
             )
             .unwrap();
-            assert!(sp.accepted.iter().all(|&a| a == g), "γ={g}: {:?}", sp.accepted);
+            assert!(
+                sp.accepted.iter().all(|&a| a == g),
+                "γ={g}: {:?}",
+                sp.accepted
+            );
             assert_eq!(sp.rounds, 18usize.div_ceil(g + 1));
         }
     }
