@@ -509,6 +509,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("forward rows only"));
+        // Per-architecture refits: used for that architecture only, held-out fits only by
+        // held_out_for, and every table validated by name.
+        let base = "[latency]\nflops_efficiency = 0.5\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n";
+        std::fs::write(
+            d.path().join("calibration/a10g.toml"),
+            format!("{base}[model.llama-2-7b]\npoints = 40\n[model.llama-2-7b.latency]\nflops_efficiency = 0.7\nbw_efficiency = 0.6\nlayer_overhead_s = 2e-5\nstep_overhead_s = 1e-4\n[model.llama-2-7b.held_out_latency]\nflops_efficiency = 0.4\nbw_efficiency = 0.4\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n"),
+        )
+        .unwrap();
+        let c = Catalog::load(Some(d.path())).unwrap();
+        let l = latency_for(&c, "a10g").unwrap();
+        assert_eq!(l.for_model("llama-2-7b").bw_efficiency, 0.6);
+        assert_eq!(l.for_model("llama-2-13b").bw_efficiency, 0.5);
+        assert_eq!(l.held_out_for("llama-2-7b").bw_efficiency, 0.4);
+        assert_eq!(l.held_out_for("llama-2-13b").bw_efficiency, 0.5);
+        assert!(l.has_model("llama-2-7b") && !l.has_model("llama-2-13b"));
+        std::fs::write(
+            d.path().join("calibration/a10g.toml"),
+            format!("{base}[model.llama-2-7b.latency]\nflops_efficiency = 0.7\nbw_efficiency = 0.6\nlayer_overhead_s = -2e-5\nstep_overhead_s = 1e-4\n"),
+        )
+        .unwrap();
+        let c = Catalog::load(Some(d.path())).unwrap();
+        let e = latency_for(&c, "a10g").unwrap_err().to_string();
+        assert!(
+            e.contains("model.llama-2-7b.latency.layer_overhead_s"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -349,10 +349,18 @@ fn nnls(a: &DMatrix<f64>, b: &DVector<f64>) -> DVector<f64> {
                 break;
             }
             // Step from x towards z until the first passive variable reaches 0.
+            // (x_j − z_j > 0 for these j unless x_j = 0: then the step is 0.)
             let alpha = (0..n)
                 .filter(|&j| passive[j] && z[j] <= 0.0)
-                .map(|j| x[j] / (x[j] - z[j]))
-                .fold(f64::INFINITY, f64::min);
+                .map(|j| {
+                    let d = x[j] - z[j];
+                    if d > 0.0 {
+                        x[j] / d
+                    } else {
+                        0.0
+                    }
+                })
+                .fold(1.0, f64::min);
             x += (z - &x) * alpha;
             for j in 0..n {
                 if passive[j] && x[j] <= 1e-15 {
