@@ -100,8 +100,12 @@ pub struct CalibrationFile {
 /// One architecture's refit as the calibration file records it ([`fit::fit_per_model`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCalibration {
-    /// The refitted parameters (`step_overhead_s` and `host_layer_s` held at the pooled fit's).
+    /// The refitted parameters (`step_overhead_s` held at the pooled fit's value).
     pub latency: LatencyDefaults,
+    /// Parameters this architecture's points do not determine (set to the pooled value unless
+    /// that changed a point's regime).
+    #[serde(default)]
+    pub not_identified: Vec<String>,
     /// Forward points of this architecture.
     pub points: usize,
     /// MAPE of the refit on those points, fraction.
@@ -250,6 +254,13 @@ pub fn latency_for(cat: &Catalog, gpu: &str) -> Result<GpuLatency> {
             let mut per_model = BTreeMap::new();
             let mut held_out = BTreeMap::new();
             for (name, m) in f.model {
+                if cat.llm(&name).map(|a| a.name != name).unwrap_or(true) {
+                    return Err(crate::Error::parse(
+                        &path,
+                        None,
+                        format!("[model.{name}]: not a catalog model name (spelled as in models/llms*.toml)"),
+                    ));
+                }
                 m.latency
                     .validate(&format!("{}.model.{name}.latency", path.display()))?;
                 if let Some(h) = m.held_out_latency {
@@ -402,7 +413,10 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
         let measured = |key: &str| {
             r.get(key)
                 .and_then(Value::as_str)
-                .is_none_or(|m| cat.llm(m).is_err() || lat.as_ref().is_some_and(|l| l.has_model(m)))
+                .is_none_or(|m| match cat.llm(m) {
+                    Err(_) => true,
+                    Ok(a) => lat.as_ref().is_some_and(|l| l.has_model(&a.name)),
+                })
         };
         // Unmeasured architectures cite the held-out error; records without one fall back to
         // the pooled fit's, then the roofline's (the same parameters when nothing was refitted).

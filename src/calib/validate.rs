@@ -38,14 +38,14 @@ pub enum Costs {
     #[default]
     Roofline,
     /// The calibrated roofline with the pooled fit for every architecture (per-architecture
-    /// refits ignored): the error a what-if about an architecture that was never measured on
-    /// this GPU should expect.
+    /// refits ignored). The pooled fit includes each architecture's own points, so this is not
+    /// the error of an unmeasured architecture (that is `HeldOut`).
     Pooled,
     /// The calibrated roofline with each architecture at a fit that excluded its own
     /// measurements (leave-one-architecture-out, `held_out_latency` in the calibration file;
-    /// the pooled fit where none is recorded): the honest error of a prediction for an
-    /// architecture never measured on this GPU. A draft and target are each left out on their
-    /// own (not together).
+    /// an architecture without one is an error): the error of a prediction for an architecture
+    /// never measured on this GPU. A draft and target are each left out on their own, not
+    /// together, so a pair of two unmeasured architectures may see more error.
     #[serde(rename = "heldout")]
     HeldOut,
     /// The measured forward latencies of the same results (`forward` rows, interpolated
@@ -112,8 +112,8 @@ impl Profile {
     /// around it (a measured batch is used as is). None when the grid does not cover the point
     /// (new tokens or batch outside the measured range).
     pub fn forward_s(&self, model: &str, batch: f64, new_tokens: f64, context: f64) -> Option<f64> {
-        if let Some(v) = self.at_batch(model, batch, new_tokens, context) {
-            return Some(v);
+        if self.by.contains_key(&(model.to_string(), batch.to_bits())) {
+            return self.at_batch(model, batch, new_tokens, context);
         }
         let batches: Vec<f64> = self
             .by
@@ -353,7 +353,8 @@ fn predict(
             .llm(name)
             .map_err(|err| e.origin.err(err.to_string()))?
             .clone();
-        ForwardModel::new(arch, rates(name), None).map_err(|err| e.origin.err(err.to_string()))
+        let hw = rates(&arch.name);
+        ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
     };
     let target = model(&e.model)?;
     let b = f64::from(e.batch);
@@ -447,8 +448,9 @@ fn predict_profile(
                 .llm(&e.model)
                 .map_err(|err| e.origin.err(err.to_string()))?
                 .clone();
-            let target = ForwardModel::new(arch, rates(&e.model), None)
-                .map_err(|err| e.origin.err(err.to_string()))?;
+            let hw = rates(&arch.name);
+            let target =
+                ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))?;
             let shape = |t: f64| Shape {
                 batch: b,
                 new_tokens: t,
@@ -553,6 +555,27 @@ pub fn validate(
     }
     let latency = super::latency_for(cat, &g.name)?;
     let calibrated = super::is_calibrated(cat, &g.name);
+    if costs == Costs::HeldOut {
+        // Every architecture must have a fit that excluded it, or the figure would mix in
+        // in-sample predictions.
+        for e in &ds.e2e {
+            let mut names = vec![e.model.clone()];
+            if let Drafter::Model(m) = drafter(e)? {
+                names.push(m);
+            }
+            for n in names {
+                let arch = cat.llm(&n).map_err(|err| e.origin.err(err.to_string()))?;
+                if !latency.held_out.contains_key(&arch.name) {
+                    return Err(e.origin.err(format!(
+                        "--costs heldout: the {} calibration has no held-out fit of {} (architectures with >= {} forward points get one; rerun `perfcast calibrate`)",
+                        g.name,
+                        arch.name,
+                        super::fit::MIN_POINTS_PER_MODEL
+                    )));
+                }
+            }
+        }
+    }
     // Each architecture at its refit, except with --costs pooled / heldout.
     let rates = |m: &str| {
         HwRates::bf16(

@@ -425,7 +425,10 @@ impl ForwardModel {
     }
 
     /// One layer on one GPU of the tensor-parallel group: the work of [`ForwardModel::layer_work`]
-    /// split `tp` ways (the KV cache by at most the KV heads), plus the group's two all-reduces.
+    /// split `tp` ways (the KV cache by at most the KV heads; attention streams and bytes alike,
+    /// so the stream bound per GPU is unchanged), plus the group's two all-reduces. The
+    /// activation-element cost is not split: Megatron-style TP replicates the norms and residual
+    /// adds on every GPU (the split SwiGLU/RoPE share is not modelled; calibrated on one GPU).
     fn layer_s(&self, s: Shape, clusters: Option<u32>) -> f64 {
         let w = self.layer_work(s, clusters);
         let tp = f64::from(self.tp);

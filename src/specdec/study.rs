@@ -157,10 +157,11 @@ impl PointSpec {
         let acceptance = self.acceptance()?;
         check::non_negative("context_tokens", self.context_tokens)?;
         let gpu = cat.gpu(&self.gpu)?;
-        // Each architecture at its own calibrated parameters when it has a refit.
+        // Each architecture at its own calibrated parameters when it has a refit (looked up by
+        // the catalog's spelling of the name).
         let lat = crate::calib::latency_for(cat, &gpu.name)?;
-        let hw = HwRates::bf16(gpu, lat.for_model(&self.target));
         let target_arch = cat.llm(&self.target)?.clone();
+        let hw = HwRates::bf16(gpu, lat.for_model(&target_arch.name));
         let chai = self
             .chai_clusters
             .clone()
@@ -204,8 +205,8 @@ impl PointSpec {
                 CostModel::DraftModel {
                     target,
                     draft: ForwardModel::new(
-                        draft_arch,
-                        HwRates::bf16(gpu, lat.for_model(m)),
+                        draft_arch.clone(),
+                        HwRates::bf16(gpu, lat.for_model(&draft_arch.name)),
                         None,
                     )?,
                 },

@@ -571,6 +571,8 @@ mod tests {
 
     /// Speculative sampling with a draft identical to the target accepts every drafted token
     /// (p = q up to f32 rounding, so min(1, p/q) ≈ 1): γ tokens per round, ⌈n/(γ+1)⌉ rounds.
+    /// (An always-accepting rule would pass this; the rule's output distribution, and so its
+    /// rejections, is tested by `speculative_sampling_rule_preserves_target_distribution`.)
     #[test]
     fn sampling_with_self_draft_accepts_every_drafted_token() {
         let (t, _) = pair(DType::F32);
