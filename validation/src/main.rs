@@ -857,20 +857,17 @@ fn check_decoding(rt: &Runner, t: &Model, d: &Model, dev: &Device) -> Result<boo
             if pass { "PASS" } else { "FAIL" }
         );
     }
-    // A draft identical to the target: every drafted token accepted, rounds = ceil(n / (γ+1)).
+    // A draft identical to the target: every drafted token accepted, rounds = ceil(n / (γ+1)),
+    // under greedy verification and under speculative sampling (temperature 1: p = q up to the
+    // f32 rounding between a one-token and a (γ+1)-token forward, so min(1, p/q) ≈ 1 and all but
+    // vanishingly rarely every drafted token is accepted; this runs the sampling rule's
+    // device→host path on this runner, and its tokens must be in the vocabulary).
     let sc = KvCache::new(&t.cfg, b, cap, DType::F32, dev)?;
     spec::prefill(t, &sc, &prompt, 256)?;
     for g in [1, 4, 8] {
-        let sp = spec::speculative(
-            rt,
-            t,
-            &tc,
-            &Draft::Model(t, &sc),
-            g,
-            &st,
-            n,
-            &mut Accept::Greedy,
-        )?;
+        let run =
+            |acc: &mut Accept| spec::speculative(rt, t, &tc, &Draft::Model(t, &sc), g, &st, n, acc);
+        let sp = run(&mut Accept::Greedy)?;
         let pass = sp.tokens == ar.tokens
             && sp.accepted.iter().all(|&a| a == g)
             && sp.rounds == n.div_ceil(g + 1);
@@ -880,22 +877,7 @@ fn check_decoding(rt: &Runner, t: &Model, d: &Model, dev: &Device) -> Result<boo
             sp.rounds,
             if pass { "PASS" } else { "FAIL" }
         );
-    }
-    // Speculative sampling (temperature 1) with a draft equal to the target: p = q up to the f32
-    // rounding between a one-token and a (γ+1)-token forward, so min(1, p/q) ≈ 1 and (all but
-    // vanishingly rarely) every drafted token is accepted; the emitted tokens are in the
-    // vocabulary. Runs the sampling rule's device→host path on this runner.
-    for g in [1, 4, 8] {
-        let sp = spec::speculative(
-            rt,
-            t,
-            &tc,
-            &Draft::Model(t, &sc),
-            g,
-            &st,
-            n,
-            &mut Accept::sample(11 + g as u64),
-        )?;
+        let sp = run(&mut Accept::sample(11 + g as u64))?;
         let mean = sp.accepted.iter().sum::<usize>() as f64 / sp.accepted.len().max(1) as f64;
         let valid = sp
             .tokens
