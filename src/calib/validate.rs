@@ -298,8 +298,6 @@ pub struct Validation {
     pub points: Vec<PointResult>,
     /// Per set, sorted by name.
     pub sets: Vec<SetResult>,
-    /// Latency parameters used (pooled and per-architecture).
-    pub latency: super::GpuLatency,
     /// Whether they came from a calibration file.
     pub calibrated: bool,
 }
@@ -681,7 +679,6 @@ pub fn validate(
     Ok(Validation {
         points,
         sets,
-        latency,
         calibrated,
     })
 }

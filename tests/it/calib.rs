@@ -219,45 +219,25 @@ fn validate_passes_within_tolerance_and_exits_1_outside() {
         &["--no-plots", "--record", rec.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{err}");
-    let o = perfcast()
-        .arg("--catalog")
-        .arg(&cat)
-        .args([
-            "specdec",
-            "--target",
-            "llama-3.1-8b",
-            "--draft",
-            "llama-3.2-1b",
-            "--alpha",
-            "0.8",
-            "--gamma",
-            "4",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let sd: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let what_if = [
+        "specdec",
+        "--target",
+        "llama-3.1-8b",
+        "--draft",
+        "llama-3.2-1b",
+        "--alpha",
+        "0.8",
+        "--gamma",
+        "4",
+    ];
+    let sd = json(&[&["--catalog", cat.to_str().unwrap()], &what_if[..]].concat());
     assert_eq!(sd["latency_model"], "calibrated");
     assert_eq!(sd["validation_mape"], s["mape"]);
     assert_eq!(sd["validation_sets"], "synthetic-e2e");
     // No architecture has its own refit here (32 points each) and no held-out record exists:
     // the roofline record is the one that applies.
     assert_eq!(sd["validation_costs"], "roofline");
-    let o = perfcast()
-        .args([
-            "specdec",
-            "--target",
-            "llama-3.1-8b",
-            "--draft",
-            "llama-3.2-1b",
-            "--alpha",
-            "0.8",
-            "--gamma",
-            "4",
-        ])
-        .output()
-        .unwrap();
+    let o = perfcast().args(what_if).output().unwrap();
     let table = String::from_utf8_lossy(&o.stdout);
     if !root().join("models/calibration/h200.toml").exists() {
         assert!(table.contains("uncalibrated"), "{table}");

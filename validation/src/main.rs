@@ -597,41 +597,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 .map(|t| (b * new_tokens) as f64 / t)
                                 .collect::<Vec<_>>(),
                         );
+                        // Acceptance outcomes of this (γ, batch): the survival curve, the
+                        // rounds the static batch ran (its slowest sequence) and the mean over
+                        // sequences of the round each finished in; no time.
+                        let acceptance_row =
+                            |metric: &str,
+                             position: String,
+                             value: f64,
+                             repeats: usize,
+                             unit: &str| Row {
+                                set: set.clone(),
+                                kind: "acceptance".into(),
+                                model: target.clone(),
+                                draft: draft_col.clone(),
+                                gamma: g.to_string(),
+                                batch: b.to_string(),
+                                position,
+                                metric: metric.into(),
+                                value,
+                                repeats,
+                                spread: None,
+                                unit: unit.into(),
+                                ..Default::default()
+                            };
                         let surv = spec::survival(&accepted, g);
                         for (i, v) in surv.iter().enumerate() {
-                            sink.write(&Row {
-                                set: set.clone(),
-                                kind: "acceptance".into(),
-                                model: target.clone(),
-                                draft: draft_col.clone(),
-                                gamma: g.to_string(),
-                                batch: b.to_string(),
-                                position: (i + 1).to_string(),
-                                metric: "survival".into(),
-                                value: *v,
-                                repeats: accepted.len(),
-                                spread: None,
-                                unit: "fraction".into(),
-                                ..Default::default()
-                            })?;
+                            sink.write(&acceptance_row(
+                                "survival",
+                                (i + 1).to_string(),
+                                *v,
+                                accepted.len(),
+                                "fraction",
+                            ))?;
                         }
-                        // Rounds the static batch ran (its slowest sequence) and the mean over
-                        // sequences of the round each finished in: acceptance outcomes, no time.
                         for (metric, v) in [("rounds", &rounds), ("seq_rounds", &seq_rounds)] {
-                            sink.write(&Row {
-                                set: set.clone(),
-                                kind: "acceptance".into(),
-                                model: target.clone(),
-                                draft: draft_col.clone(),
-                                gamma: g.to_string(),
-                                batch: b.to_string(),
-                                metric: metric.into(),
-                                value: v.iter().sum::<f64>() / v.len().max(1) as f64,
-                                repeats: v.len(),
-                                spread: None,
-                                unit: "rounds".into(),
-                                ..Default::default()
-                            })?;
+                            sink.write(&acceptance_row(
+                                metric,
+                                String::new(),
+                                v.iter().sum::<f64>() / v.len().max(1) as f64,
+                                v.len(),
+                                "rounds",
+                            ))?;
                         }
                         sink.write(&e2e_row(
                             &set, &target, &draft_col, g, b, new_tokens, ctx_mean, &tps,
