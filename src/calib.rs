@@ -31,7 +31,7 @@ pub mod plot;
 pub mod sha256;
 pub mod validate;
 
-use crate::catalog::{Catalog, LatencyDefaults, EMBEDDED};
+use crate::catalog::{Catalog, LatencyDefaults, LlmArch, EMBEDDED};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -142,20 +142,26 @@ pub struct GpuLatency {
 }
 
 impl GpuLatency {
-    /// The parameters for `model`: its refit when calibrated, else the pooled ones.
-    pub fn for_model(&self, model: &str) -> &LatencyDefaults {
-        self.per_model.get(model).unwrap_or(&self.pooled)
+    /// The parameters for `arch`: its refit when calibrated, else the pooled ones. Takes the
+    /// catalog entry (not a user-typed name) so lookups use the catalog's spelling.
+    pub fn for_model(&self, arch: &LlmArch) -> &LatencyDefaults {
+        self.per_model.get(&arch.name).unwrap_or(&self.pooled)
     }
 
-    /// Whether `model` has its own refit.
-    pub fn has_model(&self, model: &str) -> bool {
-        self.per_model.contains_key(model)
+    /// Whether `arch` has its own refit.
+    pub fn has_model(&self, arch: &LlmArch) -> bool {
+        self.per_model.contains_key(&arch.name)
     }
 
-    /// The parameters of a fit that never saw `model`'s measurements: its leave-one-out fit
-    /// when recorded, else the pooled fit.
-    pub fn held_out_for(&self, model: &str) -> &LatencyDefaults {
-        self.held_out.get(model).unwrap_or(&self.pooled)
+    /// The parameters of a fit that never saw `arch`'s measurements: its leave-one-out fit when
+    /// recorded, else the pooled fit ([`GpuLatency::has_held_out`] tells which).
+    pub fn held_out_for(&self, arch: &LlmArch) -> &LatencyDefaults {
+        self.held_out.get(&arch.name).unwrap_or(&self.pooled)
+    }
+
+    /// Whether a leave-one-out fit of `arch` is recorded.
+    pub fn has_held_out(&self, arch: &LlmArch) -> bool {
+        self.held_out.contains_key(&arch.name)
     }
 }
 
@@ -415,7 +421,7 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
                 .and_then(Value::as_str)
                 .is_none_or(|m| match cat.llm(m) {
                     Err(_) => true,
-                    Ok(a) => lat.as_ref().is_some_and(|l| l.has_model(&a.name)),
+                    Ok(a) => lat.as_ref().is_some_and(|l| l.has_model(a)),
                 })
         };
         // Unmeasured architectures cite the held-out error; records without one fall back to
@@ -533,11 +539,13 @@ mod tests {
         .unwrap();
         let c = Catalog::load(Some(d.path())).unwrap();
         let l = latency_for(&c, "a10g").unwrap();
-        assert_eq!(l.for_model("llama-2-7b").bw_efficiency, 0.6);
-        assert_eq!(l.for_model("llama-2-13b").bw_efficiency, 0.5);
-        assert_eq!(l.held_out_for("llama-2-7b").bw_efficiency, 0.4);
-        assert_eq!(l.held_out_for("llama-2-13b").bw_efficiency, 0.5);
-        assert!(l.has_model("llama-2-7b") && !l.has_model("llama-2-13b"));
+        let (a7, a13) = (c.llm("llama-2-7b").unwrap(), c.llm("LLAMA-2-13B").unwrap());
+        assert_eq!(l.for_model(a7).bw_efficiency, 0.6);
+        assert_eq!(l.for_model(a13).bw_efficiency, 0.5);
+        assert_eq!(l.held_out_for(a7).bw_efficiency, 0.4);
+        assert_eq!(l.held_out_for(a13).bw_efficiency, 0.5);
+        assert!(l.has_model(a7) && !l.has_model(a13));
+        assert!(l.has_held_out(a7) && !l.has_held_out(a13));
         std::fs::write(
             d.path().join("calibration/a10g.toml"),
             format!("{base}[model.llama-2-7b.latency]\nflops_efficiency = 0.7\nbw_efficiency = 0.6\nlayer_overhead_s = -2e-5\nstep_overhead_s = 1e-4\n"),

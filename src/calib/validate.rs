@@ -21,7 +21,7 @@
 
 use super::measure::{Dataset, E2ePoint};
 use super::metrics::{rel_err, ErrorStats};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, LlmArch};
 use crate::error::{Error, Result};
 use crate::specdec::{
     analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
@@ -342,7 +342,7 @@ fn drafter(e: &E2ePoint) -> Result<Drafter> {
 /// autoregressive points). Returns (E, draft_step_s, verify_step_s, step_s, tokens/s, cost label).
 fn predict(
     cat: &Catalog,
-    rates: &dyn Fn(&str) -> HwRates,
+    rates: &dyn Fn(&LlmArch) -> HwRates,
     e: &E2ePoint,
     acc: Option<Acceptance>,
 ) -> Result<(f64, f64, f64, f64, f64, String)> {
@@ -351,7 +351,7 @@ fn predict(
             .llm(name)
             .map_err(|err| e.origin.err(err.to_string()))?
             .clone();
-        let hw = rates(&arch.name);
+        let hw = rates(&arch);
         ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))
     };
     let target = model(&e.model)?;
@@ -412,7 +412,7 @@ fn predict(
 /// by the roofline model's partial/full ratio (the first draft step likewise from `forward_sync_s`).
 fn predict_profile(
     cat: &Catalog,
-    rates: &dyn Fn(&str) -> HwRates,
+    rates: &dyn Fn(&LlmArch) -> HwRates,
     prof: &Profile,
     prof_sync: &Profile,
     e: &E2ePoint,
@@ -446,7 +446,7 @@ fn predict_profile(
                 .llm(&e.model)
                 .map_err(|err| e.origin.err(err.to_string()))?
                 .clone();
-            let hw = rates(&arch.name);
+            let hw = rates(&arch);
             let target =
                 ForwardModel::new(arch, hw, None).map_err(|err| e.origin.err(err.to_string()))?;
             let shape = |t: f64| Shape {
@@ -563,7 +563,7 @@ pub fn validate(
             }
             for n in names {
                 let arch = cat.llm(&n).map_err(|err| e.origin.err(err.to_string()))?;
-                if !latency.held_out.contains_key(&arch.name) {
+                if !latency.has_held_out(arch) {
                     return Err(e.origin.err(format!(
                         "--costs heldout: the {} calibration has no held-out fit of {} (architectures with >= {} forward points get one; rerun `perfcast calibrate`)",
                         g.name,
@@ -575,13 +575,13 @@ pub fn validate(
         }
     }
     // Each architecture at its refit, except with --costs pooled / heldout.
-    let rates = |m: &str| {
+    let rates = |a: &LlmArch| {
         HwRates::bf16(
             g,
             match costs {
                 Costs::Pooled => &latency.pooled,
-                Costs::HeldOut => latency.held_out_for(m),
-                Costs::Roofline | Costs::Profile => latency.for_model(m),
+                Costs::HeldOut => latency.held_out_for(a),
+                Costs::Roofline | Costs::Profile => latency.for_model(a),
             },
         )
     };

@@ -157,11 +157,10 @@ impl PointSpec {
         let acceptance = self.acceptance()?;
         check::non_negative("context_tokens", self.context_tokens)?;
         let gpu = cat.gpu(&self.gpu)?;
-        // Each architecture at its own calibrated parameters when it has a refit (looked up by
-        // the catalog's spelling of the name).
+        // Each architecture at its own calibrated parameters when it has a refit.
         let lat = crate::calib::latency_for(cat, &gpu.name)?;
         let target_arch = cat.llm(&self.target)?.clone();
-        let hw = HwRates::bf16(gpu, lat.for_model(&target_arch.name));
+        let hw = HwRates::bf16(gpu, lat.for_model(&target_arch));
         let chai = self
             .chai_clusters
             .clone()
@@ -206,7 +205,7 @@ impl PointSpec {
                     target,
                     draft: ForwardModel::new(
                         draft_arch.clone(),
-                        HwRates::bf16(gpu, lat.for_model(&draft_arch.name)),
+                        HwRates::bf16(gpu, lat.for_model(&draft_arch)),
                         None,
                     )?,
                 },
