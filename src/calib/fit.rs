@@ -150,7 +150,38 @@ fn hw_of(theta: &[f64; K]) -> HwRates {
     }
 }
 
-impl Prepared<'_> {
+impl<'a> Prepared<'a> {
+    /// Resolves `point`'s model and layer range ([A, B) without the head for a partial forward).
+    ///
+    /// # Errors
+    /// A model unknown to the catalog or a layer range beyond its depth (naming file and line).
+    fn new(point: &'a ForwardPoint, cat: &Catalog, hw: HwRates) -> Result<Self> {
+        let p = point;
+        let arch = cat
+            .llm(&p.model)
+            .map_err(|e| p.origin.err(e.to_string()))?
+            .clone();
+        let layers = arch.layers;
+        let (from, to, head) = match p.layers {
+            None => (0, layers, true),
+            Some((a, b)) if b <= layers => (a, b, false),
+            Some((_, b)) => {
+                return Err(p.origin.err(format!(
+                    "model = '{}@layers=..{b}': {} has {layers} layers",
+                    p.model, p.model
+                )))
+            }
+        };
+        let model = ForwardModel::new(arch, hw, None).map_err(|e| p.origin.err(e.to_string()))?;
+        Ok(Prepared {
+            point,
+            model,
+            from,
+            to,
+            head,
+        })
+    }
+
     /// Linear coefficients of θ at the regimes `hw` implies, and the regime string.
     fn row(&self, hw: &HwRates) -> ([f64; K], String) {
         let mut r = [0.0; K];
@@ -433,33 +464,10 @@ pub fn fit_latency(
         return Err(Error::range("forward points", points.len(), format!(">= {K} (one per fitted parameter; the results files hold too few kind=forward rows)")));
     }
     let prior_hw = HwRates::bf16(gpu, prior);
-    let mut prep = Vec::with_capacity(points.len());
-    for p in points {
-        let arch = cat
-            .llm(&p.model)
-            .map_err(|e| p.origin.err(e.to_string()))?
-            .clone();
-        let layers = arch.layers;
-        let (from, to, head) = match p.layers {
-            None => (0, layers, true),
-            Some((a, b)) if b <= layers => (a, b, false),
-            Some((_, b)) => {
-                return Err(p.origin.err(format!(
-                    "model = '{}@layers=..{b}': {} has {layers} layers",
-                    p.model, p.model
-                )))
-            }
-        };
-        let model =
-            ForwardModel::new(arch, prior_hw, None).map_err(|e| p.origin.err(e.to_string()))?;
-        prep.push(Prepared {
-            point: p,
-            model,
-            from,
-            to,
-            head,
-        });
-    }
+    let prep = points
+        .iter()
+        .map(|p| Prepared::new(p, cat, prior_hw))
+        .collect::<Result<Vec<_>>>()?;
     let meas: Vec<f64> = points.iter().map(|p| p.measured_s).collect();
     let lower = [
         1.0 / gpu.bf16_flops,
@@ -722,23 +730,8 @@ pub fn predict_point(
     gpu: &Gpu,
     lat: &LatencyDefaults,
 ) -> Result<f64> {
-    let arch = cat
-        .llm(&p.model)
-        .map_err(|e| p.origin.err(e.to_string()))?
-        .clone();
-    let layers = arch.layers;
     let hw = HwRates::bf16(gpu, lat);
-    let m = ForwardModel::new(arch, hw, None).map_err(|e| p.origin.err(e.to_string()))?;
-    Ok(match p.layers {
-        None => m.forward_s(p.shape),
-        Some((a, b)) if b <= layers => m.layers_s(p.shape, a, b) + hw.step_overhead_s,
-        Some((_, b)) => {
-            return Err(p.origin.err(format!(
-                "model = '{}@layers=..{b}': {} has {layers} layers",
-                p.model, p.model
-            )))
-        }
-    })
+    Ok(Prepared::new(p, cat, hw)?.predict(&hw))
 }
 
 /// Refits every architecture with at least [`MIN_POINTS_PER_MODEL`] points, starting from (and

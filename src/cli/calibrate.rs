@@ -133,13 +133,10 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
                     m.model.clone(),
                     ModelCalibration {
                         latency: m.fit.latency,
-                        not_identified: (0..K)
-                            .filter(|&j| {
-                                !m.fit.identified[j]
-                                    && !perfcast::calib::fit::HELD_PER_MODEL.contains(&j)
-                            })
-                            .map(|j| EFF_NAMES[j].to_string())
-                            .collect(),
+                        not_identified: names(&|j| {
+                            !m.fit.identified[j]
+                                && !perfcast::calib::fit::HELD_PER_MODEL.contains(&j)
+                        }),
                         points: m.fit.stats.points,
                         mape: m.fit.stats.mape,
                         max_abs_pct_err: m.fit.stats.max_abs_pct_err,
