@@ -1,7 +1,7 @@
 //! The integration test binary: one module per area (DESIGN.md §3).
 
-mod calib;
 mod architecture;
+mod calib;
 mod calib_synth;
 mod cli_run;
 mod cli_specdec;
