@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::{Parser, Subcommand};
 use perfcast_validation::graph::{Exec, Runner};
-use perfcast_validation::measure::{n, provenance, Params, Row, Sink, Stats};
+use perfcast_validation::measure::{n, provenance, Row, Sink, Stats};
 use perfcast_validation::model::{preset, presets, Head, KvCache, Model, Step};
 use perfcast_validation::spec::{self, Accept, Draft};
 use perfcast_validation::train::{self, TrainCfg};
@@ -967,7 +967,7 @@ fn nccl_sweep(
             model: p.coll.as_str().into(),
             batch: n(p.ranks),
             position: u32::try_from(p.bytes).ok(),
-            params: Params::new().with("bytes", p.bytes),
+            params: perfcast_validation::measure::Params::new().with("bytes", p.bytes),
             repeats: p.times_s.len() as u64,
             spread: Some(st.spread()),
             ..Row::default()
