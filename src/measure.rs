@@ -167,3 +167,42 @@ pub fn read_by_technique(paths: &[PathBuf], known: &[&str]) -> Result<Vec<Measur
     }
     Ok(out.into_iter().filter(|m| !m.rows.is_empty()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_route_by_technique_and_unknown_ones_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let h = COLUMNS.join(",");
+        let p = "2026-11-29T04:00:00Z,g,d,c,abc,cmd";
+        let a = d.path().join("a.csv");
+        let b = d.path().join("b.csv");
+        std::fs::write(&a, format!("{h}\nspecdec,s,forward,m,,,1,2,100,,,forward_s,0.01,10,,s,{p}\nfreeze,s,layer,m,,,1,,,,seq=128,forward_s,0.02,10,,s,{p}\n")).unwrap();
+        std::fs::write(
+            &b,
+            format!("{h}\nspecdec,s,e2e,m,none,0,1,9,100,,,tokens_per_s,50,3,,tokens/s,{p}\n"),
+        )
+        .unwrap();
+        let parts = read_by_technique(&[a.clone(), b.clone()], &["specdec", "freeze"]).unwrap();
+        let got: Vec<(&str, usize, usize)> = parts
+            .iter()
+            .map(|m| (m.technique.as_str(), m.rows.len(), m.sources.len()))
+            .collect();
+        assert_eq!(got, [("specdec", 2, 2), ("freeze", 1, 1)]);
+        assert_eq!(parts[1].rows[0].1.params.get("seq"), Some("128"));
+        assert_eq!(parts[1].rows[0].0.line, 3);
+        assert_eq!(
+            parts[0].sources[0].rows, 2,
+            "rows of every technique in the file"
+        );
+        let e = read_by_technique(&[a, b], &["specdec"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a.csv:3: technique = 'freeze'") && e.ends_with("known: specdec"),
+            "{e}"
+        );
+    }
+}

@@ -239,6 +239,27 @@ mod tests {
     }
 
     #[test]
+    fn the_note_follows_the_catalog_dir() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("calibration")).unwrap();
+        std::fs::write(
+            d.path().join("calibration/h200-validation.toml"),
+            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"freeze\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
+        )
+        .unwrap();
+        let embedded = Catalog::embedded().unwrap();
+        let over = Catalog::load(Some(d.path())).unwrap();
+        assert!(validation_note(&embedded, "freeze").starts_with("no committed measurement set"));
+        let n = validation_note(&over, "freeze");
+        assert!(
+            n.contains("`f1` (3 points): MAPE 50.0%, max 60.0% (**outside tolerance**)"),
+            "{n}"
+        );
+        // The override replaced the embedded h200 record: no specdec sets left.
+        assert!(validation_note(&over, "specdec").starts_with("no committed"));
+    }
+
+    #[test]
     fn tolerance_needs_both_bounds() {
         let t = Tolerance::default();
         let s = |mape, max| ErrorStats {
