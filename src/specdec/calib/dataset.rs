@@ -1,10 +1,8 @@
-//! The measurement CSV (`validation/results/<set>.csv`): schema, streaming reader and the typed
-//! points that calibration and validation consume.
-//!
-//! One row per measured quantity, with exactly the columns of [`HEADER`] (see
-//! `MEASUREMENTS.md`/DESIGN.md §6): a `forward` row is one forward's median latency (the
-//! calibration grid), `acceptance` rows are a speculative run's survival curve S(i), and an `e2e`
-//! row is end-to-end decoding throughput (validation only).
+//! specdec's measurement rows (`validation/results/<set>.csv`, read through the contract,
+//! [`crate::measure`], `docs/measurements.md`) as the typed points calibration and validation
+//! consume: a `forward` row is one forward's median latency (the calibration grid),
+//! `acceptance` rows are a speculative run's survival curve S(i), and an `e2e` row is
+//! end-to-end decoding throughput (validation only).
 //!
 //! Files are read record by record (memory holds the typed points, never the file text), and
 //! every problem is a one-line [`Error::Parse`] naming the file and line.
