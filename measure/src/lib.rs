@@ -402,9 +402,7 @@ impl Layout {
         let bad = |detail: String| Error::Format {
             path: path.to_path_buf(),
             line: Some(1),
-            message: format!(
-                "not a measurement CSV header ({detail}; see docs/measurements.md)"
-            ),
+            message: format!("not a measurement CSV header ({detail}; see docs/measurements.md)"),
         };
         for (i, name) in got.iter().enumerate() {
             if !COLUMNS.contains(name) {
@@ -537,7 +535,10 @@ impl<R: Read> Reader<R> {
             ));
         }
         let get = |name: &str| -> &str {
-            let i = COLUMNS.iter().position(|c| *c == name).expect("known column");
+            let i = COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .expect("known column");
             self.layout.index[i]
                 .and_then(|j| self.rec.get(j))
                 .unwrap_or("")
@@ -581,7 +582,8 @@ impl<R: Read> Reader<R> {
         };
         let technique = text("technique")?;
         let kind = text("kind")?;
-        let value = opt_f64("value")?.ok_or_else(|| self.format(line, "column 'value' is empty"))?;
+        let value =
+            opt_f64("value")?.ok_or_else(|| self.format(line, "column 'value' is empty"))?;
         let repeats_text = get("repeats");
         let repeats = repeats_text
             .parse::<u64>()
@@ -831,18 +833,51 @@ mod tests {
         let h = COLUMNS.join(",");
         let p = "2026-11-29T04:00:00Z,g,d,c,abc,cmd";
         let cases = [
-            (format!("{h}\nt,s,k,m,,,x,2,100,,,f,0.01,10,,s,{p}\n"), "r.csv:2: column 'batch' = 'x': must be an integer >= 1"),
-            (format!("{h}\nt,s,k,m,,,0,2,100,,,f,0.01,10,,s,{p}\n"), "r.csv:2: column 'batch' = '0': must be an integer >= 1"),
-            (format!("{h}\nt,s,k,m,,-1,1,2,100,,,f,0.01,10,,s,{p}\n"), "r.csv:2: column 'gamma' = '-1': must be an integer >= 0"),
-            (format!("{h}\nt,s,k,m,,,1,2,100,,,f,-1,10,,s,{p}\n"), "r.csv:2: column 'value' = '-1': must be a finite number >= 0"),
-            (format!("{h}\nt,s,k,m,,,1,2,100,,,f,NaN,10,,s,{p}\n"), "r.csv:2: column 'value' = 'NaN'"),
-            (format!("{h}\nt,s,k,m,,,1,2,100,,,f,0.1,0,,s,{p}\n"), "r.csv:2: column 'repeats' = '0': must be an integer >= 1"),
-            (format!("{h}\nt,s,k,m,,,1,2,100,,k6,f,0.1,3,,s,{p}\n"), "r.csv:2: column 'params' = 'k6'"),
-            (format!("{h}\nt,s,k,m,,,1,2,100,,k=6;k=7,f,0.1,3,,s,{p}\n"), "r.csv:2: column 'params' = 'k=6;k=7'"),
-            (format!("{h}\nt,,k,m,,,1,2,100,,,f,0.1,3,,s,{p}\n"), "r.csv:2: column 'set' is empty"),
+            (
+                format!("{h}\nt,s,k,m,,,x,2,100,,,f,0.01,10,,s,{p}\n"),
+                "r.csv:2: column 'batch' = 'x': must be an integer >= 1",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,0,2,100,,,f,0.01,10,,s,{p}\n"),
+                "r.csv:2: column 'batch' = '0': must be an integer >= 1",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,-1,1,2,100,,,f,0.01,10,,s,{p}\n"),
+                "r.csv:2: column 'gamma' = '-1': must be an integer >= 0",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,,f,-1,10,,s,{p}\n"),
+                "r.csv:2: column 'value' = '-1': must be a finite number >= 0",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,,f,NaN,10,,s,{p}\n"),
+                "r.csv:2: column 'value' = 'NaN'",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,,f,0.1,0,,s,{p}\n"),
+                "r.csv:2: column 'repeats' = '0': must be an integer >= 1",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,k6,f,0.1,3,,s,{p}\n"),
+                "r.csv:2: column 'params' = 'k6'",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,k=6;k=7,f,0.1,3,,s,{p}\n"),
+                "r.csv:2: column 'params' = 'k=6;k=7'",
+            ),
+            (
+                format!("{h}\nt,,k,m,,,1,2,100,,,f,0.1,3,,s,{p}\n"),
+                "r.csv:2: column 'set' is empty",
+            ),
             (format!("{h}\nt,s,k,m\n"), "r.csv:2: 4 fields, expected 22"),
-            ("technique,set,kind\n".to_string(), "r.csv:1: not a measurement CSV header (missing column 'model'"),
-            (format!("{h},extra\n"), "r.csv:1: not a measurement CSV header (column 23 is 'extra'"),
+            (
+                "technique,set,kind\n".to_string(),
+                "r.csv:1: not a measurement CSV header (missing column 'model'",
+            ),
+            (
+                format!("{h},extra\n"),
+                "r.csv:1: not a measurement CSV header (column 23 is 'extra'",
+            ),
             (String::new(), "r.csv:1: empty file"),
         ];
         for (text, want) in cases {
@@ -854,8 +889,13 @@ mod tests {
 
     #[test]
     fn params_parse_print_and_reject() {
-        let p: Params = " seq=128 ; k=6;policy=fixed;tier=gpu;dtype=bf16".parse().unwrap();
-        assert_eq!(p.to_string(), "seq=128;k=6;policy=fixed;tier=gpu;dtype=bf16");
+        let p: Params = " seq=128 ; k=6;policy=fixed;tier=gpu;dtype=bf16"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            p.to_string(),
+            "seq=128;k=6;policy=fixed;tier=gpu;dtype=bf16"
+        );
         assert_eq!(p.len(), 5);
         assert!("".parse::<Params>().unwrap().is_empty());
         assert!("=3".parse::<Params>().is_err());

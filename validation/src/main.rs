@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::{Parser, Subcommand};
 use perfcast_validation::graph::{Exec, Runner};
-use perfcast_validation::measure::{Provenance, Row, Sink, Stats};
+use perfcast_validation::measure::{n, provenance, Row, Sink, Stats};
 use perfcast_validation::model::{preset, presets, Head, KvCache, Model, Step};
 use perfcast_validation::spec::{self, Accept, Draft};
 use perfcast_validation::train::{self, TrainCfg};
@@ -294,7 +294,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 DType::F32
             };
-            let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
+            let mut sink = Sink::open(&out, &set, provenance())?;
             let mut roof = String::new();
             for name in &models {
                 let cfg = preset(name)?;
@@ -353,12 +353,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                     set: set.clone(),
                                     kind: "forward".into(),
                                     model: name.clone(),
-                                    batch: b.to_string(),
-                                    new_tokens: t.to_string(),
-                                    context_tokens: ctx.to_string(),
+                                    batch: n(b),
+                                    new_tokens: n(t),
+                                    context_tokens: Some(ctx as f64),
                                     metric: metric.into(),
                                     value: st.median,
-                                    repeats: st.n,
+                                    repeats: st.n as u64,
                                     spread: Some(st.spread()),
                                     unit: "s".into(),
                                     ..Default::default()
@@ -480,7 +480,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => Some(std::fs::read(p).with_context(|| p.display().to_string())?),
                 None => None,
             };
-            let mut sink = Sink::open(&out, &set, Provenance::from_env())?;
+            let mut sink = Sink::open(&out, &set, provenance())?;
             let rt = Runner::new(cli.exec, &dev, cli.bucket);
             eprintln!(
                 "e2e {set}: exec {} (attended-slot bucket {})",
@@ -602,20 +602,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         // sequences of the round each finished in; no time.
                         let acceptance_row =
                             |metric: &str,
-                             position: String,
+                             position: Option<u32>,
                              value: f64,
                              repeats: usize,
                              unit: &str| Row {
                                 set: set.clone(),
                                 kind: "acceptance".into(),
                                 model: target.clone(),
-                                draft: draft_col.clone(),
-                                gamma: g.to_string(),
-                                batch: b.to_string(),
+                                draft: Some(draft_col.clone()),
+                                gamma: n(g),
+                                batch: n(b),
                                 position,
                                 metric: metric.into(),
                                 value,
-                                repeats,
+                                repeats: repeats as u64,
                                 spread: None,
                                 unit: unit.into(),
                                 ..Default::default()
@@ -624,7 +624,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         for (i, v) in surv.iter().enumerate() {
                             sink.write(&acceptance_row(
                                 "survival",
-                                (i + 1).to_string(),
+                                n(i + 1),
                                 *v,
                                 accepted.len(),
                                 "fraction",
@@ -633,7 +633,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         for (metric, v) in [("rounds", &rounds), ("seq_rounds", &seq_rounds)] {
                             sink.write(&acceptance_row(
                                 metric,
-                                String::new(),
+                                None,
                                 v.iter().sum::<f64>() / v.len().max(1) as f64,
                                 v.len(),
                                 "rounds",
@@ -737,14 +737,14 @@ fn e2e_row(
         set: set.to_string(),
         kind: "e2e".into(),
         model: target.to_string(),
-        draft: draft.to_string(),
-        gamma: gamma.to_string(),
-        batch: b.to_string(),
-        new_tokens: n.to_string(),
-        context_tokens: ctx.to_string(),
+        draft: Some(draft.to_string()),
+        gamma: self::n(gamma),
+        batch: self::n(b),
+        new_tokens: self::n(n),
+        context_tokens: Some(ctx as f64),
         metric: "tokens_per_s".into(),
         value: tps.median,
-        repeats: tps.n,
+        repeats: tps.n as u64,
         spread: Some(tps.spread()),
         unit: "tokens/s".into(),
         ..Default::default()
@@ -941,7 +941,7 @@ fn nccl_sweep(
     if sizes.is_empty() {
         bail!("no size in {min_bytes}..={max_bytes} splits into whole f32 elements over {n} ranks");
     }
-    let mut sink = Sink::open(out, set, Provenance::from_env())
+    let mut sink = Sink::open(out, set, provenance())
         .with_context(|| format!("opening {}", out.display()))?
         .with_technique("gradcomp");
     println!(
@@ -965,9 +965,10 @@ fn nccl_sweep(
             set: set.to_string(),
             kind: "collective".into(),
             model: p.coll.as_str().into(),
-            batch: p.ranks.to_string(),
-            position: p.bytes.to_string(),
-            repeats: p.times_s.len(),
+            batch: n(p.ranks),
+            position: u32::try_from(p.bytes).ok(),
+            params: perfcast_validation::measure::Params::new().with("bytes", p.bytes),
+            repeats: p.times_s.len() as u64,
             spread: Some(st.spread()),
             ..Row::default()
         };
@@ -985,7 +986,7 @@ fn nccl_sweep(
         })?;
         Ok(())
     })?;
-    let prov = Provenance::from_env();
+    let prov = provenance();
     for &c in &colls {
         let mut text = String::new();
         writeln!(text, "# perfcast-gpu nccl-sweep: {} (f32, nccl-tests busbw), set {set}, gpu {}, driver {}, cuda {}, commit {}, date {}", c.as_str(), prov.gpu, prov.driver, prov.cuda, prov.commit, perfcast_validation::measure::now_iso())?;
