@@ -106,3 +106,108 @@ impl Iterator for CsvReader {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `bytes` as a CSV trace: the accesses before the first error, and that error's text
+    /// (path shortened to `t.csv`).
+    fn read(bytes: &[u8]) -> (Vec<(u64, u32, u64)>, Option<String>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(&p, bytes).unwrap();
+        let mut ok = Vec::new();
+        let mut it = CsvReader::open(&p).unwrap();
+        for r in it.by_ref() {
+            match r {
+                Ok(a) => ok.push((a.group, a.table, a.id)),
+                Err(e) => {
+                    let msg = e.to_string().replace(&p.display().to_string(), "t.csv");
+                    // An error ends the trace.
+                    assert!(it.next().is_none(), "{msg}");
+                    return (ok, Some(msg));
+                }
+            }
+        }
+        (ok, None)
+    }
+
+    #[test]
+    fn reads_batches_tables_and_ids() {
+        let (ok, err) = read(
+            b"\xef\xbb\xbf Batch , TABLE,id \r\n0,0,1\r\n\n  \n0, 2 ,3,extra\n1,4294967295,+5\n\n7,1,18446744073709551615",
+        );
+        assert_eq!(err, None);
+        assert_eq!(
+            ok,
+            vec![
+                (0, 0, 1),
+                (0, 2, 3),
+                (1, u32::MAX, 5),
+                (7, 1, u64::MAX)
+            ]
+        );
+    }
+
+    #[test]
+    fn header_errors() {
+        let err = |b: &[u8]| read(b).1.unwrap();
+        assert_eq!(err(b""), "t.csv: empty trace: no header 'batch,table,id'");
+        assert_eq!(
+            err(b"0,0,1\n0,0,2\n"),
+            "t.csv:1: missing header: expected 'batch,table,id', found '0,0,1'"
+        );
+        assert_eq!(
+            err(b"\n\n"),
+            "t.csv:1: missing header: expected 'batch,table,id', found ''"
+        );
+        assert_eq!(
+            err(b"\nbatch,table,id\n0,0,1\n"),
+            "t.csv:1: missing header: expected 'batch,table,id', found ''"
+        );
+        assert_eq!(
+            err(b"batch;table;id\n"),
+            "t.csv:1: missing header: expected 'batch,table,id', found 'batch;table;id'"
+        );
+        assert_eq!(
+            err(b"\"batch\",table,id\n"),
+            "t.csv:1: missing header: expected 'batch,table,id', found '\"batch\",table,id'"
+        );
+    }
+
+    #[test]
+    fn row_errors_name_the_line_and_stop() {
+        let (ok, err) = read(b"batch,table,id\n0,0,1\n\n0,1\n0,0,2\n");
+        assert_eq!(ok, vec![(0, 0, 1)]);
+        assert_eq!(
+            err.unwrap(),
+            "t.csv:4: missing column 'id' (expected batch,table,id)"
+        );
+        let err = |b: &[u8]| read(b).1.unwrap();
+        assert_eq!(
+            err(b"batch,table,id\n0,0,-4\n"),
+            "t.csv:2: id '-4' is not a non-negative integer"
+        );
+        assert_eq!(
+            err(b"batch,table,id\n\n\n0,4294967296,1"),
+            "t.csv:4: table 4294967296 exceeds 2^32-1"
+        );
+        assert_eq!(
+            err(b"batch,table,id\n\"0\",0,1\n"),
+            "t.csv:2: batch '\"0\"' is not a non-negative integer"
+        );
+        assert_eq!(
+            err(b"batch,table,id\n,0,1\n"),
+            "t.csv:2: batch '' is not a non-negative integer"
+        );
+        assert_eq!(
+            err(b"batch,table,id\n0,0,1\r0,0,2\n"),
+            "t.csv:2: id '1\r0' is not a non-negative integer"
+        );
+        assert_eq!(
+            err(b"batch,table,id\n0,x123456789012345678901234567890123456789012345,1\n"),
+            "t.csv:2: table 'x123456789012345678901234567890123456789...' is not a non-negative integer"
+        );
+    }
+}
