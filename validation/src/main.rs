@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use perfcast_validation::cli::{first_line, Global};
-use perfcast_validation::{gradcomp, specdec};
+// Every technique folder of the library (`specdec`, `gradcomp`, ...) and `cli`.
+use perfcast_validation::*;
 
 #[derive(Parser)]
 #[command(
@@ -18,7 +18,7 @@ use perfcast_validation::{gradcomp, specdec};
 )]
 struct Cli {
     #[command(flatten)]
-    global: Global,
+    global: cli::Global,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("perfcast-gpu: {}", first_line(&format!("{e:#}")));
+            eprintln!("perfcast-gpu: {}", cli::first_line(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
