@@ -37,6 +37,7 @@ pub mod gradcomp;
 pub mod report;
 pub mod scenario;
 pub mod specdec;
+pub mod studies;
 pub mod sweep;
 
 pub use catalog::Catalog;
