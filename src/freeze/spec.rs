@@ -1,6 +1,6 @@
 //! The front door of freeze: [`Spec`] (the `perfcast freeze` flags as serde keys) →
-//! [`Spec::resolve`] → [`Params`] → [`evaluate`](super::evaluate) → [`Metrics`] (with its timeline, break-even
-//! and cache figures). The CLI and the scenario study both go through it. freeze has one
+//! [`Spec::resolve`] → [`Params`] → [`evaluate`](super::evaluate) →
+//! [`Metrics`](super::Metrics) (with its timeline, break-even and cache figures). The CLI and the scenario study both go through it. freeze has one
 //! predictor (the iteration-cost simulation), so [`evaluate`](super::evaluate) takes no method; its only random
 //! draw (synthetic gradient norms) is seeded at [`Spec::resolve`].
 //!
@@ -196,5 +196,30 @@ impl Spec {
         // Policy checks that need the layer count (k ≤ L) happen here, before anything runs.
         p.policy.timeline(p.profile.len(), 0, p.grads.as_ref())?;
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys are the CLI flags; the older scenario keys are aliases of the same fields.
+    #[test]
+    fn keys_follow_the_flags_and_old_keys_still_parse() {
+        let new: Spec = toml::from_str(
+            "model = 'bert-base'\npolicy = 'fixed:k=6'\ncache = 'ram'\ncache_read_bw = 1e9\ncache_write_bw = 2e9\ncache_capacity = 3e9\n",
+        )
+        .unwrap();
+        let old: Spec = toml::from_str(
+            "model = 'bert-base'\npolicy = 'fixed:k=6'\ncache = 'ram'\ncache_read_bw_bytes_per_s = 1e9\ncache_write_bw_bytes_per_s = 2e9\ncache_capacity_bytes = 3e9\n",
+        )
+        .unwrap();
+        assert_eq!(new, old);
+        assert_eq!(new.policy, Policy::Fixed { k: 6, from: 0 });
+        assert_eq!(new.cache, Tier::Ram);
+        let e = toml::from_str::<Spec>("model = 'bert-base'\npolicy = 'fixd'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean 'fixed'"), "{e}");
     }
 }

@@ -33,13 +33,43 @@ use std::path::PathBuf;
 /// `lowrank` as a scenario or the CLI writes it: a kind (`none`, `pufferfish`, `cuttlefish`) whose
 /// settings are the flat keys of [`Spec`] (`--lowrank pufferfish --rank-ratio 0.25`), or a table
 /// with the settings inside (`lowrank = { kind = "pufferfish", rank_ratio = 0.25 }`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum LowRankSpec {
     /// The kind; settings come from the flat keys.
     Kind(String),
     /// Kind and settings in one table.
     Table(LowRank),
+}
+
+// By hand rather than `untagged`, so that a misspelt key inside the table is named in the error.
+impl<'de> Deserialize<'de> for LowRankSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LowRankSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a low-rank kind (none, pufferfish, cuttlefish) or a table")
+            }
+
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(LowRankSpec::Kind(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                LowRank::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(LowRankSpec::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Default for LowRankSpec {
@@ -417,4 +447,67 @@ pub fn evaluate(p: &Params, predictor: Predictor, seed: u64) -> Result<Row> {
         full_rank,
         run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> std::result::Result<Spec, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// A scenario's `lowrank` table and the CLI's flat keys describe the same model.
+    #[test]
+    fn lowrank_table_and_flat_keys_agree() {
+        let table = spec(
+            "model = 'resnet-50'\ninter_node_gbps = 25\nlowrank = { kind = 'pufferfish', rank_ratio = 0.25, epochs = 90.0, dataset_samples = 1281167.0 }\n",
+        )
+        .unwrap();
+        let flat = spec(
+            "model = 'resnet-50'\ninter_node_gbps = 25\nlowrank = 'pufferfish'\nrank_ratio = 0.25\nepochs = 90.0\ndataset_samples = 1281167.0\n",
+        )
+        .unwrap();
+        assert_eq!(table.config().unwrap(), flat.config().unwrap());
+        assert_eq!(table.config().unwrap().lowrank.rank_ratio, Some(0.25));
+        // No lowrank key at all is the full-rank model.
+        let none = spec("model = 'resnet-50'\ninter_node_gbps = 25\n").unwrap();
+        assert_eq!(none.config().unwrap().lowrank, LowRank::default());
+    }
+
+    #[test]
+    fn lowrank_errors_name_the_key() {
+        let e = spec("model = 'x'\ninter_node_gbps = 1\nlowrank = { kind = 'pufferfish', rank_ratoi = 0.5 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rank_ratoi"), "{e}");
+        let both = spec(
+            "model = 'x'\ninter_node_gbps = 1\nlowrank = { kind = 'pufferfish' }\nrank_ratio = 0.5\n",
+        )
+        .unwrap();
+        let e = both.config().unwrap_err().to_string();
+        assert!(e.starts_with("lowrank = "), "{e}");
+        let e = spec("model = 'x'\ninter_node_gbps = 1\nworkerz = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workerz"), "{e}");
+    }
+
+    /// `break_even` off reports no break-even; on, the same metrics plus the search.
+    #[test]
+    fn break_even_is_an_extra() {
+        let cat = Catalog::embedded().unwrap();
+        let mut s = Spec {
+            method: "powersgd:rank=4".into(),
+            ..Spec::new("vgg-16", 1.0)
+        };
+        let off = evaluate(&s.resolve(&cat).unwrap(), Predictor::Sim, 0).unwrap();
+        s.break_even = true;
+        let on = evaluate(&s.resolve(&cat).unwrap(), Predictor::Sim, 0).unwrap();
+        assert_eq!(off.break_even_gbps, None);
+        assert_eq!(off.metrics, on.metrics);
+        assert!(on.break_even_gbps.flatten().is_some_and(|g| g > 1.0));
+        assert!(on.record().contains_key("break_even_gbps"));
+        assert!(!off.record().contains_key("break_even_gbps"));
+    }
 }

@@ -86,7 +86,7 @@ fn sim_config(sim_steps: Option<u64>, gen_tokens: Option<u32>, seed: u64) -> Res
 /// Predicts one point: the closed form, or the simulation seeded with `seed`.
 ///
 /// # Errors
-/// Out-of-range simulation settings; model errors of [`analytic`] or [`simulate`].
+/// Out-of-range simulation settings; model errors of [`analytic()`] or [`simulate`].
 pub fn evaluate(p: &Point, method: Method, seed: u64) -> Result<Metrics> {
     match method {
         Method::Analytic => analytic(&p.params),
