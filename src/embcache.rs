@@ -20,6 +20,7 @@ pub mod analytic;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;
+pub mod spec;
 pub mod study;
 pub mod trace;
 
@@ -31,6 +32,8 @@ use policy::{
 use serde::Serialize;
 use std::time::Instant;
 use trace::DenseTrace;
+
+pub use spec::{evaluate, Method, Params, Row, SourceSpec, Spec};
 
 /// A cache size as the user gives it: rows, or a percentage of the trace's unique rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
