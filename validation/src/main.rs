@@ -178,6 +178,8 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
+    Freeze(perfcast_validation::freeze::cli::Args),
 }
 
 fn device(cpu: bool) -> Result<Device> {
@@ -249,6 +251,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check => check(&device(cli.cpu)?),
+        Cmd::Freeze(args) => perfcast_validation::freeze::cli::run(args, cli.cpu),
         Cmd::NcclSweep {
             ops,
             min_bytes,
