@@ -310,8 +310,11 @@ pub fn run(args: Args, cpu: bool) -> Result<ExitCode> {
                 .iter()
                 .map(|p| Policy::parse(p).map_err(|e| anyhow::anyhow!("--policies: {e}")))
                 .collect::<Result<Vec<_>>>()?;
-            if let Some(k) = ks.iter().chain(&cache_ks).find(|&&k| k > cfg.units()) {
-                bail!("--ks {k}: expected 0..={} (units of {model})", cfg.units());
+            if let Some(k) = ks.iter().chain(&cache_ks).find(|&&k| k >= cfg.units()) {
+                bail!(
+                    "--ks {k}: expected 0..={} (units of {model} but the head, which always trains)",
+                    cfg.units() - 1
+                );
             }
             let text = corpus(&cp)?;
             let dev = device(cpu)?;

@@ -168,8 +168,13 @@ impl Policy {
         match self {
             Policy::None | Policy::AutoFreeze { .. } => {}
             Policy::Fixed { k, from } => {
-                if *k > units {
-                    return Err(format!("policy fixed.k = {k}: expected [0, {units}]"));
+                // The head (last unit) always trains here: k = units would leave nothing to
+                // train (the library allows it as a cost what-if).
+                if *k >= units {
+                    return Err(format!(
+                        "policy fixed.k = {k}: expected [0, {}]",
+                        units.saturating_sub(1)
+                    ));
                 }
                 t.grow(*from, *k);
             }
@@ -292,7 +297,7 @@ impl Norms {
             .enumerate()
             .flat_map(|(u, r)| r.iter().map(move |(s, g)| (*s, u, *g)))
             .collect();
-        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        rows.sort_by_key(|r| (r.0, r.1));
         let mut out = String::from("step,layer,grad_norm\n");
         for (s, u, g) in rows {
             out.push_str(&format!("{s},{},{g:e}\n", names[u]));
@@ -398,11 +403,11 @@ mod tests {
             assert_eq!(Policy::parse(s).unwrap().label(), s);
         }
         assert!(Policy::parse("autofreeze:percentile=101").is_err());
-        assert!(Policy::parse("fixed:k=15")
+        assert!(Policy::parse("fixed:k=14")
             .unwrap()
             .planned(14, 10)
             .unwrap_err()
-            .contains("fixed.k = 15"));
+            .contains("fixed.k = 14: expected [0, 13]"));
         assert!(n
             .to_csv(&["a".into(), "b".into(), "c".into(), "d".into()])
             .starts_with("step,layer,grad_norm\n0,a,1e0\n0,b,1e0\n"));

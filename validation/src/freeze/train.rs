@@ -246,6 +246,7 @@ pub fn run(
     for epoch in 0..rc.epochs {
         let k_start = timeline.frozen_at((epoch * ipe) as u64);
         let t_epoch = Instant::now();
+        #[allow(clippy::needless_range_loop)] // pos is also the batch index and the step
         for pos in 0..ipe {
             let step = (epoch * ipe + pos) as u64;
             let k = timeline.frozen_at(step);
