@@ -5,8 +5,9 @@
 #
 # Budget (estimated from BERT-base at ~50–65 ms per full bf16/f32 iteration, frozen runs
 # faster): check ~10 s, micro 8 shapes ~30 s, trace 3 epochs × 140 iterations ~25 s, e2e
-# 8 shapes × 26 runs × 12 iterations ~150 s: about 4 minutes, each step capped by `timeout`
-# (caps sum to 300 s; rows are flushed as they are measured, so a step cut short keeps its
+# 8 shapes × 26 runs × 12 iterations ~130 s, PyTorch eager reference (freeze-torch-ref.py,
+# un-frozen step at 3 shapes × 2 dtypes) ~20 s: about 4 minutes, each step capped by `timeout`
+# (caps sum to 320 s; rows are flushed as they are measured, so a step cut short keeps its
 # finished points: e2e runs bf16 before f32, seq 128 before 256).
 # QUICK=1 runs the main shape only (bf16, batch 32, seq 128) in about a minute.
 #
@@ -42,6 +43,9 @@ echo "freeze-gpu start $(date -u +%FT%TZ)"
 timeout $((30 * TM)) $B $G freeze check || echo "FREEZE CHECK FAILED rc=$?"
 timeout $((60 * TM)) $B $G freeze micro $M $SHAPES_ALL --warmup 2 --repeats 7 --set h200-freeze-micro --out "$O" || echo "FREEZE-MICRO rc=$?"
 timeout $((60 * TM)) $B $G freeze train $M --corpus "$CORPUS" $TRAIN --set h200-freeze-trace --out "$O" || echo "FREEZE-TRACE rc=$?"
-timeout $((150 * TM)) $B $G freeze e2e $M $SHAPES_ALL $E2E --set h200-freeze-e2e --out "$O" || echo "FREEZE-E2E rc=$?"
+if [ "${CPU:-0}" != 1 ] && [ -x /opt/torch/.venv/bin/python ]; then
+  timeout 40 /opt/torch/.venv/bin/python "$HERE/freeze-torch-ref.py" "$O" || echo "FREEZE-TORCH-REF rc=$?"
+fi
+timeout $((130 * TM)) $B $G freeze e2e $M $SHAPES_ALL $E2E --set h200-freeze-e2e --out "$O" || echo "FREEZE-E2E rc=$?"
 echo "freeze-gpu done $(date -u +%FT%TZ)"
 } 2>&1 | tee "$O/log-freeze.txt"
