@@ -237,8 +237,9 @@ pub fn micro(
 /// One end-to-end run of a copy of `init` under `rc`; rows (with `base`'s fields plus `policy`,
 /// `tier`, `lag`, `epochs`, `iters_per_epoch`): `total_s`, per epoch `epoch_s` and `iter_s`
 /// (median and spread over the epoch's iterations), `loss` per epoch, the realised timeline
-/// (`freeze_step` with the new prefix as `frozen`), cache bytes, and `tflops_per_s` of the first
-/// epoch when nothing is frozen.
+/// (`freeze_step` with the new prefix as `frozen`), cache bytes, `tflops_per_s` of the first
+/// epoch when nothing is frozen, and for AutoFreeze the recorded `grad_norm` of each unit
+/// (`step`, `unit_index`) it decided from.
 ///
 /// # Errors
 /// Device errors, a bad policy for the model.
@@ -294,6 +295,15 @@ pub fn e2e(
             *s as f64,
             "iterations",
         ));
+    }
+    // The gradient norms AutoFreeze decided from (so a prediction can replay them).
+    if matches!(rc.policy, super::policy::Policy::AutoFreeze { .. }) {
+        for (u, recs) in out.norms.by_unit.iter().enumerate() {
+            for (s, g) in recs {
+                let bu = b.with("step", s).with("unit_index", u);
+                rows.push(FRow::one(&bu, "grad_norm", *g, "l2"));
+            }
+        }
     }
     if rc.tier != Tier::None {
         rows.push(FRow::one(

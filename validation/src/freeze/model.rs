@@ -19,7 +19,8 @@
 //! made once when they freeze (their weights never change again).
 //!
 //! LayerNorm and softmax are composed from primitive ops: candle-nn's fused `layer_norm` and
-//! `softmax_last_dim` have no backward (`apply_op*_no_bwd`).
+//! `softmax_last_dim` have no backward (`apply_op*_no_bwd`). Attention is materialized (no
+//! flash attention: candle has no differentiable fused kernel).
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use rand::{RngExt, SeedableRng};
@@ -385,7 +386,7 @@ fn block(w: &[Tensor], x: &Tensor, heads: usize) -> Result<Tensor> {
     let k = qkv.get(1)?.contiguous()?;
     let v = qkv.get(2)?.contiguous()?;
     let sc = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-    let p = candle_nn::ops::softmax(&sc.to_dtype(DType::F32)?, D::Minus1)?.to_dtype(dt)?;
+    let p = softmax(&sc.to_dtype(DType::F32)?)?.to_dtype(dt)?;
     let ctx = p
         .matmul(&v)?
         .transpose(1, 2)?
@@ -396,6 +397,15 @@ fn block(w: &[Tensor], x: &Tensor, heads: usize) -> Result<Tensor> {
     let f = linear(&x1, &w[6], &w[7])?.gelu_erf()?;
     let f2 = linear(&f, &w[8], &w[9])?;
     layer_norm(&(x1 + f2)?, &w[10], &w[11])?.reshape((b, s, h))
+}
+
+/// Softmax over the last dimension. The subtracted row maximum is detached: softmax does not
+/// depend on it, so its exact gradient contribution is zero, and candle's backward of `max`
+/// (a mask over the whole score tensor) is skipped.
+fn softmax(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
 /// Pooler (dense + tanh on the first token) and classifier; f32 logits.
