@@ -417,7 +417,7 @@ pub struct E2eRun {
     pub total_s: f64,
     /// Measured epochs, seconds.
     pub epoch_s: Vec<f64>,
-    /// Realised timeline `(step, frozen)` changes after step 0.
+    /// Realised timeline `(step, frozen)` changes (all but a leading `(0, 0)`).
     pub freeze_steps: Vec<(u64, usize)>,
     /// Recorded gradient norms `by_unit[u] = [(step, norm)]` (AutoFreeze runs).
     pub grad_norms: Vec<Vec<(u64, f64)>>,
@@ -531,7 +531,7 @@ pub struct E2ePrediction {
     pub measured_epoch_s: Vec<f64>,
     /// Predicted epochs, seconds.
     pub predicted_epoch_s: Vec<f64>,
-    /// Predicted timeline changes `(step, frozen)` after step 0.
+    /// Predicted timeline changes `(step, frozen)` (all but a leading `(0, 0)`).
     pub predicted_timeline: Vec<(u64, usize)>,
     /// Realised timeline changes.
     pub measured_timeline: Vec<(u64, usize)>,
@@ -608,8 +608,8 @@ pub fn predict(cal: &FreezeCalibration, run: &E2eRun) -> Result<E2ePrediction> {
         predicted_timeline: tl
             .changes
             .iter()
-            .skip(1)
             .map(|c| (c.step, c.frozen_layers))
+            .filter(|c| *c != (0, 0))
             .collect(),
         measured_timeline: run.freeze_steps.clone(),
         timeline_max_layer_diff: diff,
@@ -764,6 +764,7 @@ mod tests {
         );
         assert!(p[0].rel_err.abs() < 1e-9);
         assert_eq!(p[0].timeline_max_layer_diff, 0);
+        assert_eq!(p[0].predicted_timeline, vec![(0, 2)]);
         assert!(
             (p[1].predicted_s - 0.060).abs() < 1e-12,
             "{}",

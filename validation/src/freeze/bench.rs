@@ -288,7 +288,7 @@ pub fn e2e(
             ));
         }
     }
-    for (s, k) in out.timeline.changes.iter().skip(1) {
+    for (s, k) in out.timeline.changes.iter().filter(|c| **c != (0, 0)) {
         rows.push(FRow::one(
             &b.with("frozen", k),
             "freeze_step",

@@ -499,7 +499,7 @@ pub fn run(args: Args, cpu: bool) -> Result<ExitCode> {
                 rs.push(FRow::one(&base.with("epoch", e), "epoch_s", *es, "s"));
                 rs.push(FRow::one(&base.with("epoch", e), "loss", el, "nats"));
             }
-            for (s, k) in o.timeline.changes.iter().skip(1) {
+            for (s, k) in o.timeline.changes.iter().filter(|c| **c != (0, 0)) {
                 rs.push(FRow::one(
                     &base.with("frozen", k),
                     "freeze_step",
