@@ -16,6 +16,7 @@
 
 pub mod acceptance;
 pub mod analytic;
+pub mod calib;
 pub mod latency;
 pub mod sim;
 pub mod study;

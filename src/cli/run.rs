@@ -40,7 +40,7 @@ pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
         progress: !g.quiet,
     };
     let started = std::time::Instant::now();
-    let files = run_scenario(&sc, &out, &ctx)?;
+    let files = run_scenario(&sc, &out, &ctx, &g.catalog)?;
     let secs = started.elapsed().as_secs_f64();
     let text = match g.format {
         Format::Json => {

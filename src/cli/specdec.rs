@@ -178,7 +178,7 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         vec![analytic(&params[0])?]
     };
     let mut rows = Rows::from_serialize(&metrics);
-    perfcast::calib::annotate_specdec(&mut rows, &g.catalog, &a.gpu);
+    perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog, &a.gpu);
     Ok(Outcome::ok(print_records(
         &rows,
         g.format,

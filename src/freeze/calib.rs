@@ -363,7 +363,7 @@ pub fn fit(rows: &[MeasRow]) -> Result<FreezeCalibration> {
             .filter(|r| r.p("unit") == "all" && r.metric == "iter_s")
             .filter_map(|r| Some((r.p("k").parse::<usize>().ok()?, r.value)))
             .collect();
-        iters.sort_by(|a, b| a.0.cmp(&b.0));
+        iters.sort_by_key(|x| x.0);
         let mut cal = ShapeCal {
             embeddings: e,
             block: b,
@@ -492,7 +492,7 @@ pub fn e2e_runs(rows: &[MeasRow]) -> Result<Vec<E2eRun>> {
         }
         freeze_steps.sort_unstable();
         for g in &mut grad_norms {
-            g.sort_by(|a, b| a.0.cmp(&b.0));
+            g.sort_by_key(|x| x.0);
         }
         out.push(E2eRun {
             set,

@@ -158,7 +158,7 @@ impl PointSpec {
         check::non_negative("context_tokens", self.context_tokens)?;
         let gpu = cat.gpu(&self.gpu)?;
         // Each architecture at its own calibrated parameters when it has a refit.
-        let lat = crate::calib::latency_for(cat, &gpu.name)?;
+        let lat = cat.latency(&gpu.name)?;
         let target_arch = cat.llm(&self.target)?.clone();
         let hw = HwRates::bf16(gpu, lat.for_model(&target_arch));
         let chai = self
@@ -372,7 +372,7 @@ impl SpecdecStudy {
         let latency_note = gpus
             .iter()
             .map(|g| {
-                if crate::calib::is_calibrated(cat, g) {
+                if cat.is_calibrated(g) {
                     format!("{g}: calibrated (models/calibration/{g}.toml, fitted to the perfcast-gpu harness's forward latencies: it describes that software stack)")
                 } else {
                     format!("{g}: uncalibrated catalog defaults (datasheet peaks × assumed efficiencies)")

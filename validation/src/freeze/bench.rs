@@ -26,8 +26,6 @@
 //! `fwd_bwd_both_s − fwd_bwd_input_s + forward_frozen_s − forward_s`, and so on; the fit lives
 //! in the library (`perfcast calibrate`).
 
-use std::time::Instant;
-
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::optim::Optimizer;
 use rand::{RngExt, SeedableRng};
@@ -38,6 +36,7 @@ use super::model::Bert;
 use super::rows::FRow;
 use super::train::{self, bytes, grad_norm, optimizers, RunCfg, Tier};
 use crate::measure::Stats;
+use crate::timing::{synced, Repeats};
 
 /// Warm-up and repeats of one timed call.
 #[derive(Clone, Copy, Debug)]
@@ -48,21 +47,13 @@ pub struct Timing {
     pub repeats: usize,
 }
 
-/// Times `f` under the protocol (see the module docs).
+/// Times `f` under the protocol (see the module docs; [`crate::timing`]).
 ///
 /// # Errors
 /// The first error of `f` or of a synchronization.
 pub fn time(dev: &Device, t: Timing, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
-    let mut v = Vec::with_capacity(t.repeats);
-    for r in 0..t.warmup + t.repeats.max(1) {
-        dev.synchronize()?;
-        let t0 = Instant::now();
-        f()?;
-        dev.synchronize()?;
-        if r >= t.warmup {
-            v.push(t0.elapsed().as_secs_f64());
-        }
-    }
+    let v =
+        Repeats::new(t.warmup, t.repeats.max(1)).run(|_| synced(dev, &mut f).map(|((), s)| s))?;
     Ok(Stats::of(&v))
 }
 

@@ -13,7 +13,8 @@ use super::model::{Bert, BertCfg};
 use super::policy::{replay_autofreeze, Policy};
 use super::rows::{self, FRow};
 use super::train::{self, RunCfg, Tier};
-use crate::measure::{Provenance, Sink};
+use crate::cli::{device, positive, Global};
+use crate::measure::{provenance, Sink};
 
 /// The H200's dense bf16 tensor-core peak (`models/gpus.toml`, NVIDIA datasheet: 1,979 TFLOP/s
 /// with sparsity, half of it dense), FLOP/s.
@@ -147,41 +148,12 @@ enum Mode {
     },
 }
 
-/// The device: the CPU with `cpu`, else CUDA GPU 0 (one stream, event tracking off, as the
-/// rest of the harness).
-///
-/// # Errors
-/// Built without `cuda`, or no GPU.
-pub fn device(cpu: bool) -> Result<Device> {
-    if cpu {
-        return Ok(Device::Cpu);
-    }
-    if !cfg!(feature = "cuda") {
-        bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
-    }
-    let dev =
-        Device::new_cuda(0).map_err(|e| anyhow::anyhow!("no CUDA GPU or driver found: {e}"))?;
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(cd) = &dev {
-        // SAFETY: every tensor lives on candle's single stream of this device.
-        unsafe { cd.disable_event_tracking() }
-    }
-    Ok(dev)
-}
-
 fn dtype(s: &str) -> Result<DType> {
     match s {
         "f32" => Ok(DType::F32),
         "bf16" => Ok(DType::BF16),
         o => bail!("--dtype {o}: expected f32 or bf16"),
     }
-}
-
-fn positive(flag: &str, v: &[usize]) -> Result<()> {
-    if v.is_empty() || v.contains(&0) {
-        bail!("{flag} {v:?}: expected integers >= 1");
-    }
-    Ok(())
 }
 
 fn corpus(p: &Option<PathBuf>) -> Result<Vec<u8>> {
@@ -192,7 +164,7 @@ fn corpus(p: &Option<PathBuf>) -> Result<Vec<u8>> {
 }
 
 fn sink(out: &Path, set: &str) -> Result<Sink> {
-    Ok(Sink::open(out, set, Provenance::from_env())
+    Ok(Sink::open(out, set, provenance())
         .with_context(|| format!("--out {}", out.display()))?
         .with_technique("freeze"))
 }
@@ -201,7 +173,8 @@ fn sink(out: &Path, set: &str) -> Result<Sink> {
 ///
 /// # Errors
 /// Bad arguments (one line naming the flag), I/O or device errors.
-pub fn run(args: Args, cpu: bool) -> Result<ExitCode> {
+pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
+    let cpu = g.cpu;
     match args.mode {
         Mode::Check => check(&device(cpu)?),
         Mode::Micro {

@@ -1,12 +1,11 @@
 //! Freeze measurement rows and their one mapping onto the shared CSV row.
 //!
-//! A [`FRow`] carries the technique's point parameters as `params` (`k=v` pairs: `seq`, `dtype`,
-//! `unit`, `policy`, `tier`, `lag`, `k`, `epoch`, …). Until the shared measurement crate has its
-//! `params` column, [`to_row`] writes them as `k=v;k=v` into the `draft` column (the only free
-//! string column), `seq` also into `context_tokens`, and the unit index (per-unit rows) into
-//! `position`. When the shared crate lands, only [`to_row`] changes.
+//! A [`FRow`] carries the technique's point parameters as `params` (`k=v` pairs: `dtype`,
+//! `unit`, `unit_index`, `policy`, `tier`, `lag`, `k`, `epoch`, …). [`to_row`] maps it onto the
+//! contract's row (technique `freeze`, docs/measurements.md): `params` starts with `seq` (tokens
+//! per sample) and then the row's own pairs; `batch` is the samples per iteration.
 
-use crate::measure::{Row, Sink, Stats};
+use crate::measure::{n, Params, Row, Sink, Stats};
 
 /// One freeze measurement.
 #[derive(Clone, Debug, Default)]
@@ -74,27 +73,21 @@ impl FRow {
     }
 }
 
-/// `k=v;k=v` of the parameters, in their order.
-pub fn params_text(p: &[(String, String)]) -> String {
-    p.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-/// The shared row of `r` in set `set` (see the module docs).
+/// The contract row of `r` in set `set` (see the module docs).
 pub fn to_row(set: &str, r: &FRow) -> Row {
+    let mut params = Params::new().with("seq", r.seq);
+    for (k, v) in &r.params {
+        params.insert(k, v);
+    }
     Row {
         set: set.to_string(),
         kind: r.kind.clone(),
         model: r.model.clone(),
-        draft: params_text(&r.params),
-        batch: r.batch.to_string(),
-        context_tokens: r.seq.to_string(),
-        position: r.param("unit_index").unwrap_or_default().to_string(),
+        batch: n(r.batch),
+        params,
         metric: r.metric.clone(),
         value: r.value,
-        repeats: r.repeats,
+        repeats: r.repeats.max(1) as u64,
         spread: r.spread,
         unit: r.unit.clone(),
         ..Default::default()
@@ -114,7 +107,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn params_map_to_the_free_columns() {
+    fn params_map_to_the_contract_row() {
         let r = FRow {
             kind: "micro".into(),
             model: "val-bert-tiny".into(),
@@ -125,9 +118,8 @@ mod tests {
         .with("dtype", "bf16")
         .with("unit_index", 3);
         let row = to_row("s", &FRow::one(&r, "forward_s", 0.5, "s"));
-        assert_eq!(row.draft, "dtype=bf16;unit_index=3");
-        assert_eq!(row.position, "3");
-        assert_eq!(row.context_tokens, "16");
+        assert_eq!(row.params.to_string(), "seq=16;dtype=bf16;unit_index=3");
+        assert_eq!((row.batch, row.draft.as_deref()), (Some(4), None));
         assert_eq!(
             (row.metric.as_str(), row.value, row.repeats),
             ("forward_s", 0.5, 1)
