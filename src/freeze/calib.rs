@@ -31,15 +31,17 @@
 //! is compared with the realised one (`freeze_step` rows): the largest difference in frozen
 //! units at any iteration.
 
+pub mod run;
+
 use super::cost::{self, Cache, IterCosts, RunShape, Tier};
 use super::gradnorm::GradNorms;
 use super::policy::Policy;
 use super::profile::{LayerCost, Profile};
 use super::schedule::Timeline;
 use crate::error::{Error, Result};
+use crate::measure::Row;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// One measurement row of technique `freeze`, with its point parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,86 +71,40 @@ impl MeasRow {
     }
 }
 
-/// Parses `k=v;k=v` (values may contain `,` and `:`).
-pub fn parse_params(s: &str) -> BTreeMap<String, String> {
-    s.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
-/// Reads the `freeze` rows of a measurement CSV. Point parameters come from a `params` column
-/// when the file has one, else from the `draft` column (where `perfcast-gpu freeze` writes them
-/// until the shared measurement crate has `params`); `seq` from `params.seq` or
-/// `context_tokens`.
-///
-/// # Errors
-/// I/O, a missing column, or a non-numeric `batch`/`value`, naming `path:line`.
-pub fn read_rows(path: &Path) -> Result<Vec<MeasRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse_rows(&text, path)
-}
-
-/// [`read_rows`] on text; `path` names the file in errors.
-///
-/// # Errors
-/// As [`read_rows`].
-pub fn parse_rows(text: &str, path: &Path) -> Result<Vec<MeasRow>> {
-    let mut rd = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let head = rd
-        .headers()
-        .map_err(|e| Error::parse(path, Some(1), e.to_string()))?
-        .clone();
-    let col = |n: &str| head.iter().position(|h| h == n);
-    let need =
-        |n: &str| col(n).ok_or_else(|| Error::parse(path, Some(1), format!("no column '{n}'")));
-    let (tech, set, kind, model, batch, metric, value) = (
-        need("technique")?,
-        need("set")?,
-        need("kind")?,
-        need("model")?,
-        need("batch")?,
-        need("metric")?,
-        need("value")?,
-    );
-    let params_col = col("params").or(col("draft"));
-    let ctx = col("context_tokens");
-    let mut out = Vec::new();
-    for (i, rec) in rd.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| Error::parse(path, Some(line), e.to_string()))?;
-        if rec.get(tech) != Some("freeze") {
-            continue;
-        }
-        let num = |c: usize, what: &str| -> Result<f64> {
-            let v = rec.get(c).unwrap_or("");
-            v.parse::<f64>().map_err(|_| {
-                Error::parse(path, Some(line), format!("{what} = '{v}': not a number"))
-            })
-        };
-        let params = params_col
-            .and_then(|c| rec.get(c))
-            .map(parse_params)
-            .unwrap_or_default();
-        let seq = params
-            .get("seq")
-            .map(String::as_str)
-            .or_else(|| ctx.and_then(|c| rec.get(c)))
-            .unwrap_or("0")
-            .parse::<u32>()
-            .unwrap_or(0);
-        out.push(MeasRow {
-            set: rec.get(set).unwrap_or("").to_string(),
-            kind: rec.get(kind).unwrap_or("").to_string(),
-            model: rec.get(model).unwrap_or("").to_string(),
-            batch: num(batch, "batch")? as u32,
-            seq,
-            metric: rec.get(metric).unwrap_or("").to_string(),
-            value: num(value, "value")?,
+impl MeasRow {
+    /// The freeze view of a contract row: `seq` from `params.seq`, the other pairs as given.
+    pub fn from_row(r: &Row) -> MeasRow {
+        let params: BTreeMap<String, String> = r
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        MeasRow {
+            set: r.set.clone(),
+            kind: r.kind.clone(),
+            model: r.model.clone(),
+            batch: r.batch.unwrap_or(0),
+            seq: params.get("seq").and_then(|v| v.parse().ok()).unwrap_or(0),
+            metric: r.metric.clone(),
+            value: r.value,
             params,
-        });
+        }
+    }
+}
+
+/// The `freeze` rows of measurement files, read through the contract's reader.
+///
+/// # Errors
+/// As [`crate::measure::for_each_row`].
+pub fn read_rows(paths: &[std::path::PathBuf]) -> Result<Vec<MeasRow>> {
+    let mut out = Vec::new();
+    for p in paths {
+        crate::measure::for_each_row(p, |_, r| {
+            if r.technique == "freeze" {
+                out.push(MeasRow::from_row(&r));
+            }
+            Ok(())
+        })?;
     }
     Ok(out)
 }
@@ -636,7 +592,7 @@ mod tests {
     /// Synthetic micro rows of a 2-block model whose parts are known: frozen forward 1 ms per
     /// unit (head 0.5), input grad 1, weight grad 2 (embeddings 2), optimizer 0.5, norm 0.1,
     /// and an iteration remainder a = 3 ms, b = 0.25 ms per trainable unit.
-    fn micro_rows() -> Vec<MeasRow> {
+    pub(crate) fn micro_rows() -> Vec<MeasRow> {
         let mut rows = Vec::new();
         let mut push = |unit: &str, ui: usize, metric: &str, v: f64, extra: &[(&str, &str)]| {
             let mut params = BTreeMap::new();
@@ -711,7 +667,12 @@ mod tests {
             .contains("head.fwd_bwd_input_s"));
     }
 
-    fn e2e_rows(policy: &str, tier: &str, total: f64, steps: &[(u64, usize)]) -> Vec<MeasRow> {
+    pub(crate) fn e2e_rows(
+        policy: &str,
+        tier: &str,
+        total: f64,
+        steps: &[(u64, usize)],
+    ) -> Vec<MeasRow> {
         let base = |metric: &str, v: f64, extra: &[(&str, String)]| {
             let mut params: BTreeMap<String, String> = [
                 ("dtype", "bf16"),
@@ -812,20 +773,20 @@ mod tests {
     }
 
     #[test]
-    fn rows_parse_from_the_harness_csv() {
-        let text = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command\n\
-freeze,s,micro,val-bert-tiny,dtype=f32;unit=block;unit_index=1,,4,,16,1,forward_s,1.5e-3,3,0.1,s,d,g,dr,c,x,\"a b\"\n\
-specdec,s,forward,m,,,1,1,128,,forward_s,1.0,3,0.1,s,d,g,dr,c,x,y\n\
-freeze,s,e2e,val-bert-tiny,\"dtype=f32;policy=autofreeze:interval=2,percentile=50;tier=gpu\",,4,,16,,total_s,0.5,12,,s,d,g,dr,c,x,y\n";
-        let rows = parse_rows(text, Path::new("t.csv")).unwrap();
+    fn rows_read_from_a_contract_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        let text = format!(
+            "{}\n\
+freeze,s,micro,val-bert-tiny,,,4,,,,seq=16;dtype=f32;unit=block;unit_index=1,forward_s,1.5e-3,3,0.1,s,2026-11-29T00:00:00Z,g,dr,c,x,a\n\
+freeze,s,e2e,val-bert-tiny,,,4,,,,\"seq=16;dtype=f32;policy=autofreeze:interval=2,percentile=50;tier=gpu\",total_s,0.5,12,,s,2026-11-29T00:00:00Z,g,dr,c,x,y\n",
+            crate::measure::COLUMNS.join(",")
+        );
+        std::fs::write(&p, text).unwrap();
+        let rows = read_rows(&[p]).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].seq, 16);
+        assert_eq!((rows[0].seq, rows[0].batch), (16, 4));
         assert_eq!(rows[0].p("unit"), "block");
         assert_eq!(rows[1].p("policy"), "autofreeze:interval=2,percentile=50");
-        let bad = text.replace("1.5e-3", "fast");
-        assert!(parse_rows(&bad, Path::new("t.csv"))
-            .unwrap_err()
-            .to_string()
-            .contains("t.csv"));
     }
 }
