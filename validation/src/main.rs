@@ -41,6 +41,8 @@ enum Cmd {
     /// `<set>.csv` (median time_s and busbw per size) and `<set>-<op>-busbw.csv` curves
     /// (`bytes,busbw_bytes_per_s`, what `perfcast collective --busbw-csv` reads).
     NcclSweep(gradcomp::sweep::Args),
+    /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
+    Freeze(freeze::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,5 +65,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::E2e(a) => specdec::e2e::run(g, a),
         Cmd::Train(a) => specdec::train_cmd::run(g, a),
         Cmd::NcclSweep(a) => gradcomp::sweep::run(g, a),
+        Cmd::Freeze(a) => freeze::cli::run(g, a),
     }
 }
