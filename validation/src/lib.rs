@@ -7,6 +7,7 @@
 //! tiny models); the binary's GPU commands then stop with a one-line message and exit 2.
 #![deny(missing_docs)]
 
+pub mod embcache;
 pub mod graph;
 pub mod measure;
 pub mod model;

@@ -42,6 +42,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
+    Embcache(perfcast_validation::embcache::cli::Args),
     /// Print the `models/llms-validation.toml` entries of every preset (parameter counts read off
     /// tensors allocated on the device for models up to --alloc-max parameters, else off shapes).
     Catalog {
@@ -228,6 +230,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
+        Cmd::Embcache(a) => Ok(ExitCode::from(perfcast_validation::embcache::cli::run(a, cli.cpu)?)),
         Cmd::Catalog { alloc_max } => {
             let dev = if cli.cpu { Device::Cpu } else { device(false)? };
             println!("# Architectures of the models the GPU validation harness (validation/, `perfcast-gpu`) builds and");
