@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use clap::{Args as ClapArgs, Subcommand};
+use perfcast::embcache::policy::lookahead::Lookahead;
 use perfcast::embcache::policy::PolicyKind;
 use perfcast::embcache::trace::{self, Access, DenseTrace, TraceFormat};
 
 use super::dlrm::{Dlrm, DlrmCfg, EmbOpt};
 use super::engine::Engine;
-use super::plan::{self, Plan};
+use super::plan;
 use super::rows::{write, EmbRow};
 use crate::measure::{Provenance, Sink, Stats};
 
@@ -114,8 +115,9 @@ enum Cmd {
         /// Batch sizes (samples).
         #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
         batches: Vec<usize>,
-        /// Cache sizes: rows or percentages of the trace's unique rows.
-        #[arg(long, value_delimiter = ',', default_value = "0.1%,1%,5%,20%")]
+        /// Cache sizes: rows, percentages of the trace's unique rows, or `wss` / `<k>wss` (k ×
+        /// the two-batch working set, the smallest cache lookahead runs with).
+        #[arg(long, value_delimiter = ',', default_value = "0.1%,1%,5%,20%,wss,2wss")]
         caches: Vec<String>,
         /// Policies (`lru`, `fifo`, `lfu`, `static-topk`, `belady`, `lookahead`, `resident` =
         /// the whole table on the device).
@@ -388,6 +390,27 @@ pub fn cache_rows(s: &str, unique: usize) -> Result<usize> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// [`cache_rows`], plus `wss` / `<k>wss`: `k` × the trace's two-batch working set (the
+/// smallest lookahead cache), rounded up.
+///
+/// # Errors
+/// Unparsable sizes.
+pub fn cache_rows_wss(s: &str, unique: usize, wss: usize) -> Result<usize> {
+    if let Some(k) = s.strip_suffix("wss") {
+        let k: f64 = if k.is_empty() {
+            1.0
+        } else {
+            k.parse()
+                .map_err(|_| anyhow::anyhow!("cache '{s}': expected N, P%, wss or <k>wss such as 2wss"))?
+        };
+        if !(k > 0.0 && k <= 1e6) {
+            bail!("cache '{s}': the multiple of wss must be in (0, 1e6]");
+        }
+        return Ok(((k * wss as f64).ceil() as usize).max(1));
+    }
+    cache_rows(s, unique)
+}
+
 /// One e2e point's policy: `resident` or a simulator policy.
 fn kinds_for(name: &str, windows: &[usize], pf: f64) -> Result<Vec<Option<PolicyKind>>> {
     if name == "resident" {
@@ -413,49 +436,58 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
         let cfg = model_cfg(c, tr.tables)?;
         let uniq = tr.dense.n_rows();
         // Plans first (host), so the engine is sized for the largest cache and transfer.
-        let mut points: Vec<(String, Option<PolicyKind>, usize, Plan)> = Vec::new();
+        let wss = Lookahead::min_feasible_rows(&tr.dense);
+        let max_u = (0..tr.dense.n_batches())
+            .map(|b| {
+                let mut v = tr.dense.batch(b).to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            })
+            .max()
+            .unwrap_or(1);
+        // Every point: (cache spelling, policy, rows). Plans are built one point at a time.
+        let mut points: Vec<(String, Option<PolicyKind>, usize)> = Vec::new();
         for pname in &g.policies {
             for kind in kinds_for(pname, &g.windows, g.profile_fraction)? {
                 let sizes: Vec<String> = if kind.is_none() { vec!["100%".into()] } else { g.caches.clone() };
                 for cs in sizes {
-                    let rows = cache_rows(&cs, uniq)?;
-                    let p = match kind {
-                        None => plan::resident(&tr.dense),
-                        Some(k) => match plan::plan(&tr.dense, k, rows) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                println!("embcache e2e: batch {batch} {} cache {cs}: skipped ({e})", k.name());
-                                continue;
-                            }
-                        },
-                    };
-                    if let Some(k) = kind {
-                        let (_, bc) = perfcast::embcache::simulate(&tr.dense, k, rows).map_err(|e| anyhow::anyhow!("{e}"))?;
-                        let m: Vec<u32> = p.batches.iter().map(|b| b.fetch.len() as u32).collect();
-                        if m != bc.misses {
-                            bail!("batch {batch} {} cache {cs}: plan misses differ from the simulator's", k.name());
-                        }
-                    }
-                    points.push((cs, kind, rows, p));
+                    let rows = cache_rows_wss(&cs, uniq, wss)?;
+                    points.push((cs, kind, rows));
                 }
             }
         }
-        let max_slots = points.iter().map(|p| p.3.slots).max().unwrap_or(1);
-        let stage = points
-            .iter()
-            .map(|p| p.3.max_fetch().max(p.3.max_wb()))
-            .max()
-            .unwrap_or(1)
-            .max(uniq.min(1 << 16));
+        let max_slots = points.iter().map(|p| p.2.min(uniq)).max().unwrap_or(1);
+        // A batch fetches at most its unique rows and writes back at most the rows it displaces
+        // plus (lookahead) the rows made room for the next batch: 3 × the largest batch bounds it.
+        let stage = (3 * max_u).min(uniq).max(1);
         let mut eng = Engine::new(dev, uniq, cfg.dim, cfg.width(), max_slots, stage, c.seed)?;
         println!(
-            "embcache e2e: batch {batch}: {} lookups, {} batches, {uniq} unique rows, {} tables, {} points",
+            "embcache e2e: batch {batch}: {} lookups, {} batches, {uniq} unique rows ({max_u} per batch at most, two-batch working set {wss}), {} tables, {} points",
             tr.dense.len(),
             tr.dense.n_batches(),
             tr.tables,
             points.len()
         );
-        for (cs, kind, rows, p) in &points {
+        for (cs, kind, rows) in &points {
+            let p = match kind {
+                None => plan::resident(&tr.dense),
+                Some(k) => match plan::plan(&tr.dense, *k, *rows) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        println!("embcache e2e: batch {batch} {} cache {cs}: skipped ({e})", k.name());
+                        continue;
+                    }
+                },
+            };
+            if let Some(k) = kind {
+                let (_, bc) = perfcast::embcache::simulate(&tr.dense, *k, *rows).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let m: Vec<u32> = p.batches.iter().map(|b| b.fetch.len() as u32).collect();
+                if m != bc.misses {
+                    bail!("batch {batch} {} cache {cs}: plan misses differ from the simulator's", k.name());
+                }
+            }
+            let p = &p;
             let resident = kind.is_none();
             let pipelined = matches!(kind, Some(PolicyKind::Lookahead { .. }));
             let mut model = Dlrm::new(cfg.clone(), dev)?;
@@ -500,7 +532,7 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
             let access_hits: f64 = p.batches.iter().map(|b| f64::from(b.access_hits)).sum();
             let wb: f64 = st.writebacks.iter().map(|&x| f64::from(x)).sum();
             let ev: f64 = p.batches.iter().map(|b| f64::from(b.evictions)).sum();
-            let rows_out = [
+            let mut rows_out = vec![
                 base.timed("iter_s", &s, "s"),
                 base.value("batch_hit_rate", 1.0 - misses / uq, 1, "fraction"),
                 base.value("access_hit_rate", access_hits / acc, 1, "fraction"),
@@ -510,10 +542,13 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
                 base.value("writeback_rows_per_batch", wb / nb, 1, "rows"),
                 base.value("evictions_per_batch", ev / nb, 1, "rows"),
                 base.value("plan_s_per_batch", p.plan_s / nb, 1, "s"),
-                base.value("hits_equal_sim", if resident { f64::NAN } else { 1.0 }, 1, "bool"),
                 base.value("samples_per_s", batch as f64 / s.median, s.n, "samples/s"),
                 base.value("miss_bytes_per_s", misses / nb * (cfg.width() * 4) as f64 / s.median, s.n, "B/s"),
             ];
+            if !resident {
+                // Checked above: the plan's per-batch misses equal the simulator's.
+                rows_out.push(base.value("hits_equal_sim", 1.0, 1, "bool"));
+            }
             for r in &rows_out {
                 emit(r)?;
                 n += 1;
@@ -583,4 +618,122 @@ pub fn random_idx(n: usize, bound: usize, seed: u64, dev: &Device) -> Result<(Ve
     };
     let t = Tensor::from_slice(&v, n, dev)?;
     Ok((v, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Common {
+        Common {
+            dim: 8,
+            bottom: vec![16],
+            top: vec![16],
+            emb_opt: "sgd".into(),
+            emb_lr: 0.1,
+            dense_lr: 1e-2,
+            trace: "zipf".into(),
+            trace_format: None,
+            profile: "criteo-kaggle".into(),
+            scale: 0.0001,
+            zipf: 1.05,
+            n_batches: 6,
+            seed: 5,
+        }
+    }
+
+    #[test]
+    fn e2e_grid_writes_every_point_with_simulator_hit_rates() {
+        let c = tiny();
+        let g = E2eGrid {
+            batches: vec![8],
+            caches: vec!["5%".into(), "wss".into()],
+            policies: vec!["resident".into(), "lru".into(), "belady".into(), "lookahead".into()],
+            windows: vec![1, 2],
+            profile_fraction: 1.0,
+            warmup: 0,
+            repeats: 2,
+            name: "t".into(),
+        };
+        let mut rows = Vec::new();
+        let n = e2e(&Device::Cpu, &c, &g, &mut |r| {
+            rows.push(r.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, rows.len());
+        let get = |pol: &str, cache: &str, w: &str, metric: &str| -> f64 {
+            rows.iter()
+                .find(|r| {
+                    r.params.contains(&("policy".into(), pol.into()))
+                        && r.params.contains(&("cache".into(), cache.into()))
+                        && r.params.contains(&("window".into(), w.into()))
+                        && r.metric == metric
+                })
+                .unwrap_or_else(|| panic!("{pol} {cache} {w} {metric}"))
+                .value
+        };
+        let tr = load_trace(&c, 8).unwrap();
+        let wss = Lookahead::min_feasible_rows(&tr.dense);
+        for (pol, kind) in [("lru", PolicyKind::Lru), ("belady", PolicyKind::Belady)] {
+            let (m, _) = perfcast::embcache::simulate(&tr.dense, kind, wss).unwrap();
+            let want = m.batch_unique_hit_rate.unwrap();
+            assert!((get(pol, "wss", "", "batch_hit_rate") - want).abs() < 1e-12, "{pol}");
+        }
+        // Lookahead only at the working-set cache (5% is below it) and with both windows.
+        assert!(get("lookahead", "wss", "2", "iter_s") > 0.0);
+        assert!(get("lookahead", "wss", "1", "batch_hit_rate") > 0.0);
+        assert!(!rows.iter().any(|r| r.params.contains(&("policy".into(), "lookahead".into()))
+            && r.params.contains(&("cache".into(), "5%".into()))));
+        assert_eq!(get("resident", "100%", "", "batch_hit_rate"), 1.0);
+        // 1 resident + lru×2 + belady×2 + lookahead×2 points.
+        assert_eq!(rows.iter().filter(|r| r.metric == "iter_s").count(), 7);
+    }
+
+    #[test]
+    fn micro_grid_emits_every_op() {
+        let c = tiny();
+        let m = super::super::micro::Micro {
+            rows: vec![4, 64],
+            table_rows: 256,
+            batches: vec![4],
+            warmup: 0,
+            repeats: 2,
+            iters: 1,
+        };
+        let mut rows = Vec::new();
+        run_micro(&c, &m, &mut rows);
+        for op in [
+            "d2d_copy", "gather", "scatter", "h2d_pinned", "d2h_pinned", "h2d_pageable", "host_gather",
+            "host_scatter", "fetch_path", "writeback_path",
+        ] {
+            let n = rows.iter().filter(|r| r.metric == format!("{op}_s")).count();
+            assert!(n >= 1, "{op}");
+            assert!(rows.iter().any(|r| r.metric == format!("{op}_bytes_per_s") && r.value > 0.0), "{op}");
+        }
+        assert!(rows.iter().any(|r| r.metric == "compute_s" && r.value > 0.0 && r.repeats == 2));
+        assert!(cache_rows_wss("2wss", 100, 7).unwrap() == 14 && cache_rows_wss("xwss", 1, 1).is_err());
+    }
+
+    fn run_micro(c: &Common, m: &super::super::micro::Micro, rows: &mut Vec<EmbRow>) {
+        super::super::micro::run(&Device::Cpu, c, m, &mut |r| {
+            rows.push(r.clone());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_traces_are_one_clear_error() {
+        let mut c = tiny();
+        c.trace = "/nonexistent/x.csv".into();
+        assert!(load_trace(&c, 4).is_err());
+        let mut c = tiny();
+        c.trace = format!("{}/../traces/movielens-like-ratings.csv", env!("CARGO_MANIFEST_DIR"));
+        let e = load_trace(&c, 100_000).err().unwrap().to_string();
+        assert!(e.contains("do not fill one batch"), "{e}");
+        let t = load_trace(&c, 50).unwrap();
+        assert_eq!(t.tables, 2);
+        assert_eq!(t.dense.n_batches(), 6);
+    }
 }

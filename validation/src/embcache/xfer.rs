@@ -283,7 +283,10 @@ impl Copier {
         #[cfg(feature = "cuda")]
         if let Some(s) = self.stream(on) {
             use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr};
-            let src = src.contiguous()?;
+            // A contiguous copy made here could be freed before the asynchronous read ends.
+            if !src.is_contiguous() {
+                bail!("d2h: the source must be contiguous");
+            }
             let (st, l) = src.storage_and_layout();
             let candle_core::Storage::Cuda(cs) = &*st else {
                 bail!("d2h: source is not on the CUDA device")
