@@ -38,7 +38,14 @@ fn run_plan(dev: &Device, c: &Common, tr: &Trace, p: &Plan, resident: bool) -> R
     let mut model = Dlrm::new(cfg, dev)?;
     let mut g: Vec<Tensor> = Vec::new();
     let pipelined = p.pipelinable() && p.policy == "lookahead";
-    let st = eng.pass(tr.dense.n_batches(), p, &mut model, pipelined, c.seed, Some(&mut g))?;
+    let st = eng.pass(
+        tr.dense.n_batches(),
+        p,
+        &mut model,
+        pipelined,
+        c.seed,
+        Some(&mut g),
+    )?;
     eng.flush(p, resident)?;
     let mut gathered = Vec::with_capacity(g.len());
     for (bp, t) in p.batches.iter().zip(&g) {
@@ -106,18 +113,23 @@ pub fn check(dev: &Device, c: &Common, tr: &Trace, tol: f64) -> Result<bool> {
     );
     let mut ok = true;
     for (kind, cap) in cases(tr) {
-        let (m, bc) = perfcast::embcache::simulate(&tr.dense, kind, cap).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (m, bc) = perfcast::embcache::simulate(&tr.dense, kind, cap)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let p = plan::plan(&tr.dense, kind, cap)?;
         let run = run_plan(dev, c, tr, &p, false)?;
         let unique: Vec<u32> = p.batches.iter().map(|b| b.unique() as u32).collect();
         let ev: Vec<u32> = p.batches.iter().map(|b| b.evictions).collect();
         let hits: u64 = p.batches.iter().map(|b| u64::from(b.access_hits)).sum();
-        let counts_ok = run.misses == bc.misses && unique == bc.unique && ev == bc.evictions && hits == m.hits;
+        let counts_ok =
+            run.misses == bc.misses && unique == bc.unique && ev == bc.evictions && hits == m.hits;
         let mut gdiff = 0f64;
         for (b, (mine, refb)) in run.gathered.iter().zip(&reference.gathered).enumerate() {
-            let want: std::collections::HashMap<u32, &Vec<f32>> = refb.iter().map(|(r, v)| (*r, v)).collect();
+            let want: std::collections::HashMap<u32, &Vec<f32>> =
+                refb.iter().map(|(r, v)| (*r, v)).collect();
             for (r, v) in mine {
-                let w = want.get(r).with_context(|| format!("batch {b}: row {r} not in the reference batch"))?;
+                let w = want
+                    .get(r)
+                    .with_context(|| format!("batch {b}: row {r} not in the reference batch"))?;
                 gdiff = gdiff.max(max_diff(v, w));
             }
             if mine.len() != refb.len() {
@@ -143,7 +155,10 @@ pub fn check(dev: &Device, c: &Common, tr: &Trace, tol: f64) -> Result<bool> {
             if pass { "ok" } else { "FAILED" }
         );
     }
-    println!("embcache check: {}", if ok { "all passed" } else { "FAILED" });
+    println!(
+        "embcache check: {}",
+        if ok { "all passed" } else { "FAILED" }
+    );
     Ok(ok)
 }
 
@@ -198,7 +213,16 @@ mod tests {
         assert!(max_diff(&a.table, &b.table) > 1e-3);
         // Training moved the rows (so equal tables are not trivially equal initial tables).
         let cfg = model_cfg(&c, tr.tables).unwrap();
-        let fresh = Engine::new(&Device::Cpu, tr.dense.n_rows(), cfg.dim, cfg.width(), 1, 1, c.seed).unwrap();
+        let fresh = Engine::new(
+            &Device::Cpu,
+            tr.dense.n_rows(),
+            cfg.dim,
+            cfg.width(),
+            1,
+            1,
+            c.seed,
+        )
+        .unwrap();
         assert!(max_diff(fresh.host.as_slice(), &a.table) > 1e-4);
     }
 }

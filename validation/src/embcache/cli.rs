@@ -87,7 +87,11 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
         /// Row counts for gathers and copies.
-        #[arg(long, value_delimiter = ',', default_value = "64,256,1024,4096,16384,65536,262144")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "64,256,1024,4096,16384,65536,262144"
+        )]
         rows: Vec<usize>,
         /// Host table rows (the gather source of fetches).
         #[arg(long, default_value_t = 1 << 20)]
@@ -121,7 +125,11 @@ enum Cmd {
         caches: Vec<String>,
         /// Policies (`lru`, `fifo`, `lfu`, `static-topk`, `belady`, `lookahead`, `resident` =
         /// the whole table on the device).
-        #[arg(long, value_delimiter = ',', default_value = "resident,lru,fifo,static-topk,belady,lookahead")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "resident,lru,fifo,static-topk,belady,lookahead"
+        )]
         policies: Vec<String>,
         /// Lookahead windows (batches).
         #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
@@ -155,8 +163,12 @@ pub fn device(cpu: bool) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
     }
-    let dev = Device::new_cuda(0)
-        .map_err(|e| anyhow::anyhow!("no CUDA GPU or driver found: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let dev = Device::new_cuda(0).map_err(|e| {
+        anyhow::anyhow!(
+            "no CUDA GPU or driver found: {}",
+            e.to_string().lines().next().unwrap_or("")
+        )
+    })?;
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cd) = &dev {
         // SAFETY: the engine orders its two streams with explicit events (and the host waits on
@@ -199,7 +211,9 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
                 repeats: repeats.max(1),
                 iters: iters.max(1),
             };
-            let n = super::micro::run(&dev, &common, &m, &mut |r| write(&mut sink, &set, r).map_err(Into::into))?;
+            let n = super::micro::run(&dev, &common, &m, &mut |r| {
+                write(&mut sink, &set, r).map_err(Into::into)
+            })?;
             println!("embcache micro: {n} rows -> {}", sink.path().display());
             Ok(0)
         }
@@ -229,7 +243,9 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
                 repeats: repeats.max(1),
                 name,
             };
-            let n = e2e(&dev, &common, &g, &mut |r| write(&mut sink, &set, r).map_err(Into::into))?;
+            let n = e2e(&dev, &common, &g, &mut |r| {
+                write(&mut sink, &set, r).map_err(Into::into)
+            })?;
             println!("embcache e2e: {n} rows -> {}", sink.path().display());
             Ok(0)
         }
@@ -290,42 +306,47 @@ pub fn load_trace(c: &Common, batch: usize) -> Result<Trace> {
     if c.n_batches == 0 {
         bail!("n-batches 0: expected >= 1");
     }
-    let (acc, tables, params): (Vec<Access>, usize, Vec<(&'static str, String)>) = if c.trace == "zipf" {
-        let rows = trace::profile::tables(&c.profile, c.scale).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let t = rows.len();
-        let spec = trace::zipf::ZipfSpec::new(
-            c.zipf,
-            rows,
-            (batch * c.n_batches * t) as u64,
-            c.seed,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let acc = spec.stream().collect::<perfcast::Result<Vec<_>>>().map_err(|e| anyhow::anyhow!("{e}"))?;
-        (
-            acc,
-            t,
-            vec![
-                ("trace", "zipf".into()),
-                ("profile", c.profile.clone()),
-                ("scale", c.scale.to_string()),
-                ("zipf", c.zipf.to_string()),
-                ("seed", c.seed.to_string()),
-            ],
-        )
-    } else {
-        let path = PathBuf::from(&c.trace);
-        let fmt = match &c.trace_format {
-            Some(f) => TraceFormat::parse(f).map_err(|e| anyhow::anyhow!("{e}"))?,
-            None => TraceFormat::from_path(&path)
-                .with_context(|| format!("trace {}: unknown extension; pass --trace-format", path.display()))?,
+    let (acc, tables, params): (Vec<Access>, usize, Vec<(&'static str, String)>) =
+        if c.trace == "zipf" {
+            let rows =
+                trace::profile::tables(&c.profile, c.scale).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = rows.len();
+            let spec =
+                trace::zipf::ZipfSpec::new(c.zipf, rows, (batch * c.n_batches * t) as u64, c.seed)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let acc = spec
+                .stream()
+                .collect::<perfcast::Result<Vec<_>>>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (
+                acc,
+                t,
+                vec![
+                    ("trace", "zipf".into()),
+                    ("profile", c.profile.clone()),
+                    ("scale", c.scale.to_string()),
+                    ("zipf", c.zipf.to_string()),
+                    ("seed", c.seed.to_string()),
+                ],
+            )
+        } else {
+            let path = PathBuf::from(&c.trace);
+            let fmt = match &c.trace_format {
+                Some(f) => TraceFormat::parse(f).map_err(|e| anyhow::anyhow!("{e}"))?,
+                None => TraceFormat::from_path(&path).with_context(|| {
+                    format!(
+                        "trace {}: unknown extension; pass --trace-format",
+                        path.display()
+                    )
+                })?,
+            };
+            let acc = trace::open(&path, fmt)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .collect::<perfcast::Result<Vec<_>>>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = acc.iter().map(|a| a.table as usize + 1).max().unwrap_or(1);
+            (acc, t, vec![("trace", c.trace.clone())])
         };
-        let acc = trace::open(&path, fmt)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .collect::<perfcast::Result<Vec<_>>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let t = acc.iter().map(|a| a.table as usize + 1).max().unwrap_or(1);
-        (acc, t, vec![("trace", c.trace.clone())])
-    };
     let per_batch = batch * tables;
     let keep = (acc.len() / per_batch).min(c.n_batches) * per_batch;
     if keep == 0 {
@@ -351,7 +372,8 @@ pub fn load_trace(c: &Common, batch: usize) -> Result<Trace> {
             ..*a
         })
     });
-    let dense = DenseTrace::from_stream(stream, batch as u64, false, &c.trace).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dense = DenseTrace::from_stream(stream, batch as u64, false, &c.trace)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Trace {
         dense,
         tables,
@@ -366,7 +388,10 @@ pub fn load_trace(c: &Common, batch: usize) -> Result<Trace> {
 /// Unknown optimizer, dimension outside 1..=4096.
 pub fn model_cfg(c: &Common, tables: usize) -> Result<DlrmCfg> {
     if !(1..=4096).contains(&c.dim) {
-        bail!("dim {}: expected 1..=4096 (64–256 is the DLRM range)", c.dim);
+        bail!(
+            "dim {}: expected 1..=4096 (64–256 is the DLRM range)",
+            c.dim
+        );
     }
     Ok(DlrmCfg {
         dim: c.dim,
@@ -400,8 +425,9 @@ pub fn cache_rows_wss(s: &str, unique: usize, wss: usize) -> Result<usize> {
         let k: f64 = if k.is_empty() {
             1.0
         } else {
-            k.parse()
-                .map_err(|_| anyhow::anyhow!("cache '{s}': expected N, P%, wss or <k>wss such as 2wss"))?
+            k.parse().map_err(|_| {
+                anyhow::anyhow!("cache '{s}': expected N, P%, wss or <k>wss such as 2wss")
+            })?
         };
         if !(k > 0.0 && k <= 1e6) {
             bail!("cache '{s}': the multiple of wss must be in (0, 1e6]");
@@ -419,17 +445,28 @@ fn kinds_for(name: &str, windows: &[usize], pf: f64) -> Result<Vec<Option<Policy
     if name == "lookahead" || name == "bagpipe" {
         return windows
             .iter()
-            .map(|&w| Ok(Some(PolicyKind::parse(name, w, pf).map_err(|e| anyhow::anyhow!("{e}"))?)))
+            .map(|&w| {
+                Ok(Some(
+                    PolicyKind::parse(name, w, pf).map_err(|e| anyhow::anyhow!("{e}"))?,
+                ))
+            })
             .collect();
     }
-    Ok(vec![Some(PolicyKind::parse(name, 1, pf).map_err(|e| anyhow::anyhow!("{e}"))?)])
+    Ok(vec![Some(
+        PolicyKind::parse(name, 1, pf).map_err(|e| anyhow::anyhow!("{e}"))?,
+    )])
 }
 
 /// Runs the e2e grid, calling `emit` for every row; returns the rows written.
 ///
 /// # Errors
 /// Bad grid values; device errors; a plan whose per-batch counts differ from the simulator's.
-pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) -> Result<()>) -> Result<usize> {
+pub fn e2e(
+    dev: &Device,
+    c: &Common,
+    g: &E2eGrid,
+    emit: &mut dyn FnMut(&EmbRow) -> Result<()>,
+) -> Result<usize> {
     let mut n = 0usize;
     for &batch in &g.batches {
         let tr = load_trace(c, batch)?;
@@ -450,10 +487,17 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
         let mut points: Vec<(String, Option<PolicyKind>, usize)> = Vec::new();
         for pname in &g.policies {
             for kind in kinds_for(pname, &g.windows, g.profile_fraction)? {
-                let sizes: Vec<String> = if kind.is_none() { vec!["100%".into()] } else { g.caches.clone() };
+                let sizes: Vec<String> = if kind.is_none() {
+                    vec!["100%".into()]
+                } else {
+                    g.caches.clone()
+                };
                 for cs in sizes {
-                    let rows = cache_rows_wss(&cs, uniq, wss)?;
-                    points.push((cs, kind, rows));
+                    match cache_rows_wss(&cs, uniq, wss) {
+                        Ok(rows) => points.push((cs, kind, rows)),
+                        // A percentage of a small trace can round to 0 rows: skip that point.
+                        Err(e) => println!("embcache e2e: batch {batch} cache {cs}: skipped ({e})"),
+                    }
                 }
             }
         }
@@ -475,16 +519,23 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
                 Some(k) => match plan::plan(&tr.dense, *k, *rows) {
                     Ok(p) => p,
                     Err(e) => {
-                        println!("embcache e2e: batch {batch} {} cache {cs}: skipped ({e})", k.name());
+                        println!(
+                            "embcache e2e: batch {batch} {} cache {cs}: skipped ({e})",
+                            k.name()
+                        );
                         continue;
                     }
                 },
             };
             if let Some(k) = kind {
-                let (_, bc) = perfcast::embcache::simulate(&tr.dense, *k, *rows).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let (_, bc) = perfcast::embcache::simulate(&tr.dense, *k, *rows)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let m: Vec<u32> = p.batches.iter().map(|b| b.fetch.len() as u32).collect();
                 if m != bc.misses {
-                    bail!("batch {batch} {} cache {cs}: plan misses differ from the simulator's", k.name());
+                    bail!(
+                        "batch {batch} {} cache {cs}: plan misses differ from the simulator's",
+                        k.name()
+                    );
                 }
             }
             let p = &p;
@@ -509,7 +560,10 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
             let mut params: Vec<(&str, String)> = tr.params.clone();
             params.extend([
                 ("policy", p.policy.clone()),
-                ("window", p.window.map(|w| w.to_string()).unwrap_or_default()),
+                (
+                    "window",
+                    p.window.map(|w| w.to_string()).unwrap_or_default(),
+                ),
                 ("batch", batch.to_string()),
                 ("tables", tr.tables.to_string()),
                 ("n_batches", tr.dense.n_batches().to_string()),
@@ -519,7 +573,17 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
                 ("dim", cfg.dim.to_string()),
                 ("row_bytes", (cfg.width() * 4).to_string()),
                 ("emb_opt", cfg.emb_opt.name().to_string()),
-                ("exec", if pipelined { "prefetch" } else if resident { "resident" } else { "on-demand" }.to_string()),
+                (
+                    "exec",
+                    if pipelined {
+                        "prefetch"
+                    } else if resident {
+                        "resident"
+                    } else {
+                        "on-demand"
+                    }
+                    .to_string(),
+                ),
             ]);
             if let Some(PolicyKind::StaticTopK { profile_fraction }) = kind {
                 params.push(("profile_fraction", profile_fraction.to_string()));
@@ -543,7 +607,12 @@ pub fn e2e(dev: &Device, c: &Common, g: &E2eGrid, emit: &mut dyn FnMut(&EmbRow) 
                 base.value("evictions_per_batch", ev / nb, 1, "rows"),
                 base.value("plan_s_per_batch", p.plan_s / nb, 1, "s"),
                 base.value("samples_per_s", batch as f64 / s.median, s.n, "samples/s"),
-                base.value("miss_bytes_per_s", misses / nb * (cfg.width() * 4) as f64 / s.median, s.n, "B/s"),
+                base.value(
+                    "miss_bytes_per_s",
+                    misses / nb * (cfg.width() * 4) as f64 / s.median,
+                    s.n,
+                    "B/s",
+                ),
             ];
             if !resident {
                 // Checked above: the plan's per-batch misses equal the simulator's.
@@ -648,7 +717,12 @@ mod tests {
         let g = E2eGrid {
             batches: vec![8],
             caches: vec!["5%".into(), "wss".into()],
-            policies: vec!["resident".into(), "lru".into(), "belady".into(), "lookahead".into()],
+            policies: vec![
+                "resident".into(),
+                "lru".into(),
+                "belady".into(),
+                "lookahead".into(),
+            ],
             windows: vec![1, 2],
             profile_fraction: 1.0,
             warmup: 0,
@@ -678,13 +752,18 @@ mod tests {
         for (pol, kind) in [("lru", PolicyKind::Lru), ("belady", PolicyKind::Belady)] {
             let (m, _) = perfcast::embcache::simulate(&tr.dense, kind, wss).unwrap();
             let want = m.batch_unique_hit_rate.unwrap();
-            assert!((get(pol, "wss", "", "batch_hit_rate") - want).abs() < 1e-12, "{pol}");
+            assert!(
+                (get(pol, "wss", "", "batch_hit_rate") - want).abs() < 1e-12,
+                "{pol}"
+            );
         }
         // Lookahead only at the working-set cache (5% is below it) and with both windows.
         assert!(get("lookahead", "wss", "2", "iter_s") > 0.0);
         assert!(get("lookahead", "wss", "1", "batch_hit_rate") > 0.0);
-        assert!(!rows.iter().any(|r| r.params.contains(&("policy".into(), "lookahead".into()))
-            && r.params.contains(&("cache".into(), "5%".into()))));
+        assert!(!rows.iter().any(
+            |r| r.params.contains(&("policy".into(), "lookahead".into()))
+                && r.params.contains(&("cache".into(), "5%".into()))
+        ));
         assert_eq!(get("resident", "100%", "", "batch_hit_rate"), 1.0);
         // 1 resident + lru×2 + belady×2 + lookahead×2 points.
         assert_eq!(rows.iter().filter(|r| r.metric == "iter_s").count(), 7);
@@ -704,15 +783,34 @@ mod tests {
         let mut rows = Vec::new();
         run_micro(&c, &m, &mut rows);
         for op in [
-            "d2d_copy", "gather", "scatter", "h2d_pinned", "d2h_pinned", "h2d_pageable", "host_gather",
-            "host_scatter", "fetch_path", "writeback_path",
+            "d2d_copy",
+            "gather",
+            "scatter",
+            "h2d_pinned",
+            "d2h_pinned",
+            "h2d_pageable",
+            "host_gather",
+            "host_scatter",
+            "fetch_path",
+            "writeback_path",
         ] {
-            let n = rows.iter().filter(|r| r.metric == format!("{op}_s")).count();
+            let n = rows
+                .iter()
+                .filter(|r| r.metric == format!("{op}_s"))
+                .count();
             assert!(n >= 1, "{op}");
-            assert!(rows.iter().any(|r| r.metric == format!("{op}_bytes_per_s") && r.value > 0.0), "{op}");
+            assert!(
+                rows.iter()
+                    .any(|r| r.metric == format!("{op}_bytes_per_s") && r.value > 0.0),
+                "{op}"
+            );
         }
-        assert!(rows.iter().any(|r| r.metric == "compute_s" && r.value > 0.0 && r.repeats == 2));
-        assert!(cache_rows_wss("2wss", 100, 7).unwrap() == 14 && cache_rows_wss("xwss", 1, 1).is_err());
+        assert!(rows
+            .iter()
+            .any(|r| r.metric == "compute_s" && r.value > 0.0 && r.repeats == 2));
+        assert!(
+            cache_rows_wss("2wss", 100, 7).unwrap() == 14 && cache_rows_wss("xwss", 1, 1).is_err()
+        );
     }
 
     fn run_micro(c: &Common, m: &super::super::micro::Micro, rows: &mut Vec<EmbRow>) {
@@ -729,7 +827,10 @@ mod tests {
         c.trace = "/nonexistent/x.csv".into();
         assert!(load_trace(&c, 4).is_err());
         let mut c = tiny();
-        c.trace = format!("{}/../traces/movielens-like-ratings.csv", env!("CARGO_MANIFEST_DIR"));
+        c.trace = format!(
+            "{}/../traces/movielens-like-ratings.csv",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let e = load_trace(&c, 100_000).err().unwrap().to_string();
         assert!(e.contains("do not fill one batch"), "{e}");
         let t = load_trace(&c, 50).unwrap();

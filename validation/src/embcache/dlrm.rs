@@ -113,12 +113,20 @@ struct Linear {
 }
 
 impl Linear {
-    fn new(i: usize, o: usize, dt: DType, dev: &Device, rng: &mut Xoshiro256PlusPlus) -> Result<Linear> {
+    fn new(
+        i: usize,
+        o: usize,
+        dt: DType,
+        dev: &Device,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Linear> {
         use rand::RngExt;
         // Uniform(±1/√i) as torch.nn.Linear, drawn on the host from the seeded generator so CPU
         // and GPU start from the same weights.
         let bound = 1.0 / (i as f32).sqrt();
-        let w: Vec<f32> = (0..i * o).map(|_| rng.random_range(-bound..bound)).collect();
+        let w: Vec<f32> = (0..i * o)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         let b: Vec<f32> = (0..o).map(|_| rng.random_range(-bound..bound)).collect();
         Ok(Linear {
             w: Var::from_tensor(&Tensor::from_vec(w, (o, i), dev)?.to_dtype(dt)?)?,
@@ -126,7 +134,8 @@ impl Linear {
         })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())?)
+        Ok(x.matmul(&self.w.as_tensor().t()?)?
+            .broadcast_add(self.b.as_tensor())?)
     }
 }
 
@@ -174,9 +183,17 @@ impl Dlrm {
     /// Tensor allocation.
     pub fn new(cfg: DlrmCfg, dev: &Device) -> Result<Dlrm> {
         if !(1..=4096).contains(&cfg.dim) || cfg.tables == 0 {
-            bail!("dim {} / tables {}: expected dim in [1, 4096] and >= 1 table", cfg.dim, cfg.tables);
+            bail!(
+                "dim {} / tables {}: expected dim in [1, 4096] and >= 1 table",
+                cfg.dim,
+                cfg.tables
+            );
         }
-        let dt = if dev.is_cuda() { DType::BF16 } else { DType::F32 };
+        let dt = if dev.is_cuda() {
+            DType::BF16
+        } else {
+            DType::F32
+        };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
         let mut bottom = Vec::new();
         let mut w = DENSE_FEATURES;
@@ -248,7 +265,8 @@ impl Dlrm {
             bail!("batch {batch}: a lookup points past the {rows} work rows");
         }
         let csr = super::segsum::Csr::of(local, rows);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng =
+            Xoshiro256PlusPlus::seed_from_u64(seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let dense: Vec<f32> = (0..samples * DENSE_FEATURES)
             .map(|_| rng.random_range(0.0f32..1.0))
             .collect();
@@ -256,7 +274,8 @@ impl Dlrm {
             .map(|_| f32::from(u8::from(rng.random_bool(0.25))))
             .collect();
         Ok(BatchInputs {
-            dense: Tensor::from_vec(dense, (samples, DENSE_FEATURES), &self.dev)?.to_dtype(self.dt)?,
+            dense: Tensor::from_vec(dense, (samples, DENSE_FEATURES), &self.dev)?
+                .to_dtype(self.dt)?,
             labels: Tensor::from_vec(labels, (samples, 1), &self.dev)?,
             local: Tensor::from_slice(local, local.len(), &self.dev)?,
             perm: Tensor::from_slice(&csr.perm, csr.perm.len(), &self.dev)?,
@@ -288,7 +307,7 @@ impl Dlrm {
         let inter = zz.reshape((b, t1 * t1))?.index_select(&self.pairs, 1)?;
         let top_in = Tensor::cat(&[&bot, &inter], 1)?;
         let logit = mlp(&top_in, &self.top, false)?.to_dtype(DType::F32)?; // [B, 1]
-        // BCE with logits: softplus(z) − y·z, softplus(z) = max(z, 0) + log(1 + exp(−|z|)).
+                                                                           // BCE with logits: softplus(z) − y·z, softplus(z) = max(z, 0) + log(1 + exp(−|z|)).
         let sp = (logit.relu()? + (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
         let loss = (sp - (&x.labels * &logit)?)?.mean_all()?;
         let grads = loss.backward()?;
@@ -320,7 +339,12 @@ impl Dlrm {
         let mut v = Vec::new();
         for l in self.bottom.iter().chain(self.top.iter()) {
             for t in [&l.w, &l.b] {
-                v.extend(t.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+                v.extend(
+                    t.as_tensor()
+                        .to_dtype(DType::F32)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                );
             }
         }
         Ok(v)

@@ -163,7 +163,11 @@ impl Engine {
     /// A cache smaller than the table; device copies.
     pub fn preload_all(&mut self) -> Result<()> {
         if self.slots < self.n_rows {
-            bail!("preload: cache of {} slots < {} rows", self.slots, self.n_rows);
+            bail!(
+                "preload: cache of {} slots < {} rows",
+                self.slots,
+                self.n_rows
+            );
         }
         let t = Tensor::from_slice(self.host.as_slice(), (self.n_rows, self.width), &self.dev)?;
         self.cache.slice_set(&t, 0, 0)?;
@@ -186,23 +190,46 @@ impl Engine {
             let rows: Vec<u32> = chunk.iter().map(|x| x.0).collect();
             let s = Tensor::from_slice(&slots, slots.len(), &self.dev)?;
             let g = self.cache.index_select(&s, 0)?;
-            self.copier.d2h(&g, rows.len(), self.width, &mut self.pin_wb, On::Main)?;
+            self.copier
+                .d2h(&g, rows.len(), self.width, &mut self.pin_wb, On::Main)?;
             self.copier.sync()?;
-            scatter_rows(self.host.as_mut_slice(), self.width, &rows, self.pin_wb.as_slice());
+            scatter_rows(
+                self.host.as_mut_slice(),
+                self.width,
+                &rows,
+                self.pin_wb.as_slice(),
+            );
         }
         Ok(())
     }
 
-    fn prepare(&self, trace_batches: usize, plan: &Plan, model: &Dlrm, input_seed: u64) -> Result<Vec<Prepared>> {
+    fn prepare(
+        &self,
+        trace_batches: usize,
+        plan: &Plan,
+        model: &Dlrm,
+        input_seed: u64,
+    ) -> Result<Vec<Prepared>> {
         if plan.batches.len() != trace_batches {
-            bail!("plan has {} batches, trace {}", plan.batches.len(), trace_batches);
+            bail!(
+                "plan has {} batches, trace {}",
+                plan.batches.len(),
+                trace_batches
+            );
         }
         if plan.slots > self.slots {
-            bail!("plan needs {} slots, the cache has {}", plan.slots, self.slots);
+            bail!(
+                "plan needs {} slots, the cache has {}",
+                plan.slots,
+                self.slots
+            );
         }
         let need = plan.max_fetch().max(plan.max_wb());
         if need > self.cap_rows {
-            bail!("plan moves up to {need} rows at once; staging holds {}", self.cap_rows);
+            bail!(
+                "plan moves up to {need} rows at once; staging holds {}",
+                self.cap_rows
+            );
         }
         let t = model.cfg.tables;
         plan.batches
@@ -213,9 +240,15 @@ impl Engine {
                 Ok(Prepared {
                     inputs: model.inputs(b as u64, samples, &bp.local, bp.unique(), input_seed)?,
                     hit_slots: idx(&bp.hit_slots, &self.dev)?,
-                    pre_slots: idx(&bp.pre_wb.iter().map(|x| x.1).collect::<Vec<_>>(), &self.dev)?,
+                    pre_slots: idx(
+                        &bp.pre_wb.iter().map(|x| x.1).collect::<Vec<_>>(),
+                        &self.dev,
+                    )?,
                     keep_pos: idx(&bp.keep.iter().map(|x| x.0).collect::<Vec<_>>(), &self.dev)?,
-                    keep_slots: match idx(&bp.keep.iter().map(|x| x.1).collect::<Vec<_>>(), &self.dev)? {
+                    keep_slots: match idx(
+                        &bp.keep.iter().map(|x| x.1).collect::<Vec<_>>(),
+                        &self.dev,
+                    )? {
                         Some(s) => Some(
                             s.unsqueeze(1)?
                                 .broadcast_as((bp.keep.len(), self.width))?
@@ -223,7 +256,10 @@ impl Engine {
                         ),
                         None => None,
                     },
-                    post_pos: idx(&bp.post_wb.iter().map(|x| x.0).collect::<Vec<_>>(), &self.dev)?,
+                    post_pos: idx(
+                        &bp.post_wb.iter().map(|x| x.0).collect::<Vec<_>>(),
+                        &self.dev,
+                    )?,
                     pre_rows: bp.pre_wb.iter().map(|x| x.0).collect(),
                     post_rows: bp.post_wb.iter().map(|x| x.1).collect(),
                 })
@@ -232,7 +268,13 @@ impl Engine {
     }
 
     /// Assembles the work rows, trains, stores the updated rows (`keep`) and returns them.
-    fn step(&mut self, p: &Prepared, fetched: Option<Tensor>, model: &mut Dlrm, gathered: &mut Option<Vec<Tensor>>) -> Result<(Tensor, Tensor)> {
+    fn step(
+        &mut self,
+        p: &Prepared,
+        fetched: Option<Tensor>,
+        model: &mut Dlrm,
+        gathered: &mut Option<Vec<Tensor>>,
+    ) -> Result<(Tensor, Tensor)> {
         let hits = match &p.hit_slots {
             Some(s) => Some(self.cache.index_select(s, 0)?),
             None => None,
@@ -270,7 +312,10 @@ impl Engine {
         mut gathered: Option<&mut Vec<Tensor>>,
     ) -> Result<PassStats> {
         if pipelined && !plan.pipelinable() {
-            bail!("{}: pipelined execution needs every batch resident through its step", plan.policy);
+            bail!(
+                "{}: pipelined execution needs every batch resident through its step",
+                plan.policy
+            );
         }
         let prep = self.prepare(trace_batches, plan, model, input_seed)?;
         self.copier.sync()?;
@@ -286,28 +331,47 @@ impl Engine {
                 let k = b % 2;
                 if let Some(s) = &p.pre_slots {
                     let wb = self.cache.index_select(s, 0)?;
-                    self.copier.d2h(&wb, p.pre_rows.len(), w, &mut self.pin_wb, On::Main)?;
+                    self.copier
+                        .d2h(&wb, p.pre_rows.len(), w, &mut self.pin_wb, On::Main)?;
                     let done = self.copier.mark(On::Main)?;
                     self.copier.host_wait(&done)?;
-                    scatter_rows(self.host.as_mut_slice(), w, &p.pre_rows, self.pin_wb.as_slice());
+                    scatter_rows(
+                        self.host.as_mut_slice(),
+                        w,
+                        &p.pre_rows,
+                        self.pin_wb.as_slice(),
+                    );
                 }
                 let fetched = if bp.fetch.is_empty() {
                     None
                 } else {
                     let n = bp.fetch.len();
                     self.copier.host_wait(&h2d_done[k])?;
-                    gather_rows(self.host.as_slice(), w, &bp.fetch, self.pin_fetch[k].as_mut_slice());
-                    let t = self.copier.h2d(&self.pin_fetch[k], n, w, &self.stage[k], On::Main)?;
+                    gather_rows(
+                        self.host.as_slice(),
+                        w,
+                        &bp.fetch,
+                        self.pin_fetch[k].as_mut_slice(),
+                    );
+                    let t = self
+                        .copier
+                        .h2d(&self.pin_fetch[k], n, w, &self.stage[k], On::Main)?;
                     h2d_done[k] = self.copier.mark(On::Main)?;
                     Some(t.narrow(0, 0, n)?)
                 };
                 let (upd, l) = self.step(p, fetched, model, &mut g)?;
                 if let Some(pos) = &p.post_pos {
                     let rows = upd.index_select(pos, 0)?;
-                    self.copier.d2h(&rows, p.post_rows.len(), w, &mut self.pin_wb, On::Main)?;
+                    self.copier
+                        .d2h(&rows, p.post_rows.len(), w, &mut self.pin_wb, On::Main)?;
                     let done = self.copier.mark(On::Main)?;
                     self.copier.host_wait(&done)?;
-                    scatter_rows(self.host.as_mut_slice(), w, &p.post_rows, self.pin_wb.as_slice());
+                    scatter_rows(
+                        self.host.as_mut_slice(),
+                        w,
+                        &p.post_rows,
+                        self.pin_wb.as_slice(),
+                    );
                 }
                 loss = Some(l);
             }
@@ -318,8 +382,15 @@ impl Engine {
             // Prologue: batch 0's misses.
             if let Some(b0) = plan.batches.first() {
                 let n = b0.fetch.len();
-                gather_rows(self.host.as_slice(), w, &b0.fetch, self.pin_fetch[0].as_mut_slice());
-                let t = self.copier.h2d(&self.pin_fetch[0], n, w, &self.stage[0], On::Copy)?;
+                gather_rows(
+                    self.host.as_slice(),
+                    w,
+                    &b0.fetch,
+                    self.pin_fetch[0].as_mut_slice(),
+                );
+                let t = self
+                    .copier
+                    .h2d(&self.pin_fetch[0], n, w, &self.stage[0], On::Copy)?;
                 self.stage_cpu(0, t);
                 h2d_done[0] = self.copier.mark(On::Copy)?;
             }
@@ -345,10 +416,16 @@ impl Engine {
                 // Write back the evictions on the copy stream, overlapped with the step.
                 if let Some(wb) = &wb {
                     self.copier.wait(On::Copy, &wb_ready)?;
-                    self.copier.d2h(wb, p.pre_rows.len(), w, &mut self.pin_wb, On::Copy)?;
+                    self.copier
+                        .d2h(wb, p.pre_rows.len(), w, &mut self.pin_wb, On::Copy)?;
                     let done = self.copier.mark(On::Copy)?;
                     self.copier.host_wait(&done)?;
-                    scatter_rows(self.host.as_mut_slice(), w, &p.pre_rows, self.pin_wb.as_slice());
+                    scatter_rows(
+                        self.host.as_mut_slice(),
+                        w,
+                        &p.pre_rows,
+                        self.pin_wb.as_slice(),
+                    );
                 }
                 drop(wb);
                 // Prefetch batch b+1's misses on the copy stream.
@@ -356,9 +433,20 @@ impl Engine {
                     let k1 = (b + 1) % 2;
                     let f = &plan.batches[b + 1].fetch;
                     self.copier.host_wait(&h2d_done[k1])?;
-                    gather_rows(self.host.as_slice(), w, f, self.pin_fetch[k1].as_mut_slice());
+                    gather_rows(
+                        self.host.as_slice(),
+                        w,
+                        f,
+                        self.pin_fetch[k1].as_mut_slice(),
+                    );
                     self.copier.wait(On::Copy, &consumed[k1])?;
-                    let t = self.copier.h2d(&self.pin_fetch[k1], f.len(), w, &self.stage[k1], On::Copy)?;
+                    let t = self.copier.h2d(
+                        &self.pin_fetch[k1],
+                        f.len(),
+                        w,
+                        &self.stage[k1],
+                        On::Copy,
+                    )?;
                     self.stage_cpu(k1, t);
                     h2d_done[k1] = self.copier.mark(On::Copy)?;
                 }
@@ -376,7 +464,11 @@ impl Engine {
         Ok(PassStats {
             secs,
             batches: plan.batches.len(),
-            hits: plan.batches.iter().map(|b| b.hit_rows.len() as u32).collect(),
+            hits: plan
+                .batches
+                .iter()
+                .map(|b| b.hit_rows.len() as u32)
+                .collect(),
             misses: plan.batches.iter().map(|b| b.fetch.len() as u32).collect(),
             writebacks: plan
                 .batches

@@ -47,7 +47,9 @@ pub struct Micro {
 fn rand_tensor(n: usize, width: usize, seed: u64, dev: &Device) -> Result<Tensor> {
     use rand::{RngExt, SeedableRng};
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-    let v: Vec<f32> = (0..n * width).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let v: Vec<f32> = (0..n * width)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
     Ok(Tensor::from_vec(v, (n, width), dev)?)
 }
 
@@ -55,13 +57,22 @@ fn rand_tensor(n: usize, width: usize, seed: u64, dev: &Device) -> Result<Tensor
 ///
 /// # Errors
 /// Bad sizes, device errors.
-pub fn run(dev: &Device, c: &Common, m: &Micro, emit: &mut dyn FnMut(&EmbRow) -> Result<()>) -> Result<usize> {
+pub fn run(
+    dev: &Device,
+    c: &Common,
+    m: &Micro,
+    emit: &mut dyn FnMut(&EmbRow) -> Result<()>,
+) -> Result<usize> {
     let cfg = model_cfg(c, 26)?;
     let width = cfg.width();
     let row_bytes = (width * 4) as f64;
     let setup = format!("dlrm-d{}", cfg.dim);
     let max_rows = m.rows.iter().copied().max().unwrap_or(1);
-    anyhow::ensure!(m.table_rows >= max_rows, "table-rows {} < the largest row count {max_rows}", m.table_rows);
+    anyhow::ensure!(
+        m.table_rows >= max_rows,
+        "table-rows {} < the largest row count {max_rows}",
+        m.table_rows
+    );
     let slots = (m.table_rows / 2).max(max_rows);
     let mut count = 0usize;
     let mut counted = |r: &EmbRow| -> Result<()> {
@@ -80,7 +91,10 @@ pub fn run(dev: &Device, c: &Common, m: &Micro, emit: &mut dyn FnMut(&EmbRow) ->
         if let Some(n) = n {
             p.push(("rows", n.to_string()));
         }
-        p.extend([("dim", cfg.dim.to_string()), ("row_bytes", (width * 4).to_string())]);
+        p.extend([
+            ("dim", cfg.dim.to_string()),
+            ("row_bytes", (width * 4).to_string()),
+        ]);
         p.extend(extra.iter().cloned());
         let base = EmbRow::new("micro", &setup, &p);
         emit(&base.timed(metric, s, "s"))?;
@@ -100,8 +114,18 @@ pub fn run(dev: &Device, c: &Common, m: &Micro, emit: &mut dyn FnMut(&EmbRow) ->
         Ok(())
     })?;
     let s = Stats::of(&v);
-    out("d2d_copy", Some(copy_elems / width), &[], "d2d_copy_s", &s, emit)?;
-    println!("embcache micro: device copy {:.1} GB/s", (copy_elems * 4) as f64 / s.median / 1e9);
+    out(
+        "d2d_copy",
+        Some(copy_elems / width),
+        &[],
+        "d2d_copy_s",
+        &s,
+        emit,
+    )?;
+    println!(
+        "embcache micro: device copy {:.1} GB/s",
+        (copy_elems * 4) as f64 / s.median / 1e9
+    );
     drop(big);
 
     let copier = Copier::new(dev)?;
@@ -152,25 +176,53 @@ pub fn run(dev: &Device, c: &Common, m: &Micro, emit: &mut dyn FnMut(&EmbRow) ->
             copier.sync()?;
             Ok(())
         })?;
-        out("d2h_pinned", Some(n), &[], "d2h_pinned_s", &Stats::of(&v), emit)?;
+        out(
+            "d2h_pinned",
+            Some(n),
+            &[],
+            "d2h_pinned_s",
+            &Stats::of(&v),
+            emit,
+        )?;
         let v = time_calls(dev, w, r, it, &mut || {
             let t = Tensor::from_slice(&pageable[..n * width], (n, width), dev)?;
             dev.synchronize()?;
             drop(t);
             Ok(())
         })?;
-        out("h2d_pageable", Some(n), &[], "h2d_pageable_s", &Stats::of(&v), emit)?;
+        out(
+            "h2d_pageable",
+            Some(n),
+            &[],
+            "h2d_pageable_s",
+            &Stats::of(&v),
+            emit,
+        )?;
 
         let v = time_calls(dev, w, r, it, &mut || {
             gather_rows(table.as_slice(), width, &host_rows, pin.as_mut_slice());
             Ok(())
         })?;
-        out("host_gather", Some(n), &[], "host_gather_s", &Stats::of(&v), emit)?;
+        out(
+            "host_gather",
+            Some(n),
+            &[],
+            "host_gather_s",
+            &Stats::of(&v),
+            emit,
+        )?;
         let v = time_calls(dev, w, r, it, &mut || {
             scatter_rows(table.as_mut_slice(), width, &host_rows, pin_wb.as_slice());
             Ok(())
         })?;
-        out("host_scatter", Some(n), &[], "host_scatter_s", &Stats::of(&v), emit)?;
+        out(
+            "host_scatter",
+            Some(n),
+            &[],
+            "host_scatter_s",
+            &Stats::of(&v),
+            emit,
+        )?;
 
         let v = time_calls(dev, w, r, it, &mut || {
             gather_rows(table.as_slice(), width, &host_rows, pin.as_mut_slice());
@@ -188,7 +240,14 @@ pub fn run(dev: &Device, c: &Common, m: &Micro, emit: &mut dyn FnMut(&EmbRow) ->
             scatter_rows(table.as_mut_slice(), width, &host_rows, pin_wb.as_slice());
             Ok(())
         })?;
-        out("writeback_path", Some(n), &[], "writeback_path_s", &Stats::of(&v), emit)?;
+        out(
+            "writeback_path",
+            Some(n),
+            &[],
+            "writeback_path_s",
+            &Stats::of(&v),
+            emit,
+        )?;
         println!(
             "embcache micro: {n:>7} rows: gather {:.1} GB/s, pinned H2D {:.1} GB/s ({:.1} µs), fetch path {:.1} GB/s",
             n as f64 * row_bytes / sg.median / 1e9,

@@ -87,7 +87,11 @@ impl Plan {
 
     /// Largest number of rows fetched for one batch.
     pub fn max_fetch(&self) -> usize {
-        self.batches.iter().map(|b| b.fetch.len()).max().unwrap_or(0)
+        self.batches
+            .iter()
+            .map(|b| b.fetch.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Largest number of rows written back at one point (before or after a step).
@@ -179,7 +183,11 @@ pub fn resident(trace: &DenseTrace) -> Plan {
             BatchPlan {
                 local,
                 hit_slots: rows.clone(),
-                keep: rows.iter().enumerate().map(|(i, &r)| (i as u32, r)).collect(),
+                keep: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &r)| (i as u32, r))
+                    .collect(),
                 hit_rows: rows,
                 access_hits: trace.batch(b).len() as u32,
                 ..Default::default()
@@ -212,7 +220,11 @@ fn dedup(acc: &[u32], n_rows: usize) -> (Vec<u32>, Vec<u32>) {
     (rows, local)
 }
 
-fn drive<P: Policy + ?Sized>(p: &mut P, trace: &DenseTrace, slots: usize) -> Result<Vec<BatchPlan>> {
+fn drive<P: Policy + ?Sized>(
+    p: &mut P,
+    trace: &DenseTrace,
+    slots: usize,
+) -> Result<Vec<BatchPlan>> {
     let n = trace.n_rows();
     let mut sl = Slots::new(n, slots);
     // Per row: batch stamp of its first access in the current batch, and whether it hit then.
@@ -361,7 +373,13 @@ mod tests {
     use perfcast::embcache::simulate;
     use perfcast::embcache::trace::zipf::ZipfSpec;
 
-    pub(crate) fn zipf_trace(rows: u64, tables: usize, samples: u64, batch: u64, seed: u64) -> DenseTrace {
+    pub(crate) fn zipf_trace(
+        rows: u64,
+        tables: usize,
+        samples: u64,
+        batch: u64,
+        seed: u64,
+    ) -> DenseTrace {
         let spec = ZipfSpec::new(1.05, vec![rows; tables], samples * tables as u64, seed).unwrap();
         DenseTrace::from_stream(spec.stream(), batch, false, "test").unwrap()
     }
@@ -402,7 +420,10 @@ mod tests {
                 assert_eq!(slot_v[s as usize], version[r as usize]);
             }
             for &r in &bp.fetch {
-                assert_eq!(host_v[r as usize], version[r as usize], "batch {b}: stale fetch {r}");
+                assert_eq!(
+                    host_v[r as usize], version[r as usize],
+                    "batch {b}: stale fetch {r}"
+                );
             }
             for (&l, &r) in bp.local.iter().zip(t.batch(b)) {
                 assert_eq!(rows[l as usize], r);
@@ -414,7 +435,10 @@ mod tests {
                 slot_row[s as usize] = NIL;
             }
             for &(i, s) in &bp.keep {
-                assert_eq!(slot_row[s as usize], NIL, "batch {b}: keep into a used slot {s}");
+                assert_eq!(
+                    slot_row[s as usize], NIL,
+                    "batch {b}: keep into a used slot {s}"
+                );
                 let r = rows[i as usize];
                 slot_row[s as usize] = r;
                 slot_v[s as usize] = version[r as usize];

@@ -36,7 +36,10 @@ impl EmbRow {
         EmbRow {
             kind: kind.into(),
             setup: setup.into(),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -130,7 +133,9 @@ mod tests {
             commit: "x".into(),
             command: "y".into(),
         };
-        let mut s = Sink::open(&dir, "s", prov).unwrap().with_technique("embcache");
+        let mut s = Sink::open(&dir, "s", prov)
+            .unwrap()
+            .with_technique("embcache");
         let p = EmbRow::new(
             "e2e",
             "zipf",

@@ -64,7 +64,8 @@ impl CustomOp3 for SegSum {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(g), CpuStorage::U32(perm), CpuStorage::U32(offs)) = (s1, s2, s3) else {
+        let (CpuStorage::F32(g), CpuStorage::U32(perm), CpuStorage::U32(offs)) = (s1, s2, s3)
+        else {
             candle_core::bail!("seg-sum: expected f32 gradients and u32 perm/offs")
         };
         let (Some((g0, g1)), Some((p0, p1)), Some((o0, o1))) = (
@@ -147,7 +148,8 @@ impl CustomOp3 for SegSum {
 /// Shapes, dtypes, device errors.
 pub fn seg_sum(g: &Tensor, perm: &Tensor, offs: &Tensor) -> Result<Tensor> {
     let dim = g.dim(1)?;
-    Ok(g.contiguous()?.apply_op3_no_bwd(perm, offs, &SegSum { dim })?)
+    Ok(g.contiguous()?
+        .apply_op3_no_bwd(perm, offs, &SegSum { dim })?)
 }
 
 #[cfg(test)]
@@ -162,7 +164,10 @@ mod tests {
         let c = Csr::of(&local, 3);
         assert_eq!(c.offs, vec![0, 2, 3, 6]);
         assert_eq!(c.perm, vec![1, 5, 3, 0, 2, 4]);
-        let g = Tensor::arange(0f32, 12.0, &dev).unwrap().reshape((6, 2)).unwrap();
+        let g = Tensor::arange(0f32, 12.0, &dev)
+            .unwrap()
+            .reshape((6, 2))
+            .unwrap();
         let perm = Tensor::from_slice(&c.perm, 6, &dev).unwrap();
         let offs = Tensor::from_slice(&c.offs, 4, &dev).unwrap();
         let s = seg_sum(&g, &perm, &offs).unwrap();
@@ -172,6 +177,9 @@ mod tests {
             .index_add(&ids, &g, 0)
             .unwrap();
         assert_eq!(s.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
-        assert_eq!(s.to_vec2::<f32>().unwrap()[2], vec![0.0 + 4.0 + 8.0, 1.0 + 5.0 + 9.0]);
+        assert_eq!(
+            s.to_vec2::<f32>().unwrap()[2],
+            vec![0.0 + 4.0 + 8.0, 1.0 + 5.0 + 9.0]
+        );
     }
 }

@@ -240,14 +240,27 @@ impl Copier {
     ///
     /// # Errors
     /// Sizes; driver errors.
-    pub fn h2d(&self, src: &HostBuf, n: usize, width: usize, dst: &Tensor, on: On) -> Result<Tensor> {
+    pub fn h2d(
+        &self,
+        src: &HostBuf,
+        n: usize,
+        width: usize,
+        dst: &Tensor,
+        on: On,
+    ) -> Result<Tensor> {
         if n * width > src.len() {
-            bail!("h2d: {n} rows of {width} exceed the source's {} f32", src.len());
+            bail!(
+                "h2d: {n} rows of {width} exceed the source's {} f32",
+                src.len()
+            );
         }
         #[cfg(feature = "cuda")]
         if let Some(s) = self.stream(on) {
             if n > dst.dim(0)? || dst.dim(1)? != width || !dst.is_contiguous() {
-                bail!("h2d: {n} rows of {width} do not fit the destination {:?}", dst.dims());
+                bail!(
+                    "h2d: {n} rows of {width} do not fit the destination {:?}",
+                    dst.dims()
+                );
             }
             use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr};
             if n > 0 {
@@ -261,21 +274,38 @@ impl Copier {
                 // SAFETY: `dst` holds ≥ n·width f32 from its offset; `src` is page-locked and
                 // stays alive and unwritten until the caller has waited on this stream (the
                 // engine synchronizes the matching mark before reusing it).
-                unsafe { result::memcpy_htod_async(ptr, &src.as_slice()[..n * width], s.cu_stream())? };
+                unsafe {
+                    result::memcpy_htod_async(ptr, &src.as_slice()[..n * width], s.cu_stream())?
+                };
             }
             return Ok(dst.clone());
         }
         let _ = (on, dst);
-        Ok(Tensor::from_slice(&src.as_slice()[..n * width], (n, width), &self.dev)?)
+        Ok(Tensor::from_slice(
+            &src.as_slice()[..n * width],
+            (n, width),
+            &self.dev,
+        )?)
     }
 
     /// Copies the first `n` rows of `src` (contiguous `[≥ n, width]` f32) into `dst`.
     ///
     /// # Errors
     /// Sizes; driver errors.
-    pub fn d2h(&self, src: &Tensor, n: usize, width: usize, dst: &mut HostBuf, on: On) -> Result<()> {
+    pub fn d2h(
+        &self,
+        src: &Tensor,
+        n: usize,
+        width: usize,
+        dst: &mut HostBuf,
+        on: On,
+    ) -> Result<()> {
         if n * width > dst.len() || n > src.dim(0)? || src.dim(1)? != width {
-            bail!("d2h: {n} rows of {width} do not fit (src {:?}, dst {} f32)", src.dims(), dst.len());
+            bail!(
+                "d2h: {n} rows of {width} do not fit (src {:?}, dst {} f32)",
+                src.dims(),
+                dst.len()
+            );
         }
         if n == 0 {
             return Ok(());
@@ -296,7 +326,9 @@ impl Copier {
             let ptr = ptr + (l.start_offset() * 4) as u64;
             // SAFETY: `src` holds ≥ n·width f32 from its offset and the caller keeps it alive
             // until this stream's work is waited on; `dst` is page-locked and not read before.
-            unsafe { result::memcpy_dtoh_async(&mut dst.as_mut_slice()[..n * width], ptr, s.cu_stream())? };
+            unsafe {
+                result::memcpy_dtoh_async(&mut dst.as_mut_slice()[..n * width], ptr, s.cu_stream())?
+            };
             return Ok(());
         }
         let _ = on;
@@ -381,7 +413,10 @@ mod tests {
             let o = r as usize * width;
             assert_eq!(&t2[o..o + width], &table[o..o + width]);
         }
-        assert_eq!(t2.iter().filter(|&&x| x == -1.0).count(), (n_rows - rows.len()) * width);
+        assert_eq!(
+            t2.iter().filter(|&&x| x == -1.0).count(),
+            (n_rows - rows.len()) * width
+        );
     }
 
     #[test]
@@ -390,13 +425,20 @@ mod tests {
         let c = Copier::new(&dev).unwrap();
         let mut h = HostBuf::zeros(12, &dev).unwrap();
         assert!(!h.pinned());
-        h.as_mut_slice().copy_from_slice(&(0..12).map(|i| i as f32).collect::<Vec<_>>());
+        h.as_mut_slice()
+            .copy_from_slice(&(0..12).map(|i| i as f32).collect::<Vec<_>>());
         let stage = Tensor::zeros((4, 3), candle_core::DType::F32, &dev).unwrap();
         let t = c.h2d(&h, 2, 3, &stage, On::Copy).unwrap();
-        assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![0., 1., 2.], vec![3., 4., 5.]]);
+        assert_eq!(
+            t.to_vec2::<f32>().unwrap(),
+            vec![vec![0., 1., 2.], vec![3., 4., 5.]]
+        );
         let mut out = HostBuf::zeros(6, &dev).unwrap();
         c.d2h(&t, 2, 3, &mut out, On::Main).unwrap();
         assert_eq!(out.as_slice(), &[0., 1., 2., 3., 4., 5.]);
-        assert!(c.h2d(&h, 5, 3, &stage, On::Main).is_err(), "15 f32 from a 12-f32 buffer");
+        assert!(
+            c.h2d(&h, 5, 3, &stage, On::Main).is_err(),
+            "15 f32 from a 12-f32 buffer"
+        );
     }
 }
