@@ -394,8 +394,7 @@ impl Engine {
                 self.stage_cpu(0, t);
                 h2d_done[0] = self.copier.mark(On::Copy)?;
             }
-            for b in 0..nb {
-                let (bp, p) = (&plan.batches[b], &prep[b]);
+            for (b, (bp, p)) in plan.batches.iter().zip(&prep).enumerate() {
                 let k = b % 2;
                 // Evictions before this batch: gather their slots now (after batch b−1's step in
                 // stream order), before any fetched row takes a freed slot.

@@ -287,6 +287,6 @@ pub fn run(
             s.spread()
         );
     }
-    drop(counted);
+    let _ = emit;
     Ok(count)
 }
