@@ -114,6 +114,8 @@ pub fn run(
         Ok(())
     })?;
     let s = Stats::of(&v);
+    let copy_rows = copy_elems / width;
+    let d2d_bps = copy_rows as f64 * row_bytes / s.median;
     out(
         "d2d_copy",
         Some(copy_elems / width),
@@ -248,6 +250,33 @@ pub fn run(
             &Stats::of(&v),
             emit,
         )?;
+        // Achieved fractions of this run's limits: the cache-hit gather against the device copy
+        // rate, the whole miss path against the pinned H2D copy of the same rows.
+        let frac = EmbRow::new(
+            "micro",
+            &setup,
+            &[
+                ("op", "limits".to_string()),
+                ("rows", n.to_string()),
+                ("dim", cfg.dim.to_string()),
+                ("row_bytes", (width * 4).to_string()),
+            ],
+        );
+        let gbps = n as f64 * row_bytes / sg.median;
+        let hbps = n as f64 * row_bytes / sh.median;
+        let fbps = n as f64 * row_bytes / sf.median;
+        emit(&frac.value(
+            "gather_fraction_of_d2d_copy",
+            gbps / d2d_bps,
+            m.repeats,
+            "fraction",
+        ))?;
+        emit(&frac.value(
+            "fetch_path_fraction_of_h2d_pinned",
+            fbps / hbps,
+            m.repeats,
+            "fraction",
+        ))?;
         println!(
             "embcache micro: {n:>7} rows: gather {:.1} GB/s, pinned H2D {:.1} GB/s ({:.1} µs), fetch path {:.1} GB/s",
             n as f64 * row_bytes / sg.median / 1e9,
