@@ -808,6 +808,18 @@ mod tests {
         assert!(rows
             .iter()
             .any(|r| r.metric == "compute_s" && r.value > 0.0 && r.repeats == 2));
+        for m in [
+            "gather_fraction_of_d2d_copy",
+            "fetch_path_fraction_of_h2d_pinned",
+        ] {
+            assert_eq!(
+                rows.iter()
+                    .filter(|r| r.metric == m && r.value > 0.0)
+                    .count(),
+                2,
+                "{m}"
+            );
+        }
         assert!(
             cache_rows_wss("2wss", 100, 7).unwrap() == 14 && cache_rows_wss("xwss", 1, 1).is_err()
         );
