@@ -99,6 +99,9 @@ enum Cmd {
         /// Batch sizes (samples) for the dense compute time.
         #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384")]
         batches: Vec<usize>,
+        /// Batch sizes at which the overlap of a fetch with the step is measured.
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+        overlap_batches: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
         #[arg(long, default_value_t = 10)]
@@ -195,6 +198,7 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
             rows,
             table_rows,
             batches,
+            overlap_batches,
             warmup,
             repeats,
             iters,
@@ -210,6 +214,7 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
                 warmup,
                 repeats: repeats.max(1),
                 iters: iters.max(1),
+                overlap_batches,
             };
             let n = super::micro::run(&dev, &common, &m, &mut |r| {
                 write(&mut sink, &set, r).map_err(Into::into)
@@ -773,12 +778,13 @@ mod tests {
     fn micro_grid_emits_every_op() {
         let c = tiny();
         let m = super::super::micro::Micro {
-            rows: vec![4, 64],
-            table_rows: 256,
+            rows: vec![4, 64, 1024],
+            table_rows: 2048,
             batches: vec![4],
             warmup: 0,
             repeats: 2,
             iters: 1,
+            overlap_batches: vec![4],
         };
         let mut rows = Vec::new();
         run_micro(&c, &m, &mut rows);
@@ -816,10 +822,21 @@ mod tests {
                 rows.iter()
                     .filter(|r| r.metric == m && r.value > 0.0)
                     .count(),
-                2,
+                3,
                 "{m}"
             );
         }
+        // Overlap only at row counts >= 1024: one point here.
+        let phi: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.metric == "overlap_fraction")
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(phi.len(), 1);
+        assert!((0.0..=1.0).contains(&phi[0]));
+        assert!(rows
+            .iter()
+            .any(|r| r.metric == "overlap_both_s" && r.value > 0.0));
         assert!(
             cache_rows_wss("2wss", 100, 7).unwrap() == 14 && cache_rows_wss("xwss", 1, 1).is_err()
         );

@@ -12,6 +12,7 @@
 //! | `fetch_path` | the whole miss path: host gather + H2D + scatter into slots | every call |
 //! | `writeback_path` | gather slots + D2H + host scatter | every call |
 //! | `compute` | one training step's dense part (forward, backward, optimizers) for a batch | after `iters` calls |
+//! | `overlap` | a step and a fetch (host gather + H2D on the copy stream), alone and together | every call |
 //!
 //! Every op reports `<op>_s` (median seconds per call over `repeats`, with spread); row ops add
 //! `<op>_bytes_per_s` (payload bytes = rows × row bytes, over the median time). Zero-copy
@@ -42,6 +43,8 @@ pub struct Micro {
     pub repeats: usize,
     /// Calls per repeat.
     pub iters: usize,
+    /// Batch sizes at which the fetch/compute overlap is measured (with every row count ≥ 1024).
+    pub overlap_batches: Vec<usize>,
 }
 
 fn rand_tensor(n: usize, width: usize, seed: u64, dev: &Device) -> Result<Tensor> {
@@ -315,6 +318,65 @@ pub fn run(
             s.median * 1e3,
             s.spread()
         );
+        // Overlap of a fetch (host gather + H2D on the copy stream) with this step, for the
+        // batch sizes in `overlap_batches`: each alone and both issued together (the step first,
+        // asynchronously), every call synchronized. overlap_fraction = (c + x − both) / min(c, x):
+        // 1 = the shorter one is fully hidden, 0 = serialized.
+        if !m.overlap_batches.contains(&b) {
+            continue;
+        }
+        for &n in m.rows.iter().filter(|&&n| n >= 1024) {
+            let (host_rows, _) = random_idx(n, m.table_rows, c.seed + 11 * n as u64, &Device::Cpu)?;
+            let fetch = |pin: &mut HostBuf| -> Result<()> {
+                gather_rows(table.as_slice(), width, &host_rows, pin.as_mut_slice());
+                copier.h2d(pin, n, width, &stage, On::Copy)?;
+                Ok(())
+            };
+            let mut per = |what: u8| -> Result<Vec<f64>> {
+                time_calls(dev, m.warmup, m.repeats, m.iters, &mut || {
+                    if what != 1 {
+                        let _ = model.step(&work, &x)?;
+                    }
+                    if what != 0 {
+                        fetch(&mut pin)?;
+                    }
+                    copier.sync()?;
+                    Ok(())
+                })
+            };
+            let (sc, sx, sb) = (
+                Stats::of(&per(0)?),
+                Stats::of(&per(1)?),
+                Stats::of(&per(2)?),
+            );
+            let phi =
+                ((sc.median + sx.median - sb.median) / sc.median.min(sx.median)).clamp(0.0, 1.0);
+            let mut extra = extra.to_vec();
+            extra.push(("rows", n.to_string()));
+            let base = EmbRow::new("micro", &setup, &[("op", "overlap".to_string())]);
+            let base = EmbRow {
+                params: base
+                    .params
+                    .into_iter()
+                    .chain(extra.iter().map(|(k, v)| (k.to_string(), v.clone())))
+                    .chain([
+                        ("dim".to_string(), cfg.dim.to_string()),
+                        ("row_bytes".to_string(), (cfg.width() * 4).to_string()),
+                    ])
+                    .collect(),
+                ..base
+            };
+            emit(&base.timed("overlap_compute_s", &sc, "s"))?;
+            emit(&base.timed("overlap_fetch_s", &sx, "s"))?;
+            emit(&base.timed("overlap_both_s", &sb, "s"))?;
+            emit(&base.value("overlap_fraction", phi, sb.n, "fraction"))?;
+            println!(
+                "embcache micro: overlap batch {b} rows {n}: compute {:.3} ms, fetch {:.3} ms, both {:.3} ms, overlap {phi:.2}",
+                sc.median * 1e3,
+                sx.median * 1e3,
+                sb.median * 1e3
+            );
+        }
     }
     let _ = emit;
     Ok(count)
