@@ -18,6 +18,7 @@ BATCHES=${EMB_BATCHES:-1024,4096}
 ROWS=${EMB_ROWS:-64,256,1024,4096,16384,65536,262144}
 TABLE_ROWS=${EMB_TABLE_ROWS:-1048576}
 MBATCHES=${EMB_MBATCHES:-256,1024,4096,16384}
+OBATCHES=${EMB_OBATCHES:-1024,4096}
 MREP=${EMB_MREP:-"--warmup 3 --repeats 10 --iters 5"}
 ML_BATCH=${EMB_ML_BATCH:-50}
 echo "embcache start $(date -u +%FT%TZ)"
@@ -30,7 +31,7 @@ if [ "$rc" -ne 0 ]; then echo "EMBCACHE CHECK FAILED rc=$rc" | tee "$O/embcache-
 # 2. Micro-measurements (calibration): gather/scatter rate, pinned/pageable copies, host side and
 #    whole miss/write-back paths per row count, dense compute per batch size, device copy rate.
 timeout 120 $B embcache micro $MODEL --scale "$SCALE" --rows "$ROWS" \
-  --table-rows "$TABLE_ROWS" --batches "$MBATCHES" $MREP \
+  --table-rows "$TABLE_ROWS" --batches "$MBATCHES" --overlap-batches "$OBATCHES" $MREP \
   --set h200-embcache-micro --out "$O" 2>&1 | tee "$O/log-embcache-micro.txt"
 rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || echo "EMBCACHE-MICRO rc=$rc"
 # 3. End to end: generated Criteo-Kaggle-like trace (profile x 0.03, Zipf 1.05, seed 1), cache
