@@ -368,9 +368,8 @@ pub fn final_resident(plan: &Plan, n_rows: usize) -> Vec<(u32, u32)> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
-    use perfcast::embcache::simulate;
     use perfcast::embcache::trace::zipf::ZipfSpec;
 
     pub(crate) fn zipf_trace(
@@ -384,7 +383,7 @@ mod tests {
         DenseTrace::from_stream(spec.stream(), batch, false, "test").unwrap()
     }
 
-    fn kinds() -> Vec<PolicyKind> {
+    pub(crate) fn kinds() -> Vec<PolicyKind> {
         vec![
             PolicyKind::Lru,
             PolicyKind::Fifo,
@@ -397,6 +396,13 @@ mod tests {
             PolicyKind::Lookahead { window: 4 },
         ]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use perfcast::embcache::simulate;
 
     /// Replays a plan against a model of the host table and the slots, checking that every hit
     /// reads the slot holding that row, every miss reads a host row that is current, and the
@@ -497,5 +503,36 @@ mod tests {
         let r = resident(&t);
         assert_eq!(r.misses(), 0);
         assert_eq!(r.unique(), 4);
+    }
+}
+
+#[cfg(test)]
+mod library_counts {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn library_move_counts_equal_the_plans_data_movement() {
+        let t = zipf_trace(300, 3, 400, 16, 12);
+        let la = perfcast::embcache::policy::lookahead::Lookahead::min_feasible_rows(&t);
+        for kind in kinds() {
+            for cap in [3usize, 20, 60, 200] {
+                let cap = if matches!(kind, PolicyKind::Lookahead { .. }) {
+                    cap.max(la)
+                } else {
+                    cap
+                };
+                let p = plan(&t, kind, cap).unwrap();
+                let mc = perfcast::embcache::calib::move_counts(&t, kind, cap).unwrap();
+                let wb: Vec<u32> = p
+                    .batches
+                    .iter()
+                    .map(|b| (b.pre_wb.len() + b.post_wb.len()) as u32)
+                    .collect();
+                let nk: Vec<u32> = p.batches.iter().map(|b| b.post_wb.len() as u32).collect();
+                assert_eq!(mc.writebacks, wb, "{} cap {cap}", kind.name());
+                assert_eq!(mc.not_kept, nk, "{} cap {cap}", kind.name());
+            }
+        }
     }
 }
