@@ -230,6 +230,7 @@ fn drive<P: Policy + ?Sized>(
     // Per row: batch stamp of its first access in the current batch, and whether it hit then.
     let mut seen = vec![u32::MAX; n];
     let mut first_hit = vec![false; n];
+    let mut work_pos = vec![0u32; n];
     let mut out = Vec::with_capacity(trace.n_batches());
     let mut resident_count = 0usize; // rows in the slot map (S0 size)
     for b in 0..trace.n_batches() {
@@ -305,11 +306,10 @@ fn drive<P: Policy + ?Sized>(
         for &r in &post_free {
             sl.release(r);
         }
-        let mut work_pos = std::collections::HashMap::with_capacity(uniq.len());
         for (i, &r) in hit_rows.iter().chain(fetch.iter()).enumerate() {
-            work_pos.insert(r, i as u32);
+            work_pos[r as usize] = i as u32;
         }
-        let local = acc.iter().map(|r| work_pos[r]).collect();
+        let local = acc.iter().map(|&r| work_pos[r as usize]).collect();
         let mut keep = Vec::new();
         let mut post_wb = Vec::new();
         for (i, &r) in hit_rows.iter().chain(fetch.iter()).enumerate() {
