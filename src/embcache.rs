@@ -17,6 +17,7 @@
 //! `parquet`) Parquet files, or come from a seeded Zipf generator with Criteo table profiles.
 
 pub mod analytic;
+pub mod calib;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;
