@@ -4,9 +4,11 @@
 //! works from any directory. `--catalog DIR` replaces any embedded file with `DIR/<same path>` when
 //! that file exists there.
 
+mod calibration;
 mod gpu;
 mod llm;
 
+pub use calibration::{GpuLatency, RecordedSet, Source, ValidationRecord};
 pub use gpu::{Gpu, LatencyDefaults};
 pub use llm::{LlmArch, NormKind};
 
@@ -46,11 +48,9 @@ pub struct Catalog {
     pub llms: Vec<LlmArch>,
     /// Directory overriding embedded files, if any.
     pub dir: Option<PathBuf>,
-    /// Latency parameters already resolved per GPU (calibration file or catalog defaults), so a
-    /// sweep parses each calibration file once, not once per point. Shared by clones.
-    pub(crate) latency_cache: std::sync::Arc<
-        std::sync::Mutex<std::collections::BTreeMap<String, crate::calib::GpuLatency>>,
-    >,
+    /// Calibration tables resolved per GPU on first use ([`Catalog::latency`]), so a sweep
+    /// parses each calibration file once, not once per point. Shared by clones.
+    resolved: std::sync::Arc<calibration::Resolved>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -93,7 +93,7 @@ impl Catalog {
             gpus: Vec::new(),
             llms: Vec::new(),
             dir: dir.map(Path::to_path_buf),
-            latency_cache: Default::default(),
+            resolved: Default::default(),
         };
         let gpus: GpuFile = cat.parse_toml("gpus.toml")?;
         let mut llms: LlmFile = cat.parse_toml("llms.toml")?;
@@ -105,6 +105,7 @@ impl Catalog {
         for m in &llms.llm {
             m.validate()?;
         }
+        cat.resolved = std::sync::Arc::new(calibration::Resolved::new(&gpus.gpu));
         cat.gpus = gpus.gpu;
         cat.llms = llms.llm;
         Ok(cat)

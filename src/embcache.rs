@@ -21,6 +21,7 @@ pub mod calib;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;
+pub mod spec;
 pub mod study;
 pub mod trace;
 
@@ -32,6 +33,8 @@ use policy::{
 use serde::Serialize;
 use std::time::Instant;
 use trace::DenseTrace;
+
+pub use spec::{evaluate, Method, Params, Row, SourceSpec, Spec};
 
 /// A cache size as the user gives it: rows, or a percentage of the trace's unique rows.
 #[derive(Debug, Clone, Copy, PartialEq)]

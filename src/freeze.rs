@@ -25,6 +25,7 @@ pub mod gradnorm;
 pub mod policy;
 pub mod profile;
 pub mod schedule;
+pub mod spec;
 pub mod study;
 
 pub use cost::{Cache, IterCosts, RunCost, RunShape, Tier};
@@ -32,6 +33,7 @@ pub use gradnorm::{GradNorms, Synthetic};
 pub use policy::Policy;
 pub use profile::{LayerCost, ModelSpec, Profile};
 pub use schedule::{Change, Timeline};
+pub use spec::Spec;
 
 use crate::error::Result;
 use crate::report::{LinePlot, Series};

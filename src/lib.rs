@@ -14,7 +14,10 @@
 //!   Zipf closed forms, miss-ratio curves and the DLRM iteration-time model.
 //!
 //! Shared parts: the [`catalog`] of GPUs and models (embedded TOML), [`scenario`] files with sweep
-//! grids evaluated in parallel by [`sweep`], and [`report`]s written atomically.
+//! grids evaluated in parallel by [`sweep`], [`report`]s written atomically, the measurement
+//! contract ([`measure`], `docs/measurements.md`) and [`validate`] (tolerances, errors, parity
+//! plots). Each technique calibrates itself from measurements (e.g. `specdec::calib`);
+//! `perfcast calibrate` and `validate` route rows to it through [`techniques`].
 //!
 //! ## Guarantees
 //! - Every random draw comes from a named, seeded generator (`Xoshiro256PlusPlus`); a point's seed
@@ -25,7 +28,6 @@
 
 #![deny(missing_docs)]
 
-pub mod calib;
 pub mod catalog;
 pub mod check;
 pub mod des;
@@ -34,10 +36,14 @@ pub mod embcache;
 pub mod error;
 pub mod freeze;
 pub mod gradcomp;
+pub mod measure;
 pub mod report;
 pub mod scenario;
 pub mod specdec;
+pub mod studies;
 pub mod sweep;
+pub mod techniques;
+pub mod validate;
 
 pub use catalog::Catalog;
 pub use error::{Error, Result};

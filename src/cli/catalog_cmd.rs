@@ -24,7 +24,7 @@ pub fn exec(a: CatalogArgs, g: &Globals) -> Result<Outcome> {
                 .gpus
                 .iter()
                 .map(|x| {
-                    let calibrated = perfcast::calib::is_calibrated(c, &x.name);
+                    let calibrated = c.is_calibrated(&x.name);
                     json!({"kind": "gpu", "name": x.name, "memory_bytes": x.memory_bytes, "hbm_bw_bytes_per_s": x.hbm_bw_bytes_per_s,
                         "bf16_flops": x.bf16_flops, "tf32_flops": x.tf32_flops, "fp32_flops": x.fp32_flops, "calibrated": calibrated})
                     .as_object()

@@ -26,7 +26,12 @@ pub fn prepare_out_dir(out: &Path) -> Result<()> {
 ///
 /// # Errors
 /// Evaluation errors, or [`Error::Io`] when a file cannot be written.
-pub fn run_scenario(scenario: &Scenario, out: &Path, ctx: &RunContext) -> Result<Vec<PathBuf>> {
+pub fn run_scenario(
+    scenario: &Scenario,
+    out: &Path,
+    ctx: &RunContext,
+    cat: &crate::Catalog,
+) -> Result<Vec<PathBuf>> {
     prepare_out_dir(out)?;
     let started = std::time::Instant::now();
     let mut reports = Vec::new();
@@ -57,7 +62,7 @@ pub fn run_scenario(scenario: &Scenario, out: &Path, ctx: &RunContext) -> Result
         let _ = writeln!(
             md,
             "\nMeasured error: {}\n",
-            crate::calib::validation_note(study.technique())
+            crate::validate::validation_note(cat, study.technique())
         );
         let _ = writeln!(md, "Data: [{0}.csv]({0}.csv)", study.name());
         for p in &rep.plots {

@@ -538,11 +538,11 @@ fn committed_calibration_tables_reproduce_their_recorded_errors() {
     // per-architecture refit, held-out fit), read back and evaluated on the committed forward
     // points, gives the MAPE and max recorded next to it (1e-9). A table that does not
     // reproduce its fit (e.g. a field dropped on writing) fails here.
-    use perfcast::calib::fit::predict_point;
-    use perfcast::calib::measure::Dataset;
-    use perfcast::calib::metrics::{rel_err, ErrorStats};
-    use perfcast::calib::CalibrationFile;
     use perfcast::catalog::LatencyDefaults;
+    use perfcast::specdec::calib::dataset::Dataset;
+    use perfcast::specdec::calib::fit::predict_point;
+    use perfcast::specdec::calib::CalibrationFile;
+    use perfcast::validate::metrics::{rel_err, ErrorStats};
     let cal: CalibrationFile = toml::from_str(
         &std::fs::read_to_string(root().join("models/calibration/h200.toml")).unwrap(),
     )

@@ -2,8 +2,8 @@
 //! measurement-CSV contract. Used by the calibrate/validate tests; the committed fixture
 //! `tests/fixtures/synthetic-specdec.csv` is this generator's output (checked by a test).
 
-use perfcast::calib::validate::expected_rounds_static_batch;
 use perfcast::catalog::LatencyDefaults;
+use perfcast::specdec::calib::validate::expected_rounds_static_batch;
 use perfcast::specdec::{
     analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
 };

@@ -1,5 +1,6 @@
 //! The integration test binary: one module per area (DESIGN.md §3).
 
+mod architecture;
 mod calib;
 mod calib_synth;
 mod cli_run;

@@ -1,13 +1,16 @@
-//! Timing statistics and the measurement CSV (contract: `validation/README.md`, columns
-//! `technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,
-//! repeats,spread,unit,date,gpu,driver,cuda,commit,command`).
+//! Timing statistics, and the measurement CSV through the shared contract crate
+//! (`perfcast-measure`, documented in `docs/measurements.md`): [`Row`], [`Provenance`] and the
+//! writer are the library's own, so the harness writes exactly what `perfcast calibrate` and
+//! `perfcast validate` read.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Header of every measurement CSV.
-pub const HEADER: &str = "technique,set,kind,model,draft,gamma,batch,new_tokens,context_tokens,position,metric,value,repeats,spread,unit,date,gpu,driver,cuda,commit,command";
+pub use perfcast_measure::{Params, Provenance, Row, COLUMNS};
+
+/// Header of every new measurement CSV (the contract's [`COLUMNS`], comma-joined).
+pub fn header() -> String {
+    COLUMNS.join(",")
+}
 
 /// Median, 10th and 90th percentile (nearest-rank on the sorted sample).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,113 +55,32 @@ impl Stats {
     }
 }
 
-/// Provenance columns shared by every row of one run.
-#[derive(Clone, Debug)]
-pub struct Provenance {
-    /// GPU name (`nvidia-smi --query-gpu=name`) or `cpu`.
-    pub gpu: String,
-    /// Driver version.
-    pub driver: String,
-    /// CUDA version.
-    pub cuda: String,
-    /// Git commit of the harness source.
-    pub commit: String,
-    /// The command line that produced the rows.
-    pub command: String,
-}
-
-impl Provenance {
-    /// From the environment (`PERFCAST_GPU`, `PERFCAST_DRIVER`, `PERFCAST_CUDA`, set by the run
-    /// script from nvidia-smi), the commit baked in at build time (`PERFCAST_GIT_COMMIT`, else
-    /// the `PERFCAST_COMMIT` environment variable) and the process's arguments.
-    pub fn from_env() -> Provenance {
-        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-        let commit = option_env!("PERFCAST_GIT_COMMIT")
-            .map(str::to_string)
-            .unwrap_or_else(|| env("PERFCAST_COMMIT", "unknown"));
-        Provenance {
-            gpu: env("PERFCAST_GPU", "unknown"),
-            driver: env("PERFCAST_DRIVER", "unknown"),
-            cuda: env("PERFCAST_CUDA", "unknown"),
-            commit,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-        }
-    }
-}
-
-/// One row of the tidy CSV. Empty strings for columns that do not apply.
-#[derive(Clone, Debug, Default)]
-pub struct Row {
-    /// `set`.
-    pub set: String,
-    /// `forward`, `acceptance` or `e2e`.
-    pub kind: String,
-    /// Model (catalog name).
-    pub model: String,
-    /// Draft.
-    pub draft: String,
-    /// γ.
-    pub gamma: String,
-    /// Batch.
-    pub batch: String,
-    /// New tokens.
-    pub new_tokens: String,
-    /// Context tokens.
-    pub context_tokens: String,
-    /// Position.
-    pub position: String,
-    /// Metric name.
-    pub metric: String,
-    /// Value.
-    pub value: f64,
-    /// Repeats.
-    pub repeats: usize,
-    /// Spread (empty when not applicable).
-    pub spread: Option<f64>,
-    /// Unit.
-    pub unit: String,
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// Provenance of this process: `PERFCAST_GPU`, `PERFCAST_DRIVER`, `PERFCAST_CUDA` (set by the
+/// run script from nvidia-smi), the commit baked in at build time (`PERFCAST_GIT_COMMIT`, else
+/// the `PERFCAST_COMMIT` environment variable) and the process's arguments; each row is dated
+/// when written.
+pub fn provenance() -> Provenance {
+    Provenance::from_env(option_env!("PERFCAST_GIT_COMMIT"))
 }
 
 /// ISO 8601 UTC timestamp (seconds) of now.
 pub fn now_iso() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    perfcast_measure::utc_now()
 }
 
-/// Appends rows to `<dir>/<set>.csv`, writing the header when the file is new. Rows are flushed
-/// as they come so a run cut short keeps every finished point.
+/// A count as a contract column (`None` past `u32::MAX`, which no batch, token or γ reaches).
+pub fn n(x: usize) -> Option<u32> {
+    u32::try_from(x).ok()
+}
+
+/// Appends rows to `<dir>/<set>.csv`, writing the header when the file is new; a file that
+/// exists keeps its own header's column layout (the 21-column files written before `params`).
+/// Rows are flushed as they come so a run cut short keeps every finished point.
 pub struct Sink {
     technique: String,
     path: PathBuf,
     prov: Provenance,
-    file: std::fs::File,
+    w: perfcast_measure::Writer<std::fs::File>,
     /// Rows written.
     pub rows: usize,
 }
@@ -168,19 +90,26 @@ impl Sink {
     pub fn open(dir: &Path, set: &str, prov: Provenance) -> std::io::Result<Sink> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{set}.csv"));
-        let new = !path.exists();
-        let mut file = std::fs::OpenOptions::new()
+        let existing = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+            .filter(|h| !h.trim().is_empty());
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)?;
-        if new {
-            writeln!(file, "{HEADER}")?;
-        }
+        let w = match existing {
+            Some(h) => {
+                let cols: Vec<&str> = h.split(',').map(str::trim).collect();
+                perfcast_measure::Writer::with_columns(file, &cols)?
+            }
+            None => perfcast_measure::Writer::new(file)?,
+        };
         Ok(Sink {
             technique: "specdec".to_string(),
             path,
             prov,
-            file,
+            w,
             rows: 0,
         })
     }
@@ -196,40 +125,14 @@ impl Sink {
         &self.path
     }
 
-    /// Writes one row with provenance.
+    /// Writes one row with this sink's technique and provenance (dated now).
     pub fn write(&mut self, r: &Row) -> std::io::Result<()> {
-        let p = &self.prov;
-        let spread = r.spread.map(|s| format!("{s:.6}")).unwrap_or_default();
-        let fields = [
-            self.technique.clone(),
-            r.set.clone(),
-            r.kind.clone(),
-            r.model.clone(),
-            r.draft.clone(),
-            r.gamma.clone(),
-            r.batch.clone(),
-            r.new_tokens.clone(),
-            r.context_tokens.clone(),
-            r.position.clone(),
-            r.metric.clone(),
-            format!("{:.9e}", r.value),
-            r.repeats.to_string(),
-            spread,
-            r.unit.clone(),
-            now_iso(),
-            p.gpu.clone(),
-            p.driver.clone(),
-            p.cuda.clone(),
-            p.commit.clone(),
-            p.command.clone(),
-        ];
-        let line = fields
-            .iter()
-            .map(|f| csv_field(f))
-            .collect::<Vec<_>>()
-            .join(",");
-        writeln!(self.file, "{line}")?;
-        self.file.flush()?;
+        let row = Row {
+            technique: self.technique.clone(),
+            provenance: self.prov.clone(),
+            ..r.clone()
+        };
+        self.w.write(&row)?;
         self.rows += 1;
         Ok(())
     }
@@ -254,8 +157,41 @@ mod tests {
         let d = now_iso();
         assert_eq!(d.len(), 20);
         assert!(d.starts_with("20") && d.ends_with('Z'));
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("x"), "x");
+        let mut w = perfcast_measure::Writer::with_columns(
+            Vec::new(),
+            &[
+                "technique",
+                "set",
+                "kind",
+                "model",
+                "draft",
+                "gamma",
+                "batch",
+                "new_tokens",
+                "context_tokens",
+                "position",
+                "metric",
+                "value",
+                "repeats",
+                "spread",
+                "unit",
+                "date",
+                "gpu",
+                "driver",
+                "cuda",
+                "commit",
+                "command",
+            ],
+        )
+        .unwrap();
+        w.write(&Row {
+            set: "a,b".into(),
+            model: "x".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let line = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert!(line.starts_with(",\"a,b\",,x,"), "{line}");
     }
 
     #[test]
@@ -263,6 +199,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pcg-sink-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let prov = Provenance {
+            date: String::new(),
             gpu: "g".into(),
             driver: "d".into(),
             cuda: "c".into(),
@@ -285,9 +222,9 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("set1.csv")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], HEADER);
-        // 21 columns; the quoted command holds one comma.
-        assert_eq!(lines[1].split(',').count(), 22);
+        assert_eq!(lines[0], header());
+        // 22 columns; the quoted command holds one comma.
+        assert_eq!(lines[1].split(',').count(), 23);
         assert!(lines[1].ends_with("\"x --a 1,2\""));
         let _ = std::fs::remove_dir_all(&dir);
     }

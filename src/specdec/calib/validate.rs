@@ -3,7 +3,7 @@
 //! For a speculative point the prediction is the analytic specdec model
 //! ([`crate::specdec::analytic::at_gamma`], the same code `perfcast specdec` runs) with
 //! - step costs from the latency model at the GPU's calibrated parameters
-//!   ([`super::latency_for`]; a calibration fitted from `forward` rows only), and
+//!   ([`crate::Catalog::latency`]; a calibration fitted from `forward` rows only), and
 //! - acceptance = the survival curve measured in the same run (`acceptance` rows), so the
 //!   expected tokens per step is E = 1 + Σ S(i).
 //!
@@ -20,12 +20,12 @@
 //! is (n/E)/E\[R_max\], the throughput lost to waiting for the batch's slowest sequence.
 
 use super::measure::{Dataset, E2ePoint};
-use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, LlmArch};
 use crate::error::{Error, Result};
 use crate::specdec::{
     analytic, Acceptance, CostModel, ForwardModel, Gamma, HwRates, Params, Shape,
 };
+use crate::validate::metrics::{rel_err, ErrorStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -190,24 +190,7 @@ impl Profile {
     }
 }
 
-/// Error tolerance of a set: both bounds must hold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Tolerance {
-    /// Largest allowed mean absolute relative error, fraction.
-    pub mape: f64,
-    /// Largest allowed |relative error| of any point, fraction.
-    pub max_abs_pct_err: f64,
-}
-
-impl Default for Tolerance {
-    /// Issue 3's goal: MAPE ≤ 5%, max ≤ 10%.
-    fn default() -> Self {
-        Tolerance {
-            mape: 0.05,
-            max_abs_pct_err: 0.10,
-        }
-    }
-}
+pub use crate::validate::Tolerance;
 
 /// One end-to-end point: its prediction and error.
 #[derive(Debug, Clone, Serialize)]
@@ -551,8 +534,8 @@ pub fn validate(
             "at least one kind=e2e row to validate",
         ));
     }
-    let latency = super::latency_for(cat, &g.name)?;
-    let calibrated = super::is_calibrated(cat, &g.name);
+    let latency = cat.latency(&g.name)?;
+    let calibrated = cat.is_calibrated(&g.name);
     if costs == Costs::HeldOut {
         // Every architecture must have a fit that excluded it, or the figure would mix in
         // in-sample predictions.
@@ -689,7 +672,7 @@ mod tests {
 
     #[test]
     fn profile_interpolates_bilinearly_and_refuses_what_it_does_not_cover() {
-        use crate::calib::measure::tests_support::forward_point;
+        use crate::specdec::calib::dataset::tests_support::forward_point;
         // t = 1 ms + 0.1 ms per new token + 1 µs per context token, at batch 4 (exactly
         // bilinear, so interpolation must reproduce it), and 0.2 ms more at batch 8 (so batch 6
         // is the mean of the two); one partial forward that must be ignored.

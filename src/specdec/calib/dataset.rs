@@ -1,10 +1,8 @@
-//! The measurement CSV (`validation/results/<set>.csv`): schema, streaming reader and the typed
-//! points that calibration and validation consume.
-//!
-//! One row per measured quantity, with exactly the columns of [`HEADER`] (see
-//! `MEASUREMENTS.md`/DESIGN.md §6): a `forward` row is one forward's median latency (the
-//! calibration grid), `acceptance` rows are a speculative run's survival curve S(i), and an `e2e`
-//! row is end-to-end decoding throughput (validation only).
+//! specdec's measurement rows (`validation/results/<set>.csv`, read through the contract,
+//! [`crate::measure`], `docs/measurements.md`) as the typed points calibration and validation
+//! consume: a `forward` row is one forward's median latency (the calibration grid),
+//! `acceptance` rows are a speculative run's survival curve S(i), and an `e2e` row is
+//! end-to-end decoding throughput (validation only).
 //!
 //! Files are read record by record (memory holds the typed points, never the file text), and
 //! every problem is a one-line [`Error::Parse`] naming the file and line.
@@ -14,38 +12,16 @@
 //! [`super::fit`] accepts nothing else; so no end-to-end or acceptance number can enter a
 //! calibrated parameter.
 
-use super::sha256::HashingReader;
 use crate::error::{Error, Result};
+pub use crate::measure::{Origin, Provenance, Source};
 use crate::specdec::{Acceptance, Shape};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The exact header of a measurement CSV, in order.
-pub const HEADER: [&str; 21] = [
-    "technique",
-    "set",
-    "kind",
-    "model",
-    "draft",
-    "gamma",
-    "batch",
-    "new_tokens",
-    "context_tokens",
-    "position",
-    "metric",
-    "value",
-    "repeats",
-    "spread",
-    "unit",
-    "date",
-    "gpu",
-    "driver",
-    "cuda",
-    "commit",
-    "command",
-];
+/// The columns of the committed specdec files (the contract's columns before `params`).
+pub const HEADER: [&str; 21] = crate::measure::LEGACY_COLUMNS;
 
 /// What a row measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -68,45 +44,6 @@ impl Kind {
             Kind::E2e => "e2e",
         }
     }
-}
-
-/// Where a row came from: file and 1-based line.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    /// The results file.
-    pub file: Arc<Path>,
-    /// 1-based line of the row.
-    pub line: u64,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
-    }
-}
-
-impl Origin {
-    /// A parse error at this row.
-    pub fn err(&self, msg: impl Into<String>) -> Error {
-        Error::parse(self.file.to_path_buf(), Some(self.line), msg)
-    }
-}
-
-/// Provenance columns of a row.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Provenance {
-    /// ISO 8601 UTC date of the measurement.
-    pub date: String,
-    /// GPU name as `nvidia-smi` reports it.
-    pub gpu: String,
-    /// Driver version.
-    pub driver: String,
-    /// CUDA version.
-    pub cuda: String,
-    /// Git commit of the harness.
-    pub commit: String,
-    /// Command line that produced the row.
-    pub command: String,
 }
 
 /// One parsed, range-checked row.
@@ -146,6 +83,63 @@ pub struct Row {
     pub unit: String,
     /// Provenance.
     pub provenance: Provenance,
+}
+
+impl Row {
+    /// A contract row checked as a specdec row: technique `specdec`, a specdec kind, a value > 0
+    /// for every kind but acceptance, and at least one new token in a forward.
+    ///
+    /// # Errors
+    /// One-line [`Error::Parse`] at `origin` naming the column, the value and what is allowed.
+    pub fn from_measured(origin: Origin, r: crate::measure::Row) -> Result<Row> {
+        if r.technique != "specdec" {
+            return Err(origin.err(format!(
+                "technique = '{}': this reader takes specdec rows only (`perfcast calibrate` and `validate` route each technique's rows to it)",
+                r.technique
+            )));
+        }
+        let kind = match r.kind.as_str() {
+            "forward" => Kind::Forward,
+            "acceptance" => Kind::Acceptance,
+            "e2e" => Kind::E2e,
+            other => {
+                return Err(origin.err(format!(
+                    "kind = '{other}': must be forward, acceptance or e2e"
+                )))
+            }
+        };
+        if kind != Kind::Acceptance && r.value <= 0.0 {
+            return Err(origin.err(format!(
+                "value = {}: a {} measurement must be > 0",
+                r.value,
+                kind.as_str()
+            )));
+        }
+        if kind == Kind::Forward && r.new_tokens == Some(0) {
+            return Err(
+                origin.err("column 'new_tokens' = '0': a forward processes at least one token")
+            );
+        }
+        Ok(Row {
+            origin,
+            technique: r.technique,
+            set: r.set,
+            kind,
+            model: r.model,
+            draft: r.draft,
+            gamma: r.gamma,
+            batch: r.batch,
+            new_tokens: r.new_tokens,
+            context_tokens: r.context_tokens,
+            position: r.position,
+            metric: r.metric,
+            value: r.value,
+            repeats: r.repeats,
+            spread: r.spread,
+            unit: r.unit,
+            provenance: r.provenance,
+        })
+    }
 }
 
 /// A forward-latency measurement: the only input the latency fit accepts.
@@ -387,19 +381,6 @@ impl Curve {
     }
 }
 
-/// One results file's provenance as a calibration records it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Source {
-    /// Path as given.
-    pub path: String,
-    /// SHA-256 of the file's bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Rows in the file.
-    pub rows: u64,
-}
-
 /// Everything read from a set of results files, split by kind.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
@@ -435,12 +416,32 @@ impl Dataset {
         let mut ds = Dataset::default();
         for p in paths {
             let mut rows = 0u64;
-            let src = for_each_row(p, |r| {
+            let src = crate::measure::for_each_row(p, |o, r| {
                 rows += 1;
-                ds.add(r)
+                ds.add(Row::from_measured(o, r)?)
             })?;
             ds.sources.push(Source { rows, ..src });
         }
+        ds.finish()
+    }
+
+    /// The dataset of specdec rows already read (routed by [`crate::measure::read_by_technique`]).
+    ///
+    /// # Errors
+    /// As [`Dataset::load`].
+    pub fn from_measurements(m: crate::measure::Measurements) -> Result<Self> {
+        let mut ds = Dataset {
+            sources: m.sources,
+            ..Dataset::default()
+        };
+        for (o, r) in m.rows {
+            ds.add(Row::from_measured(o, r)?)?;
+        }
+        ds.finish()
+    }
+
+    fn finish(self) -> Result<Self> {
+        let ds = self;
         for e in &ds.e2e {
             if e.gamma > 0 && ds.curve_for(e).is_none() {
                 return Err(e.origin.err(format!(
@@ -488,13 +489,7 @@ impl Dataset {
     /// # Errors
     /// [`Error::Io`] when `dir` cannot be read.
     pub fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "csv") && p.is_file())
-            .collect();
-        v.sort();
-        Ok(v)
+        crate::measure::csv_files(dir)
     }
 
     /// The drafter a row's run used (see [`E2ePoint::draft_run`]).
@@ -646,194 +641,6 @@ fn need_metric(r: &Row, metric: &str, unit: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Reads `path` row by row, calling `f` on each checked row; returns the file's size and SHA-256
-/// (`rows` left 0 for the caller to fill).
-///
-/// # Errors
-/// [`Error::Io`] when the file cannot be opened; [`Error::Parse`] naming file and line for a
-/// wrong header, a malformed row, or an error returned by `f`.
-pub fn for_each_row(path: &Path, mut f: impl FnMut(Row) -> Result<()>) -> Result<Source> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hashing = HashingReader::new(std::io::BufReader::new(file));
-    let file_arc: Arc<Path> = Arc::from(path);
-    {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(&mut hashing);
-        let mut rec = csv::StringRecord::new();
-        let mut first = true;
-        loop {
-            let more = rdr.read_record(&mut rec).map_err(|e| csv_err(path, &e))?;
-            if !more {
-                break;
-            }
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let origin = Origin {
-                file: file_arc.clone(),
-                line,
-            };
-            if first {
-                first = false;
-                let got: Vec<&str> = rec.iter().map(str::trim).collect();
-                if got != HEADER {
-                    let first_bad = HEADER
-                        .iter()
-                        .enumerate()
-                        .find(|(i, h)| got.get(*i) != Some(*h));
-                    let detail = match first_bad {
-                        Some((i, h)) => format!(
-                            "column {} is '{}', expected '{h}'",
-                            i + 1,
-                            got.get(i).copied().unwrap_or("(missing)")
-                        ),
-                        None => format!("{} columns, expected {}", got.len(), HEADER.len()),
-                    };
-                    return Err(origin.err(format!(
-                        "not a measurement CSV header ({detail}; see MEASUREMENTS.md)"
-                    )));
-                }
-                continue;
-            }
-            if rec.len() == 1 && rec.get(0).is_some_and(|s| s.trim().is_empty()) {
-                continue;
-            }
-            if rec.len() != HEADER.len() {
-                return Err(origin.err(format!("{} fields, expected {}", rec.len(), HEADER.len())));
-            }
-            f(parse_row(&rec, origin)?)?;
-        }
-        if first {
-            return Err(Error::parse(
-                path,
-                Some(1),
-                "empty file: expected the measurement CSV header",
-            ));
-        }
-    }
-    let bytes = hashing.hasher.len();
-    Ok(Source {
-        path: path.display().to_string(),
-        sha256: hashing.hasher.hex(),
-        bytes,
-        rows: 0,
-    })
-}
-
-fn csv_err(path: &Path, e: &csv::Error) -> Error {
-    let line = e.position().map(|p| p.line());
-    let msg = match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
-        csv::ErrorKind::Io(io) => io.to_string(),
-        _ => e.to_string(),
-    };
-    Error::parse(path, line, msg.replace('\n', " "))
-}
-
-fn parse_row(rec: &csv::StringRecord, origin: Origin) -> Result<Row> {
-    let get = |i: usize| rec.get(i).unwrap_or("").trim();
-    let text = |i: usize| -> Result<String> {
-        let v = get(i);
-        if v.is_empty() {
-            Err(origin.err(format!("column '{}' is empty", HEADER[i])))
-        } else {
-            Ok(v.to_string())
-        }
-    };
-    let opt_u32 = |i: usize| -> Result<Option<u32>> {
-        let v = get(i);
-        if v.is_empty() {
-            return Ok(None);
-        }
-        v.parse::<u32>().map(Some).map_err(|_| {
-            origin.err(format!(
-                "column '{}' = '{v}': must be an integer >= 0",
-                HEADER[i]
-            ))
-        })
-    };
-    let opt_f64 = |i: usize| -> Result<Option<f64>> {
-        let v = get(i);
-        if v.is_empty() {
-            return Ok(None);
-        }
-        match v.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-            _ => Err(origin.err(format!(
-                "column '{}' = '{v}': must be a finite number >= 0",
-                HEADER[i]
-            ))),
-        }
-    };
-    let technique = text(0)?;
-    if technique != "specdec" {
-        return Err(origin.err(format!(
-            "technique = '{technique}': only 'specdec' measurements are supported"
-        )));
-    }
-    let kind = match get(2) {
-        "forward" => Kind::Forward,
-        "acceptance" => Kind::Acceptance,
-        "e2e" => Kind::E2e,
-        other => {
-            return Err(origin.err(format!(
-                "kind = '{other}': must be forward, acceptance or e2e"
-            )))
-        }
-    };
-    let value = opt_f64(11)?.ok_or_else(|| origin.err("column 'value' is empty"))?;
-    if kind != Kind::Acceptance && value <= 0.0 {
-        return Err(origin.err(format!(
-            "value = {value}: a {} measurement must be > 0",
-            kind.as_str()
-        )));
-    }
-    let repeats_text = get(12);
-    let repeats = repeats_text
-        .parse::<u64>()
-        .ok()
-        .filter(|r| *r >= 1)
-        .ok_or_else(|| {
-            origin.err(format!(
-                "column 'repeats' = '{repeats_text}': must be an integer >= 1"
-            ))
-        })?;
-    let batch = opt_u32(6)?;
-    if batch == Some(0) {
-        return Err(origin.err("column 'batch' = '0': must be an integer >= 1"));
-    }
-    if kind == Kind::Forward && opt_u32(7)? == Some(0) {
-        return Err(origin.err("column 'new_tokens' = '0': a forward processes at least one token"));
-    }
-    let draft = Some(get(4).to_string()).filter(|s| !s.is_empty());
-    Ok(Row {
-        technique,
-        set: text(1)?,
-        kind,
-        model: text(3)?,
-        draft,
-        gamma: opt_u32(5)?,
-        batch,
-        new_tokens: opt_u32(7)?,
-        context_tokens: opt_f64(8)?,
-        position: opt_u32(9)?,
-        metric: text(10)?,
-        value,
-        repeats,
-        spread: opt_f64(13)?,
-        unit: text(14)?,
-        provenance: Provenance {
-            date: get(15).to_string(),
-            gpu: get(16).to_string(),
-            driver: get(17).to_string(),
-            cuda: get(18).to_string(),
-            commit: get(19).to_string(),
-            command: get(20).to_string(),
-        },
-        origin,
-    })
 }
 
 /// Test-only constructors.

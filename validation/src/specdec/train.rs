@@ -12,7 +12,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::model::{Config, Model};
+use super::model::{Config, Model};
 
 /// Training hyper-parameters.
 #[derive(Clone, Debug)]

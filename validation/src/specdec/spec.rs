@@ -1,5 +1,5 @@
 //! Autoregressive and speculative decoding (Leviathan, Kalman & Matias 2023; Chen et al. 2023)
-//! over the preallocated caches of [`crate::model`], with per-sequence acceptance at batch > 1.
+//! over the preallocated caches of [`super::model`], with per-sequence acceptance at batch > 1.
 //!
 //! State per sequence `b`: `len[b]` tokens are in the target's KV cache (positions
 //! `0..len[b]`), `last[b]` is the newest emitted token (not yet in the cache, position
@@ -12,7 +12,7 @@
 //! 2. the target verifies `[last, d1..dγ]` at positions `len..len+γ` in one forward;
 //! 3. acceptance per sequence gives `n ∈ 0..=γ`; the sequence emits `d1..dn` and one target
 //!    token, and `len += n + 1`. That is the whole rollback of both caches: slots past `len` are
-//!    masked and later overwritten (see [`crate::model`]).
+//!    masked and later overwritten (see [`super::model`]).
 //!
 //! The only host synchronization inside a round is the copy of the drafted and target tokens
 //! needed for acceptance (sampling mode also copies the draft's distributions each draft step).
@@ -29,8 +29,8 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::graph::Runner;
-use crate::model::{argmax, Head, KvCache, Model, Part, Step};
+use super::graph::Runner;
+use super::model::{argmax, Head, KvCache, Model, Part, Step};
 
 /// How drafted tokens are accepted.
 pub enum Accept {
@@ -430,7 +430,7 @@ pub fn first_divergence(a: &[u32], b: &[u32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::preset;
+    use crate::specdec::model::preset;
     use candle_core::Device;
 
     fn pair(dt: DType) -> (Model, Model) {
@@ -456,7 +456,7 @@ mod tests {
         let ar = autoregressive(&rt, &t, &tc, &st, n).unwrap();
         // Attending bucketed slot ranges (what the CUDA-graph runner does) must change nothing:
         // the extra slots are masked.
-        let bucketed = Runner::new(crate::graph::Exec::Graphs, &dev, 8);
+        let bucketed = Runner::new(crate::specdec::graph::Exec::Graphs, &dev, 8);
         let greedy = |rt: &Runner, draft: &Draft, gamma: usize| {
             speculative(rt, &t, &tc, draft, gamma, &st, n, &mut Accept::Greedy).unwrap()
         };

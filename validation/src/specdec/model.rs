@@ -22,7 +22,7 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
-use crate::graph::Runner;
+use super::graph::Runner;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 

@@ -34,11 +34,11 @@
 //! ([`super::measure::ForwardPoint::from_row`]): end-to-end measurements cannot enter the fit.
 
 use super::measure::{ForwardPoint, Origin};
-use super::metrics::{rel_err, ErrorStats};
 use crate::catalog::{Catalog, Gpu, LatencyDefaults};
 use crate::error::{Error, Result};
 use crate::specdec::latency::{AttnRegime, Work};
 use crate::specdec::{ForwardModel, HwRates};
+use crate::validate::metrics::{rel_err, ErrorStats};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -875,7 +875,7 @@ mod tests {
             (256.0, 64.0, 8000.0),
             (4.0, 3.0, 512.0),
         ] {
-            let pt = crate::calib::measure::tests_support::forward_point(
+            let pt = crate::specdec::calib::dataset::tests_support::forward_point(
                 "llama-3.2-1b",
                 None,
                 b,
@@ -953,7 +953,7 @@ mod tests {
             for b in [1.0, 4.0, 32.0] {
                 for n in [1.0, 2.0, 5.0, 9.0] {
                     for c in [128.0, 1024.0, 4096.0] {
-                        let mut p = crate::calib::measure::tests_support::forward_point(
+                        let mut p = crate::specdec::calib::dataset::tests_support::forward_point(
                             m, None, b, n, c, 1.0,
                         );
                         p.measured_s = predict_point(&p, &cat, gpu, &lat).unwrap();

@@ -1,0 +1,277 @@
+//! Validation shared by every technique: tolerances, point errors and their per-set summary
+//! (MAPE, max, bias: [`metrics`]), parity plots ([`plot`]), the note reports cite, and the
+//! [`Technique`] interface through which `perfcast calibrate` and `perfcast validate` hand each
+//! technique its rows (the registry of implementations is [`crate::techniques`]).
+//!
+//! Shared layer: imports the catalog, measurements and reports, never a technique.
+
+pub mod metrics;
+pub mod plot;
+
+use crate::catalog::{Catalog, RecordedSet, ValidationRecord};
+use crate::error::Result;
+use crate::measure::Measurements;
+use crate::report::Format;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub use metrics::{rel_err, ErrorStats};
+
+/// Error tolerance of a set: both bounds must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Largest allowed mean absolute relative error, fraction.
+    pub mape: f64,
+    /// Largest allowed |relative error| of any point, fraction.
+    pub max_abs_pct_err: f64,
+}
+
+impl Default for Tolerance {
+    /// Issue 3's goal: MAPE ≤ 5%, max ≤ 10%.
+    fn default() -> Self {
+        Tolerance {
+            mape: 0.05,
+            max_abs_pct_err: 0.10,
+        }
+    }
+}
+
+impl Tolerance {
+    /// Whether `s` is within both bounds.
+    pub fn passes(&self, s: &ErrorStats) -> bool {
+        s.mape <= self.mape && s.max_abs_pct_err <= self.max_abs_pct_err
+    }
+}
+
+/// What `perfcast calibrate` asks of a technique.
+#[derive(Debug, Clone)]
+pub struct CalibrateRequest<'a> {
+    /// The catalog (GPUs, models).
+    pub catalog: &'a Catalog,
+    /// Catalog GPU the measurements were taken on.
+    pub gpu: String,
+    /// The calibration file to write (None: the technique's default path).
+    pub out: Option<PathBuf>,
+    /// Fit and print, but write nothing.
+    pub dry_run: bool,
+    /// Robust fit (technique-defined, e.g. Huber reweighting).
+    pub robust: bool,
+    /// Output format of the report.
+    pub format: Format,
+    /// Results files read (all techniques).
+    pub files: usize,
+    /// The command line, for the written file's header.
+    pub command: String,
+}
+
+/// What `perfcast validate` asks of a technique.
+#[derive(Debug, Clone)]
+pub struct ValidateRequest<'a> {
+    /// The catalog (GPUs, models, calibration tables).
+    pub catalog: &'a Catalog,
+    /// Catalog GPU the measurements were taken on.
+    pub gpu: String,
+    /// Directory for per-point and per-set CSVs and plots.
+    pub out: PathBuf,
+    /// Tolerance of every set.
+    pub tolerance: Tolerance,
+    /// The technique's cost source (specdec: `roofline`, `pooled`, `heldout`, `profile`).
+    pub costs: String,
+    /// Also record the per-set errors in this TOML file.
+    pub record: Option<PathBuf>,
+    /// Skip the plots.
+    pub no_plots: bool,
+    /// Output format of the report.
+    pub format: Format,
+}
+
+/// What a technique hands back: the text to print and whether its sets passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Text for standard output.
+    pub stdout: String,
+    /// Whether every validated set met its tolerance (always true for a calibration).
+    pub pass: bool,
+}
+
+/// A technique that can be calibrated from, and validated against, measurements: a fit of its
+/// micro-measurement rows and a predictor of its end-to-end rows. Rows reach it through the
+/// `technique` column ([`crate::measure::read_by_technique`]); a new technique implements this
+/// trait and adds itself to [`crate::techniques`], touching no other technique.
+pub trait Technique: Sync {
+    /// The name in the `technique` column.
+    fn name(&self) -> &'static str;
+
+    /// Fits the technique's parameters from its rows and writes its calibration file.
+    ///
+    /// # Errors
+    /// Rows the technique rejects (one line naming file, line, column, value), or I/O.
+    fn calibrate(&self, rows: Measurements, req: &CalibrateRequest) -> Result<Report>;
+
+    /// Predicts every end-to-end row and reports the error per point and per set.
+    ///
+    /// # Errors
+    /// As [`Technique::calibrate`].
+    fn validate(&self, rows: Measurements, req: &ValidateRequest) -> Result<Report>;
+}
+
+/// Merges a technique's new per-set errors into the record file at `path` (if it exists),
+/// keeping the sets of other techniques and of other cost sources.
+pub fn merge_record(path: &std::path::Path, mut new: ValidationRecord) -> ValidationRecord {
+    let replaced: Vec<(String, String)> = new
+        .set
+        .iter()
+        .map(|s| (s.technique.clone(), s.costs.clone()))
+        .collect();
+    let kept: Vec<RecordedSet> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| toml::from_str::<ValidationRecord>(&t).ok())
+        .map(|r| r.set)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !replaced.contains(&(s.technique.clone(), s.costs.clone())))
+        .collect();
+    new.set.extend(kept);
+    new
+}
+
+fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for r in records {
+        let sets: Vec<&RecordedSet> = r.set.iter().filter(|s| s.technique == technique).collect();
+        if sets.is_empty() {
+            continue;
+        }
+        let fmt = |s: &RecordedSet| {
+            format!(
+                "MAPE {:.1}%, max {:.1}% ({})",
+                100.0 * s.mape,
+                100.0 * s.max_abs_pct_err,
+                if s.pass {
+                    "within tolerance"
+                } else {
+                    "**outside tolerance**"
+                }
+            )
+        };
+        let mut names: Vec<&str> = sets.iter().map(|s| s.set.as_str()).collect();
+        names.dedup();
+        names.sort_unstable();
+        names.dedup();
+        let desc: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let of = |c: &str| sets.iter().find(|s| s.set == *name && s.costs == c);
+                let points = sets.iter().find(|s| s.set == *name).map_or(0, |s| s.points);
+                let mut d = format!("`{name}` ({points} points):");
+                let mut parts = Vec::new();
+                for (c, what) in [
+                    ("roofline", "with the calibrated latency model of architectures measured on this GPU"),
+                    ("heldout", "for architectures never measured (each predicted by a fit without its own measurements: what predictions for other models carry)"),
+                    ("profile", "given measured forward latencies (the speculative-decoding model alone)"),
+                ] {
+                    if let Some(s) = of(c) {
+                        parts.push(format!(" {} {what}", fmt(s)));
+                    }
+                }
+                d += &parts.join(";");
+                d
+            })
+            .collect();
+        parts.push(format!(
+            "tokens/s measured on {}{} ({}): {}",
+            r.gpu,
+            if r.calibrated {
+                ", calibrated"
+            } else {
+                ", uncalibrated"
+            },
+            r.date,
+            desc.join("; ")
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)"
+    })
+}
+
+/// One line for reports saying how far a technique's predictions have been checked against
+/// measurements: the error recorded by `perfcast validate --record` in the catalog's
+/// `calibration/*-validation.toml` files (embedded, or from `--catalog DIR`), with the set
+/// names.
+pub fn validation_note(cat: &Catalog, technique: &str) -> String {
+    note_from(&cat.validation_records(), technique)
+        .unwrap_or_else(|| format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_cites_sets_and_errors() {
+        let r = ValidationRecord {
+            gpu: "h200".into(),
+            generated_by: "t".into(),
+            date: "2026-11-29T00:00:00Z".into(),
+            calibrated: true,
+            set: vec![RecordedSet {
+                technique: "specdec".into(),
+                set: "h200-e2e".into(),
+                costs: "profile".into(),
+                points: 24,
+                mape: 0.031,
+                max_abs_pct_err: 0.072,
+                pass: true,
+            }],
+            source: vec![],
+        };
+        let n = note_from(std::slice::from_ref(&r), "specdec").unwrap();
+        assert!(
+            n.contains("`h200-e2e` (24 points): MAPE 3.1%, max 7.2% (within tolerance) given measured forward latencies"),
+            "{n}"
+        );
+        assert!(note_from(&[r], "gradcomp").is_none());
+        assert!(
+            validation_note(&Catalog::embedded().unwrap(), "no-such-technique")
+                .contains("uncalibrated")
+        );
+    }
+
+    #[test]
+    fn the_note_follows_the_catalog_dir() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("calibration")).unwrap();
+        std::fs::write(
+            d.path().join("calibration/h200-validation.toml"),
+            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"freeze\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
+        )
+        .unwrap();
+        let embedded = Catalog::embedded().unwrap();
+        let over = Catalog::load(Some(d.path())).unwrap();
+        assert!(validation_note(&embedded, "freeze").starts_with("no committed measurement set"));
+        let n = validation_note(&over, "freeze");
+        assert!(
+            n.contains("`f1` (3 points): MAPE 50.0%, max 60.0% (**outside tolerance**)"),
+            "{n}"
+        );
+        // The override replaced the embedded h200 record: no specdec sets left.
+        assert!(validation_note(&over, "specdec").starts_with("no committed"));
+    }
+
+    #[test]
+    fn tolerance_needs_both_bounds() {
+        let t = Tolerance::default();
+        let s = |mape, max| ErrorStats {
+            points: 2,
+            mape,
+            max_abs_pct_err: max,
+            mean_pct_err: 0.0,
+            rms_pct_err: 0.0,
+            bias_ci95: 0.0,
+        };
+        assert!(t.passes(&s(0.05, 0.10)));
+        assert!(!t.passes(&s(0.051, 0.02)));
+        assert!(!t.passes(&s(0.01, 0.11)));
+    }
+}

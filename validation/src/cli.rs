@@ -1,0 +1,84 @@
+//! What every `perfcast-gpu` subcommand shares: the global flags ([`Global`]), the device choice
+//! ([`device`]), the one-line error form ([`first_line`]) and flag checks ([`positive`]).
+//!
+//! A subcommand is a module with a clap `Args` struct and a
+//! `run(&Global, Args) -> anyhow::Result<ExitCode>` (for example [`crate::specdec::forward`]);
+//! `main.rs` only parses and dispatches (see `validation/README.md`, "Adding a subcommand").
+//! Subcommands return `anyhow` errors: they are the binary's glue, kept next to their technique.
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+use crate::specdec::graph::Exec;
+
+/// Flags accepted before or after any subcommand.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Global {
+    /// Run on the CPU (small sizes; what CI tests) instead of the CUDA GPU.
+    #[arg(long, global = true)]
+    pub cpu: bool,
+    /// How forwards run on the GPU: `graphs` (each shape captured once as a CUDA graph and
+    /// replayed, as production decoders do) or `eager` (one host launch per candle op).
+    #[arg(long, global = true, default_value = "graphs")]
+    pub exec: Exec,
+    /// With graphs, attended KV slots are rounded up to a multiple of this (one graph per bucket
+    /// of context lengths; the mask hides the extra slots).
+    #[arg(long, global = true, default_value_t = 64)]
+    pub bucket: usize,
+}
+
+/// The device a subcommand runs on: the CPU with `cpu`, else CUDA GPU 0.
+///
+/// # Errors
+/// Without `cpu`: the binary was built without the `cuda` feature, or no CUDA GPU or driver was
+/// found (one line each).
+pub fn device(cpu: bool) -> Result<Device> {
+    if cpu {
+        return Ok(Device::Cpu);
+    }
+    if !cfg!(feature = "cuda") {
+        bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
+    }
+    let dev = Device::new_cuda(0).map_err(|e| {
+        anyhow::anyhow!(
+            "no CUDA GPU or driver found: {}",
+            first_line(&e.to_string())
+        )
+    })?;
+    // One stream: cudarc's per-allocation event pair (multi-stream bookkeeping, two
+    // cuEventCreate per tensor) is pure host overhead here, and must not be captured in graphs.
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cd) = &dev {
+        // SAFETY: every tensor lives on candle's single stream of this device.
+        unsafe { cd.disable_event_tracking() }
+    }
+    Ok(dev)
+}
+
+/// Fails naming `flag` unless every value is >= 1.
+///
+/// # Errors
+/// `<flag> 0: expected integers >= 1`.
+pub fn positive(flag: &str, values: &[usize]) -> Result<()> {
+    match values.iter().find(|&&v| v == 0) {
+        Some(v) => bail!("{flag} {v}: expected integers >= 1"),
+        None => Ok(()),
+    }
+}
+
+/// The first line of `s` (errors are printed as one line).
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positive_names_the_flag_and_value() {
+        assert!(positive("--batches", &[1, 4]).is_ok());
+        let e = positive("--batches", &[2, 0, 3]).unwrap_err().to_string();
+        assert_eq!(e, "--batches 0: expected integers >= 1");
+    }
+}
