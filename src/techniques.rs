@@ -11,7 +11,10 @@ use crate::validate::Technique;
 use std::path::PathBuf;
 
 /// Every technique with a calibration and a validation predictor.
-pub const ALL: &[&dyn Technique] = &[&crate::specdec::calib::run::Specdec];
+pub const ALL: &[&dyn Technique] = &[
+    &crate::specdec::calib::run::Specdec,
+    &crate::embcache::calib::run::Embcache,
+];
 
 /// Their names, in [`ALL`] order.
 pub fn names() -> Vec<&'static str> {
