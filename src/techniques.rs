@@ -14,6 +14,7 @@ use std::path::PathBuf;
 pub const ALL: &[&dyn Technique] = &[
     &crate::specdec::calib::run::Specdec,
     &crate::freeze::calib::run::Freeze,
+    &crate::embcache::calib::run::Embcache,
 ];
 
 /// Their names, in [`ALL`] order.

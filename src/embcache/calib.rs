@@ -26,6 +26,8 @@
 //! `α, β ≥ 0` (a negative intercept is refitted through the origin). `φ` is the median of the
 //! measured `overlap_fraction`s.
 
+pub mod run;
+
 use super::policy::{self, Policy, PolicyKind};
 use super::trace::DenseTrace;
 use crate::error::{Error, Result};

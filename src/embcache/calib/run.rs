@@ -1,0 +1,586 @@
+//! embcache's side of `perfcast calibrate` and `perfcast validate` ([`Embcache`], registered in
+//! [`crate::techniques`]).
+//!
+//! - `calibrate` fits [`super::Calibration`] from the micro rows (kinds `gather`, `fetch`,
+//!   `dense`; `params` `op=…;rows=…`, batch = samples) and writes it as TOML
+//!   (`models/calibration/<gpu>-embcache.toml` unless `--out`).
+//! - `validate` predicts every `e2e` row's `iter_s`: the trace is regenerated from the row's
+//!   `params` (Zipf generator with its seed, or the named trace file, looked up as given and then
+//!   under `traces/`), the simulator's policy is driven over it ([`super::move_counts`]) and the
+//!   pipeline model gives the time. The calibration comes from the micro rows among the input
+//!   when there are any (same machine), else from the calibration file (a fresh machine). It
+//!   also checks that each row's `batch_hit_rate` equals the simulator's.
+
+use super::{fit, move_counts, predict_iter_s, predict_resident_s, Calibration, MicroPoint};
+use crate::embcache::policy::PolicyKind;
+use crate::embcache::trace::{self, Access, DenseTrace, TraceFormat};
+use crate::error::{Error, Result};
+use crate::measure::{Measurements, Origin, Row};
+use crate::report::write_atomic;
+use crate::validate::{rel_err, CalibrateRequest, ErrorStats, Report, Technique, ValidateRequest};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// embcache as a calibrated technique.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Embcache;
+
+impl Technique for Embcache {
+    fn name(&self) -> &'static str {
+        "embcache"
+    }
+
+    fn calibrate(&self, rows: Measurements, req: &CalibrateRequest) -> Result<Report> {
+        let pts = micro_points(&rows)?;
+        let cal = fit(&pts)?;
+        let path = req.out.clone().unwrap_or_else(|| default_path(&req.gpu));
+        let text = to_toml(&cal, &req.gpu, &req.command, pts.len());
+        if !req.dry_run {
+            write_atomic(&path, text.as_bytes())?;
+        }
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "embcache: fitted {} micro points{}",
+            pts.len(),
+            if req.dry_run {
+                " (dry run: nothing written)".to_string()
+            } else {
+                format!(" -> {}", path.display())
+            }
+        );
+        s.push_str(&text);
+        Ok(Report {
+            stdout: s,
+            pass: true,
+        })
+    }
+
+    fn validate(&self, rows: Measurements, req: &ValidateRequest) -> Result<Report> {
+        let pts = micro_points(&rows)?;
+        let (cal, source) = if pts.is_empty() {
+            let p = default_path(&req.gpu);
+            (from_toml(&p)?, p.display().to_string())
+        } else {
+            (
+                fit(&pts)?,
+                format!("fitted from {} micro points of the input", pts.len()),
+            )
+        };
+        validate(&rows, &cal, &source, req)
+    }
+}
+
+/// `models/calibration/<gpu>-embcache.toml`.
+pub fn default_path(gpu: &str) -> PathBuf {
+    PathBuf::from(format!("models/calibration/{gpu}-embcache.toml"))
+}
+
+fn param_f(row: &Row, origin: &Origin, key: &str) -> Result<f64> {
+    row.params
+        .get(key)
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| origin.err(format!("embcache row needs a numeric params `{key}`")))
+}
+
+/// The micro points of `rows` (medians of `<op>_s` and `overlap_fraction`).
+///
+/// # Errors
+/// A micro row without its size parameter.
+pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
+    let mut v = Vec::new();
+    for (o, r) in &rows.rows {
+        if r.kind == "e2e" {
+            continue;
+        }
+        let Some(op) = r.params.get("op") else {
+            continue;
+        };
+        let wanted = r.metric == format!("{op}_s") || r.metric == "overlap_fraction";
+        if !wanted {
+            continue;
+        }
+        let size = if op == "compute" {
+            f64::from(
+                r.batch
+                    .ok_or_else(|| o.err("embcache compute row needs batch"))?,
+            )
+        } else {
+            param_f(r, o, "rows")?
+        };
+        v.push(MicroPoint {
+            op: op.to_string(),
+            size,
+            metric: r.metric.clone(),
+            value: r.value,
+        });
+    }
+    Ok(v)
+}
+
+fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# embcache pipeline model of {gpu}, fitted by `perfcast calibrate` from {points} micro points");
+    let _ = writeln!(
+        s,
+        "# ({command}); t(n) = alpha_s + beta_s * n for n > 0 (rows; compute: samples)."
+    );
+    let _ = writeln!(s, "gpu = \"{gpu}\"");
+    let _ = writeln!(s, "overlap = {}", c.overlap);
+    for (name, a, r) in [
+        ("compute", c.compute, c.max_rel_residual[0]),
+        ("gather", c.gather, c.max_rel_residual[1]),
+        ("scatter", c.scatter, c.max_rel_residual[2]),
+        ("fetch", c.fetch, c.max_rel_residual[3]),
+        ("writeback", c.writeback, c.max_rel_residual[4]),
+    ] {
+        let _ = writeln!(
+            s,
+            "{name} = {{ alpha_s = {:e}, beta_s = {:e}, max_rel_residual = {:.4} }}",
+            a.alpha_s, a.beta_s, r
+        );
+    }
+    s
+}
+
+/// Reads a calibration written by [`Embcache::calibrate`].
+///
+/// # Errors
+/// A missing or malformed file.
+pub fn from_toml(path: &Path) -> Result<Calibration> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: toml::Table = toml::from_str(&text)
+        .map_err(|e| Error::parse(path.display().to_string(), None, e.to_string()))?;
+    let bad = |k: &str| {
+        Error::parse(
+            path.display().to_string(),
+            None,
+            format!("missing or bad `{k}`"),
+        )
+    };
+    let aff = |k: &str| -> Result<(super::Affine, f64)> {
+        let t = v.get(k).and_then(|x| x.as_table()).ok_or_else(|| bad(k))?;
+        let f = |n: &str| t.get(n).and_then(|x| x.as_float()).ok_or_else(|| bad(k));
+        Ok((
+            super::Affine {
+                alpha_s: f("alpha_s")?,
+                beta_s: f("beta_s")?,
+            },
+            f("max_rel_residual").unwrap_or(0.0),
+        ))
+    };
+    let (compute, r0) = aff("compute")?;
+    let (gather, r1) = aff("gather")?;
+    let (scatter, r2) = aff("scatter")?;
+    let (fetch, r3) = aff("fetch")?;
+    let (writeback, r4) = aff("writeback")?;
+    Ok(Calibration {
+        compute,
+        gather,
+        scatter,
+        fetch,
+        writeback,
+        overlap: v
+            .get("overlap")
+            .and_then(|x| x.as_float())
+            .ok_or_else(|| bad("overlap"))?,
+        max_rel_residual: [r0, r1, r2, r3, r4],
+    })
+}
+
+/// Rebuilds the trace an e2e row ran on (exactly as the harness built it).
+///
+/// # Errors
+/// Missing parameters, an unreadable trace file.
+pub fn trace_of(row: &Row, origin: &Origin) -> Result<DenseTrace> {
+    let p = |k: &str| -> Result<&str> {
+        row.params
+            .get(k)
+            .ok_or_else(|| origin.err(format!("embcache e2e row needs params `{k}`")))
+    };
+    let batch = param_f(row, origin, "batch")? as usize;
+    let n_batches = param_f(row, origin, "n_batches")? as usize;
+    let t = param_f(row, origin, "tables")? as usize;
+    let keep = batch * n_batches * t;
+    let acc: Vec<Access> = if p("trace")? == "zipf" {
+        let tables = trace::profile::tables(p("profile")?, param_f(row, origin, "scale")?)?;
+        let spec = trace::zipf::ZipfSpec::new(
+            param_f(row, origin, "zipf")?,
+            tables,
+            keep as u64,
+            param_f(row, origin, "seed")? as u64,
+        )?;
+        spec.stream().collect::<Result<Vec<_>>>()?
+    } else {
+        let given = PathBuf::from(p("trace")?);
+        let path = if given.exists() {
+            given
+        } else {
+            let name = given.file_name().map(PathBuf::from).unwrap_or_default();
+            PathBuf::from("traces").join(name)
+        };
+        let fmt = TraceFormat::from_path(&path)
+            .ok_or_else(|| origin.err(format!("trace {}: unknown format", path.display())))?;
+        trace::open(&path, fmt)?
+            .take(keep)
+            .collect::<Result<Vec<_>>>()?
+    };
+    if acc.len() < keep {
+        return Err(origin.err(format!(
+            "trace {}: {} lookups, the row needs {keep}",
+            p("trace")?,
+            acc.len()
+        )));
+    }
+    let stream = acc.into_iter().enumerate().map(|(i, a)| {
+        Ok(Access {
+            group: (i / t) as u64,
+            ..a
+        })
+    });
+    DenseTrace::from_stream(stream, batch as u64, false, p("trace")?)
+}
+
+/// One predicted point.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Set.
+    pub set: String,
+    /// Policy (or `resident`).
+    pub policy: String,
+    /// Window.
+    pub window: String,
+    /// Cache spelling.
+    pub cache: String,
+    /// Samples per batch.
+    pub batch: u32,
+    /// Measured iteration time, s.
+    pub measured_s: f64,
+    /// Predicted iteration time, s.
+    pub predicted_s: f64,
+    /// Measured batch hit rate minus the simulator's (0 when they agree).
+    pub hit_rate_diff: f64,
+}
+
+fn predict_row(
+    row: &Row,
+    origin: &Origin,
+    tr: &DenseTrace,
+    cal: &Calibration,
+) -> Result<(f64, f64)> {
+    let pol = row
+        .params
+        .get("policy")
+        .ok_or_else(|| origin.err("embcache e2e row needs params `policy`"))?;
+    let batch = param_f(row, origin, "batch")?;
+    if pol == "resident" {
+        let mc = move_counts(tr, PolicyKind::Lru, tr.n_rows().max(1))?;
+        return Ok((predict_resident_s(cal, &mc.unique, batch), 1.0));
+    }
+    let window = row
+        .params
+        .get("window")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let pf = row
+        .params
+        .get("profile_fraction")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1.0);
+    let kind = PolicyKind::parse(pol, window, pf)?;
+    let slots = param_f(row, origin, "slots")? as usize;
+    let mc = move_counts(tr, kind, slots)?;
+    let u: f64 = mc.unique.iter().map(|&x| f64::from(x)).sum();
+    let m: f64 = mc.misses.iter().map(|&x| f64::from(x)).sum();
+    Ok((
+        predict_iter_s(cal, &mc, batch, super::prefetches(kind)),
+        1.0 - m / u.max(1.0),
+    ))
+}
+
+/// Predicts every e2e `iter_s` row; writes `embcache-points.csv` under `req.out`.
+///
+/// # Errors
+/// Malformed rows, unreadable traces, I/O.
+pub fn validate(
+    rows: &Measurements,
+    cal: &Calibration,
+    source: &str,
+    req: &ValidateRequest,
+) -> Result<Report> {
+    let mut traces: BTreeMap<String, DenseTrace> = BTreeMap::new();
+    let hit_rates: BTreeMap<(String, String), f64> = rows
+        .rows
+        .iter()
+        .filter(|(_, r)| r.kind == "e2e" && r.metric == "batch_hit_rate")
+        .map(|(_, r)| ((r.set.clone(), r.params.to_string()), r.value))
+        .collect();
+    let mut points = Vec::new();
+    for (o, r) in &rows.rows {
+        if r.kind != "e2e" || r.metric != "iter_s" {
+            continue;
+        }
+        let key: String = [
+            "trace",
+            "profile",
+            "scale",
+            "zipf",
+            "seed",
+            "batch",
+            "n_batches",
+            "tables",
+        ]
+        .iter()
+        .map(|k| format!("{k}={};", r.params.get(k).unwrap_or("")))
+        .collect();
+        if !traces.contains_key(&key) {
+            traces.insert(key.clone(), trace_of(r, o)?);
+        }
+        let (pred, sim_hit) = predict_row(r, o, &traces[&key], cal)?;
+        let measured_hit = hit_rates
+            .get(&(r.set.clone(), r.params.to_string()))
+            .copied()
+            .unwrap_or(f64::NAN);
+        points.push(Point {
+            set: r.set.clone(),
+            policy: r.params.get("policy").unwrap_or("").to_string(),
+            window: r.params.get("window").unwrap_or("").to_string(),
+            cache: r.params.get("cache").unwrap_or("").to_string(),
+            batch: r.batch.unwrap_or(0),
+            measured_s: r.value,
+            predicted_s: pred,
+            hit_rate_diff: measured_hit - sim_hit,
+        });
+    }
+    let mut csv = String::from(
+        "set,policy,window,cache,batch,measured_s,predicted_s,rel_err,hit_rate_diff\n",
+    );
+    for p in &points {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{:e},{:e},{:.6},{:e}",
+            p.set,
+            p.policy,
+            p.window,
+            p.cache,
+            p.batch,
+            p.measured_s,
+            p.predicted_s,
+            rel_err(p.predicted_s, p.measured_s),
+            p.hit_rate_diff
+        );
+    }
+    std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
+    write_atomic(&req.out.join("embcache-points.csv"), csv.as_bytes())?;
+    let mut out = String::new();
+    let _ = writeln!(out, "embcache: calibration {source}");
+    let mut pass = true;
+    let mut sets: Vec<&str> = points.iter().map(|p| p.set.as_str()).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    for set in sets {
+        let ps: Vec<&Point> = points.iter().filter(|p| p.set == set).collect();
+        let errs: Vec<f64> = ps
+            .iter()
+            .map(|p| rel_err(p.predicted_s, p.measured_s))
+            .collect();
+        let hits_bad = ps.iter().filter(|p| p.hit_rate_diff.abs() > 1e-9).count();
+        let Some(st) = ErrorStats::from_rel_errs(&errs) else {
+            continue;
+        };
+        let ok = req.tolerance.passes(&st) && hits_bad == 0;
+        pass &= ok;
+        let _ = writeln!(
+            out,
+            "embcache {set}: {} points, iteration time MAPE {:.1}%, max {:.1}%; hit rates differing from the simulator: {hits_bad}; {}",
+            st.points,
+            100.0 * st.mape,
+            100.0 * st.max_abs_pct_err,
+            if ok { "pass" } else { "FAIL" }
+        );
+    }
+    Ok(Report { stdout: out, pass })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Affine;
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::measure::Params;
+    use crate::validate::Tolerance;
+    use std::sync::Arc;
+
+    fn truth() -> Calibration {
+        Calibration {
+            compute: Affine {
+                alpha_s: 1e-3,
+                beta_s: 2e-7,
+            },
+            gather: Affine {
+                alpha_s: 8e-6,
+                beta_s: 2e-10,
+            },
+            scatter: Affine {
+                alpha_s: 9e-6,
+                beta_s: 3e-10,
+            },
+            fetch: Affine {
+                alpha_s: 3e-5,
+                beta_s: 2e-8,
+            },
+            writeback: Affine {
+                alpha_s: 4e-5,
+                beta_s: 2.5e-8,
+            },
+            overlap: 0.75,
+            max_rel_residual: [0.0; 5],
+        }
+    }
+
+    fn origin(line: u64) -> Origin {
+        Origin {
+            file: Arc::from(Path::new("t.csv")),
+            line,
+        }
+    }
+
+    fn row(kind: &str, metric: &str, value: f64, batch: Option<u32>, params: Params) -> Row {
+        Row {
+            technique: "embcache".into(),
+            set: "s".into(),
+            kind: kind.into(),
+            model: "m".into(),
+            batch,
+            params,
+            metric: metric.into(),
+            value,
+            repeats: 3,
+            unit: "s".into(),
+            ..Row::default()
+        }
+    }
+
+    /// Micro rows of `t`, and e2e rows whose times are `t`'s predictions (scaled by `scale`).
+    fn rows(t: &Calibration, scale: f64) -> Measurements {
+        let mut v = Vec::new();
+        for (op, a) in [
+            ("gather", t.gather),
+            ("scatter", t.scatter),
+            ("fetch_path", t.fetch),
+            ("writeback_path", t.writeback),
+        ] {
+            for n in [64.0, 4096.0, 262144.0] {
+                let p = Params::new().with("op", op).with("rows", n);
+                v.push(row("fetch", &format!("{op}_s"), a.at(n), None, p));
+            }
+        }
+        for b in [256u32, 4096] {
+            let p = Params::new().with("op", "compute");
+            v.push(row(
+                "dense",
+                "compute_s",
+                t.compute.at(f64::from(b)),
+                Some(b),
+                p,
+            ));
+        }
+        let p = Params::new().with("op", "overlap").with("rows", 4096);
+        v.push(row("dense", "overlap_fraction", t.overlap, Some(1024), p));
+        // e2e: a generated trace, two policies.
+        let base = || {
+            Params::new()
+                .with("trace", "zipf")
+                .with("profile", "criteo-kaggle")
+                .with("scale", 0.0001)
+                .with("zipf", 1.05)
+                .with("seed", 3)
+                .with("batch", 16)
+                .with("tables", 26)
+                .with("n_batches", 8)
+        };
+        let probe = row("e2e", "iter_s", 0.0, Some(16), base().with("policy", "lru"));
+        let tr = trace_of(&probe, &origin(1)).unwrap();
+        let wss = crate::embcache::policy::lookahead::Lookahead::min_feasible_rows(&tr);
+        for (pol, w, slots) in [
+            ("lru", "", 40usize),
+            ("lookahead", "2", wss),
+            ("resident", "", 0),
+        ] {
+            let p = base()
+                .with("policy", pol)
+                .with("window", w)
+                .with("slots", slots);
+            let r = row("e2e", "iter_s", 0.0, Some(16), p.clone());
+            let (pred, hit) = predict_row(&r, &origin(1), &tr, t).unwrap();
+            v.push(row("e2e", "iter_s", pred * scale, Some(16), p.clone()));
+            v.push(row("e2e", "batch_hit_rate", hit, Some(16), p));
+        }
+        Measurements {
+            technique: "embcache".into(),
+            rows: v
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (origin(i as u64 + 2), r))
+                .collect(),
+            sources: vec![],
+        }
+    }
+
+    fn vreq<'a>(cat: &'a Catalog, out: &Path) -> ValidateRequest<'a> {
+        ValidateRequest {
+            catalog: cat,
+            gpu: "h200".into(),
+            out: out.to_path_buf(),
+            tolerance: Tolerance {
+                mape: 0.10,
+                max_abs_pct_err: 0.15,
+            },
+            costs: "roofline".into(),
+            record: None,
+            no_plots: true,
+            format: Default::default(),
+        }
+    }
+
+    #[test]
+    fn calibrate_then_validate_round_trips_on_synthetic_rows() {
+        let cat = Catalog::embedded().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let t = truth();
+        let m = rows(&t, 1.0);
+        let pts = micro_points(&m).unwrap();
+        assert_eq!(pts.len(), 12 + 2 + 1);
+        let r = Embcache.validate(m.clone(), &vreq(&cat, d.path())).unwrap();
+        assert!(r.pass, "{}", r.stdout);
+        assert!(
+            r.stdout.contains("3 points, iteration time MAPE 0.0%"),
+            "{}",
+            r.stdout
+        );
+        let csv = std::fs::read_to_string(d.path().join("embcache-points.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4);
+        // 20% slower measurements: the set fails the 10% MAPE bound and says so.
+        let r = Embcache
+            .validate(rows(&t, 1.2), &vreq(&cat, d.path()))
+            .unwrap();
+        assert!(!r.pass && r.stdout.contains("FAIL"), "{}", r.stdout);
+        // The calibration file reads back as fitted.
+        let path = d.path().join("cal.toml");
+        let creq = CalibrateRequest {
+            catalog: &cat,
+            gpu: "h200".into(),
+            out: Some(path.clone()),
+            dry_run: false,
+            robust: false,
+            format: Default::default(),
+            files: 1,
+            command: "test".into(),
+        };
+        Embcache.calibrate(m, &creq).unwrap();
+        let back = from_toml(&path).unwrap();
+        assert!((back.fetch.beta_s / t.fetch.beta_s - 1.0).abs() < 1e-9);
+        assert_eq!(back.overlap, t.overlap);
+    }
+}
