@@ -64,6 +64,9 @@ pub struct PointSpec {
     /// Samples per iteration.
     #[serde(default = "default_batch")]
     pub batch: u32,
+    /// Tokens per sample of a catalog transformer (None: the catalog's `seq_len`).
+    #[serde(default)]
+    pub seq: Option<u32>,
     /// Policy text (see [`Policy::parse`]).
     #[serde(default = "default_none")]
     pub policy: String,
@@ -95,6 +98,7 @@ impl PointSpec {
             epochs: default_epochs(),
             samples: default_samples(),
             batch: default_batch(),
+            seq: None,
             policy: default_none(),
             cache: default_none(),
             cache_lag: false,
@@ -115,7 +119,8 @@ impl PointSpec {
     pub fn to_params(&self, cat: &Catalog, seed: u64) -> Result<Params> {
         let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
         let gpu = cat.gpu(&self.gpu)?;
-        let profile = ModelSpec::parse(&self.model)?.resolve(cat, &gpu.name, self.batch)?;
+        let profile =
+            ModelSpec::parse(&self.model)?.resolve_seq(cat, &gpu.name, self.batch, self.seq)?;
         let policy = Policy::parse(&self.policy)?;
         let tier = Tier::parse(&self.cache)?;
         let mut cache = Cache::new(
