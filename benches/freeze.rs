@@ -3,20 +3,19 @@
 //! 48-point default study (≤ 100 k iterations per point) evaluates in well under a second.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use perfcast::freeze::study::PointSpec;
-use perfcast::freeze::{evaluate, Policy};
+use perfcast::freeze::{evaluate, Policy, Spec};
 use perfcast::Catalog;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
     let cat = Catalog::embedded().unwrap();
-    let spec = |policy: &str, cache: &str| PointSpec {
+    let spec = |policy: &str, cache: &str| Spec {
         samples: 320_000,
         epochs: 3,
         batch: 32,
-        policy: policy.into(),
-        cache: cache.into(),
-        ..PointSpec::new("bert-base")
+        policy: policy.parse().unwrap(),
+        cache: cache.parse().unwrap(),
+        ..Spec::new("bert-base")
     };
     let mut g = c.benchmark_group("freeze/evaluate");
     // 3 × 10 000 iterations, simulated twice (with and without the cache).

@@ -2,14 +2,14 @@
 //! decode steps/s per core, a 1 M-point sweep in < 2 s on 2 cores.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use perfcast::specdec::study::{DraftSpec, GammaSpec, PointSpec};
 use perfcast::specdec::{analytic, simulate, Params, SimConfig};
+use perfcast::specdec::{DraftSpec, GammaSpec, Spec};
 use perfcast::Catalog;
 use rayon::prelude::*;
 use std::hint::black_box;
 
 fn params(cat: &Catalog, batch: u32) -> Params {
-    PointSpec {
+    Spec {
         target: "llama-2-70b".into(),
         draft: DraftSpec {
             model: Some("llama-2-7b".into()),
@@ -18,7 +18,7 @@ fn params(cat: &Catalog, batch: u32) -> Params {
         },
         gamma: GammaSpec::Fixed(4),
         batch,
-        ..PointSpec::new()
+        ..Spec::new()
     }
     .to_params(cat)
     .unwrap()

@@ -17,9 +17,11 @@
 //! `parquet`) Parquet files, or come from a seeded Zipf generator with Criteo table profiles.
 
 pub mod analytic;
+pub mod calib;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;
+pub mod spec;
 pub mod study;
 pub mod trace;
 
@@ -31,6 +33,8 @@ use policy::{
 use serde::Serialize;
 use std::time::Instant;
 use trace::DenseTrace;
+
+pub use spec::{evaluate, Method, Params, Row, SourceSpec, Spec};
 
 /// A cache size as the user gives it: rows, or a percentage of the trace's unique rows.
 #[derive(Debug, Clone, Copy, PartialEq)]

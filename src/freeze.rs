@@ -28,6 +28,7 @@ pub mod gradnorm;
 pub mod policy;
 pub mod profile;
 pub mod schedule;
+pub mod spec;
 pub mod study;
 
 pub use cost::{Cache, IterCosts, RunCost, RunShape, Tier};
@@ -35,6 +36,7 @@ pub use gradnorm::{GradNorms, Synthetic};
 pub use policy::Policy;
 pub use profile::{LayerCost, ModelSpec, Profile};
 pub use schedule::{Change, Timeline};
+pub use spec::Spec;
 
 use crate::error::Result;
 use crate::report::{LinePlot, Series};

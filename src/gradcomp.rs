@@ -1,6 +1,7 @@
 //! Data-parallel training with gradient compression and low-rank models.
 //!
-//! One configuration ([`Config`], from CLI flags or a scenario point) becomes a validated [`Plan`]:
+//! The front door is [`spec`]: a [`Spec`] (CLI flags or a scenario point) resolves to [`Params`]
+//! and [`evaluate`] gives the [`Row`] both print. Inside, a [`Config`] becomes a validated [`Plan`]:
 //! a [`DnnModel`] (optionally factorized by [`lowrank`]), its per-layer [`Profile`] on a catalog
 //! GPU (roofline, or a measured CSV), the gradient buckets of PyTorch DDP ([`ddp::buckets`]) and the
 //! cluster ([`collective::Cluster`]). [`Plan::evaluate`] runs a compression [`Method`] through
@@ -12,12 +13,14 @@ pub mod collective;
 pub mod compressor;
 pub mod ddp;
 pub mod lowrank;
+pub mod spec;
 pub mod study;
 
 pub use collective::{Algo, BusBwCurve, Cluster, Op};
 pub use compressor::{BucketContent, CodecCost, Compressor, Env, Method, Stage};
 pub use ddp::{DdpSim, StepInput, StepTimes};
 pub use lowrank::LowRank;
+pub use spec::{evaluate, LowRankSpec, Params, Row, Spec};
 
 use crate::catalog::Catalog;
 use crate::check;
@@ -47,6 +50,14 @@ impl Predictor {
             "analytic" => Ok(Predictor::Analytic),
             _ => Err(Error::unknown("predictor", s, ["sim", "analytic"])),
         }
+    }
+}
+
+impl std::str::FromStr for Predictor {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Predictor::parse(s)
     }
 }
 
@@ -465,7 +476,7 @@ impl Plan {
             gpus_per_node: c.gpus_per_node,
             inter_node_gbps: c.inter_node_bw_bytes_per_s * 8.0 / 1e9,
             method: method.name(),
-            baseline: self.baseline.name(),
+            baseline: self.baseline.baseline_name(),
             lowrank: self.config.lowrank.name(),
             predictor,
             batch: self.profile.batch,

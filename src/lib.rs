@@ -40,6 +40,7 @@ pub mod measure;
 pub mod report;
 pub mod scenario;
 pub mod specdec;
+pub mod studies;
 pub mod sweep;
 pub mod techniques;
 pub mod validate;

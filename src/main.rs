@@ -25,14 +25,17 @@ fn run() -> anyhow::Result<ExitCode> {
                 let _ = e.print();
                 return Ok(ExitCode::SUCCESS);
             }
-            // Usage errors: one line, like every other error.
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("error: {first} (see perfcast --help)");
+            // A typed flag the library rejected (`--policy`, `--cache`, `--method`, ...): the
+            // library's own one-line message naming the field and the allowed range.
+            if e.kind() == clap::error::ErrorKind::ValueValidation {
+                if let Some(inner) = std::error::Error::source(&e) {
+                    eprintln!("error: {inner}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            // Other usage errors: clap's whole message (the missing flags it names, "did you
+            // mean", usage), on stderr, exit 2.
+            let _ = e.print();
             return Ok(ExitCode::from(2));
         }
     };

@@ -12,10 +12,14 @@
 //! ```
 //!
 //! Each grid point is the fixed table merged with one value of every axis; the technique
-//! deserializes it into its own point struct with `deny_unknown_fields`, so a misspelt key is an
+//! deserializes it into its own `Spec` with `deny_unknown_fields`, so a misspelt key is an
 //! error naming the study and the key.
+//!
+//! This module is below the techniques: it parses and expands grids and defines the [`Study`]
+//! trait, and imports no technique. [`crate::studies`] builds each study through its technique's
+//! front door.
 
-use crate::catalog::{parse_toml_str, Catalog};
+use crate::catalog::parse_toml_str;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows};
 use serde::de::DeserializeOwned;
@@ -153,12 +157,17 @@ struct ScenarioFile {
     study: Vec<toml::Table>,
 }
 
-/// Parses and validates a scenario.
+/// Parses a scenario and turns each `[[study]]`, in file order, into a runnable study with
+/// `build` (the technique dispatch lives above the techniques, in [`crate::studies`]).
 ///
 /// # Errors
-/// Malformed TOML, unknown keys, unknown techniques, empty sweeps, and every point's validation
-/// error (all points are built before anything runs).
-pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
+/// Malformed TOML, unknown keys, empty sweeps, and every error of `build` (unknown techniques,
+/// each point's validation error: all points are built before anything runs).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    mut build: impl FnMut(StudySpec) -> Result<Box<dyn Study>>,
+) -> Result<Scenario> {
     let file: ScenarioFile = parse_toml_str(text, path)?;
     if file.study.is_empty() {
         return Err(Error::parse(
@@ -238,7 +247,7 @@ pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
             axes,
             path: path.to_path_buf(),
         };
-        studies.push(build(spec, catalog)?);
+        studies.push(build(spec)?);
     }
     Ok(Scenario {
         name: file.name.unwrap_or_else(|| {
@@ -251,30 +260,6 @@ pub fn parse(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
         studies,
     })
 }
-
-/// Turns one technique's spec into a runnable study.
-fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
-    match spec.technique.as_str() {
-        "specdec" => Ok(Box::new(crate::specdec::study::SpecdecStudy::new(
-            spec, catalog,
-        )?)),
-        "freeze" => Ok(Box::new(crate::freeze::study::FreezeStudy::new(
-            spec, catalog,
-        )?)),
-        "gradcomp" => Ok(Box::new(crate::gradcomp::study::GradcompStudy::new(
-            spec, catalog,
-        )?)),
-        "embcache" => Ok(Box::new(crate::embcache::study::EmbcacheStudy::new(spec)?)),
-        other => Err(Error::unknown(
-            "technique",
-            other,
-            TECHNIQUES.iter().copied(),
-        )),
-    }
-}
-
-/// Techniques a scenario may name.
-pub const TECHNIQUES: &[&str] = &["specdec", "embcache", "freeze", "gradcomp"];
 
 fn axis_values(study: &str, key: &str, v: toml::Value, path: &Path) -> Result<Vec<toml::Value>> {
     let field = format!("study '{study}'.sweep.{key}");
@@ -396,46 +381,5 @@ mod tests {
         assert_eq!(g.len(), 6);
         assert_eq!(g[1]["b"], toml::Value::Integer(4));
         assert_eq!(spec.swept(), vec!["a", "b"]);
-    }
-
-    #[test]
-    fn scenario_errors_are_one_line() {
-        let c = Catalog::embedded().unwrap();
-        let p = Path::new("s.toml");
-        for (text, needle) in [
-            (
-                "[[study]]\ntechnique = \"nope\"\n",
-                "unknown technique 'nope'",
-            ),
-            (
-                "[[study]]\ntechnique = \"specdec\"\n[study.sweep]\ngamma = []\n",
-                "empty sweep",
-            ),
-            ("bogus = 1\n", "unknown field"),
-            ("seed = \n", "s.toml:1"),
-            ("", "no [[study]]"),
-        ] {
-            let e = parse(text, p, &c).err().expect(text).to_string();
-            assert!(e.contains(needle), "{text:?}: {e}");
-            assert!(!e.contains('\n'), "{e}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod fuzz {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-        /// Arbitrary (mostly malformed) scenario text never panics: it parses or errs on one line.
-        #[test]
-        fn parse_never_panics(text in "(\\[\\[study\\]\\]\n|technique = \"specdec\"\n|alpha = -?[0-9.]{1,4}\n|gamma = [0-9a-z]{1,3}\n|\\[study.sweep\\]\n|batch = \\[[0-9, ]{0,6}\\]\n|draft = \\{ cost_ratio = [0-9.]{1,3} \\}\n|[a-z =\\[\\]{}\"0-9\n]{0,20}){0,8}") {
-            let c = Catalog::embedded().unwrap();
-            if let Err(e) = parse(&text, Path::new("f.toml"), &c) {
-                prop_assert!(!e.to_string().contains('\n'), "{}", e);
-            }
-        }
     }
 }

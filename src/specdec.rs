@@ -19,12 +19,14 @@ pub mod analytic;
 pub mod calib;
 pub mod latency;
 pub mod sim;
+pub mod spec;
 pub mod study;
 
 pub use acceptance::{alpha_from_acceptance_rate, Acceptance};
 pub use analytic::{analytic, best_gamma, rank};
 pub use latency::{Chai, ForwardModel, HwRates, Shape, TpLink};
 pub use sim::{simulate, SimConfig};
+pub use spec::{evaluate, DraftSpec, GammaSpec, Method, Point, Spec};
 
 use crate::check;
 use crate::error::{Error, Result};

@@ -3,10 +3,8 @@
 
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
-use perfcast::embcache::pipeline::Pipeline;
-use perfcast::embcache::policy::PolicyKind;
-use perfcast::embcache::trace::{profile, writer, zipf::ZipfSpec, DenseTrace, TraceFormat};
-use perfcast::embcache::{analytic, mrc, simulate, with_min_cache_rows, CacheSize, Metrics};
+use perfcast::embcache::trace::{writer, TraceFormat};
+use perfcast::embcache::{evaluate, mrc, CacheSize, Method, SourceSpec, Spec};
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -47,71 +45,19 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn zipf_spec(&self) -> Result<Option<ZipfSpec>> {
-        let Some(s) = self.zipf else { return Ok(None) };
-        let tables = match (&self.profile, self.rows) {
-            (Some(p), None) => profile::tables(p, self.scale)?,
-            (None, Some(n)) => {
-                if self.tables == 0 {
-                    return Err(Error::range("--tables", 0, "≥ 1"));
-                }
-                vec![n; self.tables as usize]
-            }
-            (Some(_), Some(_)) => {
-                return Err(Error::range(
-                    "--rows",
-                    "given with --profile",
-                    "one of --rows or --profile",
-                ))
-            }
-            (None, None) => {
-                return Err(Error::range(
-                    "--rows",
-                    "missing",
-                    "given with --zipf (or --profile NAME)",
-                ))
-            }
-        };
-        let m = self
-            .accesses
-            .ok_or_else(|| Error::range("--accesses", "missing", "given with --zipf"))?;
-        Ok(Some(ZipfSpec::new(s, tables, m, self.seed)?))
-    }
-
-    /// Loads or generates the trace; returns it with the generator spec when generated.
-    ///
-    /// # Errors
-    /// Missing source, unreadable or malformed files, invalid generator parameters.
-    pub fn load(&self) -> Result<(DenseTrace, Option<ZipfSpec>)> {
-        if self.batch == 0 {
-            return Err(Error::range("--batch", 0, "≥ 1 sample"));
-        }
-        if let Some(path) = &self.trace {
-            let fmt = match &self.trace_format {
-                Some(f) => TraceFormat::parse(f)?,
-                None => TraceFormat::from_path(path).ok_or_else(|| {
-                    Error::range(
-                        "--trace-format",
-                        format!("missing for {}", path.display()),
-                        format!(
-                            "one of {} (the extension does not say)",
-                            TraceFormat::NAMES.join(", ")
-                        ),
-                    )
-                })?,
-            };
-            return Ok((DenseTrace::load(path, fmt, self.batch)?, None));
-        }
-        match self.zipf_spec()? {
-            Some(z) => Ok((
-                DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?,
-                Some(z),
-            )),
-            None => Err(Error::range(
-                "--trace",
-                "missing",
-                "given: --trace FILE or --zipf S --rows N --accesses M",
-            )),
+    /// The library source spec these flags describe (one flag, one key).
+    pub fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            trace: self.trace.clone(),
+            trace_format: self.trace_format.clone(),
+            zipf: self.zipf,
+            rows: self.rows,
+            tables: self.tables,
+            profile: self.profile.clone(),
+            scale: self.scale,
+            accesses: self.accesses,
+            seed: self.seed,
+            batch: self.batch,
         }
     }
 }
@@ -131,7 +77,7 @@ pub struct EmbcacheArgs {
     pub policy: Vec<String>,
     /// Cache size: rows (N) or percent of unique rows (P%).
     #[arg(long, default_value = "10%")]
-    pub cache: String,
+    pub cache: CacheSize,
     /// Lookahead window, batches.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
@@ -140,7 +86,7 @@ pub struct EmbcacheArgs {
     pub profile_fraction: f64,
     /// sim (simulate the trace) or analytic (closed form; lru and static-topk; needs --zipf).
     #[arg(long, default_value = "sim")]
-    pub method: String,
+    pub method: Method,
     /// Pipeline model: dense compute per iteration, s (adds iter_no_cache_s, iter_s, speedup).
     #[arg(long)]
     pub compute_s: Option<f64>,
@@ -194,107 +140,48 @@ pub struct MrcArgs {
     pub out: Option<PathBuf>,
 }
 
+impl EmbcacheArgs {
+    /// The library spec these flags describe (one flag, one key).
+    pub fn spec(&self) -> Spec {
+        let s = self.source.spec();
+        Spec {
+            trace: s.trace,
+            trace_format: s.trace_format,
+            zipf: s.zipf,
+            rows: s.rows,
+            tables: s.tables,
+            profile: s.profile,
+            scale: s.scale,
+            accesses: s.accesses,
+            seed: s.seed,
+            batch: s.batch,
+            policy: self.policy.clone(),
+            cache: self.cache,
+            window: self.window,
+            profile_fraction: self.profile_fraction,
+            compute_s: self.compute_s,
+            row_bytes: self.row_bytes,
+            fetch_bw: self.fetch_bw,
+            fetch_latency_s: self.fetch_latency_s,
+        }
+    }
+}
+
+/// Runs `embcache` (clap → [`Spec`] → [`evaluate`] → print) or one of its subcommands.
+///
+/// # Errors
+/// Any validation error of the flags, an unreadable trace.
 pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     match a.sub {
         Some(Sub::TraceGen(t)) => return trace_gen(t),
         Some(Sub::Mrc(m)) => return mrc_cmd(m, g),
         None => {}
     }
-    let cache = CacheSize::parse(&a.cache)?;
-    let kinds = a
-        .policy
-        .iter()
-        .map(|p| PolicyKind::parse(p, a.window, a.profile_fraction))
-        .collect::<Result<Vec<_>>>()?;
-    let pipe = a
-        .compute_s
-        .map(|c| Pipeline::new(c, a.row_bytes, a.fetch_bw, a.fetch_latency_s))
-        .transpose()?;
-    let mut out: Vec<(Metrics, Option<perfcast::embcache::pipeline::IterTimes>)> = Vec::new();
-    match a.method.as_str() {
-        "sim" => {
-            let (trace, z) = a.source.load()?;
-            let rows = cache.rows(trace.n_rows())?;
-            for k in kinds {
-                let (mut m, bc) = simulate(&trace, k, rows)?;
-                m.seed = z.as_ref().map(|z| z.seed);
-                with_min_cache_rows(&mut m, &trace);
-                let t = pipe.map(|p| p.times(&bc, matches!(k, PolicyKind::Lookahead { .. })));
-                out.push((m, t));
-            }
-        }
-        "analytic" => {
-            let z = a.source.zipf_spec()?.ok_or_else(|| {
-                Error::range(
-                    "--method analytic",
-                    "without --zipf",
-                    "a Zipf source: --zipf S --rows N (or --profile) --accesses M",
-                )
-            })?;
-            let total: u64 = z.tables.iter().sum();
-            let rows = cache.rows(total as usize)?;
-            for k in kinds {
-                let hit = match k {
-                    PolicyKind::Lru => analytic::che_lru_hit_rate(&z.tables, z.s, rows as u64)?.0,
-                    PolicyKind::StaticTopK { .. } => {
-                        analytic::topk_hit_rate(&z.tables, z.s, rows as u64)?
-                    }
-                    other => {
-                        return Err(Error::range(
-                            "--policy",
-                            other.name(),
-                            "lru or static-topk with --method analytic",
-                        ))
-                    }
-                };
-                let hits = (hit * z.accesses as f64).round() as u64;
-                let exceeds = rows as u64 > total;
-                out.push((
-                    Metrics {
-                        policy: k.name().into(),
-                        method: "analytic",
-                        window: None,
-                        cache_rows: rows as u64,
-                        cache_fraction_of_unique: rows as f64 / total as f64,
-                        cache_exceeds_unique: exceeds,
-                        accesses: z.accesses,
-                        hits,
-                        misses: z.accesses - hits.min(z.accesses),
-                        hit_rate: hit,
-                        unique_ids: total,
-                        batches: None,
-                        batch_unique_accesses: None,
-                        batch_unique_misses: None,
-                        batch_unique_hit_rate: None,
-                        unique_rows_per_batch: None,
-                        prefetch_rows_per_batch: None,
-                        max_prefetch_rows_per_batch: None,
-                        writeback_rows_per_batch: None,
-                        min_cache_rows: None,
-                        sim_s: None,
-                        sim_requests_per_s: None,
-                        seed: None,
-                        note: if exceeds { format!("cache of {rows} rows exceeds the {total} rows of the tables") } else { "steady state of the independent reference model (unique_ids = table rows)".into() },
-                    },
-                    None,
-                ));
-            }
-        }
-        other => return Err(Error::range("--method", other, "sim or analytic")),
-    }
-    let mut rows = Rows::default();
-    for (m, t) in &out {
-        let mut r = match serde_json::to_value(m) {
-            Ok(serde_json::Value::Object(o)) => o,
-            _ => serde_json::Map::new(),
-        };
-        if let Some(t) = t {
-            r.insert("iter_no_cache_s".into(), t.no_cache_s.into());
-            r.insert("iter_s".into(), t.iter_s.into());
-            r.insert("speedup".into(), t.speedup.into());
-        }
-        rows.records.push(r);
-    }
+    let spec = a.spec();
+    let out = evaluate(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
+    let rows = Rows {
+        records: out.iter().map(|r| r.record()).collect(),
+    };
     Ok(Outcome::ok(print_records(&rows, g.format, out.len() > 1)))
 }
 
@@ -309,7 +196,7 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
             )
         })?,
     };
-    let (trace, _) = a.source.load()?;
+    let (trace, _) = a.source.spec().load()?;
     writer::write(&trace, fmt, &a.out)?;
     Ok(Outcome::ok(format!(
         "wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n",
@@ -323,7 +210,7 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
 }
 
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
-    let (trace, _) = a.source.load()?;
+    let (trace, _) = a.source.spec().load()?;
     let sizes: Vec<usize> = if a.sizes.is_empty() {
         mrc::log_sizes(trace.n_rows(), 16)
     } else {

@@ -1,9 +1,8 @@
-//! `perfcast freeze`: one layer-freezing fine-tuning what-if.
+//! `perfcast freeze`: one layer-freezing fine-tuning what-if (clap → `Spec` → `evaluate` → print).
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::freeze::study::PointSpec;
-use perfcast::freeze::{evaluate, timeline_plot};
+use perfcast::freeze::{evaluate, timeline_plot, Policy, Spec, Tier};
 use perfcast::report::{print_records, write_atomic, Rows};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -33,10 +32,10 @@ pub struct FreezeArgs {
     /// none | fixed:k=K[,from=STEP] | autofreeze[:interval=I,percentile=P] |
     /// freezeout[:schedule=linear|squared|cubic,t0=T].
     #[arg(long, default_value = "none")]
-    pub policy: String,
+    pub policy: Policy,
     /// Where the frozen prefix's output is cached: none, gpu, ram, disk.
     #[arg(long, default_value = "none")]
-    pub cache: String,
+    pub cache: Tier,
     /// Wait one epoch after a freeze before writing the cache (AutoFreeze's lag).
     #[arg(long)]
     pub cache_lag: bool,
@@ -67,8 +66,12 @@ pub struct FreezeArgs {
     pub plot: Option<PathBuf>,
 }
 
+/// Runs `freeze`: clap → [`Spec`] → [`evaluate`] → print (and the optional plot and norms).
+///
+/// # Errors
+/// Any validation error of the flags; unreadable or malformed files.
 pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
-    let spec = PointSpec {
+    let spec = Spec {
         gpu: a.gpu,
         epochs: a.epochs,
         samples: a.samples,
@@ -77,14 +80,15 @@ pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
         policy: a.policy,
         cache: a.cache,
         cache_lag: a.cache_lag,
-        cache_read_bw_bytes_per_s: a.cache_read_bw,
-        cache_write_bw_bytes_per_s: a.cache_write_bw,
-        cache_capacity_bytes: a.cache_capacity,
+        cache_read_bw: a.cache_read_bw,
+        cache_write_bw: a.cache_write_bw,
+        cache_capacity: a.cache_capacity,
         grad_norms: a.grad_norms,
         synthetic: a.synthetic,
-        ..PointSpec::new(a.model)
+        seed: Some(a.seed),
+        ..Spec::new(a.model)
     };
-    let params = spec.to_params(&g.catalog, a.seed)?;
+    let params = spec.resolve(&g.catalog)?;
     if a.emit_grad_norms.is_some() && params.grads.is_none() {
         return Err(Error::range(
             "--emit-grad-norms",

@@ -1,12 +1,11 @@
 //! `perfcast gradcomp`: one data-parallel training what-if (compression method, low-rank model).
+//! clap → [`Spec`] → [`evaluate`] → print.
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::gradcomp::lowrank::{two_phase, LowRank};
-use perfcast::gradcomp::{Config, DdpSim, Plan, Predictor};
+use perfcast::gradcomp::{evaluate, LowRankSpec, Predictor, Spec};
 use perfcast::report::{print_records, Rows};
-use perfcast::{Error, Result};
-use std::collections::BTreeMap;
+use perfcast::Result;
 use std::path::PathBuf;
 
 /// Arguments of `gradcomp`.
@@ -70,7 +69,7 @@ pub struct GradcompArgs {
     pub busbw_csv: Option<PathBuf>,
     /// sim (discrete-event) or analytic (closed form after Agarwal et al. 2022).
     #[arg(long, default_value = "sim")]
-    pub predictor: String,
+    pub predictor: Predictor,
     /// Also search the break-even node bandwidth (Gb/s) against the baseline.
     #[arg(long)]
     pub break_even: bool,
@@ -104,53 +103,38 @@ pub struct GradcompArgs {
 }
 
 impl GradcompArgs {
-    /// The library configuration these flags describe.
-    ///
-    /// # Errors
-    /// A malformed `--ranks` entry.
-    pub fn config(&self) -> Result<Config> {
-        let mut ranks = BTreeMap::new();
-        for r in &self.ranks {
-            let (k, v) = r
-                .split_once('=')
-                .ok_or_else(|| Error::range("--ranks", r, "layer=rank entries, comma separated"))?;
-            let v: i64 = v
-                .trim()
-                .parse()
-                .map_err(|_| Error::range(format!("--ranks {k}"), v, "an integer >= 1"))?;
-            ranks.insert(k.trim().to_string(), v);
-        }
-        Ok(Config {
-            model: self.model.clone(),
-            gpu: self.gpu.clone(),
+    /// The library spec these flags describe (one flag, one key).
+    pub fn spec(self) -> Spec {
+        Spec {
+            model: self.model,
+            gpu: self.gpu,
             workers: self.workers,
             gpus_per_node: self.gpus_per_node,
             inter_node_gbps: self.inter_node_gbps,
             intra_node_gbps: self.intra_node_gbps,
             latency_us: self.latency_us,
-            method: self.method.clone(),
-            baseline: self.baseline.clone(),
+            method: self.method,
+            baseline: self.baseline,
             batch: self.batch,
-            algo: self.algo.clone(),
+            algo: self.algo,
             bucket_mb: self.bucket_mb,
             first_bucket_mb: self.first_bucket_mb,
             slowdown: self.slowdown,
-            precision: self.precision.clone(),
-            optimizer: self.optimizer.clone(),
-            profile: self.profile.clone(),
-            busbw_csv: self.busbw_csv.clone(),
-            lowrank: LowRank {
-                kind: self.lowrank.clone(),
-                rank_ratio: self.rank_ratio,
-                full_rank_layers: self.full_rank_layers.clone(),
-                ranks,
-                ranks_csv: self.ranks_csv.clone(),
-                rank_scale: self.rank_scale,
-                warmup_epochs: self.warmup_epochs,
-                epochs: self.epochs,
-                dataset_samples: self.dataset_samples,
-            },
-        })
+            precision: self.precision,
+            optimizer: self.optimizer,
+            profile: self.profile,
+            busbw_csv: self.busbw_csv,
+            break_even: self.break_even,
+            lowrank: LowRankSpec::Kind(self.lowrank),
+            rank_ratio: self.rank_ratio,
+            full_rank_layers: self.full_rank_layers,
+            ranks: self.ranks,
+            ranks_csv: self.ranks_csv,
+            rank_scale: self.rank_scale,
+            warmup_epochs: self.warmup_epochs,
+            epochs: self.epochs,
+            dataset_samples: self.dataset_samples,
+        }
     }
 }
 
@@ -159,52 +143,11 @@ impl GradcompArgs {
 /// # Errors
 /// Any validation error of the configuration (one line naming the field and the allowed range).
 pub fn exec(a: GradcompArgs, g: &Globals) -> Result<Outcome> {
-    let predictor = Predictor::parse(&a.predictor)?;
-    let cfg = a.config()?;
-    let plan = Plan::new(&g.catalog, &cfg)?;
-    let mut sim = DdpSim::new();
-    let m = plan.evaluate(predictor, &mut sim);
-    let other = match predictor {
-        Predictor::Sim => Predictor::Analytic,
-        Predictor::Analytic => Predictor::Sim,
+    let predictor = a.predictor;
+    let params = a.spec().resolve(&g.catalog)?;
+    let row = evaluate(&params, predictor, 0)?;
+    let rows = Rows {
+        records: vec![row.record()],
     };
-    let mut rows = Rows::from_serialize(&[&m]);
-    let rec = &mut rows.records[0];
-    let o = plan.evaluate(other, &mut sim);
-    rec.insert(
-        format!(
-            "{}_step_s",
-            if other == Predictor::Sim {
-                "sim"
-            } else {
-                "analytic"
-            }
-        ),
-        o.step_s.into(),
-    );
-    if a.break_even {
-        let be = if plan.method == plan.baseline && plan.full_rank.is_none() {
-            None
-        } else {
-            plan.break_even_gbps(predictor, 0.1, 10_000.0, &mut sim)
-        };
-        rec.insert("break_even_gbps".into(), be.into());
-    }
-    if !cfg.lowrank.is_none() {
-        let mut full_cfg = cfg.clone();
-        full_cfg.lowrank = LowRank::default();
-        let full = Plan::new(&g.catalog, &full_cfg)?.evaluate(predictor, &mut sim);
-        rec.insert("full_rank_params".into(), full.params.into());
-        rec.insert("full_rank_step_s".into(), full.step_s.into());
-        let global = m.workers as f64 * m.batch as f64;
-        if let Some(t) = two_phase(full.step_s, m.step_s, &cfg.lowrank, global)? {
-            rec.insert("epochs".into(), t.epochs.into());
-            rec.insert("warmup_epochs".into(), t.warmup_epochs.into());
-            rec.insert("steps_per_epoch".into(), t.steps_per_epoch.into());
-            rec.insert("run_s".into(), t.run_s.into());
-            rec.insert("full_rank_run_s".into(), t.full_rank_run_s.into());
-            rec.insert("run_speedup".into(), t.run_speedup.into());
-        }
-    }
     Ok(Outcome::ok(print_records(&rows, g.format, false)))
 }

@@ -3,7 +3,8 @@
 use super::{Globals, Outcome};
 use clap::Args;
 use perfcast::report::{print_records, run_scenario, Format, Rows};
-use perfcast::scenario::{self, RunContext};
+use perfcast::scenario::RunContext;
+use perfcast::studies;
 use perfcast::Result;
 use serde_json::json;
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
         ),
         None => g.catalog.read_text("scenarios/default.toml")?,
     };
-    let sc = scenario::parse(&text, &path, &g.catalog)?;
+    let sc = studies::load(&text, &path, &g.catalog)?;
     let out = a
         .out
         .clone()

@@ -3,8 +3,7 @@
 use super::{Globals, Outcome};
 use clap::Args;
 use perfcast::report::{print_records, Rows};
-use perfcast::specdec::study::{DraftSpec, GammaSpec, PointSpec};
-use perfcast::specdec::{analytic, rank, simulate};
+use perfcast::specdec::{evaluate, DraftSpec, GammaSpec, Method, Spec};
 use perfcast::{Error, Result};
 
 /// Arguments of `specdec`.
@@ -62,8 +61,8 @@ pub struct SpecdecArgs {
     #[arg(long, default_value_t = 1)]
     pub tp: u32,
     /// analytic (closed form) or sim (Monte-Carlo).
-    #[arg(long, value_parser = ["analytic", "sim"], default_value = "analytic")]
-    pub method: String,
+    #[arg(long, value_enum, default_value_t = Method::Analytic)]
+    pub method: Method,
     /// Seed of the simulation.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
@@ -84,7 +83,7 @@ fn gamma_spec(s: &str) -> GammaSpec {
 
 impl SpecdecArgs {
     /// One point spec per draft (one when no `--draft` list).
-    fn specs(&self) -> Result<Vec<PointSpec>> {
+    fn specs(&self) -> Result<Vec<Spec>> {
         let acceptance = |alpha: Option<f64>| DraftSpec {
             alpha,
             survival: (!self.survival.is_empty()).then(|| self.survival.clone()),
@@ -93,7 +92,7 @@ impl SpecdecArgs {
             rate_gamma: self.rate_gamma,
             ..DraftSpec::default()
         };
-        let base = PointSpec {
+        let base = Spec {
             target: self.target.clone(),
             gpu: self.gpu.clone(),
             gamma: gamma_spec(&self.gamma),
@@ -104,7 +103,7 @@ impl SpecdecArgs {
             target_step_s: self.target_step_s,
             sim_steps: self.steps,
             gen_tokens: self.gen_tokens,
-            ..PointSpec::new()
+            ..Spec::new()
         };
         if self.draft.is_empty() {
             if self.alpha.len() > 1 {
@@ -125,7 +124,7 @@ impl SpecdecArgs {
                     "given: one of --draft, --exit-layer, --cost-ratio, --draft-step-s",
                 ));
             }
-            return Ok(vec![PointSpec { draft: d, ..base }]);
+            return Ok(vec![Spec { draft: d, ..base }]);
         }
         if self.exit_layer.is_some() || self.cost_ratio.is_some() || self.draft_step_s.is_some() {
             return Err(Error::range(
@@ -149,7 +148,7 @@ impl SpecdecArgs {
                 let alpha = self.alpha.get(i).or(self.alpha.first()).copied();
                 let mut d = acceptance(alpha);
                 d.model = Some(m.clone());
-                PointSpec {
+                Spec {
                     draft: d,
                     ..base.clone()
                 }
@@ -158,25 +157,22 @@ impl SpecdecArgs {
     }
 }
 
+/// Runs `specdec`: clap → one [`Spec`] per draft → [`evaluate`] → print (several drafts: a
+/// ranking by tokens/s).
+///
+/// # Errors
+/// Any validation error of the flags (one line naming the field and the allowed range).
 pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
     let specs = a.specs()?;
-    let params = specs
+    let points = specs
         .iter()
-        .map(|s| s.to_params(&g.catalog))
+        .map(|s| s.resolve(&g.catalog))
         .collect::<Result<Vec<_>>>()?;
-    let metrics = if a.method == "sim" {
-        let mut v = params
-            .iter()
-            .zip(&specs)
-            .map(|(p, s)| simulate(p, s.sim_config(a.seed)?))
-            .collect::<Result<Vec<_>>>()?;
-        v.sort_by(|x, y| y.tokens_per_s.total_cmp(&x.tokens_per_s));
-        v
-    } else if params.len() > 1 {
-        rank(&params)?
-    } else {
-        vec![analytic(&params[0])?]
-    };
+    let mut metrics = points
+        .iter()
+        .map(|p| evaluate(p, a.method, a.seed))
+        .collect::<Result<Vec<_>>>()?;
+    metrics.sort_by(|x, y| y.tokens_per_s.total_cmp(&x.tokens_per_s));
     let mut rows = Rows::from_serialize(&metrics);
     perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog, &a.gpu);
     Ok(Outcome::ok(print_records(

@@ -12,7 +12,7 @@
 //! window = 4                  # lookahead window, batches
 //! compute_s = 5e-4            # pipeline model (these are the defaults)
 //! row_bytes = 512
-//! fetch_bw_bytes_per_s = 1.25e9
+//! fetch_bw = 1.25e9
 //! fetch_latency_s = 5e-5
 //! methods = ["sim", "analytic"]
 //! [study.sweep]
@@ -22,8 +22,10 @@
 
 use super::pipeline::Pipeline;
 use super::policy::PolicyKind;
+pub use super::spec::CacheSpec;
+use super::spec::{analytic_row, sim_row, Basis, Row};
 use super::trace::{profile, zipf::ZipfSpec, DenseTrace};
-use super::{analytic, simulate, with_min_cache_rows, CacheSize, Metrics};
+use super::CacheSize;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
@@ -32,29 +34,6 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-
-/// A cache size as a scenario writes it: rows or `"P%"`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum CacheSpec {
-    /// Rows.
-    Rows(u64),
-    /// `"N"` or `"P%"`.
-    Text(String),
-}
-
-impl CacheSpec {
-    /// The parsed size.
-    ///
-    /// # Errors
-    /// See [`CacheSize::parse`].
-    pub fn resolve(&self) -> Result<CacheSize> {
-        match self {
-            CacheSpec::Rows(n) => CacheSize::parse(&n.to_string()),
-            CacheSpec::Text(s) => CacheSize::parse(s),
-        }
-    }
-}
 
 fn d_scale() -> f64 {
     0.01
@@ -125,9 +104,10 @@ pub struct PointSpec {
     /// Bytes per row.
     #[serde(default = "d_row_bytes")]
     pub row_bytes: f64,
-    /// Fetch bandwidth, bytes/s.
-    #[serde(default = "d_bw")]
-    pub fetch_bw_bytes_per_s: f64,
+    /// Fetch bandwidth, bytes/s (`fetch_bw`, as the CLI flag `--fetch-bw`; the older key
+    /// `fetch_bw_bytes_per_s` is accepted).
+    #[serde(default = "d_bw", alias = "fetch_bw_bytes_per_s")]
+    pub fetch_bw: f64,
     /// Latency per transfer, s.
     #[serde(default = "d_lat")]
     pub fetch_latency_s: f64,
@@ -201,13 +181,8 @@ impl EmbcacheStudy {
             let kind =
                 PolicyKind::parse(&ps.policy, ps.window, ps.profile_fraction).map_err(wrap)?;
             let cache = ps.cache.resolve().map_err(wrap)?;
-            let pipe = Pipeline::new(
-                ps.compute_s,
-                ps.row_bytes,
-                ps.fetch_bw_bytes_per_s,
-                ps.fetch_latency_s,
-            )
-            .map_err(wrap)?;
+            let pipe = Pipeline::new(ps.compute_s, ps.row_bytes, ps.fetch_bw, ps.fetch_latency_s)
+                .map_err(wrap)?;
             let tables = ps.table_rows().map_err(wrap)?;
             if ps.batch == 0 || ps.batches == 0 {
                 return Err(wrap(Error::range("batch", 0, "batch and batches ≥ 1")));
@@ -244,7 +219,7 @@ impl EmbcacheStudy {
 
 /// One output row.
 struct Out {
-    m: Metrics,
+    m: super::Metrics,
     times: Option<super::pipeline::IterTimes>,
     trace: String,
 }
@@ -288,37 +263,23 @@ impl Study for EmbcacheStudy {
             };
             for m in methods {
                 if m == "sim" {
-                    match simulate(trace, p.kind, rows) {
-                        Ok((mut met, bc)) => {
-                            met.seed = Some(ctx.seed);
-                            with_min_cache_rows(&mut met, trace);
-                            let times = p
-                                .pipe
-                                .times(&bc, matches!(p.kind, PolicyKind::Lookahead { .. }));
-                            out.push(Out {
-                                m: met,
-                                times: Some(times),
-                                trace: desc.clone(),
-                            });
-                        }
+                    match sim_row(trace, p.kind, rows, Some(ctx.seed), Some(&p.pipe)) {
+                        Ok(Row { metrics, times }) => out.push(Out {
+                            m: metrics,
+                            times,
+                            trace: desc.clone(),
+                        }),
                         // Lookahead below its two-batch working set: reported in the summary.
                         Err(e) if matches!(p.kind, PolicyKind::Lookahead { .. }) => {
                             let _ = e;
                         }
                         Err(e) => return Err(e),
                     }
-                } else {
-                    let hit = match p.kind {
-                        PolicyKind::Lru => {
-                            analytic::che_lru_hit_rate(&p.tables, p.spec.zipf, rows as u64)?.0
-                        }
-                        PolicyKind::StaticTopK { .. } => {
-                            analytic::topk_hit_rate(&p.tables, p.spec.zipf, rows as u64)?
-                        }
-                        _ => continue,
-                    };
+                } else if let Some(r) =
+                    analytic_row(p.kind, &p.tables, p.spec.zipf, rows, Basis::Trace(trace))?
+                {
                     out.push(Out {
-                        m: analytic_metrics(p.kind, rows, hit, trace),
+                        m: r.metrics,
                         times: None,
                         trace: desc.clone(),
                     });
@@ -353,38 +314,6 @@ impl Study for EmbcacheStudy {
             summary_md: self.summary(&flat, min_la, unique),
             rows,
         })
-    }
-}
-
-fn analytic_metrics(kind: PolicyKind, rows: usize, hit: f64, trace: &DenseTrace) -> Metrics {
-    let n = trace.n_rows();
-    let acc = trace.len() as u64;
-    let hits = (hit * acc as f64).round() as u64;
-    Metrics {
-        policy: kind.name().into(),
-        method: "analytic",
-        window: None,
-        cache_rows: rows as u64,
-        cache_fraction_of_unique: rows as f64 / n as f64,
-        cache_exceeds_unique: rows > n,
-        accesses: acc,
-        hits,
-        misses: acc - hits.min(acc),
-        hit_rate: hit,
-        unique_ids: n as u64,
-        batches: None,
-        batch_unique_accesses: None,
-        batch_unique_misses: None,
-        batch_unique_hit_rate: None,
-        unique_rows_per_batch: None,
-        prefetch_rows_per_batch: None,
-        max_prefetch_rows_per_batch: None,
-        writeback_rows_per_batch: None,
-        min_cache_rows: None,
-        sim_s: None,
-        sim_requests_per_s: None,
-        seed: None,
-        note: String::new(),
     }
 }
 

@@ -95,6 +95,14 @@ impl IterCosts {
     }
 }
 
+impl std::str::FromStr for Tier {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Tier::parse(s)
+    }
+}
+
 /// Where cached prefix outputs live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

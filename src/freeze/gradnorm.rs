@@ -196,7 +196,7 @@ impl Synthetic {
     /// Unknown keys or out-of-range values, naming `synthetic.<key>`.
     pub fn parse(s: &str, seed: u64) -> Result<Self> {
         let mut out = Synthetic::new(seed);
-        let kv = super::policy::parse_kv(
+        let kv = crate::check::parse_kv(
             "synthetic",
             s,
             &[
@@ -207,7 +207,7 @@ impl Synthetic {
             let field = format!("synthetic.{k}");
             match k.as_str() {
                 "every" => {
-                    out.every = Some(super::policy::parse_int(&field, v, 1, i64::MAX)? as u64)
+                    out.every = Some(crate::check::parse_int(&field, v, 1, i64::MAX)? as u64)
                 }
                 "seed" => {
                     out.seed = v

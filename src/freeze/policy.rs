@@ -20,9 +20,8 @@
 
 use super::gradnorm::GradNorms;
 use super::schedule::Timeline;
-use crate::check;
+use crate::check::{self, parse_f64, parse_int, parse_kv};
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
 
 /// FreezeOut's scaling of the per-layer freeze time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,58 +62,12 @@ pub enum Policy {
     },
 }
 
-/// Splits `key=value,key=value` (empty allowed) and checks keys against `allowed`.
-///
-/// # Errors
-/// A part without `=`, a repeated key, or a key not in `allowed`, naming `<what>.<key>`.
-pub fn parse_kv(what: &str, s: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| {
-            Error::range(
-                format!("{what}.{part}"),
-                part,
-                format!("key=value with key one of {}", allowed.join(", ")),
-            )
-        })?;
-        let (k, v) = (k.trim(), v.trim());
-        if !allowed.contains(&k) {
-            return Err(Error::range(
-                format!("{what}.{k}"),
-                v,
-                format!(
-                    "a known key: one of {}",
-                    if allowed.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
-            ));
-        }
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(Error::range(format!("{what}.{k}"), v, "given once"));
-        }
+impl std::str::FromStr for Policy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Policy::parse(s)
     }
-    Ok(out)
-}
-
-/// Parses an integer in `[lo, hi]`, naming `field`.
-///
-/// # Errors
-/// Not an integer, or out of range.
-pub fn parse_int(field: &str, v: &str, lo: i64, hi: i64) -> Result<i64> {
-    let x: i64 = v
-        .parse()
-        .map_err(|_| Error::range(field, v, format!("an integer in [{lo}, {hi}]")))?;
-    check::int_in(field, x, lo, hi)
-}
-
-fn parse_f64(field: &str, v: &str, lo: f64, hi: f64) -> Result<f64> {
-    let x: f64 = v
-        .parse()
-        .map_err(|_| Error::range(field, v, format!("a number in [{lo}, {hi}]")))?;
-    check::in_closed(field, x, lo, hi)
 }
 
 /// Policy names for error messages.
@@ -128,8 +81,7 @@ impl Policy {
     /// Unknown policy or key, malformed or out-of-range values (percentile outside [0, 100], t0
     /// outside [0, 1], ...), each naming `policy.<key>`.
     pub fn parse(s: &str) -> Result<Self> {
-        let s = s.trim();
-        let (name, rest) = s.split_once(':').unwrap_or((s, ""));
+        let (name, rest) = check::split_name(s);
         match name.trim().to_ascii_lowercase().as_str() {
             "none" => {
                 parse_kv("policy.none", rest, &[])?;

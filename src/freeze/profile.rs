@@ -286,7 +286,7 @@ impl ModelSpec {
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("uniform") {
-            let kv = super::policy::parse_kv(
+            let kv = crate::check::parse_kv(
                 "model",
                 rest.strip_prefix(':').unwrap_or(rest),
                 &["layers"],

@@ -1,4 +1,5 @@
-//! The freeze point specification (shared by the CLI and scenarios) and the scenario study.
+//! The freeze scenario study: grid → [`Spec`] (the front door shared with the CLI) → evaluate →
+//! plots and summary.
 //!
 //! ```toml
 //! [[study]]
@@ -16,168 +17,20 @@
 //! `autofreeze` points without `grad_norms` use the synthetic generator seeded with the
 //! scenario seed (or `synthetic = "seed=…"`), the same trace for every point of the study.
 
-use super::{
-    evaluate, timeline_plot, Cache, GradNorms, Metrics, ModelSpec, Params, Policy, RunShape,
-    Synthetic, Tier,
-};
+use super::spec::Spec;
+use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec, DEFAULT_SEED};
 use crate::sweep::{par_map, Progress};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
-
-fn default_gpu() -> String {
-    "h200".into()
-}
-fn default_epochs() -> u32 {
-    3
-}
-fn default_samples() -> u64 {
-    10_000
-}
-fn default_batch() -> u32 {
-    32
-}
-fn default_none() -> String {
-    "none".into()
-}
-
-/// One freeze what-if as a user writes it (CLI flags or a scenario grid point).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PointSpec {
-    /// `uniform:layers=L`, `file:PATH`, or a catalog architecture.
-    pub model: String,
-    /// Catalog GPU.
-    #[serde(default = "default_gpu")]
-    pub gpu: String,
-    /// Epochs.
-    #[serde(default = "default_epochs")]
-    pub epochs: u32,
-    /// Training samples per epoch.
-    #[serde(default = "default_samples")]
-    pub samples: u64,
-    /// Samples per iteration.
-    #[serde(default = "default_batch")]
-    pub batch: u32,
-    /// Tokens per sample of a catalog transformer (None: the catalog's `seq_len`).
-    #[serde(default)]
-    pub seq: Option<u32>,
-    /// Policy text (see [`Policy::parse`]).
-    #[serde(default = "default_none")]
-    pub policy: String,
-    /// Cache tier: none, gpu, ram, disk.
-    #[serde(default = "default_none")]
-    pub cache: String,
-    /// AutoFreeze's one-epoch lag before cache writes.
-    #[serde(default)]
-    pub cache_lag: bool,
-    /// Cache read bandwidth override, bytes/s.
-    pub cache_read_bw_bytes_per_s: Option<f64>,
-    /// Cache write bandwidth override, bytes/s.
-    pub cache_write_bw_bytes_per_s: Option<f64>,
-    /// Cache capacity override, bytes.
-    pub cache_capacity_bytes: Option<f64>,
-    /// Gradient-norm trace (CSV) for autofreeze.
-    pub grad_norms: Option<PathBuf>,
-    /// Synthetic generator overrides `key=value,...` (used when `grad_norms` is absent).
-    pub synthetic: Option<String>,
-}
-
-impl PointSpec {
-    /// A spec with defaults for `model` (h200, 3 epochs, 10 000 samples, batch 32, no freezing,
-    /// no cache).
-    pub fn new(model: impl Into<String>) -> Self {
-        PointSpec {
-            model: model.into(),
-            gpu: default_gpu(),
-            epochs: default_epochs(),
-            samples: default_samples(),
-            batch: default_batch(),
-            seq: None,
-            policy: default_none(),
-            cache: default_none(),
-            cache_lag: false,
-            cache_read_bw_bytes_per_s: None,
-            cache_write_bw_bytes_per_s: None,
-            cache_capacity_bytes: None,
-            grad_norms: None,
-            synthetic: None,
-        }
-    }
-
-    /// Builds validated [`Params`]; `seed` seeds the synthetic gradient norms when the policy
-    /// needs norms and no trace file is given.
-    ///
-    /// # Errors
-    /// Unknown model, GPU, policy or tier; out-of-range numbers; unreadable or malformed traces
-    /// and profiles; `fixed` k larger than the layer count.
-    pub fn to_params(&self, cat: &Catalog, seed: u64) -> Result<Params> {
-        let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
-        let gpu = cat.gpu(&self.gpu)?;
-        let profile =
-            ModelSpec::parse(&self.model)?.resolve_seq(cat, &gpu.name, self.batch, self.seq)?;
-        let policy = Policy::parse(&self.policy)?;
-        let tier = Tier::parse(&self.cache)?;
-        let mut cache = Cache::new(
-            tier,
-            gpu,
-            self.cache_lag,
-            self.cache_read_bw_bytes_per_s,
-            self.cache_write_bw_bytes_per_s,
-            self.cache_capacity_bytes,
-        )?;
-        if tier == Tier::Gpu && self.cache_capacity_bytes.is_none() {
-            // The cache shares device memory with the training state: fp32 weights and gradients
-            // and Adam's two moments, 16 bytes per parameter (activations not counted).
-            cache.capacity_bytes = (cache.capacity_bytes - 16.0 * profile.params() as f64).max(0.0);
-        }
-        let (grads, used_seed) = if policy.needs_grad_norms() {
-            match &self.grad_norms {
-                Some(p) => {
-                    if self.synthetic.is_some() {
-                        return Err(Error::range(
-                            "synthetic",
-                            "given",
-                            "absent when a gradient-norm trace file is given",
-                        ));
-                    }
-                    (Some(GradNorms::read(p, &profile)?), None)
-                }
-                None => {
-                    let s = Synthetic::parse(self.synthetic.as_deref().unwrap_or(""), seed)?;
-                    (
-                        Some(s.generate(profile.len(), shape.total_steps())),
-                        Some(s.seed),
-                    )
-                }
-            }
-        } else {
-            (None, None)
-        };
-        let p = Params {
-            profile,
-            gpu: gpu.name.clone(),
-            shape,
-            policy,
-            cache,
-            grads,
-            seed: used_seed,
-        };
-        // Policy checks that need the layer count (k ≤ L) happen here, before anything runs.
-        p.policy.timeline(p.profile.len(), 0, p.grads.as_ref())?;
-        Ok(p)
-    }
-}
 
 /// A scenario study of layer freezing.
 pub struct FreezeStudy {
     spec: StudySpec,
-    points: Vec<PointSpec>,
+    points: Vec<Spec>,
     catalog: Catalog,
 }
 
@@ -189,10 +42,11 @@ impl FreezeStudy {
     pub fn new(spec: StudySpec, cat: &Catalog) -> Result<Self> {
         let mut points = Vec::with_capacity(spec.len());
         for pt in spec.grid() {
-            let ps: PointSpec = spec.point(&pt)?;
-            ps.to_params(cat, DEFAULT_SEED).map_err(|e| {
-                Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
-            })?;
+            let ps: Spec = spec.point(&pt)?;
+            ps.to_params(cat, ps.seed.unwrap_or(DEFAULT_SEED))
+                .map_err(|e| {
+                    Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
+                })?;
             points.push(ps);
         }
         // Keep the catalog for run(): the study re-resolves points with the run's seed.
@@ -219,7 +73,7 @@ impl Study for FreezeStudy {
         let cat = &self.catalog;
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Metrics> = par_map(&self.points, &progress, |_, ps| {
-            evaluate(&ps.to_params(cat, ctx.seed)?)
+            evaluate(&ps.to_params(cat, ps.seed.unwrap_or(ctx.seed))?)
         })?;
         progress.finish();
         let mut rows = Rows::default();
@@ -273,9 +127,9 @@ impl FreezeStudy {
     /// starts to pay. Per-epoch costs scale with the dataset size, so the curve depends on it
     /// only through the run's fractions (policies schedule by fraction of the run).
     fn break_even_curves(&self, cat: &Catalog, seed: u64) -> Result<Vec<BreakEven>> {
-        let mut firsts: BTreeMap<String, &PointSpec> = BTreeMap::new();
+        let mut firsts: BTreeMap<String, &Spec> = BTreeMap::new();
         for ps in &self.points {
-            if Tier::parse(&ps.cache)? == Tier::None || Policy::parse(&ps.policy)? == Policy::None {
+            if ps.cache == Tier::None || ps.policy == Policy::None {
                 continue;
             }
             let swept = self.spec.swept();
@@ -289,10 +143,10 @@ impl FreezeStudy {
                     parts.push(v);
                 }
             }
-            parts.push(Policy::parse(&ps.policy)?.label());
+            parts.push(ps.policy.label());
             parts.push(format!(
                 "cache={}{}",
-                Tier::parse(&ps.cache)?.name(),
+                ps.cache.name(),
                 if ps.cache_lag { " lag" } else { "" }
             ));
             let key = parts.join(" ");
@@ -301,16 +155,16 @@ impl FreezeStudy {
                 *e = ps;
             }
         }
-        let items: Vec<(String, &PointSpec)> = firsts.into_iter().collect();
+        let items: Vec<(String, &Spec)> = firsts.into_iter().collect();
         let progress = Progress::new(0, "", false);
         par_map(&items, &progress, |_, (label, ps)| {
             let mut points = Vec::new();
             for e in 1..=BREAK_EVEN_MAX_EPOCHS {
-                let spec = PointSpec {
+                let spec = Spec {
                     epochs: e,
                     ..(*ps).clone()
                 };
-                let m = evaluate(&spec.to_params(cat, seed)?)?;
+                let m = evaluate(&spec.to_params(cat, spec.seed.unwrap_or(seed))?)?;
                 points.push((e, m.cache_saving_s / m.total_nocache_s));
             }
             Ok(BreakEven {

@@ -191,19 +191,19 @@ impl Method {
     /// (`--method powersgd rank`, `--method topk density`, ...) and its allowed range.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
-        let (name, args) = s.split_once(':').unwrap_or((s, ""));
+        let (name, args) = check::split_name(s);
         let name = name.to_ascii_lowercase();
-        let mut kv = Vec::new();
-        for a in args.split(',').filter(|a| !a.is_empty()) {
-            let (k, v) = a.split_once('=').ok_or_else(|| {
+        let kv: Vec<(String, String)> = check::kv_pairs(args)
+            .map_err(|a| {
                 Error::range(
                     format!("--method {name}"),
                     a,
                     "key=value pairs, e.g. powersgd:rank=4",
                 )
-            })?;
-            kv.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
+            })?
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
         let get = |key: &str, allowed: &str| -> Result<String> {
             for (k, _) in &kv {
                 if k != key {
@@ -287,6 +287,15 @@ impl Method {
             "fp16" => Ok(Method::Cast16 { bf16: false }),
             "bf16" => Ok(Method::Cast16 { bf16: true }),
             _ => Err(Error::unknown("baseline", s, ["fp32", "fp16", "bf16"])),
+        }
+    }
+
+    /// The name of this method as a `--baseline` (`fp32` for uncompressed gradients, where
+    /// [`Compressor::name`] says `none`).
+    pub fn baseline_name(&self) -> String {
+        match self {
+            Method::None => "fp32".into(),
+            m => m.name(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The gradcomp scenario study: workers × bandwidth × method sweeps with break-even bandwidths.
 //!
-//! Every grid point is a [`Config`] (same keys as the CLI flags, snake_case). Study-only keys:
+//! Every grid point is a [`Spec`] (the CLI flags as snake_case keys), evaluated through
+//! [`evaluate`] like `perfcast gradcomp`. Study-only keys:
 //! `predictors` (list of `sim`, `analytic`; default both) and `break_even_range_gbps`
 //! (`[lo, hi]`, default `[0.1, 10000]`). Output: one row per point × predictor with the
 //! [`Metrics`] and `break_even_gbps` (the node bandwidth below which the method beats the baseline,
@@ -8,8 +9,8 @@
 //! of scaling efficiency against workers, and a summary table of break-even bandwidths per method
 //! and worker count.
 
-use super::lowrank::two_phase;
-use super::{Config, DdpSim, Metrics, Plan, Predictor};
+use super::spec::{evaluate, Params, Spec};
+use super::{Metrics, Predictor};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
@@ -22,9 +23,8 @@ use std::fmt::Write as _;
 /// A gradcomp study ready to run (all points validated).
 pub struct GradcompStudy {
     spec: StudySpec,
-    plans: Vec<Plan>,
+    points: Vec<Params>,
     predictors: Vec<Predictor>,
-    range: (f64, f64),
 }
 
 #[derive(Serialize)]
@@ -89,30 +89,24 @@ impl GradcompStudy {
                 ))
             }
         };
-        let plans = spec
+        let points = spec
             .grid()
             .iter()
             .map(|p| {
-                let cfg: Config = spec.point(p)?;
-                Plan::new(cat, &cfg).map_err(|e| {
+                let point: Spec = spec.point(p)?;
+                let mut params = point.resolve(cat).map_err(|e| {
                     Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
-                })
+                })?;
+                params.break_even = Some(range);
+                Ok(params)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(GradcompStudy {
             spec,
-            plans,
+            points,
             predictors,
-            range,
         })
     }
-}
-
-/// Key of a point without its bandwidth (points sharing it form one break-even search).
-fn key_without_bw(c: &Config) -> String {
-    let mut c = c.clone();
-    c.inter_node_gbps = 0.0;
-    serde_json::to_string(&c).unwrap_or_default()
 }
 
 impl Study for GradcompStudy {
@@ -125,73 +119,29 @@ impl Study for GradcompStudy {
     }
 
     fn points(&self) -> usize {
-        self.plans.len()
+        self.points.len()
     }
 
     fn run(&self, ctx: &RunContext) -> Result<StudyReport> {
-        // Break-even searches: one per (point without bandwidth) × predictor.
-        let mut groups: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, p) in self.plans.iter().enumerate() {
-            groups.entry(key_without_bw(&p.config)).or_insert(i);
-        }
-        let reps: Vec<usize> = groups.values().copied().collect();
-        let jobs: Vec<(usize, Predictor)> = reps
-            .iter()
-            .flat_map(|&i| self.predictors.iter().map(move |&p| (i, p)))
+        // One front door: every point × predictor through `evaluate` (metrics, break-even,
+        // two-phase low-rank run time).
+        let jobs: Vec<(usize, Predictor)> = (0..self.points.len())
+            .flat_map(|i| self.predictors.iter().map(move |&p| (i, p)))
             .collect();
         let progress = Progress::new(
-            (jobs.len() + self.plans.len()) as u64,
+            jobs.len() as u64,
             &format!("gradcomp {}", self.spec.name),
             ctx.progress,
         );
-        let (lo, hi) = self.range;
-        let be = par_map(&jobs, &progress, |_, &(i, pr)| {
-            let p = &self.plans[i];
-            Ok(if p.method == p.baseline && p.full_rank.is_none() {
-                None
-            } else {
-                p.break_even_gbps(pr, lo, hi, &mut DdpSim::new())
+        let rows = par_map(&jobs, &progress, |_, &(i, pr)| {
+            let r = evaluate(&self.points[i], pr, ctx.seed)?;
+            Ok(Row {
+                break_even_gbps: r.break_even_gbps.flatten(),
+                run_s: r.run.as_ref().map(|t| t.run_s),
+                full_rank_run_s: r.run.as_ref().map(|t| t.full_rank_run_s),
+                m: r.metrics,
             })
         })?;
-        let mut be_map: BTreeMap<(String, u8), Option<f64>> = BTreeMap::new();
-        for (&(i, pr), v) in jobs.iter().zip(be) {
-            be_map.insert((key_without_bw(&self.plans[i].config), pr as u8), v);
-        }
-        let metrics = par_map(&self.plans, &progress, |_, p| {
-            let mut sim = DdpSim::new();
-            self.predictors
-                .iter()
-                .map(|&pr| {
-                    let m = p.evaluate(pr, &mut sim);
-                    let run = match &p.full_rank {
-                        Some(f) => {
-                            let full = f.step_on(&p.method, &p.env, pr, &mut sim).step_s;
-                            let global = f64::from(m.workers) * f64::from(m.batch);
-                            two_phase(full, m.step_s, &p.config.lowrank, global)?
-                        }
-                        None => None,
-                    };
-                    Ok((m, run))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        let rows: Vec<Row> = metrics
-            .into_iter()
-            .zip(&self.plans)
-            .flat_map(|(ms, p)| {
-                let key = key_without_bw(&p.config);
-                let be_map = &be_map;
-                ms.into_iter().map(move |(m, run)| Row {
-                    break_even_gbps: be_map
-                        .get(&(key.clone(), m.predictor as u8))
-                        .copied()
-                        .flatten(),
-                    run_s: run.map(|t| t.run_s),
-                    full_rank_run_s: run.map(|t| t.full_rank_run_s),
-                    m,
-                })
-            })
-            .collect();
         let plots = plots(&self.spec.name, &rows);
         let summary_md = summary(&self.spec.name, &rows);
         Ok(StudyReport {

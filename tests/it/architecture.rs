@@ -17,7 +17,7 @@ fn layer(top: &str) -> Option<u8> {
         "error" | "check" | "des" | "sweep" | "catalog" | "measure" | "validate" | "report"
         | "scenario" | "dnn" | "progress" | "output" | "units" => Some(0),
         "specdec" | "gradcomp" | "embcache" | "freeze" => Some(1),
-        "studies" | "cli" | "calibrate" => Some(2),
+        "studies" | "techniques" | "cli" => Some(2),
         _ => None,
     }
 }

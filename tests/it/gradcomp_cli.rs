@@ -119,6 +119,44 @@ fn baseline_against_itself_is_one() {
     assert!(f(&v, "speedup_vs_baseline") < 1.0, "{v}");
 }
 
+/// `--baseline fp32` is reported as fp32 (it was reported as the method name `none`), and fp32
+/// DDP against itself has speedup exactly 1.
+#[test]
+fn fp32_baseline_is_reported_as_fp32() {
+    let v = json(&[
+        "gradcomp",
+        "--model",
+        "bert-base",
+        "--inter-node-gbps",
+        "50",
+        "--method",
+        "none",
+        "--baseline",
+        "fp32",
+    ]);
+    assert_eq!(v["baseline"], "fp32");
+    assert_eq!(v["method"], "none");
+    assert_eq!(f(&v, "speedup_vs_baseline"), 1.0);
+}
+
+/// A usage error shows clap's whole message: the missing flag is named (exit 2, no panic).
+#[test]
+fn missing_flag_is_named() {
+    let out = perfcast()
+        .args(["gradcomp", "--model", "resnet-50"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("required arguments were not provided"),
+        "{err}"
+    );
+    assert!(err.contains("--inter-node-gbps"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn pufferfish_two_phase_run() {
     let v = json(&[

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod embcache;
 pub mod measure;
 pub mod timing;
 

@@ -410,7 +410,7 @@ fn softmax(x: &Tensor) -> Result<Tensor> {
 
 /// Pooler (dense + tanh on the first token) and classifier; f32 logits.
 fn head(w: &[Tensor], x: &Tensor) -> Result<Tensor> {
-    let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
+    let cls = x.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
     let p = linear(&cls, &w[0], &w[1])?.tanh()?;
     linear(&p, &w[2], &w[3])?.to_dtype(DType::F32)
 }

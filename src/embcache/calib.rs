@@ -1,0 +1,507 @@
+//! Calibration of the embedding-cache pipeline model from the GPU harness's micro-measurements
+//! (`perfcast-gpu embcache micro`), and the predictor of its end-to-end iteration times
+//! (`perfcast-gpu embcache e2e`), issue 16.
+//!
+//! # Model
+//! One training iteration with `B` samples, `U` unique rows, of which `h` hit the device cache,
+//! `m` are fetched from host memory and `w` are written back (evicted, or not kept after the
+//! step), every term affine in its count (`t(n) = α + β·n` for `n > 0`, 0 for `n = 0`):
+//! - dense step `c(B)` (forward, backward, optimizers, lookups of the work rows) — `compute`;
+//! - gathering the `h` hit rows from the cache `g(h)` — `gather`; storing the `U` updated rows
+//!   back into slots `s(U − q)` (`q` rows not kept) — `scatter`;
+//! - the miss path `f(m)`: host gather into pinned staging + H2D copy + store — `fetch_path`;
+//! - the write-back path `wb(w)`: device gather + D2H copy + host scatter — `writeback_path`.
+//!
+//! On demand (LRU, FIFO, LFU, static top-k, Belady; the harness's one-stream execution):
+//! `t_b = c(B) + g(h_b) + s(k_b) + f(m_b) + wb(w_b)`.
+//! Prefetching (Bagpipe lookahead): batch `b+1`'s misses and batch `b`'s write-backs run on a
+//! second stream during batch `b`'s step: with `C_b = c(B) + g(U_b) + s(U_b)` and
+//! `X_b = f(m_{b+1}) + wb(w_b)`, `t_b = max(C_b, X_b) + (1 − φ)·min(C_b, X_b)`, where `φ` is the
+//! measured overlap fraction (1: the shorter is hidden), plus `f(m_0)` once.
+//! The mean over batches is the iteration time (`iter_s`).
+//!
+//! # Fit
+//! Each affine term is a least-squares fit of the micro medians minimising the *relative*
+//! residuals `Σ ((t_i − α − β·n_i) / t_i)²` (the error `validate` reports is relative), with
+//! `α, β ≥ 0` (a negative intercept is refitted through the origin). `φ` is the median of the
+//! measured `overlap_fraction`s.
+
+use super::policy::{self, Policy, PolicyKind};
+use super::trace::DenseTrace;
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+/// `t(n) = alpha_s + beta_s · n` for `n > 0`, 0 for `n = 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Affine {
+    /// Fixed cost per call, s.
+    pub alpha_s: f64,
+    /// Cost per unit (row or sample), s.
+    pub beta_s: f64,
+}
+
+impl Affine {
+    /// Time for `n` units, s.
+    pub fn at(&self, n: f64) -> f64 {
+        if n <= 0.0 {
+            0.0
+        } else {
+            self.alpha_s + self.beta_s * n
+        }
+    }
+
+    /// Relative least squares with `α, β ≥ 0` over `(n, t)` points (at least 2 distinct `n`).
+    ///
+    /// # Errors
+    /// Fewer than two distinct sizes; non-positive times.
+    pub fn fit(term: &str, pts: &[(f64, f64)]) -> Result<Affine> {
+        if let Some(&(n, t)) = pts.iter().find(|p| !(p.1 > 0.0 && p.0 >= 0.0)) {
+            return Err(Error::range(
+                format!("{term} measurement"),
+                format!("n={n}, t={t}"),
+                "a positive time at a size >= 0",
+            ));
+        }
+        let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        if xs.len() < 2 {
+            return Err(Error::range(
+                format!("{term} sizes"),
+                xs.len(),
+                "at least 2 distinct sizes to fit a fixed and a per-unit cost",
+            ));
+        }
+        // Weighted normal equations with weights 1/t²: rows (1/t, n/t) → target 1.
+        let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for &(n, t) in pts {
+            let (u, v) = (1.0 / t, n / t);
+            a11 += u * u;
+            a12 += u * v;
+            a22 += v * v;
+            b1 += u;
+            b2 += v;
+        }
+        let det = a11 * a22 - a12 * a12;
+        let (alpha, beta) = ((b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det);
+        if alpha >= 0.0 && beta >= 0.0 && det.abs() > 0.0 {
+            return Ok(Affine {
+                alpha_s: alpha,
+                beta_s: beta,
+            });
+        }
+        // Constrained: through the origin (β only) or constant (α only), whichever fits better.
+        let beta0 = b2 / a22;
+        let alpha0 = b1 / a11;
+        let err = |a: f64, b: f64| -> f64 {
+            pts.iter()
+                .map(|&(n, t)| ((t - a - b * n) / t).powi(2))
+                .sum()
+        };
+        Ok(if err(0.0, beta0) <= err(alpha0, 0.0) {
+            Affine {
+                alpha_s: 0.0,
+                beta_s: beta0.max(0.0),
+            }
+        } else {
+            Affine {
+                alpha_s: alpha0.max(0.0),
+                beta_s: 0.0,
+            }
+        })
+    }
+}
+
+/// One micro-measurement median, as the fit needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MicroPoint {
+    /// `op` parameter (`gather`, `scatter`, `fetch_path`, `writeback_path`, `compute`, `overlap`, …).
+    pub op: String,
+    /// Rows moved (row ops, overlap) or samples (compute).
+    pub size: f64,
+    /// Metric (`<op>_s`, `overlap_fraction`, …).
+    pub metric: String,
+    /// Value (median).
+    pub value: f64,
+}
+
+/// The fitted pipeline model of one GPU and software stack.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    /// Dense step per batch, per sample.
+    pub compute: Affine,
+    /// Gather of hit rows from the cache, per row.
+    pub gather: Affine,
+    /// Store of updated rows into slots, per row.
+    pub scatter: Affine,
+    /// The miss path (host gather + H2D + store), per row.
+    pub fetch: Affine,
+    /// The write-back path (device gather + D2H + host scatter), per row.
+    pub writeback: Affine,
+    /// Fraction of the shorter of step and transfer hidden when both run together, in [0, 1].
+    pub overlap: f64,
+    /// Largest relative residual of each fitted term over its points, in term order above.
+    pub max_rel_residual: [f64; 5],
+}
+
+fn points_of(p: &[MicroPoint], op: &str, metric: &str) -> Vec<(f64, f64)> {
+    p.iter()
+        .filter(|x| x.op == op && x.metric == metric)
+        .map(|x| (x.size, x.value))
+        .collect()
+}
+
+fn max_rel(a: &Affine, pts: &[(f64, f64)]) -> f64 {
+    pts.iter()
+        .map(|&(n, t)| ((a.at(n) - t) / t).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Fits every term from micro points.
+///
+/// # Errors
+/// A term with fewer than two sizes, non-positive times, or no overlap measurement.
+pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
+    let terms = [
+        ("compute", "compute_s"),
+        ("gather", "gather_s"),
+        ("scatter", "scatter_s"),
+        ("fetch_path", "fetch_path_s"),
+        ("writeback_path", "writeback_path_s"),
+    ];
+    let mut fits = Vec::with_capacity(5);
+    let mut res = [0.0; 5];
+    for (i, (op, metric)) in terms.iter().enumerate() {
+        let pts = points_of(p, op, metric);
+        let a = Affine::fit(op, &pts)?;
+        res[i] = max_rel(&a, &pts);
+        fits.push(a);
+    }
+    let mut phis: Vec<f64> = p
+        .iter()
+        .filter(|x| x.op == "overlap" && x.metric == "overlap_fraction")
+        .map(|x| x.value)
+        .collect();
+    if phis.is_empty() {
+        return Err(Error::range(
+            "overlap_fraction measurements",
+            0,
+            "at least 1 (perfcast-gpu embcache micro --overlap-batches)",
+        ));
+    }
+    phis.sort_by(f64::total_cmp);
+    let overlap = phis[phis.len() / 2].clamp(0.0, 1.0);
+    Ok(Calibration {
+        compute: fits[0],
+        gather: fits[1],
+        scatter: fits[2],
+        fetch: fits[3],
+        writeback: fits[4],
+        overlap,
+        max_rel_residual: res,
+    })
+}
+
+/// Per-batch counts of one policy run, as the harness moves rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MoveCounts {
+    /// Unique rows per batch.
+    pub unique: Vec<u32>,
+    /// Rows fetched (first access missed) per batch.
+    pub misses: Vec<u32>,
+    /// Rows written back per batch: resident rows outside the batch that left, resident rows of
+    /// the batch whose first access missed (evicted before it), and rows of the batch not
+    /// resident after it (the harness's `pre_wb` + `post_wb`).
+    pub writebacks: Vec<u32>,
+    /// Rows of the batch not resident after it (bypassed or evicted during the batch).
+    pub not_kept: Vec<u32>,
+}
+
+/// Drives `kind` with `capacity` over `trace` (the simulator's own policy objects, in trace
+/// order) and counts what the harness moves per batch.
+///
+/// # Errors
+/// The policy's errors (lookahead below the two-batch working set); a capacity of 0.
+pub fn move_counts(trace: &DenseTrace, kind: PolicyKind, capacity: usize) -> Result<MoveCounts> {
+    if capacity == 0 {
+        return Err(Error::range("cache", 0, "≥ 1 row"));
+    }
+    let mut p = policy::build(kind, capacity, trace)?;
+    let mut seen = vec![u32::MAX; trace.n_rows()];
+    let mut was = vec![false; trace.n_rows()];
+    let mut out = MoveCounts::default();
+    let mut uniq = Vec::new();
+    for b in 0..trace.n_batches() {
+        // S0 membership of the batch's rows, before any of its accesses.
+        uniq.clear();
+        for &r in trace.batch(b) {
+            if seen[r as usize] != b as u32 {
+                seen[r as usize] = b as u32;
+                was[r as usize] = p.contains(r);
+                uniq.push(r);
+            }
+        }
+        let len0 = p.len();
+        let mut first = vec![true; uniq.len()];
+        let mut missed_resident = 0u32; // rows of S0 whose first access missed
+        let mut m = 0u32;
+        let mut pos = std::collections::HashMap::with_capacity(uniq.len());
+        for (i, &r) in uniq.iter().enumerate() {
+            pos.insert(r, i);
+        }
+        for &r in trace.batch(b) {
+            let hit = p.access(r);
+            let i = pos[&r];
+            if first[i] {
+                first[i] = false;
+                if !hit {
+                    m += 1;
+                    missed_resident += u32::from(was[r as usize]);
+                }
+            }
+        }
+        let (mut not_kept, mut new, mut gone_in) = (0u32, 0usize, 0usize);
+        for &r in &uniq {
+            let now = p.contains(r);
+            not_kept += u32::from(!now);
+            new += usize::from(now && !was[r as usize]);
+            gone_in += usize::from(!now && was[r as usize]);
+        }
+        // |S0 \ S1| = |S0| + new − |S1|; those outside the batch are written back before it.
+        let gone_out = (len0 + new - p.len()) - gone_in;
+        out.unique.push(uniq.len() as u32);
+        out.misses.push(m);
+        out.not_kept.push(not_kept);
+        out.writebacks
+            .push(gone_out as u32 + missed_resident + not_kept);
+    }
+    Ok(out)
+}
+
+/// Whether a policy runs with prefetching (lookahead) or on demand.
+pub fn prefetches(kind: PolicyKind) -> bool {
+    matches!(kind, PolicyKind::Lookahead { .. })
+}
+
+/// Predicted mean iteration time, s, for `batch` samples per batch.
+pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: bool) -> f64 {
+    let n = mc.unique.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let c = cal.compute.at(batch);
+    let mut total = 0.0;
+    if !prefetch {
+        for b in 0..n {
+            let u = f64::from(mc.unique[b]);
+            let m = f64::from(mc.misses[b]);
+            let kept = u - f64::from(mc.not_kept[b]);
+            total += c
+                + cal.gather.at(u - m)
+                + cal.scatter.at(kept)
+                + cal.fetch.at(m)
+                + cal.writeback.at(f64::from(mc.writebacks[b]));
+        }
+    } else {
+        total += cal.fetch.at(f64::from(mc.misses[0]));
+        for b in 0..n {
+            let u = f64::from(mc.unique[b]);
+            let m = f64::from(mc.misses[b]);
+            // Fetched rows are read from staging; hits from the cache; all U are stored.
+            let step = c + cal.gather.at(u - m) + cal.scatter.at(u);
+            let next = mc.misses.get(b + 1).map_or(0.0, |&x| f64::from(x));
+            let xfer = cal.fetch.at(next) + cal.writeback.at(f64::from(mc.writebacks[b]));
+            total += step.max(xfer) + (1.0 - cal.overlap) * step.min(xfer);
+        }
+    }
+    total / n as f64
+}
+
+/// The resident (uncached) run: every row on the device, nothing moves.
+pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 {
+    if unique.is_empty() {
+        return 0.0;
+    }
+    let c = cal.compute.at(batch);
+    unique
+        .iter()
+        .map(|&u| c + cal.gather.at(f64::from(u)) + cal.scatter.at(f64::from(u)))
+        .sum::<f64>()
+        / unique.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synth(op: &str, metric: &str, a: Affine, sizes: &[f64]) -> Vec<MicroPoint> {
+        sizes
+            .iter()
+            .map(|&n| MicroPoint {
+                op: op.into(),
+                size: n,
+                metric: metric.into(),
+                value: a.at(n),
+            })
+            .collect()
+    }
+
+    fn truth() -> Calibration {
+        Calibration {
+            compute: Affine {
+                alpha_s: 1e-3,
+                beta_s: 2e-7,
+            },
+            gather: Affine {
+                alpha_s: 8e-6,
+                beta_s: 2e-10,
+            },
+            scatter: Affine {
+                alpha_s: 9e-6,
+                beta_s: 3e-10,
+            },
+            fetch: Affine {
+                alpha_s: 3e-5,
+                beta_s: 2e-8,
+            },
+            writeback: Affine {
+                alpha_s: 4e-5,
+                beta_s: 2.5e-8,
+            },
+            overlap: 0.8,
+            max_rel_residual: [0.0; 5],
+        }
+    }
+
+    fn micro(t: &Calibration) -> Vec<MicroPoint> {
+        let rows = [64.0, 1024.0, 16384.0, 262144.0];
+        let mut v = synth(
+            "compute",
+            "compute_s",
+            t.compute,
+            &[256.0, 1024.0, 4096.0, 16384.0],
+        );
+        v.extend(synth("gather", "gather_s", t.gather, &rows));
+        v.extend(synth("scatter", "scatter_s", t.scatter, &rows));
+        v.extend(synth("fetch_path", "fetch_path_s", t.fetch, &rows));
+        v.extend(synth(
+            "writeback_path",
+            "writeback_path_s",
+            t.writeback,
+            &rows,
+        ));
+        for phi in [0.7, 0.8, 0.9] {
+            v.push(MicroPoint {
+                op: "overlap".into(),
+                size: 4096.0,
+                metric: "overlap_fraction".into(),
+                value: phi,
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn fit_recovers_synthetic_terms() {
+        let t = truth();
+        let c = fit(&micro(&t)).unwrap();
+        for (got, want) in [
+            (c.compute, t.compute),
+            (c.gather, t.gather),
+            (c.scatter, t.scatter),
+            (c.fetch, t.fetch),
+            (c.writeback, t.writeback),
+        ] {
+            assert!(
+                (got.alpha_s / want.alpha_s - 1.0).abs() < 1e-9,
+                "{got:?} {want:?}"
+            );
+            assert!(
+                (got.beta_s / want.beta_s - 1.0).abs() < 1e-9,
+                "{got:?} {want:?}"
+            );
+        }
+        assert_eq!(c.overlap, 0.8);
+        assert!(c.max_rel_residual.iter().all(|&r| r < 1e-9));
+        // Missing overlap or a single size: one clear error naming the term.
+        let no_phi: Vec<MicroPoint> = micro(&t)
+            .into_iter()
+            .filter(|p| p.op != "overlap")
+            .collect();
+        assert!(fit(&no_phi).unwrap_err().to_string().contains("overlap"));
+        let one = [(64.0, t.gather.at(64.0)), (64.0, t.gather.at(64.0))];
+        assert!(Affine::fit("gather", &one)
+            .unwrap_err()
+            .to_string()
+            .contains("gather sizes"));
+    }
+
+    #[test]
+    fn negative_intercepts_are_refitted_non_negative() {
+        // Points on t = 1e-3·n − 1e-3 (n ≥ 2): the unconstrained α is negative.
+        let pts = [(2.0, 1e-3), (4.0, 3e-3), (8.0, 7e-3)];
+        let a = Affine::fit("x", &pts).unwrap();
+        assert!(a.alpha_s >= 0.0 && a.beta_s > 0.0, "{a:?}");
+    }
+
+    #[test]
+    fn hand_worked_predictions() {
+        let t = truth();
+        let mc = MoveCounts {
+            unique: vec![100, 100],
+            misses: vec![100, 10],
+            writebacks: vec![0, 10],
+            not_kept: vec![0, 0],
+        };
+        let c = t.compute.at(64.0);
+        let od = (c
+            + t.scatter.at(100.0)
+            + t.fetch.at(100.0)
+            + c
+            + t.gather.at(90.0)
+            + t.scatter.at(100.0)
+            + t.fetch.at(10.0)
+            + t.writeback.at(10.0))
+            / 2.0;
+        assert!((predict_iter_s(&t, &mc, 64.0, false) - od).abs() < 1e-15);
+        let s0 = c + t.scatter.at(100.0);
+        let x0 = t.fetch.at(10.0);
+        let s1 = c + t.gather.at(90.0) + t.scatter.at(100.0);
+        let x1 = t.writeback.at(10.0);
+        let pf =
+            (t.fetch.at(100.0) + s0.max(x0) + 0.2 * s0.min(x0) + s1.max(x1) + 0.2 * s1.min(x1))
+                / 2.0;
+        assert!((predict_iter_s(&t, &mc, 64.0, true) - pf).abs() < 1e-15);
+        assert!(predict_iter_s(&t, &mc, 64.0, true) < predict_iter_s(&t, &mc, 64.0, false));
+    }
+
+    #[test]
+    fn move_counts_follow_the_simulator() {
+        let t = DenseTrace::from_rows(&[1, 2, 3, 1, 4, 1, 2, 5, 1, 2, 3, 4], 3);
+        for kind in [
+            PolicyKind::Lru,
+            PolicyKind::Belady,
+            PolicyKind::StaticTopK {
+                profile_fraction: 1.0,
+            },
+        ] {
+            let mc = move_counts(&t, kind, 2).unwrap();
+            let (_, bc) = super::super::simulate(&t, kind, 2).unwrap();
+            assert_eq!(mc.unique, bc.unique);
+            assert_eq!(mc.misses, bc.misses);
+        }
+        // Static top-k with 2 rows: rows 1 and 2 hot; every other row is fetched and written
+        // back in its batch.
+        let mc = move_counts(
+            &t,
+            PolicyKind::StaticTopK {
+                profile_fraction: 1.0,
+            },
+            2,
+        )
+        .unwrap();
+        assert_eq!(mc.not_kept, vec![1, 1, 1, 2]);
+        assert_eq!(mc.writebacks, mc.not_kept);
+        assert!(move_counts(&t, PolicyKind::Lru, 0).is_err());
+    }
+}

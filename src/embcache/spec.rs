@@ -1,0 +1,592 @@
+//! The front door of embcache: [`Spec`] (the `perfcast embcache` flags as serde keys) →
+//! [`Spec::resolve`] → [`Params`] → [`evaluate`] → one [`Row`] per policy. The scenario study
+//! evaluates its points with the same per-point functions ([`sim_row`], [`analytic_row`]) on a
+//! trace it shares between points.
+//!
+//! ```
+//! use perfcast::embcache::{evaluate, Method, Spec};
+//! use perfcast::Catalog;
+//!
+//! // LRU and static top-k with 2% of a Zipf(1.05) table cached: simulated on a seeded trace.
+//! let spec = Spec {
+//!     zipf: Some(1.05),
+//!     rows: Some(10_000),
+//!     accesses: Some(100_000),
+//!     policy: vec!["lru".into(), "static-topk".into()],
+//!     cache: "2%".parse()?,
+//!     ..Spec::default()
+//! };
+//! let rows = evaluate(&spec.resolve(&Catalog::embedded()?)?, Method::Sim, 42)?;
+//! assert_eq!(rows.len(), 2);
+//! // Keeping the hottest rows beats recency on an independent-reference trace.
+//! assert!(rows[1].metrics.hit_rate > rows[0].metrics.hit_rate);
+//! # Ok::<(), perfcast::Error>(())
+//! ```
+
+use super::pipeline::{IterTimes, Pipeline};
+use super::policy::PolicyKind;
+use super::trace::{profile, zipf::ZipfSpec, DenseTrace, TraceFormat};
+use super::{analytic, simulate, with_min_cache_rows, CacheSize, Metrics};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How hit rates are obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Simulate the trace.
+    Sim,
+    /// Closed form (LRU: Che's approximation; static top-k: the top-k mass) of a Zipf source.
+    Analytic,
+}
+
+impl Method {
+    /// The method's name (`sim`, `analytic`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Sim => "sim",
+            Method::Analytic => "analytic",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sim" => Ok(Method::Sim),
+            "analytic" => Ok(Method::Analytic),
+            other => Err(Error::range("--method", other, "sim or analytic")),
+        }
+    }
+}
+
+impl std::str::FromStr for CacheSize {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        CacheSize::parse(s)
+    }
+}
+
+/// A cache size as a scenario writes it: rows or `"P%"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CacheSpec {
+    /// Rows.
+    Rows(u64),
+    /// `"N"` or `"P%"`.
+    Text(String),
+}
+
+impl CacheSpec {
+    /// The parsed size.
+    ///
+    /// # Errors
+    /// See [`CacheSize::parse`].
+    pub fn resolve(&self) -> Result<CacheSize> {
+        match self {
+            CacheSpec::Rows(n) => CacheSize::parse(&n.to_string()),
+            CacheSpec::Text(s) => CacheSize::parse(s),
+        }
+    }
+}
+
+impl TryFrom<CacheSpec> for CacheSize {
+    type Error = Error;
+
+    fn try_from(c: CacheSpec) -> Result<Self> {
+        c.resolve()
+    }
+}
+
+/// Where a trace comes from: a file, or a seeded Zipf generator (the source flags shared by
+/// `embcache`, `embcache trace-gen` and `embcache mrc`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
+    #[serde(default)]
+    pub trace: Option<PathBuf>,
+    /// Trace format (default: from the extension).
+    #[serde(default)]
+    pub trace_format: Option<String>,
+    /// Generate a Zipf(S) trace instead of reading one.
+    #[serde(default)]
+    pub zipf: Option<f64>,
+    /// Rows per table of the generated trace.
+    #[serde(default)]
+    pub rows: Option<u64>,
+    /// Tables of the generated trace (each with `rows` rows).
+    #[serde(default = "d_tables")]
+    pub tables: u32,
+    /// Table sizes from a published profile instead of rows/tables.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Multiplier of the profile's table sizes, (0, 1].
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    /// Accesses to generate.
+    #[serde(default)]
+    pub accesses: Option<u64>,
+    /// Generator seed.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    /// Samples per batch.
+    #[serde(default = "d_batch")]
+    pub batch: u64,
+}
+
+fn d_tables() -> u32 {
+    1
+}
+fn d_scale() -> f64 {
+    1.0
+}
+fn d_seed() -> u64 {
+    42
+}
+fn d_batch() -> u64 {
+    1
+}
+
+impl Default for SourceSpec {
+    fn default() -> Self {
+        SourceSpec {
+            trace: None,
+            trace_format: None,
+            zipf: None,
+            rows: None,
+            tables: d_tables(),
+            profile: None,
+            scale: d_scale(),
+            accesses: None,
+            seed: d_seed(),
+            batch: d_batch(),
+        }
+    }
+}
+
+impl SourceSpec {
+    /// The generator spec, when `zipf` is given.
+    ///
+    /// # Errors
+    /// Both or neither of rows and profile, zero tables, missing accesses, invalid generator
+    /// parameters.
+    pub fn zipf_spec(&self) -> Result<Option<ZipfSpec>> {
+        let Some(s) = self.zipf else { return Ok(None) };
+        let tables = match (&self.profile, self.rows) {
+            (Some(p), None) => profile::tables(p, self.scale)?,
+            (None, Some(n)) => {
+                if self.tables == 0 {
+                    return Err(Error::range("--tables", 0, "≥ 1"));
+                }
+                vec![n; self.tables as usize]
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::range(
+                    "--rows",
+                    "given with --profile",
+                    "one of --rows or --profile",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::range(
+                    "--rows",
+                    "missing",
+                    "given with --zipf (or --profile NAME)",
+                ))
+            }
+        };
+        let m = self
+            .accesses
+            .ok_or_else(|| Error::range("--accesses", "missing", "given with --zipf"))?;
+        Ok(Some(ZipfSpec::new(s, tables, m, self.seed)?))
+    }
+
+    /// Loads or generates the trace; returns it with the generator spec when generated.
+    ///
+    /// # Errors
+    /// Missing source, unreadable or malformed files, invalid generator parameters.
+    pub fn load(&self) -> Result<(DenseTrace, Option<ZipfSpec>)> {
+        if self.batch == 0 {
+            return Err(Error::range("--batch", 0, "≥ 1 sample"));
+        }
+        if let Some(path) = &self.trace {
+            let fmt = match &self.trace_format {
+                Some(f) => TraceFormat::parse(f)?,
+                None => TraceFormat::from_path(path).ok_or_else(|| {
+                    Error::range(
+                        "--trace-format",
+                        format!("missing for {}", path.display()),
+                        format!(
+                            "one of {} (the extension does not say)",
+                            TraceFormat::NAMES.join(", ")
+                        ),
+                    )
+                })?,
+            };
+            return Ok((DenseTrace::load(path, fmt, self.batch)?, None));
+        }
+        match self.zipf_spec()? {
+            Some(z) => Ok((
+                DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?,
+                Some(z),
+            )),
+            None => Err(Error::range(
+                "--trace",
+                "missing",
+                "given: --trace FILE or --zipf S --rows N --accesses M",
+            )),
+        }
+    }
+}
+
+fn d_policy() -> Vec<String> {
+    vec!["lru".into()]
+}
+fn d_cache() -> CacheSize {
+    CacheSize::Percent(10.0)
+}
+fn d_window() -> usize {
+    4
+}
+fn d_one() -> f64 {
+    1.0
+}
+fn d_row_bytes() -> f64 {
+    512.0
+}
+fn d_fetch_bw() -> f64 {
+    1.25e9
+}
+fn d_fetch_latency() -> f64 {
+    5e-5
+}
+
+/// One embedding-cache what-if, keyed like the `perfcast embcache` flags (`--fetch-bw` =
+/// `fetch_bw`); defaults are the CLI's. `--method` is not a key: it is the method argument of
+/// [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Trace file.
+    #[serde(default)]
+    pub trace: Option<PathBuf>,
+    /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the
+    /// extension).
+    #[serde(default)]
+    pub trace_format: Option<String>,
+    /// Generate a Zipf(S) trace instead of reading one.
+    #[serde(default)]
+    pub zipf: Option<f64>,
+    /// Rows per table of the generated trace.
+    #[serde(default)]
+    pub rows: Option<u64>,
+    /// Tables of the generated trace (each with `rows` rows).
+    #[serde(default = "d_tables")]
+    pub tables: u32,
+    /// Table sizes from a published profile: criteo-kaggle, criteo-terabyte.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Multiplier of the profile's table sizes, (0, 1].
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    /// Accesses to generate.
+    #[serde(default)]
+    pub accesses: Option<u64>,
+    /// Generator seed.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    /// Samples per batch.
+    #[serde(default = "d_batch")]
+    pub batch: u64,
+    /// Policies: lru, fifo, lfu, static-topk, belady, lookahead.
+    #[serde(default = "d_policy")]
+    pub policy: Vec<String>,
+    /// Cache size: rows (N) or percent of unique rows (`"P%"`).
+    #[serde(default = "d_cache", deserialize_with = "de_cache")]
+    pub cache: CacheSize,
+    /// Lookahead window, batches.
+    #[serde(default = "d_window")]
+    pub window: usize,
+    /// Static top-k: fraction of the trace (from its start) that picks the hot rows.
+    #[serde(default = "d_one")]
+    pub profile_fraction: f64,
+    /// Pipeline model: dense compute per iteration, s (adds iteration times and speedup).
+    #[serde(default)]
+    pub compute_s: Option<f64>,
+    /// Pipeline model: bytes per embedding row.
+    #[serde(default = "d_row_bytes")]
+    pub row_bytes: f64,
+    /// Pipeline model: fetch bandwidth, bytes/s.
+    #[serde(default = "d_fetch_bw")]
+    pub fetch_bw: f64,
+    /// Pipeline model: latency per transfer, s.
+    #[serde(default = "d_fetch_latency")]
+    pub fetch_latency_s: f64,
+}
+
+fn de_cache<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CacheSize, D::Error> {
+    CacheSpec::deserialize(d)?
+        .resolve()
+        .map_err(serde::de::Error::custom)
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        let s = SourceSpec::default();
+        Spec {
+            trace: s.trace,
+            trace_format: s.trace_format,
+            zipf: s.zipf,
+            rows: s.rows,
+            tables: s.tables,
+            profile: s.profile,
+            scale: s.scale,
+            accesses: s.accesses,
+            seed: s.seed,
+            batch: s.batch,
+            policy: d_policy(),
+            cache: d_cache(),
+            window: d_window(),
+            profile_fraction: d_one(),
+            compute_s: None,
+            row_bytes: d_row_bytes(),
+            fetch_bw: d_fetch_bw(),
+            fetch_latency_s: d_fetch_latency(),
+        }
+    }
+}
+
+impl Spec {
+    /// The trace-source keys.
+    pub fn source(&self) -> SourceSpec {
+        SourceSpec {
+            trace: self.trace.clone(),
+            trace_format: self.trace_format.clone(),
+            zipf: self.zipf,
+            rows: self.rows,
+            tables: self.tables,
+            profile: self.profile.clone(),
+            scale: self.scale,
+            accesses: self.accesses,
+            seed: self.seed,
+            batch: self.batch,
+        }
+    }
+
+    /// Validates policies and the pipeline model. The source is checked by [`evaluate`], which
+    /// knows whether it must be a trace (`sim`) or a Zipf generator (`analytic`). The catalog is
+    /// not consulted (table profiles are built in); it is taken for the common front-door shape.
+    ///
+    /// # Errors
+    /// An unknown policy or bad policy setting; an out-of-range pipeline number.
+    pub fn resolve(&self, cat: &Catalog) -> Result<Params> {
+        let _ = cat;
+        let kinds = self
+            .policy
+            .iter()
+            .map(|p| PolicyKind::parse(p, self.window, self.profile_fraction))
+            .collect::<Result<Vec<_>>>()?;
+        let pipe = self
+            .compute_s
+            .map(|c| Pipeline::new(c, self.row_bytes, self.fetch_bw, self.fetch_latency_s))
+            .transpose()?;
+        Ok(Params {
+            source: self.source(),
+            kinds,
+            cache: self.cache,
+            pipe,
+        })
+    }
+}
+
+/// A validated embcache what-if.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Where the trace comes from.
+    pub source: SourceSpec,
+    /// Policies, in output order.
+    pub kinds: Vec<PolicyKind>,
+    /// Cache size.
+    pub cache: CacheSize,
+    /// Pipeline model (iteration times), if asked for.
+    pub pipe: Option<Pipeline>,
+}
+
+/// One policy's result: hit-rate metrics and, with a pipeline model, iteration times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Hit-rate metrics.
+    pub metrics: Metrics,
+    /// Iteration times of the pipeline model (simulation with a pipeline only).
+    pub times: Option<IterTimes>,
+}
+
+impl Row {
+    /// The row as `perfcast embcache` prints it: the metrics, then `iter_no_cache_s`, `iter_s`
+    /// and `speedup` when a pipeline model was given.
+    pub fn record(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut r = match serde_json::to_value(&self.metrics) {
+            Ok(serde_json::Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(t) = &self.times {
+            r.insert("iter_no_cache_s".into(), t.no_cache_s.into());
+            r.insert("iter_s".into(), t.iter_s.into());
+            r.insert("speedup".into(), t.speedup.into());
+        }
+        r
+    }
+}
+
+/// Simulates one policy on a loaded trace: metrics (with the generator `seed`, when generated,
+/// and the smallest cache the policy needs) and, with `pipe`, iteration times.
+///
+/// # Errors
+/// A cache smaller than the policy can run with (lookahead below its two-batch working set).
+pub fn sim_row(
+    trace: &DenseTrace,
+    kind: PolicyKind,
+    rows: usize,
+    seed: Option<u64>,
+    pipe: Option<&Pipeline>,
+) -> Result<Row> {
+    let (mut m, bc) = simulate(trace, kind, rows)?;
+    m.seed = seed;
+    with_min_cache_rows(&mut m, trace);
+    let times = pipe.map(|p| p.times(&bc, matches!(kind, PolicyKind::Lookahead { .. })));
+    Ok(Row { metrics: m, times })
+}
+
+/// What the accesses and unique rows of a closed-form row refer to.
+#[derive(Debug, Clone, Copy)]
+pub enum Basis<'a> {
+    /// The generator's tables and access count (the CLI without a trace): unique rows = table
+    /// rows, and the row notes the steady-state assumption.
+    Tables {
+        /// Accesses of the generator.
+        accesses: u64,
+    },
+    /// A generated trace (the study): its accesses and the unique rows it touched.
+    Trace(&'a DenseTrace),
+}
+
+/// The closed-form hit rate of `kind` (LRU or static top-k) for a Zipf(`s`) source over
+/// `tables` with a cache of `rows` rows; `None` for a policy without a closed form.
+///
+/// # Errors
+/// Out-of-range closed-form inputs.
+pub fn analytic_row(
+    kind: PolicyKind,
+    tables: &[u64],
+    s: f64,
+    rows: usize,
+    basis: Basis<'_>,
+) -> Result<Option<Row>> {
+    let hit = match kind {
+        PolicyKind::Lru => analytic::che_lru_hit_rate(tables, s, rows as u64)?.0,
+        PolicyKind::StaticTopK { .. } => analytic::topk_hit_rate(tables, s, rows as u64)?,
+        _ => return Ok(None),
+    };
+    let (accesses, unique, note) = match basis {
+        Basis::Tables { accesses } => {
+            let total: u64 = tables.iter().sum();
+            let note = if rows as u64 > total {
+                format!("cache of {rows} rows exceeds the {total} rows of the tables")
+            } else {
+                "steady state of the independent reference model (unique_ids = table rows)".into()
+            };
+            (accesses, total, note)
+        }
+        Basis::Trace(t) => (t.len() as u64, t.n_rows() as u64, String::new()),
+    };
+    let hits = (hit * accesses as f64).round() as u64;
+    Ok(Some(Row {
+        metrics: Metrics {
+            policy: kind.name().into(),
+            method: "analytic",
+            window: None,
+            cache_rows: rows as u64,
+            cache_fraction_of_unique: rows as f64 / unique as f64,
+            cache_exceeds_unique: rows as u64 > unique,
+            accesses,
+            hits,
+            misses: accesses - hits.min(accesses),
+            hit_rate: hit,
+            unique_ids: unique,
+            batches: None,
+            batch_unique_accesses: None,
+            batch_unique_misses: None,
+            batch_unique_hit_rate: None,
+            unique_rows_per_batch: None,
+            prefetch_rows_per_batch: None,
+            max_prefetch_rows_per_batch: None,
+            writeback_rows_per_batch: None,
+            min_cache_rows: None,
+            sim_s: None,
+            sim_requests_per_s: None,
+            seed: None,
+            note,
+        },
+        times: None,
+    }))
+}
+
+/// Evaluates every policy of `p` with `method`; `seed` seeds the Zipf generator (a trace file
+/// ignores it).
+///
+/// # Errors
+/// A missing or unreadable source (`analytic` needs a Zipf source), a cache that rounds to 0 rows,
+/// a policy without a closed form under `analytic`.
+pub fn evaluate(p: &Params, method: Method, seed: u64) -> Result<Vec<Row>> {
+    let source = SourceSpec {
+        seed,
+        ..p.source.clone()
+    };
+    let mut out = Vec::with_capacity(p.kinds.len());
+    match method {
+        Method::Sim => {
+            let (trace, z) = source.load()?;
+            let rows = p.cache.rows(trace.n_rows())?;
+            for &k in &p.kinds {
+                out.push(sim_row(
+                    &trace,
+                    k,
+                    rows,
+                    z.as_ref().map(|z| z.seed),
+                    p.pipe.as_ref(),
+                )?);
+            }
+        }
+        Method::Analytic => {
+            let z = source.zipf_spec()?.ok_or_else(|| {
+                Error::range(
+                    "--method analytic",
+                    "without --zipf",
+                    "a Zipf source: --zipf S --rows N (or --profile) --accesses M",
+                )
+            })?;
+            let total: u64 = z.tables.iter().sum();
+            let rows = p.cache.rows(total as usize)?;
+            for &k in &p.kinds {
+                let basis = Basis::Tables {
+                    accesses: z.accesses,
+                };
+                let row = analytic_row(k, &z.tables, z.s, rows, basis)?.ok_or_else(|| {
+                    Error::range(
+                        "--policy",
+                        k.name(),
+                        "lru or static-topk with --method analytic",
+                    )
+                })?;
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
