@@ -68,11 +68,27 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
         format: g.format,
     };
     let mut stdout = String::new();
+    let mut json: Vec<serde_json::Value> = Vec::new();
     let mut pass = true;
     for (technique, rows) in perfcast::techniques::route(&files)? {
         let r = technique.validate(rows, &req)?;
-        stdout.push_str(&r.stdout);
+        if g.format == perfcast::report::Format::Json {
+            // Each technique prints a JSON array of its sets: one array for all of them.
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).map_err(|e| {
+                Error::Unsupported(format!(
+                    "{}'s validation printed no JSON array of sets: {e}",
+                    technique.name()
+                ))
+            })?;
+            json.extend(v.as_array().cloned().unwrap_or_default());
+        } else {
+            stdout.push_str(&r.stdout);
+        }
         pass &= r.pass;
+    }
+    if g.format == perfcast::report::Format::Json {
+        stdout = serde_json::to_string_pretty(&json).unwrap_or_default();
+        stdout.push('\n');
     }
     Ok(Outcome {
         stdout,
