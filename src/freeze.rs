@@ -16,10 +16,13 @@
 //!   [`schedule`]: the resulting frozen-prefix timeline.
 //! - [`gradnorm`]: the `step,layer,grad_norm` trace reader and the seeded synthetic generator.
 //! - [`study`]: the scenario study (policies × caching × dataset sizes).
+//! - [`calib`]: the fit of the cost model from the GPU harness's micro-measurements and the
+//!   predictor of its end-to-end runs.
 //!
 //! [`evaluate`] turns validated [`Params`] into [`Metrics`]; `speedup = baseline_s / total_s`
 //! where the baseline trains every layer without a cache.
 
+pub mod calib;
 pub mod cost;
 pub mod gradnorm;
 pub mod policy;

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 pub const ALL: &[&dyn Technique] = &[
     &crate::specdec::calib::run::Specdec,
     &crate::embcache::calib::run::Embcache,
+    &crate::freeze::calib::run::Freeze,
 ];
 
 /// Their names, in [`ALL`] order.

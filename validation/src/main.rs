@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
+    Embcache(perfcast_validation::embcache::cli::Args),
     /// Print the `models/llms-validation.toml` entries of every preset (parameter counts read off
     /// tensors allocated on the device for models up to --alloc-max parameters, else off shapes).
     Catalog(specdec::catalog::Args),
@@ -41,8 +43,8 @@ enum Cmd {
     /// `<set>.csv` (median time_s and busbw per size) and `<set>-<op>-busbw.csv` curves
     /// (`bytes,busbw_bytes_per_s`, what `perfcast collective --busbw-csv` reads).
     NcclSweep(gradcomp::sweep::Args),
-    /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
-    Embcache(embcache::cli::Args),
+    /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
+    Freeze(freeze::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::E2e(a) => specdec::e2e::run(g, a),
         Cmd::Train(a) => specdec::train_cmd::run(g, a),
         Cmd::NcclSweep(a) => gradcomp::sweep::run(g, a),
-        Cmd::Embcache(a) => embcache::cli::run(g, a),
+        Cmd::Freeze(a) => freeze::cli::run(g, a),
+        Cmd::Embcache(a) => Ok(ExitCode::from(embcache::cli::run(a, g.cpu)?)),
     }
 }

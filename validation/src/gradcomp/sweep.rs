@@ -87,7 +87,7 @@ fn nccl_sweep(
 ) -> Result<ExitCode> {
     use super::nccl::{self, Coll};
     use crate::cli::positive;
-    use crate::measure::{n, provenance, Row, Sink, Stats};
+    use crate::measure::{provenance, Row, Sink, Stats};
     use anyhow::Context;
     use std::fmt::Write as _;
     let colls = ops
@@ -132,7 +132,7 @@ fn nccl_sweep(
             set: set.to_string(),
             kind: "collective".into(),
             model: p.coll.as_str().into(),
-            batch: n(p.ranks),
+            batch: crate::measure::n(p.ranks),
             position: u32::try_from(p.bytes).ok(),
             params: crate::measure::Params::new().with("bytes", p.bytes),
             repeats: p.times_s.len() as u64,

@@ -257,22 +257,25 @@ pub fn run(global: &Global, a: Args) -> Result<ExitCode> {
                 // Acceptance outcomes of this (γ, batch): the survival curve, the
                 // rounds the static batch ran (its slowest sequence) and the mean over
                 // sequences of the round each finished in; no time.
-                let acceptance_row =
-                    |metric: &str, position: Option<u32>, value: f64, repeats: usize, unit: &str| Row {
-                        set: set.clone(),
-                        kind: "acceptance".into(),
-                        model: target.clone(),
-                        draft: Some(draft_col.clone()),
-                        gamma: n(g),
-                        batch: n(b),
-                        position,
-                        metric: metric.into(),
-                        value,
-                        repeats: repeats as u64,
-                        spread: None,
-                        unit: unit.into(),
-                        ..Default::default()
-                    };
+                let acceptance_row = |metric: &str,
+                                      position: Option<u32>,
+                                      value: f64,
+                                      repeats: usize,
+                                      unit: &str| Row {
+                    set: set.clone(),
+                    kind: "acceptance".into(),
+                    model: target.clone(),
+                    draft: Some(draft_col.clone()),
+                    gamma: n(g),
+                    batch: n(b),
+                    position,
+                    metric: metric.into(),
+                    value,
+                    repeats: repeats as u64,
+                    spread: None,
+                    unit: unit.into(),
+                    ..Default::default()
+                };
                 let surv = spec::survival(&accepted, g);
                 for (i, v) in surv.iter().enumerate() {
                     sink.write(&acceptance_row(
