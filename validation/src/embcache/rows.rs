@@ -104,7 +104,13 @@ pub fn write(sink: &mut Sink, set: &str, r: &EmbRow) -> std::io::Result<()> {
         draft: Some(if op.is_empty() { r.param("policy") } else { op }).filter(|s| !s.is_empty()),
         gamma: r.param("window").parse().ok(),
         batch: r.param("batch").parse().ok(),
-        context_tokens: if slots.is_empty() { r.param("rows") } else { slots }.parse().ok(),
+        context_tokens: if slots.is_empty() {
+            r.param("rows")
+        } else {
+            slots
+        }
+        .parse()
+        .ok(),
         params,
         metric: r.metric.clone(),
         value: r.value,
@@ -118,20 +124,12 @@ pub fn write(sink: &mut Sink, set: &str, r: &EmbRow) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::Provenance;
 
     #[test]
     fn params_land_in_their_columns_and_in_full() {
         let dir = std::env::temp_dir().join(format!("pcg-emb-rows-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let prov = Provenance {
-            gpu: "g".into(),
-            driver: "d".into(),
-            cuda: "c".into(),
-            commit: "x".into(),
-            command: "y".into(),
-        };
-        let mut s = Sink::open(&dir, "s", prov)
+        let mut s = Sink::open(&dir, "s", crate::measure::provenance())
             .unwrap()
             .with_technique("embcache");
         let p = EmbRow::new(
@@ -148,7 +146,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("s.csv")).unwrap();
         let line = text.lines().nth(1).unwrap();
         assert!(
-            line.starts_with("embcache,s,e2e,zipf,lookahead,4,512,,100,policy=lookahead;window=4;batch=512;slots=100,hit_rate,5.000000000e-1,1,,fraction,"),
+            line.starts_with("embcache,s,e2e,zipf,lookahead,4,512,,100,,policy=lookahead;window=4;batch=512;slots=100,hit_rate,5.000000000e-1,1,,fraction,"),
             "{line}"
         );
         let _ = std::fs::remove_dir_all(&dir);
