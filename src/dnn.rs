@@ -230,6 +230,49 @@ pub fn specs(cat: &Catalog) -> Result<Vec<DnnSpec>> {
     Ok(file.dnn)
 }
 
+/// The catalog model `name` with its tokens per sample set to `seq` (text transformers only;
+/// `None` keeps the catalog's `seq_len`).
+///
+/// # Errors
+/// As [`model`]; `seq` for a model that is not a text transformer, or outside
+/// `[1, max_positions]`, naming `seq`.
+pub fn model_with_seq(cat: &Catalog, name: &str, seq: Option<u32>) -> Result<DnnModel> {
+    let Some(seq) = seq else {
+        return model(cat, name);
+    };
+    let all = specs(cat)?;
+    let mut spec = all
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| Error::unknown("model", name, all.iter().map(|s| s.name.as_str())))?
+        .clone();
+    match spec.transformer.as_mut() {
+        Some(t) if t.patch == 0 => {
+            let max = if t.max_positions > 0 {
+                t.max_positions
+            } else {
+                u32::MAX
+            };
+            if seq == 0 || seq > max {
+                return Err(Error::range(
+                    "seq",
+                    seq,
+                    format!("an integer in [1, {max}] (max_positions of {})", spec.name),
+                ));
+            }
+            t.seq_len = seq;
+        }
+        _ => {
+            return Err(Error::range(
+                "seq",
+                seq,
+                format!("used with a text transformer ({} is not one)", spec.name),
+            ))
+        }
+    }
+    Ok(spec.build())
+}
+
 /// Names of the DNN models of the catalog.
 ///
 /// # Errors

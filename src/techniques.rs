@@ -13,8 +13,8 @@ use std::path::PathBuf;
 /// Every technique with a calibration and a validation predictor.
 pub const ALL: &[&dyn Technique] = &[
     &crate::specdec::calib::run::Specdec,
-    &crate::embcache::calib::run::Embcache,
     &crate::freeze::calib::run::Freeze,
+    &crate::embcache::calib::run::Embcache,
 ];
 
 /// Their names, in [`ALL`] order.

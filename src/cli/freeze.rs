@@ -26,6 +26,9 @@ pub struct FreezeArgs {
     /// Samples per iteration.
     #[arg(long, default_value_t = 32)]
     pub batch: u32,
+    /// Tokens per sample of a catalog transformer (default: the catalog's sequence length).
+    #[arg(long)]
+    pub seq: Option<u32>,
     /// none | fixed:k=K[,from=STEP] | autofreeze[:interval=I,percentile=P] |
     /// freezeout[:schedule=linear|squared|cubic,t0=T].
     #[arg(long, default_value = "none")]
@@ -73,6 +76,7 @@ pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
         epochs: a.epochs,
         samples: a.samples,
         batch: a.batch,
+        seq: a.seq,
         policy: a.policy,
         cache: a.cache,
         cache_lag: a.cache_lag,

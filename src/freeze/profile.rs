@@ -325,7 +325,33 @@ impl ModelSpec {
     /// # Errors
     /// Unknown model or GPU names, unreadable or invalid profile files.
     pub fn resolve(&self, cat: &Catalog, gpu: &str, batch: u32) -> Result<Profile> {
+        self.resolve_seq(cat, gpu, batch, None)
+    }
+
+    /// [`ModelSpec::resolve`] with the tokens per sample of a catalog transformer set to `seq`
+    /// (the `--seq` of the what-if; `None` keeps the catalog's `seq_len`).
+    ///
+    /// # Errors
+    /// As [`ModelSpec::resolve`]; `seq` with a uniform or file profile (their costs are given),
+    /// or for a catalog model that is not a text transformer.
+    pub fn resolve_seq(
+        &self,
+        cat: &Catalog,
+        gpu: &str,
+        batch: u32,
+        seq: Option<u32>,
+    ) -> Result<Profile> {
         check::int_in("batch", i64::from(batch), 1, 1 << 24)?;
+        if let (Some(s), false) = (seq, matches!(self, ModelSpec::Catalog(_))) {
+            return Err(Error::range(
+                "seq",
+                s,
+                "given only with a catalog transformer (uniform and file profiles carry their own costs)",
+            ));
+        }
+        if let ModelSpec::Catalog(name) = self {
+            return catalog_profile_seq(cat, name, gpu, batch, seq);
+        }
         match self {
             ModelSpec::Uniform { layers } => Profile::uniform(*layers, batch),
             ModelSpec::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => {
@@ -406,6 +432,20 @@ pub fn scale_to_batch(mut p: Profile, batch: u32) -> Profile {
 /// [`Error::UnknownName`] for an unknown model (listing the known ones and the other forms) or
 /// GPU.
 pub fn catalog_profile(cat: &Catalog, name: &str, gpu: &str, batch: u32) -> Result<Profile> {
+    catalog_profile_seq(cat, name, gpu, batch, None)
+}
+
+/// [`catalog_profile`] with `seq` tokens per sample (text transformers; `None`: the catalog's).
+///
+/// # Errors
+/// As [`catalog_profile`]; a bad `seq` ([`crate::dnn::model_with_seq`]).
+pub fn catalog_profile_seq(
+    cat: &Catalog,
+    name: &str,
+    gpu: &str,
+    batch: u32,
+    seq: Option<u32>,
+) -> Result<Profile> {
     let lname = name.to_ascii_lowercase();
     let resolved = ALIASES
         .iter()
@@ -423,7 +463,7 @@ pub fn catalog_profile(cat: &Catalog, name: &str, gpu: &str, batch: u32) -> Resu
         ));
     }
     let g = cat.gpu(gpu)?;
-    let m = crate::dnn::model(cat, resolved)?;
+    let m = crate::dnn::model_with_seq(cat, resolved, seq)?;
     let d = crate::dnn::Profile::roofline(&m, g, batch, &crate::dnn::Roofline::for_gpu(g))?;
     from_dnn(&m.name, &d)
 }
@@ -524,6 +564,24 @@ mod tests {
             bert.layers[6].activation_bytes_per_sample,
             128.0 * 768.0 * 2.0
         );
+        // --seq: a block's output scales with the tokens per sample; seq on a non-transformer
+        // or a uniform profile is refused naming `seq`.
+        let b256 = catalog_profile_seq(&cat, "bert-base", "h200", 32, Some(256)).unwrap();
+        assert_eq!(
+            b256.layers[6].activation_bytes_per_sample,
+            256.0 * 768.0 * 2.0
+        );
+        assert!(b256.layers[6].forward_s > bert.layers[6].forward_s);
+        for e in [
+            catalog_profile_seq(&cat, "resnet-50", "h200", 32, Some(128)).unwrap_err(),
+            catalog_profile_seq(&cat, "bert-base", "h200", 32, Some(513)).unwrap_err(),
+            ModelSpec::parse("uniform:layers=4")
+                .unwrap()
+                .resolve_seq(&cat, "h200", 1, Some(8))
+                .unwrap_err(),
+        ] {
+            assert!(e.to_string().starts_with("seq = "), "{e}");
+        }
         let e = catalog_profile(&cat, "bert-bse", "h200", 32)
             .unwrap_err()
             .to_string();

@@ -77,6 +77,9 @@ pub struct Spec {
     /// Samples per iteration.
     #[serde(default = "default_batch")]
     pub batch: u32,
+    /// Tokens per sample of a catalog transformer (None: the catalog's `seq_len`).
+    #[serde(default)]
+    pub seq: Option<u32>,
     /// Freezing policy (text form: see [`Policy::parse`]).
     #[serde(default = "default_policy", deserialize_with = "de_parse")]
     pub policy: Policy,
@@ -115,6 +118,7 @@ impl Spec {
             epochs: default_epochs(),
             samples: default_samples(),
             batch: default_batch(),
+            seq: None,
             policy: default_policy(),
             cache: default_tier(),
             cache_lag: false,
@@ -145,7 +149,8 @@ impl Spec {
     pub fn to_params(&self, cat: &Catalog, seed: u64) -> Result<Params> {
         let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
         let gpu = cat.gpu(&self.gpu)?;
-        let profile = ModelSpec::parse(&self.model)?.resolve(cat, &gpu.name, self.batch)?;
+        let profile =
+            ModelSpec::parse(&self.model)?.resolve_seq(cat, &gpu.name, self.batch, self.seq)?;
         let policy = self.policy.clone();
         let tier = self.cache;
         let mut cache = Cache::new(

@@ -4,7 +4,7 @@
 //! measurements written as the tidy CSV that `perfcast calibrate` / `perfcast validate` read (see
 //! `validation/README.md`).
 //!
-//! Layout, mirroring the library: one folder per technique ([`specdec`], [`gradcomp`], [`freeze`]) holding
+//! Layout, mirroring the library: one folder per technique ([`specdec`], [`gradcomp`], [`freeze`], [`embcache`]) holding
 //! its real implementation and its subcommands; below them what every technique shares: the
 //! command plumbing ([`cli`]), the timing protocol ([`timing`]) and the measurement CSV
 //! ([`measure`]). `main.rs` only parses and dispatches.

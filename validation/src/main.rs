@@ -25,8 +25,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
-    Embcache(perfcast_validation::embcache::cli::Args),
     /// Print the `models/llms-validation.toml` entries of every preset (parameter counts read off
     /// tensors allocated on the device for models up to --alloc-max parameters, else off shapes).
     Catalog(specdec::catalog::Args),
@@ -45,6 +43,8 @@ enum Cmd {
     NcclSweep(gradcomp::sweep::Args),
     /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
     Freeze(freeze::cli::Args),
+    /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
+    Embcache(embcache::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +68,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Train(a) => specdec::train_cmd::run(g, a),
         Cmd::NcclSweep(a) => gradcomp::sweep::run(g, a),
         Cmd::Freeze(a) => freeze::cli::run(g, a),
-        Cmd::Embcache(a) => Ok(ExitCode::from(embcache::cli::run(a, g.cpu)?)),
+        Cmd::Embcache(a) => embcache::cli::run(g, a),
     }
 }

@@ -2,7 +2,8 @@
 //! [`crate::techniques`]).
 //!
 //! - `calibrate` fits [`super::FreezeCalibration`] from the `micro` rows and writes it as
-//!   `models/calibration/<gpu>-freeze.toml` (or `--out`): per shape the unit costs, the iteration
+//!   `<gpu>-freeze.toml` in `models/calibration/` (or in `--out`'s folder: `--out` names
+//!   specdec's file): per shape the unit costs, the iteration
 //!   remainder and the RAM tier's bandwidths, with the measured whole iterations it reproduces.
 //! - `validate` fits the same calibration from the `micro` rows given with the `e2e` rows (the
 //!   fit is deterministic, so this equals the committed file's numbers), predicts every `e2e`
@@ -115,9 +116,18 @@ pub fn calibrate(rows: Measurements, req: &CalibrateRequest) -> Result<Report> {
     let cal = fit(&rows_of(&rows))?;
     let mut out = describe(&cal);
     if !req.dry_run {
-        let path = req.out.clone().unwrap_or_else(|| {
-            std::path::PathBuf::from(format!("models/calibration/{}-freeze.toml", req.gpu))
-        });
+        // Next to `--out` (which names specdec's file) or in models/calibration/.
+        let dir = req
+            .out
+            .as_ref()
+            .and_then(|p| p.parent())
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("models/calibration"),
+                |d| d.to_path_buf(),
+            );
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("{}-freeze.toml", req.gpu));
         write_atomic(
             &path,
             calibration_toml(&cal, &req.gpu, &req.command)?.as_bytes(),

@@ -13,7 +13,9 @@ use super::dlrm::{Dlrm, DlrmCfg, EmbOpt};
 use super::engine::Engine;
 use super::plan;
 use super::rows::{write, EmbRow};
+use crate::cli::Global;
 use crate::measure::{provenance, Sink, Stats};
+use std::process::ExitCode;
 
 /// `perfcast-gpu embcache …`.
 #[derive(ClapArgs, Debug)]
@@ -154,44 +156,19 @@ enum Cmd {
     },
 }
 
-/// The device: CPU with `--cpu`, else CUDA 0 (event tracking off: streams are ordered by
-/// explicit events in [`super::engine`]).
-///
-/// # Errors
-/// No CUDA build or no device.
-pub fn device(cpu: bool) -> Result<Device> {
-    if cpu {
-        return Ok(Device::Cpu);
-    }
-    if !cfg!(feature = "cuda") {
-        bail!("no GPU driver used: perfcast-gpu was built without the `cuda` feature (rebuild with --features cuda, or pass --cpu)");
-    }
-    let dev = Device::new_cuda(0).map_err(|e| {
-        anyhow::anyhow!(
-            "no CUDA GPU or driver found: {}",
-            e.to_string().lines().next().unwrap_or("")
-        )
-    })?;
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(cd) = &dev {
-        // SAFETY: the engine orders its two streams with explicit events (and the host waits on
-        // events before reusing pinned buffers); no tensor is dropped while the copy stream uses it.
-        unsafe { cd.disable_event_tracking() }
-    }
-    Ok(dev)
-}
-
-/// Runs `perfcast-gpu embcache …`; returns the process exit code (0, or 1 when `check` fails).
+/// Runs `perfcast-gpu embcache …`; exit code 0, or 1 when `check` fails. The device comes from
+/// [`crate::cli::device`] (event tracking off: the engine orders its two streams with explicit
+/// events, and keeps every tensor the copy stream uses alive until the host has waited on it).
 ///
 /// # Errors
 /// Bad input, I/O, device errors.
-pub fn run(args: Args, cpu: bool) -> Result<u8> {
-    let dev = device(cpu)?;
+pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
+    let dev = crate::cli::device(g.cpu)?;
     match args.cmd {
         Cmd::Check { common, batch } => {
             let tr = load_trace(&common, batch)?;
             let ok = super::check::check(&dev, &common, &tr, 1e-6)?;
-            Ok(if ok { 0 } else { 1 })
+            Ok(ExitCode::from(if ok { 0 } else { 1 }))
         }
         Cmd::Micro {
             common,
@@ -220,7 +197,7 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
                 write(&mut sink, &set, r).map_err(Into::into)
             })?;
             println!("embcache micro: {n} rows -> {}", sink.path().display());
-            Ok(0)
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::E2e {
             common,
@@ -252,7 +229,7 @@ pub fn run(args: Args, cpu: bool) -> Result<u8> {
                 write(&mut sink, &set, r).map_err(Into::into)
             })?;
             println!("embcache e2e: {n} rows -> {}", sink.path().display());
-            Ok(0)
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

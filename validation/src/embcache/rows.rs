@@ -1,13 +1,14 @@
 //! The embcache measurement row and the one function that writes it as a contract row
 //! (`perfcast_measure::Row`, technique `embcache`).
 //!
-//! Columns: `kind` = `micro` or `e2e`; `model` = the set-up (`dlrm-d128`, or the trace name for
-//! e2e); `draft` = the micro op or the e2e policy; `gamma` = lookahead window; `batch` = samples
-//! per batch; `context_tokens` = cache slots (e2e) or rows moved (micro); `params` = every
-//! parameter of the point (`op`, `rows`, `policy`, `window`, `cache`, `slots`, the trace's
-//! generator parameters, …): what calibrate and validate read.
+//! Columns: `kind` = `gather` (micro ops `gather`, `scatter`, `d2d_copy`, `d2d_memcpy`, `limits`), `fetch`
+//! (`h2d_pinned`, `d2h_pinned`, `h2d_pageable`, `host_gather`, `host_scatter`, `fetch_path`,
+//! `writeback_path`), `dense` (`compute`, `overlap`) or `e2e`; `model` = the set-up
+//! (`dlrm-d128`, or the trace name for e2e); `batch` = samples per batch where it applies;
+//! `params` = every parameter of the point (`op`, `rows`, `policy`, `window`, `cache`, `slots`,
+//! the trace's generator parameters, …).
 
-use crate::measure::{Row, Sink, Stats};
+use crate::measure::{Params, Row, Sink, Stats};
 
 /// One embcache measurement.
 #[derive(Clone, Debug, Default)]
@@ -86,38 +87,39 @@ impl EmbRow {
     }
 }
 
+/// The contract `kind` of a micro op (`e2e` rows keep `e2e`).
+pub fn kind_of(kind: &str, op: &str) -> &'static str {
+    match (kind, op) {
+        ("e2e", _) => "e2e",
+        (_, "gather" | "scatter" | "d2d_copy" | "d2d_memcpy" | "limits") => "gather",
+        (_, "compute" | "overlap") => "dense",
+        _ => "fetch",
+    }
+}
+
 /// Writes `r` to `sink` (the one place embcache rows become CSV).
 ///
 /// # Errors
 /// I/O.
 pub fn write(sink: &mut Sink, set: &str, r: &EmbRow) -> std::io::Result<()> {
-    let op = r.param("op");
-    let slots = r.param("slots");
-    let mut params = crate::measure::Params::new();
+    let mut params = Params::new();
     for (k, v) in &r.params {
-        params.insert(k, v);
+        if !v.is_empty() {
+            params.insert(k, v);
+        }
     }
     sink.write(&Row {
         set: set.into(),
-        kind: r.kind.clone(),
+        kind: kind_of(&r.kind, &r.param("op")).into(),
         model: r.setup.clone(),
-        draft: Some(if op.is_empty() { r.param("policy") } else { op }).filter(|s| !s.is_empty()),
-        gamma: r.param("window").parse().ok(),
         batch: r.param("batch").parse().ok(),
-        context_tokens: if slots.is_empty() {
-            r.param("rows")
-        } else {
-            slots
-        }
-        .parse()
-        .ok(),
         params,
         metric: r.metric.clone(),
         value: r.value,
-        repeats: r.repeats as u64,
+        repeats: r.repeats.max(1) as u64,
         spread: r.spread,
         unit: r.unit.clone(),
-        ..Default::default()
+        ..Row::default()
     })
 }
 
@@ -146,9 +148,13 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("s.csv")).unwrap();
         let line = text.lines().nth(1).unwrap();
         assert!(
-            line.starts_with("embcache,s,e2e,zipf,lookahead,4,512,,100,,policy=lookahead;window=4;batch=512;slots=100,hit_rate,5.000000000e-1,1,,fraction,"),
+            line.starts_with("embcache,s,e2e,zipf,,,512,,,,policy=lookahead;window=4;batch=512;slots=100,hit_rate,5.000000000e-1,1,,fraction,"),
             "{line}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(kind_of("micro", "scatter"), "gather");
+        assert_eq!(kind_of("micro", "fetch_path"), "fetch");
+        assert_eq!(kind_of("micro", "overlap"), "dense");
+        assert_eq!(kind_of("e2e", ""), "e2e");
     }
 }
