@@ -42,6 +42,26 @@ pub struct Affine {
     pub beta_s: f64,
 }
 
+impl Calibration {
+    /// Dense step time for `batch` samples, s.
+    pub fn compute_s(&self, batch: f64) -> f64 {
+        let p = &self.compute_points;
+        if p.len() < 2 {
+            return self.compute.at(batch);
+        }
+        if batch <= p[0].0 {
+            return p[0].1;
+        }
+        let i = p
+            .iter()
+            .position(|q| q.0 >= batch)
+            .unwrap_or(p.len() - 1)
+            .max(1);
+        let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
+        (y0 + (y1 - y0) * (batch - x0) / (x1 - x0)).max(0.0)
+    }
+}
+
 impl Affine {
     /// Time for `n` units, s.
     pub fn at(&self, n: f64) -> f64 {
@@ -130,8 +150,14 @@ pub struct MicroPoint {
 /// The fitted pipeline model of one GPU and software stack.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Calibration {
-    /// Dense step per batch, per sample.
+    /// Dense step per batch, per sample (the affine fit, reported; predictions use
+    /// [`Calibration::compute_s`]).
     pub compute: Affine,
+    /// Measured dense-step medians `(samples, s)`, sorted by samples: the step is host-launch
+    /// bound at small batches and device bound at large ones (not affine), so predictions
+    /// interpolate these piecewise linearly (flat below the smallest batch, the last segment's
+    /// slope above the largest).
+    pub compute_points: Vec<(f64, f64)>,
     /// Gather of hit rows from the cache, per row.
     pub gather: Affine,
     /// Store of updated rows into slots, per row.
@@ -193,7 +219,18 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
     }
     phis.sort_by(f64::total_cmp);
     let overlap = phis[phis.len() / 2].clamp(0.0, 1.0);
+    let mut compute_points: Vec<(f64, f64)> = Vec::new();
+    let mut cp = points_of(p, "compute", "compute_s");
+    cp.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (b, t) in cp {
+        // Several medians at one batch size: keep their mean.
+        match compute_points.last_mut() {
+            Some(last) if last.0 == b => last.1 = 0.5 * (last.1 + t),
+            _ => compute_points.push((b, t)),
+        }
+    }
     Ok(Calibration {
+        compute_points,
         compute: fits[0],
         gather: fits[1],
         scatter: fits[2],
@@ -291,7 +328,7 @@ pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: 
     if n == 0 {
         return 0.0;
     }
-    let c = cal.compute.at(batch);
+    let c = cal.compute_s(batch);
     let mut total = 0.0;
     if !prefetch {
         for b in 0..n {
@@ -324,7 +361,7 @@ pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 
     if unique.is_empty() {
         return 0.0;
     }
-    let c = cal.compute.at(batch);
+    let c = cal.compute_s(batch);
     unique
         .iter()
         .map(|&u| c + cal.gather.at(f64::from(u)) + cal.scatter.at(f64::from(u)))
@@ -372,6 +409,7 @@ mod tests {
             },
             overlap: 0.8,
             max_rel_residual: [0.0; 5],
+            compute_points: vec![],
         }
     }
 
@@ -505,5 +543,33 @@ mod tests {
         assert_eq!(mc.not_kept, vec![1, 1, 1, 2]);
         assert_eq!(mc.writebacks, mc.not_kept);
         assert!(move_counts(&t, PolicyKind::Lru, 0).is_err());
+    }
+}
+
+#[cfg(test)]
+mod compute_tests {
+    use super::*;
+
+    #[test]
+    fn compute_interpolates_launch_bound_then_device_bound_steps() {
+        let a = Affine {
+            alpha_s: 0.0,
+            beta_s: 0.0,
+        };
+        let c = Calibration {
+            compute: a,
+            gather: a,
+            scatter: a,
+            fetch: a,
+            writeback: a,
+            overlap: 0.0,
+            max_rel_residual: [0.0; 5],
+            // Flat 6 ms up to 4096 samples, then 16 ms at 16384 (run 10's shape).
+            compute_points: vec![(256.0, 6e-3), (4096.0, 6e-3), (16384.0, 16e-3)],
+        };
+        assert_eq!(c.compute_s(50.0), 6e-3);
+        assert_eq!(c.compute_s(1024.0), 6e-3);
+        assert!((c.compute_s(10240.0) - 11e-3).abs() < 1e-12);
+        assert!((c.compute_s(28672.0) - 26e-3).abs() < 1e-12);
     }
 }

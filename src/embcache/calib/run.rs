@@ -128,6 +128,12 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
     );
     let _ = writeln!(s, "gpu = \"{gpu}\"");
     let _ = writeln!(s, "overlap = {}", c.overlap);
+    let pts: Vec<String> = c
+        .compute_points
+        .iter()
+        .map(|(b, t)| format!("[{b:?}, {t:e}]"))
+        .collect();
+    let _ = writeln!(s, "compute_points = [{}]", pts.join(", "));
     for (name, a, r) in [
         ("compute", c.compute, c.max_rel_residual[0]),
         ("gather", c.gather, c.max_rel_residual[1]),
@@ -186,6 +192,18 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
             .and_then(|x| x.as_float())
             .ok_or_else(|| bad("overlap"))?,
         max_rel_residual: [r0, r1, r2, r3, r4],
+        compute_points: v
+            .get("compute_points")
+            .and_then(|x| x.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        let p = p.as_array()?;
+                        Some((p.first()?.as_float()?, p.get(1)?.as_float()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -436,6 +454,7 @@ mod tests {
             },
             overlap: 0.75,
             max_rel_residual: [0.0; 5],
+            compute_points: vec![],
         }
     }
 
@@ -476,7 +495,7 @@ mod tests {
                 v.push(row("fetch", &format!("{op}_s"), a.at(n), None, p));
             }
         }
-        for b in [256u32, 4096] {
+        for b in [8u32, 4096] {
             let p = Params::new().with("op", "compute");
             v.push(row(
                 "dense",
@@ -582,5 +601,7 @@ mod tests {
         let back = from_toml(&path).unwrap();
         assert!((back.fetch.beta_s / t.fetch.beta_s - 1.0).abs() < 1e-9);
         assert_eq!(back.overlap, t.overlap);
+        assert_eq!(back.compute_points.len(), 2);
+        assert!((back.compute_s(16.0) / t.compute.at(16.0) - 1.0).abs() < 1e-9);
     }
 }

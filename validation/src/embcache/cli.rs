@@ -767,6 +767,7 @@ mod tests {
         run_micro(&c, &m, &mut rows);
         for op in [
             "d2d_copy",
+            "d2d_memcpy",
             "gather",
             "scatter",
             "h2d_pinned",

@@ -245,17 +245,7 @@ impl Engine {
                         &self.dev,
                     )?,
                     keep_pos: idx(&bp.keep.iter().map(|x| x.0).collect::<Vec<_>>(), &self.dev)?,
-                    keep_slots: match idx(
-                        &bp.keep.iter().map(|x| x.1).collect::<Vec<_>>(),
-                        &self.dev,
-                    )? {
-                        Some(s) => Some(
-                            s.unsqueeze(1)?
-                                .broadcast_as((bp.keep.len(), self.width))?
-                                .contiguous()?,
-                        ),
-                        None => None,
-                    },
+                    keep_slots: idx(&bp.keep.iter().map(|x| x.1).collect::<Vec<_>>(), &self.dev)?,
                     post_pos: idx(
                         &bp.post_wb.iter().map(|x| x.0).collect::<Vec<_>>(),
                         &self.dev,
@@ -291,7 +281,7 @@ impl Engine {
         let (upd, loss) = model.step(&work, &p.inputs)?;
         if let (Some(pos), Some(slots)) = (&p.keep_pos, &p.keep_slots) {
             let rows = upd.index_select(pos, 0)?;
-            self.cache.scatter_set(slots, &rows, 0)?;
+            super::segsum::scatter_rows(&self.cache, &rows, slots)?;
         }
         Ok((upd, loss))
     }

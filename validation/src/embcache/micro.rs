@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `d2d_copy` | one large device tensor copy (the device-memory roofline of this run) | after `iters` calls |
 //! | `gather` | `cache.index_select(slots)` of n distinct random slots (a batch's hits) | after `iters` calls |
-//! | `scatter` | `cache.scatter_set` of n rows (storing updated rows) | after `iters` calls |
+//! | `scatter` | row scatter of n rows into their slots (`segsum::scatter_rows`: storing updated rows) | after `iters` calls |
 //! | `h2d_pinned` / `d2h_pinned` | one explicit copy of n rows from / to pinned host memory | every call |
 //! | `h2d_pageable` | one copy of n rows from pageable host memory | every call |
 //! | `host_gather` / `host_scatter` | n random rows of the host table to / from pinned staging | every call |
@@ -25,6 +25,7 @@ use candle_core::{DType, Device, Tensor};
 use super::cli::{load_trace, model_cfg, random_idx, time_calls, Common};
 use super::dlrm::Dlrm;
 use super::rows::EmbRow;
+use super::segsum::scatter_rows as device_scatter;
 use super::xfer::{gather_rows, scatter_rows, Copier, HostBuf, On};
 use crate::measure::Stats;
 
@@ -108,6 +109,7 @@ pub fn run(
         Ok(())
     };
 
+    let copier_d2d = Copier::new(dev)?;
     // Device-memory roofline: one large copy (payload bytes per second; each byte is read and
     // written once).
     let copy_elems = if dev.is_cuda() { 1 << 26 } else { 1 << 20 };
@@ -131,6 +133,27 @@ pub fn run(
         "embcache micro: device copy {:.1} GB/s",
         (copy_elems * 4) as f64 / s.median / 1e9
     );
+    // The same bytes through the driver's copy engine path (cuMemcpyDtoD).
+    let big2 = big.zeros_like()?;
+    let v = time_calls(dev, m.warmup, m.repeats, m.iters, &mut || {
+        copier_d2d.d2d(&big, &big2)?;
+        Ok(())
+    })?;
+    let s2 = Stats::of(&v);
+    out(
+        "d2d_memcpy",
+        Some(copy_rows),
+        &[],
+        "d2d_memcpy_s",
+        &s2,
+        emit,
+    )?;
+    println!(
+        "embcache micro: device memcpy {:.1} GB/s (payload)",
+        copy_rows as f64 * row_bytes / s2.median / 1e9
+    );
+    let d2d_bps = d2d_bps.max(copy_rows as f64 * row_bytes / s2.median);
+    drop(big2);
     drop(big);
 
     let copier = Copier::new(dev)?;
@@ -152,7 +175,6 @@ pub fn run(
     );
     for &n in &m.rows {
         let (_, idx) = random_idx(n, slots, c.seed + n as u64, dev)?;
-        let idx_exp = idx.unsqueeze(1)?.broadcast_as((n, width))?.contiguous()?;
         let (host_rows, _) = random_idx(n, m.table_rows, c.seed + 7 * n as u64, &Device::Cpu)?;
         let src = rand_tensor(n, width, c.seed + 2, dev)?;
         let (w, r, it) = (m.warmup, m.repeats, m.iters);
@@ -164,7 +186,7 @@ pub fn run(
         let sg = Stats::of(&v);
         out("gather", Some(n), &[], "gather_s", &sg, emit)?;
         let v = time_calls(dev, w, r, it, &mut || {
-            cache.scatter_set(&idx_exp, &src, 0)?;
+            device_scatter(&cache, &src, &idx)?;
             Ok(())
         })?;
         out("scatter", Some(n), &[], "scatter_s", &Stats::of(&v), emit)?;
@@ -232,7 +254,7 @@ pub fn run(
         let v = time_calls(dev, w, r, it, &mut || {
             gather_rows(table.as_slice(), width, &host_rows, pin.as_mut_slice());
             let t = copier.h2d(&pin, n, width, &stage, On::Main)?;
-            cache.scatter_set(&idx_exp, &t.narrow(0, 0, n)?, 0)?;
+            device_scatter(&cache, &t.narrow(0, 0, n)?, &idx)?;
             copier.sync()?;
             Ok(())
         })?;

@@ -1,7 +1,7 @@
 //! The embcache measurement row and the one function that writes it as a contract row
 //! (`perfcast_measure::Row`, technique `embcache`).
 //!
-//! Columns: `kind` = `gather` (micro ops `gather`, `scatter`, `d2d_copy`, `limits`), `fetch`
+//! Columns: `kind` = `gather` (micro ops `gather`, `scatter`, `d2d_copy`, `d2d_memcpy`, `limits`), `fetch`
 //! (`h2d_pinned`, `d2h_pinned`, `h2d_pageable`, `host_gather`, `host_scatter`, `fetch_path`,
 //! `writeback_path`), `dense` (`compute`, `overlap`) or `e2e`; `model` = the set-up
 //! (`dlrm-d128`, or the trace name for e2e); `batch` = samples per batch where it applies;
@@ -91,7 +91,7 @@ impl EmbRow {
 pub fn kind_of(kind: &str, op: &str) -> &'static str {
     match (kind, op) {
         ("e2e", _) => "e2e",
-        (_, "gather" | "scatter" | "d2d_copy" | "limits") => "gather",
+        (_, "gather" | "scatter" | "d2d_copy" | "d2d_memcpy" | "limits") => "gather",
         (_, "compute" | "overlap") => "dense",
         _ => "fetch",
     }

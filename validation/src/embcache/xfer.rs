@@ -337,6 +337,47 @@ impl Copier {
         Ok(())
     }
 
+    /// Device-to-device copy of the whole of `src` into `dst` on the compute stream
+    /// (`cuMemcpyDtoDAsync`: the device-memory roofline of a run); on the CPU a tensor copy.
+    ///
+    /// # Errors
+    /// Sizes or layouts that differ; driver errors.
+    pub fn d2d(&self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.dims() != dst.dims() || !src.is_contiguous() || !dst.is_contiguous() {
+            bail!(
+                "d2d: {:?} into {:?} (both contiguous, same shape)",
+                src.dims(),
+                dst.dims()
+            );
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(s) = self.stream(On::Main) {
+            use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr};
+            let (ss, sl) = src.storage_and_layout();
+            let (ds, dl) = dst.storage_and_layout();
+            let (candle_core::Storage::Cuda(sc), candle_core::Storage::Cuda(dc)) = (&*ss, &*ds)
+            else {
+                bail!("d2d: tensors are not on the CUDA device")
+            };
+            let (sp, _g1) = sc.as_cuda_slice::<f32>()?.device_ptr(&s);
+            let (dp, _g2) = dc.as_cuda_slice::<f32>()?.device_ptr(&s);
+            let bytes = src.elem_count() * 4;
+            // SAFETY: both buffers hold `bytes` from their offsets and stay alive (borrowed here;
+            // the caller synchronizes before dropping them).
+            unsafe {
+                result::memcpy_dtod_async(
+                    dp + (dl.start_offset() * 4) as u64,
+                    sp + (sl.start_offset() * 4) as u64,
+                    bytes,
+                    s.cu_stream(),
+                )?
+            };
+            return Ok(());
+        }
+        let _ = src.copy()?;
+        Ok(())
+    }
+
     /// Records the work issued so far on `on`.
     ///
     /// # Errors
