@@ -7,7 +7,7 @@
 #     traces/corpus-cpython-3.11.7-lib.py.txt /tmp/g/ && REPO=$PWD bash /tmp/g/run10.sh freeze|embcache
 # Results go to /tmp/res and come back as one tarball in $OUT (the device returns at most 8 files).
 set -u
-WHAT=${1:?freeze, embcache, freeze-holdout or embcache-holdout}
+WHAT=${1:?freeze, embcache or freeze-holdout}
 FINAL_OUT=${OUT:?}
 export OUT=/tmp/res-$WHAT
 mkdir -p "$OUT"
@@ -19,7 +19,6 @@ case "$WHAT" in
   freeze) timeout 540 bash "$HERE/freeze-gpu.sh" ;;
   embcache) timeout 540 bash "$HERE/embcache-gpu.sh" ;;
   freeze-holdout) timeout 400 bash "$HERE/freeze-holdout.sh" 2>&1 | tee "$OUT/log-freeze-holdout.txt" ;;
-  embcache-holdout) timeout 300 bash "$HERE/embcache-holdout.sh" 2>&1 | tee "$OUT/log-embcache-holdout.txt" ;;
   *) echo "unknown: $WHAT"; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv >> "$OUT/log-nvidia-smi.txt"
