@@ -102,6 +102,15 @@ pub trait Technique: Sync {
     /// The name in the `technique` column.
     fn name(&self) -> &'static str;
 
+    /// The fidelity goal of the technique's end-to-end sets (its issue's), applied unless the
+    /// user sets a tolerance: MAPE 5% and max 10% by default.
+    fn goal(&self) -> Tolerance {
+        Tolerance {
+            mape: 0.05,
+            max_abs_pct_err: 0.10,
+        }
+    }
+
     /// Fits the technique's parameters from its rows and writes its calibration file.
     ///
     /// # Errors

@@ -20,11 +20,11 @@ pub struct ValidateArgs {
     #[arg(long, default_value = "h200")]
     pub gpu: String,
     /// Tolerance: largest allowed MAPE of a set (fraction).
-    #[arg(long, default_value_t = 0.05)]
-    pub max_mape: f64,
+    #[arg(long)]
+    pub max_mape: Option<f64>,
     /// Tolerance: largest allowed |error| of any point (fraction).
-    #[arg(long, default_value_t = 0.10)]
-    pub max_err: f64,
+    #[arg(long)]
+    pub max_err: Option<f64>,
     /// Also write the per-set errors to this TOML file (reports cite
     /// models/calibration/<gpu>-validation.toml).
     #[arg(long, value_name = "FILE")]
@@ -54,13 +54,13 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
             "a directory holding measurement CSVs (it has no *.csv)",
         ));
     }
-    let req = ValidateRequest {
+    let mut req = ValidateRequest {
         catalog: &g.catalog,
         gpu: a.gpu.clone(),
         out: a.out.clone(),
         tolerance: Tolerance {
-            mape: a.max_mape,
-            max_abs_pct_err: a.max_err,
+            mape: 0.05,
+            max_abs_pct_err: 0.10,
         },
         costs: a.costs.clone(),
         record: a.record.clone(),
@@ -71,6 +71,11 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
     let mut json: Vec<serde_json::Value> = Vec::new();
     let mut pass = true;
     for (technique, rows) in perfcast::techniques::route(&files)? {
+        let goal = technique.goal();
+        req.tolerance = Tolerance {
+            mape: a.max_mape.unwrap_or(goal.mape),
+            max_abs_pct_err: a.max_err.unwrap_or(goal.max_abs_pct_err),
+        };
         let r = technique.validate(rows, &req)?;
         if g.format == perfcast::report::Format::Json {
             // Each technique prints a JSON array of its sets: one array for all of them.

@@ -16,8 +16,11 @@ use crate::embcache::policy::PolicyKind;
 use crate::embcache::trace::{self, Access, DenseTrace, TraceFormat};
 use crate::error::{Error, Result};
 use crate::measure::{Measurements, Origin, Row};
-use crate::report::write_atomic;
-use crate::validate::{rel_err, CalibrateRequest, ErrorStats, Report, Technique, ValidateRequest};
+use crate::report::{write_atomic, Format};
+use crate::validate::{
+    record_sets, rel_err, sets_json, CalibrateRequest, ErrorStats, Report, SetSummary, Technique,
+    Tolerance, ValidateRequest,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,6 +58,14 @@ impl Technique for Embcache {
             stdout: s,
             pass: true,
         })
+    }
+
+    /// Issue 16's goal: iteration time MAPE ≤ 10%, max ≤ 15%.
+    fn goal(&self) -> Tolerance {
+        Tolerance {
+            mape: 0.10,
+            max_abs_pct_err: 0.15,
+        }
     }
 
     fn validate(&self, rows: Measurements, req: &ValidateRequest) -> Result<Report> {
@@ -394,6 +405,7 @@ pub fn validate(
     let mut out = String::new();
     let _ = writeln!(out, "embcache: calibration {source}");
     let mut pass = true;
+    let mut summaries = Vec::new();
     let mut sets: Vec<&str> = points.iter().map(|p| p.set.as_str()).collect();
     sets.sort_unstable();
     sets.dedup();
@@ -409,6 +421,18 @@ pub fn validate(
         };
         let ok = req.tolerance.passes(&st) && hits_bad == 0;
         pass &= ok;
+        summaries.push(SetSummary {
+            technique: "embcache".into(),
+            set: set.to_string(),
+            costs: "calibrated".into(),
+            points: st.points,
+            mape: st.mape,
+            max_abs_pct_err: st.max_abs_pct_err,
+            tolerance: req.tolerance,
+            pass: ok,
+            gpu: req.gpu.to_ascii_lowercase(),
+            calibrated: true,
+        });
         let _ = writeln!(
             out,
             "embcache {set}: {} points, iteration time MAPE {:.1}%, max {:.1}%; hit rates differing from the simulator: {hits_bad}; {}",
@@ -417,6 +441,12 @@ pub fn validate(
             100.0 * st.max_abs_pct_err,
             if ok { "pass" } else { "FAIL" }
         );
+    }
+    if let Some(path) = &req.record {
+        record_sets(path, &req.gpu, &summaries)?;
+    }
+    if req.format == Format::Json {
+        out = sets_json(&summaries);
     }
     Ok(Report { stdout: out, pass })
 }
