@@ -29,6 +29,13 @@
 //! reproduced exactly and intermediate `k` interpolate by the per-unit shares. Both scales are
 //! clamped to non-negative values (no negative terms); with one measured iteration `s_f = s_b`.
 //!
+//! Known limit (H200 run of 2026-11-29, `h200-freeze-micro` vs `h200-freeze-e2e`): the micro
+//! rows are self-consistent (one scale fitted to `I(13)` alone reproduces the micro `I(0)` within
+//! 6%), but the micro `I(0)` is 14–18% above the e2e loop's own k = 0 iteration (bf16 b16 s128:
+//! 102.6 vs 87.7 ms) while `I(13)` agrees within 3% (14.0 vs 13.6 ms); so every prediction with
+//! trainable blocks is ~15% high. The `ram` tier's epoch-0 write costs the e2e loop about 10× the
+//! micro copy time (a device sync inside the iteration), so all-frozen `ram` runs come out low.
+//!
 //! Cache tiers: the harness's `gpu` tier keeps the output tensor on the device (no copy), so its
 //! read and write bandwidths are infinite; `ram` uses the measured pageable device→host and
 //! host→device bandwidths of one batch's hidden states at the same shape. The cached output of a
