@@ -32,6 +32,9 @@ pub struct ValidateArgs {
     /// Skip the plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// Validate only these techniques' rows (comma-separated; default: every technique).
+    #[arg(long, value_delimiter = ',')]
+    pub technique: Vec<String>,
     /// Forward latencies from the calibrated roofline model (`roofline`, what `specdec`
     /// predicts with: each measured architecture at its own refit), from the pooled fit alone
     /// (`pooled`), from a fit without the architecture's own measurements (`heldout`: the error
@@ -71,6 +74,9 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
     let mut json: Vec<serde_json::Value> = Vec::new();
     let mut pass = true;
     for (technique, rows) in perfcast::techniques::route(&files)? {
+        if !a.technique.is_empty() && !a.technique.iter().any(|t| t == technique.name()) {
+            continue;
+        }
         let goal = technique.goal();
         req.tolerance = Tolerance {
             mape: a.max_mape.unwrap_or(goal.mape),

@@ -16,7 +16,9 @@ use super::{e2e_runs, fit, predict, summary, E2ePrediction, FreezeCalibration, M
 use crate::error::{Error, Result};
 use crate::measure::{utc_now, Measurements};
 use crate::report::write_atomic;
-use crate::validate::{CalibrateRequest, Report, Technique, ValidateRequest};
+use crate::validate::{
+    record_sets, sets_json, CalibrateRequest, Report, SetSummary, Technique, ValidateRequest,
+};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -263,6 +265,27 @@ pub fn validate(rows: Measurements, req: &ValidateRequest) -> Result<Report> {
         );
     }
     let _ = writeln!(out, "  points: {}", path.display());
+    let summaries: Vec<SetSummary> = sets
+        .iter()
+        .map(|s| SetSummary {
+            technique: "freeze".into(),
+            set: s.set.clone(),
+            costs: "calibrated".into(),
+            points: s.points,
+            mape: s.mape,
+            max_abs_pct_err: s.max_abs_pct_err,
+            tolerance: req.tolerance,
+            pass: s.pass,
+            gpu: req.gpu.to_ascii_lowercase(),
+            calibrated: true,
+        })
+        .collect();
+    if let Some(path) = &req.record {
+        record_sets(path, &req.gpu, &summaries)?;
+    }
+    if req.format == crate::report::Format::Json {
+        out = sets_json(&summaries);
+    }
     Ok(Report {
         stdout: out,
         pass: sets.iter().all(|s| s.pass),
