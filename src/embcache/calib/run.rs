@@ -37,7 +37,15 @@ impl Technique for Embcache {
     fn calibrate(&self, rows: Measurements, req: &CalibrateRequest) -> Result<Report> {
         let pts = micro_points(&rows)?;
         let cal = fit(&pts)?;
-        let path = req.out.clone().unwrap_or_else(|| default_path(&req.gpu));
+        // `--out` names specdec's file; embcache writes `<gpu>-embcache.toml` beside it, never
+        // over it.
+        let path = match &req.out {
+            Some(o) => o
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(format!("{}-embcache.toml", req.gpu)),
+            None => default_path(&req.gpu),
+        };
         let text = to_toml(&cal, &req.gpu, &req.command, pts.len());
         if !req.dry_run {
             write_atomic(&path, text.as_bytes())?;
