@@ -333,13 +333,14 @@ mod tests {
         std::fs::create_dir(d.path().join("calibration")).unwrap();
         std::fs::write(
             d.path().join("calibration/h200-validation.toml"),
-            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"freeze\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
+            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"gradcomp\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
         )
         .unwrap();
         let embedded = Catalog::embedded().unwrap();
         let over = Catalog::load(Some(d.path())).unwrap();
-        assert!(validation_note(&embedded, "freeze").starts_with("no committed measurement set"));
-        let n = validation_note(&over, "freeze");
+        // gradcomp has no committed set yet; the override gives it one.
+        assert!(validation_note(&embedded, "gradcomp").starts_with("no committed measurement set"));
+        let n = validation_note(&over, "gradcomp");
         assert!(
             n.contains("`f1` (3 points): MAPE 50.0%, max 60.0% (**outside tolerance**)"),
             "{n}"

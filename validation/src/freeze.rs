@@ -9,7 +9,7 @@
 //! - [`data`]: the word-hash tokenizer and the snippet-classification task.
 //! - [`policy`]: the library's policies and AutoFreeze rule, mirrored.
 //! - [`train`]: the loop (frozen prefix without a backward graph, per-unit AdamW, cache tiers).
-//! - [`bench`]: micro-measurements and end-to-end timing.
+//! - [`mod@bench`]: micro-measurements and end-to-end timing.
 //! - [`rows`]: the one place rows become the measurement CSV.
 //! - [`cli`]: the `freeze` subcommand.
 

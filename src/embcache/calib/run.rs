@@ -636,7 +636,9 @@ mod tests {
             command: "test".into(),
         };
         Embcache.calibrate(m, &creq).unwrap();
-        let back = from_toml(&path).unwrap();
+        // `--out` names specdec's file: embcache writes `<gpu>-embcache.toml` beside it.
+        assert!(!path.exists());
+        let back = from_toml(&d.path().join("h200-embcache.toml")).unwrap();
         assert!((back.fetch.beta_s / t.fetch.beta_s - 1.0).abs() < 1e-9);
         assert_eq!(back.overlap, t.overlap);
         assert_eq!(back.compute_points.len(), 2);
