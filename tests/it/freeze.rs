@@ -531,3 +531,46 @@ proptest! {
         prop_assert!((without.total_s - with.total_s - want).abs() <= 1e-9 * (1.0 + want));
     }
 }
+
+#[test]
+fn replaying_the_measured_h200_trace_gives_the_real_runs_timeline() {
+    // The committed gradient norms of a real H200 fine-tuning run (traces/README.md): AutoFreeze
+    // replayed by the library freezes what the online rule froze on the GPU — 5 layers at step
+    // 315 (validation/results/reference/h200-freeze-trace-timeline.csv).
+    let o = perfcast()
+        .args([
+            "freeze",
+            "--model",
+            "bert-base",
+            "--gpu",
+            "h200",
+            "--policy",
+            "autofreeze:interval=35",
+            "--grad-norms",
+            "traces/freeze-bert-base-h200-gradnorms.csv",
+            "--epochs",
+            "3",
+            "--samples",
+            "4480",
+            "--batch",
+            "32",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tl: Vec<(u64, u64)> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["step"].as_u64().unwrap(),
+                c["frozen_layers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tl, vec![(0, 0), (315, 5)]);
+}
