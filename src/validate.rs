@@ -173,30 +173,40 @@ pub fn sets_json(sets: &[SetSummary]) -> String {
     s
 }
 
-/// Records `sets` in the validation record at `path` (created if missing), replacing the entries
-/// of the same technique, cost source and set and keeping every other entry.
+/// Records `sets` in the validation record at `path` (created if missing) through
+/// [`write_record`]: they replace the entries of their technique and cost source.
+///
+/// # Errors
+/// As [`write_record`].
+pub fn record_sets(path: &std::path::Path, gpu: &str, sets: &[SetSummary]) -> Result<()> {
+    write_record(
+        path,
+        ValidationRecord {
+            gpu: gpu.to_ascii_lowercase(),
+            generated_by: format!("perfcast {} validate", env!("CARGO_PKG_VERSION")),
+            date: crate::measure::utc_now(),
+            calibrated: true,
+            set: sets.iter().map(SetSummary::recorded).collect(),
+            source: Vec::new(),
+        },
+    )
+}
+
+/// Merges `new` into the record file at `path` ([`merge_record`]; a record that lists no
+/// results files keeps the old record's `source` list) and writes it atomically with its header.
 ///
 /// # Errors
 /// I/O, or a record that cannot be serialised.
-pub fn record_sets(path: &std::path::Path, gpu: &str, sets: &[SetSummary]) -> Result<()> {
-    let old: Option<ValidationRecord> = std::fs::read_to_string(path)
+pub fn write_record(path: &std::path::Path, new: ValidationRecord) -> Result<()> {
+    let old_sources = std::fs::read_to_string(path)
         .ok()
-        .and_then(|t| toml::from_str(&t).ok());
-    let keep = |r: &RecordedSet| {
-        !sets
-            .iter()
-            .any(|s| s.technique == r.technique && s.costs == r.costs && s.set == r.set)
-    };
-    let mut rec = old.unwrap_or_else(|| ValidationRecord {
-        gpu: gpu.to_ascii_lowercase(),
-        generated_by: format!("perfcast {} validate", env!("CARGO_PKG_VERSION")),
-        date: crate::measure::utc_now(),
-        calibrated: true,
-        set: Vec::new(),
-        source: Vec::new(),
-    });
-    rec.set.retain(keep);
-    rec.set.extend(sets.iter().map(SetSummary::recorded));
+        .and_then(|t| toml::from_str::<ValidationRecord>(&t).ok())
+        .map(|r| r.source)
+        .unwrap_or_default();
+    let mut rec = merge_record(path, new);
+    if rec.source.is_empty() {
+        rec.source = old_sources;
+    }
     let body = toml::to_string(&rec).map_err(|e| {
         crate::error::Error::Unsupported(format!("serialising the validation record: {e}"))
     })?;

@@ -99,7 +99,7 @@ fn parse_paths(s: &[char], i: &mut usize, prefix: Vec<String>, out: &mut Vec<Vec
 }
 
 /// Every absolute module path a file's non-test code refers to.
-fn references(text: &str, me: &[String], is_mod_rs_like: bool) -> Vec<Vec<String>> {
+fn references(text: &str, me: &[String]) -> Vec<Vec<String>> {
     let code: String = text
         .split("#[cfg(test)]")
         .next()
@@ -127,7 +127,6 @@ fn references(text: &str, me: &[String], is_mod_rs_like: bool) -> Vec<Vec<String
         } else if boundary && (rest("super::") || rest("self::")) {
             // The module a `self::` names is the file's own; `super::` its parent.
             let mut base: Vec<String> = me.to_vec();
-            let _ = is_mod_rs_like;
             loop {
                 if s[i..].iter().take(7).copied().eq("super::".chars()) {
                     base.pop();
@@ -178,7 +177,7 @@ fn build() -> Graph {
     for (file, m) in &mods {
         let from = m[..m.len().min(2)].to_vec();
         let text = std::fs::read_to_string(file).unwrap();
-        for r in references(&text, m, false) {
+        for r in references(&text, m) {
             let Some(to) = node_of(&nodes, &r) else {
                 continue;
             };
@@ -264,7 +263,6 @@ fn parser_expands_use_groups_and_relative_paths() {
     let refs = references(
         "use crate::{check::{a, b}, error::Result};\nuse super::gradnorm::X;\n// crate::ignored\nfn f() { self::g(); }\n#[cfg(test)]\nmod tests { use crate::specdec; }",
         &me,
-        false,
     );
     let names: Vec<String> = refs.iter().map(|r| r.join("::")).collect();
     assert_eq!(

@@ -157,33 +157,9 @@ mod tests {
         let d = now_iso();
         assert_eq!(d.len(), 20);
         assert!(d.starts_with("20") && d.ends_with('Z'));
-        let mut w = perfcast_measure::Writer::with_columns(
-            Vec::new(),
-            &[
-                "technique",
-                "set",
-                "kind",
-                "model",
-                "draft",
-                "gamma",
-                "batch",
-                "new_tokens",
-                "context_tokens",
-                "position",
-                "metric",
-                "value",
-                "repeats",
-                "spread",
-                "unit",
-                "date",
-                "gpu",
-                "driver",
-                "cuda",
-                "commit",
-                "command",
-            ],
-        )
-        .unwrap();
+        let mut w =
+            perfcast_measure::Writer::with_columns(Vec::new(), &perfcast_measure::LEGACY_COLUMNS)
+                .unwrap();
         w.write(&Row {
             set: "a,b".into(),
             model: "x".into(),
