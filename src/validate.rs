@@ -152,6 +152,30 @@ pub struct SetSummary {
 }
 
 impl SetSummary {
+    /// A set predicted from a fit of the technique's own micro rows (`costs = "calibrated"`),
+    /// under `req`'s tolerance and GPU.
+    pub fn calibrated(
+        technique: &str,
+        set: &str,
+        points: usize,
+        (mape, max_abs_pct_err): (f64, f64),
+        pass: bool,
+        req: &ValidateRequest,
+    ) -> Self {
+        SetSummary {
+            technique: technique.into(),
+            set: set.into(),
+            costs: "calibrated".into(),
+            points,
+            mape,
+            max_abs_pct_err,
+            tolerance: req.tolerance,
+            pass,
+            gpu: req.gpu.to_ascii_lowercase(),
+            calibrated: true,
+        }
+    }
+
     /// The record entry of this set.
     pub fn recorded(&self) -> RecordedSet {
         RecordedSet {

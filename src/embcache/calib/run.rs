@@ -429,18 +429,14 @@ pub fn validate(
         };
         let ok = req.tolerance.passes(&st) && hits_bad == 0;
         pass &= ok;
-        summaries.push(SetSummary {
-            technique: "embcache".into(),
-            set: set.to_string(),
-            costs: "calibrated".into(),
-            points: st.points,
-            mape: st.mape,
-            max_abs_pct_err: st.max_abs_pct_err,
-            tolerance: req.tolerance,
-            pass: ok,
-            gpu: req.gpu.to_ascii_lowercase(),
-            calibrated: true,
-        });
+        summaries.push(SetSummary::calibrated(
+            "embcache",
+            set,
+            st.points,
+            (st.mape, st.max_abs_pct_err),
+            ok,
+            req,
+        ));
         let _ = writeln!(
             out,
             "embcache {set}: {} points, iteration time MAPE {:.1}%, max {:.1}%; hit rates differing from the simulator: {hits_bad}; {}",

@@ -267,17 +267,15 @@ pub fn validate(rows: Measurements, req: &ValidateRequest) -> Result<Report> {
     let _ = writeln!(out, "  points: {}", path.display());
     let summaries: Vec<SetSummary> = sets
         .iter()
-        .map(|s| SetSummary {
-            technique: "freeze".into(),
-            set: s.set.clone(),
-            costs: "calibrated".into(),
-            points: s.points,
-            mape: s.mape,
-            max_abs_pct_err: s.max_abs_pct_err,
-            tolerance: req.tolerance,
-            pass: s.pass,
-            gpu: req.gpu.to_ascii_lowercase(),
-            calibrated: true,
+        .map(|s| {
+            SetSummary::calibrated(
+                "freeze",
+                &s.set,
+                s.points,
+                (s.mape, s.max_abs_pct_err),
+                s.pass,
+                req,
+            )
         })
         .collect();
     if let Some(path) = &req.record {
