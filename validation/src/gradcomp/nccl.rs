@@ -1,10 +1,12 @@
-//! nccl-tests-style collective sweep (all-reduce sum and all-gather, f32) over every GPU of one
-//! host, single process, NCCL's group API (`ncclCommInitAll`, one communicator per device).
+//! nccl-tests-style collective sweep (all-reduce sum, all-gather, reduce-scatter sum, broadcast;
+//! f32) over every GPU of one host, single process, NCCL's group API (`ncclCommInitAll`, one
+//! communicator per device).
 //!
 //! Bus bandwidth follows nccl-tests (`doc/PERFORMANCE.md` of NVIDIA/nccl-tests): `algbw = bytes /
-//! time_s`, `busbw = algbw · factor` with factor `2(n−1)/n` for all-reduce and `(n−1)/n` for
-//! all-gather, where all-gather's `bytes` is the total output size (n × per-rank input), as in
-//! nccl-tests.
+//! time_s`, `busbw = algbw · factor` with factor `2(n−1)/n` for all-reduce, `(n−1)/n` for
+//! all-gather and reduce-scatter, and 1 for broadcast. As in nccl-tests, `bytes` is the larger
+//! buffer: all-gather's total output (n × per-rank input) and reduce-scatter's total input
+//! (n × per-rank output).
 
 /// A collective the sweep times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,7 +15,19 @@ pub enum Coll {
     AllReduce,
     /// All-gather (`bytes` = total output size).
     AllGather,
+    /// Reduce-scatter, sum (`bytes` = total input size).
+    ReduceScatter,
+    /// Broadcast from rank 0.
+    Broadcast,
 }
+
+/// Every collective, in sweep order.
+pub const ALL: [Coll; 4] = [
+    Coll::AllReduce,
+    Coll::AllGather,
+    Coll::ReduceScatter,
+    Coll::Broadcast,
+];
 
 impl Coll {
     /// Name used in the CSV `model` column and file names.
@@ -21,16 +35,14 @@ impl Coll {
         match self {
             Coll::AllReduce => "allreduce",
             Coll::AllGather => "allgather",
+            Coll::ReduceScatter => "reducescatter",
+            Coll::Broadcast => "broadcast",
         }
     }
 
-    /// Parses `allreduce` or `allgather`.
+    /// Parses a name of [`Coll::as_str`].
     pub fn parse(s: &str) -> Option<Coll> {
-        match s {
-            "allreduce" => Some(Coll::AllReduce),
-            "allgather" => Some(Coll::AllGather),
-            _ => None,
-        }
+        ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// nccl-tests bus-bandwidth factor for `ranks` ranks (busbw = algbw · factor).
@@ -38,7 +50,8 @@ impl Coll {
         let n = ranks as f64;
         match self {
             Coll::AllReduce => 2.0 * (n - 1.0) / n,
-            Coll::AllGather => (n - 1.0) / n,
+            Coll::AllGather | Coll::ReduceScatter => (n - 1.0) / n,
+            Coll::Broadcast => 1.0,
         }
     }
 }
@@ -101,9 +114,11 @@ mod gpu {
         fn launch(&mut self, coll: Coll, bytes: u64) -> Result<()> {
             let n = self.comms.len();
             let out_elems = (bytes / 4) as usize;
-            let in_elems = match coll {
-                Coll::AllReduce => out_elems,
-                Coll::AllGather => out_elems / n,
+            // `bytes` is the larger buffer (nccl-tests); `out_elems` the recv length per rank.
+            let (in_elems, out_elems) = match coll {
+                Coll::AllReduce | Coll::Broadcast => (out_elems, out_elems),
+                Coll::AllGather => (out_elems / n, out_elems),
+                Coll::ReduceScatter => (out_elems, out_elems / n),
             };
             nccl(group_start())?;
             for i in 0..n {
@@ -112,6 +127,10 @@ mod gpu {
                 let res = match coll {
                     Coll::AllReduce => self.comms[i].all_reduce(&s, &mut r, &ReduceOp::Sum),
                     Coll::AllGather => self.comms[i].all_gather(&s, &mut r),
+                    Coll::ReduceScatter => {
+                        self.comms[i].reduce_scatter(&s, &mut r, &ReduceOp::Sum)
+                    }
+                    Coll::Broadcast => self.comms[i].broadcast(Some(&s), &mut r, 0),
                 };
                 if let Err(e) = res {
                     let _ = group_end();
@@ -135,13 +154,20 @@ mod gpu {
             let n = self.comms.len();
             self.launch(coll, bytes)?;
             self.sync()?;
-            let out_elems = (bytes / 4) as usize;
+            let elems = (bytes / 4) as usize;
+            let out_elems = match coll {
+                Coll::ReduceScatter => elems / n,
+                _ => elems,
+            };
             for (rank, (st, rv)) in self.streams.iter().zip(&self.recv).enumerate() {
                 let got = st.clone_dtoh(&rv.slice(0..out_elems))?;
                 for (j, &g) in got.iter().enumerate() {
+                    // Every rank sends the same host pattern, so the references are closed forms.
                     let want = match coll {
                         Coll::AllReduce => self.host[j] * n as f32,
-                        Coll::AllGather => self.host[j % (out_elems / n)],
+                        Coll::AllGather => self.host[j % (elems / n)],
+                        Coll::ReduceScatter => self.host[rank * out_elems + j] * n as f32,
+                        Coll::Broadcast => self.host[j],
                     };
                     if g != want {
                         bail!(
@@ -256,6 +282,9 @@ mod tests {
         assert!((Coll::AllReduce.busbw_factor(8) - 1.75).abs() < 1e-15);
         assert!((Coll::AllGather.busbw_factor(8) - 0.875).abs() < 1e-15);
         assert_eq!(Coll::AllReduce.busbw_factor(1), 0.0);
+        assert_eq!(Coll::ReduceScatter.busbw_factor(2), 0.5);
+        assert!((Coll::ReduceScatter.busbw_factor(8) - 0.875).abs() < 1e-15);
+        assert_eq!(Coll::Broadcast.busbw_factor(8), 1.0);
     }
 
     #[test]
@@ -271,7 +300,7 @@ mod tests {
 
     #[test]
     fn parse_round_trip() {
-        for c in [Coll::AllReduce, Coll::AllGather] {
+        for c in ALL {
             assert_eq!(Coll::parse(c.as_str()), Some(c));
         }
         assert_eq!(Coll::parse("alltoall"), None);

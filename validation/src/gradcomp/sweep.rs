@@ -1,4 +1,5 @@
-//! `perfcast-gpu nccl-sweep`: nccl-tests-style sweep (all-reduce sum / all-gather, f32) over
+//! `perfcast-gpu nccl-sweep`: nccl-tests-style sweep (all-reduce, all-gather, reduce-scatter,
+//! broadcast; f32) over
 //! every local GPU with [`super::nccl`]: tidy CSV `<set>.csv` (technique `gradcomp`, kind
 //! `collective`, median `time_s` and `busbw_bytes_per_s` per size) and `<set>-<op>-busbw.csv`
 //! curves (`bytes,busbw_bytes_per_s`, what `perfcast collective --busbw-csv` reads). Needs the
@@ -11,12 +12,25 @@ use anyhow::{bail, Result};
 
 use crate::cli::Global;
 
+/// NCCL environment variables that change the transport; each one set is recorded in the rows'
+/// `params` (lower-cased), so a restricted-link curve is never mistaken for the full one.
+pub const NCCL_KNOBS: [&str; 7] = [
+    "NCCL_MAX_NCHANNELS",
+    "NCCL_MIN_NCHANNELS",
+    "NCCL_P2P_DISABLE",
+    "NCCL_SHM_DISABLE",
+    "NCCL_ALGO",
+    "NCCL_PROTO",
+    "NCCL_NVLS_ENABLE",
+];
+
 /// Flags of `nccl-sweep`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(long, value_delimiter = ',', default_value = "allreduce,allgather")]
+    #[arg(long, value_delimiter = ',', default_value = "allreduce,allgather,reducescatter,broadcast")]
     ops: Vec<String>,
-    /// Smallest size, bytes (all-gather: total output, as in nccl-tests).
+    /// Smallest size, bytes (all-gather: total output; reduce-scatter: total input; as in
+    /// nccl-tests).
     #[arg(long, default_value_t = 8)]
     min_bytes: u64,
     /// Largest size, bytes.
@@ -94,7 +108,7 @@ fn nccl_sweep(
         .iter()
         .map(|o| {
             Coll::parse(o)
-                .ok_or_else(|| anyhow::anyhow!("--ops {o}: expected allreduce or allgather"))
+                .ok_or_else(|| anyhow::anyhow!("--ops {o}: expected allreduce, allgather, reducescatter or broadcast"))
         })
         .collect::<Result<Vec<_>>>()?;
     positive("--iters", &[iters])?;
@@ -107,6 +121,14 @@ fn nccl_sweep(
     let sizes = nccl::sizes(min_bytes, max_bytes, step_factor, n);
     if sizes.is_empty() {
         bail!("no size in {min_bytes}..={max_bytes} splits into whole f32 elements over {n} ranks");
+    }
+    // NCCL settings that restrict the transport (slow-link emulation) are named in every row.
+    let nccl_env: Vec<(String, String)> = NCCL_KNOBS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_ascii_lowercase(), v)))
+        .collect();
+    if !nccl_env.is_empty() {
+        println!("nccl-sweep: restricted transport {nccl_env:?}");
     }
     let mut sink = Sink::open(out, set, provenance())
         .with_context(|| format!("opening {}", out.display()))?
@@ -134,7 +156,11 @@ fn nccl_sweep(
             model: p.coll.as_str().into(),
             batch: crate::measure::n(p.ranks),
             position: u32::try_from(p.bytes).ok(),
-            params: crate::measure::Params::new().with("bytes", p.bytes),
+            params: nccl_env
+                .iter()
+                .fold(crate::measure::Params::new().with("bytes", p.bytes), |ps, (k, v)| {
+                    ps.with(k, v)
+                }),
             repeats: p.times_s.len() as u64,
             spread: Some(st.spread()),
             ..Row::default()
