@@ -10,6 +10,10 @@
 # (caps sum to 320 s; rows are flushed as they are measured, so a step cut short keeps its
 # finished points: e2e runs bf16 before f32, seq 128 before 256).
 # QUICK=1 runs the main shape only (bf16, batch 32, seq 128) in about a minute.
+# Run 13 settings: SET_MICRO / SET_E2E name the sets, SKIP_TRACE=1 and SKIP_REF=1 skip the trace
+# and the PyTorch reference (both committed from run 10), E2E_CAP raises the e2e time cap (s),
+# PIN="taskset -c 2-5" pins the harness to four host cores (the small shapes are host-launch
+# bound, and run 10's bf16 batch 16 seq 128 iterations switched between two speeds).
 #
 # Usage on the GPU host (next to perfcast-gpu[.gz], env.sh and the corpus):
 #   OUT=/tmp/out bash freeze-gpu.sh            # or QUICK=1 OUT=... bash freeze-gpu.sh
@@ -41,11 +45,12 @@ E2E="--corpus $CORPUS --ks $KS --cache-ks $CKS --tiers gpu,ram --epochs 3 --iter
 {
 echo "freeze-gpu start $(date -u +%FT%TZ)"
 timeout $((30 * TM)) $B $G freeze check || echo "FREEZE CHECK FAILED rc=$?"
-timeout $((60 * TM)) $B $G freeze micro $M $SHAPES_ALL --warmup 2 --repeats 7 --set h200-freeze-micro --out "$O" || echo "FREEZE-MICRO rc=$?"
-timeout $((60 * TM)) $B $G freeze train $M --corpus "$CORPUS" $TRAIN --set h200-freeze-trace --out "$O" || echo "FREEZE-TRACE rc=$?"
-if [ "${CPU:-0}" != 1 ] && [ -x /opt/torch/.venv/bin/python ]; then
+SET_MICRO=${SET_MICRO:-h200-freeze-micro}; SET_E2E=${SET_E2E:-h200-freeze-e2e}; PIN=${PIN:-}
+timeout $((90 * TM)) $PIN $B $G freeze micro $M $SHAPES_ALL --warmup 2 --repeats 7 --set $SET_MICRO --out "$O" || echo "FREEZE-MICRO rc=$?"
+[ "${SKIP_TRACE:-0}" = 1 ] || timeout $((60 * TM)) $B $G freeze train $M --corpus "$CORPUS" $TRAIN --set h200-freeze-trace --out "$O" || echo "FREEZE-TRACE rc=$?"
+if [ "${CPU:-0}" != 1 ] && [ "${SKIP_REF:-0}" != 1 ] && [ -x /opt/torch/.venv/bin/python ]; then
   timeout 40 /opt/torch/.venv/bin/python "$HERE/freeze-torch-ref.py" "$O" || echo "FREEZE-TORCH-REF rc=$?"
 fi
-timeout $((130 * TM)) $B $G freeze e2e $M $SHAPES_ALL $E2E --set h200-freeze-e2e --out "$O" || echo "FREEZE-E2E rc=$?"
+timeout $((${E2E_CAP:-130} * TM)) $PIN $B $G freeze e2e $M $SHAPES_ALL $E2E --set $SET_E2E --out "$O" || echo "FREEZE-E2E rc=$?"
 echo "freeze-gpu done $(date -u +%FT%TZ)"
 } 2>&1 | tee "$O/log-freeze.txt"

@@ -17,7 +17,8 @@
 //! - `optimizer_s`: one AdamW step of the unit's parameters;
 //! - `grad_norm_s`: the unit's gradient L2 norm accumulated on the device (AutoFreeze's cost);
 //! - `iter_s` (unit `all`, parameter `k`): a whole training iteration (batch upload, forward,
-//!   loss, backward, AdamW, loss read) with `k = 0` and with every unit but the head frozen;
+//!   loss, backward, AdamW, loss read) with `k = 0` and with every unit but the head frozen,
+//!   timed by the training loop itself ([`train::run`]) on seeded random tokens;
 //! - cache tiers (unit `cache`): `gpu_copy_bytes_per_s` (device-to-device copy of one batch's
 //!   hidden states), `ram_write_bytes_per_s` (device → pageable host), `ram_read_bytes_per_s`
 //!   (host → device), with the bytes as parameter `bytes`.
@@ -156,34 +157,37 @@ pub fn micro(
             ));
         }
     }
-    // Whole iterations: nothing frozen, and everything but the head frozen.
-    let labels = Tensor::from_vec(
-        (0..batch as u32)
-            .map(|i| i % cfg.classes as u32)
-            .collect::<Vec<_>>(),
-        batch,
-        dev,
-    )?;
-    let ids_host = ids.to_device(&Device::Cpu)?;
+    // Whole iterations, nothing frozen and everything but the head frozen, timed by the
+    // training loop itself (`train::run`, the code the end-to-end runs execute) on seeded random
+    // token ids: the first `warmup` iterations are dropped, the median of the next `repeats`
+    // recorded. (An earlier version timed a hand-written copy of the iteration in isolation; on
+    // the H200 it read 14–18% above the loop's own iterations at k = 0.)
+    let n_iters = t.warmup + t.repeats.max(1);
+    let rows_host = ids.to_device(&Device::Cpu)?.to_vec2::<u32>()?;
+    let data = super::data::Dataset {
+        classes: (0..cfg.classes).map(|c| format!("class{c}")).collect(),
+        seq,
+        train: (0..n_iters * batch)
+            .map(|i| (rows_host[i % batch].clone(), (i % cfg.classes) as u32))
+            .collect(),
+        held_out: Vec::new(),
+    };
     for k in [0, head_u] {
         let mut mm = m.duplicate()?;
-        mm.freeze_to(k)?;
-        let mut opts = optimizers(&mm, 1e-4)?;
-        let st = time(dev, t, || {
-            let x = ids_host.to_device(dev)?;
-            let x = if k == 0 {
-                x
-            } else {
-                mm.run(0, k, &x)?.detach()
-            };
-            let lg = mm.run(k, cfg.units(), &x)?;
-            let loss = candle_nn::loss::cross_entropy(&lg, &labels)?;
-            let g = loss.backward()?;
-            for o in opts.iter_mut().skip(k) {
-                o.step(&g)?;
-            }
-            loss.to_scalar::<f32>().map(drop)
-        })?;
+        let rc = RunCfg {
+            batch,
+            epochs: 1,
+            max_samples: n_iters * batch,
+            lr: 1e-4,
+            warmup: 1,
+            policy: super::policy::Policy::Fixed { k, from: 0 },
+            tier: Tier::None,
+            lag: false,
+            norm_interval: None,
+        };
+        let run = train::run(&mut mm, &data, &rc, dev, &mut |_| {})?;
+        let v: Vec<f64> = run.iters.iter().skip(t.warmup).map(|r| r.secs).collect();
+        let st = Stats::of(&v);
         let b = base.with("unit", "all").with("k", k);
         out.push(FRow::stat(&b, "iter_s", &st, "s"));
         let fl = cfg.train_flops(batch, seq);
