@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device call 13 (issue 13, one H200): freeze re-measured after the micro `iter_s` rows moved
+# Device calls 13 and 14 (issue 13, one H200; run 14 = the same with the page-locked ram tier): freeze re-measured after the micro `iter_s` rows moved
 # onto the training loop itself (bench.rs): on-device check, the calibration micro-measurements
 # (set h200-freeze-micro-run13) and the end-to-end validation set (h200-freeze-e2e-run13, all
 # eight shapes: f32 too, which run 10 cut), the harness pinned to four host cores. Usage on the
@@ -8,14 +8,14 @@
 #     traces/corpus-cpython-3.11.7-lib.py.txt /tmp/g/ && PERFCAST_COMMIT=<hash> bash /tmp/g/run13.sh
 set -u
 FINAL_OUT=${OUT:?}
-export OUT=/tmp/res13
+export OUT=/tmp/res-${RUN:-run13}
 mkdir -p "$OUT"
 export PERFCAST_COMMIT=${PERFCAST_COMMIT:-unknown}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/env.sh"
 export B CORPUS O
-SKIP_TRACE=1 SKIP_REF=1 E2E_CAP=330 SET_MICRO=h200-freeze-micro-run13 SET_E2E=h200-freeze-e2e-run13 \
+SKIP_TRACE=1 SKIP_REF=1 E2E_CAP=330 SET_MICRO=h200-freeze-micro-${RUN:-run13} SET_E2E=h200-freeze-e2e-${RUN:-run13} \
   PIN="taskset -c 2-5" timeout 560 bash "$HERE/freeze-gpu.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv >> "$OUT/log-nvidia-smi.txt"
-tar czf "$FINAL_OUT/run13.tar.gz" -C "$OUT" .
+tar czf "$FINAL_OUT/${RUN:-run13}.tar.gz" -C "$OUT" .
 ls -la "$OUT"

@@ -20,8 +20,9 @@
 //!   loss, backward, AdamW, loss read) with `k = 0` and with every unit but the head frozen,
 //!   timed by the training loop itself ([`train::run`]) on seeded random tokens;
 //! - cache tiers (unit `cache`): `gpu_copy_bytes_per_s` (device-to-device copy of one batch's
-//!   hidden states), `ram_write_bytes_per_s` (device → pageable host), `ram_read_bytes_per_s`
-//!   (host → device), with the bytes as parameter `bytes`.
+//!   hidden states), `ram_write_bytes_per_s` (device → page-locked host slot) and
+//!   `ram_read_bytes_per_s` (slot → new device tensor), both through the training loop's own
+//!   [`super::ramstore::RamStore`], with the bytes as parameter `bytes`.
 //!
 //! Under `backward` the micro metrics of unit kinds subtract: weight gradient ≈
 //! `fwd_bwd_both_s − fwd_bwd_input_s + forward_frozen_s − forward_s`, and so on; the fit lives
@@ -209,7 +210,10 @@ pub fn micro(
         nb / st.median,
         "bytes/s",
     ));
-    let st = time(dev, t, || hid.to_device(&Device::Cpu).map(drop))?;
+    // The `ram` tier's own store (page-locked slot, asynchronous copies on the compute stream),
+    // exactly as the training loop uses it.
+    let mut store = super::ramstore::RamStore::new(1, nb as usize, dev)?;
+    let st = time(dev, t, || store.write(0, &hid).map(drop))?;
     out.push(FRow::stat(&b, "ram_write_s", &st, "s"));
     out.push(FRow::one(
         &b,
@@ -217,8 +221,7 @@ pub fn micro(
         nb / st.median,
         "bytes/s",
     ));
-    let host = hid.to_device(&Device::Cpu)?;
-    let st = time(dev, t, || host.to_device(dev).map(drop))?;
+    let st = time(dev, t, || store.read(0).map(drop))?;
     out.push(FRow::stat(&b, "ram_read_s", &st, "s"));
     out.push(FRow::one(
         &b,

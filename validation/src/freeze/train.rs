@@ -34,6 +34,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use super::data::Dataset;
 use super::model::Bert;
 use super::policy::{autofreeze_decision, Norms, Policy, Timeline};
+use super::ramstore::RamStore;
 
 /// Where cached prefix outputs live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +241,17 @@ pub fn run(
     let mut opts = optimizers(m, rc.lr)?;
     let mut norms = Norms::new(units);
     let mut acc: Vec<Option<Tensor>> = vec![None; units];
-    let mut entries: Vec<Option<(usize, Tensor)>> = vec![None; ipe];
+    // Cache entries per batch position: (boundary, device tensor for `gpu` / None for `ram`,
+    // bytes); the `ram` tier's page-locked slots are allocated here, before the timed loop.
+    let mut entries: Vec<Option<(usize, Option<Tensor>, f64)>> = vec![None; ipe];
+    let mut ram = match rc.tier {
+        Tier::Ram => Some(RamStore::new(
+            ipe,
+            rc.batch * data.seq * m.cfg.hidden * DType::F32.size_in_bytes(),
+            dev,
+        )?),
+        _ => None,
+    };
     let (mut peak, mut now, mut written, mut read_b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     let mut iters = Vec::with_capacity(total as usize);
     for epoch in 0..rc.epochs {
@@ -259,10 +270,14 @@ pub fn run(
                 ids
             } else if rc.tier != Tier::None {
                 let x = match &entries[pos] {
-                    Some((c, t)) if *c <= k => {
+                    Some((c, t, nb)) if *c <= k => {
                         rd = *c;
-                        read_b += bytes(t);
-                        let t = t.to_device(dev)?;
+                        read_b += nb;
+                        let t = match (t, &ram) {
+                            (Some(t), _) => t.clone(),
+                            (None, Some(r)) => r.read(pos)?,
+                            (None, None) => candle_core::bail!("cache entry {pos} has no data"),
+                        };
                         m.run(*c, k, &t)?
                     }
                     _ => m.run(0, k, &ids)?,
@@ -270,15 +285,17 @@ pub fn run(
                 .detach();
                 let write_ok = !rc.lag || k == k_start;
                 if rd != k && write_ok {
-                    let old = entries[pos].as_ref().map_or(0.0, |(_, t)| bytes(t));
-                    let stored = match rc.tier {
-                        Tier::Ram => x.to_device(&Device::Cpu)?,
-                        _ => x.clone(),
+                    let old = entries[pos].as_ref().map_or(0.0, |e| e.2);
+                    // `ram`: an asynchronous copy into this position's page-locked slot (`x`
+                    // stays alive until the iteration's closing synchronization).
+                    let (stored, nb) = match &mut ram {
+                        Some(r) => (None, r.write(pos, &x.contiguous()?)? as f64),
+                        None => (Some(x.clone()), bytes(&x)),
                     };
-                    written += bytes(&stored);
-                    now += bytes(&stored) - old;
+                    written += nb;
+                    now += nb - old;
                     peak = peak.max(now);
-                    entries[pos] = Some((k, stored));
+                    entries[pos] = Some((k, stored, nb));
                     wrote = true;
                 }
                 x
