@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Device calls 13 and 14 (issue 13, one H200; run 14 = the same with the page-locked ram tier): freeze re-measured after the micro `iter_s` rows moved
+# Device calls 13, 14 and 15 (issue 13, one H200; run 14: the page-locked ram tier; run 15: freed
+# device memory kept in the pool, cli::keep_freed_memory): freeze re-measured after the micro `iter_s` rows moved
 # onto the training loop itself (bench.rs): on-device check, the calibration micro-measurements
 # (set h200-freeze-micro-run13) and the end-to-end validation set (h200-freeze-e2e-run13, all
 # eight shapes: f32 too, which run 10 cut), the harness pinned to four host cores. Usage on the
