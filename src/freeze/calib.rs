@@ -29,16 +29,18 @@
 //! reproduced exactly and intermediate `k` interpolate by the per-unit shares. Both scales are
 //! clamped to non-negative values (no negative terms); with one measured iteration `s_f = s_b`.
 //!
-//! Known limit (H200 run of 2026-11-29, `h200-freeze-micro` vs `h200-freeze-e2e`): the micro
-//! rows are self-consistent (one scale fitted to `I(13)` alone reproduces the micro `I(0)` within
-//! 6%), but the micro `I(0)` is 14–18% above the e2e loop's own k = 0 iteration (bf16 b16 s128:
-//! 102.6 vs 87.7 ms) while `I(13)` agrees within 3% (14.0 vs 13.6 ms); so every prediction with
-//! trainable blocks is ~15% high. The `ram` tier's epoch-0 write costs the e2e loop about 10× the
-//! micro copy time (a device sync inside the iteration), so all-frozen `ram` runs come out low.
+//! Known limit (H200 run 15 of 2026-11-29, `h200-freeze-micro-run15` vs `h200-freeze-e2e-run15`,
+//! 208 runs: MAPE 2.4%, max 19.7%): seven of the eight shapes are within 4% at every point; bf16
+//! batch 16 sequence 128, the one shape whose iteration is bound by host kernel launches (~65 ms
+//! against ~25 ms of device work), switches between two speeds from run to run (k = 0: 64.6 ms in
+//! the e2e run, 77.2 ms in the micro run on the same machine), and its points are 0–20% high.
+//! (Run 10's micro iterations were a hand-written copy of the loop that read 14–18% slow; since
+//! run 13 the harness times `iter_s` through the training loop itself.)
 //!
 //! Cache tiers: the harness's `gpu` tier keeps the output tensor on the device (no copy), so its
-//! read and write bandwidths are infinite; `ram` uses the measured pageable device→host and
-//! host→device bandwidths of one batch's hidden states at the same shape. The cached output of a
+//! read and write bandwidths are infinite; `ram` uses the measured device→page-locked-host and
+//! host→device bandwidths of one batch's hidden states at the same shape (asynchronous copies on
+//! the compute stream, the training loop's own store). The cached output of a
 //! prefix is one batch's hidden states: `activation_bytes_per_sample` of the block rows.
 //!
 //! **Predict (e2e rows).** A run `(shape, policy, tier, lag, epochs, iters_per_epoch)` is costed by

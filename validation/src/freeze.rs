@@ -18,5 +18,6 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod policy;
+pub mod ramstore;
 pub mod rows;
 pub mod train;
