@@ -185,9 +185,9 @@ pub struct ShapeCal {
     pub backward_scale: f64,
     /// Output bytes per sample of a unit (one sample's hidden states).
     pub activation_bytes_per_sample: f64,
-    /// Device → host (pageable) bandwidth, bytes/s.
+    /// Device → page-locked host bandwidth, bytes/s.
     pub ram_write_bytes_per_s: f64,
-    /// Host (pageable) → device bandwidth, bytes/s.
+    /// Page-locked host → device bandwidth, bytes/s.
     pub ram_read_bytes_per_s: f64,
     /// Device-to-device copy bandwidth, bytes/s (reported; the `gpu` tier does not copy).
     pub gpu_copy_bytes_per_s: f64,
