@@ -31,10 +31,11 @@ pub mod schedule;
 pub mod spec;
 pub mod study;
 
+pub use calib::whatif::CostSource;
 pub use cost::{Cache, IterCosts, RunCost, RunShape, Tier};
 pub use gradnorm::{GradNorms, Synthetic};
 pub use policy::Policy;
-pub use profile::{LayerCost, ModelSpec, Profile};
+pub use profile::{Dtype, LayerCost, ModelSpec, Profile};
 pub use schedule::{Change, Timeline};
 pub use spec::Spec;
 
@@ -59,6 +60,11 @@ pub struct Params {
     pub grads: Option<GradNorms>,
     /// Seed of the synthetic gradient-norm generator, when the norms are synthetic.
     pub seed: Option<u64>,
+    /// Training precision of a catalog model (None for uniform and file profiles).
+    pub dtype: Option<Dtype>,
+    /// Which costs the profile holds: `calibrated (…)`, `calibrated scaling (…)`,
+    /// `roofline (uncalibrated)…` or `given profile (…)` (see [`calib::whatif`]).
+    pub costs: String,
 }
 
 /// What a freezing what-if predicts. Times in seconds, sizes in bytes.
@@ -82,6 +88,12 @@ pub struct Metrics {
     pub samples: u64,
     /// Samples per iteration.
     pub batch: u32,
+    /// Training precision of a catalog model (null for uniform and file profiles).
+    pub dtype: Option<Dtype>,
+    /// Which per-layer costs: `calibrated (<gpu>-freeze, ±X% measured)` at a calibrated shape,
+    /// `calibrated scaling (…)` elsewhere for a catalog transformer in a calibrated dtype,
+    /// `roofline (uncalibrated)` otherwise, `given profile (…)` for uniform and file profiles.
+    pub costs: String,
     /// Iterations per epoch.
     pub iters_per_epoch: u64,
     /// One iteration with every layer trainable, seconds.
@@ -182,6 +194,8 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
         epochs: p.shape.epochs,
         samples: p.shape.samples,
         batch: p.shape.batch,
+        dtype: p.dtype,
+        costs: p.costs.clone(),
         iters_per_epoch: ipe,
         iter_unfrozen_s: ic.base[0],
         iter_final_s: ic.base[kf],
@@ -257,6 +271,8 @@ mod tests {
             cache: Cache::none(),
             grads: None,
             seed: None,
+            dtype: None,
+            costs: "given profile (uniform)".into(),
         }
     }
 

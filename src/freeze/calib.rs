@@ -49,6 +49,7 @@
 //! units at any iteration.
 
 pub mod run;
+pub mod whatif;
 
 use super::cost::{self, Cache, IterCosts, RunShape, Tier};
 use super::gradnorm::GradNorms;
@@ -57,7 +58,7 @@ use super::profile::{LayerCost, Profile};
 use super::schedule::Timeline;
 use crate::error::{Error, Result};
 use crate::measure::Row;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One measurement row of technique `freeze`, with its point parameters.
@@ -127,7 +128,7 @@ pub fn read_rows(paths: &[std::path::PathBuf]) -> Result<Vec<MeasRow>> {
 }
 
 /// A measured shape.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ShapeKey {
     /// Model preset.
     pub model: String,
@@ -150,7 +151,7 @@ impl std::fmt::Display for ShapeKey {
 }
 
 /// Calibrated costs of one unit kind at one shape, seconds per iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UnitCal {
     /// Forward.
     pub forward_s: f64,
@@ -167,7 +168,7 @@ pub struct UnitCal {
 }
 
 /// Calibration of one shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShapeCal {
     /// Embeddings.
     pub embeddings: UnitCal,
