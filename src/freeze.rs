@@ -60,6 +60,10 @@ pub struct Params {
     pub grads: Option<GradNorms>,
     /// Seed of the synthetic gradient-norm generator, when the norms are synthetic.
     pub seed: Option<u64>,
+    /// One baseline iteration (every layer trainable, no cache) when it is not the profile's
+    /// unfrozen iteration: a calibrated AutoFreeze profile pays each trainable unit's gradient
+    /// norm, which the baseline does not compute. Seconds.
+    pub baseline_iter_s: Option<f64>,
     /// Training precision of a catalog model (None for uniform and file profiles).
     pub dtype: Option<Dtype>,
     /// Which costs the profile holds: `calibrated (…)`, `calibrated scaling (…)`,
@@ -168,7 +172,7 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
         cost::simulate(&ic, &timeline, &p.shape, &Cache::none())
     };
     let ipe = p.shape.iters_per_epoch();
-    let baseline_epoch_s = ic.base[0] * ipe as f64;
+    let baseline_epoch_s = p.baseline_iter_s.unwrap_or(ic.base[0]) * ipe as f64;
     let baseline_s = baseline_epoch_s * f64::from(p.shape.epochs);
     let kf = timeline.final_frozen();
     let caching = p.cache.tier != Tier::None;
@@ -271,6 +275,7 @@ mod tests {
             cache: Cache::none(),
             grads: None,
             seed: None,
+            baseline_iter_s: None,
             dtype: None,
             costs: "given profile (uniform)".into(),
         }

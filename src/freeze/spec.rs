@@ -171,7 +171,8 @@ impl Spec {
         let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
         let gpu = cat.gpu(&self.gpu)?;
         let policy = self.policy.clone();
-        let (profile, costs) = self.profile(cat, &gpu.name, policy.needs_grad_norms())?;
+        let (profile, costs, baseline_iter_s) =
+            self.profile(cat, &gpu.name, policy.needs_grad_norms())?;
         let tier = self.cache;
         let mut cache = Cache::new(
             tier,
@@ -217,6 +218,7 @@ impl Spec {
             cache,
             grads,
             seed: used_seed,
+            baseline_iter_s,
             dtype: self.dtype.or_else(|| {
                 matches!(ModelSpec::parse(&self.model), Ok(ModelSpec::Catalog(_)))
                     .then_some(Dtype::Bf16)
@@ -232,8 +234,15 @@ impl Spec {
 impl Spec {
     /// The per-layer costs and their label (see [`whatif`]): for a catalog model the GPU's
     /// calibration where it applies (unless `costs = roofline`), else the roofline; uniform and
-    /// file profiles as given. `grad_norms`: AutoFreeze pays each trainable unit's norm.
-    fn profile(&self, cat: &Catalog, gpu: &str, grad_norms: bool) -> Result<(Profile, String)> {
+    /// file profiles as given. `grad_norms`: AutoFreeze pays each trainable unit's norm (where
+    /// the costs include one: calibrated); then the third value is the baseline iteration without
+    /// it, seconds.
+    fn profile(
+        &self,
+        cat: &Catalog,
+        gpu: &str,
+        grad_norms: bool,
+    ) -> Result<(Profile, String, Option<f64>)> {
         let model = ModelSpec::parse(&self.model)?;
         let ModelSpec::Catalog(name) = &model else {
             if let Some(d) = self.dtype {
@@ -255,7 +264,7 @@ impl Spec {
                 ModelSpec::Uniform { .. } => "given profile (uniform unit model)".to_string(),
                 _ => format!("given profile ({})", p.source),
             };
-            return Ok((p, label));
+            return Ok((p, label, None));
         };
         let dtype = self.dtype.unwrap_or_default();
         // The roofline first: it validates the name, batch and seq for both paths.
@@ -267,9 +276,18 @@ impl Spec {
             match whatif::load(cat, gpu)? {
                 Some(w) => {
                     let seq = catalog_seq(cat, &name, self.seq);
-                    match whatif::resolve(&w, cat, gpu, &name, self.batch, seq, dtype, grad_norms)?
-                    {
-                        Outcome::Calibrated { profile, costs } => return Ok((profile, costs)),
+                    let r =
+                        |norms| whatif::resolve(&w, cat, gpu, &name, self.batch, seq, dtype, norms);
+                    match r(grad_norms)? {
+                        Outcome::Calibrated { profile, costs } => {
+                            let base = match (grad_norms, r(false)?) {
+                                (true, Outcome::Calibrated { profile: p, .. }) => {
+                                    Some(super::IterCosts::new(&p).base[0])
+                                }
+                                _ => None,
+                            };
+                            return Ok((profile, costs, base));
+                        }
                         Outcome::NotApplicable(why) => Some(why),
                     }
                 }
@@ -290,7 +308,7 @@ impl Spec {
             Some(w) => format!("{}; {w}", whatif::ROOFLINE),
             None => whatif::ROOFLINE.to_string(),
         };
-        Ok((roof, label))
+        Ok((roof, label, None))
     }
 }
 

@@ -14,8 +14,10 @@
 //! policy = ["none", "fixed:k=6", "autofreeze", "freezeout"]
 //! cache = ["none", "gpu", "ram", "disk"]
 //! ```
-//! `autofreeze` points without `grad_norms` use the synthetic generator seeded with the
-//! scenario seed (or `synthetic = "seed=…"`), the same trace for every point of the study.
+//! `autofreeze` points replay `grad_norms = "FILE"` when given (the default scenario replays the
+//! measured H200 trace); without it they use the synthetic generator seeded with the scenario seed
+//! (or `synthetic = "seed=…"`), the same trace for every point of the study. The summary names the
+//! per-layer costs (`costs`: calibrated or roofline) and the gradient norms each study used.
 
 use super::spec::Spec;
 use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
@@ -374,10 +376,25 @@ impl FreezeStudy {
                 );
             }
         }
+        let costs: std::collections::BTreeSet<(&str, &str, &str)> = res
+            .iter()
+            .map(|m| (m.model.as_str(), m.gpu.as_str(), m.costs.as_str()))
+            .collect();
+        for (model, gpu, c) in costs {
+            let _ = writeln!(s, "\nPer-layer costs of {model} on {gpu}: {c}.");
+        }
         if res.iter().any(|m| m.seed.is_some()) {
             let seeds: std::collections::BTreeSet<u64> =
                 res.iter().filter_map(|m| m.seed).collect();
             let _ = writeln!(s, "\nAutoFreeze points replay synthetic gradient norms (generator seed {seeds:?}; see `grad_norms` in the CSV), not a measured trace.");
+        }
+        let traces: std::collections::BTreeSet<&str> = res
+            .iter()
+            .filter(|m| m.seed.is_none())
+            .filter_map(|m| m.grad_norms.as_deref())
+            .collect();
+        for t in traces {
+            let _ = writeln!(s, "\nAutoFreeze points replay the recorded gradient-norm trace `{t}`; the timeline plot and the `timeline` column show when it froze which prefix.");
         }
         let _ = writeln!(s, "\nPrefix growth invalidates the cache: each entry is rewritten for the new boundary (read at the old boundary, the newly frozen layers run forward, the new output is written); `cache_boundaries` counts the boundaries written.");
         s
