@@ -17,7 +17,9 @@
 //! - [`gradnorm`]: the `step,layer,grad_norm` trace reader and the seeded synthetic generator.
 //! - [`study`]: the scenario study (policies × caching × dataset sizes).
 //! - [`calib`]: the fit of the cost model from the GPU harness's micro-measurements and the
-//!   predictor of its end-to-end runs.
+//!   predictor of its end-to-end runs; [`calib::whatif`]: the what-if's use of the committed
+//!   `<gpu>-freeze.toml` for catalog models (exact at a calibrated shape, scaled elsewhere; the
+//!   output's `costs` says which, or `roofline (uncalibrated)`).
 //!
 //! [`evaluate`] turns validated [`Params`] into [`Metrics`]; `speedup = baseline_s / total_s`
 //! where the baseline trains every layer without a cache.

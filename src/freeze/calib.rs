@@ -41,6 +41,10 @@
 //! host→device bandwidths of one batch's hidden states at the same shape. The cached output of a
 //! prefix is one batch's hidden states: `activation_bytes_per_sample` of the block rows.
 //!
+//! **What-if** ([`whatif`]): `perfcast freeze` and the scenario study read the committed
+//! calibration for catalog models: this fit's profile at a calibrated shape, a per-unit-kind
+//! scaling of the roofline elsewhere.
+//!
 //! **Predict (e2e rows).** A run `(shape, policy, tier, lag, epochs, iters_per_epoch)` is costed by
 //! [`super::cost::simulate`] on the calibrated profile with the policy's timeline: `fixed` and
 //! `freezeout` from [`super::policy::Policy::timeline`]; `autofreeze` by replaying the run's own
