@@ -66,6 +66,12 @@ where
         .map_err(serde::de::Error::custom)
 }
 
+/// Resolved per-layer costs shared by the points of a study (see [`Spec::to_params_memo`]).
+#[derive(Debug, Default)]
+pub struct ProfileMemo(std::sync::Mutex<std::collections::HashMap<String, MemoEntry>>);
+
+type MemoEntry = (Profile, String, Option<f64>);
+
 /// Seed of the synthetic gradient norms when a spec names none (the CLI's `--seed` default).
 pub const DEFAULT_SEED: u64 = 0x5eed;
 
@@ -168,11 +174,40 @@ impl Spec {
     /// Unknown model, GPU, policy or tier; out-of-range numbers; unreadable or malformed traces
     /// and profiles; `fixed` k larger than the layer count.
     pub fn to_params(&self, cat: &Catalog, seed: u64) -> Result<Params> {
+        self.to_params_memo(cat, seed, &ProfileMemo::default())
+    }
+
+    /// [`Spec::to_params`], taking the per-layer costs from `memo` when a spec with the same
+    /// model, GPU, batch, seq, dtype, costs and gradient-norm need resolved them before (a study
+    /// resolves each profile once, not once per point).
+    ///
+    /// # Errors
+    /// As [`Spec::to_params`].
+    pub fn to_params_memo(&self, cat: &Catalog, seed: u64, memo: &ProfileMemo) -> Result<Params> {
         let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
         let gpu = cat.gpu(&self.gpu)?;
         let policy = self.policy.clone();
-        let (profile, costs, baseline_iter_s) =
-            self.profile(cat, &gpu.name, policy.needs_grad_norms())?;
+        let key = format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|{}",
+            self.model,
+            gpu.name,
+            self.batch,
+            self.seq,
+            self.dtype,
+            self.costs,
+            policy.needs_grad_norms()
+        );
+        let cached = memo.0.lock().ok().and_then(|m| m.get(&key).cloned());
+        let (profile, costs, baseline_iter_s) = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.profile(cat, &gpu.name, policy.needs_grad_norms())?;
+                if let Ok(mut m) = memo.0.lock() {
+                    m.insert(key, c.clone());
+                }
+                c
+            }
+        };
         let tier = self.cache;
         let mut cache = Cache::new(
             tier,

@@ -19,7 +19,7 @@
 //! (or `synthetic = "seed=…"`), the same trace for every point of the study. The summary names the
 //! per-layer costs (`costs`: calibrated or roofline) and the gradient norms each study used.
 
-use super::spec::Spec;
+use super::spec::{ProfileMemo, Spec};
 use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -34,6 +34,8 @@ pub struct FreezeStudy {
     spec: StudySpec,
     points: Vec<Spec>,
     catalog: Catalog,
+    /// Per-layer costs resolved once per distinct profile of the grid.
+    memo: ProfileMemo,
 }
 
 impl FreezeStudy {
@@ -43,9 +45,10 @@ impl FreezeStudy {
     /// The first invalid point, naming the study.
     pub fn new(spec: StudySpec, cat: &Catalog) -> Result<Self> {
         let mut points = Vec::with_capacity(spec.len());
+        let memo = ProfileMemo::default();
         for pt in spec.grid() {
             let ps: Spec = spec.point(&pt)?;
-            ps.to_params(cat, ps.seed.unwrap_or(DEFAULT_SEED))
+            ps.to_params_memo(cat, ps.seed.unwrap_or(DEFAULT_SEED), &memo)
                 .map_err(|e| {
                     Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
                 })?;
@@ -56,6 +59,7 @@ impl FreezeStudy {
             spec,
             points,
             catalog: cat.clone(),
+            memo,
         })
     }
 }
@@ -75,7 +79,7 @@ impl Study for FreezeStudy {
         let cat = &self.catalog;
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Metrics> = par_map(&self.points, &progress, |_, ps| {
-            evaluate(&ps.to_params(cat, ps.seed.unwrap_or(ctx.seed))?)
+            evaluate(&ps.to_params_memo(cat, ps.seed.unwrap_or(ctx.seed), &self.memo)?)
         })?;
         progress.finish();
         let mut rows = Rows::default();
@@ -166,7 +170,8 @@ impl FreezeStudy {
                     epochs: e,
                     ..(*ps).clone()
                 };
-                let m = evaluate(&spec.to_params(cat, spec.seed.unwrap_or(seed))?)?;
+                let m =
+                    evaluate(&spec.to_params_memo(cat, spec.seed.unwrap_or(seed), &self.memo)?)?;
                 points.push((e, m.cache_saving_s / m.total_nocache_s));
             }
             Ok(BreakEven {

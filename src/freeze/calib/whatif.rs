@@ -415,14 +415,14 @@ pub fn resolve(
     dtype: Dtype,
     grad_norms: bool,
 ) -> Result<Outcome> {
-    let roof = catalog_dnn_profile(cat, name, gpu, batch, seq, dtype, false)?;
-    for (key, sc) in &w.cal.shapes {
-        if arch_of(&key.model).eq_ignore_ascii_case(name)
+    let exact = w.cal.shapes.iter().find(|(key, _)| {
+        arch_of(&key.model).eq_ignore_ascii_case(name)
             && key.dtype == dtype.name()
             && key.batch == batch
             && seq == Some(key.seq)
-            && reference(cat, gpu, key, sc, dtype).is_some()
-        {
+    });
+    if let Some((key, sc)) = exact {
+        if let Some(roof) = reference(cat, gpu, key, sc, dtype) {
             let mut p = sc.profile(key, grad_norms)?;
             p.model = roof.model.clone();
             for (l, r) in p.layers.iter_mut().zip(&roof.layers) {
@@ -434,6 +434,7 @@ pub fn resolve(
             });
         }
     }
+    let roof = catalog_dnn_profile(cat, name, gpu, batch, seq, dtype, false)?;
     let Some(s) = scaling(w, cat, gpu, dtype) else {
         return Ok(Outcome::NotApplicable(format!(
             "{} has no usable {} shape",
