@@ -17,14 +17,18 @@
 //! embeddings, blocks and a head), batch or sequence length, in a calibrated dtype. For each unit
 //! kind (embeddings, block, head) and cost (forward, input gradient, weight gradient, optimizer,
 //! gradient norm) the calibrated cost `C` at the dtype's calibrated shapes is regressed on the
-//! roofline cost `R` of the same unit at the same shape ([`crate::dnn::Profile::roofline`] on the
-//! GPU, in the dtype): `C = a·R + o`, least squares with `a, o ≥ 0` (`1/a`: the achieved fraction
-//! of the roofline; `o`: a fixed cost per unit and iteration, so the block's `o` is the per-layer
-//! overhead and the embeddings' and head's the per-iteration ones). Where `R` does not vary over
+//! roofline work `R` of the same unit at the same shape ([`crate::dnn::Profile::roofline`] on the
+//! GPU, in the dtype, without its per-kernel launch term: `max(FLOPs / P, bytes / BW)`):
+//! `C = a·R + o`, least squares with `a, o ≥ 0` (`1/a`: the achieved fraction of the roofline;
+//! `o`: a fixed cost per unit and iteration, so the block's `o` is the per-layer overhead and the
+//! embeddings' and head's the per-iteration ones). Regressing on the roofline *with* its launch
+//! term fitted far worse (±60% on the bf16 iterations: the launch term makes `R` nearly flat in the
+//! batch while the measured costs grow with it). Where `R` does not vary over
 //! the shapes (the optimizer and norm costs depend on the parameters only) the fit is the ratio
 //! `a = ΣC / ΣR`, `o = 0`. The target's costs are `a·R + o` of its own roofline layers. The label
-//! gives the fit's largest error on the calibrated shapes' whole iterations (`k = 0` and all
-//! frozen), the measured `±X%` there, and whether the point is inside the measured batch and
+//! gives the fit's largest error on the calibrated shapes' whole iterations (the two measured
+//! ones: nothing frozen, and all but the head frozen; committed H200 file: ±17% bf16, ±9% f32),
+//! the measured `±X%` there, and whether the point is inside the measured batch and
 //! sequence ranges of the calibrated architecture (`interpolated`) or not (`extrapolated`: another
 //! architecture, or a batch or sequence length outside the measured ones). The micro rows measure
 //! one architecture at four shapes per dtype, two batches × two sequence lengths, so `a` and `o`
@@ -250,8 +254,8 @@ pub struct Scaling {
     pub kinds: [KindFit; 3],
     /// The calibrated shapes fitted.
     pub shapes: Vec<ShapeKey>,
-    /// Largest |relative error| of the scaled whole iterations (k = 0 and all frozen) against the
-    /// calibrated ones at those shapes.
+    /// Largest |relative error| of the scaled whole iterations (k = 0 and all but the head
+    /// frozen) against the calibrated ones at those shapes.
     pub max_rel_err: f64,
 }
 
