@@ -17,7 +17,9 @@
 //! - [`gradnorm`]: the `step,layer,grad_norm` trace reader and the seeded synthetic generator.
 //! - [`study`]: the scenario study (policies × caching × dataset sizes).
 //! - [`calib`]: the fit of the cost model from the GPU harness's micro-measurements and the
-//!   predictor of its end-to-end runs.
+//!   predictor of its end-to-end runs; [`calib::whatif`]: the what-if's use of the committed
+//!   `<gpu>-freeze.toml` for catalog models (exact at a calibrated shape, scaled elsewhere; the
+//!   output's `costs` says which, or `roofline (uncalibrated)`).
 //!
 //! [`evaluate`] turns validated [`Params`] into [`Metrics`]; `speedup = baseline_s / total_s`
 //! where the baseline trains every layer without a cache.
@@ -31,10 +33,11 @@ pub mod schedule;
 pub mod spec;
 pub mod study;
 
+pub use calib::whatif::CostSource;
 pub use cost::{Cache, IterCosts, RunCost, RunShape, Tier};
 pub use gradnorm::{GradNorms, Synthetic};
 pub use policy::Policy;
-pub use profile::{LayerCost, ModelSpec, Profile};
+pub use profile::{Dtype, LayerCost, ModelSpec, Profile};
 pub use schedule::{Change, Timeline};
 pub use spec::Spec;
 
@@ -59,6 +62,15 @@ pub struct Params {
     pub grads: Option<GradNorms>,
     /// Seed of the synthetic gradient-norm generator, when the norms are synthetic.
     pub seed: Option<u64>,
+    /// One baseline iteration (every layer trainable, no cache) when it is not the profile's
+    /// unfrozen iteration: a calibrated AutoFreeze profile pays each trainable unit's gradient
+    /// norm, which the baseline does not compute. Seconds.
+    pub baseline_iter_s: Option<f64>,
+    /// Training precision of a catalog model (None for uniform and file profiles).
+    pub dtype: Option<Dtype>,
+    /// Which costs the profile holds: `calibrated (…)`, `calibrated scaling (…)`,
+    /// `roofline (uncalibrated)…` or `given profile (…)` (see [`calib::whatif`]).
+    pub costs: String,
 }
 
 /// What a freezing what-if predicts. Times in seconds, sizes in bytes.
@@ -82,6 +94,12 @@ pub struct Metrics {
     pub samples: u64,
     /// Samples per iteration.
     pub batch: u32,
+    /// Training precision of a catalog model (null for uniform and file profiles).
+    pub dtype: Option<Dtype>,
+    /// Which per-layer costs: `calibrated (<gpu>-freeze, ±X% measured)` at a calibrated shape,
+    /// `calibrated scaling (…)` elsewhere for a catalog transformer in a calibrated dtype,
+    /// `roofline (uncalibrated)` otherwise, `given profile (…)` for uniform and file profiles.
+    pub costs: String,
     /// Iterations per epoch.
     pub iters_per_epoch: u64,
     /// One iteration with every layer trainable, seconds.
@@ -156,7 +174,7 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
         cost::simulate(&ic, &timeline, &p.shape, &Cache::none())
     };
     let ipe = p.shape.iters_per_epoch();
-    let baseline_epoch_s = ic.base[0] * ipe as f64;
+    let baseline_epoch_s = p.baseline_iter_s.unwrap_or(ic.base[0]) * ipe as f64;
     let baseline_s = baseline_epoch_s * f64::from(p.shape.epochs);
     let kf = timeline.final_frozen();
     let caching = p.cache.tier != Tier::None;
@@ -182,6 +200,8 @@ pub fn evaluate(p: &Params) -> Result<Metrics> {
         epochs: p.shape.epochs,
         samples: p.shape.samples,
         batch: p.shape.batch,
+        dtype: p.dtype,
+        costs: p.costs.clone(),
         iters_per_epoch: ipe,
         iter_unfrozen_s: ic.base[0],
         iter_final_s: ic.base[kf],
@@ -257,6 +277,9 @@ mod tests {
             cache: Cache::none(),
             grads: None,
             seed: None,
+            baseline_iter_s: None,
+            dtype: None,
+            costs: "given profile (uniform)".into(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::freeze::{evaluate, timeline_plot, Policy, Spec, Tier};
+use perfcast::freeze::{evaluate, timeline_plot, CostSource, Dtype, Policy, Spec, Tier};
 use perfcast::report::{print_records, write_atomic, Rows};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ pub struct FreezeArgs {
     /// architecture (bert-base, bert-large, roberta-base, gpt2-small, vit-b-16, resnet-50).
     #[arg(long)]
     pub model: String,
-    /// GPU (catalog name): roofline profile and cache-tier bandwidths.
+    /// GPU (catalog name): its freeze calibration or roofline profile, and cache-tier bandwidths.
     #[arg(long, default_value = "h200")]
     pub gpu: String,
     /// Epochs.
@@ -29,6 +29,14 @@ pub struct FreezeArgs {
     /// Tokens per sample of a catalog transformer (default: the catalog's sequence length).
     #[arg(long)]
     pub seq: Option<u32>,
+    /// Training precision of a catalog model: bf16 (mixed precision, default) or f32.
+    #[arg(long)]
+    pub dtype: Option<Dtype>,
+    /// Per-layer costs of a catalog model: auto (the GPU's freeze calibration where it applies,
+    /// else the roofline), roofline, or calibrated (an error where none applies). The output's
+    /// `costs` column says which was used.
+    #[arg(long, default_value = "auto")]
+    pub costs: CostSource,
     /// none | fixed:k=K[,from=STEP] | autofreeze[:interval=I,percentile=P] |
     /// freezeout[:schedule=linear|squared|cubic,t0=T].
     #[arg(long, default_value = "none")]
@@ -77,6 +85,8 @@ pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
         samples: a.samples,
         batch: a.batch,
         seq: a.seq,
+        dtype: a.dtype,
+        costs: a.costs,
         policy: a.policy,
         cache: a.cache,
         cache_lag: a.cache_lag,

@@ -43,6 +43,10 @@
 //! the compute stream, the training loop's own store). The cached output of a
 //! prefix is one batch's hidden states: `activation_bytes_per_sample` of the block rows.
 //!
+//! **What-if** ([`whatif`]): `perfcast freeze` and the scenario study read the committed
+//! calibration for catalog models: this fit's profile at a calibrated shape, a per-unit-kind
+//! scaling of the roofline elsewhere.
+//!
 //! **Predict (e2e rows).** A run `(shape, policy, tier, lag, epochs, iters_per_epoch)` is costed by
 //! [`super::cost::simulate`] on the calibrated profile with the policy's timeline: `fixed` and
 //! `freezeout` from [`super::policy::Policy::timeline`]; `autofreeze` by replaying the run's own
@@ -51,6 +55,7 @@
 //! units at any iteration.
 
 pub mod run;
+pub mod whatif;
 
 use super::cost::{self, Cache, IterCosts, RunShape, Tier};
 use super::gradnorm::GradNorms;
@@ -59,7 +64,7 @@ use super::profile::{LayerCost, Profile};
 use super::schedule::Timeline;
 use crate::error::{Error, Result};
 use crate::measure::Row;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One measurement row of technique `freeze`, with its point parameters.
@@ -129,7 +134,7 @@ pub fn read_rows(paths: &[std::path::PathBuf]) -> Result<Vec<MeasRow>> {
 }
 
 /// A measured shape.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ShapeKey {
     /// Model preset.
     pub model: String,
@@ -152,7 +157,7 @@ impl std::fmt::Display for ShapeKey {
 }
 
 /// Calibrated costs of one unit kind at one shape, seconds per iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UnitCal {
     /// Forward.
     pub forward_s: f64,
@@ -169,7 +174,7 @@ pub struct UnitCal {
 }
 
 /// Calibration of one shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShapeCal {
     /// Embeddings.
     pub embeddings: UnitCal,

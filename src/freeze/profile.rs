@@ -424,6 +424,120 @@ pub fn scale_to_batch(mut p: Profile, batch: u32) -> Profile {
     p
 }
 
+/// Training precision of a catalog what-if (`--dtype`): what the roofline assumes and which
+/// calibrated shapes apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// bf16 mixed precision with fp32 master weights (the roofline's default).
+    #[default]
+    Bf16,
+    /// fp32 throughout.
+    F32,
+}
+
+impl Dtype {
+    /// Parses `bf16|f32`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] (kind `dtype`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bf16" => Ok(Dtype::Bf16),
+            "f32" | "fp32" => Ok(Dtype::F32),
+            o => Err(Error::unknown("dtype", o, ["bf16", "f32"])),
+        }
+    }
+
+    /// Name as the calibration files spell it (`bf16`, `f32`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Bf16 => "bf16",
+            Dtype::F32 => "f32",
+        }
+    }
+
+    /// The roofline precision of the dtype.
+    pub fn precision(self) -> crate::dnn::Precision {
+        match self {
+            Dtype::Bf16 => crate::dnn::Precision::Bf16,
+            Dtype::F32 => crate::dnn::Precision::Fp32,
+        }
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Dtype::parse(s)
+    }
+}
+
+/// The catalog name `name` stands for (aliases resolved, the catalog's spelling).
+///
+/// # Errors
+/// [`Error::UnknownName`] for an unknown model, listing the known ones and the other forms.
+pub fn catalog_name(cat: &Catalog, name: &str) -> Result<String> {
+    let lname = name.to_ascii_lowercase();
+    let resolved = ALIASES
+        .iter()
+        .find(|(a, _)| *a == lname)
+        .map_or(name, |(_, n)| *n);
+    let known = catalog_models(cat);
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(resolved))
+        .cloned()
+        .ok_or_else(|| {
+            let mut all = known.clone();
+            all.push("uniform:layers=L".into());
+            all.push("file:PATH".into());
+            Error::unknown("model", name, all.iter().map(String::as_str))
+        })
+}
+
+/// Tokens per sample of catalog text transformer `name` when `seq` is `None` (its `seq_len`);
+/// `seq` itself otherwise; `None` for a model that is not a text transformer.
+pub fn catalog_seq(cat: &Catalog, name: &str, seq: Option<u32>) -> Option<u32> {
+    let specs = crate::dnn::specs(cat).ok()?;
+    let t = specs
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))?
+        .transformer
+        .as_ref()?;
+    (t.patch == 0).then(|| seq.unwrap_or(t.seq_len))
+}
+
+/// The shared `dnn` roofline profile (with layer kinds) of catalog architecture `name` on `gpu`
+/// at `batch`, `seq` tokens per sample and `dtype`; `launches: false` leaves out the per-kernel
+/// launch cost (the pure work term `max(FLOPs / P, bytes / BW)` that the calibrated scaling
+/// regresses on).
+///
+/// # Errors
+/// As [`catalog_profile_seq`].
+pub fn catalog_dnn_profile(
+    cat: &Catalog,
+    name: &str,
+    gpu: &str,
+    batch: u32,
+    seq: Option<u32>,
+    dtype: Dtype,
+    launches: bool,
+) -> Result<crate::dnn::Profile> {
+    let resolved = catalog_name(cat, name)?;
+    let g = cat.gpu(gpu)?;
+    let m = crate::dnn::model_with_seq(cat, &resolved, seq)?;
+    let mut rf = crate::dnn::Roofline {
+        precision: dtype.precision(),
+        ..crate::dnn::Roofline::for_gpu(g)
+    };
+    if !launches {
+        rf.kernel_overhead_s = 0.0;
+    }
+    crate::dnn::Profile::roofline(&m, g, batch, &rf)
+}
+
 /// The profile of catalog architecture `name` on catalog GPU `gpu` at `batch`, derived by the
 /// shared `dnn` layer-profile module: roofline with the GPU's latency efficiencies, bf16 AMP,
 /// Adam, fp32 gradients ([`crate::dnn::Roofline::for_gpu`]).
@@ -446,26 +560,23 @@ pub fn catalog_profile_seq(
     batch: u32,
     seq: Option<u32>,
 ) -> Result<Profile> {
-    let lname = name.to_ascii_lowercase();
-    let resolved = ALIASES
-        .iter()
-        .find(|(a, _)| *a == lname)
-        .map_or(name, |(_, n)| *n);
-    let known = catalog_models(cat);
-    if !known.iter().any(|k| k.eq_ignore_ascii_case(resolved)) {
-        let mut all = known.clone();
-        all.push("uniform:layers=L".into());
-        all.push("file:PATH".into());
-        return Err(Error::unknown(
-            "model",
-            name,
-            all.iter().map(String::as_str),
-        ));
-    }
-    let g = cat.gpu(gpu)?;
-    let m = crate::dnn::model_with_seq(cat, resolved, seq)?;
-    let d = crate::dnn::Profile::roofline(&m, g, batch, &crate::dnn::Roofline::for_gpu(g))?;
-    from_dnn(&m.name, &d)
+    catalog_profile_dtype(cat, name, gpu, batch, seq, Dtype::Bf16)
+}
+
+/// [`catalog_profile_seq`] in `dtype` (the roofline's precision: bf16 AMP or fp32).
+///
+/// # Errors
+/// As [`catalog_profile_seq`].
+pub fn catalog_profile_dtype(
+    cat: &Catalog,
+    name: &str,
+    gpu: &str,
+    batch: u32,
+    seq: Option<u32>,
+    dtype: Dtype,
+) -> Result<Profile> {
+    let d = catalog_dnn_profile(cat, name, gpu, batch, seq, dtype, true)?;
+    from_dnn(&d.model.clone(), &d)
 }
 
 #[cfg(test)]

@@ -19,7 +19,11 @@
 //! # Ok::<(), perfcast::Error>(())
 //! ```
 
-use super::{Cache, GradNorms, ModelSpec, Params, Policy, RunShape, Synthetic, Tier};
+use super::calib::whatif::{self, CostSource, Outcome};
+use super::profile::{catalog_name, catalog_profile_dtype, catalog_seq};
+use super::{
+    Cache, Dtype, GradNorms, ModelSpec, Params, Policy, Profile, RunShape, Synthetic, Tier,
+};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -44,6 +48,14 @@ fn default_tier() -> Tier {
     Tier::None
 }
 
+fn de_parse_opt<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = Error>,
+{
+    de_parse(d).map(Some)
+}
+
 fn de_parse<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -53,6 +65,12 @@ where
         .parse()
         .map_err(serde::de::Error::custom)
 }
+
+/// Resolved per-layer costs shared by the points of a study (see [`Spec::to_params_memo`]).
+#[derive(Debug, Default)]
+pub struct ProfileMemo(std::sync::Mutex<std::collections::HashMap<String, MemoEntry>>);
+
+type MemoEntry = (Profile, String, Option<f64>);
 
 /// Seed of the synthetic gradient norms when a spec names none (the CLI's `--seed` default).
 pub const DEFAULT_SEED: u64 = 0x5eed;
@@ -80,6 +98,13 @@ pub struct Spec {
     /// Tokens per sample of a catalog transformer (None: the catalog's `seq_len`).
     #[serde(default)]
     pub seq: Option<u32>,
+    /// Training precision of a catalog model: `bf16` (mixed precision, the default) or `f32`.
+    #[serde(default, deserialize_with = "de_parse_opt")]
+    pub dtype: Option<Dtype>,
+    /// Per-layer costs of a catalog model: `auto` (the GPU's freeze calibration where it
+    /// applies, else the roofline), `roofline`, or `calibrated` (an error where none applies).
+    #[serde(default, deserialize_with = "de_parse")]
+    pub costs: CostSource,
     /// Freezing policy (text form: see [`Policy::parse`]).
     #[serde(default = "default_policy", deserialize_with = "de_parse")]
     pub policy: Policy,
@@ -119,6 +144,8 @@ impl Spec {
             samples: default_samples(),
             batch: default_batch(),
             seq: None,
+            dtype: None,
+            costs: CostSource::Auto,
             policy: default_policy(),
             cache: default_tier(),
             cache_lag: false,
@@ -147,11 +174,40 @@ impl Spec {
     /// Unknown model, GPU, policy or tier; out-of-range numbers; unreadable or malformed traces
     /// and profiles; `fixed` k larger than the layer count.
     pub fn to_params(&self, cat: &Catalog, seed: u64) -> Result<Params> {
+        self.to_params_memo(cat, seed, &ProfileMemo::default())
+    }
+
+    /// [`Spec::to_params`], taking the per-layer costs from `memo` when a spec with the same
+    /// model, GPU, batch, seq, dtype, costs and gradient-norm need resolved them before (a study
+    /// resolves each profile once, not once per point).
+    ///
+    /// # Errors
+    /// As [`Spec::to_params`].
+    pub fn to_params_memo(&self, cat: &Catalog, seed: u64, memo: &ProfileMemo) -> Result<Params> {
         let shape = RunShape::new(self.epochs, self.samples, self.batch)?;
         let gpu = cat.gpu(&self.gpu)?;
-        let profile =
-            ModelSpec::parse(&self.model)?.resolve_seq(cat, &gpu.name, self.batch, self.seq)?;
         let policy = self.policy.clone();
+        let key = format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|{}",
+            self.model,
+            gpu.name,
+            self.batch,
+            self.seq,
+            self.dtype,
+            self.costs,
+            policy.needs_grad_norms()
+        );
+        let cached = memo.0.lock().ok().and_then(|m| m.get(&key).cloned());
+        let (profile, costs, baseline_iter_s) = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.profile(cat, &gpu.name, policy.needs_grad_norms())?;
+                if let Ok(mut m) = memo.0.lock() {
+                    m.insert(key, c.clone());
+                }
+                c
+            }
+        };
         let tier = self.cache;
         let mut cache = Cache::new(
             tier,
@@ -197,10 +253,97 @@ impl Spec {
             cache,
             grads,
             seed: used_seed,
+            baseline_iter_s,
+            dtype: self.dtype.or_else(|| {
+                matches!(ModelSpec::parse(&self.model), Ok(ModelSpec::Catalog(_)))
+                    .then_some(Dtype::Bf16)
+            }),
+            costs,
         };
         // Policy checks that need the layer count (k ≤ L) happen here, before anything runs.
         p.policy.timeline(p.profile.len(), 0, p.grads.as_ref())?;
         Ok(p)
+    }
+}
+
+impl Spec {
+    /// The per-layer costs and their label (see [`whatif`]): for a catalog model the GPU's
+    /// calibration where it applies (unless `costs = roofline`), else the roofline; uniform and
+    /// file profiles as given. `grad_norms`: AutoFreeze pays each trainable unit's norm (where
+    /// the costs include one: calibrated); then the third value is the baseline iteration without
+    /// it, seconds.
+    fn profile(
+        &self,
+        cat: &Catalog,
+        gpu: &str,
+        grad_norms: bool,
+    ) -> Result<(Profile, String, Option<f64>)> {
+        let model = ModelSpec::parse(&self.model)?;
+        let ModelSpec::Catalog(name) = &model else {
+            if let Some(d) = self.dtype {
+                return Err(Error::range(
+                    "dtype",
+                    d.name(),
+                    "given only with a catalog model (uniform and file profiles carry their own costs)",
+                ));
+            }
+            if self.costs == CostSource::Calibrated {
+                return Err(Error::range(
+                    "costs",
+                    "calibrated",
+                    "auto or roofline with a uniform or file profile (their costs are given)",
+                ));
+            }
+            let p = model.resolve_seq(cat, gpu, self.batch, self.seq)?;
+            let label = match model {
+                ModelSpec::Uniform { .. } => "given profile (uniform unit model)".to_string(),
+                _ => format!("given profile ({})", p.source),
+            };
+            return Ok((p, label, None));
+        };
+        let dtype = self.dtype.unwrap_or_default();
+        // The roofline first: it validates the name, batch and seq for both paths.
+        let roof = catalog_profile_dtype(cat, name, gpu, self.batch, self.seq, dtype)?;
+        let name = catalog_name(cat, name)?;
+        let why = if self.costs == CostSource::Roofline {
+            None
+        } else {
+            match whatif::load(cat, gpu)? {
+                Some(w) => {
+                    let seq = catalog_seq(cat, &name, self.seq);
+                    let r =
+                        |norms| whatif::resolve(&w, cat, gpu, &name, self.batch, seq, dtype, norms);
+                    match r(grad_norms)? {
+                        Outcome::Calibrated { profile, costs } => {
+                            let base = match (grad_norms, r(false)?) {
+                                (true, Outcome::Calibrated { profile: p, .. }) => {
+                                    Some(super::IterCosts::new(&p).base[0])
+                                }
+                                _ => None,
+                            };
+                            return Ok((profile, costs, base));
+                        }
+                        Outcome::NotApplicable(why) => Some(why),
+                    }
+                }
+                None => Some(format!("no freeze calibration for {gpu}")),
+            }
+        };
+        if self.costs == CostSource::Calibrated {
+            return Err(Error::range(
+                "costs",
+                "calibrated",
+                format!(
+                    "auto or roofline here: {}",
+                    why.as_deref().unwrap_or("no calibration applies")
+                ),
+            ));
+        }
+        let label = match why {
+            Some(w) => format!("{}; {w}", whatif::ROOFLINE),
+            None => whatif::ROOFLINE.to_string(),
+        };
+        Ok((roof, label, None))
     }
 }
 

@@ -14,10 +14,12 @@
 //! policy = ["none", "fixed:k=6", "autofreeze", "freezeout"]
 //! cache = ["none", "gpu", "ram", "disk"]
 //! ```
-//! `autofreeze` points without `grad_norms` use the synthetic generator seeded with the
-//! scenario seed (or `synthetic = "seed=…"`), the same trace for every point of the study.
+//! `autofreeze` points replay `grad_norms = "FILE"` when given (the default scenario replays the
+//! measured H200 trace); without it they use the synthetic generator seeded with the scenario seed
+//! (or `synthetic = "seed=…"`), the same trace for every point of the study. The summary names the
+//! per-layer costs (`costs`: calibrated or roofline) and the gradient norms each study used.
 
-use super::spec::Spec;
+use super::spec::{ProfileMemo, Spec};
 use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -32,6 +34,8 @@ pub struct FreezeStudy {
     spec: StudySpec,
     points: Vec<Spec>,
     catalog: Catalog,
+    /// Per-layer costs resolved once per distinct profile of the grid.
+    memo: ProfileMemo,
 }
 
 impl FreezeStudy {
@@ -41,9 +45,10 @@ impl FreezeStudy {
     /// The first invalid point, naming the study.
     pub fn new(spec: StudySpec, cat: &Catalog) -> Result<Self> {
         let mut points = Vec::with_capacity(spec.len());
+        let memo = ProfileMemo::default();
         for pt in spec.grid() {
             let ps: Spec = spec.point(&pt)?;
-            ps.to_params(cat, ps.seed.unwrap_or(DEFAULT_SEED))
+            ps.to_params_memo(cat, ps.seed.unwrap_or(DEFAULT_SEED), &memo)
                 .map_err(|e| {
                     Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name))
                 })?;
@@ -54,6 +59,7 @@ impl FreezeStudy {
             spec,
             points,
             catalog: cat.clone(),
+            memo,
         })
     }
 }
@@ -73,7 +79,7 @@ impl Study for FreezeStudy {
         let cat = &self.catalog;
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Metrics> = par_map(&self.points, &progress, |_, ps| {
-            evaluate(&ps.to_params(cat, ps.seed.unwrap_or(ctx.seed))?)
+            evaluate(&ps.to_params_memo(cat, ps.seed.unwrap_or(ctx.seed), &self.memo)?)
         })?;
         progress.finish();
         let mut rows = Rows::default();
@@ -164,7 +170,8 @@ impl FreezeStudy {
                     epochs: e,
                     ..(*ps).clone()
                 };
-                let m = evaluate(&spec.to_params(cat, spec.seed.unwrap_or(seed))?)?;
+                let m =
+                    evaluate(&spec.to_params_memo(cat, spec.seed.unwrap_or(seed), &self.memo)?)?;
                 points.push((e, m.cache_saving_s / m.total_nocache_s));
             }
             Ok(BreakEven {
@@ -374,10 +381,25 @@ impl FreezeStudy {
                 );
             }
         }
+        let costs: std::collections::BTreeSet<(&str, &str, &str)> = res
+            .iter()
+            .map(|m| (m.model.as_str(), m.gpu.as_str(), m.costs.as_str()))
+            .collect();
+        for (model, gpu, c) in costs {
+            let _ = writeln!(s, "\nPer-layer costs of {model} on {gpu}: {c}.");
+        }
         if res.iter().any(|m| m.seed.is_some()) {
             let seeds: std::collections::BTreeSet<u64> =
                 res.iter().filter_map(|m| m.seed).collect();
             let _ = writeln!(s, "\nAutoFreeze points replay synthetic gradient norms (generator seed {seeds:?}; see `grad_norms` in the CSV), not a measured trace.");
+        }
+        let traces: std::collections::BTreeSet<&str> = res
+            .iter()
+            .filter(|m| m.seed.is_none())
+            .filter_map(|m| m.grad_norms.as_deref())
+            .collect();
+        for t in traces {
+            let _ = writeln!(s, "\nAutoFreeze points replay the recorded gradient-norm trace `{t}`; the timeline plot and the `timeline` column show when it froze which prefix.");
         }
         let _ = writeln!(s, "\nPrefix growth invalidates the cache: each entry is rewritten for the new boundary (read at the old boundary, the newly frozen layers run forward, the new output is written); `cache_boundaries` counts the boundaries written.");
         s

@@ -46,6 +46,42 @@ fn default_scenario_writes_csv_plots_and_summary() {
     assert_eq!(csv.lines().count(), 3 * 8 * 3 * 2 + 1);
     let md = fs::read_to_string(d.path().join("summary.md")).unwrap();
     assert!(md.contains("best drafter") && md.contains("seed 20231105"));
+    // The freeze study: calibrated H200 costs, and AutoFreeze on the measured gradient-norm
+    // trace. At the trace's own run (4480 samples × 3 epochs, batch 32) the replay freezes what
+    // the online rule froze on the GPU: 5 layers at step 315
+    // (validation/results/reference/h200-freeze-trace-timeline.csv); longer runs also take the
+    // trace's last decision (9 layers at step 420) and nothing after the trace ends.
+    let mut rdr = csv::Reader::from_path(d.path().join("freeze-bert-base.csv")).unwrap();
+    let hdr = rdr.headers().unwrap().clone();
+    let col =
+        |r: &csv::StringRecord, k: &str| r[hdr.iter().position(|h| h == k).unwrap()].to_string();
+    let mut auto = 0;
+    for r in rdr.records().map(Result::unwrap) {
+        assert!(
+            col(&r, "costs").starts_with("calibrated (h200-freeze"),
+            "{r:?}"
+        );
+        if !col(&r, "policy").starts_with("autofreeze") {
+            continue;
+        }
+        auto += 1;
+        assert_eq!(
+            col(&r, "grad_norms"),
+            "traces/freeze-bert-base-h200-gradnorms.csv"
+        );
+        assert_eq!(col(&r, "seed"), "");
+        let want = if col(&r, "samples") == "4480" {
+            "0:0 315:5"
+        } else {
+            "0:0 315:5 420:9"
+        };
+        assert_eq!(col(&r, "timeline"), want, "{r:?}");
+    }
+    assert_eq!(auto, 16);
+    assert!(md.contains(
+        "replay the recorded gradient-norm trace `traces/freeze-bert-base-h200-gradnorms.csv`"
+    ));
+    assert!(md.contains("Per-layer costs of bert-base on h200: calibrated (h200-freeze"));
     // Same seed, same numbers.
     let d2 = tempfile::tempdir().unwrap();
     perfcast()

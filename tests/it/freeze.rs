@@ -574,3 +574,250 @@ fn replaying_the_measured_h200_trace_gives_the_real_runs_timeline() {
         .collect();
     assert_eq!(tl, vec![(0, 0), (315, 5)]);
 }
+
+/// The committed H200 freeze calibration's shape `bf16 batch 32 seq 128`, read from the TOML.
+fn h200_shape(dtype: &str, batch: i64, seq: i64) -> toml::Value {
+    let text = std::fs::read_to_string("models/calibration/h200-freeze.toml").unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["dtype"].as_str() == Some(dtype)
+                && s["batch"].as_integer() == Some(batch)
+                && s["seq"].as_integer() == Some(seq)
+        })
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn what_if_at_the_calibrated_shape_uses_the_calibrated_unit_costs() {
+    let s = h200_shape("bf16", 32, 128);
+    let (sf, sb) = (
+        s["forward_scale"].as_float().unwrap(),
+        s["backward_scale"].as_float().unwrap(),
+    );
+    let u = |unit: &str, k: &str| s[unit][k].as_float().unwrap();
+    // By hand from the TOML (cost semantics of freeze::cost): every forward × s_f; every unit's
+    // weight gradient + AdamW step × s_b; the input gradient of every unit above the embeddings
+    // × s_b (12 blocks + head).
+    let fwd =
+        u("embeddings", "forward_s") + 12.0 * u("block", "forward_s") + u("head", "forward_s");
+    let train = |unit: &str| u(unit, "weight_grad_s") + u(unit, "optimizer_s");
+    let rest = train("embeddings")
+        + 12.0 * train("block")
+        + train("head")
+        + 12.0 * u("block", "input_grad_s")
+        + u("head", "input_grad_s");
+    let iter0 = sf * fwd + sb * rest;
+    // All but the head frozen: forwards + the head's weight gradient and step.
+    let iter13 = sf * fwd + sb * train("head");
+    let v = json(&[
+        "--model",
+        "bert-base",
+        "--gpu",
+        "h200",
+        "--batch",
+        "32",
+        "--seq",
+        "128",
+        "--policy",
+        "fixed:k=13",
+    ]);
+    // Tolerance 1e-9 relative: the same sums in another order.
+    assert!(
+        (f(&v, "iter_unfrozen_s") - iter0).abs() < 1e-9 * iter0,
+        "{v}"
+    );
+    assert!(
+        (f(&v, "iter_final_s") - iter13).abs() < 1e-9 * iter13,
+        "{v}"
+    );
+    // The fit reproduces the two measured whole iterations (iter_measured of the TOML).
+    let m = s["iter_measured"].as_array().unwrap();
+    let meas = |i: usize| m[i].as_array().unwrap()[1].as_float().unwrap();
+    assert!((iter0 - meas(0)).abs() < 1e-9 * iter0 && (iter13 - meas(1)).abs() < 1e-9 * iter13);
+    let costs = v["costs"].as_str().unwrap();
+    assert!(
+        costs.starts_with("calibrated (h200-freeze, ±") && costs.ends_with("% measured)"),
+        "{costs}"
+    );
+    assert_eq!(v["dtype"], "bf16");
+    // The same point on the roofline: the old, several-times-faster answer, labelled as such.
+    let r = json(&[
+        "--model",
+        "bert-base",
+        "--gpu",
+        "h200",
+        "--costs",
+        "roofline",
+    ]);
+    assert_eq!(r["costs"], "roofline (uncalibrated)");
+    assert!(f(&r, "iter_unfrozen_s") < 0.2 * iter0, "{r}");
+    // f32 at its own calibrated shape.
+    let s32 = h200_shape("f32", 16, 256);
+    let v32 = json(&[
+        "--model",
+        "bert-base",
+        "--dtype",
+        "f32",
+        "--batch",
+        "16",
+        "--seq",
+        "256",
+    ]);
+    let m32 = s32["iter_measured"].as_array().unwrap()[0]
+        .as_array()
+        .unwrap()[1]
+        .as_float()
+        .unwrap();
+    assert!(
+        (f(&v32, "iter_unfrozen_s") - m32).abs() < 1e-9 * m32,
+        "{v32}"
+    );
+}
+
+#[test]
+fn other_shapes_scale_the_calibration_and_other_gpus_stay_roofline() {
+    // Between the measured batches and sequence lengths: scaled, interpolated, and between the
+    // calibrated neighbours' iterations (b16 s128 and b32 s256).
+    let v = json(&["--model", "bert-base", "--batch", "24", "--seq", "192"]);
+    let c = v["costs"].as_str().unwrap();
+    assert!(
+        c.starts_with("calibrated scaling (h200-freeze bf16") && c.contains("interpolated"),
+        "{c}"
+    );
+    let lo = h200_shape("bf16", 16, 128)["iter_measured"][0][1]
+        .as_float()
+        .unwrap();
+    let hi = h200_shape("bf16", 32, 256)["iter_measured"][0][1]
+        .as_float()
+        .unwrap();
+    let t = f(&v, "iter_unfrozen_s");
+    assert!(lo < t && t < hi, "{lo} < {t} < {hi}");
+    // Another architecture or batch: said to be extrapolated.
+    for (args, needle) in [
+        (
+            vec!["--model", "bert-large"],
+            "extrapolated: bert-large is not bert-base",
+        ),
+        (
+            vec!["--model", "bert-base", "--batch", "64"],
+            "extrapolated: batch 64 outside 16–32",
+        ),
+    ] {
+        let v = json(&args);
+        assert!(v["costs"].as_str().unwrap().contains(needle), "{v}");
+    }
+    // A GPU without a freeze calibration, and a layer kind the calibration has no unit for.
+    let v = json(&["--model", "bert-base", "--gpu", "h100"]);
+    assert_eq!(
+        v["costs"],
+        "roofline (uncalibrated); no freeze calibration for h100"
+    );
+    let v = json(&["--model", "resnet-50"]);
+    assert!(
+        v["costs"]
+            .as_str()
+            .unwrap()
+            .starts_with("roofline (uncalibrated); layer conv1 is a conv layer"),
+        "{v}"
+    );
+    let v = json(&["--model", "uniform:layers=4"]);
+    assert_eq!(v["costs"], "given profile (uniform unit model)");
+    assert!(v["dtype"].is_null());
+}
+
+#[test]
+fn bad_dtype_seq_and_costs_are_one_line_exit_2() {
+    for (args, needle) in [
+        (
+            vec!["--model", "bert-base", "--dtype", "f16"],
+            "unknown dtype 'f16'",
+        ),
+        (
+            vec!["--model", "bert-base", "--seq", "600"],
+            "seq = 600: must be an integer in [1, 512]",
+        ),
+        (vec!["--model", "bert-base", "--seq", "0"], "seq = 0"),
+        (vec!["--model", "resnet-50", "--seq", "128"], "seq = 128"),
+        (
+            vec!["--model", "bert-base", "--costs", "best"],
+            "unknown costs 'best'",
+        ),
+        (
+            vec![
+                "--model",
+                "bert-base",
+                "--gpu",
+                "h100",
+                "--costs",
+                "calibrated",
+            ],
+            "costs = calibrated: must be auto or roofline here: no freeze calibration for h100",
+        ),
+        (
+            vec!["--model", "uniform:layers=4", "--dtype", "f32"],
+            "dtype = f32: must be given only with a catalog model",
+        ),
+    ] {
+        let out = perfcast().arg("freeze").args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_measured_trace_replays_from_any_directory() {
+    // Outside the repository the path reads the embedded copy (the default scenario names it),
+    // which is the committed file byte for byte.
+    let (_, text) = perfcast::freeze::gradnorm::EMBEDDED_TRACES[0];
+    assert_eq!(
+        text,
+        std::fs::read_to_string("traces/freeze-bert-base-h200-gradnorms.csv").unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = perfcast()
+        .current_dir(dir.path())
+        .args([
+            "freeze",
+            "--model",
+            "bert-base",
+            "--policy",
+            "autofreeze:interval=35",
+            "--grad-norms",
+            "traces/freeze-bert-base-h200-gradnorms.csv",
+            "--samples",
+            "4480",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["grad_norms"],
+        "traces/freeze-bert-base-h200-gradnorms.csv (embedded copy)"
+    );
+    assert_eq!(v["timeline"][1]["step"], 315);
+    assert_eq!(v["timeline"][1]["frozen_layers"], 5);
+    // The baseline trains every layer without computing AutoFreeze's norms: the calibrated
+    // k = 0 iteration of the shape, 420 times.
+    let m = h200_shape("bf16", 32, 128)["iter_measured"][0][1]
+        .as_float()
+        .unwrap();
+    assert!(
+        (f(&v, "baseline_s") - 420.0 * m).abs() < 1e-9 * 420.0 * m,
+        "{v}"
+    );
+    assert!(f(&v, "iter_unfrozen_s") > m);
+}
