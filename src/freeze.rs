@@ -96,7 +96,7 @@ pub struct Metrics {
     pub batch: u32,
     /// Training precision of a catalog model (null for uniform and file profiles).
     pub dtype: Option<Dtype>,
-    /// Which per-layer costs: `calibrated (<gpu>-freeze, ±X% measured)` at a calibrated shape,
+    /// Which per-layer costs: `calibrated (<gpu>-freeze, measured MAPE X%, max Y%)` at a calibrated shape,
     /// `calibrated scaling (…)` elsewhere for a catalog transformer in a calibrated dtype,
     /// `roofline (uncalibrated)` otherwise, `given profile (…)` for uniform and file profiles.
     pub costs: String,

@@ -8,10 +8,10 @@
 //! architecture has the same number of encoder blocks and the same parameters per block (checked;
 //! a shape that fails the check is not used).
 //!
-//! **Exact** (`calibrated (<gpu>-freeze, ±X% measured)`): the what-if's model, dtype, batch and
+//! **Exact** (`calibrated (<gpu>-freeze, measured MAPE X%, max Y%)`): the what-if's model, dtype, batch and
 //! sequence length are a calibrated shape. The profile is [`ShapeCal::profile`] of that shape, the
-//! numbers `perfcast validate --technique freeze` scores, so `±X%` is the largest MAPE of the
-//! freeze sets recorded for the GPU in `<gpu>-validation.toml` (total run time, end-to-end).
+//! numbers `perfcast validate --technique freeze` scores, so X is the largest MAPE and Y the largest
+//! point error of the freeze sets recorded for the GPU in `<gpu>-validation.toml` (total run time, end-to-end).
 //!
 //! **Scaling** (`calibrated scaling (…)`): any other catalog transformer (its layers are
 //! embeddings, blocks and a head), batch or sequence length, in a calibrated dtype. For each unit
@@ -28,7 +28,7 @@
 //! `a = ΣC / ΣR`, `o = 0`. The target's costs are `a·R + o` of its own roofline layers. The label
 //! gives the fit's largest error on the calibrated shapes' whole iterations (the two measured
 //! ones: nothing frozen, and all but the head frozen; committed H200 file: ±17% bf16, ±9% f32),
-//! the measured `±X%` there, and whether the point is inside the measured batch and
+//! the measured MAPE and max there, and whether the point is inside the measured batch and
 //! sequence ranges of the calibrated architecture (`interpolated`) or not (`extrapolated`: another
 //! architecture, or a batch or sequence length outside the measured ones). The micro rows measure
 //! one architecture at four shapes per dtype, two batches × two sequence lengths, so `a` and `o`
@@ -113,6 +113,8 @@ pub struct WhatIfCalibration {
     pub cal: FreezeCalibration,
     /// Largest MAPE of the GPU's recorded freeze sets (fraction), if any is recorded.
     pub measured_mape: Option<f64>,
+    /// Largest point error of those sets (fraction), if any is recorded.
+    pub measured_max: Option<f64>,
 }
 
 impl WhatIfCalibration {
@@ -129,20 +131,24 @@ impl WhatIfCalibration {
                 sets: f.sets,
             },
             measured_mape: None,
+            measured_max: None,
         })
     }
 
-    /// `±X% measured` (or that no error is recorded).
+    /// `measured MAPE X%, max Y%` (or that no error is recorded).
     fn measured(&self) -> String {
-        self.measured_mape.map_or_else(
-            || "error not yet measured".to_string(),
-            |m| format!("±{:.0}% measured", 100.0 * m),
-        )
+        match (self.measured_mape, self.measured_max) {
+            (Some(m), Some(x)) => {
+                format!("measured MAPE {:.1}%, max {:.0}%", 100.0 * m, 100.0 * x)
+            }
+            (Some(m), None) => format!("measured MAPE {:.1}%", 100.0 * m),
+            _ => "error not yet measured".to_string(),
+        }
     }
 }
 
 /// The calibration of `gpu` (`calibration/<gpu>-freeze.toml` of the catalog), with the largest
-/// MAPE of its recorded freeze sets; `None` when the catalog has none.
+/// MAPE and point error of its recorded freeze sets; `None` when the catalog has none.
 ///
 /// # Errors
 /// A malformed calibration file, naming it.
@@ -155,14 +161,16 @@ pub fn load(cat: &Catalog, gpu: &str) -> Result<Option<WhatIfCalibration>> {
     }
     let (text, path) = cat.read_text(&rel)?;
     let mut w = WhatIfCalibration::parse(&text, &path, &name)?;
-    w.measured_mape = cat
-        .validation_records()
-        .iter()
-        .filter(|r| r.gpu.eq_ignore_ascii_case(gpu))
-        .flat_map(|r| r.set.iter())
-        .filter(|s| s.technique == "freeze")
-        .map(|s| s.mape)
-        .reduce(f64::max);
+    let records = cat.validation_records();
+    let sets = || {
+        records
+            .iter()
+            .filter(|r| r.gpu.eq_ignore_ascii_case(gpu))
+            .flat_map(|r| r.set.iter())
+            .filter(|s| s.technique == "freeze")
+    };
+    w.measured_mape = sets().map(|s| s.mape).reduce(f64::max);
+    w.measured_max = sets().map(|s| s.max_abs_pct_err).reduce(f64::max);
     Ok(Some(w))
 }
 
