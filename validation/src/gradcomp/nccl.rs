@@ -127,9 +127,7 @@ mod gpu {
                 let res = match coll {
                     Coll::AllReduce => self.comms[i].all_reduce(&s, &mut r, &ReduceOp::Sum),
                     Coll::AllGather => self.comms[i].all_gather(&s, &mut r),
-                    Coll::ReduceScatter => {
-                        self.comms[i].reduce_scatter(&s, &mut r, &ReduceOp::Sum)
-                    }
+                    Coll::ReduceScatter => self.comms[i].reduce_scatter(&s, &mut r, &ReduceOp::Sum),
                     Coll::Broadcast => self.comms[i].broadcast(Some(&s), &mut r, 0),
                 };
                 if let Err(e) = res {

@@ -27,7 +27,11 @@ pub const NCCL_KNOBS: [&str; 7] = [
 /// Flags of `nccl-sweep`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(long, value_delimiter = ',', default_value = "allreduce,allgather,reducescatter,broadcast")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "allreduce,allgather,reducescatter,broadcast"
+    )]
     ops: Vec<String>,
     /// Smallest size, bytes (all-gather: total output; reduce-scatter: total input; as in
     /// nccl-tests).
@@ -107,8 +111,11 @@ fn nccl_sweep(
     let colls = ops
         .iter()
         .map(|o| {
-            Coll::parse(o)
-                .ok_or_else(|| anyhow::anyhow!("--ops {o}: expected allreduce, allgather, reducescatter or broadcast"))
+            Coll::parse(o).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--ops {o}: expected allreduce, allgather, reducescatter or broadcast"
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     positive("--iters", &[iters])?;
@@ -156,11 +163,10 @@ fn nccl_sweep(
             model: p.coll.as_str().into(),
             batch: crate::measure::n(p.ranks),
             position: u32::try_from(p.bytes).ok(),
-            params: nccl_env
-                .iter()
-                .fold(crate::measure::Params::new().with("bytes", p.bytes), |ps, (k, v)| {
-                    ps.with(k, v)
-                }),
+            params: nccl_env.iter().fold(
+                crate::measure::Params::new().with("bytes", p.bytes),
+                |ps, (k, v)| ps.with(k, v),
+            ),
             repeats: p.times_s.len() as u64,
             spread: Some(st.spread()),
             ..Row::default()
