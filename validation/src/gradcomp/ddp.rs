@@ -18,7 +18,10 @@
 //! optimizer (which therefore waits for the last collective). `--overlap 0` runs the rounds on
 //! the compute stream in order (rows say `overlap=0`).
 //!
-//! NCCL (CUDA only): [`NcclComm`] calls `ncclAllReduce` (sum) / `ncclAllGather` on the tensor's
+//! Rows: `kind=step` as `gradcomp step`'s with `comm=nccl`, `world` = GPUs, `overlap=0|1`, and
+//! every NCCL transport knob set in the environment (`nccl_max_nchannels=1`, …, as `nccl-sweep`).
+//!
+//! NCCL (CUDA only): `NcclComm` calls `ncclAllReduce` (sum) / `ncclAllGather` on the tensor's
 //! device memory (f32, f16, bf16, u8, u32, i64), communicators from `ncclCommInitRank` (one per
 //! thread, shared unique id), `NCCL_NVLS_ENABLE=0` expected in the environment.
 
@@ -468,6 +471,11 @@ mod gpu {
                 .with("seq", c.seq)
                 .with("overlap", a.overlap);
             let params = first_bucket_param(params, a.first_bucket_bytes);
+            // NCCL settings that restrict the transport (slow-link emulation), as nccl-sweep.
+            let params = crate::gradcomp::sweep::NCCL_KNOBS
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_ascii_lowercase(), v)))
+                .fold(params, |ps, (k, v)| ps.with(&k, v));
             sink.write(&step_row(&c.set, &p.model, p.batch, params, &st))?;
         }
         println!("wrote {} rows to {}", sink.rows, sink.path().display());
