@@ -194,8 +194,8 @@ fn step(g: &Global, a: &StepArgs) -> Result<ExitCode> {
     let dev = crate::cli::device(g.cpu)?;
     let mut sink = sink(c)?;
     println!(
-        "{:>14} {:>5} {:>10} {:>10} {:>5} {:>7} {:>10} {:>7}",
-        "model", "batch", "method", "bucket_B", "world", "buckets", "step_ms", "spread"
+        "{:>14} {:>5} {:>10} {:>10} {:>5} {:>7} {:>10} {:>7} {:>8}",
+        "model", "batch", "method", "bucket_B", "world", "buckets", "step_ms", "spread", "TFLOP/s"
     );
     for name in &c.model {
         let net = build(name, &dev, c.seed)?;
@@ -216,11 +216,12 @@ fn step(g: &Global, a: &StepArgs) -> Result<ExitCode> {
                         })?;
                         let st = Stats::of(&times);
                         println!(
-                            "{:>14} {b:>5} {m:>10} {cap:>10} {w:>5} {:>7} {:>10.3} {:>7.3}",
+                            "{:>14} {b:>5} {m:>10} {cap:>10} {w:>5} {:>7} {:>10.3} {:>7.3} {:>8.1}",
                             net.name(),
                             e.plan.buckets.len(),
                             st.median * 1e3,
-                            st.spread()
+                            st.spread(),
+                            net.train_flops(b, c.seq) / st.median / 1e12
                         );
                         let params = Params::new()
                             .with("method", codec.name())
@@ -361,11 +362,12 @@ fn layers(g: &Global, c: &Common) -> Result<ExitCode> {
                 ..Row::default()
             })?;
             println!(
-                "{:>14} batch {b:>4}: forward {:.3} ms, backward {:.3} ms, optimizer {:.3} ms (sums of unit medians)",
+                "{:>14} batch {b:>4}: forward {:.3} ms, backward {:.3} ms, optimizer {:.3} ms (sums of unit medians; {:.1} TFLOP/s over forward + backward)",
                 net.name(),
                 sum.0 * 1e3,
                 sum.1 * 1e3,
-                st.median * 1e3
+                st.median * 1e3,
+                net.train_flops(b, c.seq) / (sum.0 + sum.1) / 1e12
             );
         }
     }

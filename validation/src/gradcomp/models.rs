@@ -94,6 +94,11 @@ pub trait Net {
     /// # Errors
     /// A sequence longer than the positions, or a device error.
     fn batch(&self, batch: usize, seq: usize, seed: u64, dev: &Device) -> Result<Batch>;
+    /// Matmul FLOPs of one training step (forward + backward = 3 × forward, 2 FLOPs per
+    /// multiply-add) on `batch × seq` tokens, including the materialized attention products
+    /// (full `seq²`, causal or not: the masked half is computed too). Elementwise work, softmax,
+    /// LayerNorm, embedding gathers and the optimizer are not counted.
+    fn train_flops(&self, batch: usize, seq: usize) -> f64;
     /// Parameters of all units.
     fn params(&self) -> usize {
         self.vars()
@@ -116,6 +121,9 @@ impl Net for Bert {
     }
     fn vars(&self) -> &[Vec<Var>] {
         &self.vars
+    }
+    fn train_flops(&self, batch: usize, seq: usize) -> f64 {
+        self.cfg.train_flops(batch, seq)
     }
     fn forward(&self, u: usize, x: &Tensor, batch: &Batch) -> Result<Tensor> {
         let y = self.unit(u, x)?;
@@ -315,6 +323,17 @@ impl Net for Gpt2 {
     }
     fn vars(&self) -> &[Vec<Var>] {
         &self.vars
+    }
+    fn train_flops(&self, batch: usize, seq: usize) -> f64 {
+        let (h, f, v) = (
+            self.cfg.hidden as f64,
+            self.cfg.ffn as f64,
+            self.cfg.vocab as f64,
+        );
+        let tokens = (batch * seq) as f64;
+        let p_block = h * 3.0 * h + h * h + 2.0 * h * f;
+        let attn = 12.0 * batch as f64 * (seq * seq) as f64 * h;
+        self.cfg.layers as f64 * (6.0 * p_block * tokens + attn) + 6.0 * tokens * h * v
     }
     fn forward(&self, u: usize, x: &Tensor, batch: &Batch) -> Result<Tensor> {
         let w: Vec<Tensor> = self.vars[u].iter().map(|v| v.as_tensor().clone()).collect();

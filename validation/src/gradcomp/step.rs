@@ -183,6 +183,7 @@ impl Engine {
         let mut results: Vec<Option<Tensor>> = vec![None; self.plan.buckets.len()];
         let mut events = Vec::with_capacity(units + results.len());
         let mut next_bucket = 0;
+        let mut sent: Vec<Tensor> = Vec::new();
         let mut g: Option<Tensor> = None;
         for u in (0..units).rev() {
             let (gs, g_in) = backward_unit(&fwd, u, g.as_ref())?;
@@ -206,7 +207,12 @@ impl Engine {
                 let b = next_bucket;
                 let mut flat = self.plan.flatten(b, &mut grads)?;
                 if let Some(d) = comm_dev {
-                    flat = flat.to_device(d)?;
+                    let there = flat.to_device(d)?;
+                    // Kept to the end of the step: freeing it now would make the compute
+                    // stream wait for the communication stream's copy, queued behind the
+                    // previous bucket's collective (cudarc orders a free after every read).
+                    sent.push(flat);
+                    flat = there;
                 }
                 let shapes = self.plan.buckets[b].shapes();
                 results[b] = Some(codec.round(b, &flat, &shapes, comm)?);
@@ -232,6 +238,7 @@ impl Engine {
             };
             self.plan.scatter(b, &r, vars, &mut stores)?;
         }
+        drop(sent);
         Ok((stores, fwd.loss().clone(), events))
     }
 
