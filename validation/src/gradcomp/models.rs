@@ -13,10 +13,13 @@
 //!   vocabulary 50257, 1024 positions: 124,439,808 parameters, the catalog's `gpt2`. Built from
 //!   the same primitive, differentiable ops as the encoder (its [`layer_norm`]); no dropout.
 //!
-//! A second transformer rather than a ResNet: candle 0.11's conv2d backward runs the weight
-//! gradient as a generic im2col-free convolution of the input with the output gradient (no
-//! cuDNN backward-filter/backward-data), far from a fair stand-in for production CNN training;
-//! the decoder runs on the same cuBLAS matmuls as the encoder.
+//! A second transformer rather than a ResNet: candle 0.11's conv2d backward (`backprop.rs`)
+//! computes the input gradient with its CUDA `conv_transpose2d`, a direct kernel (one thread per
+//! output element looping over channels and taps, no cuDNN backward-data), and the weight
+//! gradient as a conv2d of the transposed input with the output gradient as an output-sized
+//! kernel (im2col + matmul over odd shapes, no cuDNN backward-filter); BatchNorm would be
+//! composed of elementwise ops. That is far from a fair stand-in for production CNN training
+//! (DESIGN.md §7), while the decoder runs on the same cuBLAS matmuls as the encoder.
 //!
 //! **Units** (what the bucketing and the per-layer rows count): `embeddings`, `block.0` …
 //! `block.{L−1}`, `head`, in forward order, as the library's DNN profiles (`src/dnn/arch.rs`)
