@@ -26,7 +26,7 @@
 //! name them. GPT-2's tied token embedding belongs to `embeddings` (its gradient is complete only
 //! after the embeddings' backward; the head's contribution is added there), as in the library.
 //!
-//! **Batches** are synthetic and seeded ([`Batch::synthetic`]): uniform token ids (BERT: `[CLS]`
+//! **Batches** are synthetic and seeded ([`Net::batch`]): uniform token ids (BERT: `[CLS]`
 //! first, uniform labels; GPT-2: targets are the inputs shifted by one).
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
