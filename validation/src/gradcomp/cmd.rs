@@ -5,8 +5,11 @@
 //! timed repeats of [`crate::timing`] with p10–p90 spread):
 //! - `step` / `ddp`: `kind=step`, `model` the harness model, `batch` samples per rank, params
 //!   `method=<codec>;bucket_bytes=<cap>;world=<ranks>;comm=local|nccl;dtype=f32;seq=<S>` (`ddp`
-//!   adds `overlap=0|1`), metric `step_s`: one whole step (forward, unit-by-unit backward with
-//!   every bucket's codec round, AdamW), device synchronized before and after.
+//!   adds `overlap=0|1` and any NCCL transport knob set), metric `step_s`: one whole step
+//!   (forward, unit-by-unit backward with every bucket's codec round, AdamW), device synchronized
+//!   before and after. `ddp` also writes metric `step_nocomm_s` (same params): the same step
+//!   with the collectives replaced by no-ops, so `step_s − step_nocomm_s` is the communication
+//!   the step exposes.
 //! - `layers`: `kind=layer`, params `block=<u>;name=<embeddings|layer|head>;pass=forward|backward;
 //!   seq=<S>;dtype=f32` (`u` in forward order: 0 the embeddings, 1..=L the blocks, L+1 the head,
 //!   whose forward and backward include the loss), metric `time_s`, each unit timed alone between
@@ -89,6 +92,10 @@ pub struct StepArgs {
     /// compute stream in order.
     #[arg(long, default_value_t = 1)]
     pub overlap: u8,
+    /// `ddp`: 1 also times every point with the collectives replaced by no-ops (metric
+    /// `step_nocomm_s`; the step's exposed communication is the difference), 0 skips it.
+    #[arg(long, default_value_t = 1)]
+    pub nocomm: u8,
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! (model × batch × method × bucket cap) it first runs one checked step: every rank's
 //! parameters are copied to the host and compared with rank 0's — bit-identical for the
 //! uncompressed `none` codec, else the run stops —; then `warmup` untimed and `repeats` timed
-//! steps. A timed step starts after a barrier once every rank's device is idle and ends at a
+//! steps. With `--nocomm 1` the point is first timed with the collectives replaced by no-ops
+//! ([`NoComm`]); every point starts from the initial weights (restored on the device). A timed step starts after a barrier once every rank's device is idle and ends at a
 //! barrier after every rank synchronized its devices, so rank 0's clock measures the slowest
 //! rank's step.
 //!
@@ -31,9 +32,10 @@ use std::time::Instant;
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::cmd::{codec_for, StepArgs};
-use super::codec::Comm;
-use super::models::build;
+use super::codec::{Codec, Comm};
+use super::models::{build, Batch, Net};
 use super::step::{host_params, Engine};
+use crate::timing::Repeats;
 
 /// One point of a rank's loop.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +56,9 @@ pub struct Point {
     pub identical: bool,
     /// Seconds of every timed step (rank 0's clock between barriers).
     pub times_s: Vec<f64>,
+    /// Seconds of every timed step with the collectives replaced by no-ops ([`NoComm`]; empty
+    /// unless asked for): `step − this` is the communication the step exposes.
+    pub nocomm_s: Vec<f64>,
     /// Mean loss of the checked step over the ranks' own batches (rank 0's).
     pub loss: f32,
 }
@@ -103,6 +108,50 @@ fn sync(dev: &Device, comm_dev: Option<&Device>) -> Result<()> {
     Ok(())
 }
 
+/// `warmup` + `repeats` steps of `e`, each started after a barrier with every rank's devices
+/// idle and ended at a barrier after every rank synchronized: the timed steps' seconds.
+#[allow(clippy::too_many_arguments)]
+fn timed(
+    shared: &Shared,
+    dev: &Device,
+    comm_dev: Option<&Device>,
+    e: &mut Engine,
+    net: &dyn Net,
+    batch: &Batch,
+    codec: &mut dyn Codec,
+    comm: &mut dyn Comm,
+    reps: Repeats,
+) -> Result<Vec<f64>> {
+    reps.run(|_| {
+        sync(dev, comm_dev)?;
+        shared.barrier.wait();
+        let t0 = Instant::now();
+        e.step(net, batch, codec, comm, comm_dev)?;
+        sync(dev, comm_dev)?;
+        shared.barrier.wait();
+        Ok(t0.elapsed().as_secs_f64())
+    })
+}
+
+/// The collectives as no-ops (the step's cost without communication): all-reduce returns the
+/// local tensor, all-gather `world` local copies (one device copy).
+pub struct NoComm {
+    /// Ranks the codec believes in.
+    pub world: usize,
+}
+
+impl Comm for NoComm {
+    fn world(&self) -> usize {
+        self.world
+    }
+    fn all_reduce_sum(&mut self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
+    }
+    fn all_gather(&mut self, t: &Tensor) -> Result<Tensor> {
+        Tensor::cat(&vec![t.clone(); self.world], 0)
+    }
+}
+
 /// Rank `rank`'s loop over every point of `a` (see the module docs). Returns the points (every
 /// rank returns them; rank 0's times are the ones to report).
 ///
@@ -118,16 +167,54 @@ pub fn rank_loop(
     a: &StepArgs,
 ) -> Result<Vec<Point>> {
     let c = &a.common;
+    let reps = Repeats::new(c.warmup, c.repeats);
     let mut out = Vec::new();
     for name in &c.model {
         let net = build(name, dev, c.seed)?;
+        // Every point starts from these weights (identical on every rank).
+        let initial: Vec<Tensor> = net
+            .vars()
+            .iter()
+            .flatten()
+            .map(|v| v.as_tensor().copy())
+            .collect::<Result<_>>()?;
         for &b in &c.batch {
             let batch = net.batch(b, c.seq, c.seed + 1 + 1000 * rank as u64, dev)?;
             for m in &a.method {
                 for &cap in &a.bucket_bytes {
+                    for (v, s0) in net.vars().iter().flatten().zip(initial.iter()) {
+                        v.set(s0)?;
+                    }
+                    let new_codec =
+                        || codec_for(m).map_err(|e| candle_core::Error::Msg(e.to_string()));
+                    // Without communication first (collectives replaced by no-ops), from the
+                    // initial weights, which are restored afterwards.
+                    let nocomm = if a.nocomm == 1 {
+                        let mut e = Engine::new(net.as_ref(), a.first_bucket_bytes, cap)?;
+                        let mut nc = NoComm {
+                            world: shared.world,
+                        };
+                        let mut codec = new_codec()?;
+                        let t = timed(
+                            shared,
+                            dev,
+                            comm_dev,
+                            &mut e,
+                            net.as_ref(),
+                            &batch,
+                            codec.as_mut(),
+                            &mut nc,
+                            reps,
+                        )?;
+                        for (v, s0) in net.vars().iter().flatten().zip(initial.iter()) {
+                            v.set(s0)?;
+                        }
+                        t
+                    } else {
+                        Vec::new()
+                    };
                     let mut e = Engine::new(net.as_ref(), a.first_bucket_bytes, cap)?;
-                    let mut codec =
-                        codec_for(m).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    let mut codec = new_codec()?;
                     // Checked step: every rank's parameters against rank 0's.
                     let (loss, _) = e.step(net.as_ref(), &batch, codec.as_mut(), comm, comm_dev)?;
                     let loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
@@ -159,18 +246,17 @@ pub fn rank_loop(
                             net.name()
                         )
                     }
-                    let mut times = Vec::with_capacity(c.repeats);
-                    for r in 0..c.warmup + c.repeats {
-                        sync(dev, comm_dev)?;
-                        shared.barrier.wait();
-                        let t0 = Instant::now();
-                        e.step(net.as_ref(), &batch, codec.as_mut(), comm, comm_dev)?;
-                        sync(dev, comm_dev)?;
-                        shared.barrier.wait();
-                        if r >= c.warmup {
-                            times.push(t0.elapsed().as_secs_f64());
-                        }
-                    }
+                    let times = timed(
+                        shared,
+                        dev,
+                        comm_dev,
+                        &mut e,
+                        net.as_ref(),
+                        &batch,
+                        codec.as_mut(),
+                        comm,
+                        reps,
+                    )?;
                     out.push(Point {
                         model: net.name(),
                         batch: b,
@@ -180,6 +266,7 @@ pub fn rank_loop(
                         max_param_diff: worst,
                         identical: same,
                         times_s: times,
+                        nocomm_s: nocomm,
                         loss,
                     });
                 }
@@ -476,7 +563,17 @@ mod gpu {
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_ascii_lowercase(), v)))
                 .fold(params, |ps, (k, v)| ps.with(&k, v));
-            sink.write(&step_row(&c.set, &p.model, p.batch, params, &st))?;
+            sink.write(&step_row(&c.set, &p.model, p.batch, params.clone(), &st))?;
+            if !p.nocomm_s.is_empty() {
+                let st0 = Stats::of(&p.nocomm_s);
+                println!(
+                    "{:>14} {:>5} {:>10} {:>10} {:>7} {:>10.3} {:>7.3}  (no communication; exposed {:.3} ms)",
+                    "", "", "", "", "", st0.median * 1e3, st0.spread(), (st.median - st0.median) * 1e3
+                );
+                let mut r = step_row(&c.set, &p.model, p.batch, params, &st0);
+                r.metric = "step_nocomm_s".into();
+                sink.write(&r)?;
+            }
         }
         println!("wrote {} rows to {}", sink.rows, sink.path().display());
         Ok(ExitCode::SUCCESS)
@@ -505,6 +602,7 @@ mod tests {
             first_bucket_bytes: 2048,
             world: vec![],
             overlap: 0,
+            nocomm: 1,
         }
     }
 
@@ -530,8 +628,11 @@ mod tests {
             let pts: Vec<Vec<Point>> = hs.into_iter().map(|h| h.join().unwrap()).collect();
             for p in &pts[0] {
                 assert!(p.identical, "{model}: {p:?}");
-                assert_eq!(p.times_s.len(), 2);
+                assert_eq!((p.times_s.len(), p.nocomm_s.len()), (2, 2));
             }
+            // Every point starts from the initial weights (restored after the no-communication
+            // steps and the previous point): the checked step's loss is the same at both caps.
+            assert_eq!(pts[0][0].loss, pts[0][1].loss);
             assert!(pts[0][0].buckets > pts[0][1].buckets);
             // The three ranks saw different batches (different losses).
             assert_ne!(pts[0][0].loss, pts[1][0].loss);
