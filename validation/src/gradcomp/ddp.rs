@@ -478,8 +478,12 @@ mod gpu {
         for m in &a.method {
             codec_for(m)?;
         }
-        if a.overlap > 1 {
-            bail!("--overlap {}: expected 0 or 1", a.overlap);
+        if a.overlap > 1 || a.nocomm > 1 {
+            bail!(
+                "--overlap {} --nocomm {}: expected 0 or 1 each",
+                a.overlap,
+                a.nocomm
+            );
         }
         let gpus = cudarc::driver::CudaContext::device_count()
             .map_err(|e| anyhow!("no CUDA GPU or driver found: {e:?}"))?
