@@ -41,6 +41,9 @@ enum Cmd {
     /// `<set>.csv` (median time_s and busbw per size) and `<set>-<op>-busbw.csv` curves
     /// (`bytes,busbw_bytes_per_s`, what `perfcast collective --busbw-csv` reads).
     NcclSweep(gradcomp::sweep::Args),
+    /// Data-parallel training steps with DDP bucketing and a codec hook: `step` (one GPU, local
+    /// reduction), `layers` (per-unit forward/backward and optimizer times), `ddp` (NCCL).
+    Gradcomp(gradcomp::cmd::Args),
     /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
     Freeze(freeze::cli::Args),
     /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::E2e(a) => specdec::e2e::run(g, a),
         Cmd::Train(a) => specdec::train_cmd::run(g, a),
         Cmd::NcclSweep(a) => gradcomp::sweep::run(g, a),
+        Cmd::Gradcomp(a) => gradcomp::cmd::run(g, a),
         Cmd::Freeze(a) => freeze::cli::run(g, a),
         Cmd::Embcache(a) => embcache::cli::run(g, a),
     }
