@@ -41,6 +41,8 @@ enum Cmd {
     /// `<set>.csv` (median time_s and busbw per size) and `<set>-<op>-busbw.csv` curves
     /// (`bytes,busbw_bytes_per_s`, what `perfcast collective --busbw-csv` reads).
     NcclSweep(gradcomp::sweep::Args),
+    /// Gradient compressors on the device: `codec-check` (correctness), `codec-micro` (timings).
+    Gradcomp(gradcomp::cli::Args),
     /// Fine-tuning with layer freezing (BERT-class encoder): check, micro, e2e, train.
     Freeze(freeze::cli::Args),
     /// DLRM training with a GPU embedding-row cache: `check`, `micro`, `e2e` (issue 16).
@@ -67,6 +69,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::E2e(a) => specdec::e2e::run(g, a),
         Cmd::Train(a) => specdec::train_cmd::run(g, a),
         Cmd::NcclSweep(a) => gradcomp::sweep::run(g, a),
+        Cmd::Gradcomp(a) => gradcomp::cli::run(g, a),
         Cmd::Freeze(a) => freeze::cli::run(g, a),
         Cmd::Embcache(a) => embcache::cli::run(g, a),
     }
