@@ -324,6 +324,50 @@ mod tests {
     }
 
     #[test]
+    fn four_equal_ranks_average_to_the_one_rank_result() {
+        // LocalComm's ranks all hold the same gradient, so the average must equal the one-rank
+        // round: exactly where scaling by 4 is exact (sums of four equal values, power-of-two
+        // scales: PowerSGD's P is 4× larger, its normalized columns the same bits), within the
+        // cast bound for fp16 (g/4 may go subnormal).
+        let dev = Device::Cpu;
+        let shapes = [(20, 16), (3, 5)];
+        let n = 20 * 16 + 15 + 7;
+        let g = synthetic_gradient(&dev, n, 8).unwrap();
+        for m in [
+            "fp16",
+            "bf16",
+            "powersgd:rank=3",
+            "topk:density=0.05",
+            "randomk:density=0.05",
+            "signsgd",
+            "qsgd:bits=2",
+            "qsgd:bits=8",
+        ] {
+            let mut one = build(m, 4).unwrap();
+            let mut four = build(m, 4).unwrap();
+            for round in 0..3 {
+                let a = one
+                    .round(0, &g, &shapes, &mut LocalComm { world: 1 })
+                    .unwrap();
+                let b = four
+                    .round(0, &g, &shapes, &mut LocalComm { world: 4 })
+                    .unwrap();
+                let (a, b) = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+                for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
+                    let tol = match m {
+                        "fp16" => x.abs() * 2f32.powi(-10) + 2f32.powi(-23),
+                        _ => 0.0,
+                    };
+                    assert!(
+                        (x - y).abs() <= tol,
+                        "{m} round {round} element {i}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn synthetic_gradient_is_seeded_and_not_degenerate() {
         let dev = Device::Cpu;
         let a = synthetic_gradient(&dev, 4096, 3)

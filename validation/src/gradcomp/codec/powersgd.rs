@@ -8,7 +8,7 @@
 //!
 //! 1. stage `p`: M ← M + E; P = M·Q (`m × r`); all-reduce P;
 //! 2. stage `q`: orthogonalize P's columns (modified Gram–Schmidt with one re-orthogonalization
-//!    per column, norms offset by 10⁻⁸ as PyTorch's epsilon; PyTorch itself uses Gram–Schmidt
+//!    per column, norms floored at the smallest normal f32; PyTorch itself uses Gram–Schmidt
 //!    at r ≤ 2 and a Householder QR above); Q = Mᵀ·P (`c × r`); all-reduce Q, divide by the
 //!    world;
 //! 3. stage `decode`: M̂ = P·Qᵀ (the average gradient); E ← M − M̂; Q is kept as the next
@@ -30,9 +30,11 @@ pub use perfcast::gradcomp::compressor::powersgd::powersgd_compresses;
 
 use super::{flat_f32, kernels, Codec, Comm};
 
-/// Offset added to each column norm before dividing (PyTorch's `orthogonalization_epsilon`
-/// role: a zero column stays zero instead of dividing by zero).
-pub const ORTHO_EPS: f64 = 1e-8;
+/// Floor of each column norm before dividing: the smallest normal f32, so a zero column stays
+/// zero instead of becoming NaN, while every other column is divided by its exact norm (PyTorch's
+/// `orthogonalization_epsilon` defaults to 0; an additive offset would make the result depend
+/// on the gradient's scale and so on the world size).
+pub const NORM_FLOOR: f32 = f32::MIN_POSITIVE;
 
 /// PowerSGD at rank `rank` with its per-bucket state.
 pub struct PowerSgd {
@@ -288,7 +290,7 @@ impl PowerSgd {
 }
 
 /// Modified Gram–Schmidt on the rows of `pt` (`r × m`, the columns of P): row i is normalized
-/// (norm + [`ORTHO_EPS`]) and removed from every later row at once, after being re-orthogonalized
+/// (norm floored at [`NORM_FLOOR`]) and removed from every later row at once, after being re-orthogonalized
 /// against the finished rows. About thirteen launches per row.
 ///
 /// # Errors
@@ -307,7 +309,7 @@ pub fn orthogonalize(pt: &Tensor) -> Result<Tensor> {
             let coef = v.matmul(&done.t()?)?;
             v = (v - coef.matmul(&done)?)?;
         }
-        let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?.affine(1.0, ORTHO_EPS)?;
+        let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(NORM_FLOOR)?;
         let v = v.broadcast_div(&norm)?;
         if i + 1 < r {
             let tail = rest.narrow(0, 1, r - i - 1)?;
