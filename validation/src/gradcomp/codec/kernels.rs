@@ -378,6 +378,113 @@ mod tests {
         assert!(scatter_add(&idx, &val, 4).is_err());
     }
 
+    /// `codec.cu`'s three selection kernels step by step on the host (blocks of 1024 threads,
+    /// warps of 32, the scan's per-thread segments and Hillis–Steele rounds), so the kernels'
+    /// indexing is tested where there is no GPU.
+    fn select_like_the_kernels(flags: &[u8], need: usize) -> Vec<u32> {
+        let n = flags.len();
+        let nb = n.div_ceil(SEL_BLOCK).max(1);
+        let flag = |i: usize| if i < n { flags[i] } else { 0 };
+        // codec_sel_count
+        let mut a: Vec<u32> = (0..nb)
+            .map(|b| (0..1024).filter(|t| flag(b * 1024 + t) == 1).count() as u32)
+            .collect();
+        let mut b: Vec<u32> = (0..nb)
+            .map(|bl| (0..1024).filter(|t| flag(bl * 1024 + t) == 2).count() as u32)
+            .collect();
+        // codec_sel_scan
+        let per = nb.div_ceil(1024);
+        let seg = |t: usize| (t * per, (t * per + per).min(nb));
+        let ta: Vec<u32> = (0..1024)
+            .map(|t| {
+                let (lo, hi) = seg(t);
+                (lo..hi).map(|j| a[j]).sum()
+            })
+            .collect();
+        let tb: Vec<u32> = (0..1024)
+            .map(|t| {
+                let (lo, hi) = seg(t);
+                (lo..hi).map(|j| b[j]).sum()
+            })
+            .collect();
+        let (mut sa, mut sb) = (ta.clone(), tb.clone());
+        let mut off = 1;
+        while off < 1024 {
+            let (xa, xb) = (sa.clone(), sb.clone());
+            for t in off..1024 {
+                sa[t] += xa[t - off];
+                sb[t] += xb[t - off];
+            }
+            off <<= 1;
+        }
+        for t in 0..1024 {
+            let (mut ra, mut rb) = (sa[t] - ta[t], sb[t] - tb[t]);
+            let (lo, hi) = seg(t);
+            for j in lo..hi.max(lo) {
+                let (x, y) = (a[j], b[j]);
+                a[j] = ra;
+                b[j] = rb;
+                ra += x;
+                rb += y;
+            }
+        }
+        // codec_sel_compact
+        let k = flags.iter().filter(|&&f| f == 1).count() + need;
+        let mut out = vec![u32::MAX; k];
+        for bl in 0..nb {
+            let v: Vec<u8> = (0..1024).map(|t| flag(bl * 1024 + t)).collect();
+            let (mut ws, mut wt) = ([0u32; 32], [0u32; 32]);
+            let (mut ca, mut cb) = (0, 0);
+            for w in 0..32 {
+                ws[w] = ca;
+                wt[w] = cb;
+                ca += v[w * 32..w * 32 + 32].iter().filter(|&&f| f == 1).count() as u32;
+                cb += v[w * 32..w * 32 + 32].iter().filter(|&&f| f == 2).count() as u32;
+            }
+            for t in 0..1024 {
+                let (w, lane) = (t / 32, t % 32);
+                let ps = v[w * 32..w * 32 + lane].iter().filter(|&&f| f == 1).count() as u32;
+                let pt = v[w * 32..w * 32 + lane].iter().filter(|&&f| f == 2).count() as u32;
+                let s = (a[bl] + ws[w] + ps) as usize;
+                let tt = (b[bl] + wt[w] + pt) as usize;
+                let i = (bl * 1024 + t) as u32;
+                if v[t] == 1 {
+                    out[s + tt.min(need)] = i;
+                } else if v[t] == 2 && tt < need {
+                    out[s + tt] = i;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_kernels_selection_steps_equal_the_reference() {
+        // Block counts below, at and above the scan's 1024 threads (segments of 1 and 2).
+        for (n, seed) in [(5usize, 1u64), (1024, 2), (5000, 3), (1024 * 1024 + 1, 4)] {
+            let flags: Vec<u8> = (0..n as u64)
+                .map(|i| match mix64(i ^ (seed << 40)) % 100 {
+                    0..=2 => 1,
+                    3..=9 => 2,
+                    _ => 0,
+                })
+                .collect();
+            let ties = flags.iter().filter(|&&f| f == 2).count();
+            for need in [0, ties / 3, ties] {
+                let want = select_cpu(
+                    &flags,
+                    flags.iter().filter(|&&f| f == 1).count() + need,
+                    need,
+                );
+                assert_eq!(
+                    select_like_the_kernels(&flags, need),
+                    want,
+                    "n {n} need {need}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn select_takes_flagged_then_first_ties_in_order() {
         let dev = Device::Cpu;
