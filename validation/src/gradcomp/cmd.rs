@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Args as ClapArgs, Subcommand};
 
@@ -106,6 +106,9 @@ fn default_cap_is_the_library_default() {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// The codecs alone: `codec-check`, `codec-micro`.
+    #[command(flatten)]
+    Codec(super::cli::Cmd),
     /// Whole single-GPU steps with the collective replaced by a local reduction (`comm=local`).
     Step(StepArgs),
     /// Calibration micro-measurements: per-unit forward and backward, and the optimizer.
@@ -120,6 +123,7 @@ enum Cmd {
 /// A bad flag value, a device, codec or write failure (one line each).
 pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
     match a.cmd {
+        Cmd::Codec(c) => super::cli::run(g, c),
         Cmd::Step(s) => step(g, &s),
         Cmd::Layers(c) => layers(g, &c),
         Cmd::Ddp(s) => super::ddp::run(&s),
@@ -133,9 +137,14 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
 pub fn codec_for(name: &str) -> Result<Box<dyn Codec>> {
     match name {
         "none" => Ok(Box::new(NoneCodec)),
-        o => bail!("--method {o}: expected one of none"),
+        // Seed of the codecs' draws (Random-k positions, QSGD rounding, PowerSGD's Q); the same
+        // on every rank, recorded in the rows as `codec_seed`.
+        m => super::codec::build(m, CODEC_SEED),
     }
 }
+
+/// Seed of every codec's random draws (rows carry it as `codec_seed`).
+pub const CODEC_SEED: u64 = 1;
 
 /// Checks the shared flags.
 ///

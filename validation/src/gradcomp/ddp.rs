@@ -144,11 +144,13 @@ impl Comm for NoComm {
     fn world(&self) -> usize {
         self.world
     }
-    fn all_reduce_sum(&mut self, t: &Tensor) -> Result<Tensor> {
-        Ok(t.clone())
+    fn all_reduce_sum(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+        let r = || -> Result<Tensor> { Ok(t.clone()) };
+        Ok(r()?)
     }
-    fn all_gather(&mut self, t: &Tensor) -> Result<Tensor> {
-        Tensor::cat(&vec![t.clone(); self.world], 0)
+    fn all_gather(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+        let r = || -> Result<Tensor> { Tensor::cat(&vec![t.clone(); self.world], 0) };
+        Ok(r()?)
     }
 }
 
@@ -320,25 +322,31 @@ impl Comm for ThreadComm {
         self.ex.world
     }
 
-    fn all_reduce_sum(&mut self, t: &Tensor) -> Result<Tensor> {
-        let all = self.exchange(t)?;
-        let mut acc = all[0].clone();
-        for x in &all[1..] {
-            for (a, b) in acc.iter_mut().zip(x) {
-                *a += b;
+    fn all_reduce_sum(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+        let mut r = || -> Result<Tensor> {
+            let all = self.exchange(t)?;
+            let mut acc = all[0].clone();
+            for x in &all[1..] {
+                for (a, b) in acc.iter_mut().zip(x) {
+                    *a += b;
+                }
             }
-        }
-        Tensor::from_vec(acc, t.shape(), t.device())?.to_dtype(t.dtype())
+            Tensor::from_vec(acc, t.shape(), t.device())?.to_dtype(t.dtype())
+        };
+        Ok(r()?)
     }
 
-    fn all_gather(&mut self, t: &Tensor) -> Result<Tensor> {
-        let all = self.exchange(t)?;
-        let mut dims = t.dims().to_vec();
-        if dims.is_empty() {
-            dims.push(1);
-        }
-        dims[0] *= self.ex.world;
-        Tensor::from_vec(all.concat(), dims, t.device())?.to_dtype(t.dtype())
+    fn all_gather(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+        let mut r = || -> Result<Tensor> {
+            let all = self.exchange(t)?;
+            let mut dims = t.dims().to_vec();
+            if dims.is_empty() {
+                dims.push(1);
+            }
+            dims[0] *= self.ex.world;
+            Tensor::from_vec(all.concat(), dims, t.device())?.to_dtype(t.dtype())
+        };
+        Ok(r()?)
     }
 }
 
@@ -443,11 +451,13 @@ mod gpu {
         fn world(&self) -> usize {
             self.comm.world_size()
         }
-        fn all_reduce_sum(&mut self, t: &Tensor) -> Result<Tensor> {
-            self.dispatch(t, false)
+        fn all_reduce_sum(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+            let r = || -> Result<Tensor> { self.dispatch(t, false) };
+            Ok(r()?)
         }
-        fn all_gather(&mut self, t: &Tensor) -> Result<Tensor> {
-            self.dispatch(t, true)
+        fn all_gather(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
+            let r = || -> Result<Tensor> { self.dispatch(t, true) };
+            Ok(r()?)
         }
     }
 

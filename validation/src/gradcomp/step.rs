@@ -215,7 +215,11 @@ impl Engine {
                     flat = there;
                 }
                 let shapes = self.plan.buckets[b].shapes();
-                results[b] = Some(codec.round(b, &flat, &shapes, comm)?);
+                results[b] = Some(
+                    codec
+                        .round(b, &flat, &shapes, comm)
+                        .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?,
+                );
                 events.push(Event::Round(b));
                 next_bucket += 1;
             }

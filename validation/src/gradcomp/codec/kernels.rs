@@ -1,0 +1,506 @@
+//! The three operations the codecs need that candle 0.11 lacks or runs serially on CUDA, each a
+//! custom op with a CPU reference that gives the same result (`codec.cu`, built to PTX with nvcc
+//! 13.0.88 for sm_90, `nvcc -arch=sm_90 -O3 --ptx codec.cu -o codec.ptx`):
+//!
+//! - [`uniform`]: seeded uniform numbers on [0, 1) from a counter-based hash (splitmix64's
+//!   finalizer, Steele, Lea & Flood 2014), identical bits on the CPU and the GPU; candle's CPU
+//!   generator cannot be seeded and its CUDA one is a single per-device state.
+//! - [`scatter_add`]: `out = 0; out[idx[j]] += val[j]`, one thread per entry with `atomicAdd`
+//!   (candle's `index_add` / `scatter_add` CUDA kernels loop over every index in one thread per
+//!   column: serial on a flat vector).
+//! - [`select`]: stable compaction of flagged positions, in index order, taking exactly `need`
+//!   of the tie-flagged ones (lowest indices first): Top-k's exact selection of k elements.
+//!
+//! Exactness: `uniform` and `select` are bit-identical on both devices; `scatter_add` is exact when
+//! the indices are distinct (one rank's payload) and otherwise adds colliding entries in an
+//! unspecified order on the GPU (rank order on the CPU), within one rounding per collision.
+
+use anyhow::{bail, Result};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+
+/// PTX of `codec.cu` (nvcc 13.0.88, `-arch=sm_90 -O3`).
+#[cfg(feature = "cuda")]
+const PTX: &str = include_str!("codec.ptx");
+
+/// Module name under which the PTX is loaded on the device.
+#[cfg(feature = "cuda")]
+const MODULE: &str = "gradcomp_codec";
+
+/// Elements per block of the selection kernels (one thread each).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const SEL_BLOCK: usize = 1024;
+
+/// splitmix64's finalizer (the same as `codec_mix64` in `codec.cu`).
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The stream key of draw number `round` of bucket `bucket` under `seed` (every rank derives
+/// the same key, so shared draws agree without communication).
+pub fn key(seed: u64, bucket: usize, round: u64) -> u64 {
+    mix64(seed ^ mix64(((bucket as u64) << 40) ^ round ^ 0x5eed_c0de))
+}
+
+/// Element `i` of the uniform stream `key`: the top 24 bits of `mix64(key + i·φ)` times 2⁻²⁴.
+pub fn uniform_at(key: u64, i: u64) -> f32 {
+    let h = mix64(key.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    (h >> 40) as u32 as f32 * (1.0 / 16_777_216.0)
+}
+
+struct Uniform {
+    key: u64,
+}
+
+impl CustomOp1 for Uniform {
+    fn name(&self) -> &'static str {
+        "gradcomp-uniform"
+    }
+
+    fn cpu_fwd(&self, _s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l.shape().elem_count();
+        let v = (0..n as u64).map(|i| uniform_at(self.key, i)).collect();
+        Ok((CpuStorage::F32(v), Shape::from(n)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+        let dev = s.device();
+        let n = l.shape().elem_count();
+        let out = dev.alloc_zeros::<f32>(n.max(1))?;
+        if n > 0 {
+            let func = dev.get_or_load_custom_func("codec_uniform_f32", MODULE, PTX)?;
+            let mut b = func.builder();
+            b.arg(&out);
+            b.arg(&self.key);
+            let n_u32 = n as u32;
+            b.arg(&n_u32);
+            // SAFETY: argument types and order match `codec_uniform_f32`; `out` holds n f32.
+            unsafe { b.launch(LaunchConfig::for_num_elems(n_u32)) }.w()?;
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from(n),
+        ))
+    }
+}
+
+/// `n` uniform numbers on [0, 1) of stream `key` ([`uniform_at`]), f32, on `like`'s device (only
+/// `like`'s device is used; `n` may differ from its size).
+///
+/// # Errors
+/// Device errors; `n` ≥ 2³².
+pub fn uniform(like: &Tensor, key: u64, n: usize) -> Result<Tensor> {
+    if n > u32::MAX as usize {
+        bail!("uniform: {n} elements: at most 2^32 - 1");
+    }
+    // A zero-copy, shape-only carrier of the length (the op reads no input element).
+    let carrier = Tensor::zeros(1, DType::U8, like.device())?.broadcast_as(n)?;
+    Ok(carrier.apply_op1_no_bwd(&Uniform { key })?)
+}
+
+struct ScatterAdd {
+    n: usize,
+}
+
+impl CustomOp2 for ScatterAdd {
+    fn name(&self) -> &'static str {
+        "gradcomp-scatter-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::U32(idx), CpuStorage::F32(val)) = (s1, s2) else {
+            candle_core::bail!("scatter-add: expected u32 indices and f32 values")
+        };
+        let (Some((i0, i1)), Some((v0, v1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("scatter-add: inputs must be contiguous")
+        };
+        let mut out = vec![0f32; self.n];
+        for (&i, &v) in idx[i0..i1].iter().zip(&val[v0..v1]) {
+            let Some(o) = out.get_mut(i as usize) else {
+                candle_core::bail!("scatter-add: index {i} >= {}", self.n)
+            };
+            *o += v;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(self.n)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+        let dev = s1.device();
+        let (Some((i0, i1)), Some((v0, v1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("scatter-add: inputs must be contiguous")
+        };
+        let idx = s1.as_cuda_slice::<u32>()?.slice(i0..i1);
+        let val = s2.as_cuda_slice::<f32>()?.slice(v0..v1);
+        let out = dev.alloc_zeros::<f32>(self.n.max(1))?;
+        let m = i1 - i0;
+        if m > 0 {
+            let func = dev.get_or_load_custom_func("codec_scatter_add_f32", MODULE, PTX)?;
+            let mut b = func.builder();
+            b.arg(&idx);
+            b.arg(&val);
+            b.arg(&out);
+            let m_u32 = m as u32;
+            b.arg(&m_u32);
+            // SAFETY: argument types and order match `codec_scatter_add_f32`; every index is
+            // < n (the callers' indices come from a selection over n elements).
+            unsafe { b.launch(LaunchConfig::for_num_elems(m_u32)) }.w()?;
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from(self.n),
+        ))
+    }
+}
+
+/// A length-`n` f32 vector, zero except `out[idx[j]] += val[j]` (`idx` u32 `[m]` with every
+/// index `< n`, `val` f32 `[m]`).
+///
+/// # Errors
+/// Lengths or dtypes differ; device errors (the CPU reference also rejects an index `≥ n`).
+pub fn scatter_add(idx: &Tensor, val: &Tensor, n: usize) -> Result<Tensor> {
+    if idx.dims1()? != val.dims1()? || idx.dtype() != DType::U32 || val.dtype() != DType::F32 {
+        bail!(
+            "scatter-add: indices {:?} {:?}, values {:?} {:?}: expected u32 and f32 of one length",
+            idx.dims(),
+            idx.dtype(),
+            val.dims(),
+            val.dtype()
+        );
+    }
+    Ok(idx
+        .contiguous()?
+        .apply_op2_no_bwd(&val.contiguous()?, &ScatterAdd { n })?)
+}
+
+struct Select {
+    k: usize,
+    need: usize,
+}
+
+/// CPU reference of [`select`] over the flags.
+fn select_cpu(flags: &[u8], k: usize, need: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(k);
+    let mut ties = 0;
+    for (i, &f) in flags.iter().enumerate() {
+        if f == 1 || (f == 2 && ties < need) {
+            out.push(i as u32);
+        }
+        if f == 2 {
+            ties += 1;
+        }
+    }
+    out
+}
+
+impl CustomOp1 for Select {
+    fn name(&self) -> &'static str {
+        "gradcomp-select"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::U8(f) = s else {
+            candle_core::bail!("select: expected u8 flags")
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("select: flags must be contiguous")
+        };
+        let out = select_cpu(&f[a..b], self.k, self.need);
+        if out.len() != self.k {
+            candle_core::bail!("select: {} flagged, expected {}", out.len(), self.k)
+        }
+        Ok((CpuStorage::U32(out), Shape::from(self.k)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+        let dev = s.device();
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("select: flags must be contiguous")
+        };
+        let flags = s.as_cuda_slice::<u8>()?.slice(a..b);
+        let n = b - a;
+        let nb = n.div_ceil(SEL_BLOCK).max(1);
+        let mut cnt_sel = dev.alloc_zeros::<u32>(nb)?;
+        let mut cnt_tie = dev.alloc_zeros::<u32>(nb)?;
+        let out = dev.alloc_zeros::<u32>(self.k.max(1))?;
+        let (n_u32, nb_u32, need_u32) = (n as u32, nb as u32, self.need as u32);
+        let blocks = LaunchConfig {
+            grid_dim: (nb_u32, 1, 1),
+            block_dim: (SEL_BLOCK as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (SEL_BLOCK as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        {
+            let count = dev.get_or_load_custom_func("codec_sel_count", MODULE, PTX)?;
+            let mut bld = count.builder();
+            bld.arg(&flags);
+            bld.arg(&n_u32);
+            bld.arg(&mut cnt_sel);
+            bld.arg(&mut cnt_tie);
+            // SAFETY: matches `codec_sel_count`; nb blocks of 1024 cover n, each writes its entry.
+            unsafe { bld.launch(blocks) }.w()?;
+        }
+        {
+            let scan = dev.get_or_load_custom_func("codec_sel_scan", MODULE, PTX)?;
+            let mut bld = scan.builder();
+            bld.arg(&mut cnt_sel);
+            bld.arg(&mut cnt_tie);
+            bld.arg(&nb_u32);
+            // SAFETY: matches `codec_sel_scan`; one block of 1024 threads scans nb entries in
+            // place.
+            unsafe { bld.launch(one) }.w()?;
+        }
+        {
+            let compact = dev.get_or_load_custom_func("codec_sel_compact", MODULE, PTX)?;
+            let mut bld = compact.builder();
+            bld.arg(&flags);
+            bld.arg(&n_u32);
+            bld.arg(&cnt_sel);
+            bld.arg(&cnt_tie);
+            bld.arg(&need_u32);
+            bld.arg(&out);
+            // SAFETY: matches `codec_sel_compact`; the caller guarantees (selected + need) = k,
+            // so every write lands below k.
+            unsafe { bld.launch(blocks) }.w()?;
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from(self.k),
+        ))
+    }
+}
+
+/// The positions `i` (u32, increasing) with `flags[i] == 1`, plus the first `need` positions
+/// with `flags[i] == 2`; `flags` is u8 `[n]` and must flag exactly `k − need` ones and at least
+/// `need` twos (the caller counted them).
+///
+/// # Errors
+/// Dtype or shape; device errors; on the CPU, a count that does not come to `k`.
+pub fn select(flags: &Tensor, k: usize, need: usize) -> Result<Tensor> {
+    if flags.dtype() != DType::U8 || flags.rank() != 1 {
+        bail!(
+            "select: flags {:?} {:?}: expected u8 [n]",
+            flags.dims(),
+            flags.dtype()
+        );
+    }
+    if flags.dims1()? > u32::MAX as usize {
+        bail!("select: {} elements: at most 2^32 - 1", flags.dims1()?);
+    }
+    Ok(flags.contiguous()?.apply_op1_no_bwd(&Select { k, need })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn uniform_is_seeded_in_range_and_uniform() {
+        let dev = Device::Cpu;
+        let like = Tensor::zeros(1, DType::F32, &dev).unwrap();
+        let a = uniform(&like, key(7, 0, 0), 20_000)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = uniform(&like, key(7, 0, 0), 20_000)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let c = uniform(&like, key(7, 0, 1), 20_000)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.iter().all(|&u| (0.0..1.0).contains(&u)));
+        // Mean 1/2 with standard error (1/√12)/√n ≈ 0.002: 5σ = 0.0102.
+        let mean = a.iter().map(|&u| u as f64).sum::<f64>() / a.len() as f64;
+        assert!((mean - 0.5).abs() < 0.0102, "{mean}");
+        // Each decile holds 10% ± 5σ (σ = √(0.09/n) ≈ 0.0021).
+        for d in 0..10 {
+            let lo = d as f32 / 10.0;
+            let f = a.iter().filter(|&&u| u >= lo && u < lo + 0.1).count() as f64 / 2e4;
+            assert!((f - 0.1).abs() < 0.0106, "decile {d}: {f}");
+        }
+    }
+
+    #[test]
+    fn scatter_add_sums_collisions_and_rejects_bad_input() {
+        let dev = Device::Cpu;
+        let idx = Tensor::new(&[3u32, 0, 3, 5], &dev).unwrap();
+        let val = Tensor::new(&[1f32, 2., 4., 8.], &dev).unwrap();
+        let out = scatter_add(&idx, &val, 6)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(out, vec![2., 0., 0., 5., 0., 8.]);
+        let short = Tensor::new(&[1f32], &dev).unwrap();
+        assert!(scatter_add(&idx, &short, 6).is_err());
+        assert!(scatter_add(&idx, &val, 4).is_err());
+    }
+
+    /// `codec.cu`'s three selection kernels step by step on the host (blocks of 1024 threads,
+    /// warps of 32, the scan's per-thread segments and Hillis–Steele rounds), so the kernels'
+    /// indexing is tested where there is no GPU.
+    fn select_like_the_kernels(flags: &[u8], need: usize) -> Vec<u32> {
+        let n = flags.len();
+        let nb = n.div_ceil(SEL_BLOCK).max(1);
+        let flag = |i: usize| if i < n { flags[i] } else { 0 };
+        // codec_sel_count
+        let mut a: Vec<u32> = (0..nb)
+            .map(|b| (0..1024).filter(|t| flag(b * 1024 + t) == 1).count() as u32)
+            .collect();
+        let mut b: Vec<u32> = (0..nb)
+            .map(|bl| (0..1024).filter(|t| flag(bl * 1024 + t) == 2).count() as u32)
+            .collect();
+        // codec_sel_scan
+        let per = nb.div_ceil(1024);
+        let seg = |t: usize| (t * per, (t * per + per).min(nb));
+        let ta: Vec<u32> = (0..1024)
+            .map(|t| {
+                let (lo, hi) = seg(t);
+                (lo..hi).map(|j| a[j]).sum()
+            })
+            .collect();
+        let tb: Vec<u32> = (0..1024)
+            .map(|t| {
+                let (lo, hi) = seg(t);
+                (lo..hi).map(|j| b[j]).sum()
+            })
+            .collect();
+        let (mut sa, mut sb) = (ta.clone(), tb.clone());
+        let mut off = 1;
+        while off < 1024 {
+            let (xa, xb) = (sa.clone(), sb.clone());
+            for t in off..1024 {
+                sa[t] += xa[t - off];
+                sb[t] += xb[t - off];
+            }
+            off <<= 1;
+        }
+        for t in 0..1024 {
+            let (mut ra, mut rb) = (sa[t] - ta[t], sb[t] - tb[t]);
+            let (lo, hi) = seg(t);
+            for j in lo..hi.max(lo) {
+                let (x, y) = (a[j], b[j]);
+                a[j] = ra;
+                b[j] = rb;
+                ra += x;
+                rb += y;
+            }
+        }
+        // codec_sel_compact
+        let k = flags.iter().filter(|&&f| f == 1).count() + need;
+        let mut out = vec![u32::MAX; k];
+        for bl in 0..nb {
+            let v: Vec<u8> = (0..1024).map(|t| flag(bl * 1024 + t)).collect();
+            let (mut ws, mut wt) = ([0u32; 32], [0u32; 32]);
+            let (mut ca, mut cb) = (0, 0);
+            for w in 0..32 {
+                ws[w] = ca;
+                wt[w] = cb;
+                ca += v[w * 32..w * 32 + 32].iter().filter(|&&f| f == 1).count() as u32;
+                cb += v[w * 32..w * 32 + 32].iter().filter(|&&f| f == 2).count() as u32;
+            }
+            for t in 0..1024 {
+                let (w, lane) = (t / 32, t % 32);
+                let ps = v[w * 32..w * 32 + lane].iter().filter(|&&f| f == 1).count() as u32;
+                let pt = v[w * 32..w * 32 + lane].iter().filter(|&&f| f == 2).count() as u32;
+                let s = (a[bl] + ws[w] + ps) as usize;
+                let tt = (b[bl] + wt[w] + pt) as usize;
+                let i = (bl * 1024 + t) as u32;
+                if v[t] == 1 {
+                    out[s + tt.min(need)] = i;
+                } else if v[t] == 2 && tt < need {
+                    out[s + tt] = i;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_kernels_selection_steps_equal_the_reference() {
+        // Block counts below, at and above the scan's 1024 threads (segments of 1 and 2).
+        for (n, seed) in [(5usize, 1u64), (1024, 2), (5000, 3), (1024 * 1024 + 1, 4)] {
+            let flags: Vec<u8> = (0..n as u64)
+                .map(|i| match mix64(i ^ (seed << 40)) % 100 {
+                    0..=2 => 1,
+                    3..=9 => 2,
+                    _ => 0,
+                })
+                .collect();
+            let ties = flags.iter().filter(|&&f| f == 2).count();
+            for need in [0, ties / 3, ties] {
+                let want = select_cpu(
+                    &flags,
+                    flags.iter().filter(|&&f| f == 1).count() + need,
+                    need,
+                );
+                assert_eq!(
+                    select_like_the_kernels(&flags, need),
+                    want,
+                    "n {n} need {need}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn select_takes_flagged_then_first_ties_in_order() {
+        let dev = Device::Cpu;
+        let f = Tensor::new(&[0u8, 2, 1, 2, 0, 2, 1], &dev).unwrap();
+        let got = select(&f, 4, 2).unwrap().to_vec1::<u32>().unwrap();
+        assert_eq!(got, vec![1, 2, 3, 6]);
+        let got = select(&f, 2, 0).unwrap().to_vec1::<u32>().unwrap();
+        assert_eq!(got, vec![2, 6]);
+        assert!(select(&f, 5, 2).is_err());
+        // Across several 1024-element blocks (the GPU kernels' unit).
+        let n = 3 * SEL_BLOCK + 17;
+        let flags: Vec<u8> = (0..n).map(|i| [0u8, 1, 2, 0, 2][i % 5]).collect();
+        let ones = flags.iter().filter(|&&x| x == 1).count();
+        let got = select_cpu(&flags, ones + 100, 100);
+        assert_eq!(got.len(), ones + 100);
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(flags[*got.last().unwrap() as usize], 1);
+    }
+}

@@ -1,0 +1,345 @@
+//! Sparsification with error feedback (Stich, Cordonnier & Jaggi 2018, "Sparsified SGD with
+//! Memory", NeurIPS): each rank adds its residual E to the gradient, sends k = ⌈D·n⌉ entries of
+//! x = g + E, and keeps E ← x − sent.
+//!
+//! - `topk:density=D` (Aji & Heafield 2017, "Sparse Communication for Distributed Gradient
+//!   Descent"): exactly the k largest |x|, ties broken by lowest index. The selection sets
+//!   differ between ranks, so values (f32) and indices (u32) are all-gathered (8k bytes per rank,
+//!   perfcast's `compressor/sparse.rs`) and scatter-added, then divided by the world.
+//!   Selection on the device without a sort (candle's CUDA arg-sort sorts one row in shared
+//!   memory, at most a few thousand elements): the k-th largest |x| is found by bisection on its
+//!   f32 bit pattern (non-negative floats order like their bits), one `≥`-count pass over n
+//!   per bit (about 31 passes, one host read each); then the elements above it and the first
+//!   (k − above) equal to it in index order are compacted in index order
+//!   ([`super::kernels::select`]). The result is exactly a stable sort's first k (tested against
+//!   one).
+//! - `randomk:density=D`: k positions drawn from a seeded stream shared by every rank, so the
+//!   values line up and are all-reduced (4k bytes per rank; the indices never travel). Sampling
+//!   is stratified: position i of k falls uniformly in `[⌊i·n/k⌋, ⌊(i+1)·n/k⌋)`, so positions are
+//!   distinct and each element is kept with probability ≈ k/n. Unscaled (error feedback carries
+//!   what was not sent, as in Stich et al.). Note: perfcast's `compressor/sparse.rs` models
+//!   Random-k as an all-gather of values and indices (`P·8k` bytes); this codec follows the
+//!   shared-seed design, whose wire bytes (4k, all-reduce) the `wire_bytes` rows record.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Tensor};
+
+use super::kernels::{self, scatter_add, select};
+use super::{Collective, TwoStage};
+
+/// k = ⌈D·n⌉, at least 1 (perfcast's `k_of`).
+pub fn k_of(density: f64, n: usize) -> usize {
+    ((density * n as f64).ceil() as usize).clamp(1, n.max(1))
+}
+
+fn check_density(name: &str, d: f64) -> Result<()> {
+    if !(d > 0.0 && d <= 1.0) {
+        bail!("--method {name} density {d}: expected a number in (0, 1]");
+    }
+    Ok(())
+}
+
+/// Top-k with error feedback.
+pub struct TopK {
+    density: f64,
+    err: HashMap<usize, Tensor>,
+}
+
+impl TopK {
+    /// Keeps a fraction `density` ∈ (0, 1] of every bucket.
+    ///
+    /// # Errors
+    /// `density` outside (0, 1].
+    pub fn new(density: f64) -> Result<TopK> {
+        check_density("topk", density)?;
+        Ok(TopK {
+            density,
+            err: HashMap::new(),
+        })
+    }
+}
+
+/// Count of elements of `a` that are `≥ t` (one device pass and one host read).
+fn count_ge(a: &Tensor, t: f32) -> Result<usize> {
+    Ok(a.ge(t)?
+        .to_dtype(DType::U32)?
+        .sum_all()?
+        .to_scalar::<u32>()? as usize)
+}
+
+/// The k-th largest value of non-negative finite `a` (1 ≤ k ≤ n): bisection over f32 bit
+/// patterns keeping `count(a ≥ lo) ≥ k > count(a ≥ hi)`, ⌈log₂(bits(max) + 1)⌉ count passes
+/// (plus one max and one NaN-count pass).
+///
+/// # Errors
+/// `a` holds a NaN or infinity; device errors.
+pub fn kth_largest(a: &Tensor, k: usize) -> Result<f32> {
+    // NaN compares false (so it would not be counted) and candle's max skips it: count it.
+    let max = a.max_all()?.to_scalar::<f32>()?;
+    if !max.is_finite() || count_ge(a, 0.0)? != a.elem_count() {
+        bail!("top-k: gradient holds a non-finite value (NaN or infinity)");
+    }
+    let (mut lo, mut hi) = (0u32, max.to_bits() + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if count_ge(a, f32::from_bits(mid))? >= k {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(f32::from_bits(lo))
+}
+
+/// The positions (u32, increasing) of the k largest `|x|`, ties at the k-th value broken by
+/// lowest index: exactly the first k of a stable sort by decreasing `|x|`.
+///
+/// # Errors
+/// k outside 1..=n; non-finite values; device errors.
+pub fn top_k_indices(x: &Tensor, k: usize) -> Result<Tensor> {
+    let n = x.elem_count();
+    if k == 0 || k > n {
+        bail!("top-k: k {k} of {n} elements: expected 1 <= k <= n");
+    }
+    let a = x.abs()?;
+    let t = kth_largest(&a, k)?;
+    let gt = a.gt(t)?;
+    let eq = a.eq(t)?;
+    let above = gt.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
+    let flags = ((gt + &eq)? + &eq)?;
+    select(&flags, k, k - above)
+}
+
+impl TwoStage for TopK {
+    fn name(&self) -> String {
+        format!("topk:density={}", self.density)
+    }
+
+    fn collective(&self) -> Collective {
+        Collective::AllGather
+    }
+
+    /// x = g + E; select; gather values; E ← x − sent. Payload: values (f32 `[k]`), indices
+    /// (u32 `[k]`).
+    fn encode(&mut self, bucket: usize, grad: &Tensor, _world: usize) -> Result<Vec<Tensor>> {
+        let n = grad.elem_count();
+        let k = k_of(self.density, n);
+        let x = match self.err.get(&bucket) {
+            Some(e) if e.elem_count() == n => (grad + e)?,
+            _ => grad.clone(),
+        };
+        let idx = top_k_indices(&x, k)?;
+        let vals = x.index_select(&idx, 0)?;
+        let sent = scatter_add(&idx, &vals, n)?;
+        self.err.insert(bucket, (x - sent)?);
+        Ok(vec![vals, idx])
+    }
+
+    /// Scatter-adds every rank's (value, index) pairs into zeros and divides by the world.
+    fn decode(&mut self, _b: usize, n: usize, recv: &[Tensor], world: usize) -> Result<Tensor> {
+        let [vals, idx] = recv else {
+            bail!(
+                "{}: expected values and indices, got {} payloads",
+                self.name(),
+                recv.len()
+            )
+        };
+        Ok(scatter_add(idx, vals, n)?.affine(1.0 / world as f64, 0.0)?)
+    }
+
+    fn wire_bytes(&self, n: usize) -> u64 {
+        8 * k_of(self.density, n) as u64
+    }
+}
+
+/// Random-k with error feedback and shared-seed positions.
+pub struct RandomK {
+    density: f64,
+    seed: u64,
+    state: HashMap<usize, RandState>,
+}
+
+struct RandState {
+    n: usize,
+    round: u64,
+    err: Option<Tensor>,
+    /// Stratum starts (u32 `[k]`) and lengths − 1 (f32 `[k]`) and lengths (f32 `[k]`).
+    start: Tensor,
+    len: Tensor,
+    len_m1: Tensor,
+    /// This round's positions (set by encode, read by decode).
+    idx: Option<Tensor>,
+}
+
+impl RandomK {
+    /// Keeps a fraction `density` ∈ (0, 1]; positions drawn from `seed`.
+    ///
+    /// # Errors
+    /// `density` outside (0, 1].
+    pub fn new(density: f64, seed: u64) -> Result<RandomK> {
+        check_density("randomk", density)?;
+        Ok(RandomK {
+            density,
+            seed,
+            state: HashMap::new(),
+        })
+    }
+
+    /// The positions of draw `round` for an `n`-element bucket `bucket` (u32 `[k]`, increasing),
+    /// on `like`'s device: what every rank computes alike.
+    ///
+    /// # Errors
+    /// Device errors.
+    fn positions(&mut self, bucket: usize, like: &Tensor) -> Result<Tensor> {
+        let n = like.elem_count();
+        let k = k_of(self.density, n);
+        let fresh = self.state.get(&bucket).is_none_or(|s| s.n != n);
+        if fresh {
+            let (mut start, mut len) = (Vec::with_capacity(k), Vec::with_capacity(k));
+            for i in 0..k as u64 {
+                let a = i * n as u64 / k as u64;
+                let b = (i + 1) * n as u64 / k as u64;
+                start.push(a as u32);
+                len.push((b - a) as f32);
+            }
+            let dev = like.device();
+            let len = Tensor::from_vec(len, k, dev)?;
+            self.state.insert(
+                bucket,
+                RandState {
+                    n,
+                    round: 0,
+                    err: None,
+                    start: Tensor::from_vec(start, k, dev)?,
+                    len_m1: len.affine(1.0, -1.0)?,
+                    len,
+                    idx: None,
+                },
+            );
+        }
+        let st = self.state.get_mut(&bucket).expect("inserted above");
+        let u = kernels::uniform(like, kernels::key(self.seed, bucket, st.round), k)?;
+        st.round += 1;
+        let off = (u * &st.len)?
+            .floor()?
+            .minimum(&st.len_m1)?
+            .to_dtype(DType::U32)?;
+        Ok((&st.start + off)?)
+    }
+}
+
+impl TwoStage for RandomK {
+    fn name(&self) -> String {
+        format!("randomk:density={}", self.density)
+    }
+
+    fn collective(&self) -> Collective {
+        Collective::AllReduce
+    }
+
+    /// x = g + E; draw the shared positions; gather values; E ← x − sent. Payload: values.
+    fn encode(&mut self, bucket: usize, grad: &Tensor, _world: usize) -> Result<Vec<Tensor>> {
+        let n = grad.elem_count();
+        let idx = self.positions(bucket, grad)?;
+        let st = self.state.get_mut(&bucket).expect("positions made it");
+        let x = match &st.err {
+            Some(e) => (grad + e)?,
+            None => grad.clone(),
+        };
+        let vals = x.index_select(&idx, 0)?;
+        let sent = scatter_add(&idx, &vals, n)?;
+        st.err = Some((x - sent)?);
+        st.idx = Some(idx);
+        Ok(vec![vals])
+    }
+
+    /// Scatters the summed values (divided by the world) to this round's positions.
+    fn decode(&mut self, bucket: usize, n: usize, recv: &[Tensor], world: usize) -> Result<Tensor> {
+        let [vals] = recv else {
+            bail!("{}: expected one payload, got {}", self.name(), recv.len())
+        };
+        let Some(idx) = self.state.get(&bucket).and_then(|s| s.idx.as_ref()) else {
+            bail!(
+                "{}: decode of bucket {bucket} before its encode",
+                self.name()
+            )
+        };
+        scatter_add(idx, &vals.affine(1.0 / world as f64, 0.0)?, n)
+    }
+
+    fn wire_bytes(&self, n: usize) -> u64 {
+        4 * k_of(self.density, n) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Stable-sort reference: the first k positions by decreasing |x|, then increasing index.
+    fn reference(x: &[f32], k: usize) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..x.len() as u32).collect();
+        order.sort_by(|&i, &j| {
+            x[j as usize]
+                .abs()
+                .total_cmp(&x[i as usize].abs())
+                .then(i.cmp(&j))
+        });
+        let mut top = order[..k].to_vec();
+        top.sort_unstable();
+        top
+    }
+
+    #[test]
+    fn top_k_equals_a_stable_sort_with_ties() {
+        let dev = Device::Cpu;
+        // Many ties: values in {−8..8}/16, including zeros.
+        let x: Vec<f32> = (0..2000u64)
+            .map(|i| ((kernels::mix64(i) % 17) as f32 - 8.0) / 16.0)
+            .collect();
+        let t = Tensor::new(x.as_slice(), &dev).unwrap();
+        for k in [1, 2, 7, 117, 118, 500, 1999, 2000] {
+            let got = top_k_indices(&t, k).unwrap().to_vec1::<u32>().unwrap();
+            assert_eq!(got, reference(&x, k), "k {k}");
+        }
+        // All zeros: the first k positions.
+        let z = Tensor::zeros(10, DType::F32, &dev).unwrap();
+        assert_eq!(
+            top_k_indices(&z, 3).unwrap().to_vec1::<u32>().unwrap(),
+            vec![0, 1, 2]
+        );
+        assert!(top_k_indices(&z, 0).is_err());
+        assert!(top_k_indices(&z, 11).is_err());
+        let bad = Tensor::new(&[1f32, f32::NAN], &dev).unwrap();
+        assert!(top_k_indices(&bad, 1).is_err());
+    }
+
+    #[test]
+    fn random_k_positions_are_distinct_seeded_and_cover_the_bucket() {
+        let dev = Device::Cpu;
+        let g = Tensor::zeros(1000, DType::F32, &dev).unwrap();
+        let mut a = RandomK::new(0.03, 5).unwrap();
+        let mut b = RandomK::new(0.03, 5).unwrap();
+        let pa = a.positions(0, &g).unwrap().to_vec1::<u32>().unwrap();
+        let pb = b.positions(0, &g).unwrap().to_vec1::<u32>().unwrap();
+        assert_eq!(pa, pb, "same seed, same positions on every rank");
+        assert_eq!(pa.len(), 30);
+        assert!(pa.windows(2).all(|w| w[0] < w[1]) && *pa.last().unwrap() < 1000);
+        let pa2 = a.positions(0, &g).unwrap().to_vec1::<u32>().unwrap();
+        assert_ne!(pa, pa2, "a new draw every round");
+        // Over many rounds every element is kept about k/n = 3% of the time.
+        let mut hits = vec![0u32; 1000];
+        for _ in 0..400 {
+            for p in a.positions(0, &g).unwrap().to_vec1::<u32>().unwrap() {
+                hits[p as usize] += 1;
+            }
+        }
+        // Binomial(400, 0.03): mean 12, sd 3.4; every element between 0 and 12 + 8 sd.
+        assert!(hits.iter().all(|&h| h <= 40), "{:?}", hits.iter().max());
+        let mean = hits.iter().sum::<u32>() as f64 / 1000.0;
+        assert!((mean - 12.0).abs() < 1e-9, "{mean}");
+    }
+}

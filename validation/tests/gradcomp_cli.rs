@@ -1,0 +1,115 @@
+//! `perfcast-gpu gradcomp` on the CPU (what CI runs): `codec-check` passes every check at tiny
+//! sizes, `codec-micro` writes rows the library reads with the codec contract (technique
+//! `gradcomp`, kind `codec`, params `op;rows;cols;elems`, metrics `time_s` and `wire_bytes`), and
+//! bad input is one line naming the flag, exit 2.
+
+use std::process::Command;
+
+use perfcast::measure::for_each_row;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_perfcast-gpu"))
+}
+
+#[test]
+fn codec_check_passes_on_the_cpu() {
+    let out = bin()
+        .args(["--cpu", "gradcomp", "codec-check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("PASS ")).count(),
+        14,
+        "{text}"
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn codec_micro_writes_the_codec_contract() {
+    let dir = std::env::temp_dir().join(format!("pcg-codec-micro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bin()
+        .args([
+            "--cpu",
+            "gradcomp",
+            "codec-micro",
+            "--methods",
+            "powersgd:rank=2,topk:density=0.01,signsgd",
+            "--set",
+            "ci",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows = Vec::new();
+    for_each_row(&dir.join("ci.csv"), |_, r| {
+        rows.push(r);
+        Ok(())
+    })
+    .unwrap();
+    // PowerSGD: 4 tiny matrices × (wire, p, q, decode) (24×24 at rank 2: 576 ≥ 192, compressed);
+    // Top-k and signSGD: 8 shapes × (wire, encode, decode).
+    assert_eq!(rows.len(), 16 + 2 * 24);
+    for r in &rows {
+        assert_eq!(
+            (r.technique.as_str(), r.kind.as_str(), r.set.as_str()),
+            ("gradcomp", "codec", "ci")
+        );
+        let op = r.params.get("op").unwrap();
+        let (rows_, cols, elems) = (
+            r.params.get("rows").unwrap().parse::<usize>().unwrap(),
+            r.params.get("cols").unwrap().parse::<usize>().unwrap(),
+            r.params.get("elems").unwrap().parse::<usize>().unwrap(),
+        );
+        assert_eq!(rows_ * cols, elems);
+        match r.metric.as_str() {
+            "time_s" => {
+                assert!(r.value > 0.0 && r.unit == "s" && r.repeats == 3, "{r:?}");
+                let want: &[&str] = if r.model.starts_with("powersgd") {
+                    &["p", "q", "decode"]
+                } else {
+                    &["encode", "decode"]
+                };
+                assert!(want.contains(&op), "{r:?}");
+            }
+            "wire_bytes" => {
+                assert_eq!((op, r.unit.as_str()), ("wire", "bytes"));
+                let want = match r.model.as_str() {
+                    "powersgd:rank=2" => 4 * 2 * (rows_ + cols),
+                    "topk:density=0.01" => 8 * (elems as f64 * 0.01).ceil() as usize,
+                    "signsgd" => elems.div_ceil(8),
+                    m => panic!("unexpected model {m}"),
+                };
+                assert_eq!(r.value, want as f64, "{r:?}");
+            }
+            m => panic!("unexpected metric {m}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bin()
+        .args([
+            "--cpu",
+            "gradcomp",
+            "codec-micro",
+            "--methods",
+            "qsgd:bits=3",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("qsgd bits 3"), "{err}");
+}
