@@ -13,7 +13,24 @@
 //! - the write-back path `wb(w)`: device gather + D2H copy + host scatter — `writeback_path`.
 //!
 //! On demand (LRU, FIFO, LFU, static top-k, Belady; the harness's one-stream execution):
-//! `t_b = c(B) + g(h_b) + s(k_b) + f(m_b) + wb(w_b)`.
+//! `t_b = c(B) + d_b·τ(B) + g(h_b) + s(k_b) + f(m_b) + wb(w_b)`.
+//!
+//! `c(B)` is the step as the micro-measurement times it: back to back, the host launching step
+//! `b+1` while the device still runs step `b`, so it costs `max(host launches, device work)`.
+//! The harness's on-demand loop (`validation/src/embcache/engine.rs`) waits on the host for every
+//! write-back copy it issues on the compute stream: after the `post_wb` copy (right after the
+//! step) and after the `pre_wb` copy (before the next batch's step). Either wait drains the
+//! device, so the device work still queued behind the step's last launch — the tail `τ(B)` — is
+//! no longer hidden under the next step's launches. `d_b = 1` when step `b` is drained: batch
+//! `b` writes back rows it does not keep (`post_wb > 0`), batch `b+1` evicts rows before its
+//! step (`pre_wb > 0`), or `b` is the last batch (the timed loop ends with a device
+//! synchronization). `τ(B) = S(B) − c(B)`, where `S(B)` is the step synchronized after every call
+//! (the overlap micro's `overlap_compute_s`, median over its row counts): the device backlog
+//! grows with the step's device work, so `τ` is interpolated linearly in `B` through the
+//! measured batch sizes from `τ(0) = 0` (the last segment's slope above the largest). At small
+//! batches the step is host-launch bound and `τ` vanishes; at 4096 samples it is ~2 ms.
+//! The resident run and the prefetching loop never wait on the step (`d_b = 0`): the prefetch
+//! loop's host waits are on copy-stream events that do not follow the step.
 //! Prefetching (Bagpipe lookahead): batch `b+1`'s misses and batch `b`'s write-backs run on a
 //! second stream during batch `b`'s step: with `C_b = c(B) + g(U_b) + s(U_b)` and
 //! `X_b = f(m_{b+1}) + wb(w_b)`, `t_b = max(C_b, X_b) + (1 − φ)·min(C_b, X_b)`, where `φ` is the
@@ -24,7 +41,7 @@
 //! Each affine term is a least-squares fit of the micro medians minimising the *relative*
 //! residuals `Σ ((t_i − α − β·n_i) / t_i)²` (the error `validate` reports is relative), with
 //! `α, β ≥ 0` (a negative intercept is refitted through the origin). `φ` is the median of the
-//! measured `overlap_fraction`s.
+//! measured `overlap_fraction`s; `τ` as above (medians per batch size, clamped at 0).
 
 pub mod run;
 
@@ -43,6 +60,25 @@ pub struct Affine {
 }
 
 impl Calibration {
+    /// Device tail of a drained step of `batch` samples, s: `τ(B)` interpolated through
+    /// `(0, 0)` and [`Calibration::tail_points`] (the last segment's slope above; 0 without
+    /// points).
+    pub fn tail_s(&self, batch: f64) -> f64 {
+        let mut p = Vec::with_capacity(self.tail_points.len() + 1);
+        p.push((0.0, 0.0));
+        p.extend(self.tail_points.iter().copied().filter(|q| q.0 > 0.0));
+        if p.len() < 2 || batch <= 0.0 {
+            return 0.0;
+        }
+        let i = p
+            .iter()
+            .position(|q| q.0 >= batch)
+            .unwrap_or(p.len() - 1)
+            .max(1);
+        let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
+        (y0 + (y1 - y0) * (batch - x0) / (x1 - x0)).max(0.0)
+    }
+
     /// Dense step time for `batch` samples, s.
     pub fn compute_s(&self, batch: f64) -> f64 {
         let p = &self.compute_points;
@@ -168,6 +204,10 @@ pub struct Calibration {
     pub writeback: Affine,
     /// Fraction of the shorter of step and transfer hidden when both run together, in [0, 1].
     pub overlap: f64,
+    /// Device tail of a step the host waits for, `(samples, s)` sorted by samples: the step
+    /// synchronized after every call (`overlap_compute_s`, median per batch size) minus
+    /// [`Calibration::compute_s`] at that size, clamped at 0. See [`Calibration::tail_s`].
+    pub tail_points: Vec<(f64, f64)>,
     /// Largest relative residual of each fitted term over its points, in term order above.
     pub max_rel_residual: [f64; 5],
 }
@@ -219,6 +259,15 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
     }
     phis.sort_by(f64::total_cmp);
     let overlap = phis[phis.len() / 2].clamp(0.0, 1.0);
+    let mut synced = points_of(p, "overlap", "overlap_compute_s");
+    if synced.is_empty() {
+        return Err(Error::range(
+            "overlap_compute_s measurements",
+            0,
+            "at least 1 (the step synchronized every call: perfcast-gpu embcache micro --overlap-batches)",
+        ));
+    }
+    synced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let mut compute_points: Vec<(f64, f64)> = Vec::new();
     let mut cp = points_of(p, "compute", "compute_s");
     cp.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -229,7 +278,7 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
             _ => compute_points.push((b, t)),
         }
     }
-    Ok(Calibration {
+    let mut cal = Calibration {
         compute_points,
         compute: fits[0],
         gather: fits[1],
@@ -237,8 +286,29 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         fetch: fits[3],
         writeback: fits[4],
         overlap,
+        tail_points: Vec::new(),
         max_rel_residual: res,
-    })
+    };
+    // Median synchronized step per batch size, minus the back-to-back step there.
+    let mut i = 0;
+    while i < synced.len() {
+        let b = synced[i].0;
+        let j = synced[i..].iter().take_while(|q| q.0 == b).count() + i;
+        let med = median_sorted(&synced[i..j].iter().map(|q| q.1).collect::<Vec<_>>());
+        cal.tail_points.push((b, (med - cal.compute_s(b)).max(0.0)));
+        i = j;
+    }
+    Ok(cal)
+}
+
+/// Median of values sorted ascending (mean of the middle two for an even count).
+fn median_sorted(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 /// Per-batch counts of one policy run, as the harness moves rows.
@@ -331,11 +401,13 @@ pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: 
     let c = cal.compute_s(batch);
     let mut total = 0.0;
     if !prefetch {
+        let tail = cal.tail_s(batch);
         for b in 0..n {
             let u = f64::from(mc.unique[b]);
             let m = f64::from(mc.misses[b]);
             let kept = u - f64::from(mc.not_kept[b]);
             total += c
+                + if drained(mc, b) { tail } else { 0.0 }
                 + cal.gather.at(u - m)
                 + cal.scatter.at(kept)
                 + cal.fetch.at(m)
@@ -356,6 +428,17 @@ pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: 
     total / n as f64
 }
 
+/// Whether the on-demand loop's host waits drain batch `b`'s step: `b` writes back rows it does
+/// not keep (`post_wb`), batch `b+1` writes back evicted rows before its step (`pre_wb`), or `b`
+/// is the last batch (the timed loop ends with a synchronization).
+pub fn drained(mc: &MoveCounts, b: usize) -> bool {
+    if b + 1 >= mc.unique.len() {
+        return true;
+    }
+    let pre_next = mc.writebacks[b + 1].saturating_sub(mc.not_kept[b + 1]);
+    mc.not_kept[b] > 0 || pre_next > 0
+}
+
 /// The resident (uncached) run: every row on the device, nothing moves.
 pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 {
     if unique.is_empty() {
@@ -373,14 +456,14 @@ pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 
 mod tests {
     use super::*;
 
-    fn synth(op: &str, metric: &str, a: Affine, sizes: &[f64]) -> Vec<MicroPoint> {
+    fn synth(op: &str, metric: &str, f: impl Fn(f64) -> f64, sizes: &[f64]) -> Vec<MicroPoint> {
         sizes
             .iter()
             .map(|&n| MicroPoint {
                 op: op.into(),
                 size: n,
                 metric: metric.into(),
-                value: a.at(n),
+                value: f(n),
             })
             .collect()
     }
@@ -410,6 +493,7 @@ mod tests {
             overlap: 0.8,
             max_rel_residual: [0.0; 5],
             compute_points: vec![],
+            tail_points: vec![(1024.0, 4e-4), (4096.0, 2e-3)],
         }
     }
 
@@ -418,16 +502,21 @@ mod tests {
         let mut v = synth(
             "compute",
             "compute_s",
-            t.compute,
+            |n| t.compute.at(n),
             &[256.0, 1024.0, 4096.0, 16384.0],
         );
-        v.extend(synth("gather", "gather_s", t.gather, &rows));
-        v.extend(synth("scatter", "scatter_s", t.scatter, &rows));
-        v.extend(synth("fetch_path", "fetch_path_s", t.fetch, &rows));
+        v.extend(synth("gather", "gather_s", |n| t.gather.at(n), &rows));
+        v.extend(synth("scatter", "scatter_s", |n| t.scatter.at(n), &rows));
+        v.extend(synth(
+            "fetch_path",
+            "fetch_path_s",
+            |n| t.fetch.at(n),
+            &rows,
+        ));
         v.extend(synth(
             "writeback_path",
             "writeback_path_s",
-            t.writeback,
+            |n| t.writeback.at(n),
             &rows,
         ));
         for phi in [0.7, 0.8, 0.9] {
@@ -437,6 +526,18 @@ mod tests {
                 metric: "overlap_fraction".into(),
                 value: phi,
             });
+        }
+        // The synchronized step at each overlap batch: compute + tail, with a slower and a
+        // faster repeat around it (the median is the middle one).
+        for &(b, tail) in &t.tail_points {
+            for d in [-1e-4, 0.0, 3e-4] {
+                v.push(MicroPoint {
+                    op: "overlap".into(),
+                    size: b,
+                    metric: "overlap_compute_s".into(),
+                    value: t.compute.at(b) + tail + d,
+                });
+            }
         }
         v
     }
@@ -463,6 +564,19 @@ mod tests {
         }
         assert_eq!(c.overlap, 0.8);
         assert!(c.max_rel_residual.iter().all(|&r| r < 1e-9));
+        assert_eq!(c.tail_points.len(), t.tail_points.len());
+        for (got, want) in c.tail_points.iter().zip(&t.tail_points) {
+            assert_eq!(got.0, want.0);
+            assert!((got.1 / want.1 - 1.0).abs() < 1e-9, "{got:?} {want:?}");
+        }
+        let no_sync: Vec<MicroPoint> = micro(&t)
+            .into_iter()
+            .filter(|p| p.metric != "overlap_compute_s")
+            .collect();
+        assert!(fit(&no_sync)
+            .unwrap_err()
+            .to_string()
+            .contains("overlap_compute_s"));
         // Missing overlap or a single size: one clear error naming the term.
         let no_phi: Vec<MicroPoint> = micro(&t)
             .into_iter()
@@ -494,10 +608,16 @@ mod tests {
             not_kept: vec![0, 0],
         };
         let c = t.compute.at(64.0);
+        // Both steps drained (batch 1 evicts before its step; batch 1 is the last): each pays
+        // the tail τ(64) = 64/1024 · 0.4 ms = 25 µs.
+        let tau = 25e-6;
+        assert!((t.tail_s(64.0) - tau).abs() < 1e-15);
         let od = (c
+            + tau
             + t.scatter.at(100.0)
             + t.fetch.at(100.0)
             + c
+            + tau
             + t.gather.at(90.0)
             + t.scatter.at(100.0)
             + t.fetch.at(10.0)
@@ -513,6 +633,45 @@ mod tests {
                 / 2.0;
         assert!((predict_iter_s(&t, &mc, 64.0, true) - pf).abs() < 1e-15);
         assert!(predict_iter_s(&t, &mc, 64.0, true) < predict_iter_s(&t, &mc, 64.0, false));
+    }
+
+    #[test]
+    fn drained_steps_pay_the_interpolated_tail() {
+        let t = truth();
+        // τ through (0, 0), (1024, 0.4 ms), (4096, 2 ms); the last slope above.
+        assert_eq!(t.tail_s(0.0), 0.0);
+        assert!((t.tail_s(512.0) - 2e-4).abs() < 1e-15);
+        assert!((t.tail_s(2560.0) - 1.2e-3).abs() < 1e-15);
+        assert!((t.tail_s(5632.0) - 2.8e-3).abs() < 1e-15);
+        // Four batches: 0 keeps everything and 1 evicts nothing before its step (0 not
+        // drained); 1 does not keep a row (drained); 2 keeps all, but 3 evicts before its step
+        // (drained); 3 is last (drained).
+        let mc = MoveCounts {
+            unique: vec![10, 10, 10, 10],
+            misses: vec![10, 4, 0, 3],
+            writebacks: vec![0, 2, 0, 3],
+            not_kept: vec![0, 2, 0, 0],
+        };
+        let d: Vec<bool> = (0..4).map(|b| drained(&mc, b)).collect();
+        assert_eq!(d, vec![false, true, true, true]);
+        // On demand, 2560 samples: τ = 1.2 ms on 3 of 4 steps; prefetching pays none.
+        let mut no_tail = t.clone();
+        no_tail.tail_points.clear();
+        let with = predict_iter_s(&t, &mc, 2560.0, false);
+        let without = predict_iter_s(&no_tail, &mc, 2560.0, false);
+        assert!(
+            (with - without - 0.75 * 1.2e-3).abs() < 1e-15,
+            "{with} {without}"
+        );
+        assert_eq!(
+            predict_iter_s(&t, &mc, 2048.0, true),
+            predict_iter_s(&no_tail, &mc, 2048.0, true)
+        );
+        // The resident run never waits on a step.
+        assert_eq!(
+            predict_resident_s(&t, &mc.unique, 2048.0),
+            predict_resident_s(&no_tail, &mc.unique, 2048.0)
+        );
     }
 
     #[test]
@@ -564,6 +723,7 @@ mod compute_tests {
             writeback: a,
             overlap: 0.0,
             max_rel_residual: [0.0; 5],
+            tail_points: vec![],
             // Flat 6 ms up to 4096 samples, then 16 ms at 16384 (run 10's shape).
             compute_points: vec![(256.0, 6e-3), (4096.0, 6e-3), (16384.0, 16e-3)],
         };

@@ -103,7 +103,8 @@ fn param_f(row: &Row, origin: &Origin, key: &str) -> Result<f64> {
         .ok_or_else(|| origin.err(format!("embcache row needs a numeric params `{key}`")))
 }
 
-/// The micro points of `rows` (medians of `<op>_s` and `overlap_fraction`).
+/// The micro points of `rows` (medians of `<op>_s`, `overlap_fraction`, and the synchronized
+/// step `overlap_compute_s`, sized by its batch).
 ///
 /// # Errors
 /// A micro row without its size parameter.
@@ -116,14 +117,15 @@ pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
         let Some(op) = r.params.get("op") else {
             continue;
         };
-        let wanted = r.metric == format!("{op}_s") || r.metric == "overlap_fraction";
+        let synced = r.metric == "overlap_compute_s";
+        let wanted = r.metric == format!("{op}_s") || r.metric == "overlap_fraction" || synced;
         if !wanted {
             continue;
         }
-        let size = if op == "compute" {
+        let size = if op == "compute" || synced {
             f64::from(
                 r.batch
-                    .ok_or_else(|| o.err("embcache compute row needs batch"))?,
+                    .ok_or_else(|| o.err(format!("embcache {} row needs batch", r.metric)))?,
             )
         } else {
             param_f(r, o, "rows")?
@@ -153,6 +155,16 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
         .map(|(b, t)| format!("[{b:?}, {t:e}]"))
         .collect();
     let _ = writeln!(s, "compute_points = [{}]", pts.join(", "));
+    let tails: Vec<String> = c
+        .tail_points
+        .iter()
+        .map(|(b, t)| format!("[{b:?}, {t:e}]"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "# device tail of a step the host waits for, [samples, s] (synchronized step − compute)"
+    );
+    let _ = writeln!(s, "tail_points = [{}]", tails.join(", "));
     for (name, a, r) in [
         ("compute", c.compute, c.max_rel_residual[0]),
         ("gather", c.gather, c.max_rel_residual[1]),
@@ -211,19 +223,27 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
             .and_then(|x| x.as_float())
             .ok_or_else(|| bad("overlap"))?,
         max_rel_residual: [r0, r1, r2, r3, r4],
-        compute_points: v
-            .get("compute_points")
-            .and_then(|x| x.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| {
-                        let p = p.as_array()?;
-                        Some((p.first()?.as_float()?, p.get(1)?.as_float()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        compute_points: pairs(&v, "compute_points"),
+        tail_points: required_pairs(&v, "tail_points").ok_or_else(|| bad("tail_points"))?,
     })
+}
+
+fn required_pairs(v: &toml::Table, key: &str) -> Option<Vec<(f64, f64)>> {
+    v.contains_key(key).then(|| pairs(v, key))
+}
+
+fn pairs(v: &toml::Table, key: &str) -> Vec<(f64, f64)> {
+    v.get(key)
+        .and_then(|x| x.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    let p = p.as_array()?;
+                    Some((p.first()?.as_float()?, p.get(1)?.as_float()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Rebuilds the trace an e2e row ran on (exactly as the harness built it).
@@ -489,6 +509,9 @@ mod tests {
             overlap: 0.75,
             max_rel_residual: [0.0; 5],
             compute_points: vec![],
+            // What `fit` derives from the synchronized step below: 1 ms more than compute at
+            // 4096 samples.
+            tail_points: vec![(4096.0, 1e-3)],
         }
     }
 
@@ -540,7 +563,15 @@ mod tests {
             ));
         }
         let p = Params::new().with("op", "overlap").with("rows", 4096);
-        v.push(row("dense", "overlap_fraction", t.overlap, Some(1024), p));
+        v.push(row(
+            "dense",
+            "overlap_fraction",
+            t.overlap,
+            Some(1024),
+            p.clone(),
+        ));
+        let synced = t.compute.at(4096.0) + t.tail_s(4096.0);
+        v.push(row("dense", "overlap_compute_s", synced, Some(4096), p));
         // e2e: a generated trace, two policies.
         let base = || {
             Params::new()
@@ -604,7 +635,7 @@ mod tests {
         let t = truth();
         let m = rows(&t, 1.0);
         let pts = micro_points(&m).unwrap();
-        assert_eq!(pts.len(), 12 + 2 + 1);
+        assert_eq!(pts.len(), 12 + 2 + 1 + 1);
         let r = Embcache.validate(m.clone(), &vreq(&cat, d.path())).unwrap();
         assert!(r.pass, "{}", r.stdout);
         assert!(
@@ -639,5 +670,7 @@ mod tests {
         assert_eq!(back.overlap, t.overlap);
         assert_eq!(back.compute_points.len(), 2);
         assert!((back.compute_s(16.0) / t.compute.at(16.0) - 1.0).abs() < 1e-9);
+        assert_eq!(back.tail_points.len(), 1);
+        assert!((back.tail_s(2048.0) / 0.5e-3 - 1.0).abs() < 1e-9);
     }
 }

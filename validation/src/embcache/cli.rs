@@ -10,7 +10,7 @@ use perfcast::embcache::policy::PolicyKind;
 use perfcast::embcache::trace::{self, Access, DenseTrace, TraceFormat};
 
 use super::dlrm::{Dlrm, DlrmCfg, EmbOpt};
-use super::engine::Engine;
+use super::engine::{Engine, PassStats};
 use super::plan;
 use super::rows::{write, EmbRow};
 use crate::cli::Global;
@@ -495,6 +495,8 @@ pub fn e2e(
             tr.tables,
             points.len()
         );
+        // Plans (host, untimed) and their checks first; then the timed passes.
+        let mut planned = Vec::with_capacity(points.len());
         for (cs, kind, rows) in &points {
             let p = match kind {
                 None => plan::resident(&tr.dense),
@@ -520,25 +522,33 @@ pub fn e2e(
                     );
                 }
             }
-            let p = &p;
+            planned.push((cs, *kind, *rows, p, Dlrm::new(cfg.clone(), dev)?));
+        }
+        // Interleaved passes: round r runs every point once, so a drift of the machine's speed
+        // during the run (host clock, other load) reaches every point alike instead of biasing
+        // the points measured while it lasts.
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); planned.len()];
+        let mut last: Vec<Option<PassStats>> = vec![None; planned.len()];
+        for (rep, i) in pass_order(planned.len(), g.warmup, g.repeats) {
+            let (_, kind, _, p, model) = &mut planned[i];
             let resident = kind.is_none();
             let pipelined = matches!(kind, Some(PolicyKind::Lookahead { .. }));
-            let mut model = Dlrm::new(cfg.clone(), dev)?;
-            let mut times = Vec::new();
-            let mut last = None;
-            for rep in 0..g.warmup + g.repeats {
-                if resident {
-                    eng.preload_all()?;
-                }
-                let st = eng.pass(tr.dense.n_batches(), p, &mut model, pipelined, c.seed, None)?;
-                eng.flush(p, resident)?;
-                if rep >= g.warmup {
-                    times.push(st.secs / st.batches as f64);
-                }
-                last = Some(st);
+            if resident {
+                eng.preload_all()?;
             }
+            let st = eng.pass(tr.dense.n_batches(), p, model, pipelined, c.seed, None)?;
+            eng.flush(p, resident)?;
+            if rep >= g.warmup {
+                times[i].push(st.secs / st.batches as f64);
+            }
+            last[i] = Some(st);
+        }
+        for ((cs, kind, rows, p, _), (times, last)) in planned.iter().zip(times.iter().zip(last)) {
+            let (cs, kind, rows, p) = (*cs, *kind, *rows, p);
+            let resident = kind.is_none();
+            let pipelined = matches!(kind, Some(PolicyKind::Lookahead { .. }));
             let st = last.context("no pass ran")?;
-            let s = Stats::of(&times);
+            let s = Stats::of(times);
             let mut params: Vec<(&str, String)> = tr.params.clone();
             params.extend([
                 ("policy", p.policy.clone()),
@@ -549,7 +559,7 @@ pub fn e2e(
                 ("batch", batch.to_string()),
                 ("tables", tr.tables.to_string()),
                 ("n_batches", tr.dense.n_batches().to_string()),
-                ("cache", cs.clone()),
+                ("cache", cs.to_string()),
                 ("slots", rows.to_string()),
                 ("unique_rows", uniq.to_string()),
                 ("dim", cfg.dim.to_string()),
@@ -618,6 +628,14 @@ pub fn e2e(
         }
     }
     Ok(n)
+}
+
+/// The order of an e2e batch size's passes: `(round, point)`, round by round (`warmup` untimed
+/// rounds, then `repeats` timed ones), every point once per round.
+pub fn pass_order(points: usize, warmup: usize, repeats: usize) -> Vec<(usize, usize)> {
+    (0..warmup + repeats)
+        .flat_map(|r| (0..points).map(move |i| (r, i)))
+        .collect()
 }
 
 /// Times `f` (device synchronized before and after every repeat of `iters` calls): per-call
@@ -691,6 +709,22 @@ mod tests {
             n_batches: 6,
             seed: 5,
         }
+    }
+
+    #[test]
+    fn e2e_passes_run_round_by_round() {
+        // Three points, one warm-up round and two timed rounds: no point runs twice before
+        // every other point has run once.
+        let o = pass_order(3, 1, 2);
+        assert_eq!(o.len(), 9);
+        assert_eq!(&o[..4], &[(0, 0), (0, 1), (0, 2), (1, 0)]);
+        for r in 0..3 {
+            let mut pts: Vec<usize> = o.iter().filter(|x| x.0 == r).map(|x| x.1).collect();
+            pts.sort_unstable();
+            assert_eq!(pts, vec![0, 1, 2]);
+        }
+        assert!(o.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(pass_order(0, 1, 3).is_empty());
     }
 
     #[test]
