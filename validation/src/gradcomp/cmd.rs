@@ -241,6 +241,7 @@ fn step(g: &Global, a: &StepArgs) -> Result<ExitCode> {
                         );
                         let params = Params::new()
                             .with("method", codec.name())
+                            .with("codec_seed", CODEC_SEED)
                             .with("bucket_bytes", cap)
                             .with("world", w)
                             .with("comm", "local")

@@ -565,6 +565,7 @@ mod gpu {
             );
             let params = Params::new()
                 .with("method", &p.method)
+                .with("codec_seed", crate::gradcomp::cmd::CODEC_SEED)
                 .with("bucket_bytes", p.bucket_bytes)
                 .with("world", world)
                 .with("comm", "nccl")
