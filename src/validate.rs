@@ -6,6 +6,7 @@
 //! Shared layer: imports the catalog, measurements and reports, never a technique.
 
 pub mod metrics;
+pub mod nnls;
 pub mod plot;
 
 use crate::catalog::{Catalog, RecordedSet, ValidationRecord};
