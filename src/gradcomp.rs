@@ -548,7 +548,8 @@ impl Plan {
 /// `env` with the catalog's gradcomp calibration of `gpu` applied
 /// (`calibration/<gpu>-gradcomp.toml`): its codec costs, and its collective models when the
 /// cluster is the measured one — one node whose ranks equal a fitted sweep's, on the default
-/// link (`default_link`: no explicit `--intra-node-gbps`), ring algorithm, no `--busbw-csv`.
+/// link (`default_link`: no explicit `--intra-node-gbps`), ring or hierarchical algorithm (the
+/// same on one node), no `--busbw-csv`.
 ///
 /// # Errors
 /// A calibration file that exists but is malformed.
@@ -566,7 +567,8 @@ pub fn calibrated_env(cat: &Catalog, gpu: &str, mut env: Env, default_link: bool
         env.codec_calibrated = true;
     }
     let c = &env.cluster;
-    if default_link && env.curve.is_none() && env.algo == Algo::Ring && c.nodes() == 1 {
+    // On one node the hierarchical algorithm is the ring; NCCL's measured choice covers both.
+    if default_link && env.curve.is_none() && env.algo != Algo::Tree && c.nodes() == 1 {
         env.calibrated = cal.collectives(c.workers, "default");
     }
     Ok(env)

@@ -39,7 +39,7 @@ pub struct CollectiveArgs {
     #[arg(long, value_name = "CSV")]
     pub busbw_csv: Option<PathBuf>,
     /// Catalog GPU: with a gradcomp calibration (`calibration/<gpu>-gradcomp.toml`) and the
-    /// measured cluster (one node of the fitted rank count, default link, ring, no
+    /// measured cluster (one node of the fitted rank count, default link, ring or hierarchical, no
     /// --busbw-csv), the fitted collective model replaces the α–β formulas.
     #[arg(long)]
     pub gpu: Option<String>,

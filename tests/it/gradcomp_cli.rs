@@ -366,3 +366,82 @@ fn scenario_study_writes_break_even_and_plots() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("workerz"));
 }
+
+#[test]
+fn calibrated_collectives_on_the_measured_cluster_only() {
+    // 2×H200 on one node (the run-12 machine): the fitted all-reduce, α–β with α and busbw
+    // from models/calibration/h200-gradcomp.toml, so t(1 GiB) = α + 2³⁰/busbw; the label says so.
+    let cal: toml::Table =
+        toml::from_str(include_str!("../../models/calibration/h200-gradcomp.toml")).unwrap();
+    let ar = cal["collective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["op"].as_str() == Some("allreduce") && c["transport"].as_str() == Some("default")
+        })
+        .unwrap();
+    let r = &ar["regime"].as_array().unwrap()[0];
+    let (alpha, bw) = (
+        r["alpha_s"].as_float().unwrap(),
+        r["busbw_bytes_per_s"].as_float().unwrap(),
+    );
+    let args = [
+        "collective",
+        "--op",
+        "allreduce",
+        "--bytes",
+        "1073741824",
+        "--workers",
+        "2",
+        "--gpus-per-node",
+        "2",
+        "--inter-node-gbps",
+        "100",
+    ];
+    let v = json(&[&args[..], &["--gpu", "h200"]].concat());
+    assert_eq!(
+        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        "{v}"
+    );
+    let want = alpha + 1073741824.0 / bw;
+    assert!((f(&v, "time_s") - want).abs() < 1e-12 * want, "{v}");
+    // Measured on run 12: 3.2592 ms; the α–β fit is within 10% of it.
+    assert!((f(&v, "time_s") / 3.259_2e-3 - 1.0).abs() < 0.10, "{v}");
+    // Without --gpu, with another link, or on 4 ranks: the datasheet α–β formulas.
+    let v = json(&args);
+    assert_eq!(v["collectives"], "datasheet α–β");
+    let v = json(&[&args[..], &["--gpu", "h200", "--intra-node-gbps", "800"]].concat());
+    assert_eq!(v["collectives"], "datasheet α–β");
+    let mut four = args;
+    four[6] = "4";
+    four[8] = "4";
+    let v = json(&[&four[..], &["--gpu", "h200"]].concat());
+    assert_eq!(v["collectives"], "datasheet α–β");
+    // The DDP what-if on the measured cluster says where its collectives and codecs come from.
+    let g = [
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--gpu",
+        "h200",
+        "--workers",
+        "2",
+        "--gpus-per-node",
+        "2",
+        "--inter-node-gbps",
+        "100",
+    ];
+    let v = json(&g);
+    assert_eq!(
+        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        "{v}"
+    );
+    assert_eq!(
+        v["codec_costs"], "datasheet",
+        "no codec rows are committed yet"
+    );
+    let mut h100 = g;
+    h100[4] = "h100";
+    assert_eq!(json(&h100)["collectives"], "datasheet α–β");
+}
