@@ -79,7 +79,14 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         .map(BusBwCurve::from_csv)
         .transpose()?;
     let mut t = time(op, algo, a.bytes, &c, curve.as_ref())?;
-    let mut env = Env::new(c, algo, curve, CodecCost::for_gpu(g.catalog.gpu("h200")?));
+    // A bare collective has no codec stage: the codec costs are never read.
+    let no_codec = CodecCost {
+        launch_s: 0.0,
+        bw_bytes_per_s: f64::INFINITY,
+        matmul_flops_per_s: f64::INFINITY,
+        vector_flops_per_s: f64::INFINITY,
+    };
+    let mut env = Env::new(c, algo, curve, no_codec);
     if let Some(gpu) = &a.gpu {
         let name = g.catalog.gpu(gpu)?.name.clone();
         env = calibrated_env(&g.catalog, &name, env, a.intra_node_gbps.is_none())?;
