@@ -445,3 +445,115 @@ fn calibrated_collectives_on_the_measured_cluster_only() {
     h100[4] = "h100";
     assert_eq!(json(&h100)["collectives"], "datasheet α–β");
 }
+
+#[test]
+fn codec_rows_calibrate_validate_and_reach_the_what_if() {
+    // Synthetic codec rows in the harness's contract (kind codec, model = method name, params
+    // op;rows;cols;elems, metric time_s and wire_bytes), timed from known costs: calibrate writes
+    // the [codec] section of h200-gradcomp.toml beside --out, recovering the costs (noise-free:
+    // 1e-6); validate scores the codec set (exact: passes); the what-if reads it through
+    // --catalog and says "calibrated".
+    use perfcast::gradcomp::{BucketContent, CodecCost, Compressor, Method};
+    let truth = CodecCost {
+        launch_s: 4e-6,
+        bw_bytes_per_s: 3.2e12,
+        matmul_flops_per_s: 2.5e14,
+        vector_flops_per_s: 4e13,
+    };
+    let mut csv = perfcast::measure::COLUMNS.join(",") + "\n";
+    for m in [
+        "fp16",
+        "powersgd:rank=4",
+        "powersgd:rank=64",
+        "topk:density=0.01",
+        "randomk:density=0.01",
+        "signsgd",
+        "qsgd:bits=8",
+    ] {
+        let method = Method::parse(m).unwrap();
+        for (r, c) in [(256u64, 256u64), (1024, 1024), (4096, 1024), (4096, 4096)] {
+            let b = BucketContent {
+                matrices: vec![(r, c)],
+                vector_elems: 0,
+            };
+            let mut work = Vec::new();
+            method.codec_work(&b, 2, &mut work);
+            for w in work {
+                let t = truth.time_of(&w);
+                let params = format!("op={};rows={r};cols={c};elems={}", w.op, r * c);
+                for (metric, value, unit) in [("time_s", t, "s"), ("wire_bytes", 1.0, "bytes")] {
+                    csv += &format!(
+                        "gradcomp,synthetic-codec,codec,{m},,,2,,,,{params},{metric},{value:e},5,0.01,{unit},2026-11-29T00:00:00Z,NVIDIA H200 (synthetic),0,0,synthetic,tests/it/gradcomp_cli.rs\n"
+                    );
+                }
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let rows = d.path().join("codec.csv");
+    fs::write(&rows, csv).unwrap();
+    let cat = d.path().join("cat/calibration");
+    let o = perfcast()
+        .args(["calibrate", "--gpu", "h200", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(cat.join("h200.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file: toml::Table =
+        toml::from_str(&fs::read_to_string(cat.join("h200-gradcomp.toml")).unwrap()).unwrap();
+    let codec = &file["codec"];
+    assert_eq!(codec["mode"].as_str(), Some("shared"), "{codec}");
+    let got = &codec["shared"]["cost"];
+    for (k, want) in [
+        ("launch_s", truth.launch_s),
+        ("bw_bytes_per_s", truth.bw_bytes_per_s),
+        ("matmul_flops_per_s", truth.matmul_flops_per_s),
+        ("vector_flops_per_s", truth.vector_flops_per_s),
+    ] {
+        let g = got[k].as_float().unwrap();
+        assert!((g / want - 1.0).abs() < 1e-6, "{k}: {g} vs {want}");
+    }
+    let o = perfcast()
+        .args(["validate", "--no-plots", "--format", "json", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(d.path().join("report"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["set"], "synthetic-codec");
+    assert!(v[0]["max_abs_pct_err"].as_f64().unwrap() < 1e-6, "{v}");
+    let what_if = [
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--gpu",
+        "h200",
+        "--method",
+        "powersgd:rank=4",
+        "--inter-node-gbps",
+        "25",
+    ];
+    let with = json(
+        &[
+            &["--catalog", d.path().join("cat").to_str().unwrap()],
+            &what_if[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(with["codec_costs"], "calibrated");
+    let without = json(&what_if);
+    assert_eq!(without["codec_costs"], "datasheet");
+    assert_ne!(
+        with["codec_s"], without["codec_s"],
+        "the fit must change codec time"
+    );
+}
