@@ -229,6 +229,9 @@ pub trait Compressor: Send + Sync {
     /// Appends the named codec stages of `bucket` on `ranks` ranks to `out`, in pipeline order
     /// (the counts [`Compressor::stages`] prices; empty when the method has no codec work).
     fn codec_work(&self, bucket: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>);
+    /// Payload bytes one rank sends for `bucket` (what the codec harness records as
+    /// `wire_bytes`; the table in the module doc).
+    fn wire_bytes(&self, bucket: &BucketContent) -> f64;
 }
 
 /// A compression method, parsed from `--method`.
@@ -423,6 +426,10 @@ impl Compressor for Method {
 
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         self.with(|c| c.codec_work(b, ranks, out))
+    }
+
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        self.with(|c| c.wire_bytes(b))
     }
 }
 

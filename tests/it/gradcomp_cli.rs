@@ -481,7 +481,8 @@ fn codec_rows_calibrate_validate_and_reach_the_what_if() {
             for w in work {
                 let t = truth.time_of(&w);
                 let params = format!("op={};rows={r};cols={c};elems={}", w.op, r * c);
-                for (metric, value, unit) in [("time_s", t, "s"), ("wire_bytes", 1.0, "bytes")] {
+                let wire = method.wire_bytes(&b);
+                for (metric, value, unit) in [("time_s", t, "s"), ("wire_bytes", wire, "bytes")] {
                     csv += &format!(
                         "gradcomp,synthetic-codec,codec,{m},,,2,,,,{params},{metric},{value:e},5,0.01,{unit},2026-11-29T00:00:00Z,NVIDIA H200 (synthetic),0,0,synthetic,tests/it/gradcomp_cli.rs\n"
                     );
@@ -531,6 +532,21 @@ fn codec_rows_calibrate_validate_and_reach_the_what_if() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["set"], "synthetic-codec");
     assert!(v[0]["max_abs_pct_err"].as_f64().unwrap() < 1e-6, "{v}");
+    // A payload that differs from the model's fails the set, naming the row.
+    let text = fs::read_to_string(&rows).unwrap();
+    let bad = text.replacen(",wire_bytes,", ",wire_bytes,1", 1);
+    fs::write(&rows, bad).unwrap();
+    let o = perfcast()
+        .args(["validate", "--no-plots", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(d.path().join("report"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("wire_bytes measured 1"), "{out}");
+    fs::write(&rows, text).unwrap();
     let what_if = [
         "gradcomp",
         "--model",

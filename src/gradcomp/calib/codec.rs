@@ -53,6 +53,35 @@ fn num(r: &crate::measure::Row, o: &crate::measure::Origin, key: &str) -> Result
         .map_err(|_| o.err(format!("params {key} = '{v}': an integer >= 0")))
 }
 
+/// A codec row's method, stage and one-matrix bucket (`rows×cols` plus `elems − rows·cols` vector
+/// elements).
+fn parse_row(
+    r: &crate::measure::Row,
+    o: &crate::measure::Origin,
+) -> Result<(Method, String, BucketContent)> {
+    let m = Method::parse(&r.model).map_err(|e| o.err(format!("model: {e}")))?;
+    let op = r
+        .params
+        .get("op")
+        .ok_or_else(|| o.err("gradcomp codec row needs params `op`"))?;
+    let (rr, cc, n) = (num(r, o, "rows")?, num(r, o, "cols")?, num(r, o, "elems")?);
+    if n < rr * cc {
+        return Err(o.err(format!(
+            "params elems = {n}: at least rows·cols = {}",
+            rr * cc
+        )));
+    }
+    let bucket = BucketContent {
+        matrices: if rr * cc > 0 {
+            vec![(rr, cc)]
+        } else {
+            Vec::new()
+        },
+        vector_elems: n - rr * cc,
+    };
+    Ok((m, op.to_string(), bucket))
+}
+
 /// The codec points of `rows` (metric `time_s` of kind `codec`).
 ///
 /// # Errors
@@ -64,36 +93,18 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
         if r.kind != "codec" || r.metric != "time_s" {
             continue;
         }
-        let m = Method::parse(&r.model).map_err(|e| o.err(format!("model: {e}")))?;
-        let op = r
-            .params
-            .get("op")
-            .ok_or_else(|| o.err("gradcomp codec row needs params `op`"))?;
-        let (rr, cc, n) = (num(r, o, "rows")?, num(r, o, "cols")?, num(r, o, "elems")?);
-        if n < rr * cc {
-            return Err(o.err(format!(
-                "params elems = {n}: at least rows·cols = {}",
-                rr * cc
-            )));
-        }
+        let (m, op, bucket) = parse_row(r, o)?;
         if !(r.value > 0.0 && r.value.is_finite()) {
             return Err(o.err(format!("time_s = {}: must be > 0", r.value)));
         }
-        let bucket = BucketContent {
-            matrices: if rr * cc > 0 {
-                vec![(rr, cc)]
-            } else {
-                Vec::new()
-            },
-            vector_elems: n - rr * cc,
-        };
         let mut work = Vec::new();
         m.codec_work(&bucket, r.batch.unwrap_or(1).max(1), &mut work);
         let names: Vec<&str> = work.iter().map(|w| w.op).collect();
         let w = work.iter().find(|w| w.op == op).ok_or_else(|| {
             o.err(format!(
-                "params op = '{op}': not a codec stage of {} at {rr}×{cc} (stages: {})",
+                "params op = '{op}': not a codec stage of {} at {} (stages: {})",
                 r.model,
+                r.params,
                 if names.is_empty() {
                     "none".to_string()
                 } else {
@@ -105,9 +116,50 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
             set: r.set.clone(),
             method: m.name(),
             family: m.family(),
-            op: op.to_string(),
+            op,
             work: *w,
             time_s: r.value,
+        });
+    }
+    Ok(out)
+}
+
+/// One `wire_bytes` row against the compressor's payload model ([`Compressor::wire_bytes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireCheck {
+    /// Set.
+    pub set: String,
+    /// Method and params, for messages.
+    pub what: String,
+    /// Measured payload bytes per rank.
+    pub measured_bytes: f64,
+    /// The model's payload bytes per rank.
+    pub model_bytes: f64,
+}
+
+impl WireCheck {
+    /// Whether the model's payload equals the measured one (within 1 byte and 1e-6 relative).
+    pub fn matches(&self) -> bool {
+        (self.measured_bytes - self.model_bytes).abs() <= 1.0f64.max(1e-6 * self.model_bytes)
+    }
+}
+
+/// Every `wire_bytes` row of kind `codec` in `rows`, checked against the payload model.
+///
+/// # Errors
+/// As [`codec_points`].
+pub fn wire_checks(rows: &Measurements) -> Result<Vec<WireCheck>> {
+    let mut out = Vec::new();
+    for (o, r) in &rows.rows {
+        if r.kind != "codec" || r.metric != "wire_bytes" {
+            continue;
+        }
+        let (m, _, bucket) = parse_row(r, o)?;
+        out.push(WireCheck {
+            set: r.set.clone(),
+            what: format!("{} {}", r.model, r.params),
+            measured_bytes: r.value,
+            model_bytes: m.wire_bytes(&bucket),
         });
     }
     Ok(out)

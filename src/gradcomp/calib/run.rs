@@ -10,7 +10,8 @@
 //!   the busbw error at every size ≥ 1 MiB (the newest sweep of a key is its own calibration: a
 //!   self-fit; older sweeps, e.g. another machine's, are independent checks) and, per codec set,
 //!   the per-call time error. A set passes when MAPE and max |error| are within the tolerance
-//!   (goal 10%). One-rank sweeps (busbw 0 by definition; the what-if has no communication on
+//!   (goal 10%) and, for a codec set, every `wire_bytes` row equals the compressor's payload
+//!   model (`Compressor::wire_bytes`). One-rank sweeps (busbw 0 by definition; the what-if has no communication on
 //!   one rank) and `step` rows (real training steps, no predictor yet) are named and skipped.
 //!   `gradcomp-points.csv` in the output directory holds every point.
 
@@ -387,6 +388,18 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 });
         }
     }
+    // wire_bytes rows: the payload model must equal the measured payload; a set with a
+    // mismatch fails.
+    let mut wire_bad: BTreeMap<String, usize> = BTreeMap::new();
+    for w in codec::wire_checks(rows)? {
+        if !w.matches() {
+            *wire_bad.entry(w.set.clone()).or_default() += 1;
+            notes.push(format!(
+                "{} {}: wire_bytes measured {} but the payload model says {}",
+                w.set, w.what, w.measured_bytes, w.model_bytes
+            ));
+        }
+    }
     let steps = rows.rows.iter().filter(|(_, r)| r.kind == "step").count();
     if steps > 0 {
         notes.push(format!(
@@ -419,7 +432,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let Some(st) = ErrorStats::from_rel_errs(&errs) else {
             continue;
         };
-        let pass = req.tolerance.passes(&st);
+        let pass = req.tolerance.passes(&st) && !wire_bad.contains_key(set);
         let how = if *kind == "codec" {
             "fit of its own codec rows".to_string()
         } else if self_fit.get(set).copied().unwrap_or(false) {

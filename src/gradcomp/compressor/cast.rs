@@ -19,15 +19,17 @@ impl Compressor for Cast16 {
         true
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let n = b.elems() as f64;
         let c = env.codec_for(if self.bf16 { "bf16" } else { "fp16" });
         let [enc, dec] = self.work(b);
         out.push(Stage::Compute(c.time_of(&enc)));
-        out.push(Stage::Comm(env.coll(Op::AllReduce, 2.0 * n)));
+        out.push(Stage::Comm(env.coll(Op::AllReduce, self.wire_bytes(b))));
         out.push(Stage::Compute(c.time_of(&dec)));
     }
     fn codec_work(&self, b: &BucketContent, _: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        2.0 * b.elems() as f64
     }
 }
 

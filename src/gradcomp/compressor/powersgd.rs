@@ -49,6 +49,11 @@ impl Compressor for PowerSgd {
             out.extend(w);
         }
     }
+    /// The uncompressed tensors' fp32 bytes plus those of P and Q.
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        let (uncompressed, (p, q), _) = self.plan(b);
+        4.0 * (uncompressed + p + q)
+    }
 }
 
 impl PowerSgd {

@@ -22,17 +22,18 @@ impl Compressor for Qsgd {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let n = b.elems() as f64;
         let p = env.cluster.workers as f64;
         let c = env.codec_for("qsgd");
-        let payload = self.bits as f64 * n / 8.0 + 4.0;
         let [enc, dec] = self.work(b, env.cluster.workers);
         out.push(Stage::Compute(c.time_of(&enc)));
-        out.push(Stage::Comm(env.coll(Op::AllGather, p * payload)));
+        out.push(Stage::Comm(env.coll(Op::AllGather, p * self.wire_bytes(b))));
         out.push(Stage::Compute(c.time_of(&dec)));
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        self.bits as f64 * b.elems() as f64 / 8.0 + 4.0
     }
 }
 
@@ -41,7 +42,7 @@ impl Qsgd {
     pub fn work(&self, b: &BucketContent, ranks: u32) -> [CodecWork; 2] {
         let n = b.elems() as f64;
         let p = f64::from(ranks);
-        let payload = self.bits as f64 * n / 8.0 + 4.0;
+        let payload = self.wire_bytes(b);
         [
             CodecWork::new("encode", 3.0, 8.0 * n + payload, 0.0, 5.0 * n),
             CodecWork::new("decode", 2.0, p * payload + 4.0 * n, 0.0, 2.0 * p * n),

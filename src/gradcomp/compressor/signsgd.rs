@@ -19,16 +19,18 @@ impl Compressor for SignSgd {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let n = b.elems() as f64;
         let p = env.cluster.workers as f64;
         let c = env.codec_for("signsgd");
         let [enc, dec] = self.work(b, env.cluster.workers);
         out.push(Stage::Compute(c.time_of(&enc)));
-        out.push(Stage::Comm(env.coll(Op::AllGather, p * n / 8.0)));
+        out.push(Stage::Comm(env.coll(Op::AllGather, p * self.wire_bytes(b))));
         out.push(Stage::Compute(c.time_of(&dec)));
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        b.elems() as f64 / 8.0
     }
 }
 

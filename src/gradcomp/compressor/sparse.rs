@@ -8,7 +8,7 @@ use crate::gradcomp::collective::Op;
 
 fn sparse_stages(
     family: &str,
-    k: f64,
+    wire_bytes: f64,
     [enc, dec]: [CodecWork; 2],
     env: &Env,
     out: &mut Vec<Stage>,
@@ -16,7 +16,7 @@ fn sparse_stages(
     let p = env.cluster.workers as f64;
     let c = env.codec_for(family);
     out.push(Stage::Compute(c.time_of(&enc)));
-    out.push(Stage::Comm(env.coll(Op::AllGather, p * 8.0 * k)));
+    out.push(Stage::Comm(env.coll(Op::AllGather, p * wire_bytes)));
     out.push(Stage::Compute(c.time_of(&dec)));
 }
 
@@ -46,11 +46,14 @@ impl Compressor for TopK {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let k = k_of(self.density, b.elems() as f64);
-        sparse_stages("topk", k, self.work(b, env.cluster.workers), env, out);
+        let w = self.wire_bytes(b);
+        sparse_stages("topk", w, self.work(b, env.cluster.workers), env, out);
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        8.0 * k_of(self.density, b.elems() as f64)
     }
 }
 
@@ -87,11 +90,14 @@ impl Compressor for RandomK {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let k = k_of(self.density, b.elems() as f64);
-        sparse_stages("randomk", k, self.work(b, env.cluster.workers), env, out);
+        let w = self.wire_bytes(b);
+        sparse_stages("randomk", w, self.work(b, env.cluster.workers), env, out);
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        8.0 * k_of(self.density, b.elems() as f64)
     }
 }
 
