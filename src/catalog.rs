@@ -34,6 +34,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../models/calibration/h200-freeze.toml"),
     ),
     (
+        "calibration/h200-gradcomp.toml",
+        include_str!("../models/calibration/h200-gradcomp.toml"),
+    ),
+    (
         "calibration/h200-validation.toml",
         include_str!("../models/calibration/h200-validation.toml"),
     ),

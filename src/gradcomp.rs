@@ -9,6 +9,7 @@
 //! returns the same [`Metrics`] for both, including the speedup against a baseline method (fp16
 //! DDP by default: comparing against fp32 flatters compression, Agarwal et al. 2022).
 
+pub mod calib;
 pub mod collective;
 pub mod compressor;
 pub mod ddp;
@@ -335,12 +336,12 @@ impl Plan {
             .as_deref()
             .map(BusBwCurve::from_csv)
             .transpose()?;
-        let env = Env {
-            cluster,
-            algo,
-            curve,
-            codec: CodecCost::for_gpu(gpu),
-        };
+        let env = calibrated_env(
+            cat,
+            &gpu.name,
+            Env::new(cluster, algo, curve, CodecCost::for_gpu(gpu)),
+            cfg.intra_node_gbps.is_none(),
+        )?;
         // Gradients in backward order: measured-profile layers take their shapes from the model
         // layer of the same name, else they are one flat tensor.
         let grads: Vec<ddp::LayerGrad> = profile
@@ -542,6 +543,35 @@ impl Plan {
         }
         Some((0.5 * (a + b)).exp())
     }
+}
+
+/// `env` with the catalog's gradcomp calibration of `gpu` applied
+/// (`calibration/<gpu>-gradcomp.toml`): its codec costs, and its collective models when the
+/// cluster is the measured one — one node whose ranks equal a fitted sweep's, on the default
+/// link (`default_link`: no explicit `--intra-node-gbps`), ring or hierarchical algorithm (the
+/// same on one node), no `--busbw-csv`.
+///
+/// # Errors
+/// A calibration file that exists but is malformed.
+pub fn calibrated_env(cat: &Catalog, gpu: &str, mut env: Env, default_link: bool) -> Result<Env> {
+    let Some(cal) = calib::GradcompCalibration::from_catalog(cat, gpu)? else {
+        return Ok(env);
+    };
+    if let Some(c) = &cal.codec {
+        env.codec = c.shared.cost;
+        env.codec_by_family = c
+            .family
+            .iter()
+            .map(|(f, fc)| (f.clone(), fc.cost))
+            .collect();
+        env.codec_calibrated = true;
+    }
+    let c = &env.cluster;
+    // On one node the hierarchical algorithm is the ring; NCCL's measured choice covers both.
+    if default_link && env.curve.is_none() && env.algo != Algo::Tree && c.nodes() == 1 {
+        env.calibrated = cal.collectives(c.workers, "default");
+    }
+    Ok(env)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub const ALL: &[&dyn Technique] = &[
     &crate::specdec::calib::run::Specdec,
     &crate::freeze::calib::run::Freeze,
     &crate::embcache::calib::run::Embcache,
+    &crate::gradcomp::calib::run::Gradcomp,
 ];
 
 /// Their names, in [`ALL`] order.

@@ -6,6 +6,7 @@
 //! Shared layer: imports the catalog, measurements and reports, never a technique.
 
 pub mod metrics;
+pub mod nnls;
 pub mod plot;
 
 use crate::catalog::{Catalog, RecordedSet, ValidationRecord};
@@ -292,6 +293,7 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
                     ("roofline", "with the calibrated latency model of architectures measured on this GPU"),
                     ("heldout", "for architectures never measured (each predicted by a fit without its own measurements: what predictions for other models carry)"),
                     ("profile", "given measured forward latencies (the speculative-decoding model alone)"),
+                    ("calibrated", "with the fit of the technique's micro-measurements"),
                 ] {
                     if let Some(s) = of(c) {
                         parts.push(format!(" {} {what}", fmt(s)));
@@ -302,7 +304,12 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
             })
             .collect();
         parts.push(format!(
-            "tokens/s measured on {}{} ({}): {}",
+            "{} measured on {}{} ({}): {}",
+            if technique == "specdec" {
+                "tokens/s"
+            } else {
+                "times"
+            },
             r.gpu,
             if r.calibrated {
                 ", calibrated"
@@ -354,7 +361,7 @@ mod tests {
             n.contains("`h200-e2e` (24 points): MAPE 3.1%, max 7.2% (within tolerance) given measured forward latencies"),
             "{n}"
         );
-        assert!(note_from(&[r], "gradcomp").is_none());
+        assert!(note_from(&[r], "zz-new").is_none());
         assert!(
             validation_note(&Catalog::embedded().unwrap(), "no-such-technique")
                 .contains("uncalibrated")
@@ -367,14 +374,14 @@ mod tests {
         std::fs::create_dir(d.path().join("calibration")).unwrap();
         std::fs::write(
             d.path().join("calibration/h200-validation.toml"),
-            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"gradcomp\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
+            "gpu = \"h200\"\ngenerated_by = \"t\"\ndate = \"2026-11-29T00:00:00Z\"\ncalibrated = true\nsource = []\n[[set]]\ntechnique = \"zz-new\"\nset = \"f1\"\ncosts = \"roofline\"\npoints = 3\nmape = 0.5\nmax_abs_pct_err = 0.6\npass = false\n",
         )
         .unwrap();
         let embedded = Catalog::embedded().unwrap();
         let over = Catalog::load(Some(d.path())).unwrap();
-        // gradcomp has no committed set yet; the override gives it one.
-        assert!(validation_note(&embedded, "gradcomp").starts_with("no committed measurement set"));
-        let n = validation_note(&over, "gradcomp");
+        // zz-new has no committed set; the override gives it one.
+        assert!(validation_note(&embedded, "zz-new").starts_with("no committed measurement set"));
+        let n = validation_note(&over, "zz-new");
         assert!(
             n.contains("`f1` (3 points): MAPE 50.0%, max 60.0% (**outside tolerance**)"),
             "{n}"

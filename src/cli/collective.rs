@@ -2,7 +2,8 @@
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::gradcomp::collective::{time, Algo, BusBwCurve, Cluster, Op};
+use perfcast::gradcomp::collective::{time, Algo, BusBwCurve, Cluster, CollectiveTime, Op};
+use perfcast::gradcomp::{calibrated_env, CodecCost, Env};
 use perfcast::report::{print_records, Rows};
 use perfcast::Result;
 use std::path::PathBuf;
@@ -29,14 +30,19 @@ pub struct CollectiveArgs {
     #[arg(long)]
     pub inter_node_gbps: f64,
     /// Per-GPU intra-node bandwidth, Gb/s, one direction (default 3600: NVLink 4, 450 GB/s).
-    #[arg(long, default_value_t = 3600.0)]
-    pub intra_node_gbps: f64,
+    #[arg(long)]
+    pub intra_node_gbps: Option<f64>,
     /// Per-step latency α, µs.
     #[arg(long, default_value_t = 10.0)]
     pub latency_us: f64,
     /// Measured bus-bandwidth curve (CSV `bytes,busbw_bytes_per_s`) replacing the bandwidth term.
     #[arg(long, value_name = "CSV")]
     pub busbw_csv: Option<PathBuf>,
+    /// Catalog GPU: with a gradcomp calibration (`calibration/<gpu>-gradcomp.toml`) and the
+    /// measured cluster (one node of the fitted rank count, default link, ring or hierarchical, no
+    /// --busbw-csv), the fitted collective model replaces the α–β formulas.
+    #[arg(long)]
+    pub gpu: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -50,6 +56,7 @@ struct Out {
     time_s: f64,
     algbw_bytes_per_s: f64,
     busbw_bytes_per_s: f64,
+    collectives: String,
 }
 
 /// Runs `collective`.
@@ -63,7 +70,7 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         a.workers,
         a.gpus_per_node,
         a.inter_node_gbps,
-        a.intra_node_gbps,
+        a.intra_node_gbps.unwrap_or(3600.0),
         a.latency_us,
     )?;
     let curve = a
@@ -71,7 +78,33 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         .as_deref()
         .map(BusBwCurve::from_csv)
         .transpose()?;
-    let t = time(op, algo, a.bytes, &c, curve.as_ref())?;
+    let mut t = time(op, algo, a.bytes, &c, curve.as_ref())?;
+    // A bare collective has no codec stage: the codec costs are never read.
+    let no_codec = CodecCost {
+        launch_s: 0.0,
+        bw_bytes_per_s: f64::INFINITY,
+        matmul_flops_per_s: f64::INFINITY,
+        vector_flops_per_s: f64::INFINITY,
+    };
+    let mut env = Env::new(c, algo, curve, no_codec);
+    if let Some(gpu) = &a.gpu {
+        let name = g.catalog.gpu(gpu)?.name.clone();
+        env = calibrated_env(&g.catalog, &name, env, a.intra_node_gbps.is_none())?;
+        if env
+            .calibrated
+            .as_ref()
+            .is_some_and(|k| k.model(op).is_some())
+            && c.workers > 1
+        {
+            let time_s = env.coll(op, a.bytes);
+            let algbw = if time_s > 0.0 { a.bytes / time_s } else { 0.0 };
+            t = CollectiveTime {
+                time_s,
+                algbw_bytes_per_s: algbw,
+                busbw_bytes_per_s: algbw * op.bus_factor(c.workers),
+            };
+        }
+    }
     let out = Out {
         op: op.as_str(),
         algo: algo.as_str(),
@@ -82,6 +115,7 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         time_s: t.time_s,
         algbw_bytes_per_s: t.algbw_bytes_per_s,
         busbw_bytes_per_s: t.busbw_bytes_per_s,
+        collectives: env.collectives_source(),
     };
     Ok(Outcome::ok(print_records(
         &Rows::from_serialize(&[out]),

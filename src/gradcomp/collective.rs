@@ -280,6 +280,76 @@ impl BusBwCurve {
     }
 }
 
+/// One size regime of a fitted collective: for nccl-tests sizes `S ≥ from_bytes` (up to the next
+/// regime's), `t = α + S·f / busbw` with `f` the nccl-tests bus factor ([`Op::bus_factor`]): the
+/// α–β form of Thakur, Rabenseifner & Gropp 2005 written in nccl-tests `doc/PERFORMANCE.md` terms,
+/// so `busbw` is the bus bandwidth the regime approaches at large sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regime {
+    /// Smallest nccl-tests size of the regime, bytes.
+    pub from_bytes: f64,
+    /// Fixed cost per call, seconds.
+    pub alpha_s: f64,
+    /// Asymptotic bus bandwidth, bytes/s (`f64::INFINITY` when the fit gives the size term no
+    /// weight: a latency-only regime).
+    pub busbw_bytes_per_s: f64,
+}
+
+/// A collective time model fitted to measurements of one (op, ranks, transport): one to three
+/// size [`Regime`]s (NCCL switches protocol — LL, LL128, Simple — and channel count with the
+/// message size, so one α–β line rarely covers 8 B – 1 GiB; the regimes are fitted breakpoints
+/// motivated by that switching, not identified protocols). One regime is the plain α–β model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegimeModel {
+    /// The regimes, sorted by `from_bytes`; the first applies below its `from_bytes` too.
+    pub regimes: Vec<Regime>,
+}
+
+impl RegimeModel {
+    /// Time of `op` on `ranks` ranks moving `bytes` (nccl-tests size), seconds: the regime whose
+    /// `from_bytes` is the largest ≤ `bytes` (the first below all), `α + bytes·f/busbw`.
+    pub fn time_s(&self, op: Op, ranks: u32, bytes: f64) -> f64 {
+        let i = self
+            .regimes
+            .partition_point(|r| r.from_bytes <= bytes)
+            .saturating_sub(1);
+        match self.regimes.get(i) {
+            Some(r) => r.alpha_s + bytes * op.bus_factor(ranks) / r.busbw_bytes_per_s,
+            None => 0.0,
+        }
+    }
+
+    /// Predicted nccl-tests bus bandwidth at `bytes`, bytes/s (`S·f / t`).
+    pub fn busbw_bytes_per_s(&self, op: Op, ranks: u32, bytes: f64) -> f64 {
+        let t = self.time_s(op, ranks, bytes);
+        if t > 0.0 {
+            bytes * op.bus_factor(ranks) / t
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Fitted collective models for one cluster shape (e.g. 2×H200 over NVLink), one per op, with the
+/// label the what-if prints (`calibrated (2×H200 NVLink, run 12)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibratedCollectives {
+    /// Ranks the models were measured on.
+    pub ranks: u32,
+    /// `(op, model)`; an op without a model falls back to the α–β formulas.
+    pub models: Vec<(Op, RegimeModel)>,
+    /// Human-readable provenance, e.g. `calibrated (2×H200 NVLink, run 12)`.
+    pub label: String,
+}
+
+impl CalibratedCollectives {
+    /// The model of `op`, if fitted.
+    pub fn model(&self, op: Op) -> Option<&RegimeModel> {
+        self.models.iter().find(|(o, _)| *o == op).map(|(_, m)| m)
+    }
+}
+
 /// One collective's cost in nccl-tests vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CollectiveTime {

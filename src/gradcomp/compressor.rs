@@ -42,7 +42,7 @@ pub use qsgd::Qsgd;
 pub use signsgd::SignSgd;
 pub use sparse::{RandomK, TopK};
 
-use super::collective::{self, Algo, BusBwCurve, Cluster, Op};
+use super::collective::{self, Algo, BusBwCurve, CalibratedCollectives, Cluster, Op};
 use crate::catalog::Gpu;
 use crate::check;
 use crate::error::{Error, Result};
@@ -105,6 +105,48 @@ impl CodecCost {
             + matmul_flops / self.matmul_flops_per_s
             + vector_flops / self.vector_flops_per_s
     }
+
+    /// Time of one codec stage's work, seconds ([`CodecCost::t`] of its counts).
+    pub fn time_of(&self, w: &CodecWork) -> f64 {
+        self.t(w.launches, w.bytes, w.matmul_flops, w.vector_flops)
+    }
+}
+
+/// The work of one named codec stage: what [`CodecCost`] prices and what the GPU harness times
+/// (rows of kind `codec`, params `op=<stage>`). Stage names: PowerSGD `p` (error-feedback add +
+/// P = M·Q), `q` (orthogonalize P + Q = Mᵀ·P), `decode` (M̂ = P·Qᵀ + error update); every other
+/// codec `encode` and `decode`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CodecWork {
+    /// Stage name (`encode`, `decode`, `p`, `q`).
+    pub op: &'static str,
+    /// Kernel launches.
+    pub launches: f64,
+    /// Bytes moved to and from device memory.
+    pub bytes: f64,
+    /// Matmul FLOPs (tf32 rate).
+    pub matmul_flops: f64,
+    /// Elementwise FLOPs (fp32 rate).
+    pub vector_flops: f64,
+}
+
+impl CodecWork {
+    /// A stage `op` with its counts.
+    pub const fn new(
+        op: &'static str,
+        launches: f64,
+        bytes: f64,
+        matmul_flops: f64,
+        vector_flops: f64,
+    ) -> Self {
+        CodecWork {
+            op,
+            launches,
+            bytes,
+            matmul_flops,
+            vector_flops,
+        }
+    }
 }
 
 /// Where the buckets are sent: cluster, all-reduce algorithm, optional measured curve, codec costs.
@@ -116,14 +158,63 @@ pub struct Env {
     pub algo: Algo,
     /// Measured bus-bandwidth curve replacing the bandwidth term.
     pub curve: Option<BusBwCurve>,
-    /// Codec costs.
+    /// Codec costs (datasheet defaults, or the shared calibrated fit).
     pub codec: CodecCost,
+    /// Calibrated codec costs per compressor family (`powersgd`, `topk`, ...), when the
+    /// calibration fitted each compressor on its own; others use `codec`.
+    pub codec_by_family: Vec<(String, CodecCost)>,
+    /// Whether `codec` (and `codec_by_family`) come from a calibration.
+    pub codec_calibrated: bool,
+    /// Collective models fitted to measurements of this cluster shape, replacing the α–β
+    /// formulas for the ops they cover (the measured curve `curve`, when given, wins).
+    pub calibrated: Option<CalibratedCollectives>,
 }
 
 impl Env {
+    /// An environment with datasheet codec costs and α–β collectives.
+    pub fn new(cluster: Cluster, algo: Algo, curve: Option<BusBwCurve>, codec: CodecCost) -> Self {
+        Env {
+            cluster,
+            algo,
+            curve,
+            codec,
+            codec_by_family: Vec::new(),
+            codec_calibrated: false,
+            calibrated: None,
+        }
+    }
+
     /// Time of collective `op` moving `bytes` (nccl-tests size), seconds.
     pub fn coll(&self, op: Op, bytes: f64) -> f64 {
+        if self.curve.is_none() && self.cluster.workers > 1 && bytes > 0.0 {
+            if let Some(m) = self
+                .calibrated
+                .as_ref()
+                .filter(|c| c.ranks == self.cluster.workers)
+                .and_then(|c| c.model(op))
+            {
+                return m.time_s(op, self.cluster.workers, bytes);
+            }
+        }
         collective::time_s(op, self.algo, bytes, &self.cluster, self.curve.as_ref())
+    }
+
+    /// Codec costs of the compressor family `family` (the method name before `:`).
+    pub fn codec_for(&self, family: &str) -> &CodecCost {
+        self.codec_by_family
+            .iter()
+            .find(|(f, _)| f == family)
+            .map_or(&self.codec, |(_, c)| c)
+    }
+
+    /// Where the collective times come from: the calibration's label, the measured curve, or
+    /// `datasheet α–β`.
+    pub fn collectives_source(&self) -> String {
+        match (&self.curve, &self.calibrated) {
+            (Some(_), _) => "measured busbw curve (--busbw-csv)".into(),
+            (None, Some(c)) if c.ranks == self.cluster.workers => c.label.clone(),
+            _ => "datasheet α–β".into(),
+        }
     }
 }
 
@@ -135,6 +226,12 @@ pub trait Compressor: Send + Sync {
     fn all_reducible(&self) -> bool;
     /// Appends the stages of `bucket` to `out`.
     fn stages(&self, bucket: &BucketContent, env: &Env, out: &mut Vec<Stage>);
+    /// Appends the named codec stages of `bucket` on `ranks` ranks to `out`, in pipeline order
+    /// (the counts [`Compressor::stages`] prices; empty when the method has no codec work).
+    fn codec_work(&self, bucket: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>);
+    /// Payload bytes one rank sends for `bucket` (what the codec harness records as
+    /// `wire_bytes`; the table in the module doc).
+    fn wire_bytes(&self, bucket: &BucketContent) -> f64;
 }
 
 /// A compression method, parsed from `--method`.
@@ -326,6 +423,22 @@ impl Compressor for Method {
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
         self.with(|c| c.stages(b, env, out))
     }
+
+    fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
+        self.with(|c| c.codec_work(b, ranks, out))
+    }
+
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        self.with(|c| c.wire_bytes(b))
+    }
+}
+
+impl Method {
+    /// The compressor family: the name before `:` (`powersgd`, `topk`, `fp16`, ...).
+    pub fn family(&self) -> String {
+        let n = self.name();
+        n.split(':').next().unwrap_or(&n).to_string()
+    }
 }
 
 #[cfg(test)]
@@ -334,17 +447,17 @@ mod tests {
 
     fn env(workers: i64) -> Env {
         let cluster = Cluster::new(workers, 1, 100.0, 3600.0, 10.0).unwrap();
-        Env {
+        Env::new(
             cluster,
-            algo: Algo::Ring,
-            curve: None,
-            codec: CodecCost {
+            Algo::Ring,
+            None,
+            CodecCost {
                 launch_s: 0.0,
                 bw_bytes_per_s: 1e12,
                 matmul_flops_per_s: 1e14,
                 vector_flops_per_s: 1e13,
             },
-        }
+        )
     }
 
     fn comm_bytes(m: Method, b: &BucketContent, e: &Env) -> f64 {

@@ -366,6 +366,11 @@ pub struct Row {
     pub full_rank: Option<(u64, f64)>,
     /// Two-phase run time of a low-rank model (with `epochs` and `dataset_samples`).
     pub run: Option<TwoPhase>,
+    /// Where the collective times come from: `calibrated (2×H200 NVLink, run 12)`, the measured
+    /// curve, or `datasheet α–β`.
+    pub collectives: String,
+    /// Where the codec costs come from: `calibrated` or `datasheet`.
+    pub codec_costs: String,
 }
 
 impl Row {
@@ -389,6 +394,8 @@ impl Row {
             Predictor::Analytic => "analytic",
         };
         rec.insert(format!("{other}_step_s"), self.other_step_s.into());
+        rec.insert("collectives".into(), self.collectives.clone().into());
+        rec.insert("codec_costs".into(), self.codec_costs.clone().into());
         if let Some(be) = self.break_even_gbps {
             rec.insert("break_even_gbps".into(), be.into());
         }
@@ -440,12 +447,20 @@ pub fn evaluate(p: &Params, predictor: Predictor, seed: u64) -> Result<Row> {
         }
         None => (None, None),
     };
+    let env = &plan.env;
     Ok(Row {
         metrics,
         other_step_s,
         break_even_gbps,
         full_rank,
         run,
+        collectives: env.collectives_source(),
+        codec_costs: if env.codec_calibrated {
+            "calibrated"
+        } else {
+            "datasheet"
+        }
+        .into(),
     })
 }
 

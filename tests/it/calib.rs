@@ -400,10 +400,10 @@ fn committed_measurements_pass_validation() {
                 "json",
                 "--costs",
                 costs,
-                // freeze and embcache ignore --costs: validate them once, with roofline.
+                // freeze, embcache and gradcomp ignore --costs: validate them once, with roofline.
                 "--technique",
                 if costs == "roofline" {
-                    "specdec,freeze,embcache"
+                    "specdec,freeze,embcache,gradcomp"
                 } else {
                     "specdec"
                 },
@@ -620,4 +620,70 @@ fn committed_calibration_tables_reproduce_their_recorded_errors() {
             &format!("{name} held-out max"),
         );
     }
+}
+
+#[test]
+fn committed_gradcomp_sweep_fit_meets_its_bound_and_matches_the_file() {
+    // The run-12 NCCL sweep on 2×H200 (NVLink and the two restricted transports): every op's
+    // fitted model is within 10% of the measured nccl-tests busbw at every size >= 1 MiB (the
+    // self-fit bound), the single α–β line is reported honestly (it misses 10% on three of the
+    // four NVLink ops), and the committed models/calibration/h200-gradcomp.toml holds exactly
+    // this fit (regimes to 1e-12 relative): a refit that drifts from the file fails here.
+    use perfcast::gradcomp::calib::{
+        calibration_sweeps, collective_sweeps, fit_collective, GradcompCalibration, GOAL,
+    };
+    let files: Vec<PathBuf> = [
+        "h200x2-nccl-run12",
+        "h200x2-nccl-ch1-run12",
+        "h200x2-nccl-nop2p-run12",
+        "h200x2-nccl",
+    ]
+    .iter()
+    .map(|f| root().join(format!("validation/results/{f}.csv")))
+    .collect();
+    let (_, rows) = perfcast::techniques::route(&files)
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| t.name() == "gradcomp")
+        .unwrap();
+    let sweeps = collective_sweeps(&rows).unwrap();
+    let cal_sweeps = calibration_sweeps(&sweeps);
+    assert_eq!(cal_sweeps.len(), 12, "4 ops × 3 transports");
+    assert!(
+        cal_sweeps.iter().all(|s| s.set.ends_with("-run12")),
+        "run 12 is the calibration, run 11 validation only"
+    );
+    let file: GradcompCalibration = toml::from_str(
+        &std::fs::read_to_string(root().join("models/calibration/h200-gradcomp.toml")).unwrap(),
+    )
+    .unwrap();
+    let mut ab_misses = 0;
+    for s in cal_sweeps {
+        let fit = fit_collective(s).unwrap();
+        assert!(fit.max_abs_pct_err <= GOAL, "{}: {fit:?}", s.key);
+        if s.key.transport == "default" && fit.alpha_beta_max_abs_pct_err > GOAL {
+            ab_misses += 1;
+        }
+        let committed = file
+            .collective
+            .iter()
+            .find(|c| c.key() == s.key)
+            .unwrap_or_else(|| panic!("{} not in h200-gradcomp.toml", s.key));
+        assert_eq!(committed.set, s.set);
+        assert_eq!(committed.regime.len(), fit.regime.len(), "{}", s.key);
+        for (a, b) in committed.regime.iter().zip(&fit.regime) {
+            assert_eq!(a.from_bytes, b.from_bytes);
+            let close = |x: f64, y: f64| x == y || (x - y).abs() <= 1e-12 * y.abs();
+            assert!(close(a.alpha_s, b.alpha_s), "{}: {a:?} vs {b:?}", s.key);
+            assert!(
+                close(a.busbw_bytes_per_s, b.busbw_bytes_per_s),
+                "{}: {a:?} vs {b:?}",
+                s.key
+            );
+        }
+    }
+    assert_eq!(
+        ab_misses, 3,
+        "α–β alone misses allgather, reducescatter, broadcast"
+    );
 }

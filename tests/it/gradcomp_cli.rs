@@ -366,3 +366,210 @@ fn scenario_study_writes_break_even_and_plots() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("workerz"));
 }
+
+#[test]
+fn calibrated_collectives_on_the_measured_cluster_only() {
+    // 2×H200 on one node (the run-12 machine): the fitted all-reduce, α–β with α and busbw
+    // from models/calibration/h200-gradcomp.toml, so t(1 GiB) = α + 2³⁰/busbw; the label says so.
+    let cal: toml::Table =
+        toml::from_str(include_str!("../../models/calibration/h200-gradcomp.toml")).unwrap();
+    let ar = cal["collective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["op"].as_str() == Some("allreduce") && c["transport"].as_str() == Some("default")
+        })
+        .unwrap();
+    let r = &ar["regime"].as_array().unwrap()[0];
+    let (alpha, bw) = (
+        r["alpha_s"].as_float().unwrap(),
+        r["busbw_bytes_per_s"].as_float().unwrap(),
+    );
+    let args = [
+        "collective",
+        "--op",
+        "allreduce",
+        "--bytes",
+        "1073741824",
+        "--workers",
+        "2",
+        "--gpus-per-node",
+        "2",
+        "--inter-node-gbps",
+        "100",
+    ];
+    let v = json(&[&args[..], &["--gpu", "h200"]].concat());
+    assert_eq!(
+        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        "{v}"
+    );
+    let want = alpha + 1073741824.0 / bw;
+    assert!((f(&v, "time_s") - want).abs() < 1e-12 * want, "{v}");
+    // Measured on run 12: 3.2592 ms; the α–β fit is within 10% of it.
+    assert!((f(&v, "time_s") / 3.259_2e-3 - 1.0).abs() < 0.10, "{v}");
+    // Without --gpu, with another link, or on 4 ranks: the datasheet α–β formulas.
+    let v = json(&args);
+    assert_eq!(v["collectives"], "datasheet α–β");
+    let v = json(&[&args[..], &["--gpu", "h200", "--intra-node-gbps", "800"]].concat());
+    assert_eq!(v["collectives"], "datasheet α–β");
+    let mut four = args;
+    four[6] = "4";
+    four[8] = "4";
+    let v = json(&[&four[..], &["--gpu", "h200"]].concat());
+    assert_eq!(v["collectives"], "datasheet α–β");
+    // The DDP what-if on the measured cluster says where its collectives and codecs come from.
+    let g = [
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--gpu",
+        "h200",
+        "--workers",
+        "2",
+        "--gpus-per-node",
+        "2",
+        "--inter-node-gbps",
+        "100",
+    ];
+    let v = json(&g);
+    assert_eq!(
+        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        "{v}"
+    );
+    assert_eq!(
+        v["codec_costs"], "datasheet",
+        "no codec rows are committed yet"
+    );
+    let mut h100 = g;
+    h100[4] = "h100";
+    assert_eq!(json(&h100)["collectives"], "datasheet α–β");
+}
+
+#[test]
+fn codec_rows_calibrate_validate_and_reach_the_what_if() {
+    // Synthetic codec rows in the harness's contract (kind codec, model = method name, params
+    // op;rows;cols;elems, metric time_s and wire_bytes), timed from known costs: calibrate writes
+    // the [codec] section of h200-gradcomp.toml beside --out, recovering the costs (noise-free:
+    // 1e-6); validate scores the codec set (exact: passes); the what-if reads it through
+    // --catalog and says "calibrated".
+    use perfcast::gradcomp::{BucketContent, CodecCost, Compressor, Method};
+    let truth = CodecCost {
+        launch_s: 4e-6,
+        bw_bytes_per_s: 3.2e12,
+        matmul_flops_per_s: 2.5e14,
+        vector_flops_per_s: 4e13,
+    };
+    let mut csv = perfcast::measure::COLUMNS.join(",") + "\n";
+    for m in [
+        "fp16",
+        "powersgd:rank=4",
+        "powersgd:rank=64",
+        "topk:density=0.01",
+        "randomk:density=0.01",
+        "signsgd",
+        "qsgd:bits=8",
+    ] {
+        let method = Method::parse(m).unwrap();
+        for (r, c) in [(256u64, 256u64), (1024, 1024), (4096, 1024), (4096, 4096)] {
+            let b = BucketContent {
+                matrices: vec![(r, c)],
+                vector_elems: 0,
+            };
+            let mut work = Vec::new();
+            method.codec_work(&b, 2, &mut work);
+            for w in work {
+                let t = truth.time_of(&w);
+                let params = format!("op={};rows={r};cols={c};elems={}", w.op, r * c);
+                let wire = method.wire_bytes(&b);
+                for (metric, value, unit) in [("time_s", t, "s"), ("wire_bytes", wire, "bytes")] {
+                    csv += &format!(
+                        "gradcomp,synthetic-codec,codec,{m},,,2,,,,{params},{metric},{value:e},5,0.01,{unit},2026-11-29T00:00:00Z,NVIDIA H200 (synthetic),0,0,synthetic,tests/it/gradcomp_cli.rs\n"
+                    );
+                }
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let rows = d.path().join("codec.csv");
+    fs::write(&rows, csv).unwrap();
+    let cat = d.path().join("cat/calibration");
+    let o = perfcast()
+        .args(["calibrate", "--gpu", "h200", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(cat.join("h200.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file: toml::Table =
+        toml::from_str(&fs::read_to_string(cat.join("h200-gradcomp.toml")).unwrap()).unwrap();
+    let codec = &file["codec"];
+    assert_eq!(codec["mode"].as_str(), Some("shared"), "{codec}");
+    let got = &codec["shared"]["cost"];
+    for (k, want) in [
+        ("launch_s", truth.launch_s),
+        ("bw_bytes_per_s", truth.bw_bytes_per_s),
+        ("matmul_flops_per_s", truth.matmul_flops_per_s),
+        ("vector_flops_per_s", truth.vector_flops_per_s),
+    ] {
+        let g = got[k].as_float().unwrap();
+        assert!((g / want - 1.0).abs() < 1e-6, "{k}: {g} vs {want}");
+    }
+    let o = perfcast()
+        .args(["validate", "--no-plots", "--format", "json", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(d.path().join("report"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["set"], "synthetic-codec");
+    assert!(v[0]["max_abs_pct_err"].as_f64().unwrap() < 1e-6, "{v}");
+    // A payload that differs from the model's fails the set, naming the row.
+    let text = fs::read_to_string(&rows).unwrap();
+    let bad = text.replacen(",wire_bytes,", ",wire_bytes,1", 1);
+    fs::write(&rows, bad).unwrap();
+    let o = perfcast()
+        .args(["validate", "--no-plots", "--results"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(d.path().join("report"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("wire_bytes measured 1"), "{out}");
+    fs::write(&rows, text).unwrap();
+    let what_if = [
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--gpu",
+        "h200",
+        "--method",
+        "powersgd:rank=4",
+        "--inter-node-gbps",
+        "25",
+    ];
+    let with = json(
+        &[
+            &["--catalog", d.path().join("cat").to_str().unwrap()],
+            &what_if[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(with["codec_costs"], "calibrated");
+    let without = json(&what_if);
+    assert_eq!(without["codec_costs"], "datasheet");
+    assert_ne!(
+        with["codec_s"], without["codec_s"],
+        "the fit must change codec time"
+    );
+}

@@ -6,7 +6,7 @@
 //! column), Q = Mᵀ·P, all-reduce Q, decompress M' = P·Qᵀ and keep the error M − M'. Both
 //! all-reduces carry `4·r·(m + c)` bytes per matrix instead of `4·m·c`.
 
-use super::{BucketContent, Compressor, Env, Stage};
+use super::{BucketContent, CodecWork, Compressor, Env, Stage};
 use crate::gradcomp::collective::Op;
 
 /// Whether PowerSGD compresses an `m × c` matrix at rank r: PyTorch's `min_compression_rate = 2`
@@ -30,7 +30,37 @@ impl Compressor for PowerSgd {
         true
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let c = &env.codec;
+        let (uncompressed, sizes, work) = self.plan(b);
+        if uncompressed > 0.0 {
+            out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * uncompressed)));
+        }
+        let Some([p, q, decode]) = work else {
+            return;
+        };
+        let c = env.codec_for("powersgd");
+        out.push(Stage::Compute(c.time_of(&p)));
+        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * sizes.0)));
+        out.push(Stage::Compute(c.time_of(&q)));
+        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * sizes.1)));
+        out.push(Stage::Compute(c.time_of(&decode)));
+    }
+    fn codec_work(&self, b: &BucketContent, _: u32, out: &mut Vec<CodecWork>) {
+        if let (_, _, Some(w)) = self.plan(b) {
+            out.extend(w);
+        }
+    }
+    /// The uncompressed tensors' fp32 bytes plus those of P and Q.
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        let (uncompressed, (p, q), _) = self.plan(b);
+        4.0 * (uncompressed + p + q)
+    }
+}
+
+impl PowerSgd {
+    /// The bucket's uncompressed elements, the P and Q elements `(m·r, c·r)` summed over the
+    /// compressed matrices, and the three codec stages `p`, `q`, `decode` (`None` when no matrix
+    /// is compressed).
+    pub fn plan(&self, b: &BucketContent) -> (f64, (f64, f64), Option<[CodecWork; 3]>) {
         let r = self.rank as u64;
         let rf = r as f64;
         let mut uncompressed = b.vector_elems as f64;
@@ -49,34 +79,35 @@ impl Compressor for PowerSgd {
                 uncompressed += (m * cols) as f64;
             }
         }
-        if uncompressed > 0.0 {
-            out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * uncompressed)));
-        }
         if cnt == 0.0 {
-            return;
+            return (uncompressed, (0.0, 0.0), None);
         }
-        // error feedback (read M, E; write M) + P = M·Q
-        out.push(Stage::Compute(c.t(
-            1.0 + cnt,
-            12.0 * elems + 4.0 * (p_elems + q_elems),
-            mm,
-            0.0,
-        )));
-        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * p_elems)));
-        // orthogonalize P column by column + Q = Mᵀ·P
-        out.push(Stage::Compute(c.t(
-            cnt * (3.0 * rf + 1.0),
-            4.0 * (elems + 3.0 * p_elems * rf.min(8.0) + q_elems),
-            mm + orth,
-            0.0,
-        )));
-        out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * q_elems)));
-        // M' = P·Qᵀ, error = M − M'
-        out.push(Stage::Compute(c.t(
-            2.0 * cnt,
-            12.0 * elems + 4.0 * (p_elems + q_elems),
-            mm,
-            0.0,
-        )));
+        let work = [
+            // error feedback (read M, E; write M) + P = M·Q
+            CodecWork::new(
+                "p",
+                1.0 + cnt,
+                12.0 * elems + 4.0 * (p_elems + q_elems),
+                mm,
+                0.0,
+            ),
+            // orthogonalize P column by column + Q = Mᵀ·P
+            CodecWork::new(
+                "q",
+                cnt * (3.0 * rf + 1.0),
+                4.0 * (elems + 3.0 * p_elems * rf.min(8.0) + q_elems),
+                mm + orth,
+                0.0,
+            ),
+            // M' = P·Qᵀ, error = M − M'
+            CodecWork::new(
+                "decode",
+                2.0 * cnt,
+                12.0 * elems + 4.0 * (p_elems + q_elems),
+                mm,
+                0.0,
+            ),
+        ];
+        (uncompressed, (p_elems, q_elems), Some(work))
     }
 }

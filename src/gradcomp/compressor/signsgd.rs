@@ -3,7 +3,7 @@
 //! element; a vote is not a sum of packed bits, so the bits are all-gathered (`P·n/8` bytes) and
 //! every rank counts the votes.
 
-use super::{BucketContent, Compressor, Env, Stage};
+use super::{BucketContent, CodecWork, Compressor, Env, Stage};
 use crate::gradcomp::collective::Op;
 
 /// Encode: read 4n, pack to n/8 bytes. Decode: unpack P·n/8 bytes, count votes (P·n ops), write
@@ -19,11 +19,29 @@ impl Compressor for SignSgd {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let n = b.elems() as f64;
         let p = env.cluster.workers as f64;
-        let c = &env.codec;
-        out.push(Stage::Compute(c.t(2.0, 4.0 * n + n / 8.0, 0.0, 2.0 * n)));
-        out.push(Stage::Comm(env.coll(Op::AllGather, p * n / 8.0)));
-        out.push(Stage::Compute(c.t(2.0, p * n / 8.0 + 4.0 * n, 0.0, p * n)));
+        let c = env.codec_for("signsgd");
+        let [enc, dec] = self.work(b, env.cluster.workers);
+        out.push(Stage::Compute(c.time_of(&enc)));
+        out.push(Stage::Comm(env.coll(Op::AllGather, p * self.wire_bytes(b))));
+        out.push(Stage::Compute(c.time_of(&dec)));
+    }
+    fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
+        out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        b.elems() as f64 / 8.0
+    }
+}
+
+impl SignSgd {
+    /// `encode` and `decode` on `ranks` ranks (see the type's doc).
+    pub fn work(&self, b: &BucketContent, ranks: u32) -> [CodecWork; 2] {
+        let n = b.elems() as f64;
+        let p = f64::from(ranks);
+        [
+            CodecWork::new("encode", 2.0, 4.0 * n + n / 8.0, 0.0, 2.0 * n),
+            CodecWork::new("decode", 2.0, p * n / 8.0 + 4.0 * n, 0.0, p * n),
+        ]
     }
 }

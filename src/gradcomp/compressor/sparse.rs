@@ -3,21 +3,27 @@
 //! and Random-k. Each rank sends `k = ⌈D·n⌉` fp32 values and int32 indices; the sets differ
 //! between ranks, so they are all-gathered (`P·8k` bytes gathered) and scatter-added.
 
-use super::{BucketContent, Compressor, Env, Stage};
+use super::{BucketContent, CodecWork, Compressor, Env, Stage};
 use crate::gradcomp::collective::Op;
 
-fn sparse_stages(k: f64, encode_s: f64, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-    let n = b.elems() as f64;
+fn sparse_stages(
+    family: &str,
+    wire_bytes: f64,
+    [enc, dec]: [CodecWork; 2],
+    env: &Env,
+    out: &mut Vec<Stage>,
+) {
     let p = env.cluster.workers as f64;
-    out.push(Stage::Compute(encode_s));
-    out.push(Stage::Comm(env.coll(Op::AllGather, p * 8.0 * k)));
-    // zero the dense buffer, scatter-add P·k entries, scale by 1/P
-    out.push(Stage::Compute(env.codec.t(
-        3.0,
-        12.0 * n + 16.0 * p * k,
-        0.0,
-        p * k + n,
-    )));
+    let c = env.codec_for(family);
+    out.push(Stage::Compute(c.time_of(&enc)));
+    out.push(Stage::Comm(env.coll(Op::AllGather, p * wire_bytes)));
+    out.push(Stage::Compute(c.time_of(&dec)));
+}
+
+/// `decode`: zero the dense buffer, scatter-add the P·k gathered entries, scale by 1/P.
+fn sparse_decode(n: f64, k: f64, ranks: u32) -> CodecWork {
+    let p = f64::from(ranks);
+    CodecWork::new("decode", 3.0, 12.0 * n + 16.0 * p * k, 0.0, p * k + n)
 }
 
 fn k_of(density: f64, n: f64) -> f64 {
@@ -40,12 +46,32 @@ impl Compressor for TopK {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
+        let w = self.wire_bytes(b);
+        sparse_stages("topk", w, self.work(b, env.cluster.workers), env, out);
+    }
+    fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
+        out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        8.0 * k_of(self.density, b.elems() as f64)
+    }
+}
+
+impl TopK {
+    /// `encode` (error feedback, |g|, radix select, gather) and `decode` on `ranks` ranks.
+    pub fn work(&self, b: &BucketContent, ranks: u32) -> [CodecWork; 2] {
         let n = b.elems() as f64;
         let k = k_of(self.density, n);
-        let enc = env
-            .codec
-            .t(8.0, 12.0 * n + 4.0 * 3.0 * n + 16.0 * k, 0.0, 4.0 * n);
-        sparse_stages(k, enc, b, env, out);
+        [
+            CodecWork::new(
+                "encode",
+                8.0,
+                12.0 * n + 4.0 * 3.0 * n + 16.0 * k,
+                0.0,
+                4.0 * n,
+            ),
+            sparse_decode(n, k, ranks),
+        ]
     }
 }
 
@@ -64,9 +90,25 @@ impl Compressor for RandomK {
         false
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
+        let w = self.wire_bytes(b);
+        sparse_stages("randomk", w, self.work(b, env.cluster.workers), env, out);
+    }
+    fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
+        out.extend(self.work(b, ranks));
+    }
+    fn wire_bytes(&self, b: &BucketContent) -> f64 {
+        8.0 * k_of(self.density, b.elems() as f64)
+    }
+}
+
+impl RandomK {
+    /// `encode` (error feedback, k random indices, gather) and `decode` on `ranks` ranks.
+    pub fn work(&self, b: &BucketContent, ranks: u32) -> [CodecWork; 2] {
         let n = b.elems() as f64;
         let k = k_of(self.density, n);
-        let enc = env.codec.t(4.0, 12.0 * n + 16.0 * k, 0.0, k);
-        sparse_stages(k, enc, b, env, out);
+        [
+            CodecWork::new("encode", 4.0, 12.0 * n + 16.0 * k, 0.0, k),
+            sparse_decode(n, k, ranks),
+        ]
     }
 }

@@ -1,0 +1,434 @@
+//! Codec cost fit: [`CodecCost`] from codec micro-timings (rows of kind `codec`).
+//!
+//! Row contract (the GPU harness's codec timings): technique `gradcomp`, kind `codec`, model =
+//! the method exactly as `Method::name()` prints it (`fp16`, `powersgd:rank=4`,
+//! `topk:density=0.01`, ...), params `op=<stage>;rows=R;cols=C;elems=N` (stages as
+//! [`CodecWork`]: PowerSGD `p`, `q`, `decode`; others `encode`, `decode`), batch = ranks whose
+//! payloads a decode reads (1 when absent), metrics `time_s` (median seconds per call) and
+//! `wire_bytes` (payload bytes per rank, not fitted).
+//!
+//! Each point's work counts come from the compressor itself ([`Compressor::codec_work`] of the
+//! one-matrix bucket `R×C` plus `N − R·C` vector elements: the same counts the what-if prices),
+//! so the fit is linear in `x = (launch_s, 1/bw, 1/matmul_rate, 1/vector_rate)`:
+//! `t = launches·x₀ + bytes·x₁ + matmul·x₂ + vector·x₃`, solved by non-negative least squares
+//! (Lawson & Hanson 1974, [`crate::validate::nnls`]) on relative error (each row divided by its
+//! measured time). A shared fit (one [`CodecCost`] for every compressor) is kept when every call
+//! is within [`GOAL`]; otherwise each compressor family gets its own fit. A rate whose work is
+//! zero in every point it is fitted on is not identified and keeps the datasheet value.
+
+use super::GOAL;
+use crate::error::{Error, Result};
+use crate::gradcomp::compressor::{BucketContent, CodecCost, CodecWork, Compressor, Method};
+use crate::measure::Measurements;
+use crate::validate::nnls::nnls;
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One timed codec call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodecPoint {
+    /// Set.
+    pub set: String,
+    /// Method name as printed (`powersgd:rank=4`).
+    pub method: String,
+    /// Compressor family (`powersgd`).
+    pub family: String,
+    /// Stage (`encode`, `decode`, `p`, `q`).
+    pub op: String,
+    /// The stage's work counts.
+    pub work: CodecWork,
+    /// Median time per call, seconds.
+    pub time_s: f64,
+}
+
+fn num(r: &crate::measure::Row, o: &crate::measure::Origin, key: &str) -> Result<u64> {
+    let v = r.params.get(key).ok_or_else(|| {
+        o.err(format!(
+            "gradcomp codec row needs params `{key}` (op=<stage>;rows=R;cols=C;elems=N; got '{}')",
+            r.params
+        ))
+    })?;
+    v.parse::<u64>()
+        .map_err(|_| o.err(format!("params {key} = '{v}': an integer >= 0")))
+}
+
+/// A codec row's method, stage and one-matrix bucket (`rows×cols` plus `elems − rows·cols` vector
+/// elements).
+fn parse_row(
+    r: &crate::measure::Row,
+    o: &crate::measure::Origin,
+) -> Result<(Method, String, BucketContent)> {
+    let m = Method::parse(&r.model).map_err(|e| o.err(format!("model: {e}")))?;
+    let op = r
+        .params
+        .get("op")
+        .ok_or_else(|| o.err("gradcomp codec row needs params `op`"))?;
+    let (rr, cc, n) = (num(r, o, "rows")?, num(r, o, "cols")?, num(r, o, "elems")?);
+    if n < rr * cc {
+        return Err(o.err(format!(
+            "params elems = {n}: at least rows·cols = {}",
+            rr * cc
+        )));
+    }
+    let bucket = BucketContent {
+        matrices: if rr * cc > 0 {
+            vec![(rr, cc)]
+        } else {
+            Vec::new()
+        },
+        vector_elems: n - rr * cc,
+    };
+    Ok((m, op.to_string(), bucket))
+}
+
+/// The codec points of `rows` (metric `time_s` of kind `codec`).
+///
+/// # Errors
+/// An unknown method, a stage the method does not have, missing or bad shape params, or
+/// `elems < rows·cols`, naming file and line.
+pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
+    let mut out = Vec::new();
+    for (o, r) in &rows.rows {
+        if r.kind != "codec" || r.metric != "time_s" {
+            continue;
+        }
+        let (m, op, bucket) = parse_row(r, o)?;
+        if !(r.value > 0.0 && r.value.is_finite()) {
+            return Err(o.err(format!("time_s = {}: must be > 0", r.value)));
+        }
+        let mut work = Vec::new();
+        m.codec_work(&bucket, r.batch.unwrap_or(1).max(1), &mut work);
+        let names: Vec<&str> = work.iter().map(|w| w.op).collect();
+        let w = work.iter().find(|w| w.op == op).ok_or_else(|| {
+            o.err(format!(
+                "params op = '{op}': not a codec stage of {} at {} (stages: {})",
+                r.model,
+                r.params,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })?;
+        out.push(CodecPoint {
+            set: r.set.clone(),
+            method: m.name(),
+            family: m.family(),
+            op,
+            work: *w,
+            time_s: r.value,
+        });
+    }
+    Ok(out)
+}
+
+/// One `wire_bytes` row against the compressor's payload model ([`Compressor::wire_bytes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireCheck {
+    /// Set.
+    pub set: String,
+    /// Method and params, for messages.
+    pub what: String,
+    /// Measured payload bytes per rank.
+    pub measured_bytes: f64,
+    /// The model's payload bytes per rank.
+    pub model_bytes: f64,
+}
+
+impl WireCheck {
+    /// Whether the model's payload equals the measured one (within 1 byte and 1e-6 relative).
+    pub fn matches(&self) -> bool {
+        (self.measured_bytes - self.model_bytes).abs() <= 1.0f64.max(1e-6 * self.model_bytes)
+    }
+}
+
+/// Every `wire_bytes` row of kind `codec` in `rows`, checked against the payload model.
+///
+/// # Errors
+/// As [`codec_points`].
+pub fn wire_checks(rows: &Measurements) -> Result<Vec<WireCheck>> {
+    let mut out = Vec::new();
+    for (o, r) in &rows.rows {
+        if r.kind != "codec" || r.metric != "wire_bytes" {
+            continue;
+        }
+        let (m, _, bucket) = parse_row(r, o)?;
+        out.push(WireCheck {
+            set: r.set.clone(),
+            what: format!("{} {}", r.model, r.params),
+            measured_bytes: r.value,
+            model_bytes: m.wire_bytes(&bucket),
+        });
+    }
+    Ok(out)
+}
+
+/// One fitted [`CodecCost`] with which of its four parameters the points identified.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FittedCost {
+    /// The costs.
+    pub cost: CodecCost,
+    /// Whether `launch_s`, `bw`, `matmul`, `vector` were fitted (else datasheet).
+    pub identified: [bool; 4],
+    /// Points fitted.
+    pub points: usize,
+    /// Largest |relative error| per call over those points, fraction.
+    pub max_abs_pct_err: f64,
+}
+
+/// The codec section of the calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodecFit {
+    /// `shared` (one cost for every compressor) or `per-family`.
+    pub mode: String,
+    /// Sets fitted.
+    pub sets: Vec<String>,
+    /// The shared fit (always computed; what `shared` mode uses).
+    pub shared: FittedCost,
+    /// Per compressor family, in `per-family` mode.
+    #[serde(default)]
+    pub family: BTreeMap<String, FittedCost>,
+}
+
+impl CodecFit {
+    /// The cost for `method` (a name or a family).
+    pub fn cost_for(&self, method: &str) -> Option<CodecCost> {
+        let fam = method.split(':').next().unwrap_or(method);
+        Some(self.family.get(fam).map_or(self.shared.cost, |f| f.cost))
+    }
+}
+
+/// Predicted time of `p` under `c`, seconds.
+pub fn predict_s(c: &CodecCost, p: &CodecPoint) -> f64 {
+    c.time_of(&p.work)
+}
+
+fn inv(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0 / x
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// NNLS fit of one [`CodecCost`] to `pts` on relative error; `datasheet` fills what the points do
+/// not identify.
+///
+/// # Errors
+/// [`Error::OutOfRange`] for no points.
+pub fn fit_cost(pts: &[&CodecPoint], datasheet: &CodecCost) -> Result<FittedCost> {
+    if pts.is_empty() {
+        return Err(Error::range(
+            "gradcomp codec points",
+            0,
+            "at least 1 row of kind codec with metric time_s",
+        ));
+    }
+    let cols = |w: &CodecWork| [w.launches, w.bytes, w.matmul_flops, w.vector_flops];
+    let identified: [bool; 4] = std::array::from_fn(|j| pts.iter().any(|p| cols(&p.work)[j] > 0.0));
+    // Scale columns to unit max so the solver's tolerance is meaningful.
+    let scale: [f64; 4] = std::array::from_fn(|j| {
+        pts.iter()
+            .map(|p| cols(&p.work)[j] / p.time_s)
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE)
+    });
+    let a = DMatrix::<f64>::from_fn(pts.len(), 4, |i, j| {
+        cols(&pts[i].work)[j] / pts[i].time_s / scale[j]
+    });
+    let b = DVector::<f64>::from_element(pts.len(), 1.0);
+    let x = nnls(&a, &b);
+    let x: [f64; 4] = std::array::from_fn(|j| x[j] / scale[j]);
+    let cost = CodecCost {
+        launch_s: if identified[0] {
+            x[0]
+        } else {
+            datasheet.launch_s
+        },
+        bw_bytes_per_s: if identified[1] {
+            inv(x[1])
+        } else {
+            datasheet.bw_bytes_per_s
+        },
+        matmul_flops_per_s: if identified[2] {
+            inv(x[2])
+        } else {
+            datasheet.matmul_flops_per_s
+        },
+        vector_flops_per_s: if identified[3] {
+            inv(x[3])
+        } else {
+            datasheet.vector_flops_per_s
+        },
+    };
+    let max = pts
+        .iter()
+        .map(|p| (predict_s(&cost, p) / p.time_s - 1.0).abs())
+        .fold(0.0, f64::max);
+    Ok(FittedCost {
+        cost,
+        identified,
+        points: pts.len(),
+        max_abs_pct_err: max,
+    })
+}
+
+/// The codec calibration of `pts`: shared when it is within [`GOAL`] per call, else per family.
+///
+/// # Errors
+/// As [`fit_cost`].
+pub fn fit(pts: &[CodecPoint], datasheet: &CodecCost) -> Result<CodecFit> {
+    let all: Vec<&CodecPoint> = pts.iter().collect();
+    let shared = fit_cost(&all, datasheet)?;
+    let mut sets: Vec<String> = pts.iter().map(|p| p.set.clone()).collect();
+    sets.sort();
+    sets.dedup();
+    let mut family = BTreeMap::new();
+    let mode = if shared.max_abs_pct_err <= GOAL {
+        "shared"
+    } else {
+        let mut fams: Vec<&str> = pts.iter().map(|p| p.family.as_str()).collect();
+        fams.sort_unstable();
+        fams.dedup();
+        for f in fams {
+            let mine: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
+            family.insert(f.to_string(), fit_cost(&mine, &shared.cost)?);
+        }
+        "per-family"
+    };
+    Ok(CodecFit {
+        mode: mode.into(),
+        sets,
+        shared,
+        family,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+
+    const TRUE: CodecCost = CodecCost {
+        launch_s: 4e-6,
+        bw_bytes_per_s: 3.2e12,
+        matmul_flops_per_s: 2.5e14,
+        vector_flops_per_s: 4e13,
+    };
+
+    /// Every method and stage at 4 shapes from `truth` (per family `scale` of the bandwidth),
+    /// times multiplied by `1 + noise·N(0,1)` (seeded).
+    fn synth(truth: impl Fn(&str) -> CodecCost, noise: f64, seed: u64) -> Vec<CodecPoint> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let z = Normal::new(0.0, 1.0).unwrap();
+        let mut out = Vec::new();
+        for m in [
+            "fp16",
+            "bf16",
+            "powersgd:rank=4",
+            "powersgd:rank=1",
+            "powersgd:rank=64",
+            "topk:density=0.01",
+            "randomk:density=0.01",
+            "signsgd",
+            "qsgd:bits=8",
+        ] {
+            let method = Method::parse(m).unwrap();
+            for (r, c) in [(256, 256), (1024, 1024), (4096, 1024), (4096, 4096)] {
+                let b = BucketContent {
+                    matrices: vec![(r, c)],
+                    vector_elems: 0,
+                };
+                let mut w = Vec::new();
+                method.codec_work(&b, 2, &mut w);
+                for w in w {
+                    let t = truth(&method.family()).time_of(&w);
+                    out.push(CodecPoint {
+                        set: "synthetic".into(),
+                        method: method.name(),
+                        family: method.family(),
+                        op: w.op.into(),
+                        work: w,
+                        time_s: t * (1.0 + noise * z.sample(&mut rng)),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn rel(a: f64, b: f64) -> f64 {
+        (a / b - 1.0).abs()
+    }
+
+    /// Shared truth, no noise: every parameter recovered to 1e-6 and the shared mode chosen.
+    /// With 2% noise: launch and bandwidth within 5%; the FLOP rates within 30% (they are at most
+    /// about a tenth of any call: PowerSGD rank 64's matmuls, the vote counts of signSGD), and
+    /// every call within the 10% goal.
+    #[test]
+    fn shared_fit_recovers_known_parameters() {
+        let ds = CodecCost {
+            launch_s: 5e-6,
+            bw_bytes_per_s: 1e12,
+            matmul_flops_per_s: 1e14,
+            vector_flops_per_s: 1e13,
+        };
+        let f = fit(&synth(|_| TRUE, 0.0, 1), &ds).unwrap();
+        assert_eq!(f.mode, "shared");
+        let c = f.shared.cost;
+        assert!(rel(c.launch_s, TRUE.launch_s) < 1e-6, "{c:?}");
+        assert!(rel(c.bw_bytes_per_s, TRUE.bw_bytes_per_s) < 1e-6, "{c:?}");
+        assert!(
+            rel(c.matmul_flops_per_s, TRUE.matmul_flops_per_s) < 1e-6,
+            "{c:?}"
+        );
+        assert!(
+            rel(c.vector_flops_per_s, TRUE.vector_flops_per_s) < 1e-6,
+            "{c:?}"
+        );
+        let f = fit(&synth(|_| TRUE, 0.02, 2), &ds).unwrap();
+        assert_eq!(f.mode, "shared", "{f:?}");
+        let c = f.shared.cost;
+        assert!(rel(c.launch_s, TRUE.launch_s) < 0.05, "{c:?}");
+        assert!(rel(c.bw_bytes_per_s, TRUE.bw_bytes_per_s) < 0.05, "{c:?}");
+        assert!(
+            rel(c.matmul_flops_per_s, TRUE.matmul_flops_per_s) < 0.3,
+            "{c:?}"
+        );
+        assert!(
+            rel(c.vector_flops_per_s, TRUE.vector_flops_per_s) < 0.3,
+            "{c:?}"
+        );
+        assert!(f.shared.max_abs_pct_err < GOAL, "{f:?}");
+    }
+
+    /// Compressors whose kernels run at different bandwidths (Top-k at a third of the others'):
+    /// no shared cost is within 10% per call, so each family is fitted on its own and recovers
+    /// its bandwidth within 1e-6.
+    #[test]
+    fn families_that_differ_are_fitted_apart() {
+        let truth = |f: &str| {
+            let mut c = TRUE;
+            if f == "topk" {
+                c.bw_bytes_per_s /= 3.0;
+            }
+            c
+        };
+        let f = fit(&synth(truth, 0.0, 3), &TRUE).unwrap();
+        assert_eq!(f.mode, "per-family", "{:?}", f.shared);
+        assert!(f.shared.max_abs_pct_err > GOAL);
+        let topk = f.cost_for("topk:density=0.05").unwrap();
+        assert!(
+            rel(topk.bw_bytes_per_s, TRUE.bw_bytes_per_s / 3.0) < 1e-6,
+            "{topk:?}"
+        );
+        let ps = f.cost_for("powersgd:rank=8").unwrap();
+        assert!(rel(ps.bw_bytes_per_s, TRUE.bw_bytes_per_s) < 1e-6, "{ps:?}");
+        assert!(f.family.values().all(|c| c.max_abs_pct_err < 1e-6));
+    }
+}

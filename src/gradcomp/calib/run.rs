@@ -1,0 +1,480 @@
+//! gradcomp's side of `perfcast calibrate` and `perfcast validate` ([`Gradcomp`], registered in
+//! [`crate::techniques`]).
+//!
+//! - `calibrate` fits every collective (op, ranks, transport) from its newest sweep
+//!   ([`super::fit_collective`]) and, when codec rows exist, the codec costs ([`super::codec`]);
+//!   it writes `<gpu>-gradcomp.toml` beside `--out` (which names specdec's file) or in
+//!   `models/calibration/`.
+//! - `validate` fits the same calibration from the rows given (deterministic: it equals the
+//!   committed file when given the committed rows) and reports, per collective set of ≥ 2 ranks,
+//!   the busbw error at every size ≥ 1 MiB (the newest sweep of a key is its own calibration: a
+//!   self-fit; older sweeps, e.g. another machine's, are independent checks) and, per codec set,
+//!   the per-call time error. A set passes when MAPE and max |error| are within the tolerance
+//!   (goal 10%) and, for a codec set, every `wire_bytes` row equals the compressor's payload
+//!   model (`Compressor::wire_bytes`). One-rank sweeps (busbw 0 by definition; the what-if has no communication on
+//!   one rank) and `step` rows (real training steps, no predictor yet) are named and skipped.
+//!   `gradcomp-points.csv` in the output directory holds every point.
+
+use super::codec::{self, CodecFit};
+use super::{
+    busbw_err, calibration_sweeps, collective_sweeps, fit_collective, run_of, CollectiveFit,
+    CollectiveKey, CollectiveSweep, GradcompCalibration, GOAL, GOAL_MIN_BYTES,
+};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::gradcomp::collective::Op;
+use crate::gradcomp::compressor::CodecCost;
+use crate::measure::{utc_now, Measurements};
+use crate::report::{write_atomic, Format};
+use crate::validate::{
+    record_sets, sets_json, CalibrateRequest, ErrorStats, Report, SetSummary, Technique, Tolerance,
+    ValidateRequest,
+};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// gradcomp as a calibrated technique.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gradcomp;
+
+impl Technique for Gradcomp {
+    fn name(&self) -> &'static str {
+        "gradcomp"
+    }
+
+    /// Issue 15: busbw within 10% at every size ≥ 1 MiB; codec calls within 10%.
+    fn goal(&self) -> Tolerance {
+        Tolerance {
+            mape: GOAL,
+            max_abs_pct_err: GOAL,
+        }
+    }
+
+    fn calibrate(&self, rows: Measurements, req: &CalibrateRequest) -> Result<Report> {
+        calibrate(&rows, req)
+    }
+
+    fn validate(&self, rows: Measurements, req: &ValidateRequest) -> Result<Report> {
+        validate(&rows, req)
+    }
+}
+
+/// `models/calibration/<gpu>-gradcomp.toml`.
+pub fn default_path(gpu: &str) -> PathBuf {
+    PathBuf::from(format!("models/calibration/{gpu}-gradcomp.toml"))
+}
+
+/// The datasheet codec costs of `gpu` (what codec fits fall back to for unidentified rates).
+fn datasheet_codec(cat: &Catalog, gpu: &str) -> Result<CodecCost> {
+    Ok(CodecCost::for_gpu(cat.gpu(gpu)?))
+}
+
+/// The calibration of `rows`: collective fits of the newest sweep per key, codec fit if any.
+///
+/// # Errors
+/// Malformed rows (naming file and line); no collective sweep of ≥ 2 ranks and no codec row.
+pub fn fit_all(
+    rows: &Measurements,
+    datasheet: &CodecCost,
+    gpu: &str,
+    command: &str,
+) -> Result<GradcompCalibration> {
+    let sweeps = collective_sweeps(rows)?;
+    let collective = calibration_sweeps(&sweeps)
+        .into_iter()
+        .map(fit_collective)
+        .collect::<Result<Vec<_>>>()?;
+    let pts = codec::codec_points(rows)?;
+    let codec = if pts.is_empty() {
+        None
+    } else {
+        Some(codec::fit(&pts, datasheet)?)
+    };
+    if collective.is_empty() && codec.is_none() {
+        return Err(Error::range(
+            "gradcomp rows",
+            "no collective sweep of >= 2 ranks and no codec row",
+            "rows of kind collective (perfcast-gpu nccl-sweep) or codec",
+        ));
+    }
+    Ok(GradcompCalibration {
+        gpu: gpu.to_ascii_lowercase(),
+        generated_by: format!("perfcast {} calibrate", env!("CARGO_PKG_VERSION")),
+        date: utc_now(),
+        command: command.into(),
+        collective,
+        codec,
+    })
+}
+
+fn describe_fits(cal: &GradcompCalibration) -> String {
+    let mut s = String::new();
+    if !cal.collective.is_empty() {
+        let _ = writeln!(
+            s,
+            "gradcomp collectives (t = α + S·f/busbw per size regime; errors: busbw at sizes ≥ 1 MiB of the calibration set)"
+        );
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>5} {:<22} {:<20} {:>10} {:>10} {:>9}  regimes (from: α µs, busbw GB/s)",
+            "op", "ranks", "transport", "set", "α–β max", "model max", "form"
+        );
+    }
+    for c in &cal.collective {
+        let regs: Vec<String> = c
+            .regime
+            .iter()
+            .map(|r| {
+                format!(
+                    "[{}: {:.1}, {:.1}]",
+                    human_bytes(r.from_bytes),
+                    r.alpha_s * 1e6,
+                    r.busbw_bytes_per_s / 1e9
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>5} {:<22} {:<20} {:>9.1}% {:>9.1}% {:>9}  {}",
+            c.op,
+            c.ranks,
+            c.transport,
+            c.set,
+            100.0 * c.alpha_beta_max_abs_pct_err,
+            100.0 * c.max_abs_pct_err,
+            c.form,
+            regs.join(" ")
+        );
+    }
+    match &cal.codec {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "gradcomp codec costs ({} fit of {} points; shared max per-call error {:.1}%): launch {:.2} µs, {:.0} GB/s, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                c.mode,
+                c.shared.points,
+                100.0 * c.shared.max_abs_pct_err,
+                c.shared.cost.launch_s * 1e6,
+                c.shared.cost.bw_bytes_per_s / 1e9,
+                c.shared.cost.matmul_flops_per_s / 1e12,
+                c.shared.cost.vector_flops_per_s / 1e12
+            );
+            for (f, fc) in &c.family {
+                let _ = writeln!(
+                    s,
+                    "  {f}: {} points, max {:.1}%: launch {:.2} µs, {:.0} GB/s, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                    fc.points,
+                    100.0 * fc.max_abs_pct_err,
+                    fc.cost.launch_s * 1e6,
+                    fc.cost.bw_bytes_per_s / 1e9,
+                    fc.cost.matmul_flops_per_s / 1e12,
+                    fc.cost.vector_flops_per_s / 1e12
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "gradcomp codec costs: no codec rows; the what-if keeps datasheet codec costs"
+            );
+        }
+    }
+    s
+}
+
+fn human_bytes(b: f64) -> String {
+    if b >= 1048576.0 {
+        format!("{}M", b / 1048576.0)
+    } else if b >= 1024.0 {
+        format!("{}K", b / 1024.0)
+    } else {
+        format!("{b}")
+    }
+}
+
+/// The calibration file's text.
+///
+/// # Errors
+/// A value TOML cannot hold.
+pub fn to_toml(cal: &GradcompCalibration) -> Result<String> {
+    let body = toml::to_string(cal).map_err(|e| {
+        Error::range(
+            "gradcomp calibration",
+            e.to_string(),
+            "serializable as TOML",
+        )
+    })?;
+    Ok(format!(
+        "# gradcomp calibration of {} — generated by `perfcast calibrate`; do not edit by hand.\n\
+         # [[collective]]: per (op, ranks, transport) the newest NCCL sweep's fit, t = alpha_s + S*f/busbw_bytes_per_s\n\
+         # in the size regime whose from_bytes is the largest <= S (S: nccl-tests size, f: nccl-tests bus factor).\n\
+         # [codec]: CodecCost fitted to codec micro-timings (absent: datasheet).\n{body}",
+        cal.gpu
+    ))
+}
+
+fn calibrate(rows: &Measurements, req: &CalibrateRequest) -> Result<Report> {
+    let cal = fit_all(
+        rows,
+        &datasheet_codec(req.catalog, &req.gpu)?,
+        &req.gpu,
+        &req.command,
+    )?;
+    let path = match &req.out {
+        Some(o) => o
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("{}-gradcomp.toml", req.gpu)),
+        None => default_path(&req.gpu),
+    };
+    let mut out = describe_fits(&cal);
+    if req.dry_run {
+        let _ = writeln!(out, "gradcomp: dry run, nothing written");
+    } else {
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        write_atomic(&path, to_toml(&cal)?.as_bytes())?;
+        let _ = writeln!(out, "gradcomp: wrote {}", path.display());
+    }
+    if req.format == Format::Json {
+        out = serde_json::to_string_pretty(&cal).unwrap_or_default() + "\n";
+    }
+    Ok(Report {
+        stdout: out,
+        pass: true,
+    })
+}
+
+/// One validated point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointErr {
+    /// Set.
+    pub set: String,
+    /// Kind (`collective`, `codec`).
+    pub kind: &'static str,
+    /// Op / key (`allreduce ×2 default`) or method and stage (`fp16 encode`).
+    pub what: String,
+    /// nccl-tests size (collective) or elements (codec).
+    pub size: f64,
+    /// Measured busbw (bytes/s) or time (s).
+    pub measured: f64,
+    /// Predicted, same unit.
+    pub predicted: f64,
+    /// Signed relative error.
+    pub rel_err: f64,
+}
+
+/// Per-size busbw errors of `sweep` under `fit` (sizes ≥ 1 MiB).
+pub fn sweep_errors(sweep: &CollectiveSweep, fit: &CollectiveFit) -> Result<Vec<PointErr>> {
+    let op = Op::parse(&fit.op)?;
+    let m = fit.model();
+    Ok(sweep
+        .points
+        .iter()
+        .filter(|p| p.bytes >= GOAL_MIN_BYTES)
+        .map(|p| PointErr {
+            set: sweep.set.clone(),
+            kind: "collective",
+            what: sweep.key.to_string(),
+            size: p.bytes,
+            measured: p.busbw_bytes_per_s,
+            predicted: m.busbw_bytes_per_s(op, sweep.key.ranks, p.bytes),
+            rel_err: busbw_err(&m, op, sweep.key.ranks, p),
+        })
+        .collect())
+}
+
+/// The per-size busbw error table of one set: a row per size, a column per op, percent.
+pub fn error_table(points: &[PointErr]) -> String {
+    // Columns by op (a set holds one rank count and transport).
+    let op_of = |p: &PointErr| p.what.split(' ').next().unwrap_or("").to_string();
+    let mut ops: Vec<String> = points.iter().map(op_of).collect();
+    ops.sort_unstable();
+    ops.dedup();
+    let mut sizes: Vec<u64> = points.iter().map(|p| p.size as u64).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut s = String::new();
+    let _ = write!(s, "    {:>8}", "MiB");
+    for o in &ops {
+        let _ = write!(s, " {:>14}", o);
+    }
+    s.push('\n');
+    for b in sizes {
+        let _ = write!(s, "    {:>8}", b as f64 / 1048576.0);
+        for o in &ops {
+            match points.iter().find(|p| op_of(p) == *o && p.size as u64 == b) {
+                Some(p) => {
+                    let _ = write!(s, " {:>13.1}%", 100.0 * p.rel_err);
+                }
+                None => {
+                    let _ = write!(s, " {:>14}", "-");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
+    let datasheet = datasheet_codec(req.catalog, &req.gpu)?;
+    let sweeps = collective_sweeps(rows)?;
+    let fits: BTreeMap<CollectiveKey, CollectiveFit> = calibration_sweeps(&sweeps)
+        .into_iter()
+        .map(|s| fit_collective(s).map(|f| (s.key.clone(), f)))
+        .collect::<Result<_>>()?;
+    // Keys with no sweep of their own in the input fall back to the catalog's calibration.
+    let committed = GradcompCalibration::from_catalog(req.catalog, &req.gpu)?;
+    let codec_pts = codec::codec_points(rows)?;
+    let codec_fit: Option<CodecFit> = if codec_pts.is_empty() {
+        None
+    } else {
+        Some(codec::fit(&codec_pts, &datasheet)?)
+    };
+    let mut notes = Vec::new();
+    let mut by_set: BTreeMap<(String, &'static str), Vec<PointErr>> = BTreeMap::new();
+    let mut self_fit: BTreeMap<String, bool> = BTreeMap::new();
+    for s in &sweeps {
+        if s.key.ranks < 2 {
+            let floor = s
+                .points
+                .iter()
+                .filter(|p| p.bytes <= GOAL_MIN_BYTES)
+                .map(|p| p.time_s)
+                .fold(f64::INFINITY, f64::min);
+            notes.push(format!(
+                "{} {}: one rank (busbw 0 by definition; the what-if has no communication on one rank), not validated; fastest call ≤ 1 MiB {:.1} µs",
+                s.set,
+                s.key,
+                floor * 1e6
+            ));
+            continue;
+        }
+        let fit = match fits.get(&s.key).cloned().or_else(|| {
+            committed
+                .as_ref()
+                .and_then(|c| c.collective.iter().find(|f| f.key() == s.key).cloned())
+        }) {
+            Some(f) => f,
+            None => {
+                notes.push(format!("{} {}: no fit for this key, skipped", s.set, s.key));
+                continue;
+            }
+        };
+        *self_fit.entry(s.set.clone()).or_insert(true) &= fit.set == s.set;
+        by_set
+            .entry((s.set.clone(), "collective"))
+            .or_default()
+            .extend(sweep_errors(s, &fit)?);
+    }
+    if let Some(cf) = &codec_fit {
+        for p in &codec_pts {
+            let c = cf.cost_for(&p.method).unwrap_or(cf.shared.cost);
+            let pred = codec::predict_s(&c, p);
+            by_set
+                .entry((p.set.clone(), "codec"))
+                .or_default()
+                .push(PointErr {
+                    set: p.set.clone(),
+                    kind: "codec",
+                    what: format!("{} {}", p.method, p.op),
+                    size: p.work.bytes,
+                    measured: p.time_s,
+                    predicted: pred,
+                    rel_err: pred / p.time_s - 1.0,
+                });
+        }
+    }
+    // wire_bytes rows: the payload model must equal the measured payload; a set with a
+    // mismatch fails.
+    let mut wire_bad: BTreeMap<String, usize> = BTreeMap::new();
+    for w in codec::wire_checks(rows)? {
+        if !w.matches() {
+            *wire_bad.entry(w.set.clone()).or_default() += 1;
+            notes.push(format!(
+                "{} {}: wire_bytes measured {} but the payload model says {}",
+                w.set, w.what, w.measured_bytes, w.model_bytes
+            ));
+        }
+    }
+    let steps = rows.rows.iter().filter(|(_, r)| r.kind == "step").count();
+    if steps > 0 {
+        notes.push(format!(
+            "{steps} rows of kind step (real training steps) skipped: no step predictor is validated yet"
+        ));
+    }
+    if by_set.is_empty() {
+        return Err(Error::range(
+            "gradcomp rows",
+            "no collective sweep of >= 2 ranks and no codec row",
+            "rows of kind collective or codec to validate",
+        ));
+    }
+    let mut csv = String::from("set,kind,what,size,measured,predicted,rel_err\n");
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "gradcomp: collective sets: nccl-tests busbw error at every size ≥ 1 MiB; codec sets: time error per call"
+    );
+    let mut summaries = Vec::new();
+    for ((set, kind), pts) in &by_set {
+        for p in pts {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{:e},{:e},{:.6}",
+                p.set, p.kind, p.what, p.size, p.measured, p.predicted, p.rel_err
+            );
+        }
+        let errs: Vec<f64> = pts.iter().map(|p| p.rel_err).collect();
+        let Some(st) = ErrorStats::from_rel_errs(&errs) else {
+            continue;
+        };
+        let pass = req.tolerance.passes(&st) && !wire_bad.contains_key(set);
+        let how = if *kind == "codec" {
+            "fit of its own codec rows".to_string()
+        } else if self_fit.get(set).copied().unwrap_or(false) {
+            format!("self-fit: the calibration sweep ({})", run_of(set))
+        } else {
+            "independent: predicted by the newest sweep's fit".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {set} ({kind}, {how}): {} points, MAPE {:.1}%, max {:.1}%: {}",
+            st.points,
+            100.0 * st.mape,
+            100.0 * st.max_abs_pct_err,
+            if pass { "PASS" } else { "FAIL" }
+        );
+        if *kind == "collective" {
+            out.push_str(&error_table(pts));
+        }
+        summaries.push(SetSummary::calibrated(
+            "gradcomp",
+            set,
+            st.points,
+            (st.mape, st.max_abs_pct_err),
+            pass,
+            req,
+        ));
+    }
+    for n in &notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
+    let path = req.out.join("gradcomp-points.csv");
+    write_atomic(&path, csv.as_bytes())?;
+    let _ = writeln!(out, "  points: {}", path.display());
+    if let Some(path) = &req.record {
+        record_sets(path, &req.gpu, &summaries)?;
+    }
+    if req.format == Format::Json {
+        out = sets_json(&summaries);
+    }
+    Ok(Report {
+        stdout: out,
+        pass: summaries.iter().all(|s| s.pass),
+    })
+}
