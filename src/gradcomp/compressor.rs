@@ -17,7 +17,8 @@
 //! | none | all-reduce | 4n | PyTorch DDP |
 //! | fp16 / bf16 | all-reduce | 2n | DDP `fp16_compress_hook` / `bf16_compress_hook` |
 //! | PowerSGD rank r | all-reduce of P, then of Q (+ uncompressed tensors) | 4·r·(m+c) per matrix | Vogels et al. 2019 |
-//! | Top-k / Random-k density D | all-gather of values + int32 indices | 8·⌈D·n⌉ | Aji & Heafield 2017; Stich et al. 2018 |
+//! | Top-k density D | all-gather of values + int32 indices | 8·⌈D·n⌉ | Aji & Heafield 2017 |
+//! | Random-k density D (indices from a seed all ranks share) | all-reduce of the k values | 4·⌈D·n⌉ | Stich et al. 2018; Vogels et al. 2019 |
 //! | signSGD majority vote | all-gather of packed signs | n/8 | Bernstein et al. 2019 |
 //! | QSGD b bits | all-gather of levels + norm | b·n/8 + 4 | Alistarh et al. 2017 |
 //!
