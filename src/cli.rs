@@ -82,14 +82,25 @@ pub struct Globals {
 pub struct Outcome {
     /// Printed on stdout.
     pub stdout: String,
-    /// Process exit code (0 success, 1 a validation tolerance failed).
+    /// Printed on stderr after stdout (warnings about a partial result).
+    pub stderr: String,
+    /// Process exit code (0 success, 1 a validation tolerance failed, [`EXIT_PARTIAL`] some rows
+    /// could not be computed).
     pub code: u8,
 }
+
+/// Exit code of a partial result: the rows that could be computed are printed, each row that
+/// could not carries its reason (`embcache` with a policy that cannot run at the cache size).
+pub const EXIT_PARTIAL: u8 = 3;
 
 impl Outcome {
     /// Success with this output.
     pub fn ok(stdout: String) -> Self {
-        Outcome { stdout, code: 0 }
+        Outcome {
+            stdout,
+            stderr: String::new(),
+            code: 0,
+        }
     }
 }
 

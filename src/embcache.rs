@@ -34,7 +34,7 @@ use serde::Serialize;
 use std::time::Instant;
 use trace::DenseTrace;
 
-pub use spec::{evaluate, Method, Params, Row, SourceSpec, Spec};
+pub use spec::{evaluate, evaluate_each, Failed, Method, Params, Row, SourceSpec, Spec};
 
 /// A cache size as the user gives it: rows, or a percentage of the trace's unique rows.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A parameter is outside its allowed range (or NaN).
-    #[error("{field} = {value}: must be {allowed}")]
+    #[error("{} = {}: must be {allowed}", esc(field), esc(value))]
     OutOfRange {
         /// Dotted name of the field, e.g. `specdec.alpha` or `--gamma`.
         field: String,
@@ -23,7 +23,7 @@ pub enum Error {
         allowed: String,
     },
     /// A catalog name (GPU, model, policy, ...) that is not known.
-    #[error("unknown {kind} '{name}'{}; known: {known}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    #[error("unknown {kind} '{}'{}; known: {known}", esc(name), suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
     UnknownName {
         /// What kind of thing was looked up (`gpu`, `model`, ...).
         kind: &'static str,
@@ -35,7 +35,7 @@ pub enum Error {
         known: String,
     },
     /// A file (TOML, CSV, trace) could not be parsed.
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}: {}", esc(&path.display().to_string()), line.map(|l| format!(":{l}")).unwrap_or_default(), esc(message))]
     Parse {
         /// The file, or a pseudo path such as `<embedded default.toml>`.
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", esc(&path.display().to_string()))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -132,6 +132,24 @@ impl Error {
     }
 }
 
+/// `s` with every control character (C0, DEL, C1) written as a Rust escape (`\u{1b}`, `\n`,
+/// `\t`), so a value echoed in an error message cannot move the cursor, recolour the terminal or
+/// break the one-line contract; other characters (including non-ASCII text) are kept as given.
+pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Levenshtein distance between two strings (by chars), used for "did you mean" suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -151,6 +169,23 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_values_escape_control_characters() {
+        let e = Error::range("--model", "a\x1b[31m", "a known model");
+        assert_eq!(
+            e.to_string(),
+            "--model = a\\u{1b}[31m: must be a known model"
+        );
+        let e = Error::unknown("model", "x\ny\u{9b}z", ["llama-2-7b"]);
+        let s = e.to_string();
+        assert!(s.starts_with("unknown model 'x\\ny\\u{9b}z'"), "{s}");
+        assert!(!s.chars().any(char::is_control), "{s}");
+        let e = Error::parse("t\r.txt", Some(3), "id 'a\tb' is not an integer");
+        assert_eq!(e.to_string(), "t\\r.txt:3: id 'a\\tb' is not an integer");
+        // Non-ASCII text is kept.
+        assert_eq!(esc("≥ é"), "≥ é");
+    }
 
     #[test]
     fn edit_distance_hand_values() {

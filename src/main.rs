@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
@@ -48,7 +48,47 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(()) => {}
         // A closed pipe (`perfcast ... | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::new(e).context("writing stdout")),
+    }
+    if !out.stderr.is_empty() {
+        eprint!("{}", out.stderr);
     }
     Ok(ExitCode::from(out.code))
+}
+
+/// The error and its causes on one line, `: ` between them, each cause once: a typed error that
+/// already prints its source (`path: No such file or directory (os error 2)`) is not followed by
+/// that source again.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if s.contains(&c) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&c);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let os = io.to_string();
+        // The library's I/O error prints its source and also returns it as `source()`.
+        let e = anyhow::Error::new(perfcast::Error::io("/x/y.txt", io));
+        let s = one_line(&e);
+        assert_eq!(s.matches(&os).count(), 1, "{s}");
+        assert!(s.starts_with("/x/y.txt: "), "{s}");
+        // A context over a cause that does not repeat it keeps both.
+        let e = anyhow::Error::new(std::io::Error::other("disk full")).context("writing stdout");
+        assert_eq!(one_line(&e), "writing stdout: disk full");
+    }
 }

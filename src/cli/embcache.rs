@@ -4,7 +4,7 @@
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
 use perfcast::embcache::trace::{writer, TraceFormat};
-use perfcast::embcache::{evaluate, mrc, CacheSize, Method, SourceSpec, Spec};
+use perfcast::embcache::{evaluate_each, mrc, CacheSize, Method, SourceSpec, Spec};
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -178,11 +178,59 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         None => {}
     }
     let spec = a.spec();
-    let out = evaluate(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
-    let rows = Rows {
-        records: out.iter().map(|r| r.record()).collect(),
-    };
-    Ok(Outcome::ok(print_records(&rows, g.format, out.len() > 1)))
+    let out = evaluate_each(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
+    let n = out.len();
+    let failed = out.iter().filter(|r| r.is_err()).count();
+    if failed == n {
+        // Nothing ran: the first policy's reason is the error (bad input, exit 2).
+        if let Some(Err(f)) = out.into_iter().next() {
+            return Err(f.error);
+        }
+        return Ok(Outcome::ok(String::new()));
+    }
+    let records: Vec<_> = out
+        .iter()
+        .map(|r| match r {
+            Ok(row) => row.record(),
+            Err(f) => f.record(),
+        })
+        .collect();
+    if failed == 0 {
+        return Ok(Outcome::ok(print_records(
+            &Rows { records },
+            g.format,
+            n > 1,
+        )));
+    }
+    // Some policies could not run: every row gets the columns of a row that ran (null where a
+    // failed row has no value) and an `error` column last (null where the row ran), so CSV and
+    // JSON rows share one layout; exit 3 says a row is missing its result.
+    let layout: Vec<String> = records
+        .iter()
+        .zip(&out)
+        .find(|(_, r)| r.is_ok())
+        .map(|(rec, _)| rec.keys().cloned().collect())
+        .unwrap_or_default();
+    let records = records
+        .into_iter()
+        .map(|rec| {
+            let mut r = serde_json::Map::new();
+            for k in &layout {
+                r.insert(k.clone(), rec.get(k).cloned().unwrap_or_default());
+            }
+            r.insert(
+                "error".into(),
+                rec.get("error").cloned().unwrap_or_default(),
+            );
+            r
+        })
+        .collect();
+    let mut o = Outcome::ok(print_records(&Rows { records }, g.format, true));
+    o.code = crate::cli::EXIT_PARTIAL;
+    o.stderr = format!(
+        "warning: {failed} of {n} policies could not run at this cache size; their rows carry the reason under `error`\n"
+    );
+    Ok(o)
 }
 
 fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {

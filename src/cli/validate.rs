@@ -103,6 +103,7 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
     }
     Ok(Outcome {
         stdout,
+        stderr: String::new(),
         code: if pass { 0 } else { 1 },
     })
 }

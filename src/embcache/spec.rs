@@ -537,13 +537,70 @@ pub fn analytic_row(
     }))
 }
 
-/// Evaluates every policy of `p` with `method`; `seed` seeds the Zipf generator (a trace file
-/// ignores it).
+/// A policy that could not be evaluated at these settings (lookahead with a cache below its
+/// two-batch working set): what was asked, and why it cannot run.
+#[derive(Debug)]
+pub struct Failed {
+    /// Policy name.
+    pub policy: String,
+    /// `sim` or `analytic`.
+    pub method: Method,
+    /// Lookahead window, batches (lookahead only).
+    pub window: Option<usize>,
+    /// Capacity asked for, rows.
+    pub cache_rows: u64,
+    /// Distinct rows in the trace.
+    pub unique_ids: u64,
+    /// Accesses (lookups) in the trace.
+    pub accesses: u64,
+    /// Why the policy cannot run.
+    pub error: Error,
+}
+
+impl Failed {
+    /// The row as `perfcast embcache` prints it: what was asked, and the one-line reason under
+    /// `error` (no hit-rate or timing fields).
+    pub fn record(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut r = serde_json::Map::new();
+        r.insert("policy".into(), self.policy.clone().into());
+        r.insert("method".into(), self.method.name().into());
+        r.insert("window".into(), self.window.into());
+        r.insert("cache_rows".into(), self.cache_rows.into());
+        r.insert(
+            "cache_fraction_of_unique".into(),
+            (self.cache_rows as f64 / self.unique_ids.max(1) as f64).into(),
+        );
+        r.insert("accesses".into(), self.accesses.into());
+        r.insert("unique_ids".into(), self.unique_ids.into());
+        r.insert("error".into(), self.error.to_string().into());
+        r
+    }
+}
+
+/// Evaluates every policy of `p` with `method`, all or nothing: the first policy that cannot run
+/// (see [`evaluate_each`]) is the error. `seed` seeds the Zipf generator (a trace file ignores it).
+///
+/// # Errors
+/// As [`evaluate_each`], and the first [`Failed`] policy's error.
+pub fn evaluate(p: &Params, method: Method, seed: u64) -> Result<Vec<Row>> {
+    evaluate_each(p, method, seed)?
+        .into_iter()
+        .map(|r| r.map_err(|f| f.error))
+        .collect()
+}
+
+/// Evaluates every policy of `p` with `method`, each on its own: a policy that cannot run at this
+/// cache size (lookahead below its two-batch working set) is a [`Failed`] entry in its place and
+/// the others still run. `seed` seeds the Zipf generator (a trace file ignores it).
 ///
 /// # Errors
 /// A missing or unreadable source (`analytic` needs a Zipf source), a cache that rounds to 0 rows,
 /// a policy without a closed form under `analytic`.
-pub fn evaluate(p: &Params, method: Method, seed: u64) -> Result<Vec<Row>> {
+pub fn evaluate_each(
+    p: &Params,
+    method: Method,
+    seed: u64,
+) -> Result<Vec<std::result::Result<Row, Failed>>> {
     let source = SourceSpec {
         seed,
         ..p.source.clone()
@@ -554,13 +611,21 @@ pub fn evaluate(p: &Params, method: Method, seed: u64) -> Result<Vec<Row>> {
             let (trace, z) = source.load()?;
             let rows = p.cache.rows(trace.n_rows())?;
             for &k in &p.kinds {
-                out.push(sim_row(
-                    &trace,
-                    k,
-                    rows,
-                    z.as_ref().map(|z| z.seed),
-                    p.pipe.as_ref(),
-                )?);
+                let seed = z.as_ref().map(|z| z.seed);
+                out.push(
+                    sim_row(&trace, k, rows, seed, p.pipe.as_ref()).map_err(|error| Failed {
+                        policy: k.name().into(),
+                        method,
+                        window: match k {
+                            PolicyKind::Lookahead { window } => Some(window),
+                            _ => None,
+                        },
+                        cache_rows: rows as u64,
+                        unique_ids: trace.n_rows() as u64,
+                        accesses: trace.len() as u64,
+                        error,
+                    }),
+                );
             }
         }
         Method::Analytic => {
@@ -584,7 +649,7 @@ pub fn evaluate(p: &Params, method: Method, seed: u64) -> Result<Vec<Row>> {
                         "lru or static-topk with --method analytic",
                     )
                 })?;
-                out.push(row);
+                out.push(Ok(row));
             }
         }
     }

@@ -416,3 +416,141 @@ fn bad_input_is_one_line_exit_2() {
     );
     fails(&["embcache"], "--trace = missing");
 }
+
+#[test]
+fn policy_that_cannot_run_gets_an_error_row_and_exit_3() {
+    // Batches of 64 over 1000 rows: lookahead needs ~80 rows for two batches, the cache has 10.
+    let args = [
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "1000",
+        "--accesses",
+        "10000",
+        "--batch",
+        "64",
+        "--policy",
+        "lru,lookahead,belady",
+        "--cache",
+        "10",
+    ];
+    let out = perfcast()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("1 of 3 policies could not run"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = v.as_array().unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|r| r["policy"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["lru", "lookahead", "belady"]
+    );
+    let la = &a[1];
+    let msg = la["error"].as_str().unwrap();
+    assert!(msg.starts_with("cache = 10: must be ≥ "), "{msg}");
+    assert!(msg.contains("for lookahead"), "{msg}");
+    assert!(la["hit_rate"].is_null() && la["misses"].is_null(), "{la}");
+    assert_eq!(la["cache_rows"], 10);
+    assert_eq!(la["window"], 4);
+    for r in [&a[0], &a[2]] {
+        assert!(r["error"].is_null(), "{r}");
+        let (h, m) = (r["hits"].as_u64().unwrap(), r["misses"].as_u64().unwrap());
+        assert_eq!(h + m, 10000, "{r}");
+    }
+    // The ran rows equal a run without the failing policy.
+    let ok = json(&[
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "1000",
+        "--accesses",
+        "10000",
+        "--batch",
+        "64",
+        "--policy",
+        "lru,belady",
+        "--cache",
+        "10",
+    ]);
+    assert_eq!(ok[0]["hits"], a[0]["hits"]);
+    assert_eq!(ok[1]["hits"], a[2]["hits"]);
+    // CSV: one header with an `error` column, the reason on the lookahead line only.
+    let out = perfcast()
+        .args(args)
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].ends_with(",error"), "{}", lines[0]);
+    assert!(lines[2].starts_with("lookahead,") && lines[2].contains("for lookahead"));
+    assert!(lines[1].ends_with(',') && lines[3].ends_with(','), "{csv}");
+    // Table: the reason is printed too.
+    let out = perfcast().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("for lookahead"));
+}
+
+#[test]
+fn error_text_names_each_cause_once_and_escapes_control_characters() {
+    // A missing file: the OS message once (it used to follow the path twice).
+    let out = perfcast()
+        .args(["embcache", "--trace", "/nonexistent/x.txt"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let os = std::fs::File::open("/nonexistent/x.txt")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches(os.as_str()).count(), 1, "{os}: {err}");
+    assert_eq!(err.matches("(os error").count(), 1, "{err}");
+    assert_eq!(err.trim_end(), format!("error: /nonexistent/x.txt: {os}"));
+    // A bad value with a terminal escape is echoed escaped, on one line.
+    crate::common::fails(
+        &["freeze", "--model", "a\u{1b}[31m\nb"],
+        "'a\\u{1b}[31m\\nb'",
+    );
+    let out = perfcast()
+        .args(["embcache", "--trace", "/tmp/\u{1b}[2Jx.txt"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/tmp/\\u{1b}[2Jx.txt"), "{err}");
+    assert!(!err.trim_end().chars().any(char::is_control), "{err}");
+}
+
+/// Writing stdout to a full device fails with exit 2 and a line naming stdout.
+#[cfg(target_os = "linux")]
+#[test]
+fn stdout_write_failure_names_stdout() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfcast"))
+        .args([
+            "embcache",
+            "--zipf",
+            "1",
+            "--rows",
+            "100",
+            "--accesses",
+            "1000",
+        ])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: writing stdout: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
