@@ -286,7 +286,8 @@ mod tests {
         );
         assert_eq!(
             err(b"batch,table,id\n0,0,1\r0,0,2\n"),
-            "t.csv:2: id '1\r0' is not a non-negative integer"
+            // The carriage return is echoed escaped (error.rs `esc`).
+            "t.csv:2: id '1\\r0' is not a non-negative integer"
         );
         assert_eq!(
             err(b"batch,table,id\n0,x123456789012345678901234567890123456789012345,1\n"),
