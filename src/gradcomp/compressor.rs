@@ -164,7 +164,10 @@ pub struct Env {
     /// Calibrated codec costs per compressor family (`powersgd`, `topk`, ...), when the
     /// calibration fitted each compressor on its own; others use `codec`.
     pub codec_by_family: Vec<(String, CodecCost)>,
-    /// Whether `codec` (and `codec_by_family`) come from a calibration.
+    /// Calibrated codec costs per (compressor family, stage), when the calibration fitted each
+    /// stage on its own (`per-stage`); a stage not listed uses `codec_by_family`, then `codec`.
+    pub codec_by_stage: Vec<(String, String, CodecCost)>,
+    /// Whether `codec` (and `codec_by_family`, `codec_by_stage`) come from a calibration.
     pub codec_calibrated: bool,
     /// Collective models fitted to measurements of this cluster shape, replacing the α–β
     /// formulas for the ops they cover (the measured curve `curve`, when given, wins).
@@ -180,6 +183,7 @@ impl Env {
             curve,
             codec,
             codec_by_family: Vec::new(),
+            codec_by_stage: Vec::new(),
             codec_calibrated: false,
             calibrated: None,
         }
@@ -206,6 +210,21 @@ impl Env {
             .iter()
             .find(|(f, _)| f == family)
             .map_or(&self.codec, |(_, c)| c)
+    }
+
+    /// Codec costs of stage `op` of the compressor family `family`: the stage's own calibrated
+    /// cost, else [`Env::codec_for`].
+    pub fn codec_stage(&self, family: &str, op: &str) -> &CodecCost {
+        self.codec_by_stage
+            .iter()
+            .find(|(f, o, _)| f == family && o == op)
+            .map_or_else(|| self.codec_for(family), |(_, _, c)| c)
+    }
+
+    /// Time of codec stage `w` of the compressor family `family`, seconds
+    /// ([`CodecCost::time_of`] under [`Env::codec_stage`]).
+    pub fn codec_time(&self, family: &str, w: &CodecWork) -> f64 {
+        self.codec_stage(family, w.op).time_of(w)
     }
 
     /// Where the collective times come from: the calibration's label, the measured curve, or
