@@ -480,6 +480,50 @@ mod tests {
         )
     }
 
+    /// A stage with its own calibrated cost is priced by it; the family's other stages fall back
+    /// to the family's cost, other families to the shared one; `stages()` uses the same prices.
+    #[test]
+    fn codec_time_prefers_the_stage_then_the_family() {
+        let mut e = env(2);
+        let fam = CodecCost {
+            launch_s: 1e-5,
+            ..e.codec
+        };
+        let q = CodecCost {
+            launch_s: 1e-3,
+            ..e.codec
+        };
+        e.codec_by_family = vec![("powersgd".into(), fam)];
+        e.codec_by_stage = vec![("powersgd".into(), "q".into(), q)];
+        let b = BucketContent {
+            matrices: vec![(1024, 1024)],
+            vector_elems: 0,
+        };
+        let m = Method::parse("powersgd:rank=4").unwrap();
+        let mut w = Vec::new();
+        m.codec_work(&b, 2, &mut w);
+        let [p, qw, d] = [w[0], w[1], w[2]];
+        assert_eq!(e.codec_time("powersgd", &qw), q.time_of(&qw));
+        assert_eq!(e.codec_time("powersgd", &p), fam.time_of(&p));
+        assert_eq!(e.codec_time("topk", &p), e.codec.time_of(&p));
+        let mut st = Vec::new();
+        m.stages(&b, &e, &mut st);
+        let compute: Vec<f64> = st
+            .iter()
+            .filter_map(|s| {
+                if let Stage::Compute(t) = s {
+                    Some(*t)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            compute,
+            vec![fam.time_of(&p), q.time_of(&qw), fam.time_of(&d)]
+        );
+    }
+
     fn comm_bytes(m: Method, b: &BucketContent, e: &Env) -> f64 {
         // Invert the α–β ring formula of each comm stage back to bytes on the wire per rank.
         let mut st = Vec::new();
