@@ -564,6 +564,14 @@ pub fn calibrated_env(cat: &Catalog, gpu: &str, mut env: Env, default_link: bool
             .iter()
             .map(|(f, fc)| (f.clone(), fc.cost))
             .collect();
+        env.codec_by_stage = c
+            .stage
+            .iter()
+            .flat_map(|(f, ops)| {
+                ops.iter()
+                    .map(move |(op, fc)| (f.clone(), op.clone(), fc.cost))
+            })
+            .collect();
         env.codec_calibrated = true;
     }
     let c = &env.cluster;

@@ -16,7 +16,8 @@
 //!
 //! # Codecs ([`codec`])
 //! Rows of kind `codec` (model = method name, params `op=<stage>;rows=R;cols=C;elems=N`, metric
-//! `time_s`, `wire_bytes`) fit [`CodecCost`] from the compressors' own stage counts.
+//! `time_s`, `wire_bytes`) fit [`CodecCost`] from the compressors' own stage counts: one shared,
+//! or per (compressor family, stage) when the shared one misses a call by more than the goal.
 
 pub mod codec;
 pub mod run;

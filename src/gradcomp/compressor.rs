@@ -164,7 +164,10 @@ pub struct Env {
     /// Calibrated codec costs per compressor family (`powersgd`, `topk`, ...), when the
     /// calibration fitted each compressor on its own; others use `codec`.
     pub codec_by_family: Vec<(String, CodecCost)>,
-    /// Whether `codec` (and `codec_by_family`) come from a calibration.
+    /// Calibrated codec costs per (compressor family, stage), when the calibration fitted each
+    /// stage on its own (`per-stage`); a stage not listed uses `codec_by_family`, then `codec`.
+    pub codec_by_stage: Vec<(String, String, CodecCost)>,
+    /// Whether `codec` (and `codec_by_family`, `codec_by_stage`) come from a calibration.
     pub codec_calibrated: bool,
     /// Collective models fitted to measurements of this cluster shape, replacing the α–β
     /// formulas for the ops they cover (the measured curve `curve`, when given, wins).
@@ -180,6 +183,7 @@ impl Env {
             curve,
             codec,
             codec_by_family: Vec::new(),
+            codec_by_stage: Vec::new(),
             codec_calibrated: false,
             calibrated: None,
         }
@@ -206,6 +210,21 @@ impl Env {
             .iter()
             .find(|(f, _)| f == family)
             .map_or(&self.codec, |(_, c)| c)
+    }
+
+    /// Codec costs of stage `op` of the compressor family `family`: the stage's own calibrated
+    /// cost, else [`Env::codec_for`].
+    pub fn codec_stage(&self, family: &str, op: &str) -> &CodecCost {
+        self.codec_by_stage
+            .iter()
+            .find(|(f, o, _)| f == family && o == op)
+            .map_or_else(|| self.codec_for(family), |(_, _, c)| c)
+    }
+
+    /// Time of codec stage `w` of the compressor family `family`, seconds
+    /// ([`CodecCost::time_of`] under [`Env::codec_stage`]).
+    pub fn codec_time(&self, family: &str, w: &CodecWork) -> f64 {
+        self.codec_stage(family, w.op).time_of(w)
     }
 
     /// Where the collective times come from: the calibration's label, the measured curve, or
@@ -459,6 +478,50 @@ mod tests {
                 vector_flops_per_s: 1e13,
             },
         )
+    }
+
+    /// A stage with its own calibrated cost is priced by it; the family's other stages fall back
+    /// to the family's cost, other families to the shared one; `stages()` uses the same prices.
+    #[test]
+    fn codec_time_prefers_the_stage_then_the_family() {
+        let mut e = env(2);
+        let fam = CodecCost {
+            launch_s: 1e-5,
+            ..e.codec
+        };
+        let q = CodecCost {
+            launch_s: 1e-3,
+            ..e.codec
+        };
+        e.codec_by_family = vec![("powersgd".into(), fam)];
+        e.codec_by_stage = vec![("powersgd".into(), "q".into(), q)];
+        let b = BucketContent {
+            matrices: vec![(1024, 1024)],
+            vector_elems: 0,
+        };
+        let m = Method::parse("powersgd:rank=4").unwrap();
+        let mut w = Vec::new();
+        m.codec_work(&b, 2, &mut w);
+        let [p, qw, d] = [w[0], w[1], w[2]];
+        assert_eq!(e.codec_time("powersgd", &qw), q.time_of(&qw));
+        assert_eq!(e.codec_time("powersgd", &p), fam.time_of(&p));
+        assert_eq!(e.codec_time("topk", &p), e.codec.time_of(&p));
+        let mut st = Vec::new();
+        m.stages(&b, &e, &mut st);
+        let compute: Vec<f64> = st
+            .iter()
+            .filter_map(|s| {
+                if let Stage::Compute(t) = s {
+                    Some(*t)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            compute,
+            vec![fam.time_of(&p), q.time_of(&qw), fam.time_of(&d)]
+        );
     }
 
     fn comm_bytes(m: Method, b: &BucketContent, e: &Env) -> f64 {

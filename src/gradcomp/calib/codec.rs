@@ -13,8 +13,19 @@
 //! `t = launches·x₀ + bytes·x₁ + matmul·x₂ + vector·x₃`, solved by non-negative least squares
 //! (Lawson & Hanson 1974, [`crate::validate::nnls`]) on relative error (each row divided by its
 //! measured time). A shared fit (one [`CodecCost`] for every compressor) is kept when every call
-//! is within [`GOAL`]; otherwise each compressor family gets its own fit. A rate whose work is
-//! zero in every point it is fitted on is not identified and keeps the datasheet value.
+//! is within [`GOAL`]; otherwise each (compressor family, stage) gets its own fit over that
+//! stage's points (`per-stage` mode; issue 14 item 4), with a per-family fit kept as the fallback
+//! for a stage the set did not time. A rate whose work is zero in every point it is fitted on is
+//! not identified and keeps the fallback's value.
+//!
+//! Why per stage: the harness's kernels do not follow the counted launches and bytes the same way
+//! in every stage of one family (Top-k's encode bisects with a host read per pass, PowerSGD's `q`
+//! orthogonalizes with about 13 launches per rank column), so one family cost cannot price all its
+//! stages. Per stage the regressors stay the model's own counts at the row's shape, so the fit
+//! extrapolates by shape; the launch term is the stage's intercept divided by its counted
+//! launches (a fitted `launch_s`), so a shape or rank that changes the launch count scales it.
+//! The set is both the fit and the check (no held-out codec set exists): [`leave_one_shape_out`]
+//! is the number that says how a stage's fit extrapolates to a shape it did not see.
 
 use super::GOAL;
 use crate::error::{Error, Result};
@@ -38,6 +49,8 @@ pub struct CodecPoint {
     pub op: String,
     /// The stage's work counts.
     pub work: CodecWork,
+    /// The row's shape `(rows, cols, elems)`.
+    pub shape: (u64, u64, u64),
     /// Median time per call, seconds.
     pub time_s: f64,
 }
@@ -94,6 +107,7 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
             continue;
         }
         let (m, op, bucket) = parse_row(r, o)?;
+        let shape = (num(r, o, "rows")?, num(r, o, "cols")?, num(r, o, "elems")?);
         if !(r.value > 0.0 && r.value.is_finite()) {
             return Err(o.err(format!("time_s = {}: must be > 0", r.value)));
         }
@@ -118,6 +132,7 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
             family: m.family(),
             op,
             work: *w,
+            shape,
             time_s: r.value,
         });
     }
@@ -183,15 +198,19 @@ pub struct FittedCost {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodecFit {
-    /// `shared` (one cost for every compressor) or `per-family`.
+    /// `shared` (one cost for every compressor), `per-family` (older files) or `per-stage`.
     pub mode: String,
     /// Sets fitted.
     pub sets: Vec<String>,
     /// The shared fit (always computed; what `shared` mode uses).
     pub shared: FittedCost,
-    /// Per compressor family, in `per-family` mode.
+    /// Per compressor family, in `per-family` and `per-stage` modes (in `per-stage` the fallback
+    /// for a stage without its own fit).
     #[serde(default)]
     pub family: BTreeMap<String, FittedCost>,
+    /// Per compressor family, per stage (`p`, `q`, `decode`, `encode`), in `per-stage` mode.
+    #[serde(default)]
+    pub stage: BTreeMap<String, BTreeMap<String, FittedCost>>,
 }
 
 impl CodecFit {
@@ -199,6 +218,16 @@ impl CodecFit {
     pub fn cost_for(&self, method: &str) -> Option<CodecCost> {
         let fam = method.split(':').next().unwrap_or(method);
         Some(self.family.get(fam).map_or(self.shared.cost, |f| f.cost))
+    }
+
+    /// The cost of stage `op` of `method` (a name or a family): the stage's own fit, else the
+    /// family's, else the shared one.
+    pub fn stage_cost(&self, method: &str, op: &str) -> CodecCost {
+        let fam = method.split(':').next().unwrap_or(method);
+        match self.stage.get(fam).and_then(|s| s.get(op)) {
+            Some(f) => f.cost,
+            None => self.family.get(fam).map_or(self.shared.cost, |f| f.cost),
+        }
     }
 }
 
@@ -277,7 +306,19 @@ pub fn fit_cost(pts: &[&CodecPoint], datasheet: &CodecCost) -> Result<FittedCost
     })
 }
 
-/// The codec calibration of `pts`: shared when it is within [`GOAL`] per call, else per family.
+/// The distinct `(family, stage)` pairs of `pts`, sorted.
+fn stages_of(pts: &[CodecPoint]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pts
+        .iter()
+        .map(|p| (p.family.clone(), p.op.clone()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The codec calibration of `pts`: shared when it is within [`GOAL`] per call, else per
+/// (family, stage), each stage falling back to its family's fit, that to the shared one.
 ///
 /// # Errors
 /// As [`fit_cost`].
@@ -298,14 +339,96 @@ pub fn fit(pts: &[CodecPoint], datasheet: &CodecCost) -> Result<CodecFit> {
             let mine: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
             family.insert(f.to_string(), fit_cost(&mine, &shared.cost)?);
         }
-        "per-family"
+        "per-stage"
     };
+    let mut stage: BTreeMap<String, BTreeMap<String, FittedCost>> = BTreeMap::new();
+    if mode == "per-stage" {
+        for (f, op) in stages_of(pts) {
+            let mine: Vec<&CodecPoint> =
+                pts.iter().filter(|p| p.family == f && p.op == op).collect();
+            let fallback = family.get(&f).map_or(shared.cost, |c| c.cost);
+            stage
+                .entry(f)
+                .or_default()
+                .insert(op, fit_cost(&mine, &fallback)?);
+        }
+    }
     Ok(CodecFit {
         mode: mode.into(),
         sets,
         shared,
         family,
+        stage,
     })
+}
+
+/// One (family, stage)'s errors: the self-fit and leave-one-shape-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageErr {
+    /// Compressor family.
+    pub family: String,
+    /// Stage.
+    pub op: String,
+    /// Points (calls timed).
+    pub points: usize,
+    /// Distinct shapes among them.
+    pub shapes: usize,
+    /// Largest |relative error| of the stage's own fit over its points, fraction.
+    pub self_max: f64,
+    /// Mean |relative error| of the same, fraction.
+    pub self_mean: f64,
+    /// Largest |relative error| when each shape's points are predicted by a fit of the stage's
+    /// other shapes, fraction (`None` with fewer than 2 shapes).
+    pub loso_max: Option<f64>,
+}
+
+/// Per (family, stage) of `pts`: the error of its own fit ([`fit_cost`] over its points) and the
+/// leave-one-shape-out error (fit without a shape, predict that shape's points). Fallback for
+/// unidentified rates: the family's fit, as in [`fit`].
+///
+/// # Errors
+/// As [`fit_cost`].
+pub fn leave_one_shape_out(pts: &[CodecPoint], datasheet: &CodecCost) -> Result<Vec<StageErr>> {
+    let all: Vec<&CodecPoint> = pts.iter().collect();
+    let shared = fit_cost(&all, datasheet)?.cost;
+    let mut out = Vec::new();
+    for (f, op) in stages_of(pts) {
+        let fam: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
+        let fallback = fit_cost(&fam, &shared)?.cost;
+        let mine: Vec<&CodecPoint> = fam.iter().copied().filter(|p| p.op == op).collect();
+        let own = fit_cost(&mine, &fallback)?.cost;
+        let errs: Vec<f64> = mine
+            .iter()
+            .map(|p| (predict_s(&own, p) / p.time_s - 1.0).abs())
+            .collect();
+        let mut shapes: Vec<(u64, u64, u64)> = mine.iter().map(|p| p.shape).collect();
+        shapes.sort_unstable();
+        shapes.dedup();
+        let loso_max = if shapes.len() < 2 {
+            None
+        } else {
+            let mut worst = 0.0f64;
+            for s in &shapes {
+                let train: Vec<&CodecPoint> =
+                    mine.iter().copied().filter(|p| p.shape != *s).collect();
+                let c = fit_cost(&train, &fallback)?.cost;
+                for p in mine.iter().filter(|p| p.shape == *s) {
+                    worst = worst.max((predict_s(&c, p) / p.time_s - 1.0).abs());
+                }
+            }
+            Some(worst)
+        };
+        out.push(StageErr {
+            family: f,
+            op,
+            points: mine.len(),
+            shapes: shapes.len(),
+            self_max: errs.iter().copied().fold(0.0, f64::max),
+            self_mean: errs.iter().sum::<f64>() / errs.len() as f64,
+            loso_max,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -354,6 +477,7 @@ mod tests {
                         family: method.family(),
                         op: w.op.into(),
                         work: w,
+                        shape: (r, c, r * c),
                         time_s: t * (1.0 + noise * z.sample(&mut rng)),
                     });
                 }
@@ -420,7 +544,7 @@ mod tests {
             c
         };
         let f = fit(&synth(truth, 0.0, 3), &TRUE).unwrap();
-        assert_eq!(f.mode, "per-family", "{:?}", f.shared);
+        assert_eq!(f.mode, "per-stage", "{:?}", f.shared);
         assert!(f.shared.max_abs_pct_err > GOAL);
         let topk = f.cost_for("topk:density=0.05").unwrap();
         assert!(
@@ -430,5 +554,85 @@ mod tests {
         let ps = f.cost_for("powersgd:rank=8").unwrap();
         assert!(rel(ps.bw_bytes_per_s, TRUE.bw_bytes_per_s) < 1e-6, "{ps:?}");
         assert!(f.family.values().all(|c| c.max_abs_pct_err < 1e-6));
+    }
+
+    /// The committed run-17 codec set (`validation/results/h200-gradcomp-codec.csv`): the fit is
+    /// per stage, every stage's own fit is within 60% per call (the record: MAPE 14.1%, max
+    /// 58.6%), no worse than its family's fit, and the set as a whole is within 15% MAPE.
+    #[test]
+    fn committed_codec_set_self_fit_is_bounded() {
+        let path = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/validation/results/h200-gradcomp-codec.csv"
+        ));
+        let rows = crate::measure::read_by_technique(&[path], &["gradcomp"])
+            .unwrap()
+            .remove(0);
+        let pts = codec_points(&rows).unwrap();
+        assert_eq!(pts.len(), 132);
+        let cat = crate::catalog::Catalog::embedded().unwrap();
+        let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
+        let f = fit(&pts, &ds).unwrap();
+        assert_eq!(f.mode, "per-stage");
+        let mut sum = 0.0;
+        for p in &pts {
+            let e = rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s);
+            assert!(e < 0.6, "{p:?}: {e}");
+            sum += e;
+        }
+        for (fam, ops) in &f.stage {
+            for (op, c) in ops {
+                assert!(
+                    c.max_abs_pct_err <= f.family[fam].max_abs_pct_err + 1e-9,
+                    "{fam} {op}: {c:?} vs {:?}",
+                    f.family[fam]
+                );
+            }
+        }
+        assert!(
+            sum / pts.len() as f64 <= 0.15,
+            "MAPE {}",
+            sum / pts.len() as f64
+        );
+    }
+
+    /// Stages of one family that scale differently (Top-k's encode 40 µs more per launch and at a
+    /// fifth of the bandwidth, its decode as the rest): no family cost is within 10% per call,
+    /// the per-stage fits recover each stage's launch cost and bandwidth within 1% (with 0.2%
+    /// seeded noise), every call of the set is then within 1%, and a leave-one-shape-out fit
+    /// predicts the held-out shape within 2%.
+    #[test]
+    fn stages_that_differ_are_fitted_apart() {
+        let enc = CodecCost {
+            launch_s: TRUE.launch_s + 40e-6,
+            bw_bytes_per_s: TRUE.bw_bytes_per_s / 5.0,
+            ..TRUE
+        };
+        let mut pts = synth(|_| TRUE, 0.002, 4);
+        for p in pts
+            .iter_mut()
+            .filter(|p| p.family == "topk" && p.op == "encode")
+        {
+            p.time_s *= enc.time_of(&p.work) / TRUE.time_of(&p.work);
+        }
+        let f = fit(&pts, &TRUE).unwrap();
+        assert_eq!(f.mode, "per-stage");
+        assert!(f.family["topk"].max_abs_pct_err > GOAL, "{:?}", f.family);
+        let e = f.stage_cost("topk:density=0.01", "encode");
+        assert!(rel(e.launch_s, enc.launch_s) < 0.01, "{e:?}");
+        assert!(rel(e.bw_bytes_per_s, enc.bw_bytes_per_s) < 0.01, "{e:?}");
+        let d = f.stage_cost("topk", "decode");
+        assert!(rel(d.launch_s, TRUE.launch_s) < 0.01, "{d:?}");
+        assert!(rel(d.bw_bytes_per_s, TRUE.bw_bytes_per_s) < 0.01, "{d:?}");
+        for p in &pts {
+            let c = f.stage_cost(&p.method, &p.op);
+            assert!(rel(predict_s(&c, p), p.time_s) < 0.01, "{p:?}");
+        }
+        let lo = leave_one_shape_out(&pts, &TRUE).unwrap();
+        assert_eq!(lo.len(), stages_of(&pts).len());
+        for s in &lo {
+            assert_eq!(s.shapes, 4, "{s:?}");
+            assert!(s.loso_max.unwrap() < 0.02, "{s:?}");
+        }
     }
 }

@@ -19,11 +19,11 @@ impl Compressor for Cast16 {
         true
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
-        let c = env.codec_for(if self.bf16 { "bf16" } else { "fp16" });
+        let fam = if self.bf16 { "bf16" } else { "fp16" };
         let [enc, dec] = self.work(b);
-        out.push(Stage::Compute(c.time_of(&enc)));
+        out.push(Stage::Compute(env.codec_time(fam, &enc)));
         out.push(Stage::Comm(env.coll(Op::AllReduce, self.wire_bytes(b))));
-        out.push(Stage::Compute(c.time_of(&dec)));
+        out.push(Stage::Compute(env.codec_time(fam, &dec)));
     }
     fn codec_work(&self, b: &BucketContent, _: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b));

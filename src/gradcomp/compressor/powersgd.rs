@@ -37,12 +37,12 @@ impl Compressor for PowerSgd {
         let Some([p, q, decode]) = work else {
             return;
         };
-        let c = env.codec_for("powersgd");
-        out.push(Stage::Compute(c.time_of(&p)));
+        let fam = "powersgd";
+        out.push(Stage::Compute(env.codec_time(fam, &p)));
         out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * sizes.0)));
-        out.push(Stage::Compute(c.time_of(&q)));
+        out.push(Stage::Compute(env.codec_time(fam, &q)));
         out.push(Stage::Comm(env.coll(Op::AllReduce, 4.0 * sizes.1)));
-        out.push(Stage::Compute(c.time_of(&decode)));
+        out.push(Stage::Compute(env.codec_time(fam, &decode)));
     }
     fn codec_work(&self, b: &BucketContent, _: u32, out: &mut Vec<CodecWork>) {
         if let (_, _, Some(w)) = self.plan(b) {

@@ -23,11 +23,11 @@ impl Compressor for Qsgd {
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
         let p = env.cluster.workers as f64;
-        let c = env.codec_for("qsgd");
+        let fam = "qsgd";
         let [enc, dec] = self.work(b, env.cluster.workers);
-        out.push(Stage::Compute(c.time_of(&enc)));
+        out.push(Stage::Compute(env.codec_time(fam, &enc)));
         out.push(Stage::Comm(env.coll(Op::AllGather, p * self.wire_bytes(b))));
-        out.push(Stage::Compute(c.time_of(&dec)));
+        out.push(Stage::Compute(env.codec_time(fam, &dec)));
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));

@@ -14,10 +14,9 @@ fn sparse_stages(
     out: &mut Vec<Stage>,
 ) {
     let p = env.cluster.workers as f64;
-    let c = env.codec_for(family);
-    out.push(Stage::Compute(c.time_of(&enc)));
+    out.push(Stage::Compute(env.codec_time(family, &enc)));
     out.push(Stage::Comm(env.coll(Op::AllGather, p * wire_bytes)));
-    out.push(Stage::Compute(c.time_of(&dec)));
+    out.push(Stage::Compute(env.codec_time(family, &dec)));
 }
 
 /// `decode`: zero the dense buffer, scatter-add the P·k gathered entries, scale by 1/P.
@@ -94,10 +93,10 @@ impl Compressor for RandomK {
     }
     fn stages(&self, b: &BucketContent, env: &Env, out: &mut Vec<Stage>) {
         let [enc, dec] = self.work(b, env.cluster.workers);
-        let c = env.codec_for("randomk");
-        out.push(Stage::Compute(c.time_of(&enc)));
+        let fam = "randomk";
+        out.push(Stage::Compute(env.codec_time(fam, &enc)));
         out.push(Stage::Comm(env.coll(Op::AllReduce, self.wire_bytes(b))));
-        out.push(Stage::Compute(c.time_of(&dec)));
+        out.push(Stage::Compute(env.codec_time(fam, &dec)));
     }
     fn codec_work(&self, b: &BucketContent, ranks: u32, out: &mut Vec<CodecWork>) {
         out.extend(self.work(b, ranks));
