@@ -419,4 +419,107 @@ mod tests {
         }
         assert!(harness_layers(&cat, "resnet50").is_err());
     }
+
+    fn rows(list: &[(&str, &str, &str, f64)]) -> Measurements {
+        use crate::measure::{Origin, Row};
+        Measurements {
+            technique: "gradcomp".into(),
+            rows: list
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, params, metric, value))| {
+                    (
+                        Origin {
+                            file: std::sync::Arc::from(std::path::Path::new("t.csv")),
+                            line: i as u64 + 2,
+                        },
+                        Row {
+                            technique: "gradcomp".into(),
+                            set: "s".into(),
+                            kind: (*kind).into(),
+                            model: "m".into(),
+                            batch: Some(4),
+                            params: params.parse().unwrap(),
+                            metric: (*metric).into(),
+                            value: *value,
+                            repeats: 3,
+                            unit: "s".into(),
+                            ..Row::default()
+                        },
+                    )
+                })
+                .collect(),
+            sources: vec![],
+        }
+    }
+
+    /// Two units' forward and backward rows plus the optimizer row sum to the compute (1 + 2 +
+    /// 3 + 4 + 5 ms = 15 ms); a missing backward makes it unknown; step rows parse, and
+    /// `comm=nccl` rows are counted apart.
+    #[test]
+    fn compute_and_step_rows_from_synthetic_rows() {
+        let mut list = vec![
+            (
+                "layer",
+                "block=0;name=embeddings;pass=forward;seq=8",
+                "time_s",
+                1e-3,
+            ),
+            (
+                "layer",
+                "block=0;name=embeddings;pass=backward;seq=8",
+                "time_s",
+                2e-3,
+            ),
+            (
+                "layer",
+                "block=1;name=head;pass=forward;seq=8",
+                "time_s",
+                3e-3,
+            ),
+            (
+                "layer",
+                "block=1;name=head;pass=backward;seq=8",
+                "time_s",
+                4e-3,
+            ),
+            ("optimizer", "optimizer=adamw;seq=8", "time_s", 5e-3),
+            (
+                "layer",
+                "block=1;name=head;pass=forward;seq=16",
+                "time_s",
+                1.0,
+            ),
+            (
+                "step",
+                "method=fp16;world=4;comm=local;bucket_bytes=1000;seq=8",
+                "step_s",
+                0.02,
+            ),
+            (
+                "step",
+                "method=fp16;world=2;comm=nccl;bucket_bytes=1000;seq=8",
+                "step_s",
+                0.02,
+            ),
+        ];
+        let c = compute(&rows(&list), "m", 4, "8").unwrap().unwrap();
+        assert_eq!(c.units, 2);
+        assert!((c.total_s() - 15e-3).abs() < 1e-15, "{c:?}");
+        assert!(compute(&rows(&list), "m", 8, "8").unwrap().is_none());
+        let (st, other) = step_rows(&rows(&list)).unwrap();
+        assert_eq!(other, 1);
+        assert_eq!(st.len(), 1);
+        assert_eq!((st[0].world, st[0].bucket_bytes), (4, 1000.0));
+        assert_eq!(st[0].first_bucket_bytes, FIRST_BUCKET_BYTES);
+        list.remove(3);
+        assert!(compute(&rows(&list), "m", 4, "8").unwrap().is_none());
+        list.push((
+            "step",
+            "method=nope;world=4;comm=local;bucket_bytes=1;seq=8",
+            "step_s",
+            1.0,
+        ));
+        assert!(step_rows(&rows(&list)).is_err());
+    }
 }
