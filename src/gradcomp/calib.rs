@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod run;
+pub mod step;
 
 use super::collective::{CalibratedCollectives, Op, Regime, RegimeModel};
 use super::compressor::CodecCost;

@@ -12,10 +12,14 @@
 //!   the per-call time error. A set passes when MAPE and max |error| are within the tolerance
 //!   (goal 10%) and, for a codec set, every `wire_bytes` row equals the compressor's payload
 //!   model (`Compressor::wire_bytes`). One-rank sweeps (busbw 0 by definition; the what-if has no communication on
-//!   one rank) and `step` rows (real training steps, no predictor yet) are named and skipped.
+//!   one rank) are named and skipped.
+//! - per set of single-GPU `step` rows (`comm=local`), the step time error of [`super::step`]'s
+//!   predictor (compute from the layer micro rows, codec and local reduction from the codec
+//!   fit); families in [`super::step::EXCLUDED`] and two-GPU NCCL steps are named and skipped.
 //!   `gradcomp-points.csv` in the output directory holds every point.
 
 use super::codec::{self, CodecFit};
+use super::step;
 use super::{
     busbw_err, calibration_sweeps, collective_sweeps, fit_collective, run_of, CollectiveFit,
     CollectiveKey, CollectiveSweep, GradcompCalibration, GOAL, GOAL_MIN_BYTES,
@@ -23,7 +27,7 @@ use super::{
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::gradcomp::collective::Op;
-use crate::gradcomp::compressor::CodecCost;
+use crate::gradcomp::compressor::{CodecCost, Compressor};
 use crate::measure::{utc_now, Measurements};
 use crate::report::{write_atomic, Format};
 use crate::validate::{
@@ -332,6 +336,29 @@ pub fn error_table(points: &[PointErr]) -> String {
     s
 }
 
+/// The per-method table of one step set: measured and predicted step with its parts, ms, and the
+/// error.
+pub fn step_error_table(pts: &[(String, f64, step::StepPrediction)]) -> String {
+    let mut s = format!(
+        "    {:<22} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8}\n",
+        "method", "meas ms", "pred ms", "compute", "codec", "comm", "err"
+    );
+    for (m, meas, p) in pts {
+        let _ = writeln!(
+            s,
+            "    {:<22} {:>10.1} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>7.1}%",
+            m,
+            meas * 1e3,
+            p.step_s() * 1e3,
+            p.compute_s * 1e3,
+            p.codec_s * 1e3,
+            p.comm_s * 1e3,
+            100.0 * (p.step_s() / meas - 1.0)
+        );
+    }
+    s
+}
+
 fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     let datasheet = datasheet_codec(req.catalog, &req.gpu)?;
     let sweeps = collective_sweeps(rows)?;
@@ -430,11 +457,103 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             ));
         }
     }
-    let steps = rows.rows.iter().filter(|(_, r)| r.kind == "step").count();
-    if steps > 0 {
+    // Real single-GPU training steps (`comm=local`): compute from the layer micro rows, codec
+    // and local reduction from the codec fit (see `step`).
+    let (step_rows, other_steps) = step::step_rows(rows)?;
+    if other_steps > 0 {
         notes.push(format!(
-            "{steps} rows of kind step (real training steps) skipped: no step predictor is validated yet"
+            "{other_steps} rows of kind step with comm other than local (two-GPU NCCL steps) skipped: the step predictor covers single-GPU LocalComm steps only"
         ));
+    }
+    let mut step_table: BTreeMap<String, Vec<(String, f64, step::StepPrediction)>> =
+        BTreeMap::new();
+    let step_codec = codec_fit
+        .as_ref()
+        .map(|f| (f, "the codec fit of these rows"))
+        .or_else(|| {
+            committed
+                .as_ref()
+                .and_then(|c| c.codec.as_ref())
+                .map(|f| (f, "the committed codec calibration"))
+        });
+    match step_codec {
+        None if !step_rows.is_empty() => notes.push(format!(
+            "{} step rows skipped: no codec rows and no committed codec calibration to price the codecs",
+            step_rows.len()
+        )),
+        None => {}
+        Some((cf, source)) => {
+            let by_family: Vec<(String, CodecCost)> = cf
+                .family
+                .iter()
+                .map(|(f, c)| (f.clone(), c.cost))
+                .collect();
+            let by_stage: Vec<(String, String, CodecCost)> = cf
+                .stage
+                .iter()
+                .flat_map(|(f, ops)| ops.iter().map(move |(o, c)| (f.clone(), o.clone(), c.cost)))
+                .collect();
+            let mut missing: BTreeMap<String, usize> = BTreeMap::new();
+            let mut excluded: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in &step_rows {
+                let fam = r.method.family();
+                if let Some((f, _)) = step::EXCLUDED.iter().find(|(f, _)| *f == fam) {
+                    *excluded.entry(f).or_default() += 1;
+                    continue;
+                }
+                let Some(c) = step::compute(rows, &r.model, r.batch, &r.seq)? else {
+                    *missing
+                        .entry(format!("{} batch {} seq {}", r.model, r.batch, r.seq))
+                        .or_default() += 1;
+                    continue;
+                };
+                let layers = step::harness_layers(req.catalog, &r.model)?;
+                let env = step::local_env(r.world, cf.shared.cost, by_family.clone(), by_stage.clone())?;
+                let p = step::predict(
+                    c.total_s(),
+                    &layers,
+                    &r.method,
+                    r.first_bucket_bytes,
+                    r.bucket_bytes,
+                    r.world,
+                    &env,
+                );
+                let pred = p.step_s();
+                step_table
+                    .entry(r.set.clone())
+                    .or_default()
+                    .push((r.method.name(), r.step_s, p));
+                by_set
+                    .entry((r.set.clone(), "step"))
+                    .or_default()
+                    .push(PointErr {
+                        set: r.set.clone(),
+                        kind: "step",
+                        what: format!("{} {}", r.model, r.method.name()),
+                        size: f64::from(r.batch),
+                        measured: r.step_s,
+                        predicted: pred,
+                        rel_err: pred / r.step_s - 1.0,
+                    });
+            }
+            for (f, n) in excluded {
+                let why = step::EXCLUDED
+                    .iter()
+                    .find(|e| e.0 == f)
+                    .map_or("", |e| e.1);
+                notes.push(format!("{n} step rows of {f} excluded: {why}"));
+            }
+            for (k, n) in missing {
+                notes.push(format!(
+                    "{n} step rows of {k} skipped: no complete layer/optimizer micro rows at that model, batch and seq"
+                ));
+            }
+            if !step_table.is_empty() {
+                notes.push(format!(
+                    "step predictions: compute = Σ layer micro rows + optimizer row; codec stages priced by {source}; LocalComm priced at the shared codec fit's launch cost and bandwidth (no micro row times LocalComm)"
+                ));
+            }
+        }
     }
     if by_set.is_empty() {
         return Err(Error::range(
@@ -465,6 +584,8 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let pass = req.tolerance.passes(&st) && !wire_bad.contains_key(set);
         let how = if *kind == "codec" {
             "fit of its own codec rows".to_string()
+        } else if *kind == "step" {
+            "predicted from the layer and codec micro rows".to_string()
         } else if self_fit.get(set).copied().unwrap_or(false) {
             format!("self-fit: the calibration sweep ({})", run_of(set))
         } else {
@@ -480,6 +601,9 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         );
         if *kind == "collective" {
             out.push_str(&error_table(pts));
+        }
+        if *kind == "step" {
+            out.push_str(&step_error_table(step_table.get(set).map_or(&[], |v| v)));
         }
         summaries.push(SetSummary::calibrated(
             "gradcomp",
