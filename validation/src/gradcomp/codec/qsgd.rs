@@ -6,7 +6,7 @@
 //!
 //! Convention: one sign bit and B − 1 level bits, so s = 2^(B−1) − 1 levels above zero (s = 1, 7,
 //! 127 for B = 2, 4, 8). Element g is sent as sign(g) · ℓ with ℓ = ⌊y⌋ + [u < y − ⌊y⌋], y = |g|/‖g‖₂ · s,
-//! u uniform on [0, 1) from a seeded stream (stochastic rounding: E[ℓ] = |g|/‖g‖₂ · s, so the decoded value
+//! u uniform on [0, 1) from a seeded stream (stochastic rounding: E\[ℓ\] = |g|/‖g‖₂ · s, so the decoded value
 //! ‖g‖₂ · sign(g) · ℓ / s is unbiased, and off g by less than ‖g‖₂ / s). Codes `ℓ + 2^(B−1)·[g < 0]`
 //! are packed 8/B to a byte, element 8/B·i + j in bits B·j.. of byte i. B ∈ {2, 4, 8} (perfcast
 //! accepts 1..=16; these are the widths that pack whole codes into bytes).
