@@ -28,7 +28,7 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
 use super::data::Dataset;
@@ -166,8 +166,16 @@ pub fn bytes(t: &Tensor) -> f64 {
 /// # Errors
 /// A device error.
 pub fn optimizers(m: &Bert, lr: f64) -> Result<Vec<AdamW>> {
-    m.vars
-        .iter()
+    adamw_per_unit(&m.vars, lr)
+}
+
+/// One AdamW per unit's parameters (β 0.9/0.999, ε 1e-8, weight decay 0.01) at learning rate
+/// `lr`: the harness's one optimizer set-up (freeze and gradcomp both train with it).
+///
+/// # Errors
+/// A device error.
+pub fn adamw_per_unit(vars: &[Vec<Var>], lr: f64) -> Result<Vec<AdamW>> {
+    vars.iter()
         .map(|vs| {
             AdamW::new(
                 vs.clone(),

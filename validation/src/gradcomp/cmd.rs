@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Args as ClapArgs, Subcommand};
 
-use super::codec::{Codec, LocalComm, NoneCodec};
+use super::codec::{Codec, LocalComm};
 use super::models::{build, Net};
 use super::step::{backward_unit, forward_unit, optimizers, Engine, Forward, LR};
 use crate::cli::{positive, Global};
@@ -135,12 +135,9 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
 /// # Errors
 /// An unknown name, listing the known ones.
 pub fn codec_for(name: &str) -> Result<Box<dyn Codec>> {
-    match name {
-        "none" => Ok(Box::new(NoneCodec)),
-        // Seed of the codecs' draws (Random-k positions, QSGD rounding, PowerSGD's Q); the same
-        // on every rank, recorded in the rows as `codec_seed`.
-        m => super::codec::build(m, CODEC_SEED),
-    }
+    // Seed of the codecs' draws (Random-k positions, QSGD rounding, PowerSGD's Q); the same on
+    // every rank, recorded in the rows as `codec_seed`.
+    super::codec::build(name, CODEC_SEED)
 }
 
 /// Seed of every codec's random draws (rows carry it as `codec_seed`).
@@ -178,13 +175,26 @@ pub fn first_bucket_param(params: Params, first: usize) -> Params {
 
 /// A `kind=step` row.
 pub fn step_row(set: &str, model: &str, batch: usize, params: Params, st: &Stats) -> Row {
+    time_row(set, "step", model, batch, params, "step_s", st)
+}
+
+/// A timed row (median seconds with repeats and spread) of `kind` and `metric`.
+pub fn time_row(
+    set: &str,
+    kind: &str,
+    model: &str,
+    batch: usize,
+    params: Params,
+    metric: &str,
+    st: &Stats,
+) -> Row {
     Row {
         set: set.into(),
-        kind: "step".into(),
+        kind: kind.into(),
         model: model.into(),
         batch: n(batch),
         params,
-        metric: "step_s".into(),
+        metric: metric.into(),
         value: st.median,
         repeats: st.n as u64,
         spread: Some(st.spread()),
@@ -341,43 +351,35 @@ fn layers(g: &Global, c: &Common) -> Result<ExitCode> {
                     } else {
                         sum.1 += st.median;
                     }
-                    sink.write(&Row {
-                        set: c.set.clone(),
-                        kind: "layer".into(),
-                        model: net.name(),
-                        batch: n(b),
-                        params: Params::new()
+                    sink.write(&time_row(
+                        &c.set,
+                        "layer",
+                        &net.name(),
+                        b,
+                        Params::new()
                             .with("block", u)
                             .with("name", net.kind(u).as_str())
                             .with("pass", pass)
                             .with("seq", c.seq)
                             .with("dtype", "f32"),
-                        metric: "time_s".into(),
-                        value: st.median,
-                        repeats: st.n as u64,
-                        spread: Some(st.spread()),
-                        unit: "s".into(),
-                        ..Row::default()
-                    })?;
+                        "time_s",
+                        &st,
+                    ))?;
                 }
             }
             let st = Stats::of(&lt.optimizer_s);
-            sink.write(&Row {
-                set: c.set.clone(),
-                kind: "optimizer".into(),
-                model: net.name(),
-                batch: n(b),
-                params: Params::new()
+            sink.write(&time_row(
+                &c.set,
+                "optimizer",
+                &net.name(),
+                b,
+                Params::new()
                     .with("optimizer", "adamw")
                     .with("seq", c.seq)
                     .with("dtype", "f32"),
-                metric: "time_s".into(),
-                value: st.median,
-                repeats: st.n as u64,
-                spread: Some(st.spread()),
-                unit: "s".into(),
-                ..Row::default()
-            })?;
+                "time_s",
+                &st,
+            ))?;
             println!(
                 "{:>14} batch {b:>4}: forward {:.3} ms, backward {:.3} ms, optimizer {:.3} ms (sums of unit medians; {:.1} TFLOP/s over forward + backward)",
                 net.name(),

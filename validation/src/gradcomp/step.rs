@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor, TensorId, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::optim::{AdamW, Optimizer};
 
 use super::bucket::Plan;
 use super::codec::{Codec, Comm};
@@ -118,20 +118,7 @@ pub enum Event {
 /// # Errors
 /// A device error.
 pub fn optimizers(vars: &[Vec<Var>], lr: f64) -> Result<Vec<AdamW>> {
-    vars.iter()
-        .map(|vs| {
-            AdamW::new(
-                vs.clone(),
-                ParamsAdamW {
-                    lr,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.01,
-                },
-            )
-        })
-        .collect()
+    crate::freeze::train::adamw_per_unit(vars, lr)
 }
 
 /// Learning rate of every step (constant; the step's cost does not depend on it).

@@ -252,11 +252,15 @@ impl Codec for NoneCodec {
     }
 }
 
-/// The codec of `method` (see [`AnyCodec::parse`]) as a boxed [`Codec`], the DDP step's entry.
+/// The codec of `method` (`none`: [`NoneCodec`]; otherwise see [`AnyCodec::parse`]) as a boxed
+/// [`Codec`], the DDP step's entry.
 ///
 /// # Errors
 /// As [`AnyCodec::parse`].
 pub fn build(method: &str, seed: u64) -> Result<Box<dyn Codec>> {
+    if method == "none" {
+        return Ok(Box::new(NoneCodec));
+    }
     Ok(Box::new(AnyCodec::parse(method, seed)?))
 }
 
