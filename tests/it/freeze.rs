@@ -5,6 +5,21 @@ use perfcast::freeze::cost::{iteration_s, no_cache_total_s, simulate};
 use perfcast::freeze::{Cache, IterCosts, LayerCost, Profile, RunShape, Tier, Timeline};
 use proptest::prelude::*;
 
+/// The `(step, frozen_layers)` changes of a freeze JSON row's `timeline`.
+fn timeline(v: &serde_json::Value) -> Vec<(u64, u64)> {
+    v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["step"].as_u64().unwrap(),
+                c["frozen_layers"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn json(args: &[&str]) -> serde_json::Value {
     crate::common::json(&[&["freeze"], args].concat())
 }
@@ -85,17 +100,7 @@ fn autofreeze_replays_a_hand_made_trace() {
         "--batch",
         "1",
     ]);
-    let tl: Vec<(u64, u64)> = v["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["step"].as_u64().unwrap(),
-                c["frozen_layers"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let tl = timeline(&v);
     assert_eq!(tl, vec![(0, 0), (10, 1), (20, 2), (30, 3)]);
     // t(0) = 4 + 4 + 3 = 11, t(1) = 4 + 3 + 2 = 9, t(2) = 4 + 2 + 1 = 7, t(3) = 4 + 1 = 5 ms.
     assert!(
@@ -561,17 +566,7 @@ fn replaying_the_measured_h200_trace_gives_the_real_runs_timeline() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let tl: Vec<(u64, u64)> = v["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["step"].as_u64().unwrap(),
-                c["frozen_layers"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let tl = timeline(&v);
     assert_eq!(tl, vec![(0, 0), (315, 5)]);
 }
 
