@@ -235,7 +235,7 @@ fn step(g: &Global, a: &StepArgs) -> Result<ExitCode> {
                         let mut comm = LocalComm { world: w };
                         let times = Repeats::new(c.warmup, c.repeats).run(|_| {
                             synced(&dev, || {
-                                e.step(net.as_ref(), &batch, codec.as_mut(), &mut comm, None)
+                                e.step(net.as_ref(), &batch, codec.as_mut(), &mut comm)
                                     .map(|_| ())
                             })
                             .map(|((), t)| t)

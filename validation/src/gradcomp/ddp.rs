@@ -12,12 +12,16 @@
 //! barrier after every rank synchronized its devices, so rank 0's clock measures the slowest
 //! rank's step.
 //!
-//! **Overlap** (`--overlap 1`): the communicator and the codec run on a second candle device of
-//! the same GPU (its own CUDA stream). A ready bucket is copied onto it (`to_device`, ordered
-//! after the bucket's gradients by cudarc's per-allocation events), its round runs there while
-//! the compute stream continues with backward, and the results are copied back only before the
-//! optimizer (which therefore waits for the last collective). `--overlap 0` runs the rounds on
-//! the compute stream in order (rows say `overlap=0`).
+//! **Overlap** (`--overlap 1`): the NCCL communicator runs on a second CUDA stream of the
+//! compute stream's context; the codec's kernels stay on the compute stream, as a PyTorch DDP
+//! communication hook's do. cudarc's per-allocation events order each collective after the
+//! kernels that wrote its input and every later read of its result after the collective, so
+//! backward continues while a bucket is all-reduced and waits only where a kernel reads a
+//! result (PowerSGD's second round, the optimizer). Inputs of collectives are kept alive to the
+//! end of backward ([`Comm::release`]). `--overlap 0` issues the collectives on the compute
+//! stream itself, in order (rows say `overlap=0`). (Run 17's overlap path used a second candle
+//! device and copied buckets between the two; its ranks ended up to 2e-4 apart, a race that
+//! design had and this one removes by sharing one context.)
 //!
 //! Rows: `kind=step` as `gradcomp step`'s with `comm=nccl`, `world` = GPUs, `overlap=0|1`, and
 //! every NCCL transport knob set in the environment (`nccl_max_nchannels=1`, …, as `nccl-sweep`).
@@ -100,12 +104,10 @@ impl Shared {
     }
 }
 
-fn sync(dev: &Device, comm_dev: Option<&Device>) -> Result<()> {
+fn sync(dev: &Device, comm: &dyn Comm) -> Result<()> {
     dev.synchronize()?;
-    if let Some(c) = comm_dev {
-        c.synchronize()?;
-    }
-    Ok(())
+    comm.synchronize()
+        .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))
 }
 
 /// `warmup` + `repeats` steps of `e`, each started after a barrier with every rank's devices
@@ -114,7 +116,6 @@ fn sync(dev: &Device, comm_dev: Option<&Device>) -> Result<()> {
 fn timed(
     shared: &Shared,
     dev: &Device,
-    comm_dev: Option<&Device>,
     e: &mut Engine,
     net: &dyn Net,
     batch: &Batch,
@@ -123,11 +124,11 @@ fn timed(
     reps: Repeats,
 ) -> Result<Vec<f64>> {
     reps.run(|_| {
-        sync(dev, comm_dev)?;
+        sync(dev, &*comm)?;
         shared.barrier.wait();
         let t0 = Instant::now();
-        e.step(net, batch, codec, comm, comm_dev)?;
-        sync(dev, comm_dev)?;
+        e.step(net, batch, codec, comm)?;
+        sync(dev, &*comm)?;
         shared.barrier.wait();
         Ok(t0.elapsed().as_secs_f64())
     })
@@ -164,7 +165,6 @@ pub fn rank_loop(
     rank: usize,
     shared: &Shared,
     dev: &Device,
-    comm_dev: Option<&Device>,
     comm: &mut dyn Comm,
     a: &StepArgs,
 ) -> Result<Vec<Point>> {
@@ -200,7 +200,6 @@ pub fn rank_loop(
                         let t = timed(
                             shared,
                             dev,
-                            comm_dev,
                             &mut e,
                             net.as_ref(),
                             &batch,
@@ -218,9 +217,9 @@ pub fn rank_loop(
                     let mut e = Engine::new(net.as_ref(), a.first_bucket_bytes, cap)?;
                     let mut codec = new_codec()?;
                     // Checked step: every rank's parameters against rank 0's.
-                    let (loss, _) = e.step(net.as_ref(), &batch, codec.as_mut(), comm, comm_dev)?;
+                    let (loss, _) = e.step(net.as_ref(), &batch, codec.as_mut(), comm)?;
                     let loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-                    sync(dev, comm_dev)?;
+                    sync(dev, &*comm)?;
                     let mine = host_params(net.as_ref())?;
                     shared.check.slots.lock().expect("check lock")[rank] = Some(mine);
                     shared.barrier.wait();
@@ -251,7 +250,6 @@ pub fn rank_loop(
                     let times = timed(
                         shared,
                         dev,
-                        comm_dev,
                         &mut e,
                         net.as_ref(),
                         &batch,
@@ -376,13 +374,19 @@ mod gpu {
     use cudarc::nccl::safe::{Comm as Nccl, Id, NcclType, ReduceOp};
     use std::process::ExitCode;
 
-    /// An NCCL communicator whose results are tensors of `dev` (the device, i.e. the CUDA
-    /// stream, the communicator was created on).
+    /// An NCCL communicator whose results are tensors of `dev`, the compute device. The
+    /// communicator runs on the compute stream (`--overlap 0`) or on a second stream of the
+    /// same CUDA context (`--overlap 1`); cudarc's per-allocation events order each collective
+    /// after the kernels that wrote its input and every later read of its result after it.
     pub struct NcclComm {
         /// The communicator.
         pub comm: Nccl,
-        /// The candle device on the communicator's stream.
+        /// The compute device (results are its tensors).
         pub dev: Device,
+        /// Inputs of this step's collectives, kept alive until [`Comm::release`]: dropping
+        /// one earlier would make the compute stream wait for the collective reading it
+        /// (cudarc orders a free after every recorded read).
+        pub keep: Vec<Tensor>,
     }
 
     fn msg(e: impl std::fmt::Debug) -> candle_core::Error {
@@ -391,11 +395,12 @@ mod gpu {
 
     impl NcclComm {
         fn launch<T: CudaDType + NcclType + DeviceRepr>(
-            &self,
+            &mut self,
             t: &Tensor,
             gather: bool,
         ) -> Result<Tensor> {
             let t = t.contiguous()?;
+            self.keep.push(t.clone());
             let n = t.elem_count();
             let world = self.comm.world_size();
             let stream = self.comm.stream();
@@ -434,7 +439,7 @@ mod gpu {
             ))
         }
 
-        fn dispatch(&self, t: &Tensor, gather: bool) -> Result<Tensor> {
+        fn dispatch(&mut self, t: &Tensor, gather: bool) -> Result<Tensor> {
             match t.dtype() {
                 DType::F32 => self.launch::<f32>(t, gather),
                 DType::F16 => self.launch::<half::f16>(t, gather),
@@ -452,28 +457,40 @@ mod gpu {
             self.comm.world_size()
         }
         fn all_reduce_sum(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
-            let r = || -> Result<Tensor> { self.dispatch(t, false) };
+            let mut r = || -> Result<Tensor> { self.dispatch(t, false) };
             Ok(r()?)
         }
         fn all_gather(&mut self, t: &Tensor) -> anyhow::Result<Tensor> {
-            let r = || -> Result<Tensor> { self.dispatch(t, true) };
+            let mut r = || -> Result<Tensor> { self.dispatch(t, true) };
             Ok(r()?)
+        }
+        fn release(&mut self) {
+            self.keep.clear();
+        }
+        fn synchronize(&self) -> anyhow::Result<()> {
+            self.comm.stream().synchronize().map_err(msg)?;
+            Ok(())
         }
     }
 
     fn rank_main(rank: usize, id: Id, shared: &Shared, a: &StepArgs) -> Result<Vec<Point>> {
         let dev = Device::new_cuda_with_stream(rank)?;
-        let comm_dev = if a.overlap == 1 {
-            Some(Device::new_cuda_with_stream(rank)?)
+        let compute = dev.as_cuda_device()?.cuda_stream();
+        compute.context().bind_to_thread().map_err(msg)?;
+        // `--overlap 1`: the collectives on a second stream of the compute stream's context
+        // (one context, so cudarc's event tracking orders them against the compute kernels).
+        let stream = if a.overlap == 1 {
+            compute.context().new_stream().map_err(msg)?
         } else {
-            None
+            compute
         };
-        let on = comm_dev.clone().unwrap_or_else(|| dev.clone());
-        let stream = on.as_cuda_device()?.cuda_stream();
-        stream.context().bind_to_thread().map_err(msg)?;
         let comm = Nccl::from_rank(stream, rank, shared.world, id).map_err(msg)?;
-        let mut nc = NcclComm { comm, dev: on };
-        rank_loop(rank, shared, &dev, comm_dev.as_ref(), &mut nc, a)
+        let mut nc = NcclComm {
+            comm,
+            dev: dev.clone(),
+            keep: Vec::new(),
+        };
+        rank_loop(rank, shared, &dev, &mut nc, a)
     }
 
     /// `gradcomp ddp`: one thread per GPU (the first `--world` GPUs, default all).
@@ -636,7 +653,7 @@ mod tests {
                     let (shared, ex, a) = (shared.clone(), ex.clone(), a.clone());
                     std::thread::spawn(move || {
                         let mut comm = ThreadComm { rank: r, ex };
-                        rank_loop(r, &shared, &Device::Cpu, None, &mut comm, &a).unwrap()
+                        rank_loop(r, &shared, &Device::Cpu, &mut comm, &a).unwrap()
                     })
                 })
                 .collect();
@@ -664,7 +681,6 @@ mod tests {
                             &b,
                             &mut super::super::codec::NoneCodec,
                             &mut super::super::codec::LocalComm { world: 1 },
-                            None,
                         )
                         .unwrap();
                     st
@@ -686,7 +702,6 @@ mod tests {
                                 &b,
                                 &mut super::super::codec::NoneCodec,
                                 &mut comm,
-                                None,
                             )
                             .unwrap();
                         let v = &net.vars()[1][0];

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Result, Tensor, TensorId, Var};
+use candle_core::{Result, Tensor, TensorId, Var};
 use candle_nn::optim::{AdamW, Optimizer};
 
 use super::bucket::Plan;
@@ -147,9 +147,12 @@ impl Engine {
     }
 
     /// Forward and unit-by-unit backward with each bucket's codec round issued as soon as it is
-    /// ready. `comm_dev`: the device (same GPU, another stream) the rounds run on; the averaged
-    /// gradients come back to the compute device only after the last bucket. Returns the
-    /// averaged gradients per unit, the loss and the event order.
+    /// ready. The codec's kernels run on the compute stream, as a PyTorch DDP communication
+    /// hook's do; where `comm` runs its collectives on a stream of its own, backward continues
+    /// while they run and waits only where a kernel reads a collective's result (PowerSGD's
+    /// second round; the averaged gradients before the optimizer). [`Comm::release`] is called
+    /// after the last bucket. Returns the averaged gradients per unit, the loss and the event
+    /// order.
     ///
     /// # Errors
     /// Device, codec or communication errors.
@@ -159,7 +162,6 @@ impl Engine {
         batch: &Batch,
         codec: &mut dyn Codec,
         comm: &mut dyn Comm,
-        comm_dev: Option<&Device>,
     ) -> Result<(Vec<GradStore>, Tensor, Vec<Event>)> {
         let vars = net.vars();
         let units = net.units();
@@ -170,7 +172,6 @@ impl Engine {
         let mut results: Vec<Option<Tensor>> = vec![None; self.plan.buckets.len()];
         let mut events = Vec::with_capacity(units + results.len());
         let mut next_bucket = 0;
-        let mut sent: Vec<Tensor> = Vec::new();
         let mut g: Option<Tensor> = None;
         for u in (0..units).rev() {
             let (gs, g_in) = backward_unit(&fwd, u, g.as_ref())?;
@@ -192,15 +193,7 @@ impl Engine {
                 && self.plan.buckets[next_bucket].ready_unit == u
             {
                 let b = next_bucket;
-                let mut flat = self.plan.flatten(b, &mut grads)?;
-                if let Some(d) = comm_dev {
-                    let there = flat.to_device(d)?;
-                    // Kept to the end of the step: freeing it now would make the compute
-                    // stream wait for the communication stream's copy, queued behind the
-                    // previous bucket's collective (cudarc orders a free after every read).
-                    sent.push(flat);
-                    flat = there;
-                }
+                let flat = self.plan.flatten(b, &mut grads)?;
                 let shapes = self.plan.buckets[b].shapes();
                 results[b] = Some(
                     codec
@@ -218,18 +211,12 @@ impl Engine {
                 self.plan.buckets.len() - next_bucket
             )
         }
-        let dev = batch.ids.device();
+        comm.release();
         let mut stores: Vec<GradStore> = (0..units).map(|_| GradStore::default()).collect();
         for (b, r) in results.into_iter().enumerate() {
             let r = r.expect("every bucket has a result");
-            let r = if comm_dev.is_some() {
-                r.to_device(dev)?
-            } else {
-                r
-            };
             self.plan.scatter(b, &r, vars, &mut stores)?;
         }
-        drop(sent);
         Ok((stores, fwd.loss().clone(), events))
     }
 
@@ -244,9 +231,8 @@ impl Engine {
         batch: &Batch,
         codec: &mut dyn Codec,
         comm: &mut dyn Comm,
-        comm_dev: Option<&Device>,
     ) -> Result<(Tensor, Vec<Event>)> {
-        let (stores, loss, events) = self.gradients(net, batch, codec, comm, comm_dev)?;
+        let (stores, loss, events) = self.gradients(net, batch, codec, comm)?;
         for (opt, st) in self.opts.iter_mut().zip(&stores) {
             opt.step(st)?;
         }
@@ -273,6 +259,7 @@ mod tests {
     use super::super::codec::{LocalComm, NoneCodec};
     use super::super::models::build;
     use super::*;
+    use candle_core::Device;
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
         let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
@@ -301,7 +288,6 @@ mod tests {
                     &batch,
                     &mut NoneCodec,
                     &mut LocalComm { world: 1 },
-                    None,
                 )
                 .unwrap();
             assert_eq!(
@@ -364,7 +350,6 @@ mod tests {
                     &batch,
                     &mut NoneCodec,
                     &mut LocalComm { world: 2 },
-                    None,
                 )
                 .unwrap();
             let mut cur = None;
@@ -410,7 +395,6 @@ mod tests {
                     &batch,
                     &mut NoneCodec,
                     &mut LocalComm { world },
-                    None,
                 )
                 .unwrap();
                 let got = host_params(net.as_ref()).unwrap();

@@ -41,6 +41,18 @@ pub trait Comm {
     fn all_reduce_sum(&mut self, t: &Tensor) -> Result<Tensor>;
     /// Concatenation over ranks along dim 0 (rank order).
     fn all_gather(&mut self, t: &Tensor) -> Result<Tensor>;
+    /// End of a step's rounds: a communicator that kept its inputs alive (so that freeing them
+    /// on the compute stream does not make that stream wait for the collective that reads them)
+    /// lets them go.
+    fn release(&mut self) {}
+    /// Waits until every collective issued so far has finished (the communicator's own stream,
+    /// if it has one; the compute device is synchronized by the caller).
+    ///
+    /// # Errors
+    /// A device error.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One gradient compressor with its state (error feedback, PowerSGD's Q), per bucket.
