@@ -115,3 +115,30 @@ extern "C" __global__ void codec_sel_compact(const uint8_t *flags, uint32_t n,
         out[s + t] = i;
     }
 }
+
+// Radix-select histogram (Top-k's k-th largest |x| in three passes instead of a bisection).
+// Non-negative f32 values order as their bit patterns. hist[(bits >> shift) & bins_mask] counts
+// the elements whose bits & prefix_mask == prefix; hist holds 4096 zeroed u32 bins. Each block
+// counts into shared memory and adds its non-zero bins to hist (global atomics, once per bin).
+extern "C" __global__ void codec_radix_hist(const float *a, uint32_t n, uint32_t prefix_mask,
+                                            uint32_t prefix, uint32_t shift, uint32_t bins_mask,
+                                            uint32_t *hist) {
+    __shared__ uint32_t h[4096];
+    for (uint32_t i = threadIdx.x; i < 4096u; i += blockDim.x) {
+        h[i] = 0;
+    }
+    __syncthreads();
+    uint32_t stride = gridDim.x * blockDim.x;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        uint32_t b = __float_as_uint(a[i]);
+        if ((b & prefix_mask) == prefix) {
+            atomicAdd(&h[(b >> shift) & bins_mask], 1u);
+        }
+    }
+    __syncthreads();
+    for (uint32_t i = threadIdx.x; i < 4096u; i += blockDim.x) {
+        if (h[i] != 0) {
+            atomicAdd(&hist[i], h[i]);
+        }
+    }
+}

@@ -10,8 +10,12 @@
 //!   column: serial on a flat vector).
 //! - [`select`]: stable compaction of flagged positions, in index order, taking exactly `need`
 //!   of the tie-flagged ones (lowest indices first): Top-k's exact selection of k elements.
+//! - [`radix_hist`]: a 4096-bin histogram of f32 bit-pattern digits among the elements with a
+//!   given prefix (radix select: Top-k's k-th largest |x| in three passes; candle's `sum_all`
+//!   reduces a whole vector in one block, which made run 17's 31-pass bisection take 0.44 s at
+//!   2.3·10⁷ elements).
 //!
-//! Exactness: `uniform` and `select` are bit-identical on both devices; `scatter_add` is exact when
+//! Exactness: `uniform`, `select` and `radix_hist` are bit-identical on both devices; `scatter_add` is exact when
 //! the indices are distinct (one rank's payload) and otherwise adds colliding entries in an
 //! unspecified order on the GPU (rank order on the CPU), within one rounding per collision.
 
@@ -105,6 +109,116 @@ pub fn uniform(like: &Tensor, key: u64, n: usize) -> Result<Tensor> {
     // A zero-copy, shape-only carrier of the length (the op reads no input element).
     let carrier = Tensor::zeros(1, DType::U8, like.device())?.broadcast_as(n)?;
     Ok(carrier.apply_op1_no_bwd(&Uniform { key })?)
+}
+
+/// Bins of [`radix_hist`].
+pub const RADIX_BINS: usize = 4096;
+
+struct RadixHist {
+    prefix_mask: u32,
+    prefix: u32,
+    shift: u32,
+    bins_mask: u32,
+}
+
+impl RadixHist {
+    fn bin(&self, x: f32) -> Option<usize> {
+        let b = x.to_bits();
+        (b & self.prefix_mask == self.prefix)
+            .then_some(((b >> self.shift) & self.bins_mask) as usize)
+    }
+}
+
+impl CustomOp1 for RadixHist {
+    fn name(&self) -> &'static str {
+        "gradcomp-radix-hist"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(v) = s else {
+            candle_core::bail!("radix-hist: expected f32")
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("radix-hist: input must be contiguous")
+        };
+        let mut h = vec![0u32; RADIX_BINS];
+        for &x in &v[a..b] {
+            if let Some(i) = self.bin(x) {
+                h[i] += 1;
+            }
+        }
+        Ok((CpuStorage::U32(h), Shape::from(RADIX_BINS)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+        let dev = s.device();
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("radix-hist: input must be contiguous")
+        };
+        let src = s.as_cuda_slice::<f32>()?.slice(a..b);
+        let n = (b - a) as u32;
+        let out = dev.alloc_zeros::<u32>(RADIX_BINS)?;
+        if n > 0 {
+            let func = dev.get_or_load_custom_func("codec_radix_hist", MODULE, PTX)?;
+            let mut bld = func.builder();
+            bld.arg(&src);
+            bld.arg(&n);
+            bld.arg(&self.prefix_mask);
+            bld.arg(&self.prefix);
+            bld.arg(&self.shift);
+            bld.arg(&self.bins_mask);
+            bld.arg(&out);
+            // Two blocks per SM of an H200 (132 SMs), at most one per 1024 elements.
+            let blocks = n.div_ceil(1024).clamp(1, 264);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (1024, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: argument types and order match `codec_radix_hist`; `src` holds n f32,
+            // `out` RADIX_BINS u32.
+            unsafe { bld.launch(cfg) }.w()?;
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from(RADIX_BINS),
+        ))
+    }
+}
+
+/// Histogram (u32 `[RADIX_BINS]`, on `a`'s device) of digit `(bits >> shift) & bins_mask` of the
+/// f32 bit patterns of `a` (contiguous f32) whose `bits & prefix_mask == prefix`.
+///
+/// # Errors
+/// `bins_mask` ≥ [`RADIX_BINS`]; `a` not f32 or longer than 2³² − 1; device errors.
+pub fn radix_hist(
+    a: &Tensor,
+    prefix_mask: u32,
+    prefix: u32,
+    shift: u32,
+    bins_mask: u32,
+) -> Result<Tensor> {
+    if bins_mask as usize >= RADIX_BINS || shift > 31 {
+        bail!("radix-hist: bins mask {bins_mask:#x} / shift {shift}: at most {RADIX_BINS} bins, shift < 32");
+    }
+    if a.elem_count() > u32::MAX as usize {
+        bail!("radix-hist: {} elements: at most 2^32 - 1", a.elem_count());
+    }
+    let a = a.flatten_all()?.contiguous()?;
+    Ok(a.apply_op1_no_bwd(&RadixHist {
+        prefix_mask,
+        prefix,
+        shift,
+        bins_mask,
+    })?)
 }
 
 struct ScatterAdd {

@@ -61,36 +61,40 @@ impl TopK {
     }
 }
 
-/// Count of elements of `a` that are `≥ t` (one device pass and one host read).
-fn count_ge(a: &Tensor, t: f32) -> Result<usize> {
-    Ok(a.ge(t)?
-        .to_dtype(DType::U32)?
-        .sum_all()?
-        .to_scalar::<u32>()? as usize)
-}
-
-/// The k-th largest value of non-negative finite `a` (1 ≤ k ≤ n): bisection over f32 bit
-/// patterns keeping `count(a ≥ lo) ≥ k > count(a ≥ hi)`, ⌈log₂(bits(max) + 1)⌉ count passes
-/// (plus one max and one NaN-count pass).
+/// The k-th largest value of non-negative finite `a` (1 ≤ k ≤ n) and the count of elements
+/// strictly above it, by radix select over the f32 bit patterns (which order non-negative
+/// floats): three histogram passes of [`kernels::radix_hist`] (bits 31–20, 19–8, 7–0), each
+/// narrowing to the digit that holds the k-th largest, and three 16 KiB host reads.
 ///
 /// # Errors
-/// `a` holds a NaN or infinity; device errors.
-pub fn kth_largest(a: &Tensor, k: usize) -> Result<f32> {
-    // NaN compares false (so it would not be counted) and candle's max skips it: count it.
-    let max = a.max_all()?.to_scalar::<f32>()?;
-    if !max.is_finite() || count_ge(a, 0.0)? != a.elem_count() {
-        bail!("top-k: gradient holds a non-finite value (NaN or infinity)");
-    }
-    let (mut lo, mut hi) = (0u32, max.to_bits() + 1);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if count_ge(a, f32::from_bits(mid))? >= k {
-            lo = mid;
-        } else {
-            hi = mid;
+/// `a` holds a NaN or infinity (exponent all ones: bins ≥ 0x7F8 of the first pass); device
+/// errors.
+pub fn kth_largest(a: &Tensor, k: usize) -> Result<(f32, usize)> {
+    // (shift, bins mask) per pass; after a pass the prefix grows by its digit.
+    const PASSES: [(u32, u32); 3] = [(20, 0xFFF), (8, 0xFFF), (0, 0xFF)];
+    let (mut mask, mut prefix, mut above) = (0u32, 0u32, 0usize);
+    for (p, &(shift, bins)) in PASSES.iter().enumerate() {
+        let h = kernels::radix_hist(a, mask, prefix, shift, bins)?.to_vec1::<u32>()?;
+        if p == 0 && h[0x7F8..].iter().any(|&c| c > 0) {
+            bail!("top-k: gradient holds a non-finite value (NaN or infinity)");
         }
+        // Digits from high to low until the k-th largest falls inside one.
+        let mut digit = None;
+        for d in (0..=bins as usize).rev() {
+            let c = h[d] as usize;
+            if above + c >= k {
+                digit = Some(d as u32);
+                break;
+            }
+            above += c;
+        }
+        let Some(d) = digit else {
+            bail!("top-k: k {k} exceeds the {above} elements counted");
+        };
+        prefix |= d << shift;
+        mask |= bins << shift;
     }
-    Ok(f32::from_bits(lo))
+    Ok((f32::from_bits(prefix), above))
 }
 
 /// The positions (u32, increasing) of the k largest `|x|`, ties at the k-th value broken by
@@ -104,10 +108,9 @@ pub fn top_k_indices(x: &Tensor, k: usize) -> Result<Tensor> {
         bail!("top-k: k {k} of {n} elements: expected 1 <= k <= n");
     }
     let a = x.abs()?;
-    let t = kth_largest(&a, k)?;
+    let (t, above) = kth_largest(&a, k)?;
     let gt = a.gt(t)?;
     let eq = a.eq(t)?;
-    let above = gt.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
     let flags = ((gt + &eq)? + &eq)?;
     select(&flags, k, k - above)
 }
@@ -315,6 +318,32 @@ mod tests {
         assert!(top_k_indices(&z, 11).is_err());
         let bad = Tensor::new(&[1f32, f32::NAN], &dev).unwrap();
         assert!(top_k_indices(&bad, 1).is_err());
+        let inf = Tensor::new(&[1f32, f32::NEG_INFINITY], &dev).unwrap();
+        assert!(top_k_indices(&inf, 1).is_err());
+        // Distinct values over ten decades (every radix pass decides) and near-equal neighbours
+        // that differ only in the last mantissa bits (the third pass decides).
+        let y: Vec<f32> = (0..5000u64)
+            .map(|i| {
+                let h = kernels::mix64(i ^ 77);
+                let m = 1.0 + (h >> 40) as f32 / 16_777_216.0;
+                let v = m * 10f32.powi((h % 10) as i32 - 8);
+                if i % 2 == 0 {
+                    v
+                } else {
+                    -f32::from_bits(v.to_bits() + (h % 3) as u32)
+                }
+            })
+            .collect();
+        let t = Tensor::new(y.as_slice(), &dev).unwrap();
+        for k in [1, 3, 250, 2500, 4999, 5000] {
+            let got = top_k_indices(&t, k).unwrap().to_vec1::<u32>().unwrap();
+            assert_eq!(got, reference(&y, k), "k {k}");
+            let (kth, above) = kth_largest(&t.abs().unwrap(), k).unwrap();
+            let mut s: Vec<f32> = y.iter().map(|v| v.abs()).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            assert_eq!(kth, s[k - 1], "k {k}");
+            assert_eq!(above, s.iter().filter(|&&v| v > kth).count(), "k {k}");
+        }
     }
 
     #[test]
