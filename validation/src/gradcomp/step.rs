@@ -26,7 +26,7 @@ use candle_core::{Result, Tensor, TensorId, Var};
 use candle_nn::optim::{AdamW, Optimizer};
 
 use super::bucket::Plan;
-use super::codec::{Codec, Comm};
+use super::codec::{Codec, Comm, Pending};
 use super::models::{Batch, Net};
 
 /// A forward pass kept for unit-by-unit backward.
@@ -146,13 +146,13 @@ impl Engine {
         })
     }
 
-    /// Forward and unit-by-unit backward with each bucket's codec round issued as soon as it is
-    /// ready. The codec's kernels run on the compute stream, as a PyTorch DDP communication
-    /// hook's do; where `comm` runs its collectives on a stream of its own, backward continues
-    /// while they run and waits only where a kernel reads a collective's result (PowerSGD's
-    /// second round; the averaged gradients before the optimizer). [`Comm::release`] is called
-    /// after the last bucket. Returns the averaged gradients per unit, the loss and the event
-    /// order.
+    /// Forward and unit-by-unit backward with each bucket's round started as soon as it is
+    /// ready ([`Codec::start`]: encode on the compute stream, then the collectives) and every
+    /// round finished ([`Codec::finish`]: decode) after the last unit's backward. Where `comm`
+    /// runs its collectives on a stream of its own, backward continues while they run and
+    /// waits only where a kernel reads a collective's result (PowerSGD's inline second round;
+    /// the decodes after backward). [`Comm::release`] is called after the last bucket. Returns
+    /// the averaged gradients per unit, the loss and the event order.
     ///
     /// # Errors
     /// Device, codec or communication errors.
@@ -169,7 +169,8 @@ impl Engine {
         let mut acc: HashMap<TensorId, Tensor> = HashMap::new();
         let mut grads: Vec<Vec<Option<Tensor>>> =
             vars.iter().map(|v| vec![None; v.len()]).collect();
-        let mut results: Vec<Option<Tensor>> = vec![None; self.plan.buckets.len()];
+        let mut results: Vec<Option<Pending>> =
+            (0..self.plan.buckets.len()).map(|_| None).collect();
         let mut events = Vec::with_capacity(units + results.len());
         let mut next_bucket = 0;
         let mut g: Option<Tensor> = None;
@@ -197,7 +198,7 @@ impl Engine {
                 let shapes = self.plan.buckets[b].shapes();
                 results[b] = Some(
                     codec
-                        .round(b, &flat, &shapes, comm)
+                        .start(b, &flat, &shapes, comm)
                         .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?,
                 );
                 events.push(Event::Round(b));
@@ -214,7 +215,9 @@ impl Engine {
         comm.release();
         let mut stores: Vec<GradStore> = (0..units).map(|_| GradStore::default()).collect();
         for (b, r) in results.into_iter().enumerate() {
-            let r = r.expect("every bucket has a result");
+            let r = codec
+                .finish(r.expect("every bucket has a result"))
+                .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
             self.plan.scatter(b, &r, vars, &mut stores)?;
         }
         Ok((stores, fwd.loss().clone(), events))

@@ -11,8 +11,9 @@
 //! | [`signsgd`] | `signsgd` (Bernstein et al. 2019, majority vote) | all-gather of packed bits |
 //! | [`qsgd`] | `qsgd:bits=B` (Alistarh et al. 2017) | all-gather of packed codes + norms |
 //!
-//! A DDP step calls [`Codec::round`] once per bucket with a [`Comm`]: [`LocalComm`] on one GPU,
-//! NCCL across GPUs. [`check`] holds the correctness checks run before anything is timed (CPU
+//! A DDP step calls [`Codec::start`] once per bucket as backward makes it ready (encode and the
+//! collectives) and [`Codec::finish`] (decode) for every bucket after backward, with a [`Comm`]:
+//! [`LocalComm`] on one GPU, NCCL across GPUs. PowerSGD runs its whole round in `start`. [`check`] holds the correctness checks run before anything is timed (CPU
 //! unit tests at tiny sizes, `perfcast-gpu gradcomp codec-check` at real sizes), [`micro`] the
 //! per-stage timings `perfcast calibrate` fits (`gradcomp codec-micro`).
 //!
@@ -55,6 +56,25 @@ pub trait Comm {
     }
 }
 
+/// A round issued up to its last collective ([`Codec::start`]); [`Codec::finish`] decodes it.
+pub enum Pending {
+    /// The whole round already ran (its average gradient).
+    Done(Tensor),
+    /// The collectives' results, still to be decoded.
+    Decode {
+        /// Bucket.
+        bucket: usize,
+        /// Elements of the bucket.
+        n: usize,
+        /// Shape of the gradient handed in.
+        shape: candle_core::Shape,
+        /// What the collectives delivered, one per payload.
+        recv: Vec<Tensor>,
+        /// Ranks.
+        world: usize,
+    },
+}
+
 /// One gradient compressor with its state (error feedback, PowerSGD's Q), per bucket.
 pub trait Codec {
     /// Name exactly as perfcast's `Method::name()` prints it (`powersgd:rank=4`, `topk:density=0.01`, ...).
@@ -69,6 +89,34 @@ pub trait Codec {
         shapes: &[(usize, usize)],
         comm: &mut dyn Comm,
     ) -> Result<Tensor>;
+    /// The round up to its last collective: encode and issue the collectives, leaving the
+    /// decode to [`Codec::finish`], so a DDP step can defer every decode to the end of backward
+    /// and keep the compute stream from waiting on a collective mid-backward (PyTorch runs a
+    /// hook's post-collective work in a future's callback on a side stream instead). The
+    /// default runs the whole [`Codec::round`] here (PowerSGD, whose second collective needs
+    /// the first's result).
+    ///
+    /// # Errors
+    /// As [`Codec::round`].
+    fn start(
+        &mut self,
+        bucket: usize,
+        grad: &Tensor,
+        shapes: &[(usize, usize)],
+        comm: &mut dyn Comm,
+    ) -> Result<Pending> {
+        Ok(Pending::Done(self.round(bucket, grad, shapes, comm)?))
+    }
+    /// The rest of a round [`Codec::start`] began: the average gradient, shaped as handed in.
+    ///
+    /// # Errors
+    /// Decode errors; a `Decode` pending handed to a codec that never makes one.
+    fn finish(&mut self, p: Pending) -> Result<Tensor> {
+        match p {
+            Pending::Done(t) => Ok(t),
+            Pending::Decode { .. } => bail!("{}: no deferred decode", self.name()),
+        }
+    }
 }
 
 /// The single-GPU stand-in for the collective: every rank holds the same tensor, so an
@@ -155,6 +203,54 @@ pub fn two_stage_round(
     Ok(c.decode(bucket, n, &recv, world)?.reshape(grad.shape())?)
 }
 
+/// A [`TwoStage`] round up to its collectives (encode, issue them): the [`Pending::Decode`]
+/// that [`TwoStage::decode`] finishes.
+///
+/// # Errors
+/// As [`TwoStage::encode`], or the collective's.
+pub fn two_stage_start(
+    c: &mut dyn TwoStage,
+    bucket: usize,
+    grad: &Tensor,
+    comm: &mut dyn Comm,
+) -> Result<Pending> {
+    let world = comm.world();
+    let flat = flat_f32(grad)?;
+    let n = flat.elem_count();
+    let sent = c.encode(bucket, &flat, world)?;
+    let recv = sent
+        .iter()
+        .map(|t| match c.collective() {
+            Collective::AllReduce => comm.all_reduce_sum(t),
+            Collective::AllGather => comm.all_gather(t),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Pending::Decode {
+        bucket,
+        n,
+        shape: grad.shape().clone(),
+        recv,
+        world,
+    })
+}
+
+/// Decodes what [`two_stage_start`] left.
+///
+/// # Errors
+/// As [`TwoStage::decode`].
+pub fn two_stage_finish(c: &mut dyn TwoStage, p: Pending) -> Result<Tensor> {
+    match p {
+        Pending::Done(t) => Ok(t),
+        Pending::Decode {
+            bucket,
+            n,
+            shape,
+            recv,
+            world,
+        } => Ok(c.decode(bucket, n, &recv, world)?.reshape(shape)?),
+    }
+}
+
 /// `grad` as a contiguous flat f32 vector.
 ///
 /// # Errors
@@ -181,6 +277,18 @@ impl<T: TwoStage> Codec for Staged<T> {
         comm: &mut dyn Comm,
     ) -> Result<Tensor> {
         two_stage_round(&mut self.0, bucket, grad, comm)
+    }
+    fn start(
+        &mut self,
+        bucket: usize,
+        grad: &Tensor,
+        _shapes: &[(usize, usize)],
+        comm: &mut dyn Comm,
+    ) -> Result<Pending> {
+        two_stage_start(&mut self.0, bucket, grad, comm)
+    }
+    fn finish(&mut self, p: Pending) -> Result<Tensor> {
+        two_stage_finish(&mut self.0, p)
     }
 }
 
@@ -241,6 +349,27 @@ impl Codec for AnyCodec {
             AnyCodec::Two(t) => two_stage_round(t.as_mut(), bucket, grad, comm),
         }
     }
+    fn start(
+        &mut self,
+        bucket: usize,
+        grad: &Tensor,
+        shapes: &[(usize, usize)],
+        comm: &mut dyn Comm,
+    ) -> Result<Pending> {
+        match self {
+            AnyCodec::PowerSgd(p) => Ok(Pending::Done(p.round(bucket, grad, shapes, comm)?)),
+            AnyCodec::Two(t) => two_stage_start(t.as_mut(), bucket, grad, comm),
+        }
+    }
+    fn finish(&mut self, p: Pending) -> Result<Tensor> {
+        match self {
+            AnyCodec::PowerSgd(_) => match p {
+                Pending::Done(t) => Ok(t),
+                Pending::Decode { .. } => bail!("powersgd: no deferred decode"),
+            },
+            AnyCodec::Two(t) => two_stage_finish(t.as_mut(), p),
+        }
+    }
 }
 
 /// No compression (perfcast's `none`, plain DDP): all-reduce the f32 bucket, divide by the world
@@ -261,6 +390,30 @@ impl Codec for NoneCodec {
     ) -> Result<Tensor> {
         let w = comm.world() as f64;
         Ok((comm.all_reduce_sum(grad)? / w)?)
+    }
+    fn start(
+        &mut self,
+        bucket: usize,
+        grad: &Tensor,
+        _shapes: &[(usize, usize)],
+        comm: &mut dyn Comm,
+    ) -> Result<Pending> {
+        Ok(Pending::Decode {
+            bucket,
+            n: grad.elem_count(),
+            shape: grad.shape().clone(),
+            recv: vec![comm.all_reduce_sum(grad)?],
+            world: comm.world(),
+        })
+    }
+    fn finish(&mut self, p: Pending) -> Result<Tensor> {
+        match p {
+            Pending::Done(t) => Ok(t),
+            Pending::Decode { recv, world, .. } => match recv.as_slice() {
+                [sum] => Ok((sum / world as f64)?),
+                o => bail!("none: expected one summed tensor, got {}", o.len()),
+            },
+        }
     }
 }
 
