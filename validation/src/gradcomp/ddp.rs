@@ -14,14 +14,15 @@
 //!
 //! **Overlap** (`--overlap 1`): the NCCL communicator runs on a second CUDA stream of the
 //! compute stream's context; the codec's kernels stay on the compute stream, as a PyTorch DDP
-//! communication hook's do. cudarc's per-allocation events order each collective after the
-//! kernels that wrote its input and every later read of its result after the collective, so
-//! backward continues while a bucket is all-reduced and waits only where a kernel reads a
-//! result (PowerSGD's second round, the optimizer). Inputs of collectives are kept alive to the
-//! end of backward ([`Comm::release`]). `--overlap 0` issues the collectives on the compute
-//! stream itself, in order (rows say `overlap=0`). (Run 17's overlap path used a second candle
-//! device and copied buckets between the two; its ranks ended up to 2e-4 apart, a race that
-//! design had and this one removes by sharing one context.)
+//! communication hook's do. Each bucket's round is started when backward makes it ready
+//! (encode, collectives) and finished (decode) after backward, so backward continues while a
+//! bucket is all-reduced; PowerSGD's inline round waits for each of its collectives. The two
+//! streams are ordered by explicit events ([`NcclComm`]); cudarc's automatic event tracking is
+//! off on the rank's device (two events per allocation and a record per kernel argument are host
+//! work, and these steps are host-bound). `--overlap 0`
+//! issues the collectives on the compute stream itself, in order (rows say `overlap=0`). Run
+//! 17's overlap path used a second candle device and copied buckets between the two; its ranks
+//! ended up to 2e-4 apart, a race that design had.
 //!
 //! Rows: `kind=step` as `gradcomp step`'s with `comm=nccl`, `world` = GPUs, `overlap=0|1`, and
 //! every NCCL transport knob set in the environment (`nccl_max_nchannels=1`, …, as `nccl-sweep`).
@@ -375,18 +376,27 @@ mod gpu {
     use std::process::ExitCode;
 
     /// An NCCL communicator whose results are tensors of `dev`, the compute device. The
-    /// communicator runs on the compute stream (`--overlap 0`) or on a second stream of the
-    /// same CUDA context (`--overlap 1`); cudarc's per-allocation events order each collective
-    /// after the kernels that wrote its input and every later read of its result after it.
+    /// communicator runs on the compute stream (`--overlap 0`) or on a second stream of the same
+    /// CUDA context (`--overlap 1`). cudarc's event tracking is off (host work in a host-bound
+    /// step), so with a second stream the order is explicit: the communication stream waits for an event
+    /// recorded on the compute stream before each collective; results are allocated on the
+    /// compute stream (so they are freed in its order); the compute stream waits for the
+    /// collective's completion event right after it (inline rounds: PowerSGD) or, for rounds in
+    /// [`Comm::deferred`] mode, once in [`Comm::release`], after which the kept inputs go.
     pub struct NcclComm {
         /// The communicator.
         pub comm: Nccl,
         /// The compute device (results are its tensors).
         pub dev: Device,
-        /// Inputs of this step's collectives, kept alive until [`Comm::release`]: dropping
-        /// one earlier would make the compute stream wait for the collective reading it
-        /// (cudarc orders a free after every recorded read).
+        /// Inputs of this step's collectives, kept alive until [`Comm::release`] (a free on
+        /// the compute stream must follow the communication stream's read).
         pub keep: Vec<Tensor>,
+        /// Whether the communicator has a stream of its own (`--overlap 1`).
+        pub side: bool,
+        /// Deferred mode ([`Comm::deferred`]).
+        pub defer: bool,
+        /// Completion event of the newest deferred collective.
+        pub last: Option<cudarc::driver::CudaEvent>,
     }
 
     fn msg(e: impl std::fmt::Debug) -> candle_core::Error {
@@ -403,10 +413,14 @@ mod gpu {
             self.keep.push(t.clone());
             let n = t.elem_count();
             let world = self.comm.world_size();
-            let stream = self.comm.stream();
+            let compute = self.dev.as_cuda_device()?.cuda_stream();
             // SAFETY: every element is written by the collective before any read.
             let mut out =
-                unsafe { stream.alloc::<T>(if gather { n * world } else { n }) }.map_err(msg)?;
+                unsafe { compute.alloc::<T>(if gather { n * world } else { n }) }.map_err(msg)?;
+            if self.side {
+                let ready = compute.record_event(None).map_err(msg)?;
+                self.comm.stream().wait(&ready).map_err(msg)?;
+            }
             {
                 let (st, lay) = t.storage_and_layout();
                 let Storage::Cuda(cs) = &*st else {
@@ -420,6 +434,14 @@ mod gpu {
                     self.comm
                         .all_reduce(&src, &mut out, &ReduceOp::Sum)
                         .map_err(msg)?;
+                }
+            }
+            if self.side {
+                let done = self.comm.stream().record_event(None).map_err(msg)?;
+                if self.defer {
+                    self.last = Some(done);
+                } else {
+                    compute.wait(&done).map_err(msg)?;
                 }
             }
             let mut dims = t.dims().to_vec();
@@ -464,8 +486,16 @@ mod gpu {
             let mut r = || -> Result<Tensor> { self.dispatch(t, true) };
             Ok(r()?)
         }
-        fn release(&mut self) {
+        fn deferred(&mut self, on: bool) {
+            self.defer = on;
+        }
+        fn release(&mut self) -> anyhow::Result<()> {
+            if let Some(done) = self.last.take() {
+                let compute = self.dev.as_cuda_device()?.cuda_stream();
+                compute.wait(&done).map_err(msg)?;
+            }
             self.keep.clear();
+            Ok(())
         }
         fn synchronize(&self) -> anyhow::Result<()> {
             self.comm.stream().synchronize().map_err(msg)?;
@@ -475,7 +505,12 @@ mod gpu {
 
     fn rank_main(rank: usize, id: Id, shared: &Shared, a: &StepArgs) -> Result<Vec<Point>> {
         let dev = Device::new_cuda_with_stream(rank)?;
-        let compute = dev.as_cuda_device()?.cuda_stream();
+        let cd = dev.as_cuda_device()?;
+        // SAFETY: ordering between the two streams is explicit in `NcclComm` (see there);
+        // everything else runs on the compute stream.
+        unsafe { cd.disable_event_tracking() };
+        crate::cli::keep_freed_memory(cd).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let compute = cd.cuda_stream();
         compute.context().bind_to_thread().map_err(msg)?;
         // `--overlap 1`: the collectives on a second stream of the compute stream's context
         // (one context, so cudarc's event tracking orders them against the compute kernels).
@@ -489,6 +524,9 @@ mod gpu {
             comm,
             dev: dev.clone(),
             keep: Vec::new(),
+            side: a.overlap == 1,
+            defer: false,
+            last: None,
         };
         rank_loop(rank, shared, &dev, &mut nc, a)
     }

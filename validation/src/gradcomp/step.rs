@@ -212,7 +212,8 @@ impl Engine {
                 self.plan.buckets.len() - next_bucket
             )
         }
-        comm.release();
+        comm.release()
+            .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
         let mut stores: Vec<GradStore> = (0..units).map(|_| GradStore::default()).collect();
         for (b, r) in results.into_iter().enumerate() {
             let r = codec

@@ -45,7 +45,13 @@ pub trait Comm {
     /// End of a step's rounds: a communicator that kept its inputs alive (so that freeing them
     /// on the compute stream does not make that stream wait for the collective that reads them)
     /// lets them go.
-    fn release(&mut self) {}
+    fn release(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Deferred mode on or off: while on, the results of collectives are read only after
+    /// [`Comm::release`] (a communicator on its own stream then makes the compute stream wait
+    /// once, there, instead of after every collective).
+    fn deferred(&mut self, _on: bool) {}
     /// Waits until every collective issued so far has finished (the communicator's own stream,
     /// if it has one; the compute device is synchronized by the caller).
     ///
@@ -218,13 +224,16 @@ pub fn two_stage_start(
     let flat = flat_f32(grad)?;
     let n = flat.elem_count();
     let sent = c.encode(bucket, &flat, world)?;
+    comm.deferred(true);
     let recv = sent
         .iter()
         .map(|t| match c.collective() {
             Collective::AllReduce => comm.all_reduce_sum(t),
             Collective::AllGather => comm.all_gather(t),
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>();
+    comm.deferred(false);
+    let recv = recv?;
     Ok(Pending::Decode {
         bucket,
         n,
@@ -398,11 +407,14 @@ impl Codec for NoneCodec {
         _shapes: &[(usize, usize)],
         comm: &mut dyn Comm,
     ) -> Result<Pending> {
+        comm.deferred(true);
+        let sum = comm.all_reduce_sum(grad);
+        comm.deferred(false);
         Ok(Pending::Decode {
             bucket,
             n: grad.elem_count(),
             shape: grad.shape().clone(),
-            recv: vec![comm.all_reduce_sum(grad)?],
+            recv: vec![sum?],
             world: comm.world(),
         })
     }
