@@ -26,7 +26,7 @@ use super::{
 };
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::gradcomp::collective::Op;
+use crate::gradcomp::collective::{CalibratedCollectives, Op, RegimeModel};
 use crate::gradcomp::compressor::{CodecCost, Compressor};
 use crate::measure::{utc_now, Measurements};
 use crate::report::{write_atomic, Format};
@@ -359,6 +359,45 @@ pub fn step_error_table(pts: &[(String, f64, step::StepPrediction)]) -> String {
     s
 }
 
+/// One validated DDP step: what it is, measured step and no-communication twin, prediction.
+pub struct DdpPoint {
+    /// Model, method, order and transport, for people.
+    pub what: String,
+    /// Measured step, seconds.
+    pub step_s: f64,
+    /// Measured no-communication twin, seconds.
+    pub nocomm_s: Option<f64>,
+    /// The prediction.
+    pub pred: step::DdpPrediction,
+}
+
+/// The table of one DDP set: measured and predicted step, ms, its error, and the exposed
+/// communication (step − no-communication twin), measured and predicted, ms.
+pub fn ddp_error_table(pts: &[DdpPoint]) -> String {
+    let mut s = format!(
+        "    {:<40} {:>9} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8}\n",
+        "point", "meas ms", "pred ms", "err", "comm ms", "codec ms", "exp meas", "exp pred"
+    );
+    for p in pts {
+        let exp = p
+            .nocomm_s
+            .map_or("-".to_string(), |n| format!("{:.1}", (p.step_s - n) * 1e3));
+        let _ = writeln!(
+            s,
+            "    {:<40} {:>9.1} {:>9.1} {:>6.1}% {:>9.2} {:>9.2} {:>8} {:>8.1}",
+            p.what,
+            p.step_s * 1e3,
+            p.pred.step_s * 1e3,
+            100.0 * (p.pred.step_s / p.step_s - 1.0),
+            p.pred.comm_s * 1e3,
+            p.pred.codec_s * 1e3,
+            exp,
+            p.pred.exposed_comm_s() * 1e3
+        );
+    }
+    s
+}
+
 fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     let datasheet = datasheet_codec(req.catalog, &req.gpu)?;
     let sweeps = collective_sweeps(rows)?;
@@ -459,14 +498,10 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     }
     // Real single-GPU training steps (`comm=local`): compute from the layer micro rows, codec
     // and local reduction from the codec fit (see `step`).
-    let (step_rows, other_steps) = step::step_rows(rows)?;
-    if other_steps > 0 {
-        notes.push(format!(
-            "{other_steps} rows of kind step with comm other than local (two-GPU NCCL steps) skipped: the step predictor covers single-GPU LocalComm steps only"
-        ));
-    }
+    let (step_rows, ddp_rows) = step::step_rows(rows)?;
     let mut step_table: BTreeMap<String, Vec<(String, f64, step::StepPrediction)>> =
         BTreeMap::new();
+    let mut ddp_table: BTreeMap<String, Vec<DdpPoint>> = BTreeMap::new();
     let step_codec = codec_fit
         .as_ref()
         .map(|f| (f, "the codec fit of these rows"))
@@ -543,15 +578,118 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     .map_or("", |e| e.1);
                 notes.push(format!("{n} step rows of {f} excluded: {why}"));
             }
+            if !step_table.is_empty() {
+                notes.push(format!(
+                    "step predictions: compute = Σ layer micro rows + optimizer row; codec stages priced by {source}; LocalComm priced at the shared codec fit's launch cost and bandwidth (no micro row times LocalComm)"
+                ));
+            }
+            // Multi-GPU DDP steps (`comm=nccl`): per-unit compute from the micro rows, codec
+            // from the codec fit, collectives from the fit of this world's and transport's
+            // sweep (the input's newest, else the committed calibration), on the harness's
+            // timeline (`step::predict_ddp`).
+            let mut no_coll: BTreeMap<String, usize> = BTreeMap::new();
+            for d in &ddp_rows {
+                let r = &d.step;
+                let Some(u) = step::units(rows, &r.model, r.batch, &r.seq)? else {
+                    *missing
+                        .entry(format!("{} batch {} seq {}", r.model, r.batch, r.seq))
+                        .or_default() += 1;
+                    continue;
+                };
+                let layers = step::harness_layers(req.catalog, &r.model)?;
+                if layers.len() != u.backward_s.len() {
+                    notes.push(format!(
+                        "{} {}: {} micro units but {} catalog layers, skipped",
+                        r.set,
+                        r.model,
+                        u.backward_s.len(),
+                        layers.len()
+                    ));
+                    continue;
+                }
+                let models: Vec<(Op, RegimeModel)> = fits
+                    .iter()
+                    .filter(|(k, _)| k.ranks == r.world && k.transport == d.transport)
+                    .filter_map(|(k, f)| k.op().ok().map(|o| (o, f.model())))
+                    .collect();
+                let cc = if models.is_empty() {
+                    committed
+                        .as_ref()
+                        .and_then(|c| c.collectives(r.world, &d.transport))
+                } else {
+                    Some(CalibratedCollectives {
+                        ranks: r.world,
+                        models,
+                        label: format!("the input's {} sweep", d.transport),
+                    })
+                };
+                let Some(cc) = cc else {
+                    *no_coll
+                        .entry(format!("{} ranks, transport {}", r.world, d.transport))
+                        .or_default() += 1;
+                    continue;
+                };
+                let mut env =
+                    step::local_env(r.world, cf.shared.cost, by_family.clone(), by_stage.clone())?;
+                env.calibrated = Some(cc);
+                let p = step::predict_ddp(
+                    &u,
+                    &layers,
+                    &r.method,
+                    r.first_bucket_bytes,
+                    r.bucket_bytes,
+                    &env,
+                    d.overlap,
+                );
+                by_set
+                    .entry((r.set.clone(), "ddp"))
+                    .or_default()
+                    .push(PointErr {
+                        set: r.set.clone(),
+                        kind: "ddp",
+                        what: format!(
+                            "{} {} overlap={} {}",
+                            r.model,
+                            r.method.name(),
+                            u8::from(d.overlap),
+                            d.transport
+                        ),
+                        size: f64::from(r.batch),
+                        measured: r.step_s,
+                        predicted: p.step_s,
+                        rel_err: p.step_s / r.step_s - 1.0,
+                    });
+                ddp_table.entry(r.set.clone()).or_default().push(DdpPoint {
+                    what: format!(
+                        "{} {}{}{}",
+                        r.model.trim_start_matches("val-"),
+                        r.method.name(),
+                        if d.overlap { "" } else { " in-order" },
+                        if d.transport == "default" {
+                            String::new()
+                        } else {
+                            format!(" {}", d.transport)
+                        }
+                    ),
+                    step_s: r.step_s,
+                    nocomm_s: d.nocomm_s,
+                    pred: p,
+                });
+            }
             for (k, n) in missing {
                 notes.push(format!(
                     "{n} step rows of {k} skipped: no complete layer/optimizer micro rows at that model, batch and seq"
                 ));
             }
-            if !step_table.is_empty() {
+            for (k, n) in no_coll {
                 notes.push(format!(
-                    "step predictions: compute = Σ layer micro rows + optimizer row; codec stages priced by {source}; LocalComm priced at the shared codec fit's launch cost and bandwidth (no micro row times LocalComm)"
+                    "{n} DDP step rows on {k} skipped: no collective sweep of that world and transport in the input or the committed calibration"
                 ));
+            }
+            if !ddp_table.is_empty() {
+                notes.push(
+                    "DDP predictions: per-unit compute from the layer micro rows, codec stages from the codec fit, collectives from the fitted NCCL sweep of the same world and transport, on the harness's timeline (encode inline, collectives on their own stream when overlap=1, decodes after backward, PowerSGD inline); exposed communication = step − no-communication twin".to_string(),
+                );
             }
         }
     }
@@ -586,6 +724,8 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             "fit of its own codec rows".to_string()
         } else if *kind == "step" {
             "predicted from the layer and codec micro rows".to_string()
+        } else if *kind == "ddp" {
+            "multi-GPU steps predicted from the layer, codec and collective micro rows".to_string()
         } else if self_fit.get(set).copied().unwrap_or(false) {
             format!("self-fit: the calibration sweep ({})", run_of(set))
         } else {
@@ -604,6 +744,9 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         }
         if *kind == "step" {
             out.push_str(&step_error_table(step_table.get(set).map_or(&[], |v| v)));
+        }
+        if *kind == "ddp" {
+            out.push_str(&ddp_error_table(ddp_table.get(set).map_or(&[], |v| v)));
         }
         summaries.push(SetSummary::calibrated(
             "gradcomp",

@@ -41,11 +41,10 @@ pub const FIRST_BUCKET_BYTES: f64 = 1048576.0;
 /// Bytes of one f32 gradient element.
 const ELEM_BYTES: f64 = 4.0;
 
-/// Compressor families whose step rows are not validated, and why.
-pub const EXCLUDED: &[(&str, &str)] = &[(
-    "qsgd",
-    "the QSGD codec failed its device correctness check in run 17 (validation/results/gradcomp/README-run17.md), so its step times are not a valid QSGD",
-)];
+/// Compressor families whose step rows are not validated, and why (none since run 18: run 17's
+/// QSGD failure was a false alarm of its check, fixed in the harness; run 17's sets moved to
+/// `validation/results/superseded-run17/`).
+pub const EXCLUDED: &[(&str, &str)] = &[];
 
 /// The harness models: name, catalog architecture with the same parameters, parameter count of
 /// the harness model (`validation/src/gradcomp/models.rs`: `val-bert-base` 12 × 768 with a
@@ -110,26 +109,58 @@ impl Compute {
     }
 }
 
-/// The compute of `model` at `batch` and `seq` from the rows of kind `layer` and `optimizer`
+/// Per-unit compute of one model at one batch and `seq`, seconds (unit order: forward order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Units {
+    /// Forward of each unit.
+    pub forward_s: Vec<f64>,
+    /// Backward of each unit.
+    pub backward_s: Vec<f64>,
+    /// AdamW step of every unit.
+    pub optimizer_s: f64,
+}
+
+impl Units {
+    /// The sums.
+    pub fn compute(&self) -> Compute {
+        Compute {
+            forward_s: self.forward_s.iter().sum(),
+            backward_s: self.backward_s.iter().sum(),
+            optimizer_s: self.optimizer_s,
+            units: self.forward_s.len(),
+        }
+    }
+}
+
+/// The per-unit compute of `model` at `batch` and `seq` from the rows of kind `layer` and `optimizer`
 /// (the newest row wins when a unit and pass repeat), or `None` when the rows lack the optimizer
 /// or any unit's forward or backward (units `0..=max block`).
 ///
+/// The optimizer's time is the *smallest* optimizer row of the model at `seq` over every batch:
+/// AdamW's work does not depend on the batch (same parameters, same kernels), so rows at
+/// different batches are repeats of one measurement, and its time is host-bound with a slow
+/// mode (run 18: 22.1 and 22.0 ms in the first `layers` call per model, 15.8 and 15.3 ms in the
+/// second, against ≈ 13–15 ms implied by the steps), the same launch-bound bimodality the freeze
+/// harness showed.
+///
 /// # Errors
 /// A layer row without an integer `block` or with a `pass` other than forward/backward.
-pub fn compute(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<Option<Compute>> {
+pub fn units(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<Option<Units>> {
     let mut fwd: BTreeMap<u64, f64> = BTreeMap::new();
     let mut bwd: BTreeMap<u64, f64> = BTreeMap::new();
     let mut opt = None;
     for (o, r) in &rows.rows {
-        if r.model != model
-            || r.batch != Some(batch)
-            || r.metric != "time_s"
-            || r.params.get("seq") != Some(seq)
-        {
+        if r.model != model || r.metric != "time_s" || r.params.get("seq") != Some(seq) {
+            continue;
+        }
+        if r.kind == "optimizer" {
+            opt = Some(opt.map_or(r.value, |o: f64| o.min(r.value)));
+            continue;
+        }
+        if r.batch != Some(batch) {
             continue;
         }
         match r.kind.as_str() {
-            "optimizer" => opt = Some(r.value),
             "layer" => {
                 let u = r
                     .params
@@ -156,12 +187,19 @@ pub fn compute(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Resul
     if (0..=last).any(|u| !fwd.contains_key(&u) || !bwd.contains_key(&u)) {
         return Ok(None);
     }
-    Ok(Some(Compute {
-        forward_s: fwd.values().sum(),
-        backward_s: bwd.values().sum(),
+    Ok(Some(Units {
+        forward_s: fwd.into_values().collect(),
+        backward_s: bwd.into_values().collect(),
         optimizer_s,
-        units: last as usize + 1,
     }))
+}
+
+/// [`units`], summed.
+///
+/// # Errors
+/// As [`units`].
+pub fn compute(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<Option<Compute>> {
+    Ok(units(rows, model, batch, seq)?.map(|u| u.compute()))
 }
 
 /// Time of one codec stage of `method` under `env`'s calibrated codec costs, seconds.
@@ -256,6 +294,137 @@ pub fn local_env(
     Ok(env)
 }
 
+/// One predicted multi-GPU DDP step of the harness (`perfcast-gpu gradcomp ddp`), seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DdpPrediction {
+    /// The step.
+    pub step_s: f64,
+    /// The same step with the collectives replaced by no-ops (the harness's `step_nocomm_s`).
+    pub nocomm_s: f64,
+    /// Forward + backward + optimizer.
+    pub compute_s: f64,
+    /// Σ over buckets of the codec stages.
+    pub codec_s: f64,
+    /// Σ over buckets of the collectives.
+    pub comm_s: f64,
+    /// Buckets.
+    pub buckets: usize,
+}
+
+impl DdpPrediction {
+    /// Communication the step exposes: `step_s − nocomm_s`, seconds.
+    pub fn exposed_comm_s(&self) -> f64 {
+        self.step_s - self.nocomm_s
+    }
+}
+
+/// The DDP step of the harness (`validation/src/gradcomp/ddp.rs`, `step.rs`) on `env`'s ranks
+/// and collectives, from per-unit compute `u` (forward order) and the gradients `layers`
+/// (backward order, one per unit).
+///
+/// Timeline, as the harness issues it: forward; backward unit by unit (reverse); when a bucket
+/// is ready, its round *starts*: the codec's compute stages before its first collective run on
+/// the compute stream (they delay the rest of backward), then its collectives go to the
+/// communication stream (`overlap`: each starts when both the bucket and the stream are free,
+/// while backward continues; without `overlap` they run on the compute stream, in line); the
+/// compute stages after the last collective (the decode) are deferred to after backward.
+/// PowerSGD's round is inline (its second collective needs the first's result): the compute
+/// stream waits for each of its collectives. After backward the compute stream waits for the
+/// last collective, runs the deferred decodes, then the optimizer.
+///
+/// The no-communication twin (`nocomm_s`) runs the same timeline with every collective free,
+/// except all-gathers, which the harness replaces by a device concatenation of `world` copies:
+/// one launch plus reading and writing `world × payload` bytes at the shared codec bandwidth.
+pub fn predict_ddp(
+    u: &Units,
+    layers: &[LayerGrad],
+    method: &Method,
+    first_cap_bytes: f64,
+    cap_bytes: f64,
+    env: &Env,
+    overlap: bool,
+) -> DdpPrediction {
+    let bs = buckets(layers, first_cap_bytes, cap_bytes, ELEM_BYTES);
+    let world = f64::from(env.cluster.workers.max(1));
+    let inline = method.family() == "powersgd";
+    let units = u.backward_s.len();
+    let run = |nocomm: bool| -> (f64, f64, f64) {
+        let mut t: f64 = u.forward_s.iter().sum();
+        let (mut comm_free, mut deferred, mut codec_s, mut comm_s) = (0.0f64, 0.0, 0.0, 0.0);
+        let mut next = 0;
+        let mut st = Vec::new();
+        for i in 0..units {
+            // Backward index i is unit `units − 1 − i`.
+            t += u.backward_s[units - 1 - i];
+            while next < bs.len() && bs[next].ready_after == i {
+                let b = &bs[next];
+                next += 1;
+                st.clear();
+                method.stages(&b.content, env, &mut st);
+                let last_comm = st.iter().rposition(|s| matches!(s, Stage::Comm(_)));
+                let gather = if nocomm && !method.all_reducible() {
+                    let w = method.wire_bytes(&b.content);
+                    env.codec.launch_s + 2.0 * world * w / env.codec.bw_bytes_per_s
+                } else {
+                    0.0
+                };
+                for (k, s) in st.iter().enumerate() {
+                    match *s {
+                        Stage::Compute(x) => {
+                            codec_s += x;
+                            if !inline && last_comm.is_some_and(|l| k > l) {
+                                deferred += x;
+                            } else {
+                                t += x;
+                            }
+                        }
+                        Stage::Comm(c) => {
+                            let c = if nocomm { 0.0 } else { c };
+                            comm_s += c;
+                            t += gather / st.iter().filter(|s| matches!(s, Stage::Comm(_))).count() as f64;
+                            if overlap && !nocomm {
+                                let start = t.max(comm_free);
+                                comm_free = start + c;
+                                if inline {
+                                    t = comm_free;
+                                }
+                            } else {
+                                t += c;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        t = t.max(comm_free) + deferred + u.optimizer_s;
+        (t, codec_s, comm_s)
+    };
+    let (step_s, codec_s, comm_s) = run(false);
+    let (nocomm_s, _, _) = run(true);
+    DdpPrediction {
+        step_s,
+        nocomm_s,
+        compute_s: u.compute().total_s(),
+        codec_s,
+        comm_s,
+        buckets: bs.len(),
+    }
+}
+
+/// One multi-GPU DDP row of the harness (`comm=nccl`): the step and, when measured, its
+/// no-communication twin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DdpRow {
+    /// The common step fields (`world` = GPUs).
+    pub step: StepRow,
+    /// `overlap=1`: collectives on their own stream.
+    pub overlap: bool,
+    /// NCCL transport key (as [`crate::gradcomp::calib::CollectiveKey::transport`]).
+    pub transport: String,
+    /// Measured no-communication twin, seconds.
+    pub nocomm_s: Option<f64>,
+}
+
 /// One step row of the harness (`comm=local`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {
@@ -279,20 +448,27 @@ pub struct StepRow {
     pub step_s: f64,
 }
 
-/// The step rows of `rows` (metric `step_s`), split into `comm=local` rows and the number of
-/// other rows (two-GPU NCCL steps), which this predictor does not cover.
+/// The step rows of `rows` (metric `step_s`), split into single-GPU `comm=local` rows and
+/// multi-GPU `comm=nccl` rows (each with its `step_nocomm_s` twin when one was measured: same
+/// set, model, batch and params).
 ///
 /// # Errors
-/// A step row with a bad method, world, bucket cap, batch or seq, naming file and line.
-pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, usize)> {
+/// A step row with a bad method, world, bucket cap, batch, seq, comm or overlap, naming file
+/// and line.
+pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
     let mut out = Vec::new();
-    let mut other = 0;
+    let mut ddp = Vec::new();
+    let mut nocomm: BTreeMap<(String, String, Option<u32>, String), f64> = BTreeMap::new();
+    for (_, r) in &rows.rows {
+        if r.kind == "step" && r.metric == "step_nocomm_s" {
+            nocomm.insert(
+                (r.set.clone(), r.model.clone(), r.batch, r.params.to_string()),
+                r.value,
+            );
+        }
+    }
     for (o, r) in &rows.rows {
         if r.kind != "step" || r.metric != "step_s" {
-            continue;
-        }
-        if r.params.get("comm") != Some("local") {
-            other += 1;
             continue;
         }
         let get = |k: &str| {
@@ -306,6 +482,10 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, usize)> {
                 .filter(|x| *x >= 1.0 && x.is_finite())
                 .ok_or_else(|| o.err(format!("params {k} = '{v}': a number >= 1")))
         };
+        let comm = get("comm")?;
+        if comm != "local" && comm != "nccl" {
+            return Err(o.err(format!("params comm = '{comm}': local or nccl")));
+        }
         let method = Method::parse(get("method")?).map_err(|e| o.err(format!("method: {e}")))?;
         let world = get("world")?;
         let world = world
@@ -324,7 +504,7 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, usize)> {
         if !(r.value > 0.0 && r.value.is_finite()) {
             return Err(o.err(format!("step_s = {}: must be > 0", r.value)));
         }
-        out.push(StepRow {
+        let row = StepRow {
             set: r.set.clone(),
             model: r.model.clone(),
             batch,
@@ -334,9 +514,38 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, usize)> {
             bucket_bytes,
             first_bucket_bytes,
             step_s: r.value,
+        };
+        if comm == "local" {
+            out.push(row);
+            continue;
+        }
+        let overlap = match r.params.get("overlap") {
+            Some("1") => true,
+            Some("0") | None => false,
+            Some(v) => return Err(o.err(format!("params overlap = '{v}': 0 or 1"))),
+        };
+        let knobs: Vec<String> = r
+            .params
+            .iter()
+            .filter(|(k, v)| k.starts_with("nccl_") && !(*k == "nccl_nvls_enable" && *v == "0"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let transport = if knobs.is_empty() {
+            "default".to_string()
+        } else {
+            knobs.join(";")
+        };
+        let nocomm_s = nocomm
+            .get(&(r.set.clone(), r.model.clone(), r.batch, r.params.to_string()))
+            .copied();
+        ddp.push(DdpRow {
+            step: row,
+            overlap,
+            transport,
+            nocomm_s,
         });
     }
-    Ok((out, other))
+    Ok((out, ddp))
 }
 
 #[cfg(test)]
@@ -508,9 +717,24 @@ mod tests {
         let c = compute(&rows(&list), "m", 4, "8").unwrap().unwrap();
         assert_eq!(c.units, 2);
         assert!((c.total_s() - 15e-3).abs() < 1e-15, "{c:?}");
+        // The optimizer is the smallest optimizer row of the model at this seq, at any batch;
+        // a slower one at another batch (its slow mode) does not count, a faster one does.
+        let mut other_batch = rows(&list);
+        let mut r = other_batch.rows[4].clone();
+        r.1.batch = Some(32);
+        r.1.value = 9e-3;
+        other_batch.rows.push(r.clone());
+        let c2 = compute(&other_batch, "m", 4, "8").unwrap().unwrap();
+        assert_eq!(c2.optimizer_s, 5e-3);
+        r.1.value = 4e-3;
+        other_batch.rows.push(r);
+        let c3 = compute(&other_batch, "m", 4, "8").unwrap().unwrap();
+        assert_eq!(c3.optimizer_s, 4e-3);
         assert!(compute(&rows(&list), "m", 8, "8").unwrap().is_none());
         let (st, other) = step_rows(&rows(&list)).unwrap();
-        assert_eq!(other, 1);
+        assert_eq!(other.len(), 1);
+        assert!(other[0].nocomm_s.is_none() && !other[0].overlap);
+        assert_eq!(other[0].transport, "default");
         assert_eq!(st.len(), 1);
         assert_eq!((st[0].world, st[0].bucket_bytes), (4, 1000.0));
         assert_eq!(st[0].first_bucket_bytes, FIRST_BUCKET_BYTES);
