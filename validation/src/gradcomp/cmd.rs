@@ -96,6 +96,12 @@ pub struct StepArgs {
     /// `step_nocomm_s`; the step's exposed communication is the difference), 0 skips it.
     #[arg(long, default_value_t = 1)]
     pub nocomm: u8,
+    /// `ddp`: emulate a link of this many GB/s (10⁹ bytes/s) per rank: after each collective
+    /// of nccl-tests size S the communication stream waits S·f / bandwidth (f: the bus factor,
+    /// 2(p−1)/p for all-reduce, (p−1)/p for all-gather), delaying every later collective (rows
+    /// say `link_bytes_per_s`). Unset: the GPUs' own links.
+    #[arg(long)]
+    pub link_gbps: Option<f64>,
 }
 
 #[cfg(test)]

@@ -397,6 +397,8 @@ mod gpu {
         pub defer: bool,
         /// Completion event of the newest deferred collective.
         pub last: Option<cudarc::driver::CudaEvent>,
+        /// Emulated link (`--link-gbps`): the delay kernel and the bandwidth, bytes/s.
+        pub link: Option<(cudarc::driver::CudaFunction, f64)>,
     }
 
     fn msg(e: impl std::fmt::Debug) -> candle_core::Error {
@@ -435,6 +437,19 @@ mod gpu {
                         .all_reduce(&src, &mut out, &ReduceOp::Sum)
                         .map_err(msg)?;
                 }
+            }
+            if let Some((f, bw)) = &self.link {
+                // nccl-tests size S (all-gather: the gathered output) times the bus factor.
+                let p = world as f64;
+                let elem = std::mem::size_of::<T>() as f64;
+                let wire = if gather {
+                    (n * world) as f64 * elem * (p - 1.0) / p
+                } else {
+                    n as f64 * elem * 2.0 * (p - 1.0) / p
+                };
+                let ns = (wire / bw * 1e9).round() as u64;
+                crate::gradcomp::codec::kernels::delay(&self.comm.stream(), f, ns)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             }
             if self.side {
                 let done = self.comm.stream().record_event(None).map_err(msg)?;
@@ -519,6 +534,14 @@ mod gpu {
         } else {
             compute
         };
+        let link = match a.link_gbps {
+            Some(g) => Some((
+                crate::gradcomp::codec::kernels::delay_function(&stream)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+                g * 1e9,
+            )),
+            None => None,
+        };
         let comm = Nccl::from_rank(stream, rank, shared.world, id).map_err(msg)?;
         let mut nc = NcclComm {
             comm,
@@ -527,6 +550,7 @@ mod gpu {
             side: a.overlap == 1,
             defer: false,
             last: None,
+            link,
         };
         rank_loop(rank, shared, &dev, &mut nc, a)
     }
@@ -542,6 +566,11 @@ mod gpu {
         crate::cli::positive("--bucket-bytes", &a.bucket_bytes)?;
         for m in &a.method {
             codec_for(m)?;
+        }
+        if let Some(g) = a.link_gbps {
+            if !(g.is_finite() && g > 0.0 && g <= 1e4) {
+                bail!("--link-gbps {g}: expected a number in (0, 10000] GB/s");
+            }
         }
         if a.overlap > 1 || a.nocomm > 1 {
             bail!(
@@ -627,6 +656,10 @@ mod gpu {
                 .with("dtype", "f32")
                 .with("seq", c.seq)
                 .with("overlap", a.overlap);
+            let params = match a.link_gbps {
+                Some(g) => params.with("link_bytes_per_s", g * 1e9),
+                None => params,
+            };
             let params = first_bucket_param(params, a.first_bucket_bytes);
             // NCCL settings that restrict the transport (slow-link emulation), as nccl-sweep.
             let params = crate::gradcomp::sweep::NCCL_KNOBS
@@ -673,6 +706,7 @@ mod tests {
             world: vec![],
             overlap: 0,
             nocomm: 1,
+            link_gbps: None,
         }
     }
 

@@ -142,3 +142,14 @@ extern "C" __global__ void codec_radix_hist(const float *a, uint32_t n, uint32_t
         }
     }
 }
+
+// Emulated slower link (gradcomp ddp --link-gbps): one thread spins on the global timer for `ns`
+// nanoseconds on the communication stream after a collective, delaying every later collective.
+extern "C" __global__ void codec_delay(uint64_t ns) {
+    uint64_t start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        __nanosleep(1000);
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < ns);
+}

@@ -111,6 +111,49 @@ pub fn uniform(like: &Tensor, key: u64, n: usize) -> Result<Tensor> {
     Ok(carrier.apply_op1_no_bwd(&Uniform { key })?)
 }
 
+/// The `codec_delay` kernel (one thread spinning on the global timer), loaded into `stream`'s
+/// context, for `gradcomp ddp --link-gbps` (an emulated slower link: the communication stream
+/// waits after each collective).
+///
+/// # Errors
+/// A driver error loading the module.
+#[cfg(feature = "cuda")]
+pub fn delay_function(
+    stream: &std::sync::Arc<candle_core::cuda_backend::cudarc::driver::CudaStream>,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaFunction> {
+    use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
+    let module = stream
+        .context()
+        .load_module(Ptx::from_src(PTX))
+        .map_err(|e| anyhow::anyhow!("loading the codec kernels: {e:?}"))?;
+    module
+        .load_function("codec_delay")
+        .map_err(|e| anyhow::anyhow!("codec_delay: {e:?}"))
+}
+
+/// Launches `f` ([`delay_function`]) on `stream` for `ns` nanoseconds.
+///
+/// # Errors
+/// A launch error.
+#[cfg(feature = "cuda")]
+pub fn delay(
+    stream: &std::sync::Arc<candle_core::cuda_backend::cudarc::driver::CudaStream>,
+    f: &candle_core::cuda_backend::cudarc::driver::CudaFunction,
+    ns: u64,
+) -> Result<()> {
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    let mut b = stream.launch_builder(f);
+    b.arg(&ns);
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (1, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: `codec_delay` takes one u64 and touches no memory.
+    unsafe { b.launch(cfg) }.map_err(|e| anyhow::anyhow!("codec_delay launch: {e:?}"))?;
+    Ok(())
+}
+
 /// Bins of [`radix_hist`].
 pub const RADIX_BINS: usize = 4096;
 
