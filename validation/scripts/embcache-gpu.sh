@@ -34,20 +34,20 @@ if [ "$rc" -ne 0 ]; then echo "EMBCACHE CHECK FAILED rc=$rc" | tee "$O/embcache-
 #    the overlap rows at $OBATCHES also give the synchronized step (the calibration's device tail).
 timeout 100 $B embcache micro $MODEL --scale "$SCALE" --rows "$ROWS" \
   --table-rows "$TABLE_ROWS" --batches "$MBATCHES" --overlap-batches "$OBATCHES" $MREP \
-  --set h200-embcache-micro --out "$O" 2>&1 | tee "$O/log-embcache-micro.txt"
+  --set h200-embcache-micro${EMB_SUFFIX:-} --out "$O" 2>&1 | tee "$O/log-embcache-micro.txt"
 rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || echo "EMBCACHE-MICRO rc=$rc"
 # 3. End to end: generated Criteo-Kaggle-like trace (profile x 0.03, Zipf 1.05, seed 1), cache
 #    size x policy x window x batch; every pass starts from an empty cache. Passes run round by
 #    round (every point once per round), 1 warm-up and 5 timed rounds.
 timeout 240 $B embcache e2e $MODEL --scale "$SCALE" --zipf 1.05 --n-batches "$NB" --batches "$BATCHES" \
   --caches 0.1%,1%,5%,20%,wss,2wss --policies resident,lru,fifo,static-topk,belady,lookahead \
-  --windows 1,4,16 --warmup 1 --repeats 5 --set h200-embcache-e2e --trace-name criteo-kaggle-like-zipf \
+  --windows 1,4,16 --warmup 1 --repeats 5 --set h200-embcache-e2e${EMB_SUFFIX:-} --trace-name criteo-kaggle-like-zipf \
   --out "$O" 2>&1 | tee "$O/log-embcache-e2e.txt"
 rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || echo "EMBCACHE-E2E rc=$rc"
 # 4. End to end on the committed MovieLens-format trace (2 tables: users, movies).
 timeout 60 $B embcache e2e $MODEL --trace "$REPO/traces/movielens-like-ratings.csv" --n-batches 1000 \
   --batches "$ML_BATCH" --caches 1%,5%,20%,wss,2wss --policies resident,lru,fifo,static-topk,belady,lookahead \
-  --windows 1,4 --warmup 1 --repeats 5 --set h200-embcache-e2e --trace-name movielens-like \
+  --windows 1,4 --warmup 1 --repeats 5 --set h200-embcache-e2e${EMB_SUFFIX:-} --trace-name movielens-like \
   --out "$O" 2>&1 | tee -a "$O/log-embcache-e2e.txt"
 rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || echo "EMBCACHE-E2E-ML rc=$rc"
 echo "embcache done $(date -u +%FT%TZ)"

@@ -359,6 +359,151 @@ pub fn step_error_table(pts: &[(String, f64, step::StepPrediction)]) -> String {
     s
 }
 
+/// What the DDP predictor needs to price a point at any emulated link.
+#[derive(Clone)]
+pub struct DdpCtx {
+    /// Per-unit compute.
+    pub u: step::Units,
+    /// Gradients in backward order.
+    pub layers: Vec<crate::gradcomp::ddp::LayerGrad>,
+    /// Codec costs and the collectives of the GPUs' own links.
+    pub env: crate::gradcomp::compressor::Env,
+    /// First-bucket cap, bytes.
+    pub first_cap_bytes: f64,
+    /// Bucket cap, bytes.
+    pub cap_bytes: f64,
+    /// Collectives on their own stream.
+    pub overlap: bool,
+}
+
+impl DdpCtx {
+    /// Predicted step of `m` behind an emulated link (`None`: the GPUs' own), seconds.
+    pub fn step_s(&self, m: &crate::gradcomp::compressor::Method, link: Option<f64>) -> f64 {
+        let mut env = self.env.clone();
+        if let (Some(l), Some(cc)) = (link, &self.env.calibrated) {
+            env.calibrated = Some(step::with_link(cc, l));
+        }
+        step::predict_ddp(
+            &self.u,
+            &self.layers,
+            m,
+            self.first_cap_bytes,
+            self.cap_bytes,
+            &env,
+            self.overlap,
+        )
+        .step_s
+    }
+}
+
+/// DDP points by (set, model/batch/order/transport): (link, method, measured step, context).
+pub type BreakGroups = BTreeMap<
+    (String, String),
+    Vec<(Option<f64>, crate::gradcomp::compressor::Method, f64, DdpCtx)>,
+>;
+
+/// Measured break-even link bandwidth of `method` against `none` over the measured links, bytes/s:
+/// where `step(method) − step(none)` changes sign between two neighbouring links, interpolated
+/// linearly in 1/bandwidth (communication time's variable). `None` when it never changes sign.
+pub fn measured_break_even(pairs: &[(f64, f64, f64)]) -> Option<f64> {
+    // (link, step_method, step_none), sorted by link.
+    let mut v = pairs.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v.windows(2).find_map(|w| {
+        let (d0, d1) = (w[0].1 - w[0].2, w[1].1 - w[1].2);
+        if d0 == 0.0 {
+            return Some(w[0].0);
+        }
+        if (d0 < 0.0) == (d1 < 0.0) {
+            return None;
+        }
+        let (x0, x1) = (1.0 / w[0].0, 1.0 / w[1].0);
+        Some(1.0 / (x0 + (x1 - x0) * d0 / (d0 - d1)))
+    })
+}
+
+/// Predicted break-even link of `m` against `none`, bytes/s: the bandwidth where the predicted
+/// steps are equal, by bisection on log-bandwidth over [10⁷, 10¹³] B/s (to 0.1%); `None` when the
+/// sign does not change over that range.
+pub fn predicted_break_even(ctx: &DdpCtx, m: &crate::gradcomp::compressor::Method) -> Option<f64> {
+    let none = crate::gradcomp::compressor::Method::None;
+    let d = |l: f64| ctx.step_s(m, Some(l)) - ctx.step_s(&none, Some(l));
+    let (mut lo, mut hi) = (1e7f64.ln(), 1e13f64.ln());
+    let (dlo, dhi) = (d(lo.exp()), d(hi.exp()));
+    if (dlo < 0.0) == (dhi < 0.0) {
+        return None;
+    }
+    while hi - lo > 1e-3 {
+        let mid = 0.5 * (lo + hi);
+        if (d(mid.exp()) < 0.0) == (dlo < 0.0) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some((0.5 * (lo + hi)).exp())
+}
+
+/// The break-even table of one DDP set: per group with ≥ 2 emulated links and per method that
+/// has a `none` at the same links, the measured and the predicted break-even bandwidth.
+pub fn break_even_table(set: &str, breaks: &BreakGroups) -> String {
+    let mut s = String::new();
+    for ((st, group), pts) in breaks {
+        if st != set {
+            continue;
+        }
+        let none: BTreeMap<u64, f64> = pts
+            .iter()
+            .filter(|p| p.1 == crate::gradcomp::compressor::Method::None)
+            .filter_map(|p| p.0.map(|l| (l.to_bits(), p.2)))
+            .collect();
+        if none.len() < 2 {
+            continue;
+        }
+        let mut methods: Vec<crate::gradcomp::compressor::Method> = Vec::new();
+        for p in pts {
+            if p.1 != crate::gradcomp::compressor::Method::None && !methods.contains(&p.1) {
+                methods.push(p.1);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "    break-even link vs none, {group} (links {}):",
+            none.keys()
+                .map(|b| format!("{:.0}", f64::from_bits(*b) / 1e9))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + " GB/s"
+        );
+        for m in methods {
+            let pairs: Vec<(f64, f64, f64)> = pts
+                .iter()
+                .filter(|p| p.1 == m)
+                .filter_map(|p| {
+                    let l = p.0?;
+                    none.get(&l.to_bits()).map(|n| (l, p.2, *n))
+                })
+                .collect();
+            let Some(ctx) = pts.iter().find(|p| p.1 == m).map(|p| &p.3) else {
+                continue;
+            };
+            let meas = measured_break_even(&pairs);
+            let pred = predicted_break_even(ctx, &m);
+            let show = |x: Option<f64>, what: &str| {
+                x.map_or(format!("none {what}"), |b| format!("{:.1} GB/s", b / 1e9))
+            };
+            let _ = writeln!(
+                s,
+                "      {:<22} measured {:>16}   predicted {:>16}",
+                m.name(),
+                show(meas, "in range"),
+                show(pred, "in 0.01–10000 GB/s")
+            );
+        }
+    }
+    s
+}
+
 /// One validated DDP step: what it is, measured step and no-communication twin, prediction.
 pub struct DdpPoint {
     /// Model, method, order and transport, for people.
@@ -502,6 +647,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     let mut step_table: BTreeMap<String, Vec<(String, f64, step::StepPrediction)>> =
         BTreeMap::new();
     let mut ddp_table: BTreeMap<String, Vec<DdpPoint>> = BTreeMap::new();
+    let mut breaks: BreakGroups = BTreeMap::new();
     let step_codec = codec_fit
         .as_ref()
         .map(|f| (f, "the codec fit of these rows"))
@@ -631,7 +777,35 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 };
                 let mut env =
                     step::local_env(r.world, cf.shared.cost, by_family.clone(), by_stage.clone())?;
-                env.calibrated = Some(cc);
+                env.calibrated = Some(cc.clone());
+                let ctx = DdpCtx {
+                    u: u.clone(),
+                    layers: layers.clone(),
+                    env: env.clone(),
+                    first_cap_bytes: r.first_bucket_bytes,
+                    cap_bytes: r.bucket_bytes,
+                    overlap: d.overlap,
+                };
+                if let Some(l) = d.link_bytes_per_s {
+                    env.calibrated = Some(step::with_link(&cc, l));
+                }
+                breaks
+                    .entry((
+                        r.set.clone(),
+                        format!(
+                            "{} batch {}{}{}",
+                            r.model.trim_start_matches("val-"),
+                            r.batch,
+                            if d.overlap { "" } else { " in-order" },
+                            if d.transport == "default" {
+                                String::new()
+                            } else {
+                                format!(" {}", d.transport)
+                            }
+                        ),
+                    ))
+                    .or_default()
+                    .push((d.link_bytes_per_s, r.method, r.step_s, ctx));
                 let p = step::predict_ddp(
                     &u,
                     &layers,
@@ -648,11 +822,13 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                         set: r.set.clone(),
                         kind: "ddp",
                         what: format!(
-                            "{} {} overlap={} {}",
+                            "{} {} overlap={} {}{}",
                             r.model,
                             r.method.name(),
                             u8::from(d.overlap),
-                            d.transport
+                            d.transport,
+                            d.link_bytes_per_s
+                                .map_or(String::new(), |l| format!(" link={l}"))
                         ),
                         size: f64::from(r.batch),
                         measured: r.step_s,
@@ -661,7 +837,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     });
                 ddp_table.entry(r.set.clone()).or_default().push(DdpPoint {
                     what: format!(
-                        "{} {}{}{}",
+                        "{} {}{}{}{}",
                         r.model.trim_start_matches("val-"),
                         r.method.name(),
                         if d.overlap { "" } else { " in-order" },
@@ -669,7 +845,9 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                             String::new()
                         } else {
                             format!(" {}", d.transport)
-                        }
+                        },
+                        d.link_bytes_per_s
+                            .map_or(String::new(), |l| format!(" @{:.0} GB/s", l / 1e9))
                     ),
                     step_s: r.step_s,
                     nocomm_s: d.nocomm_s,
@@ -747,6 +925,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         }
         if *kind == "ddp" {
             out.push_str(&ddp_error_table(ddp_table.get(set).map_or(&[], |v| v)));
+            out.push_str(&break_even_table(set, &breaks));
         }
         summaries.push(SetSummary::calibrated(
             "gradcomp",

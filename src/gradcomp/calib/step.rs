@@ -381,7 +381,8 @@ pub fn predict_ddp(
                         Stage::Comm(c) => {
                             let c = if nocomm { 0.0 } else { c };
                             comm_s += c;
-                            t += gather / st.iter().filter(|s| matches!(s, Stage::Comm(_))).count() as f64;
+                            t += gather
+                                / st.iter().filter(|s| matches!(s, Stage::Comm(_))).count() as f64;
                             if overlap && !nocomm {
                                 let start = t.max(comm_free);
                                 comm_free = start + c;
@@ -423,6 +424,25 @@ pub struct DdpRow {
     pub transport: String,
     /// Measured no-communication twin, seconds.
     pub nocomm_s: Option<f64>,
+    /// Emulated link (`link_bytes_per_s`, harness `--link-gbps`), bytes/s.
+    pub link_bytes_per_s: Option<f64>,
+}
+
+/// The collectives behind an emulated link of `link_bytes_per_s` (the harness's `--link-gbps`:
+/// after each collective of nccl-tests size S the stream waits S·f / link): every regime's
+/// `t = α + S·f/busbw` becomes `α + S·f·(1/busbw + 1/link)`, exactly.
+pub fn with_link(
+    cc: &crate::gradcomp::collective::CalibratedCollectives,
+    link_bytes_per_s: f64,
+) -> crate::gradcomp::collective::CalibratedCollectives {
+    let mut out = cc.clone();
+    for (_, m) in &mut out.models {
+        for r in &mut m.regimes {
+            r.busbw_bytes_per_s = 1.0 / (1.0 / r.busbw_bytes_per_s + 1.0 / link_bytes_per_s);
+        }
+    }
+    out.label = format!("{} + {:.3} GB/s emulated link", cc.label, link_bytes_per_s / 1e9);
+    out
 }
 
 /// One step row of the harness (`comm=local`).
@@ -462,7 +482,12 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
     for (_, r) in &rows.rows {
         if r.kind == "step" && r.metric == "step_nocomm_s" {
             nocomm.insert(
-                (r.set.clone(), r.model.clone(), r.batch, r.params.to_string()),
+                (
+                    r.set.clone(),
+                    r.model.clone(),
+                    r.batch,
+                    r.params.to_string(),
+                ),
                 r.value,
             );
         }
@@ -536,13 +561,28 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
             knobs.join(";")
         };
         let nocomm_s = nocomm
-            .get(&(r.set.clone(), r.model.clone(), r.batch, r.params.to_string()))
+            .get(&(
+                r.set.clone(),
+                r.model.clone(),
+                r.batch,
+                r.params.to_string(),
+            ))
             .copied();
+        let link_bytes_per_s = match r.params.get("link_bytes_per_s") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| o.err(format!("params link_bytes_per_s = '{v}': a number > 0")))?,
+            ),
+        };
         ddp.push(DdpRow {
             step: row,
             overlap,
             transport,
             nocomm_s,
+            link_bytes_per_s,
         });
     }
     Ok((out, ddp))
