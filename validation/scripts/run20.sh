@@ -12,7 +12,7 @@
 set -u
 FINAL_OUT=${OUT:?}
 RUN=${RUN:-run20}
-export OUT=/tmp/res-$RUN
+export OUT=$FINAL_OUT/$RUN
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 NCCL_DEBUG=VERSION
 export PERFCAST_COMMIT=${PERFCAST_COMMIT:-unknown}
@@ -34,5 +34,4 @@ echo "embcache $(date -u +%FT%TZ)"
 CUDA_VISIBLE_DEVICES=0 EMB_SUFFIX=-$RUN bash "$HERE/embcache-gpu.sh"
 echo "done $(date -u +%FT%TZ)"
 } 2>&1 | tee "$OUT/log-$RUN.txt"
-tar czf "$FINAL_OUT/$RUN.tar.gz" -C "$OUT" .
 ls -la "$OUT"
