@@ -556,20 +556,20 @@ mod tests {
         assert!(f.family.values().all(|c| c.max_abs_pct_err < 1e-6));
     }
 
-    /// The committed run-17 codec set (`validation/results/h200-gradcomp-codec.csv`): the fit is
-    /// per stage, every stage's own fit is within 60% per call (the record: MAPE 14.1%, max
-    /// 58.6%), no worse than its family's fit, and the set as a whole is within 15% MAPE.
+    /// The committed run-18 codec set (`validation/results/h200-gradcomp-codec-run18.csv`): the
+    /// fit is per stage, every stage's own fit is within 70% per call (the record: MAPE 14.9%,
+    /// max 66.7%), no worse than its family's fit, and the set as a whole is within 16% MAPE.
     #[test]
     fn committed_codec_set_self_fit_is_bounded() {
         let path = std::path::PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/validation/results/h200-gradcomp-codec.csv"
+            "/validation/results/h200-gradcomp-codec-run18.csv"
         ));
         let rows = crate::measure::read_by_technique(&[path], &["gradcomp"])
             .unwrap()
             .remove(0);
         let pts = codec_points(&rows).unwrap();
-        assert_eq!(pts.len(), 132);
+        assert_eq!(pts.len(), 252);
         let cat = crate::catalog::Catalog::embedded().unwrap();
         let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
         let f = fit(&pts, &ds).unwrap();
@@ -577,7 +577,7 @@ mod tests {
         let mut sum = 0.0;
         for p in &pts {
             let e = rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s);
-            assert!(e < 0.6, "{p:?}: {e}");
+            assert!(e < 0.7, "{p:?}: {e}");
             sum += e;
         }
         for (fam, ops) in &f.stage {
@@ -590,7 +590,7 @@ mod tests {
             }
         }
         assert!(
-            sum / pts.len() as f64 <= 0.15,
+            sum / pts.len() as f64 <= 0.16,
             "MAPE {}",
             sum / pts.len() as f64
         );

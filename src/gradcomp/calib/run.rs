@@ -399,7 +399,12 @@ impl DdpCtx {
 /// DDP points by (set, model/batch/order/transport): (link, method, measured step, context).
 pub type BreakGroups = BTreeMap<
     (String, String),
-    Vec<(Option<f64>, crate::gradcomp::compressor::Method, f64, DdpCtx)>,
+    Vec<(
+        Option<f64>,
+        crate::gradcomp::compressor::Method,
+        f64,
+        DdpCtx,
+    )>,
 >;
 
 /// Measured break-even link bandwidth of `method` against `none` over the measured links, bytes/s:
@@ -953,4 +958,20 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         stdout: out,
         pass: summaries.iter().all(|s| s.pass),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// step(m) − step(none) goes from −2 ms at 1 GB/s to +1 ms at 10 GB/s: linear in 1/bandwidth
+    /// the sign changes at x = 1e−9 − 0.9e−9·2/3 = 4e−10 s/B, i.e. 2.5 GB/s; no change → None;
+    /// order of the pairs does not matter.
+    #[test]
+    fn measured_break_even_interpolates_in_inverse_bandwidth() {
+        let b = measured_break_even(&[(1e10, 10e-3, 9e-3), (1e9, 10e-3, 12e-3)]).unwrap();
+        assert!((b - 2.5e9).abs() < 1e-3, "{b}");
+        assert!(measured_break_even(&[(1e9, 1.0, 2.0), (1e10, 1.0, 3.0)]).is_none());
+        assert!(measured_break_even(&[(1e9, 1.0, 2.0)]).is_none());
+    }
 }

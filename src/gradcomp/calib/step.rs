@@ -441,7 +441,11 @@ pub fn with_link(
             r.busbw_bytes_per_s = 1.0 / (1.0 / r.busbw_bytes_per_s + 1.0 / link_bytes_per_s);
         }
     }
-    out.label = format!("{} + {:.3} GB/s emulated link", cc.label, link_bytes_per_s / 1e9);
+    out.label = format!(
+        "{} + {:.3} GB/s emulated link",
+        cc.label,
+        link_bytes_per_s / 1e9
+    );
     out
 }
 
@@ -574,7 +578,9 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
                 v.parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite() && *x > 0.0)
-                    .ok_or_else(|| o.err(format!("params link_bytes_per_s = '{v}': a number > 0")))?,
+                    .ok_or_else(|| {
+                        o.err(format!("params link_bytes_per_s = '{v}': a number > 0"))
+                    })?,
             ),
         };
         ddp.push(DdpRow {
@@ -591,7 +597,92 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gradcomp::collective::{CalibratedCollectives, Op, Regime, RegimeModel};
     use crate::gradcomp::compressor::CodecCost;
+
+    /// Two units (forward 1 + 1 ms; backward: unit 1 3 ms, unit 0 2 ms; optimizer 1 ms), unit 1
+    /// holding a 1000×1000 matrix (4 MB: its own bucket, above the 1 MiB first cap) and unit 0
+    /// 1000 vector elements (4 kB), plain `none` on 2 ranks whose all-reduce is t = S / 1 GB/s
+    /// (bus factor 1 at p = 2): 4 ms and 4 µs.
+    /// - overlap: forward 2, unit 1's backward to 5, its bucket on the comm stream 5 → 9, unit 0's
+    ///   backward to 7, its bucket waits for the stream 9 → 9.004, then the optimizer: 10.004 ms;
+    /// - in order: 2 + 3 + 4 + 2 + 0.004 + 1 = 12.004 ms;
+    /// - no communication: 8 ms;
+    /// - behind a 1 GB/s emulated link (busbw in series: 0.5 GB/s): 5 → 13 → 13.008, + 1:
+    ///   14.008 ms.
+    #[test]
+    fn hand_worked_ddp_step() {
+        let u = Units {
+            forward_s: vec![1e-3, 1e-3],
+            backward_s: vec![2e-3, 3e-3],
+            optimizer_s: 1e-3,
+        };
+        let layers = vec![
+            LayerGrad {
+                backward_s: 0.0,
+                matrices: vec![(1000, 1000)],
+                vector_elems: 0,
+            },
+            LayerGrad {
+                backward_s: 0.0,
+                matrices: vec![],
+                vector_elems: 1000,
+            },
+        ];
+        let cc = CalibratedCollectives {
+            ranks: 2,
+            models: vec![(
+                Op::AllReduce,
+                RegimeModel {
+                    regimes: vec![Regime {
+                        from_bytes: 0.0,
+                        alpha_s: 0.0,
+                        busbw_bytes_per_s: 1e9,
+                    }],
+                },
+            )],
+            label: "t".into(),
+        };
+        let mut env = local_env(2, COST, vec![], vec![]).unwrap();
+        env.calibrated = Some(cc.clone());
+        let m = Method::None;
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        let p = predict_ddp(
+            &u,
+            &layers,
+            &m,
+            FIRST_BUCKET_BYTES,
+            25.0 * 1048576.0,
+            &env,
+            true,
+        );
+        assert_eq!(p.buckets, 2);
+        assert!(near(p.step_s, 10.004e-3), "{p:?}");
+        assert!(near(p.nocomm_s, 8e-3), "{p:?}");
+        assert!(near(p.comm_s, 4.004e-3), "{p:?}");
+        assert!(near(p.exposed_comm_s(), 2.004e-3), "{p:?}");
+        let q = predict_ddp(
+            &u,
+            &layers,
+            &m,
+            FIRST_BUCKET_BYTES,
+            25.0 * 1048576.0,
+            &env,
+            false,
+        );
+        assert!(near(q.step_s, 12.004e-3), "{q:?}");
+        env.calibrated = Some(with_link(&cc, 1e9));
+        let l = predict_ddp(
+            &u,
+            &layers,
+            &m,
+            FIRST_BUCKET_BYTES,
+            25.0 * 1048576.0,
+            &env,
+            true,
+        );
+        assert!(near(l.step_s, 14.008e-3), "{l:?}");
+    }
 
     const COST: CodecCost = CodecCost {
         launch_s: 1e-5,
