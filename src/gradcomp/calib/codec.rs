@@ -558,7 +558,8 @@ mod tests {
 
     /// The committed run-18 codec set (`validation/results/h200-gradcomp-codec-run18.csv`): the
     /// fit is per stage, every stage's own fit is within 70% per call (the record: MAPE 14.9%,
-    /// max 66.7%), no worse than its family's fit, and the set as a whole is within 16% MAPE.
+    /// max 66.7%), no worse in squared relative error than its family's fit on its own calls,
+    /// and the set as a whole is within 16% MAPE.
     #[test]
     fn committed_codec_set_self_fit_is_bounded() {
         let path = std::path::PathBuf::from(concat!(
@@ -580,12 +581,22 @@ mod tests {
             assert!(e < 0.7, "{p:?}: {e}");
             sum += e;
         }
+        // Each stage's fit is the least-squares optimum of relative error over its own calls,
+        // and the family's cost is a feasible candidate there: on those calls the stage fit's
+        // sum of squared relative errors is no larger (its max need not be: run 18's QSGD
+        // encode is 39.6% against the family's 34.5%).
         for (fam, ops) in &f.stage {
             for (op, c) in ops {
+                let sq = |cost: &CodecCost| -> f64 {
+                    pts.iter()
+                        .filter(|p| p.family == *fam && p.op == *op)
+                        .map(|p| (predict_s(cost, p) / p.time_s - 1.0).powi(2))
+                        .sum()
+                };
+                let (own, family) = (sq(&c.cost), sq(&f.family[fam].cost));
                 assert!(
-                    c.max_abs_pct_err <= f.family[fam].max_abs_pct_err + 1e-9,
-                    "{fam} {op}: {c:?} vs {:?}",
-                    f.family[fam]
+                    own <= family * (1.0 + 1e-6) + 1e-12,
+                    "{fam} {op}: Σ rel² {own} with its own fit vs {family} with the family's"
                 );
             }
         }
