@@ -369,8 +369,8 @@ fn scenario_study_writes_break_even_and_plots() {
 
 #[test]
 fn calibrated_collectives_on_the_measured_cluster_only() {
-    // 2×H200 on one node (the run-12 machine): the fitted all-reduce, α–β with α and busbw
-    // from models/calibration/h200-gradcomp.toml, so t(1 GiB) = α + 2³⁰/busbw; the label says so.
+    // 2×H200 on one node (the run-18 machine): the fitted all-reduce, α–β with α and busbw
+    // from models/calibration/h200-gradcomp.toml, so t(512 MiB) = α + 2²⁹/busbw; the label says so.
     let cal: toml::Table =
         toml::from_str(include_str!("../../models/calibration/h200-gradcomp.toml")).unwrap();
     let ar = cal["collective"]
@@ -391,7 +391,7 @@ fn calibrated_collectives_on_the_measured_cluster_only() {
         "--op",
         "allreduce",
         "--bytes",
-        "1073741824",
+        "536870912",
         "--workers",
         "2",
         "--gpus-per-node",
@@ -401,13 +401,13 @@ fn calibrated_collectives_on_the_measured_cluster_only() {
     ];
     let v = json(&[&args[..], &["--gpu", "h200"]].concat());
     assert_eq!(
-        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        v["collectives"], "calibrated (2×H200 NVLink, run 18)",
         "{v}"
     );
-    let want = alpha + 1073741824.0 / bw;
+    let want = alpha + 536870912.0 / bw;
     assert!((f(&v, "time_s") - want).abs() < 1e-12 * want, "{v}");
-    // Measured on run 12: 3.2592 ms; the α–β fit is within 10% of it.
-    assert!((f(&v, "time_s") / 3.259_2e-3 - 1.0).abs() < 0.10, "{v}");
+    // Measured on run 18: 1.70824 ms; the α–β fit is within 10% of it.
+    assert!((f(&v, "time_s") / 1.708_24e-3 - 1.0).abs() < 0.10, "{v}");
     // Without --gpu, with another link, or on 4 ranks: the datasheet α–β formulas.
     let v = json(&args);
     assert_eq!(v["collectives"], "datasheet α–β");
@@ -434,7 +434,7 @@ fn calibrated_collectives_on_the_measured_cluster_only() {
     ];
     let v = json(&g);
     assert_eq!(
-        v["collectives"], "calibrated (2×H200 NVLink, run 12)",
+        v["collectives"], "calibrated (2×H200 NVLink, run 18)",
         "{v}"
     );
     assert_eq!(
