@@ -719,3 +719,37 @@ pub fn evaluate_each(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The multi-trainer keys are scenario keys of the CLI's names, for the front door and the
+    /// study's points alike: 8 trainers all-reducing 1e6 fp32 parameters at 10 Gb/s take
+    /// 5.74e-3 s per iteration (see `pipeline::tests::dense_sync_by_hand`; tolerance 1e-12
+    /// relative).
+    #[test]
+    fn multi_trainer_keys_are_scenario_keys() {
+        let keys = "trainers = 8\ndense_params = 1e6\nsync_gbps = 10.0\n";
+        let spec: Spec = toml::from_str(&format!(
+            "zipf = 1.05\nrows = 100\naccesses = 1000\ncompute_s = 1e-3\n{keys}"
+        ))
+        .unwrap();
+        let p = spec.resolve(&Catalog::embedded().unwrap()).unwrap();
+        let pipe = p.pipe.unwrap();
+        assert_eq!(pipe.trainers, 8);
+        assert!((pipe.dense_sync_s - 5.74e-3).abs() < 5.74e-3 * 1e-12);
+        let point: super::super::study::PointSpec = toml::from_str(&format!(
+            "profile = 'criteo-kaggle'\npolicy = 'lru'\ncache = '5%'\n{keys}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (point.trainers, point.dense_params, point.sync_gbps),
+            (8, 1e6, Some(10.0))
+        );
+        let e = toml::from_str::<Spec>("trainerz = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trainerz"), "{e}");
+    }
+}
