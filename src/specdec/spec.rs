@@ -466,7 +466,7 @@ impl Spec {
         }
     }
 
-    /// Validates the spec against `cat` (and its calibration, when present) and builds what
+    /// Validates the spec against `cat` (its GPU and software stack) and builds what
     /// [`evaluate`] needs.
     ///
     /// # Errors
