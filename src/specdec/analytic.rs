@@ -174,4 +174,36 @@ mod tests {
         assert!(r.windows(2).all(|w| w[0].tokens_per_s >= w[1].tokens_per_s));
         assert_eq!(r[0].alpha, Some(0.9));
     }
+
+    #[test]
+    fn a_point_that_does_not_fit_is_never_ranked_above_one_that_does() {
+        // Llama-3.1-8B target on a GPU of 20 GB: the faster draft (3B, α 0.95) needs 22.4 GB with
+        // the target, the slower one (1B, α 0.3) 18.5 GB.
+        let cat = crate::Catalog::embedded().unwrap();
+        let gpu = cat.gpu("h200").unwrap();
+        let fm = |n: &str| {
+            crate::specdec::ForwardModel::new(
+                cat.llm(n).unwrap().clone(),
+                crate::specdec::HwRates::bf16(gpu, &gpu.latency),
+                None,
+            )
+            .unwrap()
+        };
+        let with = |alpha: f64, draft: &str, gpu_bytes: f64| Params {
+            cost: CostModel::DraftModel {
+                target: fm("llama-3.1-8b"),
+                draft: fm(draft),
+            },
+            gpu_memory_bytes: Some(gpu_bytes),
+            ..raw(alpha, Gamma::Fixed(3), 0.1)
+        };
+        let big = with(0.95, "llama-3.2-3b", 20e9);
+        let small = with(0.3, "llama-3.2-1b", 20e9);
+        assert_eq!(big.fits_memory(), Some(false));
+        assert_eq!(small.fits_memory(), Some(true));
+        assert!(analytic(&big).unwrap().tokens_per_s > analytic(&small).unwrap().tokens_per_s);
+        let r = rank(&[big, small]).unwrap();
+        assert_eq!(r[0].fits_memory, Some(true));
+        assert_eq!(r[0].alpha, Some(0.3));
+    }
 }

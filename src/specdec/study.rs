@@ -93,7 +93,7 @@ fn latency_note(points: &[(Spec, Point, toml::Table)], cat: &Catalog) -> String 
                 Ok(s) if *st != "none" => s.describe(),
                 _ => "step times given, no latency model".to_string(),
             };
-            format!("- {g}: stack `{st}`, {lm}: {from}")
+            format!("- {g} (latency model: {lm}): stack {from}")
         })
         .collect();
     let stacks = stacks_of(points);

@@ -450,7 +450,9 @@ fn a_study_says_whether_gpus_share_a_stack_and_never_ranks_a_misfit_best() {
         let hdr = csv.lines().next().unwrap().to_string();
         assert!(hdr.split(',').any(|c| c == "stack"), "{hdr}");
         assert!(hdr.split(',').any(|c| c == "latency_model"), "{hdr}");
-        std::fs::read_to_string(out.join("summary.md")).unwrap()
+        let svg = std::fs::read_to_string(out.join("sd-tokens_per_s.svg")).unwrap();
+        assert!(svg.contains("stack"), "plot names no stack");
+        std::fs::read_to_string(out.join("summary.md")).unwrap() + &svg
     };
     let head = "[[study]]\nname = \"sd\"\ntechnique = \"specdec\"\ntarget = \"llama-3.1-70b\"\ntp = 2\nbatch = 64\ncontext_tokens = 2048\ngamma = 2\n";
     let drafts = "draft = [{ model = \"llama-3.1-8b\", alpha = 0.95 }, { model = \"llama-3.2-1b\", alpha = 0.5 }]\n";
@@ -458,6 +460,10 @@ fn a_study_says_whether_gpus_share_a_stack_and_never_ranks_a_misfit_best() {
         "{head}[study.sweep]\ngpu = [\"h100\", \"h200\"]\n{drafts}"
     ));
     assert!(md.contains("GPUs compared on one footing"), "{md}");
+    assert!(
+        md.contains("(stack: harness)"),
+        "plot title names the stack"
+    );
     assert!(
         md.contains("applies only to points on h200 with the harness stack"),
         "{md}"
@@ -476,4 +482,6 @@ fn a_study_says_whether_gpus_share_a_stack_and_never_ranks_a_misfit_best() {
         "{head}gpu = \"h200\"\n[study.sweep]\nstack = [\"harness\", \"datasheet\"]\n{drafts}"
     ));
     assert!(md.contains("mixes software stacks on purpose"), "{md}");
+    // Plot legends name each row's stack when a study mixes them.
+    assert!(md.contains("stack=datasheet") && md.contains("stack=harness"));
 }
