@@ -321,7 +321,8 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| {
-        parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)"
+        parts.join(". ")
+            + " (`perfcast validate` recomputes these; they apply on the GPU named, with the software stack calibrated there (specdec: the harness stack); other GPUs and stacks have no measured error)"
     })
 }
 
