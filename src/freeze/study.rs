@@ -228,7 +228,7 @@ impl FreezeStudy {
             by.entry(label).or_default().push((xval(m), m.speedup));
         }
         let x_label = match x_axis {
-            "epochs" => "epochs",
+            "epochs" => "fine-tuning length (epochs)",
             "batch" => "batch size (samples per iteration)",
             _ => "dataset size (samples per epoch)",
         };
@@ -251,7 +251,7 @@ impl FreezeStudy {
             plots.push(LinePlot {
                 stem: format!("{name}-cache_break_even"),
                 title: format!("{name}: when caching the frozen prefix pays"),
-                x_label: "epochs of fine-tuning".into(),
+                x_label: "fine-tuning length (epochs)".into(),
                 y_label: "cache saving (% of the uncached run; < 0: it costs)".into(),
                 log_x: false,
                 log_y: false,
