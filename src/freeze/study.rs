@@ -23,7 +23,7 @@ use super::spec::{ProfileMemo, Spec};
 use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::report::{LinePlot, Rows, Series};
+use crate::report::{units, LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec, DEFAULT_SEED};
 use crate::sweep::{par_map, Progress};
 use std::collections::BTreeMap;
@@ -309,7 +309,7 @@ impl FreezeStudy {
             s,
             "Best configuration per dataset size (cache must fit its tier):\n"
         );
-        let _ = writeln!(s, "| model | gpu | samples | epochs | best policy | cache | total (s) | baseline (s) | speedup | frozen at end | cache bytes |");
+        let _ = writeln!(s, "| model | gpu | samples | epochs | best policy | cache | total | baseline | speedup | frozen at end | cache size |");
         let _ = writeln!(s, "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|");
         let mut best: BTreeMap<(String, String, u64, u32, u32), &Metrics> = BTreeMap::new();
         for m in res.iter().filter(|m| m.cache_fits != Some(false)) {
@@ -323,15 +323,15 @@ impl FreezeStudy {
         for ((model, gpu, n, e, _), m) in &best {
             let _ = writeln!(
                 s,
-                "| {model} | {gpu} | {n} | {e} | {} | {} | {:.1} | {:.1} | {:.3} | {}/{} | {:.3e} |",
+                "| {model} | {gpu} | {n} | {e} | {} | {} | {} | {} | {:.3} | {}/{} | {} |",
                 m.policy,
                 m.cache.name(),
-                m.total_s,
-                m.baseline_s,
+                units::seconds(m.total_s),
+                units::seconds(m.baseline_s),
                 m.speedup,
                 m.frozen_layers_final,
                 m.layers,
-                m.cache_bytes
+                units::bytes(m.cache_bytes)
             );
         }
         let _ = writeln!(s, "\nWhen caching pays (break-even epochs = reading epochs needed to repay one writing epoch at the final boundary; break-even bandwidth = read bandwidth above which reading beats recomputing the frozen prefix):\n");
