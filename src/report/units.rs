@@ -65,6 +65,33 @@ pub fn rate(v: f64, unit: &str) -> String {
     format!("{} {unit}", s.trim_end())
 }
 
+/// A number of the field `key` in people's units, read from the field's unit suffix (DESIGN.md
+/// §5): `_bytes` → `141 GB`, `bytes_per_s` → `1.25 GB/s`, `tokens_per_s` → `70.4 tokens/s`,
+/// other `_per_s` → `1.2 k /s`, `_s` → `1.68 ms`. `None` for fields without a unit suffix
+/// (counts, ratios, fractions), which print as they are.
+pub fn for_field(key: &str, v: f64) -> Option<String> {
+    if !v.is_finite() {
+        return None;
+    }
+    if key.ends_with("bytes_per_s") {
+        Some(format!("{}/s", bytes(v)))
+    } else if key.ends_with("_bytes") || key == "bytes" {
+        Some(bytes(v))
+    } else if let Some(stem) = key.strip_suffix("_per_s") {
+        let unit = stem.rsplit('_').next().unwrap_or("");
+        match unit {
+            "tokens" | "samples" | "requests" | "accesses" | "steps" => {
+                Some(rate(v, &format!("{unit}/s")))
+            }
+            _ => Some(rate(v, "/s")),
+        }
+    } else if key.ends_with("_s") {
+        Some(seconds(v))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +110,16 @@ mod tests {
         assert_eq!(rate(527.0, "tokens/s"), "527 tokens/s");
         assert_eq!(rate(1336.5, "tokens/s"), "1.34 k tokens/s");
         assert_eq!(sig3(0.0), "0");
+        assert_eq!(for_field("memory_bytes", 1.4087e11).unwrap(), "141 GB");
+        assert_eq!(for_field("draft_step_s", 0.001684).unwrap(), "1.68 ms");
+        assert_eq!(for_field("tokens_per_s", 70.4411).unwrap(), "70.4 tokens/s");
+        assert_eq!(
+            for_field("sim_requests_per_s", 2.5e6).unwrap(),
+            "2.5 M requests/s"
+        );
+        assert_eq!(for_field("busbw_bytes_per_s", 1.25e9).unwrap(), "1.25 GB/s");
+        assert_eq!(for_field("speedup", 2.68), None);
+        assert_eq!(for_field("hit_rate", 0.7), None);
         assert_eq!(sig3(f64::NAN), "—");
     }
 }
