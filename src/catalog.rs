@@ -199,7 +199,7 @@ pub fn parse_toml_str<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T>
         Error::parse(
             path,
             line,
-            e.message().replace('\n', " ").trim().to_string(),
+            crate::error::plain_serde_message(e.message().replace('\n', " ").trim()),
         )
     })
 }

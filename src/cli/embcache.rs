@@ -316,7 +316,7 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
             stem: "mrc".into(),
             title: format!("LRU miss-ratio curve: {}", trace.source),
             x_label: "cache size (rows)".into(),
-            y_label: "miss ratio".into(),
+            y_label: "miss ratio (fraction of accesses)".into(),
             log_x: true,
             log_y: false,
             series: vec![Series {

@@ -406,7 +406,12 @@ impl EmbcacheStudy {
                     .collect(),
             };
         vec![
-            mk("hit-rate", "hit rate per access", "hit rate", hit),
+            mk(
+                "hit-rate",
+                "hit rate per access",
+                "hit rate (fraction of accesses)",
+                hit,
+            ),
             mk(
                 "speedup",
                 "iteration speedup over no cache",
