@@ -1,5 +1,9 @@
 //! The catalog: hardware, model architectures and scenarios known to the binary.
 //!
+//! Hardware terms (datasheet peaks and bandwidths, [`Gpu`]) and software-stack terms (kernel
+//! efficiencies and fixed overheads, [`Stack`]) are separate entries, so a stack calibrated on one
+//! GPU can be applied to another ([`stack`]).
+//!
 //! Every file under `models/` that the library needs is embedded with `include_str!`, so the binary
 //! works from any directory. `--catalog DIR` replaces any embedded file with `DIR/<same path>` when
 //! that file exists there.
@@ -7,10 +11,12 @@
 mod calibration;
 mod gpu;
 mod llm;
+pub mod stack;
 
 pub use calibration::{GpuLatency, RecordedSet, Source, ValidationRecord};
 pub use gpu::{Gpu, LatencyDefaults};
 pub use llm::{LlmArch, NormKind};
+pub use stack::{Stack, StackName, DEFAULT_STACK, HARNESS_REFERENCE_GPU};
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -193,7 +199,7 @@ pub fn parse_toml_str<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T>
         Error::parse(
             path,
             line,
-            e.message().replace('\n', " ").trim().to_string(),
+            crate::error::plain_serde_message(e.message().replace('\n', " ").trim()),
         )
     })
 }

@@ -4,6 +4,7 @@
 pub mod calibrate;
 pub mod catalog_cmd;
 pub mod collective;
+pub mod docs;
 pub mod embcache;
 pub mod freeze;
 pub mod gradcomp;
@@ -64,6 +65,10 @@ pub enum Command {
     /// Prediction error of every end-to-end measurement (exit 1 when a set exceeds tolerance).
     #[command(allow_negative_numbers = true)]
     Validate(validate::ValidateArgs),
+    /// Write a shell completion script to stdout (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Write the man page (roff) to stdout: `perfcast man | man -l -`, or one command's page.
+    Man(docs::ManArgs),
 }
 
 /// Options every command sees.
@@ -106,6 +111,12 @@ impl Outcome {
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<Outcome> {
+    // Generated from the clap definition alone: no catalog needed.
+    match &cli.command {
+        Command::Completions(a) => return Ok(docs::completions(a)),
+        Command::Man(a) => return docs::man(a),
+        _ => {}
+    }
     let catalog = Catalog::load(cli.catalog.as_deref())?;
     let g = Globals {
         catalog,
@@ -122,5 +133,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Gradcomp(a) => gradcomp::exec(a, &g),
         Command::Calibrate(a) => calibrate::exec(a, &g),
         Command::Validate(a) => validate::exec(a, &g),
+        Command::Completions(a) => Ok(docs::completions(&a)),
+        Command::Man(a) => docs::man(&a),
     }
 }

@@ -166,6 +166,68 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A serde/TOML error message in plain words: the Rust type names serde puts in it
+/// (`expected struct DraftSpec`, `untagged enum GammaSpec`, `expected f64`) become what the user
+/// writes (`expected a table`, `expected a number`). The rest of the message (the key, the value
+/// given) is kept.
+pub fn plain_serde_message(msg: &str) -> String {
+    let mut s = msg.to_string();
+    for (prefix, plain) in [
+        (
+            "data did not match any variant of untagged enum ",
+            "the value has an unsupported type or form",
+        ),
+        ("expected tuple struct ", "expected a value"),
+        ("expected unit struct ", "expected a value"),
+        ("expected struct ", "expected a table"),
+        ("expected enum ", "expected one of the allowed names"),
+        ("expected struct variant of enum ", "expected a table"),
+    ] {
+        while let Some(i) = s.find(prefix) {
+            let rest = &s[i + prefix.len()..];
+            let ident = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            s = format!("{}{plain}{}", &s[..i], &rest[ident..]);
+        }
+    }
+    for (rust, plain) in [
+        ("f64", "a number"),
+        ("f32", "a number"),
+        ("i64", "an integer"),
+        ("i32", "an integer"),
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("u16", "a non-negative integer"),
+        ("u8", "a non-negative integer"),
+        ("usize", "a non-negative integer"),
+        ("a sequence", "a list"),
+        ("a map", "a table"),
+        ("a borrowed string", "a string"),
+    ] {
+        for lead in ["expected ", "expected one of "] {
+            let from = format!("{lead}{rust}");
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find(&from) {
+                let after = &rest[i + from.len()..];
+                // Only a whole word: `expected u8` but not `expected u8x`.
+                if after.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    out.push_str(&rest[..i + from.len()]);
+                } else {
+                    out.push_str(&rest[..i]);
+                    out.push_str(lead);
+                    out.push_str(plain);
+                }
+                rest = after;
+            }
+            out.push_str(rest);
+            s = out;
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +247,40 @@ mod tests {
         assert_eq!(e.to_string(), "t\\r.txt:3: id 'a\\tb' is not an integer");
         // Non-ASCII text is kept.
         assert_eq!(esc("≥ é"), "≥ é");
+    }
+
+    #[test]
+    fn serde_messages_name_no_rust_type() {
+        let cases = [
+            (
+                "invalid type: string \"tinyllama\", expected struct DraftSpec in `draft`",
+                "invalid type: string \"tinyllama\", expected a table in `draft`",
+            ),
+            (
+                "data did not match any variant of untagged enum GammaSpec in `gamma`",
+                "the value has an unsupported type or form in `gamma`",
+            ),
+            (
+                "invalid type: string \"x\", expected f64 in `alpha`",
+                "invalid type: string \"x\", expected a number in `alpha`",
+            ),
+            (
+                "invalid type: string \"x\", expected u64",
+                "invalid type: string \"x\", expected a non-negative integer",
+            ),
+            (
+                "invalid type: integer `3`, expected a sequence",
+                "invalid type: integer `3`, expected a list",
+            ),
+            (
+                "unknown variant `x`, expected enum perfcast::Method",
+                "unknown variant `x`, expected one of the allowed names",
+            ),
+            ("unknown field `alpah`", "unknown field `alpah`"),
+        ];
+        for (from, want) in cases {
+            assert_eq!(plain_serde_message(from), want);
+        }
     }
 
     #[test]

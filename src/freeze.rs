@@ -245,7 +245,7 @@ pub fn timeline_plot(stem: &str, title: &str, results: &[(String, &Metrics)]) ->
         stem: stem.to_string(),
         title: title.to_string(),
         x_label: "training step (iterations)".into(),
-        y_label: "frozen layers (front prefix)".into(),
+        y_label: "frozen layers (count, front prefix)".into(),
         log_x: false,
         log_y: false,
         series: results

@@ -10,7 +10,9 @@
 //! DDP by default: comparing against fp32 flatters compression, Agarwal et al. 2022).
 
 pub mod calib;
-pub mod collective;
+/// The collective cost model lives in the shared layer ([`crate::collective`]) so embcache's
+/// dense synchronization uses the same one; re-exported here under its old path.
+pub use crate::collective;
 pub mod compressor;
 pub mod ddp;
 pub mod lowrank;

@@ -30,6 +30,7 @@
 
 pub mod catalog;
 pub mod check;
+pub mod collective;
 pub mod des;
 pub mod dnn;
 pub mod embcache;

@@ -8,4 +8,5 @@ pub use self::csv::{write_atomic, Rows};
 pub use output::{print_records, Format};
 pub use plot::{LinePlot, Series};
 pub mod summary;
+pub mod units;
 pub use summary::run_scenario;

@@ -92,7 +92,7 @@ impl StudySpec {
                 format!(
                     "study '{}': {}",
                     self.name,
-                    e.to_string().replace('\n', " ").trim()
+                    crate::error::plain_serde_message(e.to_string().replace('\n', " ").trim())
                 ),
             )
         })

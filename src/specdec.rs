@@ -26,7 +26,7 @@ pub use acceptance::{alpha_from_acceptance_rate, Acceptance};
 pub use analytic::{analytic, best_gamma, rank};
 pub use latency::{Chai, ForwardModel, HwRates, Shape, TpLink};
 pub use sim::{simulate, SimConfig};
-pub use spec::{evaluate, DraftSpec, GammaSpec, Method, Point, Spec};
+pub use spec::{evaluate, DraftSpec, GammaSpec, Method, Point, Solve, Spec, MAX_TP};
 
 use crate::check;
 use crate::error::{Error, Result};
@@ -199,6 +199,46 @@ impl CostModel {
     }
 }
 
+/// Where a point's costs come from, for output labels: the GPU (hardware terms), the software
+/// stack (stack terms, [`crate::catalog::stack`]) and how the latency model used them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Platform {
+    /// Catalog GPU name (empty when not known).
+    pub gpu: String,
+    /// Stack label: `harness`, `datasheet`, `file:<path>`, or `none` when the step times were
+    /// given and no latency model ran.
+    pub stack: String,
+    /// `calibrated` (the stack was measured on this GPU), `calibrated on <gpu>` (measured on
+    /// another GPU, applied to this one's hardware terms), `uncalibrated catalog defaults`, or
+    /// `given step times`.
+    pub latency_model: String,
+}
+
+impl Platform {
+    /// The label of points whose step times were given directly (no latency model).
+    pub fn given(gpu: &str) -> Self {
+        Platform {
+            gpu: gpu.to_string(),
+            stack: "none".into(),
+            latency_model: "given step times".into(),
+        }
+    }
+
+    /// The label of points whose costs come from the roofline on `gpu` with `stack`.
+    pub fn of(gpu: &str, stack: &crate::catalog::Stack) -> Self {
+        let latency_model = match &stack.measured_on {
+            None => "uncalibrated catalog defaults".to_string(),
+            Some(g) if g == gpu => "calibrated".to_string(),
+            Some(g) => format!("calibrated on {g}"),
+        };
+        Platform {
+            gpu: gpu.to_string(),
+            stack: stack.name.clone(),
+            latency_model,
+        }
+    }
+}
+
 /// Lookahead: a fixed γ or the best γ in 1..=[`AUTO_GAMMA_MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gamma {
@@ -227,6 +267,8 @@ pub struct Params {
     pub cost: CostModel,
     /// Device memory of one GPU, bytes (to flag configurations that do not fit).
     pub gpu_memory_bytes: Option<f64>,
+    /// GPU, stack and latency model, for output labels.
+    pub platform: Platform,
 }
 
 impl Params {
@@ -243,6 +285,21 @@ impl Params {
         check::int_in("batch", i64::from(self.batch), 1, 65536)?;
         check::non_negative("context_tokens", self.context_tokens)?;
         Ok(())
+    }
+
+    /// Device memory one GPU needs, bytes: the target's weights and KV cache split over its
+    /// tensor-parallel group plus an unsplit draft model's, for `batch` sequences at twice the
+    /// mean context (the longest sequence of a batch decoding from 0 to 2·c). None for raw costs.
+    pub fn memory_bytes(&self) -> Option<f64> {
+        self.cost
+            .memory_bytes(f64::from(self.batch), 2.0 * self.context_tokens)
+    }
+
+    /// Whether [`Params::memory_bytes`] fits one GPU's memory; None when either is unknown.
+    pub fn fits_memory(&self) -> Option<bool> {
+        self.memory_bytes()
+            .zip(self.gpu_memory_bytes)
+            .map(|(m, g)| m <= g)
     }
 }
 
@@ -283,7 +340,9 @@ pub struct Metrics {
     pub baseline_tokens_per_s: f64,
     /// tokens_per_s / baseline_tokens_per_s.
     pub speedup: f64,
-    /// Device memory needed (weights + KV at 2 × context), bytes; None for raw costs.
+    /// Device memory one GPU needs (target weights and KV cache at 2 × context split over the
+    /// tensor-parallel group, plus an unsplit draft's), bytes; None for raw costs
+    /// ([`Params::memory_bytes`]).
     pub memory_bytes: Option<f64>,
     /// Whether `memory_bytes` fits the GPU; None when unknown.
     pub fits_memory: Option<bool>,
@@ -295,4 +354,23 @@ pub struct Metrics {
     pub p99_token_latency_s: Option<f64>,
     /// Seed of the simulation's random draws.
     pub seed: Option<u64>,
+    /// Catalog GPU (hardware terms: peaks, bandwidths, memory).
+    pub gpu: String,
+    /// Software stack whose terms the latency model used (`harness`, `datasheet`,
+    /// `file:<path>`; `none` for given step times): see [`crate::catalog::stack`].
+    pub stack: String,
+    /// How the costs were obtained: `calibrated` (stack measured on this GPU), `calibrated on
+    /// <gpu>` (stack measured on another GPU), `uncalibrated catalog defaults`, or `given step
+    /// times`.
+    pub latency_model: String,
+}
+
+/// Orders rankings: points that fit in GPU memory (or whose memory is unknown) before points
+/// that do not, each group by tokens/s, highest first. A point that does not fit is never
+/// ranked above one that does.
+pub fn rank_order(a: &Metrics, b: &Metrics) -> std::cmp::Ordering {
+    let fits = |m: &Metrics| m.fits_memory != Some(false);
+    fits(b)
+        .cmp(&fits(a))
+        .then(b.tokens_per_s.total_cmp(&a.tokens_per_s))
 }

@@ -321,7 +321,8 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| {
-        parts.join(". ") + " (`perfcast validate` recomputes these; other GPUs are uncalibrated)"
+        parts.join(". ")
+            + " (`perfcast validate` recomputes these; they apply on the GPU named, with the software stack calibrated there (specdec: the harness stack); other GPUs and stacks have no measured error)"
     })
 }
 
@@ -332,6 +333,114 @@ fn note_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
 pub fn validation_note(cat: &Catalog, technique: &str) -> String {
     note_from(&cat.validation_records(), technique)
         .unwrap_or_else(|| format!("no committed measurement set validates `{technique}` yet: treat these numbers as uncalibrated model output"))
+}
+
+/// What each cost source of a recorded set means (the `costs` column of the validation records).
+const COST_SOURCES: [(&str, &str); 5] = [
+    ("roofline", "the calibrated latency model, architectures measured on this GPU"),
+    ("pooled", "one latency model pooled over every measured architecture"),
+    ("heldout", "architectures never measured: each predicted by a fit without its own measurements (what predictions for other models carry)"),
+    ("profile", "given measured forward latencies (the speculative-decoding model alone)"),
+    ("calibrated", "the fit of the technique's micro-measurements"),
+];
+
+/// The measured error of `technique` as a compact Markdown table (set, points, cost source,
+/// MAPE, max, tolerance), one per GPU record, with the cost sources it uses explained once
+/// below it. Errors are printed in percent with one decimal; the recorded fractions are in the
+/// catalog's `calibration/*-validation.toml`.
+pub fn validation_table(cat: &Catalog, technique: &str) -> String {
+    table_from(&cat.validation_records(), technique).unwrap_or_else(|| {
+        format!(
+            "No committed measurement set validates `{technique}` yet: treat these numbers as \
+             uncalibrated model output.\n"
+        )
+    })
+}
+
+fn table_from(records: &[ValidationRecord], technique: &str) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut used: Vec<&str> = Vec::new();
+    for r in records {
+        let mut sets: Vec<&RecordedSet> =
+            r.set.iter().filter(|s| s.technique == technique).collect();
+        if sets.is_empty() {
+            continue;
+        }
+        // Columns: the cost sources these sets use, in COST_SOURCES order.
+        let mut cols: Vec<&str> = COST_SOURCES
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| sets.iter().any(|s| s.costs == *k))
+            .collect();
+        for s in &sets {
+            if !cols.contains(&s.costs.as_str()) {
+                cols.push(s.costs.as_str());
+            }
+        }
+        for c in &cols {
+            if !used.contains(c) {
+                used.push(c);
+            }
+        }
+        sets.sort_by(|a, b| a.set.cmp(&b.set));
+        let mut names: Vec<&str> = sets.iter().map(|s| s.set.as_str()).collect();
+        names.dedup();
+        let _ = writeln!(
+            out,
+            "{} measured on {} ({}, {}); each cell is MAPE / max, **bold** when outside \
+             tolerance:\n",
+            if technique == "specdec" {
+                "Tokens/s"
+            } else {
+                "Times"
+            },
+            r.gpu,
+            if r.calibrated {
+                "calibrated"
+            } else {
+                "uncalibrated"
+            },
+            r.date
+        );
+        let _ = writeln!(out, "| set | points | {} |", cols.join(" | "));
+        let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(cols.len()));
+        for name in names {
+            let of = |c: &str| sets.iter().find(|s| s.set == name && s.costs == c);
+            let points = sets.iter().find(|s| s.set == name).map_or(0, |s| s.points);
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|c| match of(c) {
+                    None => "—".into(),
+                    Some(s) => {
+                        let v =
+                            format!("{:.1}% / {:.1}%", 100.0 * s.mape, 100.0 * s.max_abs_pct_err);
+                        if s.pass {
+                            v
+                        } else {
+                            format!("**{v}**")
+                        }
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "| `{name}` | {points} | {} |", cells.join(" | "));
+        }
+        out.push('\n');
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let legend: Vec<String> = COST_SOURCES
+        .iter()
+        .filter(|(k, _)| used.contains(k))
+        .map(|(k, what)| format!("`{k}`: {what}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Cost sources: {}. `perfcast validate` recomputes these; other GPUs are uncalibrated.",
+        legend.join("; ")
+    );
+    Some(out)
 }
 
 #[cfg(test)]
@@ -388,6 +497,50 @@ mod tests {
         );
         // The override replaced the embedded h200 record: no specdec sets left.
         assert!(validation_note(&over, "specdec").starts_with("no committed"));
+    }
+
+    #[test]
+    fn table_has_one_row_per_set_and_cost_source() {
+        let set = |name: &str, costs: &str, mape: f64, pass: bool| RecordedSet {
+            technique: "specdec".into(),
+            set: name.into(),
+            costs: costs.into(),
+            points: 24,
+            mape,
+            max_abs_pct_err: 0.072,
+            pass,
+        };
+        let r = ValidationRecord {
+            gpu: "h200".into(),
+            generated_by: "t".into(),
+            date: "2026-11-29T00:00:00Z".into(),
+            calibrated: true,
+            set: vec![
+                set("h200-e2e", "profile", 0.031, true),
+                set("h200-e2e", "roofline", 0.12, false),
+                set("other", "calibrated", 0.5, false),
+            ],
+            source: vec![],
+        };
+        let t = table_from(std::slice::from_ref(&r), "specdec").unwrap();
+        // One row per set, one column per cost source in use (roofline before profile).
+        assert!(
+            t.contains("| set | points | roofline | profile | calibrated |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `h200-e2e` | 24 | **12.0% / 7.2%** | 3.1% / 7.2% | — |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `other` | 24 | — | — | **50.0% / 7.2%** |"),
+            "{t}"
+        );
+        assert_eq!(t.lines().filter(|l| l.starts_with("| `")).count(), 2);
+        // Each source is explained once; unused ones are not.
+        assert_eq!(t.matches("`profile`: given measured").count(), 1, "{t}");
+        assert!(!t.contains("`heldout`"), "{t}");
+        assert!(table_from(&[r], "freeze").is_none());
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct ValidationRecord {
 
 #[derive(Deserialize)]
 struct CalibHead {
+    /// The catalog GPU the file was measured on.
+    #[serde(default)]
+    gpu: Option<String>,
     latency: LatencyDefaults,
     #[serde(default)]
     fitted_kinds: Option<Vec<String>>,
@@ -117,7 +120,12 @@ struct ModelHead {
 #[derive(Debug, Default)]
 pub(super) struct Resolved {
     by_gpu: BTreeMap<String, OnceLock<Result<GpuLatency>>>,
+    /// Stack files by path, each parsed once (a study resolves its stack once per point).
+    files: std::sync::Mutex<BTreeMap<std::path::PathBuf, StackFile>>,
 }
+
+/// A parsed stack file: its terms and the GPU it names as measured on.
+type StackFile = Result<(GpuLatency, Option<String>)>;
 
 impl Resolved {
     pub(super) fn new(gpus: &[super::Gpu]) -> Self {
@@ -126,6 +134,7 @@ impl Resolved {
                 .iter()
                 .map(|g| (g.name.clone(), OnceLock::new()))
                 .collect(),
+            files: Default::default(),
         }
     }
 }
@@ -198,12 +207,51 @@ impl Catalog {
                 held_out: BTreeMap::new(),
             });
         };
-        let f: CalibHead = parse_toml_str(&text, &path)?;
+        Ok(self.parse_latency(&text, &path)?.0)
+    }
+
+    /// The terms of a stack file (calibration format; see [`super::stack`]) and the GPU it was
+    /// measured on, if it says. Each path is read once per loaded catalog.
+    ///
+    /// # Errors
+    /// The file cannot be read or is malformed (as a calibration file).
+    pub(super) fn stack_file(&self, p: &std::path::Path) -> Result<(GpuLatency, Option<String>)> {
+        let mut files = self
+            .resolved
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = files.entry(p.to_path_buf()).or_insert_with(|| {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Error::io(
+                    p,
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("--stack: {e} (allowed: harness, datasheet or a stack file)"),
+                    ),
+                )
+            })?;
+            let (lat, gpu) = self.parse_latency(&text, p)?;
+            if let Some(g) = &gpu {
+                self.gpu(g)?;
+            }
+            Ok((lat, gpu))
+        });
+        r.as_ref().map(Clone::clone).map_err(copy_err)
+    }
+
+    /// Parses a calibration-format file: pooled terms, per-architecture refits, the GPU named.
+    fn parse_latency(
+        &self,
+        text: &str,
+        path: &std::path::Path,
+    ) -> Result<(GpuLatency, Option<String>)> {
+        let f: CalibHead = parse_toml_str(text, path)?;
         f.latency.validate(&format!("{}.latency", path.display()))?;
         if let Some(k) = &f.fitted_kinds {
             if k.iter().any(|k| k != "forward") {
                 return Err(Error::parse(
-                    &path,
+                    path,
                     None,
                     format!("fitted_kinds = {k:?}: a calibration may be fitted from forward rows only (end-to-end rows are for validation)"),
                 ));
@@ -214,7 +262,7 @@ impl Catalog {
         for (name, m) in f.model {
             if self.llm(&name).map(|a| a.name != name).unwrap_or(true) {
                 return Err(Error::parse(
-                    &path,
+                    path,
                     None,
                     format!(
                         "[model.{name}]: not a catalog model name (spelled as in models/llms*.toml)"
@@ -229,11 +277,14 @@ impl Catalog {
             }
             per_model.insert(name, m.latency);
         }
-        Ok(GpuLatency {
-            pooled: f.latency,
-            per_model,
-            held_out,
-        })
+        Ok((
+            GpuLatency {
+                pooled: f.latency,
+                per_model,
+                held_out,
+            },
+            f.gpu,
+        ))
     }
 
     /// Whether a calibration file exists for `gpu` (catalog spelling).

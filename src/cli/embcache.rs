@@ -99,6 +99,25 @@ pub struct EmbcacheArgs {
     /// Pipeline model: latency per transfer, s.
     #[arg(long, default_value_t = 5e-5)]
     pub fetch_latency_s: f64,
+    /// Pipeline model: data-parallel trainers sharing the store's fetch bandwidth (adds trainers,
+    /// dense_sync_s when > 1).
+    #[arg(long, default_value_t = 1)]
+    pub trainers: i64,
+    /// Pipeline model: dense parameters all-reduced across the trainers every iteration.
+    #[arg(long, default_value_t = 0.0)]
+    pub dense_params: f64,
+    /// Pipeline model: bytes per dense parameter in the all-reduce.
+    #[arg(long, default_value_t = 4.0)]
+    pub dense_param_bytes: f64,
+    /// Pipeline model: network bandwidth of a trainer's node for the all-reduce, Gb/s.
+    #[arg(long)]
+    pub sync_gbps: Option<f64>,
+    /// Pipeline model: per-step all-reduce latency, µs.
+    #[arg(long, default_value_t = 10.0)]
+    pub sync_latency_us: f64,
+    /// Pipeline model: all-reduce algorithm (ring, tree, hierarchical).
+    #[arg(long, default_value = "ring")]
+    pub sync_algo: String,
 }
 
 /// Subcommands.
@@ -163,6 +182,12 @@ impl EmbcacheArgs {
             row_bytes: self.row_bytes,
             fetch_bw: self.fetch_bw,
             fetch_latency_s: self.fetch_latency_s,
+            trainers: self.trainers,
+            dense_params: self.dense_params,
+            dense_param_bytes: self.dense_param_bytes,
+            sync_gbps: self.sync_gbps,
+            sync_latency_us: self.sync_latency_us,
+            sync_algo: self.sync_algo.clone(),
         }
     }
 }
@@ -291,7 +316,7 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
             stem: "mrc".into(),
             title: format!("LRU miss-ratio curve: {}", trace.source),
             x_label: "cache size (rows)".into(),
-            y_label: "miss ratio".into(),
+            y_label: "miss ratio (fraction of accesses)".into(),
             log_x: true,
             log_y: false,
             series: vec![Series {

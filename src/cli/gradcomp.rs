@@ -73,22 +73,24 @@ pub struct GradcompArgs {
     /// Also search the break-even node bandwidth (Gb/s) against the baseline.
     #[arg(long)]
     pub break_even: bool,
-    /// Low-rank model: none, pufferfish, cuttlefish.
+    /// Low-rank model: none, pufferfish, cuttlefish (without --ranks/--ranks-csv: the model's
+    /// estimated default Cuttlefish profile; the output's lowrank_ranks says which).
     #[arg(long, default_value = "none")]
     pub lowrank: String,
     /// Pufferfish rank ratio, in (0, 1].
     #[arg(long)]
     pub rank_ratio: Option<f64>,
-    /// Layers kept full rank (Pufferfish), comma separated.
+    /// Layers kept full rank (Pufferfish; Cuttlefish's default profile), comma separated.
     #[arg(long, value_delimiter = ',')]
     pub full_rank_layers: Option<Vec<String>>,
     /// Cuttlefish ranks, `layer=rank` comma separated.
     #[arg(long, value_delimiter = ',')]
     pub ranks: Vec<String>,
-    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank`).
+    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank[,init_stable_rank]`;
+    /// stable ranks are scaled by min(m,n)/srank at init, as Cuttlefish does).
     #[arg(long, value_name = "CSV")]
     pub ranks_csv: Option<PathBuf>,
-    /// Cuttlefish stable-rank scale.
+    /// Cuttlefish stable-rank scale: rank = ⌈scale · stable_rank⌉ instead of Cuttlefish's scaling.
     #[arg(long)]
     pub rank_scale: Option<f64>,
     /// Full-rank warm-up epochs (low-rank run time).

@@ -3,7 +3,7 @@
 use super::{Globals, Outcome};
 use clap::Args;
 use perfcast::report::{print_records, Rows};
-use perfcast::specdec::{evaluate, DraftSpec, GammaSpec, Method, Spec};
+use perfcast::specdec::{evaluate, rank_order, DraftSpec, GammaSpec, Method, Solve, Spec};
 use perfcast::{Error, Result};
 
 /// Arguments of `specdec`.
@@ -12,10 +12,25 @@ pub struct SpecdecArgs {
     /// Target model (catalog name).
     #[arg(long, default_value = "llama-3.1-8b")]
     pub target: String,
-    /// GPU (catalog name); its calibration is used when one exists.
+    /// GPU (catalog name): the hardware terms (bf16 peak, HBM and NVLink bandwidth, memory).
     #[arg(long, default_value = "h200")]
     pub gpu: String,
-    /// Draft model(s), comma separated; several give a ranking sorted by tokens/s.
+    /// Software stack: the latency model's kernel efficiencies and fixed overheads, applied to
+    /// the GPU's hardware terms. `harness` = the perfcast-gpu validation harness as calibrated
+    /// (on the GPU itself when it has a calibration, else on the h200; its measured error applies
+    /// to the h200 only); `datasheet` = the catalog's assumed defaults; or a TOML file in the
+    /// calibration format (models/calibration/README.md). Every GPU gets the same stack, so GPUs
+    /// are compared on one footing; the output's `stack` and `latency_model` say which was used.
+    #[arg(long, default_value = "harness")]
+    pub stack: String,
+    /// Solve instead of taking as given. `min-tp`: the smallest tensor-parallel degree (≥ --tp,
+    /// dividing the target's heads) at which target weights + KV cache (split over the group) +
+    /// the unsplit draft fit one GPU's memory at --batch and twice --context; the output's `tp`
+    /// is the answer. Needs a catalog --draft or --exit-layer.
+    #[arg(long, value_enum)]
+    pub solve: Option<Solve>,
+    /// Draft model(s), comma separated; several give a ranking: configurations that fit in GPU
+    /// memory first, each group sorted by tokens/s.
     #[arg(long, value_delimiter = ',')]
     pub draft: Vec<String>,
     /// LayerSkip self-speculation: exit after this many target layers.
@@ -100,6 +115,8 @@ impl SpecdecArgs {
             context_tokens: self.context,
             chai_clusters: (!self.chai_clusters.is_empty()).then(|| self.chai_clusters.clone()),
             tp: self.tp,
+            stack: self.stack.clone(),
+            solve: self.solve,
             target_step_s: self.target_step_s,
             sim_steps: self.steps,
             gen_tokens: self.gen_tokens,
@@ -158,7 +175,7 @@ impl SpecdecArgs {
 }
 
 /// Runs `specdec`: clap → one [`Spec`] per draft → [`evaluate`] → print (several drafts: a
-/// ranking by tokens/s).
+/// ranking, fitting configurations first, then by tokens/s).
 ///
 /// # Errors
 /// Any validation error of the flags (one line naming the field and the allowed range).
@@ -172,9 +189,9 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         .iter()
         .map(|p| evaluate(p, a.method, a.seed))
         .collect::<Result<Vec<_>>>()?;
-    metrics.sort_by(|x, y| y.tokens_per_s.total_cmp(&x.tokens_per_s));
+    metrics.sort_by(rank_order);
     let mut rows = Rows::from_serialize(&metrics);
-    perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog, &a.gpu);
+    perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog);
     Ok(Outcome::ok(print_records(
         &rows,
         g.format,

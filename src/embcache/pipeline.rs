@@ -17,11 +17,91 @@
 //!   `xfer(m_0)` once before the first batch.
 //!
 //! The mean over batches is the iteration time; speedup = no cache / policy.
+//!
+//! **Several trainers, dense synchronization** (data-parallel DLRM training as in Bagpipe, Agarwal
+//! et al., SOSP 2023: `T` trainers, each with its own cache and a batch stream like the trace's,
+//! one embedding store). The trainers run in lock step, so their fetches and write-backs reach the
+//! store at the same time and share its bandwidth: each moves rows at `bandwidth / T`,
+//! `xfer_T(n) = latency + n · row_bytes · T / bandwidth`. After backward the dense (MLP)
+//! parameters are all-reduced across the `T` trainers, `sync` seconds priced by the shared
+//! collective model ([`crate::collective`], the one gradcomp uses: ring, tree or hierarchical
+//! α–β over one trainer per node), on the critical path with the compute:
+//! `t_b = compute + sync + 2·xfer_T(m_b)` on demand, `max(compute + sync, xfer_T(m_{b+1}) +
+//! xfer_T(w_b))` with prefetch, and no cache as on demand with `m_b = U_b`. One trainer without
+//! dense parameters is the single-trainer model above, unchanged.
 
 use super::BatchCounts;
 use crate::check;
-use crate::error::Result;
+use crate::collective::{self, Algo, Cluster, Op};
+use crate::error::{Error, Result};
 use serde::Serialize;
+
+/// Trainers sharing the embedding store and the dense all-reduce among them (the `trainers`,
+/// `dense_params`, `dense_param_bytes`, `sync_gbps`, `sync_latency_us` and `sync_algo` keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSpec {
+    /// Data-parallel trainers `T`, ≥ 1.
+    pub trainers: i64,
+    /// Dense (non-embedding) parameters all-reduced every iteration (0: no synchronization).
+    pub dense_params: f64,
+    /// Bytes per dense parameter in the all-reduce (4 = fp32 gradients).
+    pub dense_param_bytes: f64,
+    /// Network bandwidth of a trainer's node, Gb/s one direction (needed with dense parameters and
+    /// more than one trainer).
+    pub sync_gbps: Option<f64>,
+    /// Per-step collective latency α, µs.
+    pub sync_latency_us: f64,
+    /// All-reduce algorithm: ring, tree, hierarchical.
+    pub sync_algo: String,
+}
+
+impl Default for SyncSpec {
+    fn default() -> Self {
+        SyncSpec {
+            trainers: 1,
+            dense_params: 0.0,
+            dense_param_bytes: 4.0,
+            sync_gbps: None,
+            sync_latency_us: 10.0,
+            sync_algo: "ring".into(),
+        }
+    }
+}
+
+impl SyncSpec {
+    /// Trainers and the all-reduce time of the dense parameters among them, seconds: the shared
+    /// collective model's all-reduce of `dense_params · dense_param_bytes` bytes on `T` ranks, one
+    /// per node, at `sync_gbps` and `sync_latency_us` (0 for one trainer or no dense parameters).
+    ///
+    /// # Errors
+    /// Trainers outside [1, 65536]; negative parameters; bytes per parameter outside (0, 16];
+    /// a missing or non-positive `--sync-gbps` when there is something to synchronize; negative
+    /// latency; an unknown algorithm.
+    pub fn resolve(&self) -> Result<(u32, f64)> {
+        let t = check::int_in("--trainers", self.trainers, 1, 65536)?;
+        check::non_negative("--dense-params", self.dense_params)?;
+        check::in_closed("--dense-param-bytes", self.dense_param_bytes, 1e-9, 16.0)?;
+        check::non_negative("--sync-latency-us", self.sync_latency_us)?;
+        let algo = Algo::parse(&self.sync_algo)?;
+        if t == 1 || self.dense_params == 0.0 {
+            return Ok((t as u32, 0.0));
+        }
+        let gbps = self.sync_gbps.ok_or_else(|| {
+            Error::range(
+                "--sync-gbps",
+                "missing",
+                "given with --dense-params and --trainers > 1 (Gb/s per trainer node)",
+            )
+        })?;
+        check::positive("--sync-gbps", gbps)?;
+        let c = Cluster::new(t, 1, gbps, gbps, self.sync_latency_us)?;
+        let bytes = self.dense_params * self.dense_param_bytes;
+        Ok((
+            t as u32,
+            collective::time(Op::AllReduce, algo, bytes, &c, None)?.time_s,
+        ))
+    }
+}
 
 /// Link and compute parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,6 +114,10 @@ pub struct Pipeline {
     pub fetch_bw_bytes_per_s: f64,
     /// Fixed latency per transfer, s.
     pub fetch_latency_s: f64,
+    /// Trainers sharing the fetch bandwidth (1: the single-trainer model).
+    pub trainers: u32,
+    /// Dense-parameter all-reduce per iteration, s (on the critical path with the compute).
+    pub dense_sync_s: f64,
 }
 
 impl Pipeline {
@@ -52,16 +136,40 @@ impl Pipeline {
             row_bytes: check::positive("row_bytes", row_bytes)?,
             fetch_bw_bytes_per_s: check::positive("fetch_bw_bytes_per_s", fetch_bw_bytes_per_s)?,
             fetch_latency_s: check::non_negative("fetch_latency_s", fetch_latency_s)?,
+            trainers: 1,
+            dense_sync_s: 0.0,
         })
     }
 
-    /// Time to move `rows` rows, s.
+    /// The same pipeline run by `trainers` trainers sharing the store's bandwidth, with a
+    /// dense all-reduce of `dense_sync_s` seconds per iteration (see [`SyncSpec::resolve`]).
+    ///
+    /// # Errors
+    /// No trainers; a negative or non-finite synchronization time.
+    pub fn with_sync(mut self, trainers: u32, dense_sync_s: f64) -> Result<Self> {
+        if trainers == 0 {
+            return Err(Error::range("--trainers", 0, "≥ 1"));
+        }
+        self.trainers = trainers;
+        self.dense_sync_s = check::non_negative("dense_sync_s", dense_sync_s)?;
+        Ok(self)
+    }
+
+    /// Time for one trainer to move `rows` rows while all `T` trainers move theirs, s:
+    /// `latency + rows · row_bytes · T / bandwidth` (0 for no rows).
     pub fn xfer_s(&self, rows: u32) -> f64 {
         if rows == 0 {
             0.0
         } else {
-            self.fetch_latency_s + f64::from(rows) * self.row_bytes / self.fetch_bw_bytes_per_s
+            self.fetch_latency_s
+                + f64::from(rows) * self.row_bytes * f64::from(self.trainers)
+                    / self.fetch_bw_bytes_per_s
         }
+    }
+
+    /// Dense compute plus the dense all-reduce, s.
+    fn busy_s(&self) -> f64 {
+        self.compute_s + self.dense_sync_s
     }
 
     /// Mean iteration time without a cache, s.
@@ -69,7 +177,7 @@ impl Pipeline {
         mean(
             bc.unique
                 .iter()
-                .map(|&u| self.compute_s + 2.0 * self.xfer_s(u)),
+                .map(|&u| self.busy_s() + 2.0 * self.xfer_s(u)),
         )
     }
 
@@ -78,7 +186,7 @@ impl Pipeline {
         mean(
             bc.misses
                 .iter()
-                .map(|&m| self.compute_s + 2.0 * self.xfer_s(m)),
+                .map(|&m| self.busy_s() + 2.0 * self.xfer_s(m)),
         )
     }
 
@@ -92,7 +200,7 @@ impl Pipeline {
         for b in 0..n {
             let next = bc.misses.get(b + 1).copied().unwrap_or(0);
             total += self
-                .compute_s
+                .busy_s()
                 .max(self.xfer_s(next) + self.xfer_s(bc.evictions[b]));
         }
         total / n as f64
@@ -111,6 +219,8 @@ impl Pipeline {
             iter_s,
             speedup: no_cache_s / iter_s,
             compute_bound_fraction: self.compute_s / iter_s,
+            trainers: self.trainers,
+            dense_sync_s: self.dense_sync_s,
         }
     }
 }
@@ -124,8 +234,21 @@ pub struct IterTimes {
     pub iter_s: f64,
     /// no_cache_s / iter_s.
     pub speedup: f64,
-    /// compute_s / iter_s (1 = embedding traffic fully hidden).
+    /// compute_s / iter_s (1 = embedding traffic and synchronization fully hidden).
     pub compute_bound_fraction: f64,
+    /// Trainers sharing the store.
+    pub trainers: u32,
+    /// Dense all-reduce per iteration, s.
+    pub dense_sync_s: f64,
+}
+
+impl IterTimes {
+    /// Whether the multi-trainer terms are in use (more than one trainer or a dense all-reduce);
+    /// outputs add `trainers` and `dense_sync_s` only then, so single-trainer rows keep their
+    /// columns.
+    pub fn multi_trainer(&self) -> bool {
+        self.trainers > 1 || self.dense_sync_s > 0.0
+    }
 }
 
 fn mean(it: impl Iterator<Item = f64>) -> f64 {
@@ -163,5 +286,87 @@ mod tests {
         assert!((p.prefetch_s(&bc) - pf).abs() < 1e-15);
         assert!(Pipeline::new(0.0, 1.0, 1.0, 0.0).is_err());
         assert!(Pipeline::new(1.0, 1.0, 1.0, -1.0).is_err());
+    }
+
+    /// Four trainers share 1e6 B/s, so a trainer moves 100-byte rows at 4e-4 s each:
+    /// xfer_4(n) = 1e-5 + 4e-4·n; with a 2 ms dense all-reduce on the critical path:
+    /// no cache = 1e-3 + 2e-3 + 2·xfer_4(10); prefetch = (xfer_4(10) + 2·max(3e-3, xfer_4(2))) / 2.
+    #[test]
+    fn hand_worked_multi_trainer_times() {
+        let p = Pipeline::new(1e-3, 100.0, 1e6, 1e-5)
+            .unwrap()
+            .with_sync(4, 2e-3)
+            .unwrap();
+        let bc = BatchCounts {
+            unique: vec![10, 10],
+            misses: vec![10, 2],
+            evictions: vec![0, 2],
+        };
+        let x = |n: f64| 1e-5 + n * 4e-4;
+        let tol = 1e-15;
+        assert!((p.no_cache_s(&bc) - (3e-3 + 2.0 * x(10.0))).abs() < tol);
+        let od = (3e-3 + 2.0 * x(10.0) + 3e-3 + 2.0 * x(2.0)) / 2.0;
+        assert!((p.on_demand_s(&bc) - od).abs() < tol);
+        let pf = (x(10.0) + 3e-3_f64.max(x(2.0)) + 3e-3_f64.max(x(2.0))) / 2.0;
+        assert!((p.prefetch_s(&bc) - pf).abs() < tol);
+        let t = p.times(&bc, false);
+        assert!(t.multi_trainer() && t.trainers == 4 && t.dense_sync_s == 2e-3);
+        // One trainer and no synchronization is the single-trainer model, bit for bit.
+        let one = Pipeline::new(1e-3, 100.0, 1e6, 1e-5).unwrap();
+        let same = one.with_sync(1, 0.0).unwrap();
+        assert_eq!(one.times(&bc, true), same.times(&bc, true));
+        assert_eq!(one.times(&bc, false), same.times(&bc, false));
+        assert!(!same.times(&bc, false).multi_trainer());
+        assert!(one.with_sync(0, 0.0).is_err());
+    }
+
+    /// Ring all-reduce of 1e6 fp32 parameters (4e6 B) over 8 trainers, one per node, 10 Gb/s
+    /// (1.25e9 B/s), 10 µs: 2·7·10 µs + 2·7/8 · 4e6 / 1.25e9 = 1.4e-4 + 5.6e-3 = 5.74e-3 s
+    /// (relative tolerance 1e-12). One trainer or no dense parameters: 0.
+    #[test]
+    fn dense_sync_by_hand() {
+        let s = SyncSpec {
+            trainers: 8,
+            dense_params: 1e6,
+            sync_gbps: Some(10.0),
+            ..SyncSpec::default()
+        };
+        let (t, sync) = s.resolve().unwrap();
+        assert_eq!(t, 8);
+        assert!((sync - 5.74e-3).abs() < 5.74e-3 * 1e-12, "{sync}");
+        let one = SyncSpec {
+            trainers: 1,
+            ..s.clone()
+        };
+        assert_eq!(one.resolve().unwrap(), (1, 0.0));
+        let none = SyncSpec {
+            dense_params: 0.0,
+            ..s.clone()
+        };
+        assert_eq!(none.resolve().unwrap(), (8, 0.0));
+        let e = SyncSpec {
+            sync_gbps: None,
+            ..s.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--sync-gbps"), "{e}");
+        let e = SyncSpec {
+            trainers: 0,
+            ..s.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--trainers"), "{e}");
+        let e = SyncSpec {
+            sync_algo: "star".into(),
+            ..s
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("star"), "{e}");
     }
 }

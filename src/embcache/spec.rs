@@ -23,7 +23,7 @@
 //! # Ok::<(), perfcast::Error>(())
 //! ```
 
-use super::pipeline::{IterTimes, Pipeline};
+use super::pipeline::{IterTimes, Pipeline, SyncSpec};
 use super::policy::PolicyKind;
 use super::trace::{profile, zipf::ZipfSpec, DenseTrace, TraceFormat};
 use super::{analytic, simulate, with_min_cache_rows, CacheSize, Metrics};
@@ -266,6 +266,18 @@ fn d_fetch_bw() -> f64 {
 fn d_fetch_latency() -> f64 {
     5e-5
 }
+fn d_trainers() -> i64 {
+    1
+}
+fn d_param_bytes() -> f64 {
+    4.0
+}
+fn d_sync_latency() -> f64 {
+    10.0
+}
+fn d_sync_algo() -> String {
+    "ring".into()
+}
 
 /// One embedding-cache what-if, keyed like the `perfcast embcache` flags (`--fetch-bw` =
 /// `fetch_bw`); defaults are the CLI's. `--method` is not a key: it is the method argument of
@@ -328,6 +340,24 @@ pub struct Spec {
     /// Pipeline model: latency per transfer, s.
     #[serde(default = "d_fetch_latency")]
     pub fetch_latency_s: f64,
+    /// Pipeline model: data-parallel trainers sharing the embedding store's fetch bandwidth.
+    #[serde(default = "d_trainers")]
+    pub trainers: i64,
+    /// Pipeline model: dense parameters all-reduced across the trainers every iteration.
+    #[serde(default)]
+    pub dense_params: f64,
+    /// Pipeline model: bytes per dense parameter in the all-reduce.
+    #[serde(default = "d_param_bytes")]
+    pub dense_param_bytes: f64,
+    /// Pipeline model: network bandwidth of a trainer's node for the all-reduce, Gb/s.
+    #[serde(default)]
+    pub sync_gbps: Option<f64>,
+    /// Pipeline model: per-step all-reduce latency, µs.
+    #[serde(default = "d_sync_latency")]
+    pub sync_latency_us: f64,
+    /// Pipeline model: all-reduce algorithm (ring, tree, hierarchical).
+    #[serde(default = "d_sync_algo")]
+    pub sync_algo: String,
 }
 
 fn de_cache<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CacheSize, D::Error> {
@@ -358,6 +388,12 @@ impl Default for Spec {
             row_bytes: d_row_bytes(),
             fetch_bw: d_fetch_bw(),
             fetch_latency_s: d_fetch_latency(),
+            trainers: d_trainers(),
+            dense_params: 0.0,
+            dense_param_bytes: d_param_bytes(),
+            sync_gbps: None,
+            sync_latency_us: d_sync_latency(),
+            sync_algo: d_sync_algo(),
         }
     }
 }
@@ -379,6 +415,18 @@ impl Spec {
         }
     }
 
+    /// The multi-trainer keys.
+    pub fn sync(&self) -> SyncSpec {
+        SyncSpec {
+            trainers: self.trainers,
+            dense_params: self.dense_params,
+            dense_param_bytes: self.dense_param_bytes,
+            sync_gbps: self.sync_gbps,
+            sync_latency_us: self.sync_latency_us,
+            sync_algo: self.sync_algo.clone(),
+        }
+    }
+
     /// Validates policies and the pipeline model. The source is checked by [`evaluate`], which
     /// knows whether it must be a trace (`sim`) or a Zipf generator (`analytic`). The catalog is
     /// not consulted (table profiles are built in); it is taken for the common front-door shape.
@@ -392,9 +440,20 @@ impl Spec {
             .iter()
             .map(|p| PolicyKind::parse(p, self.window, self.profile_fraction))
             .collect::<Result<Vec<_>>>()?;
+        let (trainers, sync_s) = self.sync().resolve()?;
+        if self.compute_s.is_none() && (trainers > 1 || self.dense_params > 0.0) {
+            return Err(Error::range(
+                "--compute-s",
+                "missing",
+                "given with --trainers > 1 or --dense-params (they are pipeline-model terms)",
+            ));
+        }
         let pipe = self
             .compute_s
-            .map(|c| Pipeline::new(c, self.row_bytes, self.fetch_bw, self.fetch_latency_s))
+            .map(|c| {
+                Pipeline::new(c, self.row_bytes, self.fetch_bw, self.fetch_latency_s)?
+                    .with_sync(trainers, sync_s)
+            })
             .transpose()?;
         Ok(Params {
             source: self.source(),
@@ -429,7 +488,8 @@ pub struct Row {
 
 impl Row {
     /// The row as `perfcast embcache` prints it: the metrics, then `iter_no_cache_s`, `iter_s`
-    /// and `speedup` when a pipeline model was given.
+    /// and `speedup` when a pipeline model was given, and `trainers` and `dense_sync_s` when it
+    /// has more than one trainer or a dense all-reduce.
     pub fn record(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut r = match serde_json::to_value(&self.metrics) {
             Ok(serde_json::Value::Object(o)) => o,
@@ -439,6 +499,10 @@ impl Row {
             r.insert("iter_no_cache_s".into(), t.no_cache_s.into());
             r.insert("iter_s".into(), t.iter_s.into());
             r.insert("speedup".into(), t.speedup.into());
+            if t.multi_trainer() {
+                r.insert("trainers".into(), t.trainers.into());
+                r.insert("dense_sync_s".into(), t.dense_sync_s.into());
+            }
         }
         r
     }
@@ -654,4 +718,38 @@ pub fn evaluate_each(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The multi-trainer keys are scenario keys of the CLI's names, for the front door and the
+    /// study's points alike: 8 trainers all-reducing 1e6 fp32 parameters at 10 Gb/s take
+    /// 5.74e-3 s per iteration (see `pipeline::tests::dense_sync_by_hand`; tolerance 1e-12
+    /// relative).
+    #[test]
+    fn multi_trainer_keys_are_scenario_keys() {
+        let keys = "trainers = 8\ndense_params = 1e6\nsync_gbps = 10.0\n";
+        let spec: Spec = toml::from_str(&format!(
+            "zipf = 1.05\nrows = 100\naccesses = 1000\ncompute_s = 1e-3\n{keys}"
+        ))
+        .unwrap();
+        let p = spec.resolve(&Catalog::embedded().unwrap()).unwrap();
+        let pipe = p.pipe.unwrap();
+        assert_eq!(pipe.trainers, 8);
+        assert!((pipe.dense_sync_s - 5.74e-3).abs() < 5.74e-3 * 1e-12);
+        let point: super::super::study::PointSpec = toml::from_str(&format!(
+            "profile = 'criteo-kaggle'\npolicy = 'lru'\ncache = '5%'\n{keys}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (point.trainers, point.dense_params, point.sync_gbps),
+            (8, 1e6, Some(10.0))
+        );
+        let e = toml::from_str::<Spec>("trainerz = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trainerz"), "{e}");
+    }
 }

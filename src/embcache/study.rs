@@ -14,13 +14,16 @@
 //! row_bytes = 512
 //! fetch_bw = 1.25e9
 //! fetch_latency_s = 5e-5
+//! # trainers = 8            # several trainers share fetch_bw; dense all-reduce among them
+//! # dense_params = 2.96e6    # (with sync_gbps; also dense_param_bytes, sync_latency_us, sync_algo)
+//! # sync_gbps = 10
 //! methods = ["sim", "analytic"]
 //! [study.sweep]
 //! policy = ["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"]
 //! cache = ["2%", "5%", "10%", "25%"]
 //! ```
 
-use super::pipeline::Pipeline;
+use super::pipeline::{Pipeline, SyncSpec};
 use super::policy::PolicyKind;
 pub use super::spec::CacheSpec;
 use super::spec::{analytic_row, sim_row, Basis, Row};
@@ -64,6 +67,19 @@ fn d_bw() -> f64 {
 }
 fn d_lat() -> f64 {
     5e-5
+}
+
+fn d_trainers() -> i64 {
+    1
+}
+fn d_param_bytes() -> f64 {
+    4.0
+}
+fn d_sync_latency() -> f64 {
+    10.0
+}
+fn d_sync_algo() -> String {
+    "ring".into()
 }
 
 /// One scenario point.
@@ -111,6 +127,24 @@ pub struct PointSpec {
     /// Latency per transfer, s.
     #[serde(default = "d_lat")]
     pub fetch_latency_s: f64,
+    /// Data-parallel trainers sharing the store's fetch bandwidth (default 1).
+    #[serde(default = "d_trainers")]
+    pub trainers: i64,
+    /// Dense parameters all-reduced across the trainers every iteration (default 0).
+    #[serde(default)]
+    pub dense_params: f64,
+    /// Bytes per dense parameter in the all-reduce (default 4).
+    #[serde(default = "d_param_bytes")]
+    pub dense_param_bytes: f64,
+    /// Network bandwidth of a trainer's node for the all-reduce, Gb/s.
+    #[serde(default)]
+    pub sync_gbps: Option<f64>,
+    /// Per-step all-reduce latency, µs (default 10).
+    #[serde(default = "d_sync_latency")]
+    pub sync_latency_us: f64,
+    /// All-reduce algorithm (default ring).
+    #[serde(default = "d_sync_algo")]
+    pub sync_algo: String,
     /// `sim` and/or `analytic` (default sim).
     #[serde(default)]
     pub methods: Vec<String>,
@@ -181,7 +215,18 @@ impl EmbcacheStudy {
             let kind =
                 PolicyKind::parse(&ps.policy, ps.window, ps.profile_fraction).map_err(wrap)?;
             let cache = ps.cache.resolve().map_err(wrap)?;
+            let (trainers, sync_s) = SyncSpec {
+                trainers: ps.trainers,
+                dense_params: ps.dense_params,
+                dense_param_bytes: ps.dense_param_bytes,
+                sync_gbps: ps.sync_gbps,
+                sync_latency_us: ps.sync_latency_us,
+                sync_algo: ps.sync_algo.clone(),
+            }
+            .resolve()
+            .map_err(wrap)?;
             let pipe = Pipeline::new(ps.compute_s, ps.row_bytes, ps.fetch_bw, ps.fetch_latency_s)
+                .and_then(|p| p.with_sync(trainers, sync_s))
                 .map_err(wrap)?;
             let tables = ps.table_rows().map_err(wrap)?;
             if ps.batch == 0 || ps.batches == 0 {
@@ -289,6 +334,10 @@ impl Study for EmbcacheStudy {
         })?;
         progress.finish();
         let flat: Vec<Out> = results.into_iter().flatten().collect();
+        let multi = self
+            .points
+            .iter()
+            .any(|p| p.pipe.trainers > 1 || p.pipe.dense_sync_s > 0.0);
         let mut rows = Rows::default();
         for o in &flat {
             let mut r = serde_json::Map::new();
@@ -300,6 +349,10 @@ impl Study for EmbcacheStudy {
             r.insert("iter_no_cache_s".into(), t.map(|t| t.no_cache_s).into());
             r.insert("iter_s".into(), t.map(|t| t.iter_s).into());
             r.insert("speedup".into(), t.map(|t| t.speedup).into());
+            if multi {
+                r.insert("trainers".into(), t.map(|t| t.trainers).into());
+                r.insert("dense_sync_s".into(), t.map(|t| t.dense_sync_s).into());
+            }
             r.insert("trace".into(), o.trace.clone().into());
             rows.records.push(r);
         }
@@ -353,7 +406,12 @@ impl EmbcacheStudy {
                     .collect(),
             };
         vec![
-            mk("hit-rate", "hit rate per access", "hit rate", hit),
+            mk(
+                "hit-rate",
+                "hit rate per access",
+                "hit rate (fraction of accesses)",
+                hit,
+            ),
             mk(
                 "speedup",
                 "iteration speedup over no cache",
@@ -449,6 +507,15 @@ impl EmbcacheStudy {
                 p.pipe.fetch_bw_bytes_per_s / 1e9,
                 1e6 * p.pipe.fetch_latency_s
             );
+            if p.pipe.trainers > 1 || p.pipe.dense_sync_s > 0.0 {
+                let _ = writeln!(
+                    s,
+                    "{} trainers share that bandwidth (each fetches at 1/{} of it) and all-reduce their dense parameters in {} ms per iteration (the shared collective model), on the critical path with the compute.",
+                    p.pipe.trainers,
+                    p.pipe.trainers,
+                    1e3 * p.pipe.dense_sync_s
+                );
+            }
         }
         s
     }

@@ -23,7 +23,7 @@ use super::spec::{ProfileMemo, Spec};
 use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::report::{LinePlot, Rows, Series};
+use crate::report::{units, LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec, DEFAULT_SEED};
 use crate::sweep::{par_map, Progress};
 use std::collections::BTreeMap;
@@ -228,7 +228,7 @@ impl FreezeStudy {
             by.entry(label).or_default().push((xval(m), m.speedup));
         }
         let x_label = match x_axis {
-            "epochs" => "epochs",
+            "epochs" => "fine-tuning length (epochs)",
             "batch" => "batch size (samples per iteration)",
             _ => "dataset size (samples per epoch)",
         };
@@ -251,7 +251,7 @@ impl FreezeStudy {
             plots.push(LinePlot {
                 stem: format!("{name}-cache_break_even"),
                 title: format!("{name}: when caching the frozen prefix pays"),
-                x_label: "epochs of fine-tuning".into(),
+                x_label: "fine-tuning length (epochs)".into(),
                 y_label: "cache saving (% of the uncached run; < 0: it costs)".into(),
                 log_x: false,
                 log_y: false,
@@ -309,7 +309,7 @@ impl FreezeStudy {
             s,
             "Best configuration per dataset size (cache must fit its tier):\n"
         );
-        let _ = writeln!(s, "| model | gpu | samples | epochs | best policy | cache | total (s) | baseline (s) | speedup | frozen at end | cache bytes |");
+        let _ = writeln!(s, "| model | gpu | samples | epochs | best policy | cache | total | baseline | speedup | frozen at end | cache size |");
         let _ = writeln!(s, "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|");
         let mut best: BTreeMap<(String, String, u64, u32, u32), &Metrics> = BTreeMap::new();
         for m in res.iter().filter(|m| m.cache_fits != Some(false)) {
@@ -323,15 +323,15 @@ impl FreezeStudy {
         for ((model, gpu, n, e, _), m) in &best {
             let _ = writeln!(
                 s,
-                "| {model} | {gpu} | {n} | {e} | {} | {} | {:.1} | {:.1} | {:.3} | {}/{} | {:.3e} |",
+                "| {model} | {gpu} | {n} | {e} | {} | {} | {} | {} | {:.3} | {}/{} | {} |",
                 m.policy,
                 m.cache.name(),
-                m.total_s,
-                m.baseline_s,
+                units::seconds(m.total_s),
+                units::seconds(m.baseline_s),
                 m.speedup,
                 m.frozen_layers_final,
                 m.layers,
-                m.cache_bytes
+                units::bytes(m.cache_bytes)
             );
         }
         let _ = writeln!(s, "\nWhen caching pays (break-even epochs = reading epochs needed to repay one writing epoch at the final boundary; break-even bandwidth = read bandwidth above which reading beats recomputing the frozen prefix):\n");

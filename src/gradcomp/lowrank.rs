@@ -9,10 +9,19 @@
 //!   Models At No Extra Cost", MLSys): every eligible matrix gets `r = max(1, round(ratio ·
 //!   min(m, n)))`; the first and last weighted layers (or a given list) stay full rank; training
 //!   starts with `warmup_epochs` full-rank epochs, then switches to the factorized model.
-//! - **Cuttlefish** (Wang et al. 2023, "Cuttlefish: Low-Rank Model Training without All the
-//!   Tuning", MLSys): ranks per layer, given directly or from a stable-rank profile CSV (columns
-//!   `layer,rank` or `layer,stable_rank`; `rank = ⌈scale · stable_rank⌉`); unlisted layers stay full
-//!   rank, and a matrix whose factorization would not reduce its size (`r·(m+n) ≥ m·n`) is kept.
+//! - **Cuttlefish** (Wang, Agarwal, U-chupala, Tanaka, Xing & Papailiopoulos 2023, "Cuttlefish:
+//!   Low-Rank Model Training without All the Tuning", MLSys): after full-rank warm-up, each
+//!   factorized matrix gets its *scaled stable rank* at the switch point,
+//!   `r = min(k, ⌈srank(W_t) · k / srank(W_0)⌉)` with `k = min(m, n)` and `srank(W) = ‖W‖_F² / σ_max²`
+//!   (the paper's rule, as its code computes it: `main.py`, `--rank-est-metric scaled-stable-rank`,
+//!   github.com/hwang595/Cuttlefish); the first layers (up to a profiled `K`) and the last stay full
+//!   rank. Ranks come from, in order: given ranks (`ranks`, or a CSV `layer,rank`); measured stable
+//!   ranks (CSV `layer,stable_rank[,init_stable_rank]`: the rule above; without an
+//!   `init_stable_rank`, `srank(W_0)` is the random-init estimate [`init_stable_rank`]; with
+//!   `rank_scale` set, `⌈scale · stable_rank⌉` instead); or, with neither, the **default profile**
+//!   of the catalog model ([`default_profile`]), whose ranks are *estimated*, not measured: they are
+//!   the rank floors of Cuttlefish's public scripts, see there. Unlisted layers stay full rank, and
+//!   a matrix whose factorization would not reduce its size (`r·(m+n) ≥ m·n`) is kept.
 //!
 //! Embedding tables (lookups) are never factorized. A run of `E` epochs takes
 //! `W·steps·t_full + (E−W)·steps·t_lowrank` ([`two_phase`]).
@@ -38,16 +47,18 @@ pub struct LowRank {
     /// Pufferfish rank ratio, in (0, 1] (default 0.25).
     #[serde(default)]
     pub rank_ratio: Option<f64>,
-    /// Layers kept full rank (Pufferfish; default: first and last weighted layers).
+    /// Layers kept full rank (Pufferfish, default: first and last weighted layers; Cuttlefish's
+    /// default profile: kept in addition to the profile's own).
     #[serde(default)]
     pub full_rank_layers: Option<Vec<String>>,
     /// Cuttlefish ranks per layer name.
     #[serde(default)]
     pub ranks: BTreeMap<String, i64>,
-    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank`).
+    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank[,init_stable_rank]`).
     #[serde(default)]
     pub ranks_csv: Option<PathBuf>,
-    /// Cuttlefish stable-rank scale (default 1).
+    /// Cuttlefish stable-rank scale: `⌈scale · stable_rank⌉` (default: Cuttlefish's rule,
+    /// [`scaled_stable_rank`]).
     #[serde(default)]
     pub rank_scale: Option<f64>,
     /// Full-rank warm-up epochs.
@@ -86,6 +97,39 @@ impl LowRank {
     /// Kind name, lower case.
     pub fn name(&self) -> String {
         self.kind.to_ascii_lowercase()
+    }
+
+    /// Layers `full_rank_layers` names (validated against `model`); empty when not given.
+    fn kept_layers(&self, model: &DnnModel) -> Result<Vec<String>> {
+        let v = self.full_rank_layers.clone().unwrap_or_default();
+        for n in &v {
+            model.layer_index(n)?;
+        }
+        Ok(v)
+    }
+
+    /// Where the ranks of a low-rank model come from, for the output (`None` for `none`):
+    /// Pufferfish's ratio, given ranks, scaled stable ranks from a file, or Cuttlefish's estimated
+    /// default profile of `model` ([`default_profile`]).
+    pub fn rank_source(&self, model: &DnnModel) -> Option<String> {
+        match self.name().as_str() {
+            "pufferfish" => Some(format!(
+                "pufferfish ratio {}",
+                self.rank_ratio.unwrap_or(0.25)
+            )),
+            "cuttlefish" => Some(match (&self.ranks_csv, self.ranks.is_empty()) {
+                (Some(p), _) => match self.rank_scale {
+                    Some(s) => format!("given: {} (stable ranks × {s}, or ranks)", p.display()),
+                    None => format!(
+                        "given: {} (ranks, or stable ranks scaled by k/srank_0, Cuttlefish)",
+                        p.display()
+                    ),
+                },
+                (None, false) => "given: ranks".into(),
+                (None, true) => default_profile(model).source,
+            }),
+            _ => None,
+        }
     }
 
     /// Factorizes `model`.
@@ -142,33 +186,44 @@ impl LowRank {
                 Ok(out)
             }
             "cuttlefish" => {
-                let mut ranks: BTreeMap<String, i64> = self.ranks.clone();
+                let mut given: BTreeMap<String, RankEntry> = self
+                    .ranks
+                    .iter()
+                    .map(|(k, &v)| (k.clone(), RankEntry::Rank(v)))
+                    .collect();
                 if let Some(p) = &self.ranks_csv {
-                    let scale = self.rank_scale.unwrap_or(1.0);
-                    check::positive("lowrank.rank_scale", scale)?;
-                    for (k, v) in read_ranks(p, scale)? {
-                        ranks.insert(k, v);
+                    if let Some(scale) = self.rank_scale {
+                        check::positive("lowrank.rank_scale", scale)?;
+                    }
+                    for (k, v) in read_ranks(p, self.rank_scale)? {
+                        given.insert(k, v);
                     }
                 }
-                if ranks.is_empty() {
-                    return Err(Error::range(
-                        "lowrank.ranks",
-                        "none",
-                        "at least one layer rank (ranks table or ranks_csv) for cuttlefish",
-                    ));
-                }
                 let mut out = model.clone();
-                for (name, &r) in &ranks {
+                if given.is_empty() {
+                    let keep = self.kept_layers(model)?;
+                    let prof = default_profile(model);
+                    for &(i, ratio) in &prof.layers {
+                        let l = &mut out.layers[i];
+                        if keep.contains(&l.name) {
+                            continue;
+                        }
+                        let name = l.name.clone();
+                        factorize(l, &name, |w| floor_rank(ratio, w), true)?;
+                    }
+                    return Ok(out);
+                }
+                for (name, entry) in &given {
                     let i = model.layer_index(name)?;
                     let l = &mut out.layers[i];
                     if l.kind == LayerKind::Embedding {
                         return Err(Error::range(
                             format!("lowrank rank for layer '{name}'"),
-                            r,
+                            entry.shown(),
                             "absent: embedding tables are not factorized",
                         ));
                     }
-                    factorize(l, name, |_| r, true)?;
+                    factorize(l, name, |w| entry.rank(w), true)?;
                 }
                 Ok(out)
             }
@@ -230,7 +285,151 @@ fn factorize(
     Ok(())
 }
 
-fn read_ranks(path: &Path, scale: f64) -> Result<Vec<(String, i64)>> {
+/// One layer's rank as a profile gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RankEntry {
+    /// A rank, used as is for every matrix of the layer.
+    Rank(i64),
+    /// A measured stable rank at the switch point (and, when measured, the one at
+    /// initialization), scaled per matrix by Cuttlefish's rule ([`scaled_stable_rank`]).
+    Stable { srank: f64, init: Option<f64> },
+}
+
+impl RankEntry {
+    fn rank(&self, w: &Weight) -> i64 {
+        match *self {
+            RankEntry::Rank(r) => r,
+            RankEntry::Stable { srank, init } => scaled_stable_rank(w.rows, w.cols, srank, init),
+        }
+    }
+
+    fn shown(&self) -> String {
+        match *self {
+            RankEntry::Rank(r) => r.to_string(),
+            RankEntry::Stable { srank, .. } => format!("stable rank {srank}"),
+        }
+    }
+}
+
+/// Stable rank `‖W‖_F² / σ_max²` of an `m×n` matrix with i.i.d. zero-mean entries (the state of a
+/// freshly initialized layer, e.g. Kaiming-normal), by the Bai–Yin limit
+/// `σ_max ≈ σ·(√m + √n)`: `srank(W_0) ≈ m·n / (√m + √n)²` (a square `n×n` matrix: `n/4`).
+/// Cuttlefish measures `srank(W_0)` at epoch −1; this is its large-matrix estimate, used when no
+/// measured value is given.
+pub fn init_stable_rank(rows: u64, cols: u64) -> f64 {
+    let (m, n) = (rows as f64, cols as f64);
+    // (√m + √n)² written as m + n + 2√(mn), exact for square matrices.
+    m * n / (m + n + 2.0 * (m * n).sqrt())
+}
+
+/// Cuttlefish's scaled stable rank of an `m×n` matrix: `min(k, ⌈srank_t · k / srank_0⌉)`, at least
+/// 1, with `k = min(m, n)`, `srank_t` the stable rank at the switch point and `srank_0` the one at
+/// initialization (`None`: [`init_stable_rank`]). Scaling by `k / srank_0` maps a random matrix
+/// (which has full rank but a stable rank of about `k/4`) to full rank (Wang et al. 2023, §3;
+/// their `main.py`: `int(math.ceil(er * ars))`, `ars = ori_rank / estimated_rank` at epoch −1).
+pub fn scaled_stable_rank(rows: u64, cols: u64, srank_t: f64, srank_0: Option<f64>) -> i64 {
+    let k = rows.min(cols) as f64;
+    let s0 = srank_0.unwrap_or_else(|| init_stable_rank(rows, cols));
+    ((srank_t * k / s0).ceil()).clamp(1.0, k) as i64
+}
+
+/// `max(1, ⌊ratio · min(m, n)⌋)`, the rank floors of Cuttlefish's scripts (`int(ori_rank * r)`).
+fn floor_rank(ratio: f64, w: &Weight) -> i64 {
+    ((ratio * w.rows.min(w.cols) as f64).floor() as i64).max(1)
+}
+
+/// Cuttlefish's rank floor on ImageNet CNNs, as a fraction of full rank
+/// (`cuttlefish_imagenet_training.py`: `__rr_lower_bound = 1/5`).
+pub const CNN_RANK_FLOOR: f64 = 0.2;
+
+/// Cuttlefish's rank on vision transformers / MLP mixers, as a fraction of full rank
+/// (`cuttlefish_deit/main.py`: the scaled-rank branch is commented out and every factorized layer
+/// gets `int(ori_rank * 0.5)`).
+pub const TRANSFORMER_RANK_RATIO: f64 = 0.5;
+
+/// The default Cuttlefish profile of a catalog model: which layers are factorized, at what
+/// fraction of full rank, and where that comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultProfile {
+    /// `(layer index, rank / full rank)` of the factorized layers.
+    pub layers: Vec<(usize, f64)>,
+    /// Where the layer set and ranks come from (printed as the row's `lowrank_ranks`).
+    pub source: String,
+}
+
+/// The default Cuttlefish profile of `model`, used when no ranks or stable ranks are given.
+///
+/// The ranks are **estimated**: Cuttlefish picks each rank from the weights' stable rank after
+/// warm-up, which only training shows. What its public scripts fix regardless of training is
+/// used instead (github.com/hwang595/Cuttlefish, Wang et al. 2023):
+/// - **transformers** (a model with blocks): every block's matrices at `⌊k/2⌋`, embeddings and
+///   head full rank — the rank `cuttlefish_deit/main.py` assigns (DeiT, ResMLP); exact for what
+///   that script does, an extrapolation to BERT/GPT-2 (its BERT runs pick ranks from a stored
+///   spectrum instead).
+/// - **ResNets**: the layers its ImageNet ResNet-50 script factorizes (blocks from `layer2.2` on,
+///   plus `layer4.0.downsample`; `conv1`, `layer1`, `layer2.0–2.1` and `fc` stay full rank: the
+///   `K` its profiling chose) at the script's rank floor `⌊k/5⌋`. Trained stable ranks scaled
+///   above the floor only raise ranks, so this is the most compressed model Cuttlefish can pick
+///   there and its speedup an upper bound for that layer set.
+/// - **other CNNs** (VGG): every weighted layer but the first and the last, at `⌊k/5⌋`
+///   (extrapolated from the ResNet-50 script).
+pub fn default_profile(model: &DnnModel) -> DefaultProfile {
+    let weighted = |l: &crate::dnn::Layer| !l.weights.is_empty() && l.kind != LayerKind::Embedding;
+    if model.layers.iter().any(|l| l.kind == LayerKind::Block) {
+        let layers = model
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.kind == LayerKind::Block)
+            .map(|(i, _)| (i, TRANSFORMER_RANK_RATIO))
+            .collect();
+        return DefaultProfile {
+            layers,
+            source: "cuttlefish default (estimated): every block at rank k/2, embeddings and head full rank (cuttlefish_deit/main.py of Wang et al. 2023)".into(),
+        };
+    }
+    // ResNet block coordinates of `layer{s}.{b}.…`.
+    let block = |name: &str| -> Option<(u32, u32)> {
+        let rest = name.strip_prefix("layer")?;
+        let mut it = rest.split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    if model.layers.iter().any(|l| block(&l.name).is_some()) {
+        let layers = model
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                l.kind == LayerKind::Conv
+                    && block(&l.name).is_some_and(|sb| sb > (2, 1))
+                    && (!l.name.ends_with("downsample") || l.name == "layer4.0.downsample")
+            })
+            .map(|(i, _)| (i, CNN_RANK_FLOOR))
+            .collect();
+        return DefaultProfile {
+            layers,
+            source: "cuttlefish default (estimated): layer2.2 on and layer4.0.downsample at the rank floor k/5 (cuttlefish_imagenet_training.py of Wang et al. 2023); conv1, layer1, layer2.0-2.1, fc full rank".into(),
+        };
+    }
+    let w: Vec<usize> = model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| weighted(l))
+        .map(|(i, _)| i)
+        .collect();
+    let inner = if w.len() > 2 {
+        &w[1..w.len() - 1]
+    } else {
+        &[][..]
+    };
+    DefaultProfile {
+        layers: inner.iter().map(|&i| (i, CNN_RANK_FLOOR)).collect(),
+        source: "cuttlefish default (estimated): every weighted layer but the first and last at the rank floor k/5 (extrapolated from cuttlefish_imagenet_training.py of Wang et al. 2023)".into(),
+    }
+}
+
+fn read_ranks(path: &Path, scale: Option<f64>) -> Result<Vec<(String, RankEntry)>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut rdr = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
@@ -254,27 +453,36 @@ fn read_ranks(path: &Path, scale: f64) -> Result<Vec<(String, i64)>> {
             ))
         }
     };
+    let init_col = col("init_stable_rank");
+    let num = |rec: &csv::StringRecord, c: usize, line: Option<u64>| -> Result<f64> {
+        let raw = rec.get(c).unwrap_or("");
+        let v: f64 = raw
+            .parse()
+            .map_err(|_| Error::parse(path, line, format!("{raw}: not a number")))?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("{} = {v}: must be > 0", headers.get(c).unwrap_or("")),
+            ));
+        }
+        Ok(v)
+    };
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec =
             rec.map_err(|e| Error::parse(path, e.position().map(|p| p.line()), e.to_string()))?;
         let line = rec.position().map(|p| p.line());
-        let v: f64 = rec.get(vcol).unwrap_or("").parse().map_err(|_| {
-            Error::parse(
-                path,
-                line,
-                format!("{}: not a number", rec.get(vcol).unwrap_or("")),
-            )
-        })?;
-        if !(v.is_finite() && v > 0.0) {
-            return Err(Error::parse(path, line, format!("rank = {v}: must be > 0")));
-        }
-        let r = if stable {
-            (scale * v).ceil() as i64
-        } else {
-            v.round() as i64
+        let v = num(&rec, vcol, line)?;
+        let entry = match (stable, scale) {
+            (false, _) => RankEntry::Rank(v.round() as i64),
+            (true, Some(s)) => RankEntry::Rank((s * v).ceil() as i64),
+            (true, None) => RankEntry::Stable {
+                srank: v,
+                init: init_col.map(|c| num(&rec, c, line)).transpose()?,
+            },
         };
-        out.push((rec.get(layer).unwrap_or("").to_string(), r));
+        out.push((rec.get(layer).unwrap_or("").to_string(), entry));
     }
     Ok(out)
 }
@@ -449,5 +657,133 @@ mod tests {
         std::fs::write(&p, "layer,rank\nfc,abc\n").unwrap();
         let e = lr.apply(&base).unwrap_err().to_string();
         assert!(e.contains("sr.csv:2") && e.contains("abc"), "{e}");
+    }
+
+    /// Cuttlefish's scaling by hand: a 512×512 random matrix has srank_0 = 512²/(2√512)² = 128,
+    /// so a trained stable rank of 10 scales to ⌈10·512/128⌉ = 40; a measured srank_0 of 100 gives
+    /// ⌈51.2⌉ = 52; the rank is capped at 512 and floored at 1. A 4608×512 conv has
+    /// (√4608 + √512)² = 5120 + 2·1536 = 8192, so srank_0 = 4608·512/8192 = 288.
+    #[test]
+    fn scaled_stable_rank_by_hand() {
+        assert!((init_stable_rank(512, 512) - 128.0).abs() < 1e-9);
+        assert!((init_stable_rank(4608, 512) - 288.0).abs() < 1e-9);
+        assert_eq!(scaled_stable_rank(512, 512, 10.0, None), 40);
+        assert_eq!(scaled_stable_rank(512, 512, 10.0, Some(100.0)), 52);
+        assert_eq!(scaled_stable_rank(512, 512, 200.0, None), 512);
+        assert_eq!(scaled_stable_rank(512, 512, 1e-6, None), 1);
+    }
+
+    /// `--lowrank cuttlefish` with no ranks: ResNet-50 gets the ImageNet script's layer set at
+    /// ⌊k/5⌋ (layer4.0.conv2: k = 512 → 102; layer4.0.downsample 1024→2048: k = 1024 → 204);
+    /// conv1, layer1, layer2.0–2.1, layer3.0.downsample and fc keep their parameters.
+    #[test]
+    fn cuttlefish_default_profile_resnet50() {
+        let base = m("resnet-50");
+        let lr = LowRank {
+            kind: "cuttlefish".into(),
+            ..Default::default()
+        };
+        let f = lr.apply(&base).unwrap();
+        let p = |mm: &DnnModel, n: &str| mm.layers[mm.layer_index(n).unwrap()].params();
+        for kept in [
+            "conv1",
+            "layer1.0.conv2",
+            "layer2.1.conv3",
+            "layer3.0.downsample",
+            "fc",
+        ] {
+            assert_eq!(p(&f, kept), p(&base, kept), "{kept}");
+        }
+        assert_eq!(
+            p(&base, "layer4.0.conv2") - p(&f, "layer4.0.conv2"),
+            4608 * 512 - (4608 * 102 + 102 * 512)
+        );
+        assert_eq!(
+            p(&base, "layer4.0.downsample") - p(&f, "layer4.0.downsample"),
+            1024 * 2048 - 204 * (1024 + 2048)
+        );
+        // layer2.2.conv2 (1152×128, k = 128 → 25) is the first factorized layer.
+        assert_eq!(
+            p(&base, "layer2.2.conv2") - p(&f, "layer2.2.conv2"),
+            1152 * 128 - 25 * (1152 + 128)
+        );
+        let src = lr.rank_source(&base).unwrap();
+        assert!(src.contains("estimated") && src.contains("k/5"), "{src}");
+        // A layer named in full_rank_layers stays full rank on top of the profile.
+        let keep = LowRank {
+            full_rank_layers: Some(vec!["layer4.0.conv2".into()]),
+            ..lr.clone()
+        };
+        let g = keep.apply(&base).unwrap();
+        assert_eq!(p(&g, "layer4.0.conv2"), p(&base, "layer4.0.conv2"));
+        assert!(g.params() > f.params() && f.params() < base.params());
+    }
+
+    /// Transformers: every block at ⌊k/2⌋ = 384 for d = 768: qkv (d×3d) and fc1/fc2 (d×4d) shrink,
+    /// the d×d output projection would not (384·2d = d²) and is kept: 4d² fewer per block.
+    /// VGG: the first and last weighted layers stay full rank.
+    #[test]
+    fn cuttlefish_default_profile_transformer_and_vgg() {
+        let lr = LowRank {
+            kind: "cuttlefish".into(),
+            ..Default::default()
+        };
+        let base = m("bert-base");
+        let f = lr.apply(&base).unwrap();
+        let d = 768u64;
+        for i in 0..base.layers.len() {
+            let (b, g) = (&base.layers[i], &f.layers[i]);
+            if b.kind == LayerKind::Block {
+                assert_eq!(b.params() - g.params(), 4 * d * d, "{}", b.name);
+            } else {
+                assert_eq!(b.params(), g.params(), "{}", b.name);
+            }
+        }
+        assert!(lr.rank_source(&base).unwrap().contains("k/2"));
+        let vgg = m("vgg-16");
+        let v = lr.apply(&vgg).unwrap();
+        let w: Vec<usize> = (0..vgg.layers.len())
+            .filter(|&i| !vgg.layers[i].weights.is_empty())
+            .collect();
+        let (first, last) = (w[0], w[w.len() - 1]);
+        assert_eq!(v.layers[first].params(), vgg.layers[first].params());
+        assert_eq!(v.layers[last].params(), vgg.layers[last].params());
+        assert!(v.layers[w[1]].params() < vgg.layers[w[1]].params());
+    }
+
+    /// A stable-rank profile without `rank_scale` is scaled by Cuttlefish's rule: layer4.0.conv2
+    /// (4608×512, srank_0 = 288) at stable rank 30.2 → ⌈30.2·512/288⌉ = 54; with a measured
+    /// init_stable_rank of 64 → ⌈30.2·8⌉ = 242. Given ranks name their source.
+    #[test]
+    fn cuttlefish_scales_measured_stable_ranks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sr.csv");
+        std::fs::write(&p, "layer,stable_rank\nlayer4.0.conv2,30.2\n").unwrap();
+        let lr = LowRank {
+            kind: "cuttlefish".into(),
+            ranks_csv: Some(p.clone()),
+            ..Default::default()
+        };
+        let base = m("resnet-50");
+        let i = base.layer_index("layer4.0.conv2").unwrap();
+        assert_eq!(lr.apply(&base).unwrap().layers[i].weights[0].cols, 54);
+        std::fs::write(
+            &p,
+            "layer,stable_rank,init_stable_rank\nlayer4.0.conv2,30.2,64\n",
+        )
+        .unwrap();
+        assert_eq!(lr.apply(&base).unwrap().layers[i].weights[0].cols, 242);
+        // Only the listed layer is factorized: no default profile on top of given ranks.
+        let f = lr.apply(&base).unwrap();
+        let fc = base.layer_index("layer3.1.conv2").unwrap();
+        assert_eq!(f.layers[fc].params(), base.layers[fc].params());
+        assert!(lr.rank_source(&base).unwrap().starts_with("given"));
+        std::fs::write(
+            &p,
+            "layer,stable_rank,init_stable_rank\nlayer4.0.conv2,30.2,0\n",
+        )
+        .unwrap();
+        let e = lr.apply(&base).unwrap_err().to_string();
+        assert!(e.contains("init_stable_rank = 0"), "{e}");
     }
 }

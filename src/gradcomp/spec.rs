@@ -185,16 +185,16 @@ pub struct Spec {
     /// Pufferfish rank ratio, in (0, 1].
     #[serde(default)]
     pub rank_ratio: Option<f64>,
-    /// Layers kept full rank (Pufferfish).
+    /// Layers kept full rank (Pufferfish; Cuttlefish's default profile).
     #[serde(default)]
     pub full_rank_layers: Option<Vec<String>>,
     /// Cuttlefish ranks, `layer=rank` entries.
     #[serde(default)]
     pub ranks: Vec<String>,
-    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank`).
+    /// Cuttlefish rank profile CSV (`layer,rank` or `layer,stable_rank[,init_stable_rank]`).
     #[serde(default)]
     pub ranks_csv: Option<PathBuf>,
-    /// Cuttlefish stable-rank scale.
+    /// Cuttlefish stable-rank scale (`⌈scale · stable_rank⌉`; default: Cuttlefish's `k/srank_0`).
     #[serde(default)]
     pub rank_scale: Option<f64>,
     /// Full-rank warm-up epochs (low-rank run time).
@@ -371,6 +371,9 @@ pub struct Row {
     pub collectives: String,
     /// Where the codec costs come from: `calibrated` or `datasheet`.
     pub codec_costs: String,
+    /// Where a low-rank model's ranks come from (`None` without one), e.g. Cuttlefish's
+    /// estimated default profile ([`super::lowrank::LowRank::rank_source`]).
+    pub lowrank_ranks: Option<String>,
 }
 
 impl Row {
@@ -400,6 +403,9 @@ impl Row {
             rec.insert("break_even_gbps".into(), be.into());
         }
         if let Some((params, step_s)) = self.full_rank {
+            if let Some(src) = &self.lowrank_ranks {
+                rec.insert("lowrank_ranks".into(), src.clone().into());
+            }
             rec.insert("full_rank_params".into(), params.into());
             rec.insert("full_rank_step_s".into(), step_s.into());
             if let Some(t) = &self.run {
@@ -448,7 +454,12 @@ pub fn evaluate(p: &Params, predictor: Predictor, seed: u64) -> Result<Row> {
         None => (None, None),
     };
     let env = &plan.env;
+    let lowrank_ranks = plan
+        .full_rank
+        .as_ref()
+        .and_then(|f| plan.config.lowrank.rank_source(&f.model));
     Ok(Row {
+        lowrank_ranks,
         metrics,
         other_step_s,
         break_even_gbps,

@@ -37,7 +37,7 @@ pub fn print_records(rows: &Rows, format: Format, as_array: bool) -> String {
                 let mut s = String::new();
                 for (k, v) in r {
                     if !v.is_null() {
-                        let _ = writeln!(s, "{k:<w$}  {}", human(v));
+                        let _ = writeln!(s, "{k:<w$}  {}", human_field(k, v));
                     }
                 }
                 s
@@ -56,7 +56,7 @@ pub fn print_records(rows: &Rows, format: Format, as_array: bool) -> String {
                     .iter()
                     .map(|r| {
                         cols.iter()
-                            .map(|c| r.get(c).map(human).unwrap_or_default())
+                            .map(|c| r.get(c).map(|v| human_field(c, v)).unwrap_or_default())
                             .collect()
                     })
                     .collect();
@@ -88,6 +88,15 @@ pub fn print_records(rows: &Rows, format: Format, as_array: bool) -> String {
                 s
             }
         }
+    }
+}
+
+/// A value of field `key` for people: in the unit its name carries (`memory_bytes` → `141 GB`,
+/// `step_s` → `47.7 ms`, see [`super::units::for_field`]), else [`human`].
+fn human_field(key: &str, v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_number() => super::units::for_field(key, x).unwrap_or_else(|| human(v)),
+        _ => human(v),
     }
 }
 

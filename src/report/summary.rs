@@ -54,17 +54,24 @@ pub fn run_scenario(
         scenario.studies.iter().map(|s| s.points()).sum::<usize>(),
         elapsed
     );
+    let mut techniques: Vec<&'static str> = Vec::new();
     for (study, rep) in &reports {
+        let technique = study.technique();
+        if !techniques.contains(&technique) {
+            techniques.push(technique);
+        }
         let csv = out.join(format!("{}.csv", study.name()));
         rep.rows.write_csv(&csv)?;
         files.push(csv.clone());
-        let _ = writeln!(md, "{}", rep.summary_md.trim_end());
+        let _ = writeln!(md, "## {}\n", study.name());
         let _ = writeln!(
             md,
-            "\nMeasured error: {}\n",
-            crate::validate::validation_note(cat, study.technique())
+            "{technique} · {} points · measured error: [{technique}](#{})\n",
+            study.points(),
+            anchor(&error_heading(technique))
         );
-        let _ = writeln!(md, "Data: [{0}.csv]({0}.csv)", study.name());
+        let _ = writeln!(md, "{}", section_body(study.name(), &rep.summary_md));
+        let _ = writeln!(md, "\nData: [{0}.csv]({0}.csv)", study.name());
         for p in &rep.plots {
             match p.write(out) {
                 Ok(fs) => {
@@ -79,8 +86,97 @@ pub fn run_scenario(
         }
         md.push('\n');
     }
+    if !techniques.is_empty() {
+        let _ = writeln!(md, "## Measured error\n");
+        let _ = writeln!(
+            md,
+            "How far each technique's predictions are from real measurements (MAPE: mean absolute \
+             percentage error over the set's points; max: the largest one).\n"
+        );
+        for t in techniques {
+            let _ = writeln!(md, "### {}\n", error_heading(t));
+            let _ = writeln!(
+                md,
+                "{}",
+                crate::validate::validation_table(cat, t).trim_end()
+            );
+            md.push('\n');
+        }
+    }
     let summary = out.join("summary.md");
     write_atomic(&summary, md.as_bytes())?;
     files.push(summary);
     Ok(files)
+}
+
+/// The heading of a technique's measured-error table.
+fn error_heading(technique: &str) -> String {
+    format!("Measured error: {technique}")
+}
+
+/// The anchor GitHub and most Markdown renderers give `heading`: lower case, spaces to `-`,
+/// other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                Some(c.to_ascii_lowercase())
+            } else if c == ' ' {
+                Some('-')
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// A study's section body under the `## name` heading the report writes. A body that opens with
+/// its own `### name …` heading (the technique's older form) loses it when it only repeats the
+/// name and counts (`### drafts (specdec, 72 points)`); a subtitle after a colon stays as a
+/// subheading (`### name: break-even node bandwidth` → `### Break-even node bandwidth`).
+fn section_body(name: &str, body: &str) -> String {
+    let body = body.trim();
+    let Some(first) = body.lines().next() else {
+        return String::new();
+    };
+    let Some(rest) = first
+        .strip_prefix('#')
+        .map(|h| h.trim_start_matches('#').trim_start())
+        .and_then(|h| h.strip_prefix(name))
+    else {
+        return body.to_string();
+    };
+    let tail = body[first.len()..].trim_start_matches('\n');
+    match rest.trim().strip_prefix(':') {
+        Some(sub) if !sub.trim().is_empty() => {
+            let sub = sub.trim();
+            let mut c = sub.chars();
+            let cap: String = c
+                .next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default();
+            format!("### {cap}\n\n{tail}")
+        }
+        _ => tail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_bodies_lose_repeated_headings() {
+        assert_eq!(
+            section_body("d", "### d (specdec, 72 points)\n\nLatency model: x"),
+            "Latency model: x"
+        );
+        assert_eq!(
+            section_body("g", "### g: break-even node bandwidth (Gb/s)\n\ntext"),
+            "### Break-even node bandwidth (Gb/s)\n\ntext"
+        );
+        assert_eq!(section_body("e", "Trace: zipf"), "Trace: zipf");
+        assert_eq!(anchor("Measured error: specdec"), "measured-error-specdec");
+    }
 }

@@ -13,7 +13,6 @@ pub fn at_gamma(p: &Params, gamma: u32) -> Metrics {
     let step_s = t.round_s(gamma);
     let tokens_per_s = b * e / step_s;
     let baseline = b / t.baseline_step_s;
-    let memory = p.cost.memory_bytes(b, 2.0 * p.context_tokens);
     Metrics {
         target: p.target_name.clone(),
         draft: p.draft_name.clone(),
@@ -31,12 +30,15 @@ pub fn at_gamma(p: &Params, gamma: u32) -> Metrics {
         tokens_per_s,
         baseline_tokens_per_s: baseline,
         speedup: tokens_per_s / baseline,
-        memory_bytes: memory,
-        fits_memory: memory.zip(p.gpu_memory_bytes).map(|(m, g)| m <= g),
+        memory_bytes: p.memory_bytes(),
+        fits_memory: p.fits_memory(),
         p50_token_latency_s: None,
         p90_token_latency_s: None,
         p99_token_latency_s: None,
         seed: None,
+        gpu: p.platform.gpu.clone(),
+        stack: p.platform.stack.clone(),
+        latency_model: p.platform.latency_model.clone(),
     }
 }
 
@@ -66,13 +68,14 @@ pub fn analytic(p: &Params) -> Result<Metrics> {
     Ok(at_gamma(p, g))
 }
 
-/// Ranks several drafters (one `Params` each): analytic predictions sorted by tokens/s, best first.
+/// Ranks several drafters (one `Params` each): analytic predictions, those that fit in GPU
+/// memory first, each group sorted by tokens/s, best first ([`super::rank_order`]).
 ///
 /// # Errors
 /// The first invalid `Params`.
 pub fn rank(ps: &[Params]) -> Result<Vec<Metrics>> {
     let mut out = ps.iter().map(analytic).collect::<Result<Vec<_>>>()?;
-    out.sort_by(|a, b| b.tokens_per_s.total_cmp(&a.tokens_per_s));
+    out.sort_by(super::rank_order);
     Ok(out)
 }
 
@@ -91,6 +94,7 @@ mod tests {
             context_tokens: 0.0,
             cost: CostModel::from_cost_ratio(c, 0.02).unwrap(),
             gpu_memory_bytes: None,
+            platform: crate::specdec::Platform::default(),
         }
     }
 
@@ -169,5 +173,37 @@ mod tests {
         let r = rank(&ps).unwrap();
         assert!(r.windows(2).all(|w| w[0].tokens_per_s >= w[1].tokens_per_s));
         assert_eq!(r[0].alpha, Some(0.9));
+    }
+
+    #[test]
+    fn a_point_that_does_not_fit_is_never_ranked_above_one_that_does() {
+        // Llama-3.1-8B target on a GPU of 20 GB: the faster draft (3B, α 0.95) needs 22.4 GB with
+        // the target, the slower one (1B, α 0.3) 18.5 GB.
+        let cat = crate::Catalog::embedded().unwrap();
+        let gpu = cat.gpu("h200").unwrap();
+        let fm = |n: &str| {
+            crate::specdec::ForwardModel::new(
+                cat.llm(n).unwrap().clone(),
+                crate::specdec::HwRates::bf16(gpu, &gpu.latency),
+                None,
+            )
+            .unwrap()
+        };
+        let with = |alpha: f64, draft: &str, gpu_bytes: f64| Params {
+            cost: CostModel::DraftModel {
+                target: fm("llama-3.1-8b"),
+                draft: fm(draft),
+            },
+            gpu_memory_bytes: Some(gpu_bytes),
+            ..raw(alpha, Gamma::Fixed(3), 0.1)
+        };
+        let big = with(0.95, "llama-3.2-3b", 20e9);
+        let small = with(0.3, "llama-3.2-1b", 20e9);
+        assert_eq!(big.fits_memory(), Some(false));
+        assert_eq!(small.fits_memory(), Some(true));
+        assert!(analytic(&big).unwrap().tokens_per_s > analytic(&small).unwrap().tokens_per_s);
+        let r = rank(&[big, small]).unwrap();
+        assert_eq!(r[0].fits_memory, Some(true));
+        assert_eq!(r[0].alpha, Some(0.3));
     }
 }

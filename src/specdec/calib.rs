@@ -135,42 +135,37 @@ pub struct ModelCalibration {
     pub held_out_latency: Option<LatencyDefaults>,
 }
 
-/// Adds to every record of a `perfcast specdec` result how far the latency model of `gpu` can
-/// be trusted: `latency_model` (`calibrated` or `uncalibrated catalog defaults`) and, from the
-/// recorded validation (`calibration/<gpu>-validation.toml`), `validation_costs` (which recorded
-/// error applies: `roofline` when the target and any draft model were measured on this GPU and
-/// have their own refit, else `heldout`, the error of architectures predicted without their own
-/// measurements, or the nearest recorded substitute), `validation_mape` (the worst set's MAPE of tokens/s),
-/// `validation_max_abs_pct_err` (the worst point) and `validation_sets`. Unknown GPUs or
-/// unreadable records add `latency_model` only.
-pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str) {
+/// Adds to every record of a `perfcast specdec` result how far its latency model can be
+/// trusted, from the recorded validation of its GPU (`calibration/<gpu>-validation.toml`). The
+/// recorded error describes the harness stack on the GPU it was measured on, so it is cited only
+/// for records with `stack = harness` and `latency_model = calibrated` (the stack measured on the
+/// record's own `gpu`): `validation_costs` (which recorded error applies: `roofline` when the
+/// target and any draft model were measured on this GPU and have their own refit, else
+/// `heldout`, the error of architectures predicted without their own measurements, or the
+/// nearest recorded substitute), `validation_mape` (the worst set's MAPE of tokens/s),
+/// `validation_max_abs_pct_err` (the worst point), `validation_sets` and
+/// `validation_applies_to` (`<gpu> with the harness stack`). Other records (another stack, or
+/// the harness stack transferred to a GPU it was not measured on) get no validation fields.
+pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog) {
     use serde_json::Value;
-    let calibrated = cat
-        .gpu(gpu)
-        .map(|g| cat.is_calibrated(&g.name))
-        .unwrap_or(false);
-    let rec = cat
-        .gpu(gpu)
-        .ok()
-        .and_then(|g| cat.recorded_validation(&g.name).ok().flatten());
-    let lat = cat.latency(gpu).ok();
-    let sets_of = |costs: validate::Costs| -> Vec<&crate::catalog::RecordedSet> {
-        rec.as_ref()
-            .map(|r| {
-                r.set
-                    .iter()
-                    .filter(|s| s.technique == "specdec" && s.costs == costs.as_str())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     for r in &mut rows.records {
-        let label = if calibrated {
-            "calibrated"
-        } else {
-            "uncalibrated catalog defaults"
+        let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let gpu = field("gpu");
+        if field("stack") != "harness" || field("latency_model") != "calibrated" {
+            continue;
+        }
+        let rec = cat.recorded_validation(&gpu).ok().flatten();
+        let lat = cat.latency(&gpu).ok();
+        let sets_of = |costs: validate::Costs| -> Vec<&crate::catalog::RecordedSet> {
+            rec.as_ref()
+                .map(|r| {
+                    r.set
+                        .iter()
+                        .filter(|s| s.technique == "specdec" && s.costs == costs.as_str())
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        r.insert("latency_model".into(), Value::from(label));
         // A model counts as measured when it has its own refit; drafter labels that are not
         // catalog models (layerskip:E=…, cost ratios) need none.
         let measured = |key: &str| {
@@ -197,7 +192,7 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
             .map(|&c| (c, sets_of(c)))
             .find(|(_, s)| !s.is_empty())
             .unwrap_or((validate::Costs::Roofline, Vec::new()));
-        if calibrated && !sets.is_empty() {
+        if !sets.is_empty() {
             let mape = sets.iter().map(|s| s.mape).fold(0.0, f64::max);
             let max = sets.iter().map(|s| s.max_abs_pct_err).fold(0.0, f64::max);
             r.insert("validation_costs".into(), Value::from(costs.as_str()));
@@ -211,6 +206,10 @@ pub fn annotate_specdec(rows: &mut crate::report::Rows, cat: &Catalog, gpu: &str
                         .collect::<Vec<_>>()
                         .join(","),
                 ),
+            );
+            r.insert(
+                "validation_applies_to".into(),
+                Value::from(format!("{gpu} with the harness stack")),
             );
         }
     }

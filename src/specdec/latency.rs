@@ -190,6 +190,12 @@ pub struct ForwardModel {
     kv_bytes_per_token_layer: f64,
 }
 
+/// Whether Megatron-style tensor parallelism can split `arch` over `tp` GPUs: `tp` divides the
+/// attention heads, and divides the KV heads or is a multiple of them (KV heads replicated).
+pub fn tp_divides(arch: &LlmArch, tp: u32) -> bool {
+    tp >= 1 && arch.heads % tp == 0 && (arch.kv_heads % tp == 0 || tp % arch.kv_heads == 0)
+}
+
 /// The interconnect of a tensor-parallel group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TpLink {
@@ -358,9 +364,7 @@ impl ForwardModel {
     /// `tp` outside [1, 64], not dividing the heads and KV heads, or a non-positive link bandwidth.
     pub fn with_tp(mut self, tp: u32, link: TpLink) -> Result<Self> {
         check::int_in("tp", i64::from(tp), 1, 64)?;
-        if self.arch.heads % tp != 0
-            || (self.arch.kv_heads % tp != 0 && tp % self.arch.kv_heads != 0)
-        {
+        if !tp_divides(&self.arch, tp) {
             return Err(Error::range(
                 "tp",
                 tp,

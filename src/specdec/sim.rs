@@ -158,6 +158,7 @@ mod tests {
             context_tokens: ctx,
             cost,
             gpu_memory_bytes: None,
+            platform: crate::specdec::Platform::default(),
         }
     }
 

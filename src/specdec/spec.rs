@@ -22,7 +22,7 @@
 
 use super::{
     analytic, simulate, Acceptance, Chai, CostModel, ForwardModel, Gamma, HwRates, Metrics, Params,
-    SimConfig,
+    Platform, SimConfig,
 };
 use crate::catalog::Catalog;
 use crate::check;
@@ -164,6 +164,22 @@ fn default_ctx() -> f64 {
 fn default_tp() -> u32 {
     1
 }
+fn default_stack() -> String {
+    crate::catalog::DEFAULT_STACK.into()
+}
+
+/// What [`Spec::resolve`] solves for instead of taking it as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Solve {
+    /// The smallest tensor-parallel degree ≥ `tp` at which target (weights and KV cache, split
+    /// over the group) plus draft fit one GPU's memory at the point's batch and context.
+    MinTp,
+}
+
+/// Largest tensor-parallel degree `--solve min-tp` tries (the most [`ForwardModel::with_tp`]
+/// accepts).
+pub const MAX_TP: u32 = 64;
 fn default_gamma() -> GammaSpec {
     GammaSpec::Word("auto".into())
 }
@@ -197,9 +213,16 @@ pub struct Spec {
     pub context_tokens: f64,
     /// CHAI clusters (one, or one per target layer).
     pub chai_clusters: Option<Vec<u32>>,
-    /// Tensor-parallel degree of the target (the draft model runs replicated, unsplit, on each GPU).
+    /// Tensor-parallel degree of the target (the draft model runs replicated, unsplit, on each GPU);
+    /// with `solve = "min-tp"`, the smallest degree tried.
     #[serde(default = "default_tp")]
     pub tp: u32,
+    /// Software stack of the latency model: `harness` (default), `datasheet` or a stack file
+    /// ([`crate::catalog::stack`]). The same stack on every GPU compares GPUs on one footing.
+    #[serde(default = "default_stack")]
+    pub stack: String,
+    /// Solve for a parameter instead of taking it as given (`min-tp`).
+    pub solve: Option<Solve>,
     /// Raw target forward time, seconds (overrides the roofline).
     pub target_step_s: Option<f64>,
     /// Methods to evaluate in a scenario: `analytic`, `sim` (default analytic).
@@ -212,7 +235,8 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// A spec with every default (target llama-3.1-8b on h200, γ auto, batch 1, context 1024).
+    /// A spec with every default (target llama-3.1-8b on h200 with the harness stack, γ auto,
+    /// batch 1, context 1024, tp 1).
     pub fn new() -> Self {
         Spec {
             target: default_target(),
@@ -224,6 +248,8 @@ impl Spec {
             context_tokens: default_ctx(),
             chai_clusters: None,
             tp: 1,
+            stack: default_stack(),
+            solve: None,
             target_step_s: None,
             methods: Vec::new(),
             sim_steps: None,
@@ -231,26 +257,73 @@ impl Spec {
         }
     }
 
-    /// Builds validated [`Params`] using the catalog (and its calibration, when present).
+    /// Builds validated [`Params`] using the catalog and the spec's stack; with
+    /// `solve = "min-tp"`, at the smallest tensor-parallel degree that fits ([`Spec::min_tp`]).
     ///
     /// # Errors
-    /// Unknown names, conflicting or missing drafter/acceptance fields, out-of-range numbers.
+    /// Unknown names, conflicting or missing drafter/acceptance fields, out-of-range numbers;
+    /// for `min-tp`, no degree up to [`MAX_TP`] fits, or the costs have no memory footprint.
     pub fn to_params(&self, cat: &Catalog) -> Result<Params> {
+        match self.solve {
+            None => self.params_at_tp(cat, self.tp),
+            Some(Solve::MinTp) => self.min_tp(cat).map(|(p, _)| p),
+        }
+    }
+
+    /// The smallest tensor-parallel degree in [`tp`, [`MAX_TP`]] that the target's heads allow
+    /// and at which the point fits one GPU's memory ([`Params::fits_memory`]), with its params.
+    /// Memory per GPU never grows with the degree (weights split `tp` ways, the KV cache
+    /// min(tp, KV heads) ways, the draft unsplit), so the first fit is the smallest.
+    ///
+    /// # Errors
+    /// As [`Spec::to_params`] at `tp`; given step times or a cost ratio (no memory footprint);
+    /// nothing fits up to [`MAX_TP`] (the message gives the need at the largest degree tried).
+    pub fn min_tp(&self, cat: &Catalog) -> Result<(Params, u32)> {
+        check::int_in("tp", i64::from(self.tp), 1, i64::from(MAX_TP))?;
+        let arch = cat.llm(&self.target)?;
+        let mut last = None;
+        for tp in self.tp..=MAX_TP {
+            if !super::latency::tp_divides(arch, tp) {
+                continue;
+            }
+            let p = self.params_at_tp(cat, tp)?;
+            match p.fits_memory() {
+                Some(true) => return Ok((p, tp)),
+                Some(false) => last = Some((tp, p.memory_bytes().unwrap_or(f64::NAN), p.gpu_memory_bytes.unwrap_or(f64::NAN))),
+                None => {
+                    return Err(Error::range(
+                        "solve",
+                        "min-tp",
+                        "a target from the roofline with a catalog draft model or exit_layer (given step times and cost ratios have no memory footprint)",
+                    ))
+                }
+            }
+        }
+        let (tp, need, have) = last.unwrap_or((self.tp, f64::NAN, f64::NAN));
+        Err(Error::range(
+            "solve",
+            format!("min-tp (at tp = {tp} one GPU needs {:.1} GB of {:.1} GB)", need / 1e9, have / 1e9),
+            format!("a point that fits at some tp in [{}, {MAX_TP}] (fewer sequences, a shorter context or a smaller draft)", self.tp),
+        ))
+    }
+
+    fn params_at_tp(&self, cat: &Catalog, tp: u32) -> Result<Params> {
         let d = &self.draft;
         let acceptance = self.acceptance()?;
         check::non_negative("context_tokens", self.context_tokens)?;
         let gpu = cat.gpu(&self.gpu)?;
-        // Each architecture at its own calibrated parameters when it has a refit.
-        let lat = cat.latency(&gpu.name)?;
+        // Hardware terms from the GPU, stack terms from the stack; each architecture at its own
+        // refit when the stack has one.
+        let stack = cat.stack(&self.stack, &gpu.name)?;
         let target_arch = cat.llm(&self.target)?.clone();
-        let hw = HwRates::bf16(gpu, lat.for_model(&target_arch));
+        let hw = HwRates::bf16(gpu, &stack.terms(&target_arch, gpu));
         let chai = self
             .chai_clusters
             .clone()
             .map(|c| Chai::new(c, &target_arch))
             .transpose()?;
-        let target = ForwardModel::new(target_arch, hw, chai)?
-            .with_tp(self.tp, super::TpLink::of_gpu(gpu))?;
+        let target =
+            ForwardModel::new(target_arch, hw, chai)?.with_tp(tp, super::TpLink::of_gpu(gpu))?;
         let kinds = [
             d.model.is_some(),
             d.exit_layer.is_some(),
@@ -288,7 +361,7 @@ impl Spec {
                     target,
                     draft: ForwardModel::new(
                         draft_arch.clone(),
-                        HwRates::bf16(gpu, lat.for_model(&draft_arch)),
+                        HwRates::bf16(gpu, &stack.terms(&draft_arch, gpu)),
                         None,
                     )?,
                 },
@@ -326,7 +399,14 @@ impl Spec {
                 "raw".to_string(),
             )
         };
+        // Given step times on both sides: no latency model ran.
+        let given = matches!(cost, CostModel::Raw { .. }) && self.target_step_s.is_some();
         let p = Params {
+            platform: if given {
+                Platform::given(&gpu.name)
+            } else {
+                Platform::of(&gpu.name, &stack)
+            },
             draft_name: d.label.clone().unwrap_or(draft_name),
             target_name: self.target.clone(),
             acceptance,
@@ -386,7 +466,7 @@ impl Spec {
         }
     }
 
-    /// Validates the spec against `cat` (and its calibration, when present) and builds what
+    /// Validates the spec against `cat` (its GPU and software stack) and builds what
     /// [`evaluate`] needs.
     ///
     /// # Errors
@@ -412,5 +492,165 @@ impl Spec {
 impl Default for Spec {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::specdec::{ForwardModel, Shape, TpLink};
+
+    /// Llama-3.1-70B over two GPUs at batch 16, context 1024, with a Llama-3.2-1B draft.
+    fn llama70b(gpu: &str, stack: &str) -> Spec {
+        Spec {
+            target: "llama-3.1-70b".into(),
+            gpu: gpu.into(),
+            stack: stack.into(),
+            tp: 2,
+            batch: 16,
+            draft: DraftSpec {
+                model: Some("llama-3.2-1b".into()),
+                alpha: Some(0.8),
+                ..DraftSpec::default()
+            },
+            ..Spec::new()
+        }
+    }
+
+    fn run(s: &Spec, cat: &Catalog) -> Metrics {
+        evaluate(&s.resolve(cat).unwrap(), Method::Analytic, 0).unwrap()
+    }
+
+    #[test]
+    fn by_default_h200_decodes_faster_than_h100_by_about_the_bandwidth_ratio() {
+        // Same stack on both GPUs (the default, harness): a bandwidth-bound decode (70B weights,
+        // 70 GB per GPU streamed per step) speeds up by the HBM ratio 4.8/3.35 = 1.433 on its
+        // streaming terms; the fixed per-layer costs, equal on both, pull the ratio below that.
+        // Tolerance: within 15% below the bandwidth ratio, never above it (FLOP peaks are equal).
+        let cat = Catalog::embedded().unwrap();
+        let bw_ratio = 4.8 / 3.35;
+        for stack in ["harness", "datasheet"] {
+            let (a, b) = (
+                run(&llama70b("h200", stack), &cat),
+                run(&llama70b("h100", stack), &cat),
+            );
+            assert_eq!((a.stack.as_str(), b.stack.as_str()), (stack, stack));
+            let r = a.baseline_tokens_per_s / b.baseline_tokens_per_s;
+            assert!(
+                r > 0.85 * bw_ratio && r <= bw_ratio * (1.0 + 1e-12),
+                "{stack}: decode h200/h100 = {r}, bandwidth ratio {bw_ratio}"
+            );
+            assert!(a.tokens_per_s > b.tokens_per_s, "{stack}");
+        }
+        let d = llama70b("h100", "harness");
+        assert_eq!(Spec::new().stack, "harness");
+        assert_eq!(
+            d.resolve(&cat).unwrap().params.platform.latency_model,
+            "calibrated on h200"
+        );
+    }
+
+    #[test]
+    fn the_stack_picks_the_terms_and_the_gpu_the_hardware() {
+        // datasheet on h100 = the catalog's [gpu.latency] of h100; harness on h100 = h200's
+        // calibrated terms (stream bandwidth scaled by 3.35/4.8) on h100's peaks. Checked
+        // against forward models built by hand (tolerance 1e-12 relative: same arithmetic).
+        let cat = Catalog::embedded().unwrap();
+        let h100 = cat.gpu("h100").unwrap();
+        let arch = cat.llm("llama-3.1-70b").unwrap().clone();
+        let base = |terms: &crate::catalog::LatencyDefaults| {
+            ForwardModel::new(arch.clone(), HwRates::bf16(h100, terms), None)
+                .unwrap()
+                .with_tp(2, TpLink::of_gpu(h100))
+                .unwrap()
+                .forward_s(Shape {
+                    batch: 16.0,
+                    new_tokens: 1.0,
+                    context_tokens: 1024.0,
+                })
+        };
+        let mut harness = *cat.latency("h200").unwrap().for_model(&arch);
+        harness.attn_stream_bw_bytes_per_s =
+            harness.attn_stream_bw_bytes_per_s.map(|b| b * 3.35 / 4.8);
+        for (stack, terms) in [("datasheet", h100.latency), ("harness", harness)] {
+            let m = run(&llama70b("h100", stack), &cat);
+            let want = 16.0 / base(&terms);
+            assert!(
+                (m.baseline_tokens_per_s - want).abs() <= 1e-12 * want,
+                "{stack}: {} vs {want}",
+                m.baseline_tokens_per_s
+            );
+        }
+        // The harness stack is slower than the datasheet guesses (43 µs per layer of fixed cost
+        // against 12 µs, unfused element-wise kernels): the stack changes the answer.
+        let (h, d) = (
+            run(&llama70b("h100", "harness"), &cat),
+            run(&llama70b("h100", "datasheet"), &cat),
+        );
+        assert!(h.baseline_tokens_per_s < 0.9 * d.baseline_tokens_per_s);
+        assert_eq!(d.latency_model, "uncalibrated catalog defaults");
+        // On h200 the harness stack is the GPU's own calibration, as before stacks existed.
+        assert_eq!(
+            run(&llama70b("h200", "harness"), &cat).latency_model,
+            "calibrated"
+        );
+    }
+
+    #[test]
+    fn min_tp_is_the_smallest_degree_a_forward_evaluation_finds_fitting() {
+        // Llama-3.1-70B on 80 GB H100s at batch 16, context 4096 (KV for 8192 tokens per
+        // sequence) with a Llama-3.2-1B draft: check the solve against evaluating every degree.
+        let cat = Catalog::embedded().unwrap();
+        let mut s = llama70b("h100", "harness");
+        s.context_tokens = 4096.0;
+        s.tp = 1;
+        s.solve = Some(Solve::MinTp);
+        let (p, tp) = s.min_tp(&cat).unwrap();
+        assert_eq!(p.cost.tp(), tp);
+        let arch = cat.llm("llama-3.1-70b").unwrap();
+        let fits_at = |t: u32| {
+            let f = Spec {
+                tp: t,
+                solve: None,
+                ..s.clone()
+            };
+            analytic(&f.to_params(&cat).unwrap()).unwrap()
+        };
+        for t in (1..tp).filter(|&t| crate::specdec::latency::tp_divides(arch, t)) {
+            assert_eq!(fits_at(t).fits_memory, Some(false), "tp {t}");
+        }
+        let at = fits_at(tp);
+        assert_eq!(at.fits_memory, Some(true));
+        assert_eq!(
+            tp, 4,
+            "70.5 GB of weights + 21.5 GB of KV per GPU at tp 2 do not fit 80 GB"
+        );
+        // The solved point is the forward evaluation at that degree.
+        assert_eq!(
+            evaluate(&s.resolve(&cat).unwrap(), Method::Analytic, 0).unwrap(),
+            at
+        );
+        // The search starts at `tp`, and fails with the need when nothing fits.
+        s.tp = 8;
+        assert_eq!(s.min_tp(&cat).unwrap().1, 8);
+        s.batch = 4096;
+        s.context_tokens = 100_000.0;
+        let e = s.min_tp(&cat).unwrap_err().to_string();
+        assert!(e.contains("solve") && e.contains("at tp = 64"), "{e}");
+        // No memory footprint for given step times.
+        let raw = Spec {
+            draft: DraftSpec {
+                cost_ratio: Some(0.1),
+                alpha: Some(0.8),
+                ..DraftSpec::default()
+            },
+            solve: Some(Solve::MinTp),
+            ..Spec::new()
+        };
+        assert!(raw
+            .resolve(&cat)
+            .unwrap_err()
+            .to_string()
+            .contains("min-tp"));
     }
 }

@@ -15,8 +15,11 @@ use std::fmt::Write as _;
 pub struct SpecdecStudy {
     spec: StudySpec,
     points: Vec<(Spec, Point, toml::Table)>,
-    /// Which latency parameters each GPU of the study uses (calibrated or catalog defaults).
+    /// Which software stack each GPU of the study uses, whether GPUs share one, and to which
+    /// points the measured error applies.
     latency_note: String,
+    /// Whether the points use more than one software stack (then plot labels name each).
+    mixed_stacks: bool,
 }
 
 impl SpecdecStudy {
@@ -42,26 +45,85 @@ impl SpecdecStudy {
             })?;
             points.push((ps, params, pt));
         }
-        let mut gpus: Vec<&str> = points.iter().map(|p| p.0.gpu.as_str()).collect();
-        gpus.sort_unstable();
-        gpus.dedup();
-        let latency_note = gpus
-            .iter()
-            .map(|g| {
-                if cat.is_calibrated(g) {
-                    format!("{g}: calibrated (models/calibration/{g}.toml, fitted to the perfcast-gpu harness's forward latencies: it describes that software stack)")
-                } else {
-                    format!("{g}: uncalibrated catalog defaults (datasheet peaks × assumed efficiencies)")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+        let latency_note = latency_note(&points, cat);
+        let mixed_stacks = stacks_of(&points).len() > 1;
         Ok(SpecdecStudy {
             spec,
             points,
             latency_note,
+            mixed_stacks,
         })
     }
+}
+
+/// The distinct stack labels of the points (sorted).
+fn stacks_of(points: &[(Spec, Point, toml::Table)]) -> Vec<&str> {
+    let mut v: Vec<&str> = points
+        .iter()
+        .map(|p| p.1.params.platform.stack.as_str())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The summary's latency-model paragraph: per (GPU, stack), where the stack terms come from; one
+/// line saying whether the GPUs are compared on one footing or the study mixes stacks; and the
+/// (GPU, stack) pairs the measured error of `validate` applies to.
+fn latency_note(points: &[(Spec, Point, toml::Table)], cat: &Catalog) -> String {
+    // (gpu, stack label, latency model, stack as written)
+    let mut pairs: Vec<(&str, &str, &str, &str)> = points
+        .iter()
+        .map(|p| {
+            let pl = &p.1.params.platform;
+            (
+                pl.gpu.as_str(),
+                pl.stack.as_str(),
+                pl.latency_model.as_str(),
+                p.0.stack.as_str(),
+            )
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut lines: Vec<String> = pairs
+        .iter()
+        .map(|(g, st, lm, given)| {
+            let from = match cat.stack(given, g) {
+                Ok(s) if *st != "none" => s.describe(),
+                _ => "step times given, no latency model".to_string(),
+            };
+            format!("- {g} (latency model: {lm}): stack {from}")
+        })
+        .collect();
+    let stacks = stacks_of(points);
+    let mut gpus: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    gpus.dedup();
+    if stacks.len() > 1 {
+        lines.push(format!(
+            "\nThis study mixes software stacks on purpose ({}): differences between its rows are software as well as hardware; plot labels name each row's stack.",
+            stacks.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ));
+    } else if gpus.len() > 1 {
+        lines.push(format!(
+            "\nGPUs compared on one footing: every point uses the `{}` stack, so differences between GPUs are hardware (peaks, bandwidths, memory) only.",
+            stacks.first().copied().unwrap_or("none")
+        ));
+    }
+    let measured: Vec<String> = pairs
+        .iter()
+        .filter(|(_, st, lm, _)| *st == "harness" && *lm == "calibrated")
+        .map(|(g, _, _, _)| g.to_string())
+        .collect();
+    lines.push(if measured.is_empty() {
+        "\nNo point of this study is on a (GPU, stack) pair with a measured error: the measured specdec error applies to the harness stack on the GPU it was calibrated on (h200).".to_string()
+    } else {
+        format!(
+            "\nThe measured specdec error (`perfcast validate`, models/calibration/<gpu>-validation.toml) applies only to points on {} with the harness stack.",
+            measured.join(", ")
+        )
+    });
+    lines.join("\n")
 }
 
 impl Study for SpecdecStudy {
@@ -144,6 +206,9 @@ impl SpecdecStudy {
                 parts.push(gpu.to_string());
             }
             parts.push(m.draft.clone());
+            if self.mixed_stacks {
+                parts.push(format!("stack={}", m.stack));
+            }
             if x_axis != "batch" && swept.contains(&"batch") {
                 parts.push(format!("b={}", m.batch));
             }
@@ -171,13 +236,17 @@ impl SpecdecStudy {
             "context_tokens" => "context (tokens)",
             _ => "lookahead γ (draft tokens per step)",
         };
+        let stack_title = match flat.first() {
+            Some((m, _)) if !self.mixed_stacks => format!(" (stack: {})", m.stack),
+            _ => " (stacks: see legend)".to_string(),
+        };
         let mk = |stem: &str,
                   title: &str,
                   y_label: &str,
                   pick: fn(&(f64, f64, f64)) -> f64,
                   log_y: bool| LinePlot {
             stem: format!("{}-{stem}", self.spec.name),
-            title: format!("{}: {title}", self.spec.name),
+            title: format!("{}: {title}{stack_title}", self.spec.name),
             x_label: x_label.into(),
             y_label: y_label.into(),
             log_x: x_axis != "gamma",
@@ -216,32 +285,39 @@ impl SpecdecStudy {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "### {} (specdec, {} points)\n\nLatency model: {}.\n",
+            "### {} (specdec, {} points)\n\nLatency model (hardware terms from the GPU, stack terms from the software stack):\n\n{}\n",
             self.spec.name,
             self.points.len(),
             self.latency_note
         );
-        // Best configuration per (target, gpu, batch, context): the headline answer.
-        let mut best: BTreeMap<(String, String, u32, u64), &Metrics> = BTreeMap::new();
+        // Best configuration per (target, gpu, stack, batch, context): the headline answer. A
+        // point that does not fit in GPU memory is never best while one that fits exists.
+        let mut best: BTreeMap<(String, String, String, u32, u64), &Metrics> = BTreeMap::new();
         for (m, gpu) in flat.iter().filter(|(m, _)| m.method == "analytic") {
             let gpu = if m.tp > 1 {
                 format!("{} ×{} (TP)", gpu, m.tp)
             } else {
                 gpu.clone()
             };
-            let key = (m.target.clone(), gpu, m.batch, m.context_tokens.to_bits());
+            let key = (
+                m.target.clone(),
+                gpu,
+                m.stack.clone(),
+                m.batch,
+                m.context_tokens.to_bits(),
+            );
             let e = best.entry(key).or_insert(m);
-            if m.tokens_per_s > e.tokens_per_s {
+            if super::rank_order(m, e).is_lt() {
                 *e = m;
             }
         }
-        let _ = writeln!(s, "| target | gpu | batch | context | best drafter | γ | tokens/s | speedup | fits memory |");
-        let _ = writeln!(s, "|---|---|---:|---:|---|---:|---:|---:|---|");
+        let _ = writeln!(s, "| target | gpu | stack | batch | context | best drafter | γ | tokens/s | speedup | fits memory |");
+        let _ = writeln!(s, "|---|---|---|---:|---:|---|---:|---:|---:|---|");
 
-        for ((t, g, b, _), m) in &best {
+        for ((t, g, st, b, _), m) in &best {
             let _ = writeln!(
                 s,
-                "| {t} | {g} | {b} | {} | {} | {} | {:.1} | {:.3} | {} |",
+                "| {t} | {g} | {st} | {b} | {} | {} | {} | {:.1} | {:.3} | {} |",
                 m.context_tokens,
                 m.draft,
                 m.gamma,
@@ -274,7 +350,7 @@ impl SpecdecStudy {
             let _ = writeln!(s, "\nMonte-Carlo vs analytic: largest tokens/s gap {:.2}% over {} simulated points (seeds in the CSV).", worst * 100.0, sims.len());
         }
         if flat.iter().any(|(m, _)| m.fits_memory == Some(false)) {
-            let _ = writeln!(s, "\nSome points need more device memory than one GPU has (`fits_memory = false` in the CSV): they describe a larger or multi-GPU deployment.");
+            let _ = writeln!(s, "\nSome points need more device memory than one GPU has (`fits_memory = false` in the CSV, per GPU of the tensor-parallel group): they are never ranked best above a point that fits; a row whose best is marked **no** has no fitting point (`solve = \"min-tp\"` finds the smallest tensor-parallel degree that fits).");
         }
         s
     }

@@ -4,7 +4,7 @@
 //! atomically.
 
 use crate::error::Result;
-use crate::report::plot::{render, Chart, COLORS};
+use crate::report::plot::{compact, log_ticks, render, Chart, COLORS};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -56,8 +56,8 @@ impl Chart for Parity<'_> {
             .configure_mesh()
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| compact(*v))
+            .y_label_formatter(&|v| compact(*v))
             .light_line_style(WHITE)
             .axis_desc_style(("sans-serif", 18))
             .label_style(("sans-serif", 14))
@@ -106,20 +106,10 @@ impl Chart for Parity<'_> {
     }
 }
 
-/// Log-axis ticks at 1-2-5 × 10^k within [lo, hi].
+/// Log-axis ticks within [lo, hi]: 1-2-5 × 10^k, finer inside one decade
+/// ([`crate::report::plot::log_ticks`], the rule of every perfcast plot).
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let mut v = Vec::new();
-    let mut e = lo.log10().floor() as i32;
-    while 10f64.powi(e) <= hi * 10.0 && v.len() < 64 {
-        for m in [1.0, 2.0, 5.0] {
-            let t = m * 10f64.powi(e);
-            if t >= lo && t <= hi {
-                v.push(t);
-            }
-        }
-        e += 1;
-    }
-    v
+    log_ticks(lo, hi)
 }
 
 /// A file-name-safe version of `s`.
@@ -141,4 +131,39 @@ pub fn slug(s: &str) -> String {
 /// [`crate::Error::Io`] when a file cannot be written.
 pub fn write_parity(p: &Parity, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     render(p, dir, stem, (900, 700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::plot::svgtest::{axis_group, svg_texts, tick_value};
+
+    /// The parity plot labels both axes with numbers, also for values far below 1 (seconds of
+    /// a codec call), where a `{:.0}` label would print "0" everywhere.
+    #[test]
+    fn parity_has_tick_labels_on_both_axes() {
+        for scale in [1e-4, 1.0, 3e3] {
+            let p = Parity {
+                title: "t".into(),
+                x_desc: "measured (s)".into(),
+                y_desc: "predicted (s)".into(),
+                points: vec![
+                    ("a", 1.0 * scale, 1.1 * scale),
+                    ("b", 7.0 * scale, 6.5 * scale),
+                ],
+            };
+            let d = tempfile::tempdir().unwrap();
+            let files = write_parity(&p, d.path(), "p").unwrap();
+            let texts = svg_texts(&std::fs::read_to_string(&files[1]).unwrap());
+            for (axis, labels) in [
+                ("x", axis_group(&texts, "middle", true)),
+                ("y", axis_group(&texts, "end", false)),
+            ] {
+                assert!(labels.len() >= 2, "scale {scale}: {axis} ticks {labels:?}");
+                let vals: Vec<f64> = labels.iter().filter_map(|l| tick_value(l)).collect();
+                assert_eq!(vals.len(), labels.len(), "{labels:?}");
+                assert!(vals.iter().all(|v| *v > 0.0), "scale {scale}: {labels:?}");
+            }
+        }
+    }
 }

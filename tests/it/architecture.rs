@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 /// Layer of each top-level module: 0 shared, 1 technique, 2 above the techniques.
 fn layer(top: &str) -> Option<u8> {
     match top {
-        "error" | "check" | "des" | "sweep" | "catalog" | "measure" | "validate" | "report"
-        | "scenario" | "dnn" | "progress" | "output" | "units" => Some(0),
+        "error" | "check" | "collective" | "des" | "sweep" | "catalog" | "measure" | "validate"
+        | "report" | "scenario" | "dnn" | "progress" | "output" | "units" => Some(0),
         "specdec" | "gradcomp" | "embcache" | "freeze" => Some(1),
         "studies" | "techniques" | "cli" => Some(2),
         _ => None,

@@ -116,6 +116,7 @@ pub fn e2e_csv(set: &str, noise: f64, bias: f64, seed: u64) -> String {
                     context_tokens: ctx,
                     cost,
                     gpu_memory_bytes: None,
+                    platform: perfcast::specdec::Platform::default(),
                 };
                 let m = analytic(&p).unwrap();
                 let rounds = expected_rounds_static_batch(&p.acceptance, g, 256, b);

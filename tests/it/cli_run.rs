@@ -82,6 +82,13 @@ fn default_scenario_writes_csv_plots_and_summary() {
         "replay the recorded gradient-norm trace `traces/freeze-bert-base-h200-gradnorms.csv`"
     ));
     assert!(md.contains("Per-layer costs of bert-base on h200: calibrated (h200-freeze"));
+    summary_is_for_people(&md);
+    for f in files {
+        let p = std::path::Path::new(f.as_str().unwrap());
+        if p.extension().is_some_and(|e| e == "svg") {
+            plot_is_legible(&fs::read_to_string(p).unwrap(), p);
+        }
+    }
     // Same seed, same numbers.
     let d2 = tempfile::tempdir().unwrap();
     perfcast()
@@ -220,4 +227,104 @@ fn closed_stdout_pipe_is_not_an_error() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `summary.md` of the default scenario: a `## name` heading per study (embcache included), the
+/// measured-error table of each technique once (not repeated per study), no Rust debug format,
+/// no scientific notation in its tables.
+fn summary_is_for_people(md: &str) {
+    for study in [
+        "specdec-drafts",
+        "specdec-layerskip",
+        "freeze-bert-base",
+        "gradcomp-bert-base",
+        "gradcomp-resnet50-lowrank",
+        "embcache-criteo",
+    ] {
+        assert_eq!(
+            md.lines().filter(|l| *l == format!("## {study}")).count(),
+            1,
+            "heading of {study}"
+        );
+    }
+    for t in ["specdec", "freeze", "gradcomp", "embcache"] {
+        let h = format!("### Measured error: {t}");
+        assert_eq!(md.matches(&h).count(), 1, "{h}");
+        assert!(
+            md.contains(&format!("(#measured-error-{t})")),
+            "link to {h}"
+        );
+    }
+    // Each validation set is cited once: one table row.
+    assert_eq!(md.matches("`h200g-e2e-holdout`").count(), 1);
+    assert!(md.contains("| set | points | roofline |"));
+    for bad in ["{", "}", "Some(", "None", "\\\""] {
+        assert!(!md.contains(bad), "debug format {bad:?} in summary.md");
+    }
+    for l in md.lines().filter(|l| l.starts_with('|')) {
+        // A token of number characters that parses as a float and has an exponent: 1.41e11.
+        let sci = l
+            .split(|c: char| !(c.is_ascii_digit() || ".eE+-".contains(c)))
+            .any(|t| t.contains(['e', 'E']) && t.parse::<f64>().is_ok());
+        assert!(!sci, "scientific notation in a table: {l}");
+    }
+    assert!(md.contains("881 MB"), "cache size in MB");
+}
+
+/// One plot's SVG: at least two tick labels on each axis (x: labels sharing one baseline;
+/// y: right-aligned labels sharing one x) and a unit in parentheses in both axis titles.
+fn plot_is_legible(svg: &str, path: &std::path::Path) {
+    struct T {
+        anchor: String,
+        x: i64,
+        y: i64,
+        rotated: bool,
+        text: String,
+    }
+    let attr = |head: &str, name: &str| -> Option<String> {
+        let key = format!(" {name}=\"");
+        let i = head.find(&key)?;
+        let rest = &head[i + key.len()..];
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    let texts: Vec<T> = svg
+        .split("<text")
+        .skip(1)
+        .map(|c| {
+            let end = c.find('>').unwrap();
+            let head = &c[..end];
+            let n = |k: &str| attr(head, k).unwrap().parse::<f64>().unwrap() as i64;
+            T {
+                anchor: attr(head, "text-anchor").unwrap_or_default(),
+                x: n("x"),
+                y: n("y"),
+                rotated: head.contains("rotate("),
+                text: c[end + 1..c.find("</text>").unwrap()].trim().to_string(),
+            }
+        })
+        .collect();
+    let group = |anchor: &str, by_y: bool| {
+        let mut g: std::collections::BTreeMap<i64, usize> = Default::default();
+        for t in texts.iter().filter(|t| t.anchor == anchor && !t.rotated) {
+            *g.entry(if by_y { t.y } else { t.x }).or_default() += 1;
+        }
+        g.into_values().max().unwrap_or(0)
+    };
+    assert!(group("middle", true) >= 2, "{path:?}: x tick labels");
+    assert!(group("end", false) >= 2, "{path:?}: y tick labels");
+    // Axis titles: the rotated one (y, or the category axis of a bar chart) and the lowest
+    // centred one (x).
+    let y_title = texts.iter().find(|t| t.rotated).expect("y title");
+    let x_title = texts
+        .iter()
+        .filter(|t| t.anchor == "middle" && !t.rotated)
+        .max_by_key(|t| t.y)
+        .unwrap();
+    for t in [y_title, x_title] {
+        assert!(
+            t.text.contains('(') && t.text.contains(')'),
+            "{path:?}: axis title without a unit: {}",
+            t.text
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `perfcast embcache` end to end: JSON contract, every trace format, bad input, trace-gen, mrc.
 
-use crate::common::{fails, json, perfcast};
+use crate::common::{f, fails, json, perfcast};
 use std::path::{Path, PathBuf};
 
 fn traces() -> PathBuf {
@@ -541,4 +541,65 @@ fn stdout_write_failure_names_stdout() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.starts_with("error: writing stdout: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// Several trainers and a dense all-reduce: `dense_sync_s` is the shared collective model's ring
+/// all-reduce of 1e6 fp32 parameters over 8 trainers at 10 Gb/s and 10 µs, 2·7·10 µs +
+/// 2·7/8·4e6/1.25e9 = 5.74e-3 s (relative tolerance 1e-12), and every iteration takes at least
+/// compute + sync. With the default single trainer the row has neither column and the same
+/// iteration times as with `--trainers 1 --dense-params 0` given explicitly (wall-clock fields
+/// aside).
+#[test]
+fn trainers_and_dense_sync() {
+    let base = [
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "2000",
+        "--accesses",
+        "20000",
+        "--policy",
+        "lru",
+        "--cache",
+        "10%",
+        "--batch",
+        "64",
+        "--compute-s",
+        "1e-3",
+    ];
+    let one = json(&base);
+    assert!(one.get("trainers").is_none() && one.get("dense_sync_s").is_none());
+    let mut explicit = base.to_vec();
+    explicit.extend(["--trainers", "1", "--dense-params", "0"]);
+    let same = json(&explicit);
+    for k in ["hits", "misses", "iter_no_cache_s", "iter_s", "speedup"] {
+        assert_eq!(same[k], one[k], "{k}");
+    }
+    assert!(same.get("trainers").is_none());
+    let mut many = base.to_vec();
+    many.extend([
+        "--trainers",
+        "8",
+        "--dense-params",
+        "1e6",
+        "--sync-gbps",
+        "10",
+    ]);
+    let v = json(&many);
+    let sync = f(&v, "dense_sync_s");
+    assert!((sync - 5.74e-3).abs() < 5.74e-3 * 1e-12, "{v}");
+    assert_eq!(f(&v, "trainers"), 8.0);
+    assert!(f(&v, "iter_s") >= 1e-3 + sync, "{v}");
+    // The store's bandwidth is shared, so the fetch part of a no-cache iteration grows.
+    assert!(
+        f(&v, "iter_no_cache_s") - 1e-3 - sync > f(&one, "iter_no_cache_s") - 1e-3,
+        "{v}"
+    );
+    let mut no_pipe = base[..base.len() - 2].to_vec();
+    no_pipe.extend(["--trainers", "8"]);
+    fails(&no_pipe, "--compute-s");
+    let mut no_bw = base.to_vec();
+    no_bw.extend(["--trainers", "8", "--dense-params", "1e6"]);
+    fails(&no_bw, "--sync-gbps");
 }

@@ -186,6 +186,37 @@ fn pufferfish_two_phase_run() {
     assert!((f(&v, "run_s") - want).abs() < 1e-9 * want);
 }
 
+/// `--lowrank cuttlefish` with no ranks runs the model's default profile: fewer parameters and a
+/// faster step than full rank, and the row says the ranks are estimated and from where.
+#[test]
+fn cuttlefish_runs_without_a_rank_profile() {
+    let v = json(&[
+        "gradcomp",
+        "--model",
+        "resnet-50",
+        "--workers",
+        "8",
+        "--inter-node-gbps",
+        "25",
+        "--lowrank",
+        "cuttlefish",
+        "--warmup-epochs",
+        "10",
+        "--epochs",
+        "90",
+        "--dataset-samples",
+        "1281167",
+    ]);
+    assert!(f(&v, "params") < f(&v, "full_rank_params"), "{v}");
+    assert!(f(&v, "step_s") < f(&v, "full_rank_step_s"), "{v}");
+    assert!(f(&v, "run_speedup") > 1.0, "{v}");
+    let src = v["lowrank_ranks"].as_str().unwrap();
+    assert!(
+        src.contains("estimated") && src.contains("Wang et al. 2023"),
+        "{src}"
+    );
+}
+
 #[test]
 fn measured_profile_replaces_the_roofline() {
     let d = tempfile::tempdir().unwrap();

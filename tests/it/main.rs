@@ -3,6 +3,7 @@
 mod architecture;
 mod calib;
 mod calib_synth;
+mod cli_docs;
 mod cli_run;
 mod cli_specdec;
 mod common;

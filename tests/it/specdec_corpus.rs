@@ -34,6 +34,7 @@ fn params(acceptance: Acceptance, gamma: u32, c: f64, batch: u32) -> Params {
         context_tokens: 0.0,
         cost: CostModel::from_cost_ratio(c, 0.01).unwrap(),
         gpu_memory_bytes: None,
+        platform: perfcast::specdec::Platform::default(),
     }
 }
 

@@ -372,6 +372,7 @@ fn predict(
         context_tokens: e.context_tokens,
         cost,
         gpu_memory_bytes: None,
+        platform: crate::specdec::Platform::default(),
     };
     p.validate().map_err(|err| e.origin.err(err.to_string()))?;
     let m = analytic::at_gamma(&p, e.gamma);

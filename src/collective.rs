@@ -1,5 +1,8 @@
 //! Collective communication costs by the α–β model, in nccl-tests vocabulary.
 //!
+//! Shared layer: gradcomp prices gradient buckets with it, embcache the dense-parameter
+//! all-reduce of its pipeline model, `perfcast collective` one call (one model, not copies).
+//!
 //! `P` ranks on `N = P / K` nodes of `K` GPUs. `α` is the per-step latency, `β_inter` the node's
 //! network bandwidth (one direction; a ring crossing the node boundary uses all of it, as NCCL runs
 //! one ring per NIC), `β_intra` the per-GPU intra-node bandwidth (NVLink, one direction). A flat
