@@ -11,4 +11,6 @@ mod embcache_lcs;
 mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
+#[cfg(unix)]
+mod safeio;
 mod specdec_corpus;
