@@ -238,7 +238,12 @@ impl Spec {
     pub fn to_params(&self, cat: &Catalog) -> Result<Params> {
         let d = &self.draft;
         let acceptance = self.acceptance()?;
-        check::non_negative("context_tokens", self.context_tokens)?;
+        check::in_closed(
+            "context_tokens",
+            self.context_tokens,
+            0.0,
+            check::MAX_CONTEXT_TOKENS,
+        )?;
         let gpu = cat.gpu(&self.gpu)?;
         // Each architecture at its own calibrated parameters when it has a refit.
         let lat = cat.latency(&gpu.name)?;
