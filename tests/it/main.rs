@@ -1,6 +1,7 @@
 //! The integration test binary: one module per area (DESIGN.md §3).
 
 mod architecture;
+mod badinput;
 mod calib;
 mod calib_synth;
 mod cli_run;
