@@ -65,7 +65,7 @@ impl Rows {
     /// Writes the CSV atomically.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`crate::Error::Io`] or [`crate::Error::Output`] ([`write_atomic`]).
     pub fn write_csv(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_csv().as_bytes())
     }
