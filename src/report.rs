@@ -6,7 +6,7 @@ pub mod output;
 pub mod plot;
 
 pub use self::csv::Rows;
-pub use files::{ensure_dir, write_atomic, AtomicFile, ReportDir};
+pub use files::{check_dir, ensure_dir, write_atomic, AtomicFile, ReportDir};
 pub use output::{print_records, Format};
 pub use plot::{LinePlot, Series};
 pub mod summary;

@@ -257,12 +257,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
-/// Makes sure `dir` is a directory perfcast may write into: creates it (and its parents) when
-/// missing; refuses a symbolic link, a regular file or a special file.
+/// Checks that `dir` is a real directory or missing (nothing is created): refuses a symbolic
+/// link, a regular file or a special file.
 ///
 /// # Errors
-/// [`Error::Output`] naming what is at `dir`; [`Error::Io`] when it cannot be created.
-pub fn ensure_dir(dir: &Path) -> Result<()> {
+/// [`Error::Output`] naming what is at `dir`; [`Error::Io`] when it cannot be inspected.
+pub fn check_dir(dir: &Path) -> Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(m) => Err(refuse(
@@ -277,11 +277,22 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
                 }
             ),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(dir, e)),
     }
+}
+
+/// Makes sure `dir` is a directory perfcast may write into: creates it (and its parents) when
+/// missing; refuses what [`check_dir`] refuses.
+///
+/// # Errors
+/// [`Error::Output`] naming what is at `dir`; [`Error::Io`] when it cannot be created.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    check_dir(dir)?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Directories already cleaned by this process.
