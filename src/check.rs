@@ -7,6 +7,62 @@
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
+/// Largest duration an input may give, seconds (10^6 s ≈ 11.6 days). The discrete-event kernel
+/// counts integer nanoseconds in a `u64` (≈ 584 years), so a run of many events of this length
+/// still cannot overflow; a longer per-event time is a unit mistake, not a what-if.
+pub const MAX_SECONDS: f64 = 1e6;
+
+/// Largest link bandwidth an input may give, Gbit/s (10^6 Gbit/s = 125 TB/s, ~100× an NVLink 5
+/// switch port).
+pub const MAX_GBPS: f64 = 1e6;
+
+/// Largest mean context an input may give, tokens (10^8: 100× the longest context windows of
+/// 2026 models); beyond it the KV-cache terms overflow to infinity.
+pub const MAX_CONTEXT_TOKENS: f64 = 1e8;
+
+/// A duration in seconds: finite, in `[0, MAX_SECONDS]`.
+///
+/// # Errors
+/// [`Error::OutOfRange`] otherwise.
+pub fn seconds(field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::range(
+            field,
+            show(v),
+            format!("a duration in [0, {MAX_SECONDS:e}] s"),
+        ))
+    }
+}
+
+/// A link bandwidth in Gbit/s: finite, in `(0, MAX_GBPS]`.
+///
+/// # Errors
+/// [`Error::OutOfRange`] otherwise.
+pub fn gbps(field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= MAX_GBPS {
+        Ok(v)
+    } else {
+        Err(Error::range(
+            field,
+            show(v),
+            format!("a bandwidth in (0, {MAX_GBPS:e}] Gbit/s"),
+        ))
+    }
+}
+
+/// A number as error messages show it: as given for ordinary magnitudes, in scientific notation
+/// beyond 10^15 or below 10^-4 (`1e308`, not 309 digits).
+pub fn show(v: f64) -> String {
+    let a = v.abs();
+    if a.is_finite() && a != 0.0 && !(1e-4..1e15).contains(&a) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// `v` must be finite and `> 0`.
 ///
 /// # Errors
@@ -15,7 +71,7 @@ pub fn positive(field: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
-        Err(Error::range(field, v, "a finite number > 0"))
+        Err(Error::range(field, show(v), "a finite number > 0"))
     }
 }
 
@@ -27,7 +83,7 @@ pub fn non_negative(field: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
-        Err(Error::range(field, v, "a finite number >= 0"))
+        Err(Error::range(field, show(v), "a finite number >= 0"))
     }
 }
 
@@ -39,7 +95,11 @@ pub fn in_closed(field: &str, v: f64, lo: f64, hi: f64) -> Result<f64> {
     if v >= lo && v <= hi {
         Ok(v)
     } else {
-        Err(Error::range(field, v, format!("in [{lo}, {hi}]")))
+        Err(Error::range(
+            field,
+            show(v),
+            format!("in [{}, {}]", show(lo), show(hi)),
+        ))
     }
 }
 
@@ -153,6 +213,15 @@ mod tests {
         assert!(non_negative("x", f64::INFINITY).is_err());
         assert!(in_closed("a", f64::NAN, 0.0, 1.0).is_err());
         assert!(in_closed("a", 1.0, 0.0, 1.0).is_ok());
+        assert!(seconds("t", 1e30).is_err() && seconds("t", -1.0).is_err());
+        assert_eq!(
+            in_closed("c", 1e308, 0.0, 1e8).unwrap_err().to_string(),
+            "c = 1e308: must be in [0, 100000000]"
+        );
+        assert_eq!(show(0.5), "0.5");
+        assert_eq!(show(f64::NAN), "NaN");
+        assert_eq!(seconds("t", MAX_SECONDS).unwrap(), MAX_SECONDS);
+        assert!(gbps("b", 0.0).is_err() && gbps("b", 1e308).is_err() && gbps("b", 400.0).is_ok());
         let e = int_in("gamma", 0, 1, 64).unwrap_err().to_string();
         assert_eq!(e, "gamma = 0: must be an integer in [1, 64]");
     }

@@ -170,9 +170,16 @@ impl Cluster {
                 format!("a multiple of --gpus-per-node = {gpus_per_node}"),
             ));
         }
-        check::positive("--inter-node-gbps", inter_gbps)?;
-        check::positive("--intra-node-gbps", intra_gbps)?;
-        check::non_negative("--latency-us", latency_us)?;
+        check::gbps("--inter-node-gbps", inter_gbps)?;
+        check::gbps("--intra-node-gbps", intra_gbps)?;
+        // At most 10^6 s per message (check::MAX_SECONDS): the DES counts integer nanoseconds.
+        if !(latency_us.is_finite() && (0.0..=check::MAX_SECONDS * 1e6).contains(&latency_us)) {
+            return Err(Error::range(
+                "--latency-us",
+                check::show(latency_us),
+                format!("a latency in [0, {:e}] µs", check::MAX_SECONDS * 1e6),
+            ));
+        }
         Ok(Cluster {
             workers: workers as u32,
             gpus_per_node: gpus_per_node as u32,

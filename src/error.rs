@@ -53,6 +53,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An output path that perfcast will not write (a directory where a file is needed, a
+    /// symbolic link or a special file where a directory is needed, ...).
+    #[error("{}: {}", esc(&path.display().to_string()), esc(reason))]
+    Output {
+        /// The path as the user gave it.
+        path: PathBuf,
+        /// What is there and what is allowed.
+        reason: String,
+    },
     /// A request that is valid in itself but cannot be served (e.g. GPU code without the `cuda` feature).
     #[error("{0}")]
     Unsupported(String),

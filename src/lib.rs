@@ -24,7 +24,9 @@
 //!   derives from the scenario seed and the point index, so results do not depend on threads.
 //! - Bad input yields an [`Error`] whose one-line message names the field, the value and the
 //!   allowed range; the library does not panic on user input.
-//! - Report files are written to a temporary file and renamed: never a partial file.
+//! - Report files are written to a temporary file and renamed: never a partial file; a device or
+//!   FIFO is written through, never replaced; `run` replaces its report directory as a whole
+//!   ([`report::files`]).
 
 #![deny(missing_docs)]
 

@@ -10,10 +10,30 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Not eprintln!: it panics when stderr cannot be written (`2>/dev/full`).
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `text` to stderr; a failure names stderr (the message then goes nowhere, but the exit
+/// status is 2, not a panic).
+fn to_stderr(text: &str) -> anyhow::Result<()> {
+    let mut err = std::io::stderr().lock();
+    err.write_all(text.as_bytes())
+        .and_then(|_| err.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing stderr"))
+}
+
+/// A clap usage error as text: control characters in echoed values escaped line by line (the
+/// message itself spans lines: the error, then usage).
+fn clap_text(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    text.split('\n')
+        .map(|l| perfcast::error::esc(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -22,20 +42,45 @@ fn run() -> anyhow::Result<ExitCode> {
         Err(e) => {
             // --help and --version print to stdout and succeed; usage errors exit 2.
             if !e.use_stderr() {
-                let _ = e.print();
-                return Ok(ExitCode::SUCCESS);
+                let mut out = std::io::stdout().lock();
+                return match out
+                    .write_all(e.render().to_string().as_bytes())
+                    .and_then(|_| out.flush())
+                {
+                    Ok(()) => Ok(ExitCode::SUCCESS),
+                    Err(x) if x.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                    Err(x) => Err(anyhow::Error::new(x).context("writing stdout")),
+                };
             }
             // A typed flag the library rejected (`--policy`, `--cache`, `--method`, ...): the
-            // library's own one-line message naming the field and the allowed range.
+            // library's own one-line message naming the field and the allowed range. A number
+            // that did not parse (`--batch 1e9`: "invalid digit found in string") gets the flag
+            // and the value in front.
             if e.kind() == clap::error::ErrorKind::ValueValidation {
                 if let Some(inner) = std::error::Error::source(&e) {
-                    eprintln!("error: {inner}");
+                    let msg = if inner.downcast_ref::<perfcast::Error>().is_some() {
+                        inner.to_string()
+                    } else {
+                        use clap::error::{ContextKind, ContextValue};
+                        let get = |k| match e.get(k) {
+                            Some(ContextValue::String(s)) => Some(s.clone()),
+                            _ => None,
+                        };
+                        match (get(ContextKind::InvalidArg), get(ContextKind::InvalidValue)) {
+                            (Some(arg), Some(v)) => {
+                                let flag = arg.split_whitespace().next().unwrap_or(&arg);
+                                format!("{flag} = {v}: {inner}")
+                            }
+                            _ => inner.to_string(),
+                        }
+                    };
+                    to_stderr(&format!("error: {}\n", perfcast::error::esc(&msg)))?;
                     return Ok(ExitCode::from(2));
                 }
             }
             // Other usage errors: clap's whole message (the missing flags it names, "did you
             // mean", usage), on stderr, exit 2.
-            let _ = e.print();
+            to_stderr(&clap_text(&e))?;
             return Ok(ExitCode::from(2));
         }
     };
@@ -51,7 +96,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Err(e) => return Err(anyhow::Error::new(e).context("writing stdout")),
     }
     if !out.stderr.is_empty() {
-        eprint!("{}", out.stderr);
+        to_stderr(&out.stderr)?;
     }
     Ok(ExitCode::from(out.code))
 }
@@ -62,7 +107,8 @@ fn run() -> anyhow::Result<ExitCode> {
 fn one_line(e: &anyhow::Error) -> String {
     let mut s = String::new();
     for cause in e.chain() {
-        let c = cause.to_string();
+        // Escaped: an OS or parser message may echo a value with control characters.
+        let c = perfcast::error::esc(&cause.to_string()).into_owned();
         if s.contains(&c) {
             continue;
         }

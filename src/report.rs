@@ -1,10 +1,12 @@
 //! Reports: tidy CSV, plots (PNG and SVG) and `summary.md`, all written atomically.
 
 pub mod csv;
+pub mod files;
 pub mod output;
 pub mod plot;
 
-pub use self::csv::{write_atomic, Rows};
+pub use self::csv::Rows;
+pub use files::{check_dir, ensure_dir, write_atomic, AtomicFile, ReportDir};
 pub use output::{print_records, Format};
 pub use plot::{LinePlot, Series};
 pub mod summary;

@@ -28,6 +28,50 @@ use std::path::{Path, PathBuf};
 /// Default seed when a scenario names none.
 pub const DEFAULT_SEED: u64 = 20_231_105;
 
+/// Most values one sweep axis may have (a range is expanded into a list of this many values).
+pub const MAX_AXIS_VALUES: u64 = 1_000_000;
+
+/// Default cap on the grid points of a whole scenario (the sum over its studies of the product
+/// of each study's axes). Every point is materialised before evaluation (its parameter table and
+/// its validated spec, a few hundred bytes to a few kB each), so the cap keeps a mistyped range
+/// from exhausting memory; `perfcast run --max-points N` raises it.
+pub const DEFAULT_MAX_POINTS: u64 = 100_000;
+
+/// Largest value `--max-points` accepts.
+pub const MAX_POINTS_LIMIT: u64 = 1_000_000_000;
+
+/// Limits checked while a scenario is parsed, before anything is allocated for its grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most grid points over all studies, in `[1, MAX_POINTS_LIMIT]`.
+    pub max_points: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_points: DEFAULT_MAX_POINTS,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits with `max_points` checked against `[1, MAX_POINTS_LIMIT]`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming `--max-points`.
+    pub fn new(max_points: u64) -> Result<Self> {
+        if !(1..=MAX_POINTS_LIMIT).contains(&max_points) {
+            return Err(Error::range(
+                "--max-points",
+                max_points,
+                format!("an integer in [1, {MAX_POINTS_LIMIT}]"),
+            ));
+        }
+        Ok(Limits { max_points })
+    }
+}
+
 /// One `[[study]]` table, before the technique interprets it.
 #[derive(Debug, Clone)]
 pub struct StudySpec {
@@ -44,9 +88,13 @@ pub struct StudySpec {
 }
 
 impl StudySpec {
-    /// Number of grid points.
+    /// Number of grid points (saturating at `usize::MAX`; a parsed scenario's grids are checked
+    /// against [`Limits`]).
     pub fn len(&self) -> usize {
-        self.axes.iter().map(|(_, v)| v.len()).product()
+        self.axes
+            .iter()
+            .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether the grid is empty (never, once validated).
@@ -158,14 +206,31 @@ struct ScenarioFile {
 }
 
 /// Parses a scenario and turns each `[[study]]`, in file order, into a runnable study with
-/// `build` (the technique dispatch lives above the techniques, in [`crate::studies`]).
+/// `build` (the technique dispatch lives above the techniques, in [`crate::studies`]), under the
+/// default [`Limits`].
 ///
 /// # Errors
-/// Malformed TOML, unknown keys, empty sweeps, and every error of `build` (unknown techniques,
-/// each point's validation error: all points are built before anything runs).
+/// See [`parse_with`].
 pub fn parse(
     text: &str,
     path: &Path,
+    build: impl FnMut(StudySpec) -> Result<Box<dyn Study>>,
+) -> Result<Scenario> {
+    parse_with(text, path, Limits::default(), build)
+}
+
+/// [`parse`] under `limits`: every study's grid size (the product of its axes' lengths, in
+/// checked arithmetic) and the scenario's total are checked against `limits.max_points` before
+/// any grid is expanded or any study built.
+///
+/// # Errors
+/// Malformed TOML, unknown keys, empty sweeps, an axis of more than [`MAX_AXIS_VALUES`] values,
+/// more grid points than `limits.max_points`, and every error of `build` (unknown techniques,
+/// each point's validation error: all points are built before anything runs).
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    limits: Limits,
     mut build: impl FnMut(StudySpec) -> Result<Box<dyn Study>>,
 ) -> Result<Scenario> {
     let file: ScenarioFile = parse_toml_str(text, path)?;
@@ -177,6 +242,7 @@ pub fn parse(
         ));
     }
     let mut studies: Vec<Box<dyn Study>> = Vec::new();
+    let mut total_points: u64 = 0;
     for (i, mut t) in file.study.into_iter().enumerate() {
         let technique = match t.remove("technique") {
             Some(toml::Value::String(s)) => s,
@@ -239,6 +305,35 @@ pub fn parse(
                     format!("study '{name}': '{k}' is both fixed and swept"),
                 ));
             }
+        }
+        let points = axes
+            .iter()
+            .try_fold(1u64, |n, (_, v)| n.checked_mul(v.len() as u64));
+        total_points = points
+            .and_then(|p| total_points.checked_add(p))
+            .unwrap_or(u64::MAX);
+        if total_points > limits.max_points {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.len()))
+                .collect();
+            return Err(Error::range(
+                format!("study '{name}'.sweep"),
+                format!(
+                    "{} grid points ({}){}",
+                    points.map_or_else(|| "more than 2^64".to_string(), |p| p.to_string()),
+                    sizes.join(" × "),
+                    if studies.is_empty() {
+                        String::new()
+                    } else {
+                        " with the studies before it".to_string()
+                    }
+                ),
+                format!(
+                    "at most {} points in the scenario (raise with `run --max-points N`, up to {MAX_POINTS_LIMIT})",
+                    limits.max_points
+                ),
+            ));
         }
         let spec = StudySpec {
             name,
@@ -320,24 +415,42 @@ fn range_values(field: &str, t: &toml::Table) -> Result<Vec<toml::Value>> {
             format!(">= from = {from} (an empty sweep has no points)"),
         ));
     }
-    let n = ((to - from) / step + 1e-9).floor() as u64 + 1;
-    if n > 1_000_000 {
+    // The number of values, computed exactly for integers (i128) and in f64 otherwise, and
+    // checked before any conversion, so a range of 10^20 values is an error, not a wrapped count.
+    let ints = if all_int {
+        int(t, "from").zip(int(t, "to"))
+    } else {
+        None
+    };
+    let count: f64 = match ints {
+        Some((a, b)) => {
+            let step_i = i128::from(int(t, "step").unwrap_or(1));
+            ((i128::from(b) - i128::from(a)) / step_i + 1) as f64
+        }
+        None => ((to - from) / step + 1e-9).floor() + 1.0,
+    };
+    if !(count.is_finite() && count <= MAX_AXIS_VALUES as f64) {
         return Err(Error::range(
             field.to_string(),
-            n,
-            "at most 1 000 000 values per axis",
+            format!("{{ from = {from}, to = {to}, step = {step} }} ({count:e} values)"),
+            format!("at most {MAX_AXIS_VALUES} values per axis"),
         ));
     }
+    let n = count as u64;
+    if let Some((a, _)) = ints {
+        // Exact integer steps (i128: no overflow for any i64 from, to, step).
+        let step_i = i128::from(int(t, "step").unwrap_or(1));
+        return Ok((0..n)
+            .map(|i| toml::Value::Integer((i128::from(a) + i128::from(i) * step_i) as i64))
+            .collect());
+    }
     Ok((0..n)
-        .map(|i| {
-            let x = from + i as f64 * step;
-            if all_int {
-                toml::Value::Integer(x.round() as i64)
-            } else {
-                toml::Value::Float(x)
-            }
-        })
+        .map(|i| toml::Value::Float(from + i as f64 * step))
         .collect())
+}
+
+fn int(t: &toml::Table, k: &str) -> Option<i64> {
+    t.get(k).and_then(toml::Value::as_integer)
 }
 
 #[cfg(test)]
@@ -363,6 +476,109 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("empty sweep"));
+    }
+
+    #[test]
+    fn huge_ranges_are_errors_not_wrapped_counts() {
+        // 10^20 values: an error naming the axis, not "an empty sweep".
+        let t: toml::Table = toml::from_str("from = 0.0\nto = 1e20").unwrap();
+        let e = range_values("study 's'.sweep.x", &t)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 1000000 values per axis"), "{e}");
+        assert!(!e.contains("empty"), "{e}");
+        // The whole i64 range, step 1: 2^64 values.
+        let t: toml::Table =
+            toml::from_str("from = -9223372036854775808\nto = 9223372036854775807").unwrap();
+        assert!(range_values("x", &t).is_err());
+        // Near the i64 edges the integer count is exact (f64 would round 2^63 - 5 to 2^63).
+        let t: toml::Table =
+            toml::from_str("from = 9223372036854775802\nto = 9223372036854775807\nstep = 2")
+                .unwrap();
+        let v = range_values("x", &t).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                toml::Value::Integer(9_223_372_036_854_775_802),
+                toml::Value::Integer(9_223_372_036_854_775_804),
+                toml::Value::Integer(9_223_372_036_854_775_806)
+            ]
+        );
+        // Exactly the cap passes.
+        let t: toml::Table = toml::from_str("from = 1\nto = 1000000").unwrap();
+        assert_eq!(range_values("x", &t).unwrap().len(), 1_000_000);
+    }
+
+    #[test]
+    fn grid_product_is_checked_before_building() {
+        // Three axes of 10^4 values: 10^12 points, refused before anything is built.
+        let text = "[[study]]\nname = \"big\"\ntechnique = \"t\"\n[study.sweep]\na = { from = 1, to = 10000 }\nb = { from = 1, to = 10000 }\nc = { from = 1, to = 10000 }\n";
+        let mut built = 0;
+        let e = parse(text, Path::new("s.toml"), |_| {
+            built += 1;
+            Err(Error::range("never", 0, "reached"))
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(built, 0);
+        assert!(
+            e.contains("1000000000000 grid points (a: 10000 × b: 10000 × c: 10000)"),
+            "{e}"
+        );
+        assert!(e.contains("--max-points"), "{e}");
+        // Beyond 2^64 the product is still an error, not a wrap.
+        let text = format!(
+            "[[study]]\ntechnique = \"t\"\n[study.sweep]\n{}",
+            (0..4)
+                .map(|i| format!("x{i} = {{ from = 1, to = 1000000 }}\n"))
+                .collect::<String>()
+        );
+        let e = parse(&text, Path::new("s.toml"), |_| unreachable!())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("more than 2^64 grid points"), "{e}");
+        // The cap counts the whole scenario: two studies of 60 000 points exceed 100 000.
+        let one = "[[study]]\ntechnique = \"t\"\n[study.sweep]\na = { from = 1, to = 60000 }\n";
+        struct Dummy(String);
+        impl Study for Dummy {
+            fn name(&self) -> &str {
+                &self.0
+            }
+            fn technique(&self) -> &'static str {
+                "t"
+            }
+            fn points(&self) -> usize {
+                0
+            }
+            fn run(&self, _: &RunContext) -> Result<StudyReport> {
+                Ok(StudyReport::default())
+            }
+        }
+        let mut built = 0;
+        let e = parse(&format!("{one}{one}"), Path::new("s.toml"), |s| {
+            built += 1;
+            Ok(Box::new(Dummy(s.name)))
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(built, 1, "the first study is within the cap");
+        assert!(
+            e.contains("60000 grid points (a: 60000) with the studies before it"),
+            "{e}"
+        );
+        // Raised, both pass.
+        let sc = parse_with(
+            &format!("{one}{one}"),
+            Path::new("s.toml"),
+            Limits::new(120_000).unwrap(),
+            |s| Ok(Box::new(Dummy(s.name))),
+        )
+        .unwrap();
+        assert_eq!(sc.studies.len(), 2);
+        assert!(Limits::new(0).is_err() && Limits::new(MAX_POINTS_LIMIT + 1).is_err());
     }
 
     #[test]

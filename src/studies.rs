@@ -18,7 +18,20 @@ pub const TECHNIQUES: &[&str] = &["specdec", "embcache", "freeze", "gradcomp"];
 /// Malformed TOML, unknown keys, unknown techniques, empty sweeps, and every point's validation
 /// error (all points are built before anything runs).
 pub fn load(text: &str, path: &Path, catalog: &Catalog) -> Result<Scenario> {
-    scenario::parse(text, path, |spec| build(spec, catalog))
+    load_with(text, path, catalog, scenario::Limits::default())
+}
+
+/// [`load`] under `limits` (`run --max-points`).
+///
+/// # Errors
+/// As [`load`], and a grid larger than `limits` allows.
+pub fn load_with(
+    text: &str,
+    path: &Path,
+    catalog: &Catalog,
+    limits: scenario::Limits,
+) -> Result<Scenario> {
+    scenario::parse_with(text, path, limits, |spec| build(spec, catalog))
 }
 
 /// Turns one technique's spec into a runnable study.

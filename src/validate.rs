@@ -223,11 +223,7 @@ pub fn record_sets(path: &std::path::Path, gpu: &str, sets: &[SetSummary]) -> Re
 /// # Errors
 /// I/O, or a record that cannot be serialised.
 pub fn write_record(path: &std::path::Path, new: ValidationRecord) -> Result<()> {
-    let old_sources = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| toml::from_str::<ValidationRecord>(&t).ok())
-        .map(|r| r.source)
-        .unwrap_or_default();
+    let old_sources = old_record(path).map(|r| r.source).unwrap_or_default();
     let mut rec = merge_record(path, new);
     if rec.source.is_empty() {
         rec.source = old_sources;
@@ -239,6 +235,16 @@ pub fn write_record(path: &std::path::Path, new: ValidationRecord) -> Result<()>
     crate::report::write_atomic(path, text.as_bytes())
 }
 
+/// The record already at `path`, if it is a regular file (following links) holding one: a FIFO
+/// or a device (`--record /dev/null`) is written through, never read (`/dev/full` reads forever).
+fn old_record(path: &std::path::Path) -> Option<ValidationRecord> {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    toml::from_str::<ValidationRecord>(&text).ok()
+}
+
 /// Merges a technique's new per-set errors into the record file at `path` (if it exists),
 /// keeping the sets of other techniques and of other cost sources.
 pub fn merge_record(path: &std::path::Path, mut new: ValidationRecord) -> ValidationRecord {
@@ -247,9 +253,7 @@ pub fn merge_record(path: &std::path::Path, mut new: ValidationRecord) -> Valida
         .iter()
         .map(|s| (s.technique.clone(), s.costs.clone()))
         .collect();
-    let kept: Vec<RecordedSet> = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| toml::from_str::<ValidationRecord>(&t).ok())
+    let kept: Vec<RecordedSet> = old_record(path)
         .map(|r| r.set)
         .unwrap_or_default()
         .into_iter()

@@ -162,6 +162,10 @@ fn copy_err(e: &Error) -> Error {
             suggestion: suggestion.clone(),
             known: known.clone(),
         },
+        Error::Output { path, reason } => Error::Output {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
         Error::Parse {
             path,
             line,

@@ -54,8 +54,27 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         files: files.len(),
         command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
     };
+    let routed = perfcast::techniques::route(&files)?;
+    // Techniques other than specdec write `<gpu>-<technique>.toml` beside `--out`: next to a
+    // device or FIFO (`--out /dev/null`) that would be a file in /dev.
+    if let (Some(out), false) = (&a.out, a.dry_run) {
+        let special = std::fs::metadata(out).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if let Some((t, _)) = routed
+            .iter()
+            .find(|(t, _)| special && t.name() != "specdec")
+        {
+            return Err(Error::range(
+                "--out",
+                out.display(),
+                format!(
+                    "a file path when {} rows are calibrated (their file is written beside --out);                      a device or FIFO receives specdec's file only (--dry-run writes nothing)",
+                    t.name()
+                ),
+            ));
+        }
+    }
     let mut stdout = String::new();
-    for (technique, rows) in perfcast::techniques::route(&files)? {
+    for (technique, rows) in routed {
         stdout.push_str(&technique.calibrate(rows, &req)?.stdout);
     }
     Ok(Outcome::ok(stdout))

@@ -310,7 +310,7 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
         rows.records.push(r);
     }
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        perfcast::report::ensure_dir(dir)?;
         write_atomic(&dir.join("mrc.csv"), rows.to_csv().as_bytes())?;
         LinePlot {
             stem: "mrc".into(),

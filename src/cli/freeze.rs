@@ -113,7 +113,7 @@ pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
         write_atomic(path, text.as_bytes())?;
     }
     if let Some(dir) = &a.plot {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        perfcast::report::ensure_dir(dir)?;
         let title = format!(
             "{} on {}: {} (cache {})",
             m.model,

@@ -20,6 +20,10 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Most grid points over all studies (every point is built before evaluation); in
+    /// [1, 10^9].
+    #[arg(long, default_value_t = perfcast::scenario::DEFAULT_MAX_POINTS)]
+    pub max_points: u64,
 }
 
 pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
@@ -30,7 +34,8 @@ pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
         ),
         None => g.catalog.read_text("scenarios/default.toml")?,
     };
-    let sc = studies::load(&text, &path, &g.catalog)?;
+    let limits = perfcast::scenario::Limits::new(a.max_points)?;
+    let sc = studies::load_with(&text, &path, &g.catalog, limits)?;
     let out = a
         .out
         .clone()

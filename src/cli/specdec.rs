@@ -66,7 +66,7 @@ pub struct SpecdecArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
-    /// Mean context tokens while decoding.
+    /// Mean context tokens while decoding, in [0, 10^8].
     #[arg(long, default_value_t = 1024.0)]
     pub context: f64,
     /// CHAI clusters per layer: one count, or one per target layer (comma separated).

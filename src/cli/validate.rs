@@ -57,6 +57,9 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
             "a directory holding measurement CSVs (it has no *.csv)",
         ));
     }
+    // The output directory must be a real directory (or a path to create) before any work; it
+    // is created only once there is something to write.
+    perfcast::report::check_dir(&a.out)?;
     let mut req = ValidateRequest {
         catalog: &g.catalog,
         gpu: a.gpu.clone(),

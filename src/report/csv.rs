@@ -1,35 +1,11 @@
-//! Tidy tables (one row per point × predictor) and atomic file writes.
+//! Tidy tables (one row per point × predictor); files are written by [`super::files`].
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename, so
-/// a reader never sees a partial file and a failure leaves no file behind.
-///
-/// # Errors
-/// [`Error::Io`] naming `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".perfcast-").suffix(".tmp");
-    // Reports are meant to be shared: rw-r--r-- (the umask still applies), not tempfile's 0600.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
+pub use super::files::write_atomic;
 
 /// A table of records with named fields (JSON objects, field order preserved).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,7 +65,7 @@ impl Rows {
     /// Writes the CSV atomically.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`crate::Error::Io`] or [`crate::Error::Output`] ([`write_atomic`]).
     pub fn write_csv(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_csv().as_bytes())
     }
@@ -131,26 +107,5 @@ mod tests {
             },
         ]);
         assert_eq!(rows.to_csv(), "a,b,c\n1,,\"x,y\"\n2,0.5,z\n");
-    }
-
-    #[test]
-    fn atomic_write_to_missing_dir_fails_and_leaves_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("no/such/dir/x.csv");
-        assert!(write_atomic(&p, b"x").is_err());
-        let p = d.path().join("ok.csv");
-        write_atomic(&p, b"hello").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "hello");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(
-                mode & 0o044,
-                0o044,
-                "report files are readable by others: {mode:o}"
-            );
-        }
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

@@ -1,38 +1,44 @@
 //! Running a whole scenario into an output directory: one tidy CSV per study, plots, and
 //! `summary.md` with the headline answers.
 
-use super::csv::write_atomic;
+use super::files::{ensure_dir, write_atomic, ReportDir, TEMP_PREFIX, TEMP_SUFFIX};
 use crate::error::{Error, Result};
 use crate::scenario::{RunContext, Scenario};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Creates `out` if needed and checks it is writable, before any work is done.
+/// Creates `out` if needed (refusing a symbolic link, a file or a special file there) and
+/// checks it is writable, before any work is done.
 ///
 /// # Errors
-/// [`Error::Io`] naming the directory.
+/// [`Error::Output`] or [`Error::Io`] naming the directory.
 pub fn prepare_out_dir(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    ensure_dir(out)?;
     tempfile::Builder::new()
-        .prefix(".perfcast-probe-")
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(out)
         .map_err(|e| Error::io(out, e))?;
     Ok(())
 }
 
 /// Evaluates every study of `scenario` and writes its report under `out`. Returns the files
-/// written, in order. Nothing is written until every study has been evaluated, and each file is
-/// written atomically.
+/// written, in order (under `out`). `out` is checked before any work ([`ReportDir::begin`]);
+/// the files are written into a sibling temporary directory that replaces `out` as a whole once
+/// every file is written ([`ReportDir::commit`]), so a reader (or a run killed midway) leaves the
+/// old report or the new one, never a mix.
 ///
 /// # Errors
-/// Evaluation errors, or [`Error::Io`] when a file cannot be written.
+/// Evaluation errors, [`Error::Output`] for an `out` that is not a report directory, or
+/// [`Error::Io`] when a file cannot be written.
 pub fn run_scenario(
     scenario: &Scenario,
     out: &Path,
     ctx: &RunContext,
     cat: &crate::Catalog,
 ) -> Result<Vec<PathBuf>> {
-    prepare_out_dir(out)?;
+    let dir = ReportDir::begin(out)?;
+    let stage = dir.path().to_path_buf();
     let started = std::time::Instant::now();
     let mut reports = Vec::new();
     for s in &scenario.studies {
@@ -60,7 +66,7 @@ pub fn run_scenario(
         if !techniques.contains(&technique) {
             techniques.push(technique);
         }
-        let csv = out.join(format!("{}.csv", study.name()));
+        let csv = stage.join(format!("{}.csv", study.name()));
         rep.rows.write_csv(&csv)?;
         files.push(csv.clone());
         let _ = writeln!(md, "## {}\n", study.name());
@@ -73,7 +79,7 @@ pub fn run_scenario(
         let _ = writeln!(md, "{}", section_body(study.name(), &rep.summary_md));
         let _ = writeln!(md, "\nData: [{0}.csv]({0}.csv)", study.name());
         for p in &rep.plots {
-            match p.write(out) {
+            match p.write(&stage) {
                 Ok(fs) => {
                     let _ = writeln!(md, "\n![{0}]({0}.png) ([SVG]({0}.svg))", p.stem);
                     files.extend(fs);
@@ -103,9 +109,11 @@ pub fn run_scenario(
             md.push('\n');
         }
     }
-    let summary = out.join("summary.md");
+    let summary = stage.join("summary.md");
     write_atomic(&summary, md.as_bytes())?;
     files.push(summary);
+    let files = files.iter().map(|f| dir.final_path(f)).collect();
+    dir.commit()?;
     Ok(files)
 }
 

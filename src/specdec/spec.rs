@@ -310,7 +310,12 @@ impl Spec {
     fn params_at_tp(&self, cat: &Catalog, tp: u32) -> Result<Params> {
         let d = &self.draft;
         let acceptance = self.acceptance()?;
-        check::non_negative("context_tokens", self.context_tokens)?;
+        check::in_closed(
+            "context_tokens",
+            self.context_tokens,
+            0.0,
+            check::MAX_CONTEXT_TOKENS,
+        )?;
         let gpu = cat.gpu(&self.gpu)?;
         // Hardware terms from the GPU, stack terms from the stack; each architecture at its own
         // refit when the stack has one.

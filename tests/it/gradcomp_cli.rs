@@ -294,7 +294,7 @@ fn bad_input_is_one_line_exit_2() {
         ),
         (
             vec!["--inter-node-gbps", "0"],
-            "--inter-node-gbps = 0: must be a finite number > 0",
+            "--inter-node-gbps = 0: must be a bandwidth in (0, 1e6] Gbit/s",
         ),
         (vec!["--inter-node-gbps", "-25"], "--inter-node-gbps = -25"),
         (

@@ -1,6 +1,7 @@
 //! The integration test binary: one module per area (DESIGN.md §3).
 
 mod architecture;
+mod badinput;
 mod calib;
 mod calib_synth;
 mod cli_docs;
@@ -12,4 +13,6 @@ mod embcache_lcs;
 mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
+#[cfg(unix)]
+mod safeio;
 mod specdec_corpus;
