@@ -382,7 +382,7 @@ fn scenario_study_writes_break_even_and_plots() {
     }
     let md = fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(
-        md.contains("break-even node bandwidth") && md.contains("powersgd:rank=4"),
+        md.to_lowercase().contains("break-even node bandwidth") && md.contains("powersgd:rank=4"),
         "{md}"
     );
     // A misspelt key is an error naming the study.
