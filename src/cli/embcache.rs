@@ -4,7 +4,9 @@
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
 use perfcast::embcache::trace::{writer, TraceFormat};
-use perfcast::embcache::{evaluate_each, mrc, CacheSize, Method, SourceSpec, Spec};
+use perfcast::embcache::{
+    evaluate_each, mrc, CacheOf, CacheSize, Method, SizeBasis, SourceSpec, Spec,
+};
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf", "profile"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf"])]
     pub trace: Option<PathBuf>,
     /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the extension).
     #[arg(long, value_name = "FORMAT")]
@@ -27,7 +29,7 @@ pub struct SourceArgs {
     /// Tables of the generated trace (each with --rows rows).
     #[arg(long, default_value_t = 1)]
     pub tables: u32,
-    /// Table sizes from a published profile instead of --rows/--tables: criteo-kaggle, criteo-terabyte.
+    /// Table sizes from a published profile instead of --rows/--tables: criteo-kaggle, criteo-terabyte (with --trace: declares the trace's table sizes).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Multiplier of the profile's table sizes, (0, 1].
@@ -42,6 +44,9 @@ pub struct SourceArgs {
     /// Samples per batch (a sample = one lookup per table; one record of a text/oracleGeneral file).
     #[arg(long, default_value_t = 1)]
     pub batch: u64,
+    /// Rows of the embedding tables (all tables), what --cache P% is a fraction of (default: the --profile's or generator's tables; a trace file declares none).
+    #[arg(long, value_name = "N")]
+    pub table_rows: Option<u64>,
 }
 
 impl SourceArgs {
@@ -58,6 +63,7 @@ impl SourceArgs {
             accesses: self.accesses,
             seed: self.seed,
             batch: self.batch,
+            table_rows: self.table_rows,
         }
     }
 }
@@ -75,9 +81,12 @@ pub struct EmbcacheArgs {
     /// Policies (comma separated): lru, fifo, lfu, static-topk, belady, lookahead.
     #[arg(long, value_delimiter = ',', default_value = "lru")]
     pub policy: Vec<String>,
-    /// Cache size: rows (N) or percent of unique rows (P%).
+    /// Cache size: rows (N), percent (P%, of the table's rows; see --cache-of) or bytes (12GiB, 500MB: rows of --row-bytes).
     #[arg(long, default_value = "10%")]
     pub cache: CacheSize,
+    /// What --cache P% is a fraction of: table (the table's rows) or unique (the distinct rows of the trace).
+    #[arg(long, default_value = "table")]
+    pub cache_of: CacheOf,
     /// Lookahead window, batches.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
@@ -90,7 +99,7 @@ pub struct EmbcacheArgs {
     /// Pipeline model: dense compute per iteration, s (adds iter_no_cache_s, iter_s, speedup).
     #[arg(long)]
     pub compute_s: Option<f64>,
-    /// Pipeline model: bytes per embedding row.
+    /// Bytes per embedding row (sizes in bytes, cache_bytes, the pipeline model).
     #[arg(long, default_value_t = 512.0)]
     pub row_bytes: f64,
     /// Pipeline model: fetch bandwidth, bytes/s.
@@ -132,9 +141,15 @@ pub struct MrcArgs {
     /// The trace.
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Cache sizes (rows or P%), comma separated; default 16 geometric sizes up to the unique rows.
+    /// Cache sizes (rows, P% or bytes as --cache), comma separated; default 16 geometric sizes up to the unique rows.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<String>,
+    /// What a size P% is a fraction of: table or unique.
+    #[arg(long, default_value = "table")]
+    pub cache_of: CacheOf,
+    /// Bytes per embedding row (sizes in bytes, cache_bytes).
+    #[arg(long, default_value_t = 512.0)]
+    pub row_bytes: f64,
     /// Directory for mrc.csv, mrc.png and mrc.svg.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -155,8 +170,10 @@ impl EmbcacheArgs {
             accesses: s.accesses,
             seed: s.seed,
             batch: s.batch,
+            table_rows: s.table_rows,
             policy: self.policy.clone(),
             cache: self.cache,
+            cache_of: self.cache_of,
             window: self.window,
             profile_fraction: self.profile_fraction,
             compute_s: self.compute_s,
@@ -181,6 +198,17 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     let out = evaluate_each(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
     let n = out.len();
     let failed = out.iter().filter(|r| r.is_err()).count();
+    // What the reader ignored (object sizes of a byte-sized trace) is in every row's note; say it
+    // on stderr too, once.
+    let mut warnings: Vec<String> = Vec::new();
+    for row in out.iter().flatten() {
+        for part in row.metrics.note.split("; ") {
+            if part.starts_with("object sizes ignored") && !warnings.iter().any(|w| w == part) {
+                warnings.push(part.to_string());
+            }
+        }
+    }
+    let warn: String = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
     if failed == n {
         // Nothing ran: the first policy's reason is the error (bad input, exit 2).
         if let Some(Err(f)) = out.into_iter().next() {
@@ -196,11 +224,9 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         })
         .collect();
     if failed == 0 {
-        return Ok(Outcome::ok(print_records(
-            &Rows { records },
-            g.format,
-            n > 1,
-        )));
+        let mut o = Outcome::ok(print_records(&Rows { records }, g.format, n > 1));
+        o.stderr = warn;
+        return Ok(o);
     }
     // Some policies could not run: every row gets the columns of a row that ran (null where a
     // failed row has no value) and an `error` column last (null where the row ran), so CSV and
@@ -228,7 +254,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     let mut o = Outcome::ok(print_records(&Rows { records }, g.format, true));
     o.code = crate::cli::EXIT_PARTIAL;
     o.stderr = format!(
-        "warning: {failed} of {n} policies could not run at this cache size; their rows carry the reason under `error`\n"
+        "{warn}warning: {failed} of {n} policies could not run at this cache size; their rows carry the reason under `error`\n"
     );
     Ok(o)
 }
@@ -258,13 +284,22 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
 }
 
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
-    let (trace, _) = a.source.spec().load()?;
+    let source = a.source.spec();
+    let (trace, _) = source.load()?;
+    let row_bytes = perfcast::check::positive("row_bytes", a.row_bytes)?;
+    let table_rows = source.declared_table_rows()?;
+    let basis = SizeBasis {
+        unique: trace.n_rows(),
+        table_rows,
+        row_bytes,
+        cache_of: a.cache_of,
+    };
     let sizes: Vec<usize> = if a.sizes.is_empty() {
         mrc::log_sizes(trace.n_rows(), 16)
     } else {
         a.sizes
             .iter()
-            .map(|s| CacheSize::parse(s)?.rows(trace.n_rows()))
+            .map(|s| CacheSize::parse(s)?.resolve(&basis))
             .collect::<Result<_>>()?
     };
     let h = mrc::stack_distances(&trace);
@@ -273,6 +308,11 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     for (c, mr) in &curve {
         let mut r = serde_json::Map::new();
         r.insert("cache_rows".into(), (*c as u64).into());
+        r.insert("cache_bytes".into(), (*c as f64 * row_bytes).into());
+        r.insert(
+            "cache_fraction_of_table".into(),
+            table_rows.map(|t| *c as f64 / t as f64).into(),
+        );
         r.insert(
             "cache_fraction_of_unique".into(),
             (*c as f64 / trace.n_rows() as f64).into(),

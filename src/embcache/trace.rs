@@ -195,6 +195,9 @@ pub struct DenseTrace {
     pub keys: Vec<(u32, u64)>,
     /// Where the trace came from (file path or generator description).
     pub source: String,
+    /// What the reader had to ignore (e.g. object sizes of a byte-sized trace); every output
+    /// row built from this trace repeats them in its `note`.
+    pub warnings: Vec<String>,
 }
 
 impl DenseTrace {
@@ -252,8 +255,16 @@ impl DenseTrace {
     /// # Errors
     /// See [`open`] and [`DenseTrace::from_stream`].
     pub fn load(path: &Path, format: TraceFormat, batch: u64) -> Result<Self> {
+        let name = path.display().to_string();
+        if format == TraceFormat::OracleGeneral {
+            // Read directly so the object sizes it saw can be reported once the stream ends.
+            let mut r = oracle::OracleReader::open(path)?;
+            let mut t = Self::from_stream(r.by_ref(), batch, false, &name)?;
+            t.warnings.extend(r.sizes().warning());
+            return Ok(t);
+        }
         let r = open(path, format)?;
-        Self::from_stream(r, batch, format.has_batches(), &path.display().to_string())
+        Self::from_stream(r, batch, format.has_batches(), &name)
     }
 
     /// From raw dense rows (tests): batches of `batch` accesses.

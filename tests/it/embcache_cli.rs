@@ -156,8 +156,14 @@ fn every_committed_trace_reads() {
             "lru",
             "--cache",
             "5%",
+            "--cache-of",
+            "unique",
         ]);
         assert_eq!(v["accesses"], accesses, "{f}");
+        assert!(
+            v["table_rows"].is_null(),
+            "{f}: a trace file declares no table size"
+        );
     }
     // The text and oracleGeneral files hold the same lookups.
     let a = json(&[
@@ -180,14 +186,22 @@ fn every_committed_trace_reads() {
     ]);
     assert_eq!(a["misses"], b["misses"]);
     // CSV keeps its batches: 1000 samples in batches of 100 = 10.
+    // Its tables are Criteo Kaggle's × 10⁻⁴ (3 389 rows): --profile declares them, so 5% is of
+    // the table, not of the 1 375 rows the sample touches.
     let c = json(&[
         "embcache",
         "--trace",
         dir.join("criteo-kaggle-like.csv").to_str().unwrap(),
+        "--profile",
+        "criteo-kaggle",
+        "--scale",
+        "0.0001",
         "--cache",
         "5%",
     ]);
     assert_eq!(c["batches"], 10);
+    assert_eq!(c["table_rows"], 3389);
+    assert_eq!(c["cache_rows"], 169); // round(0.05 · 3389)
 }
 
 #[test]
@@ -541,4 +555,111 @@ fn stdout_write_failure_names_stdout() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.starts_with("error: writing stdout: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn cache_sizes_are_of_the_table_or_in_bytes() {
+    let gen = [
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "10000",
+        "--accesses",
+        "20000",
+        "--policy",
+        "lru",
+    ];
+    // 10% of the generator's 10 000-row table, whatever the trace touches.
+    let v = json(&[&gen[..], &["--cache", "10%"]].concat());
+    assert_eq!(v["table_rows"], 10000);
+    assert_eq!(v["cache_rows"], 1000);
+    assert_eq!(v["cache_bytes"], 1000.0 * 512.0);
+    assert_eq!(v["cache_fraction_of_table"], 0.1);
+    let unique = v["unique_ids"].as_u64().unwrap();
+    assert!(unique < 10000, "{v}");
+    // The unique-rows fraction under its explicit name.
+    let u = json(&[&gen[..], &["--cache", "10%", "--cache-of", "unique"]].concat());
+    assert_eq!(
+        u["cache_rows"].as_u64().unwrap(),
+        (0.1 * unique as f64).round() as u64
+    );
+    // Bytes: whole rows of --row-bytes. 1 MiB of 256-byte rows = 4096 rows; the same hits as
+    // asking for 4096 rows.
+    let b = json(&[&gen[..], &["--cache", "1MiB", "--row-bytes", "256"]].concat());
+    assert_eq!(b["cache_rows"], 4096);
+    assert_eq!(b["cache_bytes"], 1048576.0);
+    let r = json(&[&gen[..], &["--cache", "4096"]].concat());
+    assert_eq!(b["hits"], r["hits"]);
+    // A trace file without a declared table: a percentage of "the table" is an error naming
+    // the ways out; rows and bytes work.
+    let txt = traces().join("zipf1.05-1k.txt");
+    let txt = txt.to_str().unwrap();
+    fails(
+        &["embcache", "--trace", txt, "--cache", "5%"],
+        "does not declare its table size (give --table-rows N",
+    );
+    let t = json(&[
+        "embcache",
+        "--trace",
+        txt,
+        "--cache",
+        "5%",
+        "--table-rows",
+        "1000",
+    ]);
+    assert_eq!(t["cache_rows"], 50);
+    fails(
+        &["embcache", "--trace", txt, "--cache", "100B"],
+        "one row of 512 bytes",
+    );
+}
+
+#[test]
+fn byte_sized_oracle_general_warns_that_sizes_are_ignored() {
+    use perfcast::embcache::trace::oracle::Record;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sized.oracleGeneral");
+    let mut bytes = Vec::new();
+    for (i, (id, size)) in [(1u64, 4096u32), (2, 512), (1, 4096), (3, 1), (2, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = Record {
+            clock_time: i as u32,
+            obj_id: id,
+            obj_size: size,
+            next_access_vtime: -1,
+        };
+        bytes.extend_from_slice(&r.to_bytes());
+    }
+    std::fs::write(&p, bytes).unwrap();
+    let out = perfcast()
+        .args(["embcache", "--trace", p.to_str().unwrap(), "--cache", "2"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: object sizes ignored: 4 of 5 requests carry a size (1..4096 bytes"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["note"].as_str().unwrap().contains("object sizes ignored"),
+        "{v}"
+    );
+    // The committed row-counted file (every size 1) says nothing.
+    let out = perfcast()
+        .args(["embcache", "--trace"])
+        .arg(traces().join("zipf1.05-1k.oracleGeneral"))
+        .args(["--cache", "36"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
