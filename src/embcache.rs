@@ -10,7 +10,9 @@
 //!    oracleGeneral file (integration test against the `libcachesim` Python package).
 //! 2. **Hit rate from the skew alone** ([`analytic`]): static top-k `Σ_{i≤C} p_i` and LRU by Che's
 //!    approximation under Zipf, plus the one-pass LRU miss-ratio curve ([`mrc`]).
-//! 3. **Iteration time** ([`pipeline`]): no cache, an on-demand cache (misses on the critical
+//! 3. **The smallest cache for a target hit rate** ([`solve`]): exact for LRU from its one-pass
+//!    miss-ratio curve, by bisection on simulations for the others.
+//! 4. **Iteration time** ([`pipeline`]): no cache, an on-demand cache (misses on the critical
 //!    path) and lookahead prefetch (overlapped with the previous iteration's compute).
 //!
 //! Traces ([`trace`]) stream from text, CSV, oracleGeneral, Criteo TSV, MovieLens and (feature
@@ -21,6 +23,7 @@ pub mod calib;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;
+pub mod solve;
 pub mod spec;
 pub mod study;
 pub mod trace;

@@ -3,9 +3,10 @@
 
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
+use perfcast::embcache::solve::solve_each;
 use perfcast::embcache::trace::{writer, TraceFormat};
 use perfcast::embcache::{
-    evaluate_each, mrc, CacheOf, CacheSize, Method, SizeBasis, SourceSpec, Spec,
+    evaluate_each, mrc, CacheOf, CacheSize, Failed, Method, SizeBasis, SourceSpec, Spec,
 };
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
@@ -87,6 +88,12 @@ pub struct EmbcacheArgs {
     /// What --cache P% is a fraction of: table (the table's rows) or unique (the distinct rows of the trace).
     #[arg(long, default_value = "table")]
     pub cache_of: CacheOf,
+    /// Inverse what-if: the smallest cache (rows and bytes) whose hit rate per access reaches this target, per policy (LRU exact; others by bisection to --solve-tolerance).
+    #[arg(long, value_name = "HIT_RATE", conflicts_with = "cache")]
+    pub solve_hit_rate: Option<f64>,
+    /// Bisection tolerance of --solve-hit-rate, a fraction of the size found (0 = to one row).
+    #[arg(long, default_value_t = 0.01)]
+    pub solve_tolerance: f64,
     /// Lookahead window, batches.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
@@ -174,6 +181,8 @@ impl EmbcacheArgs {
             policy: self.policy.clone(),
             cache: self.cache,
             cache_of: self.cache_of,
+            solve_hit_rate: self.solve_hit_rate,
+            solve_tolerance: self.solve_tolerance,
             window: self.window,
             profile_fraction: self.profile_fraction,
             compute_s: self.compute_s,
@@ -195,14 +204,36 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         None => {}
     }
     let spec = a.spec();
-    let out = evaluate_each(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
+    let params = spec.resolve(&g.catalog)?;
+    // Each policy's row, or its failure; and the notes of the rows that ran.
+    type Rec = serde_json::Map<String, serde_json::Value>;
+    let (out, notes): (Vec<std::result::Result<Rec, Failed>>, Vec<String>) = match params.solve {
+        Some(s) => {
+            let out = solve_each(&params, s, a.method, spec.seed)?;
+            let notes = out.iter().flatten().map(|r| r.row.metrics.note.clone());
+            let notes = notes.collect();
+            (
+                out.into_iter().map(|r| r.map(|s| s.record())).collect(),
+                notes,
+            )
+        }
+        None => {
+            let out = evaluate_each(&params, a.method, spec.seed)?;
+            let notes = out.iter().flatten().map(|r| r.metrics.note.clone());
+            let notes = notes.collect();
+            (
+                out.into_iter().map(|r| r.map(|r| r.record())).collect(),
+                notes,
+            )
+        }
+    };
     let n = out.len();
     let failed = out.iter().filter(|r| r.is_err()).count();
     // What the reader ignored (object sizes of a byte-sized trace) is in every row's note; say it
     // on stderr too, once.
     let mut warnings: Vec<String> = Vec::new();
-    for row in out.iter().flatten() {
-        for part in row.metrics.note.split("; ") {
+    for note in &notes {
+        for part in note.split("; ") {
             if part.starts_with("object sizes ignored") && !warnings.iter().any(|w| w == part) {
                 warnings.push(part.to_string());
             }
@@ -219,7 +250,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     let records: Vec<_> = out
         .iter()
         .map(|r| match r {
-            Ok(row) => row.record(),
+            Ok(rec) => rec.clone(),
             Err(f) => f.record(),
         })
         .collect();
@@ -253,8 +284,13 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         .collect();
     let mut o = Outcome::ok(print_records(&Rows { records }, g.format, true));
     o.code = crate::cli::EXIT_PARTIAL;
+    let what = if params.solve.is_some() {
+        "cannot reach the target hit rate"
+    } else {
+        "could not run at this cache size"
+    };
     o.stderr = format!(
-        "{warn}warning: {failed} of {n} policies could not run at this cache size; their rows carry the reason under `error`\n"
+        "{warn}warning: {failed} of {n} policies {what}; their rows carry the reason under `error`\n"
     );
     Ok(o)
 }

@@ -280,6 +280,9 @@ fn d_policy() -> Vec<String> {
 fn d_cache() -> CacheSize {
     CacheSize::Percent(10.0)
 }
+fn d_solve_tolerance() -> f64 {
+    0.01
+}
 fn d_window() -> usize {
     4
 }
@@ -346,6 +349,13 @@ pub struct Spec {
     /// What a percentage cache size is a fraction of: `table` (default) or `unique`.
     #[serde(default)]
     pub cache_of: CacheOf,
+    /// Inverse what-if: instead of evaluating `cache`, find per policy the smallest cache whose
+    /// hit rate per access reaches this target, in (0, 1] (see [`super::solve`]).
+    #[serde(default)]
+    pub solve_hit_rate: Option<f64>,
+    /// Bisection tolerance of the solve, a fraction of the size found, [0, 1) (0 = one row).
+    #[serde(default = "d_solve_tolerance")]
+    pub solve_tolerance: f64,
     /// Lookahead window, batches.
     #[serde(default = "d_window")]
     pub window: usize,
@@ -390,6 +400,8 @@ impl Default for Spec {
             policy: d_policy(),
             cache: d_cache(),
             cache_of: CacheOf::default(),
+            solve_hit_rate: None,
+            solve_tolerance: d_solve_tolerance(),
             window: d_window(),
             profile_fraction: d_one(),
             compute_s: None,
@@ -438,6 +450,10 @@ impl Spec {
         let row_bytes = crate::check::positive("row_bytes", self.row_bytes)?;
         let source = self.source();
         source.declared_table_rows()?;
+        let solve = self
+            .solve_hit_rate
+            .map(|t| super::solve::Solve::new(t, self.solve_tolerance))
+            .transpose()?;
         Ok(Params {
             source,
             kinds,
@@ -445,6 +461,7 @@ impl Spec {
             cache_of: self.cache_of,
             row_bytes,
             pipe,
+            solve,
         })
     }
 }
@@ -464,6 +481,8 @@ pub struct Params {
     pub row_bytes: f64,
     /// Pipeline model (iteration times), if asked for.
     pub pipe: Option<Pipeline>,
+    /// The inverse what-if, if asked for ([`super::solve::solve_each`]).
+    pub solve: Option<super::solve::Solve>,
 }
 
 /// The sizes a row states next to its rows: bytes per row and the declared table rows.

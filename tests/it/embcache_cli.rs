@@ -663,3 +663,133 @@ fn byte_sized_oracle_general_warns_that_sizes_are_ignored() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `embcache` with `args` and the forward evaluation at `rows` (the same trace and policy).
+fn forward_hit_rate(gen: &[&str], policy: &str, rows: u64) -> f64 {
+    let v = json(&[gen, &["--policy", policy, "--cache", &rows.to_string()]].concat());
+    v["hit_rate"].as_f64().unwrap()
+}
+
+#[test]
+fn solve_hit_rate_agrees_with_forward_evaluation() {
+    let gen = [
+        "embcache",
+        "--zipf",
+        "0.9",
+        "--rows",
+        "2000",
+        "--accesses",
+        "20000",
+        "--batch",
+        "16",
+        "--seed",
+        "5",
+    ];
+    let target = 0.6;
+    // Tolerance 0: every policy's answer reaches the target and one row less does not (for LRU
+    // exactly, from its stack distances; for the others, the bisection's last bracket).
+    let v = json(
+        &[
+            &gen[..],
+            &[
+                "--policy",
+                "lru,belady,static-topk,fifo,lfu",
+                "--solve-hit-rate",
+                "0.6",
+                "--solve-tolerance",
+                "0",
+                "--row-bytes",
+                "128",
+            ],
+        ]
+        .concat(),
+    );
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 5);
+    for r in a {
+        let p = r["policy"].as_str().unwrap();
+        let c = r["cache_rows"].as_u64().unwrap();
+        assert_eq!(r["target_hit_rate"], target);
+        assert_eq!(r["cache_bytes"].as_f64().unwrap(), c as f64 * 128.0, "{p}");
+        assert_eq!(r["solve_lower_rows"].as_u64().unwrap(), c - 1, "{p}");
+        let h = r["hit_rate"].as_f64().unwrap();
+        assert!(h >= target, "{p}: {h}");
+        assert_eq!(
+            forward_hit_rate(&gen, p, c),
+            h,
+            "{p}: the row is a forward run"
+        );
+        assert!(forward_hit_rate(&gen, p, c - 1) < target, "{p} at {c} - 1");
+    }
+    let lru = &a[0];
+    assert!(lru["solve_method"].as_str().unwrap().starts_with("exact"));
+    // Belady (optimal) needs no more room than any other policy.
+    let rows = |p: &str| {
+        a.iter().find(|r| r["policy"] == p).unwrap()["cache_rows"]
+            .as_u64()
+            .unwrap()
+    };
+    for p in ["lru", "static-topk", "fifo", "lfu"] {
+        assert!(rows("belady") <= rows(p), "{p}");
+    }
+    // The default tolerance (1%): the size reaches, the bracket's lower end does not, and it is
+    // within 1% of the size below it.
+    let v = json(&[&gen[..], &["--policy", "fifo", "--solve-hit-rate", "0.6"]].concat());
+    let (c, lo) = (
+        v["cache_rows"].as_u64().unwrap(),
+        v["solve_lower_rows"].as_u64().unwrap(),
+    );
+    assert!(c - lo <= ((0.01 * c as f64) as u64).max(1), "{c} {lo}");
+    assert!(v["hit_rate"].as_f64().unwrap() >= target);
+    assert!(forward_hit_rate(&gen, "fifo", lo) < target);
+    // Unreachable (above the hit rate with every distinct row cached): exit 2 naming the bound;
+    // with another policy that reaches it, exit 3 and an error row.
+    fails(
+        &[&gen[..], &["--policy", "lru", "--solve-hit-rate", "0.99"]].concat(),
+        "--solve-hit-rate = 0.99: must be ≤ 0.",
+    );
+    let out = perfcast()
+        .args(gen)
+        .args(["--policy", "lru,lookahead", "--solve-hit-rate", "0.85"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot reach the target"), "{err}");
+    // A size and a target together are a contradiction.
+    let out = perfcast()
+        .args(gen)
+        .args(["--cache", "10", "--solve-hit-rate", "0.5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn solve_hit_rate_on_the_closed_form() {
+    // Static top-k under Zipf(1): the smallest C with H(C)/H(N) ≥ 0.5, N = 10 000.
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1.0",
+        "--rows",
+        "10000",
+        "--accesses",
+        "1",
+        "--policy",
+        "static-topk",
+        "--method",
+        "analytic",
+        "--solve-hit-rate",
+        "0.5",
+        "--solve-tolerance",
+        "0",
+    ]);
+    let h = |n: u64| (1..=n).map(|i| 1.0 / i as f64).sum::<f64>();
+    let want = (1..=10000u64).find(|&c| h(c) / h(10000) >= 0.5).unwrap();
+    assert_eq!(v["cache_rows"], want);
+    assert_eq!(v["solve_lower_rows"], want - 1);
+}
