@@ -18,7 +18,7 @@ pub struct SourceArgs {
     /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf"])]
     pub trace: Option<PathBuf>,
-    /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the extension).
+    /// Trace format: text, csv, oracle-general, criteo, movielens, lcs-csv, parquet (default: from the name and first line).
     #[arg(long, value_name = "FORMAT")]
     pub trace_format: Option<String>,
     /// Generate a Zipf(S) trace instead of reading one.
@@ -48,6 +48,15 @@ pub struct SourceArgs {
     /// Rows of the embedding tables (all tables), what --cache P% is a fraction of (default: the --profile's or generator's tables; a trace file declares none).
     #[arg(long, value_name = "N")]
     pub table_rows: Option<u64>,
+    /// MovieLens: replay ratings by time (default; a stable sort) or in file order.
+    #[arg(long, value_name = "time|file")]
+    pub order: Option<String>,
+    /// MovieLens: lookups per rating: both (user then movie, default), items or users.
+    #[arg(long, value_name = "items|users|both")]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options (as cachesim -t), e.g. "obj-id-col=5, obj-size-col=4, has-header=true" (default: from the header).
+    #[arg(long, value_name = "PARAMS", allow_hyphen_values = true)]
+    pub csv_params: Option<String>,
 }
 
 impl SourceArgs {
@@ -65,6 +74,9 @@ impl SourceArgs {
             seed: self.seed,
             batch: self.batch,
             table_rows: self.table_rows,
+            order: self.order.clone(),
+            lookups: self.lookups.clone(),
+            csv_params: self.csv_params.clone(),
         }
     }
 }
@@ -178,6 +190,9 @@ impl EmbcacheArgs {
             seed: s.seed,
             batch: s.batch,
             table_rows: s.table_rows,
+            order: s.order,
+            lookups: s.lookups,
+            csv_params: s.csv_params,
             policy: self.policy.clone(),
             cache: self.cache,
             cache_of: self.cache_of,

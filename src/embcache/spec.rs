@@ -25,7 +25,7 @@
 
 use super::pipeline::{IterTimes, Pipeline};
 use super::policy::PolicyKind;
-use super::trace::{profile, zipf::ZipfSpec, DenseTrace, TraceFormat};
+use super::trace::{lcs_csv, profile, zipf::ZipfSpec, DenseTrace, ReadOptions, TraceFormat};
 use super::{analytic, simulate, with_min_cache_rows, CacheOf, CacheSize, Metrics, SizeBasis};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -142,6 +142,15 @@ pub struct SourceSpec {
     /// what `--cache P%` is a fraction of (default: the profile's or the generator's tables).
     #[serde(default)]
     pub table_rows: Option<u64>,
+    /// MovieLens: `time` (default) or `file` order.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// MovieLens: `both` (default), `items` or `users` lookups per rating.
+    #[serde(default)]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options, e.g. `"obj-id-col=5, obj-size-col=4"`.
+    #[serde(default)]
+    pub csv_params: Option<String>,
 }
 
 fn d_tables() -> u32 {
@@ -171,6 +180,9 @@ impl Default for SourceSpec {
             seed: d_seed(),
             batch: d_batch(),
             table_rows: None,
+            order: None,
+            lookups: None,
+            csv_params: None,
         }
     }
 }
@@ -236,18 +248,36 @@ impl SourceSpec {
         Ok(Some(ZipfSpec::new(s, tables, m, self.seed)?))
     }
 
+    /// The format options (`order`, `lookups`, `csv_params`), parsed.
+    ///
+    /// # Errors
+    /// An unknown order or lookups name; malformed CSV parameters.
+    pub fn read_options(&self) -> Result<ReadOptions> {
+        Ok(ReadOptions {
+            order: self.order.as_deref().map(str::parse).transpose()?,
+            lookups: self.lookups.as_deref().map(str::parse).transpose()?,
+            csv: self
+                .csv_params
+                .as_deref()
+                .map(lcs_csv::Layout::parse)
+                .transpose()?,
+        })
+    }
+
     /// Loads or generates the trace; returns it with the generator spec when generated.
     ///
     /// # Errors
-    /// Missing source, unreadable or malformed files, invalid generator parameters.
+    /// Missing source, unreadable or malformed files, invalid generator parameters, format
+    /// options for a format they do not apply to.
     pub fn load(&self) -> Result<(DenseTrace, Option<ZipfSpec>)> {
         if self.batch == 0 {
             return Err(Error::range("--batch", 0, "≥ 1 sample"));
         }
+        let opts = self.read_options()?;
         if let Some(path) = &self.trace {
             let fmt = match &self.trace_format {
                 Some(f) => TraceFormat::parse(f)?,
-                None => TraceFormat::from_path(path).ok_or_else(|| {
+                None => TraceFormat::detect(path).ok_or_else(|| {
                     Error::range(
                         "--trace-format",
                         format!("missing for {}", path.display()),
@@ -258,7 +288,14 @@ impl SourceSpec {
                     )
                 })?,
             };
-            return Ok((DenseTrace::load(path, fmt, self.batch)?, None));
+            return Ok((DenseTrace::load_with(path, fmt, self.batch, &opts)?, None));
+        }
+        if opts != ReadOptions::default() {
+            return Err(Error::range(
+                "--order/--lookups/--csv-params",
+                "given without --trace",
+                "options of a trace file",
+            ));
         }
         match self.zipf_spec()? {
             Some(z) => Ok((
@@ -342,6 +379,15 @@ pub struct Spec {
     /// Rows of the embedding tables (all tables), for a trace file that does not say.
     #[serde(default)]
     pub table_rows: Option<u64>,
+    /// MovieLens: `time` (default) or `file` order.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// MovieLens: `both` (default), `items` or `users` lookups per rating.
+    #[serde(default)]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options, e.g. `"obj-id-col=5, obj-size-col=4"`.
+    #[serde(default)]
+    pub csv_params: Option<String>,
     /// Cache size: rows (`N`), percent (`"P%"`, of what `cache_of` names) or bytes (`"12GiB"`,
     /// rows of `row_bytes`).
     #[serde(default = "d_cache", deserialize_with = "de_cache")]
@@ -397,6 +443,9 @@ impl Default for Spec {
             seed: s.seed,
             batch: s.batch,
             table_rows: s.table_rows,
+            order: s.order,
+            lookups: s.lookups,
+            csv_params: s.csv_params,
             policy: d_policy(),
             cache: d_cache(),
             cache_of: CacheOf::default(),
@@ -427,6 +476,9 @@ impl Spec {
             seed: self.seed,
             batch: self.batch,
             table_rows: self.table_rows,
+            order: self.order.clone(),
+            lookups: self.lookups.clone(),
+            csv_params: self.csv_params.clone(),
         }
     }
 
@@ -450,6 +502,7 @@ impl Spec {
         let row_bytes = crate::check::positive("row_bytes", self.row_bytes)?;
         let source = self.source();
         source.declared_table_rows()?;
+        source.read_options()?;
         let solve = self
             .solve_hit_rate
             .map(|t| super::solve::Solve::new(t, self.solve_tolerance))

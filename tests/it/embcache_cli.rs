@@ -147,6 +147,8 @@ fn every_committed_trace_reads() {
         ("criteo-kaggle-like.csv", 26000),
         ("criteo-kaggle-like.tsv", 2600),
         ("movielens-like-ratings.csv", 4000),
+        ("libcachesim-like.csv", 2000),
+        ("ml-100k-like/u.data", 2000),
     ] {
         let v = json(&[
             "embcache",
@@ -215,6 +217,7 @@ fn trace_gen_round_trips_every_format() {
         ("r.csv", "movielens", "2"),
         ("t.txt", "text", "1"),
         ("t.oracleGeneral", "oracle-general", "1"),
+        ("lcs.csv", "lcs-csv", "1"),
     ] {
         // The same generator settings simulated directly and written as a trace file.
         let gen = [
@@ -792,4 +795,178 @@ fn solve_hit_rate_on_the_closed_form() {
     let want = (1..=10000u64).find(|&c| h(c) / h(10000) >= 0.5).unwrap();
     assert_eq!(v["cache_rows"], want);
     assert_eq!(v["solve_lower_rows"], want - 1);
+}
+
+/// LRU misses of `ids` (one per line) at `cache` rows, through a text trace.
+fn lru_misses_of(ids: &[String], cache: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ids.txt");
+    std::fs::write(&p, ids.join("\n")).unwrap();
+    json(&[
+        "embcache",
+        "--trace",
+        p.to_str().unwrap(),
+        "--policy",
+        "lru",
+        "--cache",
+        cache,
+    ])["misses"]
+        .clone()
+}
+
+#[test]
+fn libcachesim_csv_by_header_or_by_its_column_options() {
+    let f = traces().join("libcachesim-like.csv");
+    let path = f.to_str().unwrap();
+    let lru = ["--policy", "lru", "--cache", "30", "--format", "json"];
+    // Recognised by its header (version,time,op,size,lbn): the id is `lbn`, sizes are counted.
+    let out = perfcast()
+        .args(["embcache", "--trace", path])
+        .args(lru)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("object sizes ignored: 2000 of 2000 requests carry a size (512..65536 bytes"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same misses as the lbn column replayed as a plain id trace.
+    let text = std::fs::read_to_string(&f).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap().to_string())
+        .collect();
+    assert_eq!(v["accesses"], 2000);
+    assert_eq!(v["misses"], lru_misses_of(&ids, "30"));
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(v["unique_ids"], distinct.len());
+    // libCacheSim's own -t string for this layout gives the same run.
+    let w = json(&[
+        "embcache",
+        "--trace",
+        path,
+        "--policy",
+        "lru",
+        "--cache",
+        "30",
+        "--csv-params",
+        "time-col=2, obj-id-col=5, obj-size-col=4, obj-id-is-num=true, delimiter=,, has-header=true",
+    ]);
+    assert_eq!(w["misses"], v["misses"]);
+    // Another column as the id (the size column here) changes the trace; a bad option is named.
+    let sz = json(&[
+        "embcache",
+        "--trace",
+        path,
+        "--cache",
+        "30",
+        "--trace-format",
+        "lcs-csv",
+        "--csv-params",
+        "obj-id-col=4",
+    ]);
+    assert_eq!(sz["unique_ids"], 6); // 512 · {1, 2, 4, 8, 32, 128}
+    fails(
+        &["embcache", "--trace", path, "--csv-params", "obj-id=5"],
+        "--csv-params = obj-id: must be one of obj-id-col",
+    );
+    fails(
+        &["embcache", "--trace", path, "--order", "time"],
+        "--order = given for a lcs-csv trace",
+    );
+    // String ids are hashed, one row per distinct string; a headerless file needs obj-id-col.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("kv.csv");
+    std::fs::write(&p, "time,key,size\n1,a,10\n2,b,10\n3,a,10\n").unwrap();
+    let kv = json(&["embcache", "--trace", p.to_str().unwrap(), "--cache", "5"]);
+    assert_eq!(
+        (kv["unique_ids"].as_u64(), kv["hits"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let p2 = dir.path().join("nohdr.csv");
+    std::fs::write(&p2, "1,7\n2,8\n").unwrap();
+    let p2 = p2.to_str().unwrap();
+    fails(
+        &["embcache", "--trace", p2, "--trace-format", "lcs-csv"],
+        "no object-id column",
+    );
+    let n = json(&[
+        "embcache",
+        "--trace",
+        p2,
+        "--trace-format",
+        "lcs-csv",
+        "--csv-params",
+        "obj-id-col=2",
+        "--cache",
+        "5",
+    ]);
+    assert_eq!(n["unique_ids"], 2);
+}
+
+#[test]
+fn movielens_u_data_by_name_or_content_with_order_and_lookups() {
+    let f = traces().join("ml-100k-like/u.data");
+    let path = f.to_str().unwrap();
+    // (user, item, timestamp) of every rating, in file order.
+    let text = std::fs::read_to_string(&f).unwrap();
+    let rows: Vec<(String, String, u64)> = text
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c[0].into(), c[1].into(), c[3].parse().unwrap())
+        })
+        .collect();
+    let mut by_time = rows.clone();
+    by_time.sort_by_key(|r| r.2); // stable, as the reader's
+    let items = |v: &[(String, String, u64)]| v.iter().map(|r| r.1.clone()).collect::<Vec<_>>();
+    let users = |v: &[(String, String, u64)]| v.iter().map(|r| r.0.clone()).collect::<Vec<_>>();
+    let run = |extra: &[&str]| {
+        json(
+            &[
+                &[
+                    "embcache", "--trace", path, "--policy", "lru", "--cache", "20",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    // By name (no --trace-format): a user and an item lookup per rating, by time by default.
+    let both = run(&[]);
+    assert_eq!(both["accesses"], 2000);
+    // Items only, by time (default) and in file order: the same misses as the item column
+    // replayed in that order.
+    let it = run(&["--lookups", "items"]);
+    assert_eq!(it["accesses"], 1000);
+    assert_eq!(it["misses"], lru_misses_of(&items(&by_time), "20"));
+    let itf = run(&["--lookups", "items", "--order", "file"]);
+    assert_eq!(itf["misses"], lru_misses_of(&items(&rows), "20"));
+    assert_ne!(
+        it["misses"], itf["misses"],
+        "the sample is not in time order"
+    );
+    let us = run(&["--lookups", "users"]);
+    assert_eq!(us["misses"], lru_misses_of(&users(&by_time), "20"));
+    // By content: the same file under a name that says nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ratings.tab");
+    std::fs::copy(&f, &p).unwrap();
+    let c = json(&[
+        "embcache",
+        "--trace",
+        p.to_str().unwrap(),
+        "--policy",
+        "lru",
+        "--cache",
+        "20",
+    ]);
+    assert_eq!(c["misses"], both["misses"]);
+    fails(
+        &["embcache", "--trace", path, "--lookups", "movies"],
+        "--lookups = movies: must be items, users or both",
+    );
 }
