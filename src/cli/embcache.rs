@@ -222,13 +222,16 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     let params = spec.resolve(&g.catalog)?;
     // Each policy's row, or its failure; and the notes of the rows that ran.
     type Rec = serde_json::Map<String, serde_json::Value>;
-    let (out, notes): (Vec<std::result::Result<Rec, Failed>>, Vec<String>) = match params.solve {
+    let (out, notes): (Vec<std::result::Result<Rec, Box<Failed>>>, Vec<String>) = match params.solve
+    {
         Some(s) => {
             let out = solve_each(&params, s, a.method, spec.seed)?;
             let notes = out.iter().flatten().map(|r| r.row.metrics.note.clone());
             let notes = notes.collect();
             (
-                out.into_iter().map(|r| r.map(|s| s.record())).collect(),
+                out.into_iter()
+                    .map(|r| r.map(|s| s.record()).map_err(Box::new))
+                    .collect(),
                 notes,
             )
         }
@@ -237,7 +240,9 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
             let notes = out.iter().flatten().map(|r| r.metrics.note.clone());
             let notes = notes.collect();
             (
-                out.into_iter().map(|r| r.map(|r| r.record())).collect(),
+                out.into_iter()
+                    .map(|r| r.map(|r| r.record()).map_err(Box::new))
+                    .collect(),
                 notes,
             )
         }

@@ -63,6 +63,9 @@ impl std::str::FromStr for Order {
 /// One parsed rating: user, movie, timestamp (absent when the line has no fourth column).
 type Rating = (u64, u64, Option<u64>);
 
+/// A rating and its line number.
+type NumberedRating = (u64, u64, Option<u64>, u64);
+
 /// Parses one non-empty line; `Ok(None)` for a header.
 fn parse_line(s: &str, line_no: u64) -> std::result::Result<Option<Rating>, String> {
     if line_no == 1 && s.to_ascii_lowercase().starts_with("userid") {
@@ -128,7 +131,7 @@ impl MovieLensReader {
     }
 
     /// The next rating (user, movie, timestamp, line number).
-    fn next_rating(&mut self) -> Option<Result<(u64, u64, Option<u64>, u64)>> {
+    fn next_rating(&mut self) -> Option<Result<NumberedRating>> {
         while !self.done {
             self.line.clear();
             match self.inner.read_line(&mut self.line) {
