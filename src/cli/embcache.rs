@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Where the trace comes from: a file, or a seeded Zipf generator.
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
+    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings or u.data, libCacheSim CSV).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf"])]
     pub trace: Option<PathBuf>,
     /// Trace format: text, csv, oracle-general, criteo, movielens, lcs-csv, parquet (default: from the name and first line).

@@ -17,46 +17,10 @@
 
 use super::mrc;
 use super::policy::PolicyKind;
+pub use super::spec::Solve;
 use super::spec::{analytic_row, sim_row, Basis, Failed, Method, Params, Row, Sizes, SourceSpec};
 use super::trace::DenseTrace;
 use crate::error::{Error, Result};
-
-/// What to solve for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Solve {
-    /// Target hit rate per access, in (0, 1].
-    pub target_hit_rate: f64,
-    /// Bisection stops when the bracket is at most `max(1, ⌊tolerance · upper⌋)` rows wide;
-    /// in [0, 1). Exact LRU ignores it.
-    pub tolerance: f64,
-}
-
-impl Solve {
-    /// Validates a target and tolerance.
-    ///
-    /// # Errors
-    /// A target outside (0, 1], a tolerance outside [0, 1).
-    pub fn new(target_hit_rate: f64, tolerance: f64) -> Result<Self> {
-        if !(target_hit_rate > 0.0 && target_hit_rate <= 1.0) {
-            return Err(Error::range(
-                "--solve-hit-rate",
-                target_hit_rate,
-                "a hit rate in (0, 1]",
-            ));
-        }
-        if !(0.0..1.0).contains(&tolerance) {
-            return Err(Error::range(
-                "--solve-tolerance",
-                tolerance,
-                "a fraction of the cache size in [0, 1) (0 = to one row)",
-            ));
-        }
-        Ok(Solve {
-            target_hit_rate,
-            tolerance,
-        })
-    }
-}
 
 /// One policy's answer: the forward row at the smallest size found, and how it was found.
 #[derive(Debug, Clone)]

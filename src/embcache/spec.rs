@@ -108,7 +108,7 @@ impl TryFrom<CacheSpec> for CacheSize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
-    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
+    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings or u.data, libCacheSim CSV).
     #[serde(default)]
     pub trace: Option<PathBuf>,
     /// Trace format (default: from the extension).
@@ -345,8 +345,8 @@ pub struct Spec {
     /// Trace file.
     #[serde(default)]
     pub trace: Option<PathBuf>,
-    /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the
-    /// extension).
+    /// Trace format: text, csv, oracle-general, criteo, movielens, lcs-csv, parquet (default: from the
+    /// name and first line).
     #[serde(default)]
     pub trace_format: Option<String>,
     /// Generate a Zipf(S) trace instead of reading one.
@@ -505,7 +505,7 @@ impl Spec {
         source.read_options()?;
         let solve = self
             .solve_hit_rate
-            .map(|t| super::solve::Solve::new(t, self.solve_tolerance))
+            .map(|t| Solve::new(t, self.solve_tolerance))
             .transpose()?;
         Ok(Params {
             source,
@@ -535,7 +535,44 @@ pub struct Params {
     /// Pipeline model (iteration times), if asked for.
     pub pipe: Option<Pipeline>,
     /// The inverse what-if, if asked for ([`super::solve::solve_each`]).
-    pub solve: Option<super::solve::Solve>,
+    pub solve: Option<Solve>,
+}
+
+/// What to solve for (the inverse what-if of [`super::solve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Solve {
+    /// Target hit rate per access, in (0, 1].
+    pub target_hit_rate: f64,
+    /// Bisection stops when the bracket is at most `max(1, ⌊tolerance · upper⌋)` rows wide;
+    /// in [0, 1). Exact LRU ignores it.
+    pub tolerance: f64,
+}
+
+impl Solve {
+    /// Validates a target and tolerance.
+    ///
+    /// # Errors
+    /// A target outside (0, 1], a tolerance outside [0, 1).
+    pub fn new(target_hit_rate: f64, tolerance: f64) -> Result<Self> {
+        if !(target_hit_rate > 0.0 && target_hit_rate <= 1.0) {
+            return Err(Error::range(
+                "--solve-hit-rate",
+                target_hit_rate,
+                "a hit rate in (0, 1]",
+            ));
+        }
+        if !(0.0..1.0).contains(&tolerance) {
+            return Err(Error::range(
+                "--solve-tolerance",
+                tolerance,
+                "a fraction of the cache size in [0, 1) (0 = to one row)",
+            ));
+        }
+        Ok(Solve {
+            target_hit_rate,
+            tolerance,
+        })
+    }
 }
 
 /// The sizes a row states next to its rows: bytes per row and the declared table rows.
