@@ -3,8 +3,11 @@
 
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
+use perfcast::embcache::solve::solve_each;
 use perfcast::embcache::trace::{writer, TraceFormat};
-use perfcast::embcache::{evaluate_each, mrc, CacheSize, Method, SourceSpec, Spec};
+use perfcast::embcache::{
+    evaluate_each, mrc, CacheOf, CacheSize, Failed, Method, SizeBasis, SourceSpec, Spec,
+};
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -12,10 +15,10 @@ use std::path::PathBuf;
 /// Where the trace comes from: a file, or a seeded Zipf generator.
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf", "profile"])]
+    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings or u.data, libCacheSim CSV).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["zipf"])]
     pub trace: Option<PathBuf>,
-    /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the extension).
+    /// Trace format: text, csv, oracle-general, criteo, movielens, lcs-csv, parquet (default: from the name and first line).
     #[arg(long, value_name = "FORMAT")]
     pub trace_format: Option<String>,
     /// Generate a Zipf(S) trace instead of reading one.
@@ -27,7 +30,7 @@ pub struct SourceArgs {
     /// Tables of the generated trace (each with --rows rows).
     #[arg(long, default_value_t = 1)]
     pub tables: u32,
-    /// Table sizes from a published profile instead of --rows/--tables: criteo-kaggle, criteo-terabyte.
+    /// Table sizes from a published profile instead of --rows/--tables: criteo-kaggle, criteo-terabyte (with --trace: declares the trace's table sizes).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Multiplier of the profile's table sizes, (0, 1].
@@ -42,6 +45,18 @@ pub struct SourceArgs {
     /// Samples per batch (a sample = one lookup per table; one record of a text/oracleGeneral file).
     #[arg(long, default_value_t = 1)]
     pub batch: u64,
+    /// Rows of the embedding tables (all tables), what --cache P% is a fraction of (default: the --profile's or generator's tables; a trace file declares none).
+    #[arg(long, value_name = "N")]
+    pub table_rows: Option<u64>,
+    /// MovieLens: replay ratings by time (default; a stable sort) or in file order.
+    #[arg(long, value_name = "time|file")]
+    pub order: Option<String>,
+    /// MovieLens: lookups per rating: both (user then movie, default), items or users.
+    #[arg(long, value_name = "items|users|both")]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options (as cachesim -t), e.g. "obj-id-col=5, obj-size-col=4, has-header=true" (default: from the header).
+    #[arg(long, value_name = "PARAMS", allow_hyphen_values = true)]
+    pub csv_params: Option<String>,
 }
 
 impl SourceArgs {
@@ -58,6 +73,10 @@ impl SourceArgs {
             accesses: self.accesses,
             seed: self.seed,
             batch: self.batch,
+            table_rows: self.table_rows,
+            order: self.order.clone(),
+            lookups: self.lookups.clone(),
+            csv_params: self.csv_params.clone(),
         }
     }
 }
@@ -75,9 +94,18 @@ pub struct EmbcacheArgs {
     /// Policies (comma separated): lru, fifo, lfu, static-topk, belady, lookahead.
     #[arg(long, value_delimiter = ',', default_value = "lru")]
     pub policy: Vec<String>,
-    /// Cache size: rows (N) or percent of unique rows (P%).
+    /// Cache size: rows (N), percent (P%, of the table's rows; see --cache-of) or bytes (12GiB, 500MB: rows of --row-bytes).
     #[arg(long, default_value = "10%")]
     pub cache: CacheSize,
+    /// What --cache P% is a fraction of: table (the table's rows) or unique (the distinct rows of the trace).
+    #[arg(long, default_value = "table")]
+    pub cache_of: CacheOf,
+    /// Inverse what-if: the smallest cache (rows and bytes) whose hit rate per access reaches this target, per policy (LRU exact; others by bisection to --solve-tolerance).
+    #[arg(long, value_name = "HIT_RATE", conflicts_with = "cache")]
+    pub solve_hit_rate: Option<f64>,
+    /// Bisection tolerance of --solve-hit-rate, a fraction of the size found (0 = to one row).
+    #[arg(long, default_value_t = 0.01)]
+    pub solve_tolerance: f64,
     /// Lookahead window, batches.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
@@ -90,7 +118,7 @@ pub struct EmbcacheArgs {
     /// Pipeline model: dense compute per iteration, s (adds iter_no_cache_s, iter_s, speedup).
     #[arg(long)]
     pub compute_s: Option<f64>,
-    /// Pipeline model: bytes per embedding row.
+    /// Bytes per embedding row (sizes in bytes, cache_bytes, the pipeline model).
     #[arg(long, default_value_t = 512.0)]
     pub row_bytes: f64,
     /// Pipeline model: fetch bandwidth, bytes/s.
@@ -151,9 +179,15 @@ pub struct MrcArgs {
     /// The trace.
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Cache sizes (rows or P%), comma separated; default 16 geometric sizes up to the unique rows.
+    /// Cache sizes (rows, P% or bytes as --cache), comma separated; default 16 geometric sizes up to the unique rows.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<String>,
+    /// What a size P% is a fraction of: table or unique.
+    #[arg(long, default_value = "table")]
+    pub cache_of: CacheOf,
+    /// Bytes per embedding row (sizes in bytes, cache_bytes).
+    #[arg(long, default_value_t = 512.0)]
+    pub row_bytes: f64,
     /// Directory for mrc.csv, mrc.png and mrc.svg.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -174,8 +208,15 @@ impl EmbcacheArgs {
             accesses: s.accesses,
             seed: s.seed,
             batch: s.batch,
+            table_rows: s.table_rows,
+            order: s.order,
+            lookups: s.lookups,
+            csv_params: s.csv_params,
             policy: self.policy.clone(),
             cache: self.cache,
+            cache_of: self.cache_of,
+            solve_hit_rate: self.solve_hit_rate,
+            solve_tolerance: self.solve_tolerance,
             window: self.window,
             profile_fraction: self.profile_fraction,
             compute_s: self.compute_s,
@@ -203,9 +244,47 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         None => {}
     }
     let spec = a.spec();
-    let out = evaluate_each(&spec.resolve(&g.catalog)?, a.method, spec.seed)?;
+    let params = spec.resolve(&g.catalog)?;
+    // Each policy's row, or its failure; and the notes of the rows that ran.
+    type Rec = serde_json::Map<String, serde_json::Value>;
+    let (out, notes): (Vec<std::result::Result<Rec, Box<Failed>>>, Vec<String>) = match params.solve
+    {
+        Some(s) => {
+            let out = solve_each(&params, s, a.method, spec.seed)?;
+            let notes = out.iter().flatten().map(|r| r.row.metrics.note.clone());
+            let notes = notes.collect();
+            (
+                out.into_iter()
+                    .map(|r| r.map(|s| s.record()).map_err(Box::new))
+                    .collect(),
+                notes,
+            )
+        }
+        None => {
+            let out = evaluate_each(&params, a.method, spec.seed)?;
+            let notes = out.iter().flatten().map(|r| r.metrics.note.clone());
+            let notes = notes.collect();
+            (
+                out.into_iter()
+                    .map(|r| r.map(|r| r.record()).map_err(Box::new))
+                    .collect(),
+                notes,
+            )
+        }
+    };
     let n = out.len();
     let failed = out.iter().filter(|r| r.is_err()).count();
+    // What the reader ignored (object sizes of a byte-sized trace) is in every row's note; say it
+    // on stderr too, once.
+    let mut warnings: Vec<String> = Vec::new();
+    for note in &notes {
+        for part in note.split("; ") {
+            if part.starts_with("object sizes ignored") && !warnings.iter().any(|w| w == part) {
+                warnings.push(part.to_string());
+            }
+        }
+    }
+    let warn: String = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
     if failed == n {
         // Nothing ran: the first policy's reason is the error (bad input, exit 2).
         if let Some(Err(f)) = out.into_iter().next() {
@@ -216,16 +295,14 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     let records: Vec<_> = out
         .iter()
         .map(|r| match r {
-            Ok(row) => row.record(),
+            Ok(rec) => rec.clone(),
             Err(f) => f.record(),
         })
         .collect();
     if failed == 0 {
-        return Ok(Outcome::ok(print_records(
-            &Rows { records },
-            g.format,
-            n > 1,
-        )));
+        let mut o = Outcome::ok(print_records(&Rows { records }, g.format, n > 1));
+        o.stderr = warn;
+        return Ok(o);
     }
     // Some policies could not run: every row gets the columns of a row that ran (null where a
     // failed row has no value) and an `error` column last (null where the row ran), so CSV and
@@ -252,8 +329,13 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
         .collect();
     let mut o = Outcome::ok(print_records(&Rows { records }, g.format, true));
     o.code = crate::cli::EXIT_PARTIAL;
+    let what = if params.solve.is_some() {
+        "cannot reach the target hit rate"
+    } else {
+        "could not run at this cache size"
+    };
     o.stderr = format!(
-        "warning: {failed} of {n} policies could not run at this cache size; their rows carry the reason under `error`\n"
+        "{warn}warning: {failed} of {n} policies {what}; their rows carry the reason under `error`\n"
     );
     Ok(o)
 }
@@ -283,13 +365,22 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
 }
 
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
-    let (trace, _) = a.source.spec().load()?;
+    let source = a.source.spec();
+    let (trace, _) = source.load()?;
+    let row_bytes = perfcast::check::positive("row_bytes", a.row_bytes)?;
+    let table_rows = source.declared_table_rows()?;
+    let basis = SizeBasis {
+        unique: trace.n_rows(),
+        table_rows,
+        row_bytes,
+        cache_of: a.cache_of,
+    };
     let sizes: Vec<usize> = if a.sizes.is_empty() {
         mrc::log_sizes(trace.n_rows(), 16)
     } else {
         a.sizes
             .iter()
-            .map(|s| CacheSize::parse(s)?.rows(trace.n_rows()))
+            .map(|s| CacheSize::parse(s)?.resolve(&basis))
             .collect::<Result<_>>()?
     };
     let h = mrc::stack_distances(&trace);
@@ -298,6 +389,11 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     for (c, mr) in &curve {
         let mut r = serde_json::Map::new();
         r.insert("cache_rows".into(), (*c as u64).into());
+        r.insert("cache_bytes".into(), (*c as f64 * row_bytes).into());
+        r.insert(
+            "cache_fraction_of_table".into(),
+            table_rows.map(|t| *c as f64 / t as f64).into(),
+        );
         r.insert(
             "cache_fraction_of_unique".into(),
             (*c as f64 / trace.n_rows() as f64).into(),

@@ -25,8 +25,8 @@
 
 use super::pipeline::{IterTimes, Pipeline, SyncSpec};
 use super::policy::PolicyKind;
-use super::trace::{profile, zipf::ZipfSpec, DenseTrace, TraceFormat};
-use super::{analytic, simulate, with_min_cache_rows, CacheSize, Metrics};
+use super::trace::{lcs_csv, profile, zipf::ZipfSpec, DenseTrace, ReadOptions, TraceFormat};
+use super::{analytic, simulate, with_min_cache_rows, CacheOf, CacheSize, Metrics, SizeBasis};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,7 @@ impl TryFrom<CacheSpec> for CacheSize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
-    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings).
+    /// Trace file (text, csv `batch,table,id`, oracleGeneral, Criteo TSV, MovieLens ratings or u.data, libCacheSim CSV).
     #[serde(default)]
     pub trace: Option<PathBuf>,
     /// Trace format (default: from the extension).
@@ -138,6 +138,19 @@ pub struct SourceSpec {
     /// Samples per batch.
     #[serde(default = "d_batch")]
     pub batch: u64,
+    /// Rows of the embedding tables (all tables together), when a trace file does not say:
+    /// what `--cache P%` is a fraction of (default: the profile's or the generator's tables).
+    #[serde(default)]
+    pub table_rows: Option<u64>,
+    /// MovieLens: `time` (default) or `file` order.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// MovieLens: `both` (default), `items` or `users` lookups per rating.
+    #[serde(default)]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options, e.g. `"obj-id-col=5, obj-size-col=4"`.
+    #[serde(default)]
+    pub csv_params: Option<String>,
 }
 
 fn d_tables() -> u32 {
@@ -166,11 +179,39 @@ impl Default for SourceSpec {
             accesses: None,
             seed: d_seed(),
             batch: d_batch(),
+            table_rows: None,
+            order: None,
+            lookups: None,
+            csv_params: None,
         }
     }
 }
 
 impl SourceSpec {
+    /// Rows of the embedding tables as the source declares them: `table_rows`, else the
+    /// profile's tables (× `scale`), else the generator's `rows` × `tables`; `None` for a trace
+    /// file with none of these.
+    ///
+    /// # Errors
+    /// An unknown profile, a scale outside (0, 1], `table_rows` = 0.
+    pub fn declared_table_rows(&self) -> Result<Option<u64>> {
+        if let Some(t) = self.table_rows {
+            if t == 0 {
+                return Err(Error::range("--table-rows", 0, "≥ 1 row"));
+            }
+            return Ok(Some(t));
+        }
+        if let Some(p) = &self.profile {
+            return Ok(Some(profile::tables(p, self.scale)?.iter().sum()));
+        }
+        if self.zipf.is_some() {
+            if let Some(n) = self.rows {
+                return Ok(Some(n.saturating_mul(u64::from(self.tables))));
+            }
+        }
+        Ok(None)
+    }
+
     /// The generator spec, when `zipf` is given.
     ///
     /// # Errors
@@ -207,18 +248,36 @@ impl SourceSpec {
         Ok(Some(ZipfSpec::new(s, tables, m, self.seed)?))
     }
 
+    /// The format options (`order`, `lookups`, `csv_params`), parsed.
+    ///
+    /// # Errors
+    /// An unknown order or lookups name; malformed CSV parameters.
+    pub fn read_options(&self) -> Result<ReadOptions> {
+        Ok(ReadOptions {
+            order: self.order.as_deref().map(str::parse).transpose()?,
+            lookups: self.lookups.as_deref().map(str::parse).transpose()?,
+            csv: self
+                .csv_params
+                .as_deref()
+                .map(lcs_csv::Layout::parse)
+                .transpose()?,
+        })
+    }
+
     /// Loads or generates the trace; returns it with the generator spec when generated.
     ///
     /// # Errors
-    /// Missing source, unreadable or malformed files, invalid generator parameters.
+    /// Missing source, unreadable or malformed files, invalid generator parameters, format
+    /// options for a format they do not apply to.
     pub fn load(&self) -> Result<(DenseTrace, Option<ZipfSpec>)> {
         if self.batch == 0 {
             return Err(Error::range("--batch", 0, "≥ 1 sample"));
         }
+        let opts = self.read_options()?;
         if let Some(path) = &self.trace {
             let fmt = match &self.trace_format {
                 Some(f) => TraceFormat::parse(f)?,
-                None => TraceFormat::from_path(path).ok_or_else(|| {
+                None => TraceFormat::detect(path).ok_or_else(|| {
                     Error::range(
                         "--trace-format",
                         format!("missing for {}", path.display()),
@@ -229,7 +288,14 @@ impl SourceSpec {
                     )
                 })?,
             };
-            return Ok((DenseTrace::load(path, fmt, self.batch)?, None));
+            return Ok((DenseTrace::load_with(path, fmt, self.batch, &opts)?, None));
+        }
+        if opts != ReadOptions::default() {
+            return Err(Error::range(
+                "--order/--lookups/--csv-params",
+                "given without --trace",
+                "options of a trace file",
+            ));
         }
         match self.zipf_spec()? {
             Some(z) => Ok((
@@ -250,6 +316,9 @@ fn d_policy() -> Vec<String> {
 }
 fn d_cache() -> CacheSize {
     CacheSize::Percent(10.0)
+}
+fn d_solve_tolerance() -> f64 {
+    0.01
 }
 fn d_window() -> usize {
     4
@@ -288,8 +357,8 @@ pub struct Spec {
     /// Trace file.
     #[serde(default)]
     pub trace: Option<PathBuf>,
-    /// Trace format: text, csv, oracle-general, criteo, movielens, parquet (default: from the
-    /// extension).
+    /// Trace format: text, csv, oracle-general, criteo, movielens, lcs-csv, parquet (default: from the
+    /// name and first line).
     #[serde(default)]
     pub trace_format: Option<String>,
     /// Generate a Zipf(S) trace instead of reading one.
@@ -319,9 +388,32 @@ pub struct Spec {
     /// Policies: lru, fifo, lfu, static-topk, belady, lookahead.
     #[serde(default = "d_policy")]
     pub policy: Vec<String>,
-    /// Cache size: rows (N) or percent of unique rows (`"P%"`).
+    /// Rows of the embedding tables (all tables), for a trace file that does not say.
+    #[serde(default)]
+    pub table_rows: Option<u64>,
+    /// MovieLens: `time` (default) or `file` order.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// MovieLens: `both` (default), `items` or `users` lookups per rating.
+    #[serde(default)]
+    pub lookups: Option<String>,
+    /// libCacheSim CSV: its column options, e.g. `"obj-id-col=5, obj-size-col=4"`.
+    #[serde(default)]
+    pub csv_params: Option<String>,
+    /// Cache size: rows (`N`), percent (`"P%"`, of what `cache_of` names) or bytes (`"12GiB"`,
+    /// rows of `row_bytes`).
     #[serde(default = "d_cache", deserialize_with = "de_cache")]
     pub cache: CacheSize,
+    /// What a percentage cache size is a fraction of: `table` (default) or `unique`.
+    #[serde(default)]
+    pub cache_of: CacheOf,
+    /// Inverse what-if: instead of evaluating `cache`, find per policy the smallest cache whose
+    /// hit rate per access reaches this target, in (0, 1] (see [`super::solve`]).
+    #[serde(default)]
+    pub solve_hit_rate: Option<f64>,
+    /// Bisection tolerance of the solve, a fraction of the size found, [0, 1) (0 = one row).
+    #[serde(default = "d_solve_tolerance")]
+    pub solve_tolerance: f64,
     /// Lookahead window, batches.
     #[serde(default = "d_window")]
     pub window: usize,
@@ -331,7 +423,7 @@ pub struct Spec {
     /// Pipeline model: dense compute per iteration, s (adds iteration times and speedup).
     #[serde(default)]
     pub compute_s: Option<f64>,
-    /// Pipeline model: bytes per embedding row.
+    /// Bytes per embedding row (cache sizes in bytes, `cache_bytes`, the pipeline model).
     #[serde(default = "d_row_bytes")]
     pub row_bytes: f64,
     /// Pipeline model: fetch bandwidth, bytes/s.
@@ -380,8 +472,15 @@ impl Default for Spec {
             accesses: s.accesses,
             seed: s.seed,
             batch: s.batch,
+            table_rows: s.table_rows,
+            order: s.order,
+            lookups: s.lookups,
+            csv_params: s.csv_params,
             policy: d_policy(),
             cache: d_cache(),
+            cache_of: CacheOf::default(),
+            solve_hit_rate: None,
+            solve_tolerance: d_solve_tolerance(),
             window: d_window(),
             profile_fraction: d_one(),
             compute_s: None,
@@ -412,6 +511,10 @@ impl Spec {
             accesses: self.accesses,
             seed: self.seed,
             batch: self.batch,
+            table_rows: self.table_rows,
+            order: self.order.clone(),
+            lookups: self.lookups.clone(),
+            csv_params: self.csv_params.clone(),
         }
     }
 
@@ -455,11 +558,22 @@ impl Spec {
                     .with_sync(trainers, sync_s)
             })
             .transpose()?;
+        let row_bytes = crate::check::positive("row_bytes", self.row_bytes)?;
+        let source = self.source();
+        source.declared_table_rows()?;
+        source.read_options()?;
+        let solve = self
+            .solve_hit_rate
+            .map(|t| Solve::new(t, self.solve_tolerance))
+            .transpose()?;
         Ok(Params {
-            source: self.source(),
+            source,
             kinds,
             cache: self.cache,
+            cache_of: self.cache_of,
+            row_bytes,
             pipe,
+            solve,
         })
     }
 }
@@ -473,8 +587,60 @@ pub struct Params {
     pub kinds: Vec<PolicyKind>,
     /// Cache size.
     pub cache: CacheSize,
+    /// What a percentage cache size is a fraction of.
+    pub cache_of: CacheOf,
+    /// Bytes per embedding row, > 0.
+    pub row_bytes: f64,
     /// Pipeline model (iteration times), if asked for.
     pub pipe: Option<Pipeline>,
+    /// The inverse what-if, if asked for ([`super::solve::solve_each`]).
+    pub solve: Option<Solve>,
+}
+
+/// What to solve for (the inverse what-if of [`super::solve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Solve {
+    /// Target hit rate per access, in (0, 1].
+    pub target_hit_rate: f64,
+    /// Bisection stops when the bracket is at most `max(1, ⌊tolerance · upper⌋)` rows wide;
+    /// in [0, 1). Exact LRU ignores it.
+    pub tolerance: f64,
+}
+
+impl Solve {
+    /// Validates a target and tolerance.
+    ///
+    /// # Errors
+    /// A target outside (0, 1], a tolerance outside [0, 1).
+    pub fn new(target_hit_rate: f64, tolerance: f64) -> Result<Self> {
+        if !(target_hit_rate > 0.0 && target_hit_rate <= 1.0) {
+            return Err(Error::range(
+                "--solve-hit-rate",
+                target_hit_rate,
+                "a hit rate in (0, 1]",
+            ));
+        }
+        if !(0.0..1.0).contains(&tolerance) {
+            return Err(Error::range(
+                "--solve-tolerance",
+                tolerance,
+                "a fraction of the cache size in [0, 1) (0 = to one row)",
+            ));
+        }
+        Ok(Solve {
+            target_hit_rate,
+            tolerance,
+        })
+    }
+}
+
+/// The sizes a row states next to its rows: bytes per row and the declared table rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sizes {
+    /// Bytes per embedding row.
+    pub row_bytes: f64,
+    /// Rows of the embedding tables, when declared.
+    pub table_rows: Option<u64>,
 }
 
 /// One policy's result: hit-rate metrics and, with a pipeline model, iteration times.
@@ -509,7 +675,8 @@ impl Row {
 }
 
 /// Simulates one policy on a loaded trace: metrics (with the generator `seed`, when generated,
-/// and the smallest cache the policy needs) and, with `pipe`, iteration times.
+/// the smallest cache the policy needs, and the sizes in bytes and of the table) and, with
+/// `pipe`, iteration times.
 ///
 /// # Errors
 /// A cache smaller than the policy can run with (lookahead below its two-batch working set).
@@ -519,9 +686,29 @@ pub fn sim_row(
     rows: usize,
     seed: Option<u64>,
     pipe: Option<&Pipeline>,
+    sizes: Sizes,
 ) -> Result<Row> {
     let (mut m, bc) = simulate(trace, kind, rows)?;
     m.seed = seed;
+    m.with_sizes(sizes.row_bytes, sizes.table_rows);
+    if let Some(t) = sizes.table_rows.filter(|&t| t < m.unique_ids) {
+        let n = format!(
+            "the trace touches {} distinct rows, more than the {t} declared table rows",
+            m.unique_ids
+        );
+        m.note = if m.note.is_empty() {
+            n
+        } else {
+            format!("{}; {n}", m.note)
+        };
+    }
+    for w in &trace.warnings {
+        m.note = if m.note.is_empty() {
+            w.clone()
+        } else {
+            format!("{}; {w}", m.note)
+        };
+    }
     with_min_cache_rows(&mut m, trace);
     let times = pipe.map(|p| p.times(&bc, matches!(kind, PolicyKind::Lookahead { .. })));
     Ok(Row { metrics: m, times })
@@ -551,6 +738,7 @@ pub fn analytic_row(
     s: f64,
     rows: usize,
     basis: Basis<'_>,
+    row_bytes: f64,
 ) -> Result<Option<Row>> {
     let hit = match kind {
         PolicyKind::Lru => analytic::che_lru_hit_rate(tables, s, rows as u64)?.0,
@@ -570,33 +758,38 @@ pub fn analytic_row(
         Basis::Trace(t) => (t.len() as u64, t.n_rows() as u64, String::new()),
     };
     let hits = (hit * accesses as f64).round() as u64;
+    let mut metrics = Metrics {
+        policy: kind.name().into(),
+        method: "analytic",
+        window: None,
+        cache_rows: rows as u64,
+        cache_bytes: None,
+        cache_fraction_of_table: None,
+        cache_fraction_of_unique: rows as f64 / unique as f64,
+        cache_exceeds_unique: rows as u64 > unique,
+        accesses,
+        hits,
+        misses: accesses - hits.min(accesses),
+        hit_rate: hit,
+        table_rows: None,
+        unique_ids: unique,
+        batches: None,
+        batch_unique_accesses: None,
+        batch_unique_misses: None,
+        batch_unique_hit_rate: None,
+        unique_rows_per_batch: None,
+        prefetch_rows_per_batch: None,
+        max_prefetch_rows_per_batch: None,
+        writeback_rows_per_batch: None,
+        min_cache_rows: None,
+        sim_s: None,
+        sim_requests_per_s: None,
+        seed: None,
+        note,
+    };
+    metrics.with_sizes(row_bytes, Some(tables.iter().sum()));
     Ok(Some(Row {
-        metrics: Metrics {
-            policy: kind.name().into(),
-            method: "analytic",
-            window: None,
-            cache_rows: rows as u64,
-            cache_fraction_of_unique: rows as f64 / unique as f64,
-            cache_exceeds_unique: rows as u64 > unique,
-            accesses,
-            hits,
-            misses: accesses - hits.min(accesses),
-            hit_rate: hit,
-            unique_ids: unique,
-            batches: None,
-            batch_unique_accesses: None,
-            batch_unique_misses: None,
-            batch_unique_hit_rate: None,
-            unique_rows_per_batch: None,
-            prefetch_rows_per_batch: None,
-            max_prefetch_rows_per_batch: None,
-            writeback_rows_per_batch: None,
-            min_cache_rows: None,
-            sim_s: None,
-            sim_requests_per_s: None,
-            seed: None,
-            note,
-        },
+        metrics,
         times: None,
     }))
 }
@@ -613,6 +806,8 @@ pub struct Failed {
     pub window: Option<usize>,
     /// Capacity asked for, rows.
     pub cache_rows: u64,
+    /// Capacity asked for, bytes.
+    pub cache_bytes: f64,
     /// Distinct rows in the trace.
     pub unique_ids: u64,
     /// Accesses (lookups) in the trace.
@@ -630,6 +825,7 @@ impl Failed {
         r.insert("method".into(), self.method.name().into());
         r.insert("window".into(), self.window.into());
         r.insert("cache_rows".into(), self.cache_rows.into());
+        r.insert("cache_bytes".into(), self.cache_bytes.into());
         r.insert(
             "cache_fraction_of_unique".into(),
             (self.cache_rows as f64 / self.unique_ids.max(1) as f64).into(),
@@ -673,21 +869,34 @@ pub fn evaluate_each(
     match method {
         Method::Sim => {
             let (trace, z) = source.load()?;
-            let rows = p.cache.rows(trace.n_rows())?;
+            let table_rows = source.declared_table_rows()?;
+            let rows = p.cache.resolve(&SizeBasis {
+                unique: trace.n_rows(),
+                table_rows,
+                row_bytes: p.row_bytes,
+                cache_of: p.cache_of,
+            })?;
+            let sizes = Sizes {
+                row_bytes: p.row_bytes,
+                table_rows,
+            };
             for &k in &p.kinds {
                 let seed = z.as_ref().map(|z| z.seed);
                 out.push(
-                    sim_row(&trace, k, rows, seed, p.pipe.as_ref()).map_err(|error| Failed {
-                        policy: k.name().into(),
-                        method,
-                        window: match k {
-                            PolicyKind::Lookahead { window } => Some(window),
-                            _ => None,
-                        },
-                        cache_rows: rows as u64,
-                        unique_ids: trace.n_rows() as u64,
-                        accesses: trace.len() as u64,
-                        error,
+                    sim_row(&trace, k, rows, seed, p.pipe.as_ref(), sizes).map_err(|error| {
+                        Failed {
+                            policy: k.name().into(),
+                            method,
+                            window: match k {
+                                PolicyKind::Lookahead { window } => Some(window),
+                                _ => None,
+                            },
+                            cache_rows: rows as u64,
+                            cache_bytes: rows as f64 * p.row_bytes,
+                            unique_ids: trace.n_rows() as u64,
+                            accesses: trace.len() as u64,
+                            error,
+                        }
                     }),
                 );
             }
@@ -701,18 +910,26 @@ pub fn evaluate_each(
                 )
             })?;
             let total: u64 = z.tables.iter().sum();
-            let rows = p.cache.rows(total as usize)?;
+            // The closed forms model the tables: their unique rows are the table rows.
+            let rows = p.cache.resolve(&SizeBasis {
+                unique: usize::try_from(total).unwrap_or(usize::MAX),
+                table_rows: Some(total),
+                row_bytes: p.row_bytes,
+                cache_of: p.cache_of,
+            })?;
             for &k in &p.kinds {
                 let basis = Basis::Tables {
                     accesses: z.accesses,
                 };
-                let row = analytic_row(k, &z.tables, z.s, rows, basis)?.ok_or_else(|| {
-                    Error::range(
-                        "--policy",
-                        k.name(),
-                        "lru or static-topk with --method analytic",
-                    )
-                })?;
+                let row = analytic_row(k, &z.tables, z.s, rows, basis, p.row_bytes)?.ok_or_else(
+                    || {
+                        Error::range(
+                            "--policy",
+                            k.name(),
+                            "lru or static-topk with --method analytic",
+                        )
+                    },
+                )?;
                 out.push(Ok(row));
             }
         }

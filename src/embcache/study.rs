@@ -20,15 +20,18 @@
 //! methods = ["sim", "analytic"]
 //! [study.sweep]
 //! policy = ["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"]
-//! cache = ["2%", "5%", "10%", "25%"]
+//! cache = ["2%", "5%", "10%", "25%"]   # rows, "P%" (of the tables' rows) or bytes ("1GiB")
 //! ```
+//!
+//! `cache_of = "unique"` takes percentages of the rows the generated trace touches instead of the
+//! tables' rows (the default scenario does, to chart the hit-rate curve across the trace).
 
 use super::pipeline::{Pipeline, SyncSpec};
 use super::policy::PolicyKind;
 pub use super::spec::CacheSpec;
-use super::spec::{analytic_row, sim_row, Basis, Row};
+use super::spec::{analytic_row, sim_row, Basis, Row, Sizes};
 use super::trace::{profile, zipf::ZipfSpec, DenseTrace};
-use super::CacheSize;
+use super::{CacheOf, CacheSize, SizeBasis};
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
 use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
@@ -106,8 +109,13 @@ pub struct PointSpec {
     pub batches: u64,
     /// Policy name.
     pub policy: String,
-    /// Cache size: rows or `"P%"` of unique rows.
+    /// Cache size: rows, `"P%"` (of what `cache_of` names) or bytes (`"1GiB"`, rows of
+    /// `row_bytes`).
     pub cache: CacheSpec,
+    /// What a percentage is a fraction of: `table` (default: the tables' rows) or `unique`
+    /// (the rows the generated trace touches).
+    #[serde(default)]
+    pub cache_of: CacheOf,
     /// Lookahead window, batches.
     #[serde(default = "d_window")]
     pub window: usize,
@@ -299,7 +307,17 @@ impl Study for EmbcacheStudy {
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Vec<Out>> = par_map(&self.points, &progress, |_, p| {
             let (trace, desc) = &traces[p.trace];
-            let rows = p.cache.rows(trace.n_rows())?;
+            let table_rows: u64 = p.tables.iter().sum();
+            let rows = p.cache.resolve(&SizeBasis {
+                unique: trace.n_rows(),
+                table_rows: Some(table_rows),
+                row_bytes: p.spec.row_bytes,
+                cache_of: p.spec.cache_of,
+            })?;
+            let sizes = Sizes {
+                row_bytes: p.spec.row_bytes,
+                table_rows: Some(table_rows),
+            };
             let mut out = Vec::new();
             let methods: Vec<&str> = if p.spec.methods.is_empty() {
                 vec!["sim"]
@@ -308,7 +326,7 @@ impl Study for EmbcacheStudy {
             };
             for m in methods {
                 if m == "sim" {
-                    match sim_row(trace, p.kind, rows, Some(ctx.seed), Some(&p.pipe)) {
+                    match sim_row(trace, p.kind, rows, Some(ctx.seed), Some(&p.pipe), sizes) {
                         Ok(Row { metrics, times }) => out.push(Out {
                             m: metrics,
                             times,
@@ -320,9 +338,14 @@ impl Study for EmbcacheStudy {
                         }
                         Err(e) => return Err(e),
                     }
-                } else if let Some(r) =
-                    analytic_row(p.kind, &p.tables, p.spec.zipf, rows, Basis::Trace(trace))?
-                {
+                } else if let Some(r) = analytic_row(
+                    p.kind,
+                    &p.tables,
+                    p.spec.zipf,
+                    rows,
+                    Basis::Trace(trace),
+                    p.spec.row_bytes,
+                )? {
                     out.push(Out {
                         m: r.metrics,
                         times: None,

@@ -14,6 +14,7 @@
 
 pub mod criteo;
 pub mod csv;
+pub mod lcs_csv;
 pub mod movielens;
 pub mod oracle;
 #[cfg(feature = "parquet")]
@@ -51,8 +52,12 @@ pub enum TraceFormat {
     OracleGeneral,
     /// Criteo Kaggle TSV: label, 13 integer and 26 categorical hex columns; table = column.
     Criteo,
-    /// MovieLens ratings CSV (`userId,movieId,rating,timestamp`): table 0 users, table 1 movies.
+    /// MovieLens ratings (`userId,movieId,rating,timestamp` CSV, ml-1m `::`, ml-100k `u.data`
+    /// tab-separated): table 0 users, table 1 movies.
     MovieLens,
+    /// libCacheSim CSV: one request per line, the object id in a named or given column
+    /// (table 0; see [`lcs_csv`]).
+    LcsCsv,
     /// Parquet with integer columns `batch`, `table`, `id` (the `parquet` cargo feature).
     Parquet,
 }
@@ -65,6 +70,7 @@ impl TraceFormat {
         "oracle-general",
         "criteo",
         "movielens",
+        "lcs-csv",
         "parquet",
     ];
 
@@ -79,6 +85,7 @@ impl TraceFormat {
             "oracle-general" | "oraclegeneral" | "oracle" => TraceFormat::OracleGeneral,
             "criteo" | "criteo-tsv" => TraceFormat::Criteo,
             "movielens" => TraceFormat::MovieLens,
+            "lcs-csv" | "libcachesim-csv" | "lcs" => TraceFormat::LcsCsv,
             "parquet" => TraceFormat::Parquet,
             _ => {
                 return Err(Error::unknown(
@@ -115,6 +122,61 @@ impl TraceFormat {
         }
     }
 
+    /// The format of an input file, from its name and, where the name is ambiguous, its first
+    /// line: MovieLens `u.data` (and its `u1.base` … splits) and `ratings.dat` by name; a `.csv`
+    /// by its header (`batch,table,id`; `userId,…` MovieLens; a header naming an object-id
+    /// column, such as libCacheSim's `version,time,op,size,lbn`); a file of another extension
+    /// whose first line is four tab-separated integers (the ml-100k layout) is MovieLens.
+    /// Otherwise as [`TraceFormat::from_path`].
+    pub fn detect(path: &Path) -> Option<Self> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let ml_split = |n: &str| {
+            n.starts_with('u') && n.len() <= 8 && (n.ends_with(".base") || n.ends_with(".test"))
+        };
+        if name == "u.data" || name == "ratings.dat" || ml_split(&name) {
+            return Some(TraceFormat::MovieLens);
+        }
+        let by_name = Self::from_path(path);
+        let first = || -> Option<String> {
+            use std::io::BufRead;
+            let f = std::fs::File::open(path).ok()?;
+            let mut r = std::io::BufReader::new(f);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).ok()? == 0 {
+                    return None;
+                }
+                let t = line.trim().trim_start_matches('\u{feff}');
+                if !t.is_empty() {
+                    return Some(t.to_string());
+                }
+            }
+        };
+        match by_name {
+            Some(TraceFormat::Csv) => {
+                let Some(h) = first() else { return by_name };
+                let compact: String = h.chars().filter(|c| !c.is_whitespace()).collect();
+                if compact.eq_ignore_ascii_case(csv::HEADER) {
+                    Some(TraceFormat::Csv)
+                } else if compact.to_ascii_lowercase().starts_with("userid") {
+                    Some(TraceFormat::MovieLens)
+                } else if lcs_csv::Layout::header_names_an_id(&h) {
+                    Some(TraceFormat::LcsCsv)
+                } else {
+                    by_name
+                }
+            }
+            Some(_) => by_name,
+            None => {
+                let h = first()?;
+                let f: Vec<&str> = h.split('\t').collect();
+                (f.len() == 4 && f.iter().all(|x| x.trim().parse::<u64>().is_ok()))
+                    .then_some(TraceFormat::MovieLens)
+            }
+        }
+    }
+
     /// Whether `group` is an explicit batch number (otherwise a sample number).
     pub fn has_batches(self) -> bool {
         matches!(self, TraceFormat::Csv | TraceFormat::Parquet)
@@ -128,6 +190,7 @@ impl TraceFormat {
             TraceFormat::OracleGeneral => "oracle-general",
             TraceFormat::Criteo => "criteo",
             TraceFormat::MovieLens => "movielens",
+            TraceFormat::LcsCsv => "lcs-csv",
             TraceFormat::Parquet => "parquet",
         }
     }
@@ -135,6 +198,46 @@ impl TraceFormat {
 
 /// A boxed streaming reader.
 pub type Reader = Box<dyn Iterator<Item = Result<Access>> + Send>;
+
+/// Format-specific reading options (`--order`, `--lookups`, `--csv-params`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReadOptions {
+    /// MovieLens: replay order (default by time).
+    pub order: Option<movielens::Order>,
+    /// MovieLens: lookups per rating (default both).
+    pub lookups: Option<movielens::Lookups>,
+    /// libCacheSim CSV: the column layout (default: from the header).
+    pub csv: Option<lcs_csv::Layout>,
+}
+
+impl ReadOptions {
+    /// Checks that every option given applies to `format`.
+    ///
+    /// # Errors
+    /// `--order` or `--lookups` for a format other than MovieLens; `--csv-params` for a format
+    /// other than libCacheSim CSV.
+    pub fn check(&self, format: TraceFormat) -> Result<()> {
+        let only = |flag: &str, fmt: &str| {
+            Err(Error::range(
+                flag,
+                format!("given for a {} trace", format.name()),
+                format!("only with {fmt} traces"),
+            ))
+        };
+        if format != TraceFormat::MovieLens {
+            if self.order.is_some() {
+                return only("--order", "movielens");
+            }
+            if self.lookups.is_some() {
+                return only("--lookups", "movielens");
+            }
+        }
+        if format != TraceFormat::LcsCsv && self.csv.is_some() {
+            return only("--csv-params", "lcs-csv (libCacheSim CSV)");
+        }
+        Ok(())
+    }
+}
 
 /// Opens `path` as a streaming reader of `format`.
 ///
@@ -147,6 +250,10 @@ pub fn open(path: &Path, format: TraceFormat) -> Result<Reader> {
         TraceFormat::OracleGeneral => Box::new(oracle::OracleReader::open(path)?),
         TraceFormat::Criteo => Box::new(criteo::CriteoReader::open(path)?),
         TraceFormat::MovieLens => Box::new(movielens::MovieLensReader::open(path)?),
+        TraceFormat::LcsCsv => Box::new(lcs_csv::LcsCsvReader::open(
+            path,
+            lcs_csv::Layout::default(),
+        )?),
         #[cfg(feature = "parquet")]
         TraceFormat::Parquet => Box::new(parquet::ParquetReader::open(path)?),
         #[cfg(not(feature = "parquet"))]
@@ -195,6 +302,9 @@ pub struct DenseTrace {
     pub keys: Vec<(u32, u64)>,
     /// Where the trace came from (file path or generator description).
     pub source: String,
+    /// What the reader had to ignore (e.g. object sizes of a byte-sized trace); every output
+    /// row built from this trace repeats them in its `note`.
+    pub warnings: Vec<String>,
 }
 
 impl DenseTrace {
@@ -252,8 +362,47 @@ impl DenseTrace {
     /// # Errors
     /// See [`open`] and [`DenseTrace::from_stream`].
     pub fn load(path: &Path, format: TraceFormat, batch: u64) -> Result<Self> {
+        Self::load_with(path, format, batch, &ReadOptions::default())
+    }
+
+    /// Reads a trace file with format options (MovieLens order and lookups, libCacheSim CSV
+    /// columns). Object sizes a byte-sized trace carries are ignored and said in
+    /// [`DenseTrace::warnings`].
+    ///
+    /// # Errors
+    /// Options that do not apply to `format`; see [`open`] and [`DenseTrace::from_stream`].
+    pub fn load_with(
+        path: &Path,
+        format: TraceFormat,
+        batch: u64,
+        opts: &ReadOptions,
+    ) -> Result<Self> {
+        opts.check(format)?;
+        let name = path.display().to_string();
+        if format == TraceFormat::MovieLens {
+            let r = movielens::open(
+                path,
+                opts.order.unwrap_or_default(),
+                opts.lookups.unwrap_or_default(),
+            )?;
+            return Self::from_stream(r, batch, false, &name);
+        }
+        if format == TraceFormat::LcsCsv {
+            let layout = opts.csv.clone().unwrap_or_default();
+            let mut r = lcs_csv::LcsCsvReader::open(path, layout)?;
+            let mut t = Self::from_stream(r.by_ref(), batch, false, &name)?;
+            t.warnings.extend(r.sizes().warning());
+            return Ok(t);
+        }
+        if format == TraceFormat::OracleGeneral {
+            // Read directly so the object sizes it saw can be reported once the stream ends.
+            let mut r = oracle::OracleReader::open(path)?;
+            let mut t = Self::from_stream(r.by_ref(), batch, false, &name)?;
+            t.warnings.extend(r.sizes().warning());
+            return Ok(t);
+        }
         let r = open(path, format)?;
-        Self::from_stream(r, batch, format.has_batches(), &path.display().to_string())
+        Self::from_stream(r, batch, format.has_batches(), &name)
     }
 
     /// From raw dense rows (tests): batches of `batch` accesses.

@@ -147,6 +147,8 @@ fn every_committed_trace_reads() {
         ("criteo-kaggle-like.csv", 26000),
         ("criteo-kaggle-like.tsv", 2600),
         ("movielens-like-ratings.csv", 4000),
+        ("libcachesim-like.csv", 2000),
+        ("ml-100k-like/u.data", 2000),
     ] {
         let v = json(&[
             "embcache",
@@ -156,8 +158,14 @@ fn every_committed_trace_reads() {
             "lru",
             "--cache",
             "5%",
+            "--cache-of",
+            "unique",
         ]);
         assert_eq!(v["accesses"], accesses, "{f}");
+        assert!(
+            v["table_rows"].is_null(),
+            "{f}: a trace file declares no table size"
+        );
     }
     // The text and oracleGeneral files hold the same lookups.
     let a = json(&[
@@ -180,14 +188,22 @@ fn every_committed_trace_reads() {
     ]);
     assert_eq!(a["misses"], b["misses"]);
     // CSV keeps its batches: 1000 samples in batches of 100 = 10.
+    // Its tables are Criteo Kaggle's × 10⁻⁴ (3 389 rows): --profile declares them, so 5% is of
+    // the table, not of the 1 375 rows the sample touches.
     let c = json(&[
         "embcache",
         "--trace",
         dir.join("criteo-kaggle-like.csv").to_str().unwrap(),
+        "--profile",
+        "criteo-kaggle",
+        "--scale",
+        "0.0001",
         "--cache",
         "5%",
     ]);
     assert_eq!(c["batches"], 10);
+    assert_eq!(c["table_rows"], 3389);
+    assert_eq!(c["cache_rows"], 169); // round(0.05 · 3389)
 }
 
 #[test]
@@ -201,6 +217,7 @@ fn trace_gen_round_trips_every_format() {
         ("r.csv", "movielens", "2"),
         ("t.txt", "text", "1"),
         ("t.oracleGeneral", "oracle-general", "1"),
+        ("lcs.csv", "lcs-csv", "1"),
     ] {
         // The same generator settings simulated directly and written as a trace file.
         let gen = [
@@ -541,6 +558,417 @@ fn stdout_write_failure_names_stdout() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.starts_with("error: writing stdout: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn cache_sizes_are_of_the_table_or_in_bytes() {
+    let gen = [
+        "embcache",
+        "--zipf",
+        "1.05",
+        "--rows",
+        "10000",
+        "--accesses",
+        "20000",
+        "--policy",
+        "lru",
+    ];
+    // 10% of the generator's 10 000-row table, whatever the trace touches.
+    let v = json(&[&gen[..], &["--cache", "10%"]].concat());
+    assert_eq!(v["table_rows"], 10000);
+    assert_eq!(v["cache_rows"], 1000);
+    assert_eq!(v["cache_bytes"], 1000.0 * 512.0);
+    assert_eq!(v["cache_fraction_of_table"], 0.1);
+    let unique = v["unique_ids"].as_u64().unwrap();
+    assert!(unique < 10000, "{v}");
+    // The unique-rows fraction under its explicit name.
+    let u = json(&[&gen[..], &["--cache", "10%", "--cache-of", "unique"]].concat());
+    assert_eq!(
+        u["cache_rows"].as_u64().unwrap(),
+        (0.1 * unique as f64).round() as u64
+    );
+    // Bytes: whole rows of --row-bytes. 1 MiB of 256-byte rows = 4096 rows; the same hits as
+    // asking for 4096 rows.
+    let b = json(&[&gen[..], &["--cache", "1MiB", "--row-bytes", "256"]].concat());
+    assert_eq!(b["cache_rows"], 4096);
+    assert_eq!(b["cache_bytes"], 1048576.0);
+    let r = json(&[&gen[..], &["--cache", "4096"]].concat());
+    assert_eq!(b["hits"], r["hits"]);
+    // A trace file without a declared table: a percentage of "the table" is an error naming
+    // the ways out; rows and bytes work.
+    let txt = traces().join("zipf1.05-1k.txt");
+    let txt = txt.to_str().unwrap();
+    fails(
+        &["embcache", "--trace", txt, "--cache", "5%"],
+        "does not declare its table size (give --table-rows N",
+    );
+    let t = json(&[
+        "embcache",
+        "--trace",
+        txt,
+        "--cache",
+        "5%",
+        "--table-rows",
+        "1000",
+    ]);
+    assert_eq!(t["cache_rows"], 50);
+    fails(
+        &["embcache", "--trace", txt, "--cache", "100B"],
+        "one row of 512 bytes",
+    );
+}
+
+#[test]
+fn byte_sized_oracle_general_warns_that_sizes_are_ignored() {
+    use perfcast::embcache::trace::oracle::Record;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sized.oracleGeneral");
+    let mut bytes = Vec::new();
+    for (i, (id, size)) in [(1u64, 4096u32), (2, 512), (1, 4096), (3, 1), (2, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = Record {
+            clock_time: i as u32,
+            obj_id: id,
+            obj_size: size,
+            next_access_vtime: -1,
+        };
+        bytes.extend_from_slice(&r.to_bytes());
+    }
+    std::fs::write(&p, bytes).unwrap();
+    let out = perfcast()
+        .args(["embcache", "--trace", p.to_str().unwrap(), "--cache", "2"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: object sizes ignored: 4 of 5 requests carry a size (1..4096 bytes"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["note"].as_str().unwrap().contains("object sizes ignored"),
+        "{v}"
+    );
+    // The committed row-counted file (every size 1) says nothing.
+    let out = perfcast()
+        .args(["embcache", "--trace"])
+        .arg(traces().join("zipf1.05-1k.oracleGeneral"))
+        .args(["--cache", "36"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `embcache` with `args` and the forward evaluation at `rows` (the same trace and policy).
+fn forward_hit_rate(gen: &[&str], policy: &str, rows: u64) -> f64 {
+    let v = json(&[gen, &["--policy", policy, "--cache", &rows.to_string()]].concat());
+    v["hit_rate"].as_f64().unwrap()
+}
+
+#[test]
+fn solve_hit_rate_agrees_with_forward_evaluation() {
+    let gen = [
+        "embcache",
+        "--zipf",
+        "0.9",
+        "--rows",
+        "2000",
+        "--accesses",
+        "20000",
+        "--batch",
+        "16",
+        "--seed",
+        "5",
+    ];
+    let target = 0.6;
+    // Tolerance 0: every policy's answer reaches the target and one row less does not (for LRU
+    // exactly, from its stack distances; for the others, the bisection's last bracket).
+    let v = json(
+        &[
+            &gen[..],
+            &[
+                "--policy",
+                "lru,belady,static-topk,fifo,lfu",
+                "--solve-hit-rate",
+                "0.6",
+                "--solve-tolerance",
+                "0",
+                "--row-bytes",
+                "128",
+            ],
+        ]
+        .concat(),
+    );
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 5);
+    for r in a {
+        let p = r["policy"].as_str().unwrap();
+        let c = r["cache_rows"].as_u64().unwrap();
+        assert_eq!(r["target_hit_rate"], target);
+        assert_eq!(r["cache_bytes"].as_f64().unwrap(), c as f64 * 128.0, "{p}");
+        assert_eq!(r["solve_lower_rows"].as_u64().unwrap(), c - 1, "{p}");
+        let h = r["hit_rate"].as_f64().unwrap();
+        assert!(h >= target, "{p}: {h}");
+        assert_eq!(
+            forward_hit_rate(&gen, p, c),
+            h,
+            "{p}: the row is a forward run"
+        );
+        assert!(forward_hit_rate(&gen, p, c - 1) < target, "{p} at {c} - 1");
+    }
+    let lru = &a[0];
+    assert!(lru["solve_method"].as_str().unwrap().starts_with("exact"));
+    // Belady (optimal) needs no more room than any other policy.
+    let rows = |p: &str| {
+        a.iter().find(|r| r["policy"] == p).unwrap()["cache_rows"]
+            .as_u64()
+            .unwrap()
+    };
+    for p in ["lru", "static-topk", "fifo", "lfu"] {
+        assert!(rows("belady") <= rows(p), "{p}");
+    }
+    // The default tolerance (1%): the size reaches, the bracket's lower end does not, and it is
+    // within 1% of the size below it.
+    let v = json(&[&gen[..], &["--policy", "fifo", "--solve-hit-rate", "0.6"]].concat());
+    let (c, lo) = (
+        v["cache_rows"].as_u64().unwrap(),
+        v["solve_lower_rows"].as_u64().unwrap(),
+    );
+    assert!(c - lo <= ((0.01 * c as f64) as u64).max(1), "{c} {lo}");
+    assert!(v["hit_rate"].as_f64().unwrap() >= target);
+    assert!(forward_hit_rate(&gen, "fifo", lo) < target);
+    // Unreachable (above the hit rate with every distinct row cached): exit 2 naming the bound;
+    // with another policy that reaches it, exit 3 and an error row.
+    fails(
+        &[&gen[..], &["--policy", "lru", "--solve-hit-rate", "0.99"]].concat(),
+        "--solve-hit-rate = 0.99: must be ≤ 0.",
+    );
+    let out = perfcast()
+        .args(gen)
+        .args(["--policy", "lru,lookahead", "--solve-hit-rate", "0.85"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot reach the target"), "{err}");
+    // A size and a target together are a contradiction.
+    let out = perfcast()
+        .args(gen)
+        .args(["--cache", "10", "--solve-hit-rate", "0.5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn solve_hit_rate_on_the_closed_form() {
+    // Static top-k under Zipf(1): the smallest C with H(C)/H(N) ≥ 0.5, N = 10 000.
+    let v = json(&[
+        "embcache",
+        "--zipf",
+        "1.0",
+        "--rows",
+        "10000",
+        "--accesses",
+        "1",
+        "--policy",
+        "static-topk",
+        "--method",
+        "analytic",
+        "--solve-hit-rate",
+        "0.5",
+        "--solve-tolerance",
+        "0",
+    ]);
+    let h = |n: u64| (1..=n).map(|i| 1.0 / i as f64).sum::<f64>();
+    let want = (1..=10000u64).find(|&c| h(c) / h(10000) >= 0.5).unwrap();
+    assert_eq!(v["cache_rows"], want);
+    assert_eq!(v["solve_lower_rows"], want - 1);
+}
+
+/// LRU misses of `ids` (one per line) at `cache` rows, through a text trace.
+fn lru_misses_of(ids: &[String], cache: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ids.txt");
+    std::fs::write(&p, ids.join("\n")).unwrap();
+    json(&[
+        "embcache",
+        "--trace",
+        p.to_str().unwrap(),
+        "--policy",
+        "lru",
+        "--cache",
+        cache,
+    ])["misses"]
+        .clone()
+}
+
+#[test]
+fn libcachesim_csv_by_header_or_by_its_column_options() {
+    let f = traces().join("libcachesim-like.csv");
+    let path = f.to_str().unwrap();
+    let lru = ["--policy", "lru", "--cache", "30", "--format", "json"];
+    // Recognised by its header (version,time,op,size,lbn): the id is `lbn`, sizes are counted.
+    let out = perfcast()
+        .args(["embcache", "--trace", path])
+        .args(lru)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("object sizes ignored: 2000 of 2000 requests carry a size (512..65536 bytes"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same misses as the lbn column replayed as a plain id trace.
+    let text = std::fs::read_to_string(&f).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap().to_string())
+        .collect();
+    assert_eq!(v["accesses"], 2000);
+    assert_eq!(v["misses"], lru_misses_of(&ids, "30"));
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(v["unique_ids"], distinct.len());
+    // libCacheSim's own -t string for this layout gives the same run.
+    let w = json(&[
+        "embcache",
+        "--trace",
+        path,
+        "--policy",
+        "lru",
+        "--cache",
+        "30",
+        "--csv-params",
+        "time-col=2, obj-id-col=5, obj-size-col=4, obj-id-is-num=true, delimiter=,, has-header=true",
+    ]);
+    assert_eq!(w["misses"], v["misses"]);
+    // Another column as the id (the size column here) changes the trace; a bad option is named.
+    let sz = json(&[
+        "embcache",
+        "--trace",
+        path,
+        "--cache",
+        "30",
+        "--trace-format",
+        "lcs-csv",
+        "--csv-params",
+        "obj-id-col=4",
+    ]);
+    assert_eq!(sz["unique_ids"], 6); // 512 · {1, 2, 4, 8, 32, 128}
+    fails(
+        &["embcache", "--trace", path, "--csv-params", "obj-id=5"],
+        "--csv-params = obj-id: must be one of obj-id-col",
+    );
+    fails(
+        &["embcache", "--trace", path, "--order", "time"],
+        "--order = given for a lcs-csv trace",
+    );
+    // String ids are hashed, one row per distinct string; a headerless file needs obj-id-col.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("kv.csv");
+    std::fs::write(&p, "time,key,size\n1,a,10\n2,b,10\n3,a,10\n").unwrap();
+    let kv = json(&["embcache", "--trace", p.to_str().unwrap(), "--cache", "5"]);
+    assert_eq!(
+        (kv["unique_ids"].as_u64(), kv["hits"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let p2 = dir.path().join("nohdr.csv");
+    std::fs::write(&p2, "1,7\n2,8\n").unwrap();
+    let p2 = p2.to_str().unwrap();
+    fails(
+        &["embcache", "--trace", p2, "--trace-format", "lcs-csv"],
+        "no object-id column",
+    );
+    let n = json(&[
+        "embcache",
+        "--trace",
+        p2,
+        "--trace-format",
+        "lcs-csv",
+        "--csv-params",
+        "obj-id-col=2",
+        "--cache",
+        "5",
+    ]);
+    assert_eq!(n["unique_ids"], 2);
+}
+
+#[test]
+fn movielens_u_data_by_name_or_content_with_order_and_lookups() {
+    let f = traces().join("ml-100k-like/u.data");
+    let path = f.to_str().unwrap();
+    // (user, item, timestamp) of every rating, in file order.
+    let text = std::fs::read_to_string(&f).unwrap();
+    let rows: Vec<(String, String, u64)> = text
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c[0].into(), c[1].into(), c[3].parse().unwrap())
+        })
+        .collect();
+    let mut by_time = rows.clone();
+    by_time.sort_by_key(|r| r.2); // stable, as the reader's
+    let items = |v: &[(String, String, u64)]| v.iter().map(|r| r.1.clone()).collect::<Vec<_>>();
+    let users = |v: &[(String, String, u64)]| v.iter().map(|r| r.0.clone()).collect::<Vec<_>>();
+    let run = |extra: &[&str]| {
+        json(
+            &[
+                &[
+                    "embcache", "--trace", path, "--policy", "lru", "--cache", "20",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    // By name (no --trace-format): a user and an item lookup per rating, by time by default.
+    let both = run(&[]);
+    assert_eq!(both["accesses"], 2000);
+    // Items only, by time (default) and in file order: the same misses as the item column
+    // replayed in that order.
+    let it = run(&["--lookups", "items"]);
+    assert_eq!(it["accesses"], 1000);
+    assert_eq!(it["misses"], lru_misses_of(&items(&by_time), "20"));
+    let itf = run(&["--lookups", "items", "--order", "file"]);
+    assert_eq!(itf["misses"], lru_misses_of(&items(&rows), "20"));
+    assert_ne!(
+        it["misses"], itf["misses"],
+        "the sample is not in time order"
+    );
+    let us = run(&["--lookups", "users"]);
+    assert_eq!(us["misses"], lru_misses_of(&users(&by_time), "20"));
+    // By content: the same file under a name that says nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ratings.tab");
+    std::fs::copy(&f, &p).unwrap();
+    let c = json(&[
+        "embcache",
+        "--trace",
+        p.to_str().unwrap(),
+        "--policy",
+        "lru",
+        "--cache",
+        "20",
+    ]);
+    assert_eq!(c["misses"], both["misses"]);
+    fails(
+        &["embcache", "--trace", path, "--lookups", "movies"],
+        "--lookups = movies: must be items, users or both",
+    );
 }
 
 /// Several trainers and a dense all-reduce: `dense_sync_s` is the shared collective model's ring

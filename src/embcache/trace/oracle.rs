@@ -60,12 +60,61 @@ impl Record {
     }
 }
 
+/// Object sizes seen by a reader of a byte-sized trace (libCacheSim's oracleGeneral and CSV
+/// traces carry one per request). perfcast's caches count rows, so sizes are ignored; this says
+/// how much that matters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SizeStats {
+    /// Requests read.
+    pub requests: u64,
+    /// Requests whose size is not 1 (a row-counted trace writes 1).
+    pub sized: u64,
+    /// Sum of the sizes, bytes.
+    pub bytes: u64,
+    /// Smallest size seen.
+    pub min: u32,
+    /// Largest size seen.
+    pub max: u32,
+}
+
+impl SizeStats {
+    /// Records one request's size.
+    pub fn add(&mut self, size: u64) {
+        let s = u32::try_from(size).unwrap_or(u32::MAX);
+        if self.requests == 0 {
+            (self.min, self.max) = (s, s);
+        } else {
+            self.min = self.min.min(s);
+            self.max = self.max.max(s);
+        }
+        self.requests += 1;
+        self.sized += u64::from(size != 1);
+        self.bytes = self.bytes.saturating_add(size);
+    }
+
+    /// The warning a byte-sized trace deserves: `None` when every size is 1 (or 0: no size).
+    pub fn warning(&self) -> Option<String> {
+        if self.sized == 0 || self.max <= 1 {
+            return None;
+        }
+        Some(format!(
+            "object sizes ignored: {} of {} requests carry a size ({}..{} bytes, mean {:.0}); perfcast's caches count rows, so byte-sized results (libCacheSim without --ignore-obj-size) differ",
+            self.sized,
+            self.requests,
+            self.min,
+            self.max,
+            self.bytes as f64 / self.requests.max(1) as f64
+        ))
+    }
+}
+
 /// Streaming reader of an oracleGeneral file (a 64 KiB buffer).
 pub struct OracleReader {
     path: PathBuf,
     inner: BufReader<File>,
     record: u64,
     done: bool,
+    sizes: SizeStats,
 }
 
 impl OracleReader {
@@ -80,7 +129,13 @@ impl OracleReader {
             inner: BufReader::with_capacity(1 << 16, f),
             record: 0,
             done: false,
+            sizes: SizeStats::default(),
         })
+    }
+
+    /// The object sizes of the records read so far.
+    pub fn sizes(&self) -> SizeStats {
+        self.sizes
     }
 
     /// The next raw record.
@@ -130,10 +185,13 @@ impl Iterator for OracleReader {
     fn next(&mut self) -> Option<Self::Item> {
         let r = self.next_record()?;
         let sample = self.record - 1;
-        Some(r.map(|r| Access {
-            group: sample,
-            table: 0,
-            id: r.obj_id,
+        Some(r.map(|r| {
+            self.sizes.add(u64::from(r.obj_size));
+            Access {
+                group: sample,
+                table: 0,
+                id: r.obj_id,
+            }
         }))
     }
 }
@@ -155,5 +213,22 @@ mod tests {
         assert_eq!(&b[4..12], &[8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(&b[16..24], &[0xff; 8]);
         assert_eq!(Record::from_bytes(&b), r);
+    }
+
+    #[test]
+    fn sizes_other_than_one_are_reported() {
+        let mut s = SizeStats::default();
+        for _ in 0..3 {
+            s.add(1);
+        }
+        assert_eq!(s.warning(), None);
+        s.add(4096);
+        s.add(512);
+        let w = s.warning().unwrap();
+        assert!(
+            w.contains("2 of 5 requests") && w.contains("1..4096"),
+            "{w}"
+        );
+        assert!(w.contains("mean 922"), "{w}");
     }
 }

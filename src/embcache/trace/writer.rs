@@ -139,6 +139,16 @@ pub fn encode(trace: &DenseTrace, format: TraceFormat) -> Result<Vec<u8>> {
             }
             Ok(s.into_bytes())
         }
+        TraceFormat::LcsCsv => {
+            one_table("lcs-csv")?;
+            // libCacheSim reads it with -t "time-col=1, obj-id-col=2, obj-size-col=3,
+            // has-header=true" (perfcast from the header).
+            let mut s = String::from("time,obj_id,obj_size\n");
+            for a in trace.accesses() {
+                let _ = writeln!(s, "{},{},1", a.group, a.id);
+            }
+            Ok(s.into_bytes())
+        }
         TraceFormat::Parquet => encode_parquet(trace),
     }
 }
