@@ -157,29 +157,24 @@ pub fn units(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<
             opt = Some(opt.map_or(r.value, |o: f64| o.min(r.value)));
             continue;
         }
-        if r.batch != Some(batch) {
+        if r.batch != Some(batch) || r.kind != "layer" {
             continue;
         }
-        match r.kind.as_str() {
-            "layer" => {
-                let u = r
-                    .params
-                    .get("block")
-                    .and_then(|b| b.parse::<u64>().ok())
-                    .ok_or_else(|| o.err("gradcomp layer row needs params block=<integer unit>"))?;
-                match r.params.get("pass") {
-                    Some("forward") => fwd.insert(u, r.value),
-                    Some("backward") => bwd.insert(u, r.value),
-                    p => {
-                        return Err(o.err(format!(
-                            "params pass = '{}': forward or backward",
-                            p.unwrap_or("")
-                        )))
-                    }
-                };
+        let u = r
+            .params
+            .get("block")
+            .and_then(|b| b.parse::<u64>().ok())
+            .ok_or_else(|| o.err("gradcomp layer row needs params block=<integer unit>"))?;
+        match r.params.get("pass") {
+            Some("forward") => fwd.insert(u, r.value),
+            Some("backward") => bwd.insert(u, r.value),
+            p => {
+                return Err(o.err(format!(
+                    "params pass = '{}': forward or backward",
+                    p.unwrap_or("")
+                )))
             }
-            _ => {}
-        }
+        };
     }
     let (Some(optimizer_s), Some(&last)) = (opt, fwd.keys().chain(bwd.keys()).max()) else {
         return Ok(None);
