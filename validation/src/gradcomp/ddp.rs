@@ -17,7 +17,7 @@
 //! communication hook's do. Each bucket's round is started when backward makes it ready
 //! (encode, collectives) and finished (decode) after backward, so backward continues while a
 //! bucket is all-reduced; PowerSGD's inline round waits for each of its collectives. The two
-//! streams are ordered by explicit events ([`NcclComm`]); cudarc's automatic event tracking is
+//! streams are ordered by explicit events (`NcclComm`, CUDA builds only); cudarc's automatic event tracking is
 //! off on the rank's device (two events per allocation and a record per kernel argument are host
 //! work, and these steps are host-bound). `--overlap 0`
 //! issues the collectives on the compute stream itself, in order (rows say `overlap=0`). Run
