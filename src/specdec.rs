@@ -18,6 +18,7 @@ pub mod acceptance;
 pub mod analytic;
 pub mod calib;
 pub mod latency;
+pub mod request;
 pub mod sim;
 pub mod spec;
 pub mod study;
@@ -25,6 +26,7 @@ pub mod study;
 pub use acceptance::{alpha_from_acceptance_rate, Acceptance};
 pub use analytic::{analytic, best_gamma, rank};
 pub use latency::{Chai, ForwardModel, HwRates, Shape, TpLink};
+pub use request::{request_metrics, Request, RequestMetrics};
 pub use sim::{simulate, SimConfig};
 pub use spec::{evaluate, DraftSpec, GammaSpec, Method, Point, Solve, Spec, MAX_TP};
 
@@ -175,6 +177,33 @@ impl CostModel {
                     baseline_step_s: target.forward_s(one),
                 }
             }
+        }
+    }
+
+    /// Prefill of a `prompt_tokens`-token prompt in each of `b` sequences, seconds: one forward
+    /// of `b` sequences × `prompt_tokens` new tokens at context 0 through the same latency model
+    /// as the decode steps ([`ForwardModel::forward_s`]; at prompt lengths of hundreds of tokens
+    /// its linear terms are compute-bound). Returns (target, draft): a separate draft model keeps
+    /// its own KV cache, so it prefills the prompt too; a LayerSkip draft shares the target's
+    /// cache (0). Both 0 for an empty prompt; None for raw costs (no latency model).
+    pub fn prefill_s(&self, b: f64, prompt_tokens: f64) -> Option<(f64, f64)> {
+        if prompt_tokens <= 0.0 {
+            return match self {
+                CostModel::Raw { .. } => None,
+                _ => Some((0.0, 0.0)),
+            };
+        }
+        let prompt = Shape {
+            batch: b,
+            new_tokens: prompt_tokens,
+            context_tokens: 0.0,
+        };
+        match self {
+            CostModel::Raw { .. } => None,
+            CostModel::DraftModel { target, draft } => {
+                Some((target.forward_s(prompt), draft.forward_s(prompt)))
+            }
+            CostModel::EarlyExit { target, .. } => Some((target.forward_s(prompt), 0.0)),
         }
     }
 

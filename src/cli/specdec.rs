@@ -3,7 +3,9 @@
 use super::{Globals, Outcome};
 use clap::Args;
 use perfcast::report::{print_records, Rows};
-use perfcast::specdec::{evaluate, rank_order, DraftSpec, GammaSpec, Method, Solve, Spec};
+use perfcast::specdec::{
+    evaluate, rank_order, request_metrics, DraftSpec, GammaSpec, Method, Request, Solve, Spec,
+};
 use perfcast::{Error, Result};
 
 /// Arguments of `specdec`.
@@ -87,6 +89,18 @@ pub struct SpecdecArgs {
     /// Tokens per simulated request.
     #[arg(long)]
     pub gen_tokens: Option<u32>,
+    /// Prompt tokens per sequence of one request, in [0, 10^8]: adds request-level metrics
+    /// (prefill_s, ttft_s, request_s, baseline_request_s, request_speedup) including the
+    /// prompt's prefill, which speculation does not speed up. Needs --output-tokens.
+    #[arg(long)]
+    pub prompt_tokens: Option<u64>,
+    /// Generated tokens per sequence of one request, in [1, 10^8] (with --prompt-tokens).
+    #[arg(long)]
+    pub output_tokens: Option<u64>,
+    /// Given prefill time of the prompt over the batch, seconds (with --prompt-tokens, for raw
+    /// step costs only: --cost-ratio or --draft-step-s; otherwise the latency model computes it).
+    #[arg(long)]
+    pub prefill_s: Option<f64>,
 }
 
 fn gamma_spec(s: &str) -> GammaSpec {
@@ -185,12 +199,56 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         .iter()
         .map(|s| s.resolve(&g.catalog))
         .collect::<Result<Vec<_>>>()?;
-    let mut metrics = points
+    let request = match (a.prompt_tokens, a.output_tokens) {
+        (Some(prompt_tokens), Some(output_tokens)) => Some(Request {
+            prompt_tokens,
+            output_tokens,
+            prefill_s: a.prefill_s,
+        }),
+        (None, None) if a.prefill_s.is_none() => None,
+        (None, None) => {
+            return Err(Error::range(
+                "--prefill-s",
+                a.prefill_s.unwrap_or(f64::NAN),
+                "given only with --prompt-tokens and --output-tokens",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(Error::range(
+                "--output-tokens",
+                "missing",
+                "given with --prompt-tokens (both or neither)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Error::range(
+                "--prompt-tokens",
+                "missing",
+                "given with --output-tokens (both or neither)",
+            ))
+        }
+    };
+    // Each point's decode metrics and, with --prompt-tokens, its request metrics.
+    let mut pairs = points
         .iter()
-        .map(|p| evaluate(p, a.method, a.seed))
+        .map(|p| {
+            let m = evaluate(p, a.method, a.seed)?;
+            let r = request
+                .map(|r| request_metrics(&p.params, &m, &r))
+                .transpose()?;
+            Ok((m, r))
+        })
         .collect::<Result<Vec<_>>>()?;
-    metrics.sort_by(rank_order);
+    pairs.sort_by(|x, y| rank_order(&x.0, &y.0));
+    let metrics: Vec<_> = pairs.iter().map(|(m, _)| m.clone()).collect();
     let mut rows = Rows::from_serialize(&metrics);
+    for (row, (_, r)) in rows.records.iter_mut().zip(&pairs) {
+        if let Some(serde_json::Value::Object(extra)) =
+            r.as_ref().and_then(|r| serde_json::to_value(r).ok())
+        {
+            row.extend(extra);
+        }
+    }
     perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog);
     Ok(Outcome::ok(print_records(
         &rows,

@@ -485,3 +485,66 @@ fn a_study_says_whether_gpus_share_a_stack_and_never_ranks_a_misfit_best() {
     // Plot legends name each row's stack when a study mixes them.
     assert!(md.contains("stack=datasheet") && md.contains("stack=harness"));
 }
+
+#[test]
+fn request_metrics_appear_only_with_prompt_and_output_tokens() {
+    let base = [
+        "specdec",
+        "--alpha",
+        "0.7",
+        "--gamma",
+        "3",
+        "--cost-ratio",
+        "0.1",
+        "--target-step-s",
+        "0.01",
+    ];
+    let v = json(&base);
+    for k in ["prefill_s", "ttft_s", "request_s", "request_speedup"] {
+        assert!(v.get(k).is_none(), "{k} without --prompt-tokens");
+    }
+    // Hand-worked: (0.5 + 100 × 10 ms) / (0.5 + 100 × 13 ms / 2.533) = 1.480420.
+    let mut args = base.to_vec();
+    args.extend([
+        "--prompt-tokens",
+        "2000",
+        "--output-tokens",
+        "100",
+        "--prefill-s",
+        "0.5",
+    ]);
+    let v = json(&args);
+    let r = v["request_speedup"].as_f64().unwrap();
+    assert!((r - 1.480420).abs() < 1e-6, "{r}");
+    assert!((v["baseline_request_s"].as_f64().unwrap() - 1.5).abs() < 1e-9);
+    assert!(v["request_note"].as_str().unwrap().contains("LayerSkip"));
+    assert!(r < v["speedup"].as_f64().unwrap());
+    // From the latency model: an empty prompt gives the decode speedup, a long one less.
+    let ls = |prompt: &str| {
+        json(&[
+            "specdec",
+            "--target",
+            "llama-2-7b",
+            "--exit-layer",
+            "8",
+            "--alpha",
+            "0.8",
+            "--prompt-tokens",
+            prompt,
+            "--output-tokens",
+            "128",
+        ])
+    };
+    let (short, long) = (ls("0"), ls("2048"));
+    let s = short["speedup"].as_f64().unwrap();
+    assert!((short["request_speedup"].as_f64().unwrap() - s).abs() < 1e-9 * s);
+    assert!(long["prefill_s"].as_f64().unwrap() > 0.0);
+    assert!(long["request_speedup"].as_f64().unwrap() < s - 0.01);
+    // Raw costs without a prefill time, and a half-given request, are bad input.
+    let mut bad = base.to_vec();
+    bad.extend(["--prompt-tokens", "10", "--output-tokens", "5"]);
+    fails(&bad, "prefill_s");
+    let mut half = base.to_vec();
+    half.extend(["--prompt-tokens", "10"]);
+    fails(&half, "--output-tokens");
+}
