@@ -195,18 +195,8 @@ pub fn two_stage_round(
     grad: &Tensor,
     comm: &mut dyn Comm,
 ) -> Result<Tensor> {
-    let world = comm.world();
-    let flat = flat_f32(grad)?;
-    let n = flat.elem_count();
-    let sent = c.encode(bucket, &flat, world)?;
-    let recv = sent
-        .iter()
-        .map(|t| match c.collective() {
-            Collective::AllReduce => comm.all_reduce_sum(t),
-            Collective::AllGather => comm.all_gather(t),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(c.decode(bucket, n, &recv, world)?.reshape(grad.shape())?)
+    let p = issue(c, bucket, grad, comm, false)?;
+    two_stage_finish(c, p)
 }
 
 /// A [`TwoStage`] round up to its collectives (encode, issue them): the [`Pending::Decode`]
@@ -220,11 +210,23 @@ pub fn two_stage_start(
     grad: &Tensor,
     comm: &mut dyn Comm,
 ) -> Result<Pending> {
+    issue(c, bucket, grad, comm, true)
+}
+
+/// Encode, then one collective per payload; `defer`: the results are read only after
+/// [`Comm::release`] ([`Comm::deferred`] mode), else right away.
+fn issue(
+    c: &mut dyn TwoStage,
+    bucket: usize,
+    grad: &Tensor,
+    comm: &mut dyn Comm,
+    defer: bool,
+) -> Result<Pending> {
     let world = comm.world();
     let flat = flat_f32(grad)?;
     let n = flat.elem_count();
     let sent = c.encode(bucket, &flat, world)?;
-    comm.deferred(true);
+    comm.deferred(defer);
     let recv = sent
         .iter()
         .map(|t| match c.collective() {
@@ -233,12 +235,11 @@ pub fn two_stage_start(
         })
         .collect::<Result<Vec<_>>>();
     comm.deferred(false);
-    let recv = recv?;
     Ok(Pending::Decode {
         bucket,
         n,
         shape: grad.shape().clone(),
-        recv,
+        recv: recv?,
         world,
     })
 }
