@@ -357,9 +357,15 @@ pub fn predict_ddp(
                 st.clear();
                 method.stages(&b.content, env, &mut st);
                 let last_comm = st.iter().rposition(|s| matches!(s, Stage::Comm(_)));
-                let gather = if nocomm && !method.all_reducible() {
+                // The no-communication twin's device concatenation, spread over its collectives.
+                let comms = st
+                    .iter()
+                    .filter(|s| matches!(s, Stage::Comm(_)))
+                    .count()
+                    .max(1);
+                let gather_per_comm = if nocomm && !method.all_reducible() {
                     let w = method.wire_bytes(&b.content);
-                    env.codec.launch_s + 2.0 * world * w / env.codec.bw_bytes_per_s
+                    (env.codec.launch_s + 2.0 * world * w / env.codec.bw_bytes_per_s) / comms as f64
                 } else {
                     0.0
                 };
@@ -376,8 +382,7 @@ pub fn predict_ddp(
                         Stage::Comm(c) => {
                             let c = if nocomm { 0.0 } else { c };
                             comm_s += c;
-                            t += gather
-                                / st.iter().filter(|s| matches!(s, Stage::Comm(_))).count() as f64;
+                            t += gather_per_comm;
                             if overlap && !nocomm {
                                 let start = t.max(comm_free);
                                 comm_free = start + c;
