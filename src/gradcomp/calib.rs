@@ -97,8 +97,19 @@ pub struct CollectiveSweep {
     pub commit: String,
     /// GPU name of the rows.
     pub gpu: String,
+    /// How the sweep was timed: `host` (every call issued by the host in the timed loop, as
+    /// nccl-tests does; where the host's issue rate binds — ≤ 1 MiB on two H200s, 16–26 µs a
+    /// call depending on the host — it times the CPU) or `graph` (`perfcast-gpu nccl-sweep
+    /// --timing graph`: the batch replayed as CUDA graphs, device time). From the rows'
+    /// `timing` param; absent means `host`.
+    pub timing: String,
     /// Points, ascending in bytes.
     pub points: Vec<CollectivePoint>,
+}
+
+/// The timing method of a collective row (see [`CollectiveSweep::timing`]).
+pub fn timing_of(r: &Row) -> String {
+    r.params.get("timing").unwrap_or("host").to_string()
 }
 
 fn param_f(r: &Row, o: &Origin, key: &str) -> Result<f64> {
@@ -119,7 +130,9 @@ pub fn transport_of(r: &Row) -> String {
     let knobs: Vec<String> = r
         .params
         .iter()
-        .filter(|(k, v)| *k != "bytes" && !(*k == "nccl_nvls_enable" && *v == "0"))
+        .filter(|(k, v)| {
+            *k != "bytes" && *k != "timing" && !(*k == "nccl_nvls_enable" && *v == "0")
+        })
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if knobs.is_empty() {
@@ -135,7 +148,7 @@ pub fn transport_of(r: &Row) -> String {
 /// A collective row without `bytes`, ranks (`batch`), or with an unknown op; a non-positive
 /// time.
 pub fn collective_sweeps(rows: &Measurements) -> Result<Vec<CollectiveSweep>> {
-    type Acc = (String, String, String, BTreeMap<u64, (f64, f64)>);
+    type Acc = (String, String, String, String, BTreeMap<u64, (f64, f64)>);
     let mut by: BTreeMap<(String, CollectiveKey), Acc> = BTreeMap::new();
     for (o, r) in &rows.rows {
         if r.kind != "collective" {
@@ -156,13 +169,23 @@ pub fn collective_sweeps(rows: &Measurements) -> Result<Vec<CollectiveSweep>> {
                 String::new(),
                 r.provenance.commit.clone(),
                 r.provenance.gpu.clone(),
+                timing_of(r),
                 BTreeMap::new(),
             )
         });
         if r.provenance.date > e.0 {
             e.0 = r.provenance.date.clone();
         }
-        let slot = e.3.entry(bytes as u64).or_insert((f64::NAN, f64::NAN));
+        if timing_of(r) != e.3 {
+            return Err(o.err(format!(
+                "set {} mixes timing {} and {} for {}",
+                r.set,
+                e.3,
+                timing_of(r),
+                r.model
+            )));
+        }
+        let slot = e.4.entry(bytes as u64).or_insert((f64::NAN, f64::NAN));
         match r.metric.as_str() {
             "time_s" => {
                 if !(r.value > 0.0 && r.value.is_finite()) {
@@ -175,7 +198,7 @@ pub fn collective_sweeps(rows: &Measurements) -> Result<Vec<CollectiveSweep>> {
         }
     }
     let mut out = Vec::new();
-    for ((set, key), (date, commit, gpu, pts)) in by {
+    for ((set, key), (date, commit, gpu, timing, pts)) in by {
         let f = key.op()?.bus_factor(key.ranks);
         let points: Vec<CollectivePoint> = pts
             .into_iter()
@@ -196,6 +219,7 @@ pub fn collective_sweeps(rows: &Measurements) -> Result<Vec<CollectiveSweep>> {
                 date,
                 commit,
                 gpu,
+                timing,
                 points,
             });
         }
@@ -395,13 +419,32 @@ pub fn fit_collective(s: &CollectiveSweep) -> Result<CollectiveFit> {
 /// ≥ 2.
 pub fn calibration_sweeps(sweeps: &[CollectiveSweep]) -> Vec<&CollectiveSweep> {
     let mut by: BTreeMap<&CollectiveKey, &CollectiveSweep> = BTreeMap::new();
+    // A graph-timed sweep (device time) wins over any host-timed one; then the newest.
+    let rank = |s: &CollectiveSweep| (s.timing == "graph", s.date.clone(), s.set.clone());
     for s in sweeps.iter().filter(|s| s.key.ranks >= 2) {
         let e = by.entry(&s.key).or_insert(s);
-        if (s.date.as_str(), s.set.as_str()) > (e.date.as_str(), e.set.as_str()) {
+        if rank(s) > rank(e) {
             *e = s;
         }
     }
     by.into_values().collect()
+}
+
+/// Like [`calibration_sweeps`], but per (key, timing): the newest sweep of each timing method,
+/// so a host-timed set is validated against a host-timed fit and a graph-timed set against a
+/// graph-timed one (a host-timed set at ≤ 1 MiB times the issuing CPU, which a device-time fit
+/// does not predict).
+pub fn calibration_sweeps_by_timing(
+    sweeps: &[CollectiveSweep],
+) -> BTreeMap<(CollectiveKey, String), &CollectiveSweep> {
+    let mut by: BTreeMap<(CollectiveKey, String), &CollectiveSweep> = BTreeMap::new();
+    for s in sweeps.iter().filter(|s| s.key.ranks >= 2) {
+        let e = by.entry((s.key.clone(), s.timing.clone())).or_insert(s);
+        if (s.date.as_str(), s.set.as_str()) > (e.date.as_str(), e.set.as_str()) {
+            *e = s;
+        }
+    }
+    by
 }
 
 /// The file `perfcast calibrate` writes as `models/calibration/<gpu>-gradcomp.toml`.
@@ -513,6 +556,7 @@ mod tests {
             date: "2026-11-29T00:00:00Z".into(),
             commit: "abc".into(),
             gpu: "NVIDIA H200".into(),
+            timing: "host".into(),
             points,
         }
     }

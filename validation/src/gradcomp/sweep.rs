@@ -51,6 +51,11 @@ pub struct Args {
     /// Timed batches per size (median and spread over these).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Timing: `host` issues every operation from the host (nccl-tests' loop; small sizes then
+    /// time the host's issue rate), `graph` replays the batch as captured CUDA graphs (device
+    /// time; rows carry `timing=graph` in `params`).
+    #[arg(long, default_value = "host", value_parser = ["host", "graph"])]
+    timing: String,
     #[arg(long, default_value = "h200x2-nccl")]
     set: String,
     #[arg(long)]
@@ -71,13 +76,14 @@ pub fn run(_global: &Global, a: Args) -> Result<ExitCode> {
         warmup,
         iters,
         repeats,
+        timing,
         set,
         out,
     } = a;
     nccl_sweep(
         &ops,
         (min_bytes, max_bytes, step_factor),
-        (warmup, iters, repeats),
+        (warmup, iters, repeats, timing == "graph"),
         &set,
         &out,
     )
@@ -87,7 +93,7 @@ pub fn run(_global: &Global, a: Args) -> Result<ExitCode> {
 fn nccl_sweep(
     _ops: &[String],
     _sizes: (u64, u64, u64),
-    _timing: (usize, usize, usize),
+    _timing: (usize, usize, usize, bool),
     _set: &str,
     _out: &std::path::Path,
 ) -> Result<ExitCode> {
@@ -99,7 +105,7 @@ fn nccl_sweep(
 fn nccl_sweep(
     ops: &[String],
     (min_bytes, max_bytes, step_factor): (u64, u64, u64),
-    (warmup, iters, repeats): (usize, usize, usize),
+    (warmup, iters, repeats, graph): (usize, usize, usize, bool),
     set: &str,
     out: &std::path::Path,
 ) -> Result<ExitCode> {
@@ -130,12 +136,15 @@ fn nccl_sweep(
         bail!("no size in {min_bytes}..={max_bytes} splits into whole f32 elements over {n} ranks");
     }
     // NCCL settings that restrict the transport (slow-link emulation) are named in every row.
-    let nccl_env: Vec<(String, String)> = NCCL_KNOBS
+    let mut nccl_env: Vec<(String, String)> = NCCL_KNOBS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_ascii_lowercase(), v)))
         .collect();
+    if graph {
+        nccl_env.push(("timing".into(), "graph".into()));
+    }
     if !nccl_env.is_empty() {
-        println!("nccl-sweep: restricted transport {nccl_env:?}");
+        println!("nccl-sweep: row params {nccl_env:?}");
     }
     let mut sink = Sink::open(out, set, provenance())
         .with_context(|| format!("opening {}", out.display()))?
@@ -144,7 +153,7 @@ fn nccl_sweep(
         "{:>10} {:>12} {:>12} {:>10} {:>10} {:>8}",
         "op", "bytes", "time_us", "algbw_GB/s", "busbw_GB/s", "spread"
     );
-    let points = nccl::sweep(&colls, &sizes, warmup, iters, repeats, |p| {
+    let points = nccl::sweep(&colls, &sizes, warmup, iters, repeats, graph, |p| {
         let st = Stats::of(&p.times_s);
         let algbw = p.bytes as f64 / st.median;
         let busbw = algbw * p.coll.busbw_factor(p.ranks);
