@@ -415,19 +415,26 @@ pub fn fit_collective(s: &CollectiveSweep) -> Result<CollectiveFit> {
     })
 }
 
-/// Per key, the calibration sweep: the one with the latest date (ties: the later set name), ranks
-/// ≥ 2.
+/// Per key, the calibration sweep among those of ≥ 2 ranks that are not hold-outs
+/// ([`is_holdout`]): a graph-timed one before any host-timed one, then the latest date (ties:
+/// the later set name).
 pub fn calibration_sweeps(sweeps: &[CollectiveSweep]) -> Vec<&CollectiveSweep> {
     let mut by: BTreeMap<&CollectiveKey, &CollectiveSweep> = BTreeMap::new();
     // A graph-timed sweep (device time) wins over any host-timed one; then the newest.
     let rank = |s: &CollectiveSweep| (s.timing == "graph", s.date.clone(), s.set.clone());
-    for s in sweeps.iter().filter(|s| s.key.ranks >= 2) {
+    for s in sweeps.iter().filter(|s| s.key.ranks >= 2 && !is_holdout(s)) {
         let e = by.entry(&s.key).or_insert(s);
         if rank(s) > rank(e) {
             *e = s;
         }
     }
     by.into_values().collect()
+}
+
+/// Whether a sweep is a hold-out (its set name contains `holdout`): measured on a fresh machine
+/// after the calibration was fixed, it is only ever predicted, never fitted, whatever its date.
+pub fn is_holdout(s: &CollectiveSweep) -> bool {
+    s.set.contains("holdout")
 }
 
 /// Like [`calibration_sweeps`], but per (key, timing): the newest sweep of each timing method,
@@ -438,7 +445,7 @@ pub fn calibration_sweeps_by_timing(
     sweeps: &[CollectiveSweep],
 ) -> BTreeMap<(CollectiveKey, String), &CollectiveSweep> {
     let mut by: BTreeMap<(CollectiveKey, String), &CollectiveSweep> = BTreeMap::new();
-    for s in sweeps.iter().filter(|s| s.key.ranks >= 2) {
+    for s in sweeps.iter().filter(|s| s.key.ranks >= 2 && !is_holdout(s)) {
         let e = by.entry((s.key.clone(), s.timing.clone())).or_insert(s);
         if (s.date.as_str(), s.set.as_str()) > (e.date.as_str(), e.set.as_str()) {
             *e = s;
@@ -611,5 +618,37 @@ mod tests {
         assert!(e.contains("ranks = 1") && e.contains("at least 2"), "{e}");
         assert_eq!(run_of("h200x2-nccl-run12"), "run 12");
         assert_eq!(run_of("h200x2-nccl"), "set h200x2-nccl");
+    }
+
+    /// The calibration sweep of a key: graph-timed before host-timed whatever the dates, then
+    /// the newest; a hold-out never, even when it is the newest; per timing, the newest of each.
+    #[test]
+    fn calibration_sweep_prefers_graph_timing_and_skips_holdouts() {
+        let mk = |set: &str, date: &str, timing: &str| {
+            let mut s = sweep("allreduce", 2, |b| 20e-6 + b / 3e11);
+            s.set = set.into();
+            s.date = date.into();
+            s.timing = timing.into();
+            s
+        };
+        let sweeps = vec![
+            mk("a-graph-run22", "2026-11-30T00:24:00Z", "graph"),
+            mk("b-host-run23", "2026-11-30T01:00:00Z", "host"),
+            mk("c-graph-holdout-run23", "2026-11-30T01:01:00Z", "graph"),
+            mk("d-host-run18", "2026-11-29T20:59:00Z", "host"),
+        ];
+        let cal = calibration_sweeps(&sweeps);
+        assert_eq!(cal.len(), 1);
+        assert_eq!(cal[0].set, "a-graph-run22");
+        let by = calibration_sweeps_by_timing(&sweeps);
+        let names: Vec<(&str, &str)> = by
+            .iter()
+            .map(|((_, t), s)| (t.as_str(), s.set.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("graph", "a-graph-run22"), ("host", "b-host-run23")]
+        );
+        assert!(is_holdout(&sweeps[2]) && !is_holdout(&sweeps[0]));
     }
 }
