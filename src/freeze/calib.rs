@@ -86,6 +86,8 @@ pub struct MeasRow {
     pub value: f64,
     /// Point parameters (`dtype`, `unit`, `policy`, …).
     pub params: BTreeMap<String, String>,
+    /// When the row was measured, ISO 8601 (`date` column; "" when unknown).
+    pub date: String,
 }
 
 impl MeasRow {
@@ -112,6 +114,7 @@ impl MeasRow {
             metric: r.metric.clone(),
             value: r.value,
             params,
+            date: r.provenance.date.clone(),
         }
     }
 }
@@ -270,11 +273,23 @@ impl ShapeCal {
 /// # Errors
 /// No micro row; a shape missing a metric the fit needs (named with the shape).
 pub fn fit(rows: &[MeasRow]) -> Result<FreezeCalibration> {
+    // Per shape, the newest micro set alone (latest row date, ties: the later set name): a
+    // re-measured shape replaces the old one instead of mixing two hosts' rows.
+    let mut newest: BTreeMap<ShapeKey, (&str, &str)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.kind == "micro") {
+        let e = newest.entry(key_of(r)).or_insert((&r.date, &r.set));
+        if (r.date.as_str(), r.set.as_str()) > *e {
+            *e = (&r.date, &r.set);
+        }
+    }
     let mut by: BTreeMap<ShapeKey, Vec<&MeasRow>> = BTreeMap::new();
     let mut sets = std::collections::BTreeSet::new();
     for r in rows.iter().filter(|r| r.kind == "micro") {
-        by.entry(key_of(r)).or_default().push(r);
-        sets.insert(r.set.clone());
+        let k = key_of(r);
+        if newest.get(&k).is_some_and(|(_, set)| *set == r.set) {
+            by.entry(k).or_default().push(r);
+            sets.insert(r.set.clone());
+        }
     }
     if by.is_empty() {
         return Err(Error::range(
@@ -632,6 +647,7 @@ mod tests {
                 metric: metric.into(),
                 value: v,
                 params,
+                date: String::new(),
             });
         };
         for (u, ui, f) in [
@@ -742,6 +758,7 @@ mod tests {
                 metric: metric.into(),
                 value: v,
                 params,
+                date: String::new(),
             }
         };
         let mut v = vec![base("total_s", total, &[])];
@@ -833,5 +850,27 @@ freeze,s,e2e,val-bert-tiny,,,4,,,,\"seq=16;dtype=f32;policy=autofreeze:interval=
         assert_eq!((rows[0].seq, rows[0].batch), (16, 4));
         assert_eq!(rows[0].p("unit"), "block");
         assert_eq!(rows[1].p("policy"), "autofreeze:interval=2,percentile=50");
+    }
+
+    /// Two micro sets of one shape: the newer one alone is fitted (not a mix of the two), and
+    /// its whole iterations are the ones reproduced.
+    #[test]
+    fn the_newest_micro_set_of_a_shape_replaces_the_older() {
+        let old = micro_rows();
+        let mut new = micro_rows();
+        for r in &mut new {
+            r.set = "m2".into();
+            r.date = "2026-11-30T01:00:00Z".into();
+            r.value *= 2.0;
+        }
+        let mut rows = new.clone();
+        rows.extend(old.iter().cloned().map(|mut r| {
+            r.date = "2026-11-29T18:00:00Z".into();
+            r
+        }));
+        let cal = fit(&rows).unwrap();
+        let only_new = fit(&new).unwrap();
+        assert_eq!(cal.shapes, only_new.shapes);
+        assert_ne!(cal.shapes, fit(&old).unwrap().shapes);
     }
 }
