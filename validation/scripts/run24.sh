@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Device call 24 (issues 13 and 16, one H200, a fresh machine): hold-outs measured after the
-# freeze calibration (run 23's micro rows, one host core) and the embcache model were committed.
+# Device call 24 (issue 13, one H200, a fresh machine; EMB=1 adds issue 16's part): hold-outs
+# measured after the freeze calibration (run 23's micro rows, one host core) was committed.
 # (1) freeze: the hold-out grid of freeze-holdout.sh (frozen prefixes 2/6/10, cached 3/7/11,
 #     FreezeOut cubic/linear, AutoFreeze every 3 iterations, four shapes) pinned to ONE host core;
-# (2) embcache: the on-device check, then run 21's e2e grid (no micro rows).
+# (2) with EMB=1, embcache: the on-device check, then run 21's e2e grid (no micro rows), after
+#     the embcache model was committed.
 # Results go to $OUT/run24 and are packed into one archive at the end. Usage from the repository root:
 #   mkdir -p /tmp/g && cp validation/scripts/*.sh gpu-bin/perfcast-gpu.gz \
 #     traces/corpus-cpython-3.11.7-lib.py.txt /tmp/g/ && PERFCAST_COMMIT=<hash> REPO=$PWD bash /tmp/g/run24.sh
@@ -20,7 +21,11 @@ export B CORPUS O
 MODEL="--dim 128 --bottom 512,256 --top 1024,1024,512,256 --emb-opt sgd --seed 1"
 {
 lscpu | grep -E "Model name|^CPU\(s\)" || true
-SET=h200-freeze-holdout-$RUN PIN="taskset -c 3" CUDA_VISIBLE_DEVICES=0 bash "$HERE/freeze-holdout.sh"
+[ "${FREEZE:-1}" = 1 ] && SET=h200-freeze-holdout-$RUN PIN="taskset -c 3" CUDA_VISIBLE_DEVICES=0 bash "$HERE/freeze-holdout.sh"
+if [ "${FREEZE:-1}" != 1 ]; then echo "freeze skipped"; fi
+if [ "${EMB:-0}" != 1 ]; then
+  echo "embcache skipped"
+else
 echo "embcache check $(date -u +%FT%TZ)"
 if CUDA_VISIBLE_DEVICES=0 timeout 120 $B embcache check $MODEL --scale 0.001 --n-batches 16 --batch 256; then
   CUDA_VISIBLE_DEVICES=0 timeout 200 $B embcache e2e $MODEL --scale 0.03 --zipf 1.05 --n-batches 32 --batches 1024,4096 \
@@ -33,6 +38,7 @@ if CUDA_VISIBLE_DEVICES=0 timeout 120 $B embcache check $MODEL --scale 0.001 --n
     --out "$OUT" || echo "EMBCACHE-E2E-ML rc=$?"
 else
   echo "EMBCACHE CHECK FAILED: nothing timed"
+fi
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv
 echo "done $(date -u +%FT%TZ)"
