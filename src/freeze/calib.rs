@@ -35,7 +35,11 @@
 //! against ~25 ms of device work), switches between two speeds from run to run (k = 0: 64.6 ms in
 //! the e2e run, 77.2 ms in the micro run on the same machine), and its points are 0–20% high.
 //! (Run 10's micro iterations were a hand-written copy of the loop that read 14–18% slow; since
-//! run 13 the harness times `iter_s` through the training loop itself.)
+//! run 13 the harness times `iter_s` through the training loop itself.) Since run 22 the harness
+//! is pinned to one host core, which removed the two speeds; the calibration is run 23's micro
+//! rows, and on the fresh run-24 hold-out the three device-bound shapes are within 5% while the
+//! launch-bound one is 13–18% high: run 23's host issued kernels ~15% slower than run 24's
+//! (`validation/results/freeze/README-run24.md`). Per shape the newest micro set alone is fitted.
 //!
 //! Cache tiers: the harness's `gpu` tier keeps the output tensor on the device (no copy), so its
 //! read and write bandwidths are infinite; `ram` uses the measured device→page-locked-host and
