@@ -307,9 +307,10 @@ pub struct Metrics {
     /// Lookahead: the smallest cache the window needs (peak occupancy, unbounded capacity); filled
     /// by [`with_min_cache_rows`] (a second pass, not timed in `sim_s`).
     pub min_cache_rows: Option<u64>,
-    /// Seconds the simulation loop took.
+    /// Seconds the simulation loop took (the streaming simulator, [`stream`]: the whole pass,
+    /// reading and remapping included).
     pub sim_s: Option<f64>,
-    /// Simulated accesses per second (one core).
+    /// Simulated accesses per second (one core; over `sim_s`).
     pub sim_requests_per_s: Option<f64>,
     /// Seed of a generated trace.
     pub seed: Option<u64>,

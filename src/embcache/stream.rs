@@ -962,6 +962,42 @@ mod tests {
         assert_eq!((k, check.declared.len()), (6, 1));
     }
 
+    /// `trace-gen`'s streaming writer writes the bytes of the in-memory writer; a trace of two
+    /// tables in a one-table format is left to the in-memory writer (which words the error).
+    #[test]
+    fn streamed_files_equal_the_in_memory_writer() {
+        let d = tempfile::tempdir().unwrap();
+        for (z, batch) in [
+            (ZipfSpec::new(1.1, vec![400], 3000, 4).unwrap(), 1),
+            (ZipfSpec::new(1.1, vec![400], 3000, 4).unwrap(), 16),
+            (zipf(), 5),
+        ] {
+            let src = Source::Zipf(z.clone());
+            let t = DenseTrace::from_stream(z.stream(), batch, false, "z").unwrap();
+            for fmt in [
+                TraceFormat::Text,
+                TraceFormat::Csv,
+                TraceFormat::OracleGeneral,
+                TraceFormat::LcsCsv,
+            ] {
+                let path = d.path().join("out");
+                let _ = std::fs::remove_file(&path);
+                let w = write_trace(&src, batch, fmt, &path).unwrap();
+                match writer::encode(&t, fmt) {
+                    Ok(bytes) => {
+                        let w = w.unwrap();
+                        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{fmt:?}");
+                        assert_eq!(
+                            (w.accesses, w.rows, w.batches),
+                            (t.len() as u64, t.n_rows() as u64, t.n_batches() as u64)
+                        );
+                    }
+                    Err(_) => assert!(w.is_none() && !path.exists(), "{fmt:?}"),
+                }
+            }
+        }
+    }
+
     fn grown_hits<P: Grow>(mut p: P, rows: &[u32]) -> Vec<bool> {
         let mut seen = 0;
         rows.iter()
@@ -1003,4 +1039,122 @@ mod tests {
             );
         }
     }
+}
+
+/// What [`write_trace`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Accesses.
+    pub accesses: u64,
+    /// Distinct rows.
+    pub rows: u64,
+    /// Batches.
+    pub batches: u64,
+}
+
+/// Writes `src` as `format` to `path` in one streaming pass (oracleGeneral: two, its next uses
+/// from the spool), with the bytes [`super::trace::writer::write`] would write for the loaded
+/// trace. `None` (nothing written) for the formats that need the whole trace (Criteo, MovieLens,
+/// Parquet) and for a trace of several tables in a one-table format: the caller uses the
+/// in-memory writer, which also words that error.
+///
+/// # Errors
+/// Reader and I/O errors; an empty trace.
+pub fn write_trace(
+    src: &Source,
+    batch: u64,
+    format: TraceFormat,
+    path: &std::path::Path,
+) -> Result<Option<Written>> {
+    use crate::report::files::AtomicFile;
+    if !matches!(
+        format,
+        TraceFormat::Text | TraceFormat::Csv | TraceFormat::OracleGeneral | TraceFormat::LcsCsv
+    ) {
+        return Ok(None);
+    }
+    let spool = if format == TraceFormat::OracleGeneral {
+        Some(spool_next_uses(src)?)
+    } else {
+        None
+    };
+    let mut next = spool
+        .as_ref()
+        .map(|f| std::io::BufReader::with_capacity(1 << 20, f));
+    let mut out = AtomicFile::create(path)?;
+    let name = src.name();
+    let mut err: Option<Error> = None;
+    let mut several_tables = false;
+    let mut remap = Remap::for_source(src);
+    let mut batcher = Batcher::new(batch, src.has_batches());
+    let (mut n, mut rows, mut b) = (0u64, 0u32, 0u64);
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+        let io = |e: std::io::Error| Error::io(path, e);
+        let header = match format {
+            TraceFormat::Csv => Some(format!("{}\n", trace::csv::HEADER)),
+            TraceFormat::LcsCsv => Some("time,obj_id,obj_size\n".to_string()),
+            _ => None,
+        };
+        if let Some(h) = header {
+            w.write_all(h.as_bytes()).map_err(io)?;
+        }
+        src.scan(|a, _| {
+            if a.table != 0 && format != TraceFormat::Csv {
+                several_tables = true;
+                return false;
+            }
+            if batcher.starts(a.group) {
+                b += 1;
+            }
+            let g = b - 1;
+            let (_, new) = remap.row(a.table, a.id, rows);
+            rows += u32::from(new);
+            let r = match format {
+                TraceFormat::Text => writeln!(w, "{}", a.id),
+                TraceFormat::Csv => writeln!(w, "{g},{},{}", a.table, a.id),
+                TraceFormat::LcsCsv => writeln!(w, "{g},{},1", a.id),
+                _ => {
+                    let mut x = [0u8; 4];
+                    let nx = match next.as_mut().map(|f| f.read_exact(&mut x)) {
+                        Some(Ok(())) => u32::from_le_bytes(x),
+                        Some(Err(e)) => {
+                            err = Some(Error::parse(&name, None, format!("spool read: {e}")));
+                            return false;
+                        }
+                        None => u32::MAX,
+                    };
+                    let rec = oracle::Record {
+                        clock_time: g as u32,
+                        obj_id: a.id,
+                        obj_size: 1,
+                        next_access_vtime: if nx == u32::MAX { -1 } else { i64::from(nx) },
+                    };
+                    w.write_all(&rec.to_bytes())
+                }
+            };
+            if let Err(e) = r {
+                err = Some(io(e));
+                return false;
+            }
+            n += 1;
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if several_tables {
+            return Ok(None);
+        }
+        if n == 0 {
+            return Err(Error::parse(&name, None, "empty trace: no accesses"));
+        }
+        w.flush().map_err(io)?;
+    }
+    out.commit()?;
+    Ok(Some(Written {
+        accesses: n,
+        rows: u64::from(rows),
+        batches: b,
+    }))
 }
