@@ -269,6 +269,10 @@ pub struct Tally {
     on_demand_sum_s: f64,
     cur_unique: u32,
     cur_misses: u32,
+    /// Accesses of the current batch so far, capped at 2.
+    cur_len: u8,
+    /// The current batch's first row.
+    first: u32,
     ev0: u64,
     /// Batch stamp of every row (the batch number + 1 of its last access; 0 = none).
     seen: Vec<u32>,
@@ -304,6 +308,7 @@ impl Tally {
             ));
         }
         self.stamp += 1;
+        self.cur_len = 0;
         self.cur_unique = 0;
         self.cur_misses = 0;
         self.ev0 = evicted;
@@ -314,6 +319,20 @@ impl Tally {
     fn count(&mut self, r: u32, hit: bool) {
         self.accesses += 1;
         self.hits += u64::from(hit);
+        // A batch's first access is unique without looking; its stamp is written only when a
+        // second access comes (so batches of one access, `--batch 1` on most formats, touch no
+        // per-row memory here).
+        if self.cur_len == 0 {
+            self.cur_len = 1;
+            self.first = r;
+            self.cur_unique = 1;
+            self.cur_misses = u32::from(!hit);
+            return;
+        }
+        if self.cur_len == 1 {
+            self.seen[self.first as usize] = self.stamp;
+            self.cur_len = 2;
+        }
         let s = &mut self.seen[r as usize];
         if *s != self.stamp {
             *s = self.stamp;
@@ -533,6 +552,26 @@ impl Check {
     }
 }
 
+/// One access as the reading thread hands it to the simulating one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Item {
+    row: u32,
+    /// [`NEW_ROW`] | [`NEW_BATCH`].
+    flags: u32,
+    /// Next-use key (Belady), 0 otherwise.
+    key: u64,
+}
+
+/// The access's row appears for the first time.
+const NEW_ROW: u32 = 1;
+/// The access starts a batch.
+const NEW_BATCH: u32 = 2;
+/// Accesses per hand-over between the threads.
+const ITEMS: usize = 1 << 14;
+
+/// One pass: a reading thread decodes, remaps and finds batch starts and next uses while this
+/// thread runs the policy and the tally (two cores: the remap's hash probes and the policy's
+/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart.
 fn pass<P: Grow>(
     src: &Source,
     batch: u64,
@@ -540,60 +579,107 @@ fn pass<P: Grow>(
     pipe: Option<&Pipeline>,
     mut next: NextUse<'_>,
 ) -> Result<Pass> {
+    use std::sync::mpsc::{channel, sync_channel};
     let start = Instant::now();
-    let mut remap = Remap::for_source(src);
-    let mut batcher = Batcher::new(batch, src.has_batches());
+    let name = src.name();
     let mut tally = Tally::default();
     let mut err: Option<Error> = None;
-    let name = src.name();
-    let warnings = src.scan(|a, declared| {
-        if batcher.starts(a.group) {
-            tally.end_batch(p.evicted(), pipe);
-            if let Err(e) = tally.start_batch(p.evicted()) {
-                err = Some(e);
-                return false;
+    let warnings = std::thread::scope(|scope| -> Result<Vec<String>> {
+        let (tx, rx) = sync_channel::<Vec<Item>>(4);
+        let (back_tx, back_rx) = channel::<Vec<Item>>();
+        let name = &name;
+        let reader = scope.spawn(move || -> Result<Vec<String>> {
+            let mut remap = Remap::for_source(src);
+            let mut batcher = Batcher::new(batch, src.has_batches());
+            let (mut rows, mut t) = (0u32, 0u64);
+            let mut buf = Vec::with_capacity(ITEMS);
+            let mut err = None;
+            let mut closed = false;
+            let warnings = src.scan(|a, declared| {
+                let mut flags = 0;
+                if batcher.starts(a.group) {
+                    flags |= NEW_BATCH;
+                }
+                let (r, new) = remap.row(a.table, a.id, rows);
+                if new {
+                    if rows == u32::MAX - 1 {
+                        err = Some(Error::parse(name, None, "more than 2^32 − 2 distinct ids"));
+                        return false;
+                    }
+                    rows += 1;
+                    flags |= NEW_ROW;
+                }
+                let key = match &mut next {
+                    NextUse::None => 0,
+                    NextUse::Declared(c) => {
+                        let k = c.key(r, new, t, declared);
+                        if !c.ok {
+                            return false;
+                        }
+                        k
+                    }
+                    NextUse::Spool(f) => {
+                        let mut b = [0u8; 4];
+                        if let Err(e) = f.read_exact(&mut b) {
+                            err = Some(Error::parse(name, None, format!("spool read: {e}")));
+                            return false;
+                        }
+                        match u32::from_le_bytes(b) {
+                            u32::MAX => u64::MAX,
+                            n => u64::from(n) + 1,
+                        }
+                    }
+                };
+                t += 1;
+                buf.push(Item { row: r, flags, key });
+                if buf.len() == ITEMS {
+                    let fresh = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
+                    if tx.send(std::mem::replace(&mut buf, fresh)).is_err() {
+                        closed = true;
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = err {
+                return Err(e);
             }
+            if !buf.is_empty() && !closed {
+                let _ = tx.send(buf);
+            }
+            Ok(warnings)
+        });
+        'chunks: for mut chunk in rx.iter() {
+            for it in &chunk {
+                if it.flags & NEW_BATCH != 0 {
+                    tally.end_batch(p.evicted(), pipe);
+                    if let Err(e) = tally.start_batch(p.evicted()) {
+                        err = Some(e);
+                        break 'chunks;
+                    }
+                }
+                if it.flags & NEW_ROW != 0 {
+                    tally.rows += 1;
+                    tally.seen.push(0);
+                    p.grow(tally.rows as usize);
+                }
+                let hit = p.go(it.row, it.key);
+                tally.count(it.row, hit);
+            }
+            chunk.clear();
+            let _ = back_tx.send(chunk);
         }
-        let (r, new) = remap.row(a.table, a.id, tally.rows);
-        if new {
-            if tally.rows == u32::MAX - 1 {
-                err = Some(Error::parse(&name, None, "more than 2^32 − 2 distinct ids"));
-                return false;
-            }
-            tally.rows += 1;
-            tally.seen.push(0);
-            p.grow(tally.rows as usize);
-        }
-        let key = match &mut next {
-            NextUse::None => 0,
-            NextUse::Declared(c) => {
-                let k = c.key(r, new, tally.accesses, declared);
-                if !c.ok {
-                    return false;
-                }
-                k
-            }
-            NextUse::Spool(f) => {
-                let mut b = [0u8; 4];
-                if let Err(e) = f.read_exact(&mut b) {
-                    err = Some(Error::parse(&name, None, format!("spool read failed: {e}")));
-                    return false;
-                }
-                let n = u32::from_le_bytes(b);
-                if n == u32::MAX {
-                    u64::MAX
-                } else {
-                    u64::from(n) + 1
-                }
-            }
-        };
-        let hit = p.go(r, key);
-        tally.count(r, hit);
-        true
-    })?;
+        drop(rx);
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::parse(name, None, "the reading thread panicked")))
+    });
     if let Some(e) = err {
         return Err(e);
     }
+    let warnings = warnings?;
     tally.end_batch(p.evicted(), pipe);
     if tally.accesses == 0 {
         return Err(Error::parse(&name, None, "empty trace: no accesses"));
