@@ -2,7 +2,8 @@
 # Whole-process time of `perfcast embcache` against libCacheSim's Python binding (0.3.5) on the
 # same 10 M-access oracleGeneral file (Zipf 1.0 over 1 M rows, written by `perfcast embcache
 # trace-gen`), LRU and Belady with 100 000 rows; checks both report the same misses and prints
-# perfcast's speedup (libCacheSim seconds / perfcast seconds).
+# perfcast's speedup (libCacheSim seconds / perfcast seconds), by wall clock and by CPU time
+# (user + system: on a shared machine the wall clock measures the neighbours too).
 #
 #   python3 -m venv /tmp/lcs-venv && /tmp/lcs-venv/bin/pip install libcachesim==0.3.5
 #   PERFCAST_PYTHON=/tmp/lcs-venv/bin/python scripts/bench-vs-libcachesim.sh
@@ -42,19 +43,20 @@ else:
     m = round(ratio * n)
 print(n, m)
 PY
-now() { python3 -c 'import time; print(time.perf_counter())'; }
-printf '%-8s %12s %12s %12s %12s %10s\n' policy misses perfcast_s lcs_s lcs_misses speedup
+# Wall and CPU (user + system) seconds of each whole process, from GNU time.
+timed() { /usr/bin/time -f '%e %U %S' -o "$tmp/time" "$@"; read -r w u s < "$tmp/time"; }
+printf '%-8s %10s %10s %10s %10s %10s %12s %12s\n' policy misses perfcast_s lcs_s speedup \
+  perf_cpu_s lcs_cpu_s cpu_speedup
 for pol in lru belady; do
   case $pol in lru) lname=LRU ;; belady) lname=Belady ;; esac
-  t0=$(now)
-  "$PERFCAST" --format json embcache --trace "$trace" --policy "$pol" --cache "$CACHE" > "$tmp/p.json"
-  t1=$(now)
-  read -r n lm < <("$PY" "$tmp/lcs.py" "$trace" "$lname" "$CACHE" "$LCS_MODE")
-  t2=$(now)
+  timed "$PERFCAST" --format json embcache --trace "$trace" --policy "$pol" --cache "$CACHE" > "$tmp/p.json"
+  pw=$w; pc=$(python3 -c "print($u + $s)")
+  timed "$PY" "$tmp/lcs.py" "$trace" "$lname" "$CACHE" "$LCS_MODE" > "$tmp/l.txt"
+  lw=$w; lc=$(python3 -c "print($u + $s)")
+  read -r n lm < "$tmp/l.txt"
   pm=$(python3 -c "import json; r=json.load(open('$tmp/p.json')); r=r[0] if isinstance(r,list) else r; print(r['misses'])")
   python3 -c "
-p, l = $t1 - $t0, $t2 - $t1
-print('%-8s %12s %12.3f %12.3f %12s %9.1fx' % ('$pol', '$pm', p, l, '$lm', l / p))"
+print('%-8s %10s %10.2f %10.2f %9.1fx %10.2f %10.2f %11.1fx' % ('$pol', '$pm', $pw, $lw, $lw / $pw, $pc, $lc, $lc / $pc))"
   if [ "$pm" != "$lm" ]; then
     echo "misses differ for $pol: perfcast $pm, libCacheSim $lm" >&2
     exit 1
