@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod solve;
 pub mod spec;
+pub mod stream;
 pub mod study;
 pub mod trace;
 
@@ -306,9 +307,10 @@ pub struct Metrics {
     /// Lookahead: the smallest cache the window needs (peak occupancy, unbounded capacity); filled
     /// by [`with_min_cache_rows`] (a second pass, not timed in `sim_s`).
     pub min_cache_rows: Option<u64>,
-    /// Seconds the simulation loop took.
+    /// Seconds the simulation loop took (the streaming simulator, [`stream`]: the whole pass,
+    /// reading and remapping included).
     pub sim_s: Option<f64>,
-    /// Simulated accesses per second (one core).
+    /// Simulated accesses per second (one core; over `sim_s`).
     pub sim_requests_per_s: Option<f64>,
     /// Seed of a generated trace.
     pub seed: Option<u64>,
@@ -359,43 +361,74 @@ pub fn simulate(
     }
     let n = trace.n_rows();
     let start = Instant::now();
-    let (hits, bc, min_cache) = match kind {
+    let (hits, bc) = match kind {
         PolicyKind::Lru => {
             let (h, b) = drive(&mut Lru::new(cache_rows, n), trace);
-            (h, b, None)
+            (h, b)
         }
         PolicyKind::Fifo => {
             let (h, b) = drive(&mut Fifo::new(cache_rows, n), trace);
-            (h, b, None)
+            (h, b)
         }
         PolicyKind::Lfu => {
             let (h, b) = drive(&mut Lfu::new(cache_rows, n), trace);
-            (h, b, None)
+            (h, b)
         }
         PolicyKind::StaticTopK { profile_fraction } => {
             let (h, b) = drive(
                 &mut StaticTopK::new(cache_rows, trace, profile_fraction),
                 trace,
             );
-            (h, b, None)
+            (h, b)
         }
         PolicyKind::Belady => {
             let (h, b) = drive(&mut Belady::new(cache_rows, trace), trace);
-            (h, b, None)
+            (h, b)
         }
         PolicyKind::Lookahead { window } => {
             let (h, b) = drive(&mut Lookahead::new(cache_rows, trace, window)?, trace);
-            (h, b, None)
+            (h, b)
         }
     };
     let sim_s = start.elapsed().as_secs_f64();
-    let accesses = trace.len() as u64;
-    let nb = bc.unique.len() as u64;
-    let bu: u64 = bc.unique.iter().map(|&x| u64::from(x)).sum();
-    let bm: u64 = bc.misses.iter().map(|&x| u64::from(x)).sum();
-    let be: u64 = bc.evictions.iter().map(|&x| u64::from(x)).sum();
+    let totals = Totals {
+        accesses: trace.len() as u64,
+        hits,
+        batches: bc.unique.len() as u64,
+        unique: bc.unique.iter().map(|&x| u64::from(x)).sum(),
+        misses: bc.misses.iter().map(|&x| u64::from(x)).sum(),
+        evictions: bc.evictions.iter().map(|&x| u64::from(x)).sum(),
+        max_misses: bc.misses.iter().copied().max().unwrap_or(0),
+    };
+    let m = metrics_of(kind, cache_rows, trace.n_rows(), totals, sim_s);
+    Ok((m, bc))
+}
+
+/// The counts of one simulation, summed over its batches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Totals {
+    pub(crate) accesses: u64,
+    pub(crate) hits: u64,
+    pub(crate) batches: u64,
+    pub(crate) unique: u64,
+    pub(crate) misses: u64,
+    pub(crate) evictions: u64,
+    pub(crate) max_misses: u32,
+}
+
+/// The metrics of a simulation of `kind` with `cache_rows` over `n` distinct rows (shared by the
+/// in-memory and the streaming simulators, so their outputs are the same expressions).
+pub(crate) fn metrics_of(
+    kind: PolicyKind,
+    cache_rows: usize,
+    n: usize,
+    t: Totals,
+    sim_s: f64,
+) -> Metrics {
+    let accesses = t.accesses;
+    let (nb, bu, bm, be) = (t.batches, t.unique, t.misses, t.evictions);
     let exceeds = cache_rows > n;
-    let m = Metrics {
+    Metrics {
         policy: kind.name().to_string(),
         method: "sim",
         window: match kind {
@@ -408,9 +441,9 @@ pub fn simulate(
         cache_fraction_of_unique: cache_rows as f64 / n as f64,
         cache_exceeds_unique: exceeds,
         accesses,
-        hits,
-        misses: accesses - hits,
-        hit_rate: hits as f64 / accesses as f64,
+        hits: t.hits,
+        misses: accesses - t.hits,
+        hit_rate: t.hits as f64 / accesses as f64,
         table_rows: None,
         unique_ids: n as u64,
         batches: Some(nb),
@@ -419,9 +452,9 @@ pub fn simulate(
         batch_unique_hit_rate: Some(1.0 - bm as f64 / bu.max(1) as f64),
         unique_rows_per_batch: Some(bu as f64 / nb as f64),
         prefetch_rows_per_batch: Some(bm as f64 / nb as f64),
-        max_prefetch_rows_per_batch: Some(bc.misses.iter().copied().max().unwrap_or(0).into()),
+        max_prefetch_rows_per_batch: Some(t.max_misses.into()),
         writeback_rows_per_batch: Some(be as f64 / nb as f64),
-        min_cache_rows: min_cache,
+        min_cache_rows: None,
         sim_s: Some(sim_s),
         sim_requests_per_s: Some(accesses as f64 / sim_s.max(1e-9)),
         seed: None,
@@ -432,8 +465,7 @@ pub fn simulate(
         } else {
             String::new()
         },
-    };
-    Ok((m, bc))
+    }
 }
 
 impl Metrics {

@@ -4,6 +4,7 @@
 use crate::cli::{Globals, Outcome};
 use clap::{Args, Subcommand};
 use perfcast::embcache::solve::solve_each;
+use perfcast::embcache::stream;
 use perfcast::embcache::trace::{writer, TraceFormat};
 use perfcast::embcache::{
     evaluate_each, mrc, CacheOf, CacheSize, Failed, Method, SizeBasis, SourceSpec, Spec,
@@ -351,7 +352,22 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
             )
         })?,
     };
-    let (trace, _) = a.source.spec().load()?;
+    let spec = a.source.spec();
+    // Text, CSV, libCacheSim CSV and oracleGeneral stream (memory bounded by the distinct rows);
+    // the other formats, and a trace of several tables for a one-table format, are loaded.
+    let (src, _) = spec.stream_source()?;
+    if let Some(w) = stream::write_trace(&src, spec.batch, fmt, &a.out)? {
+        return Ok(Outcome::ok(format!(
+            "wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n",
+            a.out.display(),
+            w.accesses,
+            w.rows,
+            w.batches,
+            fmt.name(),
+            src.describe()
+        )));
+    }
+    let (trace, _) = spec.load()?;
     writer::write(&trace, fmt, &a.out)?;
     Ok(Outcome::ok(format!(
         "wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n",

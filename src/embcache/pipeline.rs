@@ -168,7 +168,7 @@ impl Pipeline {
     }
 
     /// Dense compute plus the dense all-reduce, s.
-    fn busy_s(&self) -> f64 {
+    pub(crate) fn busy_s(&self) -> f64 {
         self.compute_s + self.dense_sync_s
     }
 
@@ -214,6 +214,11 @@ impl Pipeline {
         } else {
             self.on_demand_s(bc)
         };
+        self.times_of(no_cache_s, iter_s)
+    }
+
+    /// Iteration times from the mean iteration without a cache and with the policy, s.
+    pub fn times_of(&self, no_cache_s: f64, iter_s: f64) -> IterTimes {
         IterTimes {
             no_cache_s,
             iter_s,

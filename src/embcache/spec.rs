@@ -25,6 +25,7 @@
 
 use super::pipeline::{IterTimes, Pipeline, SyncSpec};
 use super::policy::PolicyKind;
+use super::stream::{self, Source};
 use super::trace::{lcs_csv, profile, zipf::ZipfSpec, DenseTrace, ReadOptions, TraceFormat};
 use super::{analytic, simulate, with_min_cache_rows, CacheOf, CacheSize, Metrics, SizeBasis};
 use crate::catalog::Catalog;
@@ -262,6 +263,57 @@ impl SourceSpec {
                 .map(lcs_csv::Layout::parse)
                 .transpose()?,
         })
+    }
+
+    /// The trace as a re-readable [`Source`] for the streaming simulator, with the generator spec
+    /// when generated: the checks of [`SourceSpec::load`], in its order, without reading the
+    /// trace (a file is opened once to report a missing one first).
+    ///
+    /// # Errors
+    /// As [`SourceSpec::load`], but for errors inside the file.
+    pub fn stream_source(&self) -> Result<(Source, Option<ZipfSpec>)> {
+        if self.batch == 0 {
+            return Err(Error::range("--batch", 0, "≥ 1 sample"));
+        }
+        let opts = self.read_options()?;
+        if let Some(path) = &self.trace {
+            let fmt = match &self.trace_format {
+                Some(f) => TraceFormat::parse(f)?,
+                None => TraceFormat::detect(path).ok_or_else(|| {
+                    Error::range(
+                        "--trace-format",
+                        format!("missing for {}", path.display()),
+                        format!(
+                            "one of {} (the extension does not say)",
+                            TraceFormat::NAMES.join(", ")
+                        ),
+                    )
+                })?,
+            };
+            opts.check(fmt)?;
+            std::fs::File::open(path).map_err(|e| Error::io(path.clone(), e))?;
+            let src = Source::File {
+                path: path.clone(),
+                format: fmt,
+                opts,
+            };
+            return Ok((src, None));
+        }
+        if opts != ReadOptions::default() {
+            return Err(Error::range(
+                "--order/--lookups/--csv-params",
+                "given without --trace",
+                "options of a trace file",
+            ));
+        }
+        match self.zipf_spec()? {
+            Some(z) => Ok((Source::Zipf(z.clone()), Some(z))),
+            None => Err(Error::range(
+                "--trace",
+                "missing",
+                "given: --trace FILE or --zipf S --rows N --accesses M",
+            )),
+        }
     }
 
     /// Loads or generates the trace; returns it with the generator spec when generated.
@@ -689,6 +741,35 @@ pub fn sim_row(
     sizes: Sizes,
 ) -> Result<Row> {
     let (mut m, bc) = simulate(trace, kind, rows)?;
+    finish_metrics(&mut m, seed, sizes, &trace.warnings);
+    with_min_cache_rows(&mut m, trace);
+    let times = pipe.map(|p| p.times(&bc, matches!(kind, PolicyKind::Lookahead { .. })));
+    Ok(Row { metrics: m, times })
+}
+
+/// [`sim_row`] without holding the trace: the streaming simulator ([`stream::simulate`]) for
+/// LRU, FIFO, LFU and Belady; the same row but for `sim_s`.
+///
+/// # Errors
+/// A policy that does not stream; reader errors; an empty trace.
+pub fn stream_row(
+    src: &Source,
+    batch: u64,
+    kind: PolicyKind,
+    rows: usize,
+    seed: Option<u64>,
+    pipe: Option<&Pipeline>,
+    sizes: Sizes,
+) -> Result<Row> {
+    let (mut m, pass) = stream::simulate(src, batch, kind, rows, pipe)?;
+    finish_metrics(&mut m, seed, sizes, &pass.warnings);
+    let times = pipe.map(|p| pass.tally.times(p));
+    Ok(Row { metrics: m, times })
+}
+
+/// The seed, the sizes and the notes (table smaller than the trace, reader warnings) of a
+/// simulated row.
+fn finish_metrics(m: &mut Metrics, seed: Option<u64>, sizes: Sizes, warnings: &[String]) {
     m.seed = seed;
     m.with_sizes(sizes.row_bytes, sizes.table_rows);
     if let Some(t) = sizes.table_rows.filter(|&t| t < m.unique_ids) {
@@ -702,16 +783,13 @@ pub fn sim_row(
             format!("{}; {n}", m.note)
         };
     }
-    for w in &trace.warnings {
+    for w in warnings {
         m.note = if m.note.is_empty() {
             w.clone()
         } else {
             format!("{}; {w}", m.note)
         };
     }
-    with_min_cache_rows(&mut m, trace);
-    let times = pipe.map(|p| p.times(&bc, matches!(kind, PolicyKind::Lookahead { .. })));
-    Ok(Row { metrics: m, times })
 }
 
 /// What the accesses and unique rows of a closed-form row refer to.
@@ -867,6 +945,43 @@ pub fn evaluate_each(
     };
     let mut out = Vec::with_capacity(p.kinds.len());
     match method {
+        Method::Sim if p.kinds.iter().all(|&k| stream::streams(k)) => {
+            let (src, z) = source.stream_source()?;
+            let table_rows = source.declared_table_rows()?;
+            let needs_unique =
+                matches!(p.cache, CacheSize::Percent(_)) && p.cache_of == CacheOf::Unique;
+            let unique = if needs_unique {
+                stream::count(&src)?.1 as usize
+            } else {
+                0
+            };
+            let basis = SizeBasis {
+                unique,
+                table_rows,
+                row_bytes: p.row_bytes,
+                cache_of: p.cache_of,
+            };
+            let rows = match p.cache.resolve(&basis) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A trace that cannot be read is the first error, as when it was loaded
+                    // before the size was resolved.
+                    if !needs_unique {
+                        stream::count(&src)?;
+                    }
+                    return Err(e);
+                }
+            };
+            let sizes = Sizes {
+                row_bytes: p.row_bytes,
+                table_rows,
+            };
+            let seed = z.as_ref().map(|z| z.seed);
+            for &k in &p.kinds {
+                let row = stream_row(&src, source.batch, k, rows, seed, p.pipe.as_ref(), sizes)?;
+                out.push(Ok(row));
+            }
+        }
         Method::Sim => {
             let (trace, z) = source.load()?;
             let table_rows = source.declared_table_rows()?;

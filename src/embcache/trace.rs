@@ -9,8 +9,9 @@
 //!
 //! [`DenseTrace`] remaps `(table, id)` keys to dense row indices `0..n_rows` once (by first
 //! appearance), so every policy indexes flat arrays instead of hashing per access. It stores one
-//! `u32` per access: the offline policies (Belady, lookahead, static top-k from the whole trace)
-//! need the future anyway.
+//! `u32` per access: lookahead and static top-k (from the whole trace), the miss-ratio curve,
+//! the solver, the study and calibration use it. `perfcast embcache` with LRU, FIFO, LFU or Belady
+//! does not: [`super::stream`] simulates them in one pass with memory bounded by the distinct rows.
 
 pub mod criteo;
 pub mod csv;

@@ -27,6 +27,22 @@ impl Fifo {
         }
     }
 
+    /// Makes room for rows `0..n_rows` (streaming: rows appear as the trace is read); the state
+    /// of the rows already known is kept. The ring grows only while it is smaller than the
+    /// capacity, which means every known row is resident and nothing was evicted yet (so its
+    /// contents start at index 0).
+    pub fn grow(&mut self, n_rows: usize) {
+        if n_rows <= self.resident.len() {
+            return;
+        }
+        self.resident.resize(n_rows, false);
+        let want = self.cap.min(n_rows).max(1);
+        if want > self.ring.len() {
+            debug_assert!(self.head == 0 || self.len < self.ring.len());
+            self.ring.resize(want, 0);
+        }
+    }
+
     /// Resident rows from oldest to newest insertion.
     pub fn order(&self) -> Vec<u32> {
         let n = self.ring.len();

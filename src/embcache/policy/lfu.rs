@@ -117,6 +117,15 @@ impl Lfu {
         self.node_of[r as usize] = NIL;
     }
 
+    /// Makes room for rows `0..n_rows` (streaming: rows appear as the trace is read); the state
+    /// of the rows already known is kept.
+    pub fn grow(&mut self, n_rows: usize) {
+        if n_rows > self.node_of.len() {
+            self.node_of.resize(n_rows, NIL);
+            self.links.resize(n_rows, [NIL, NIL]);
+        }
+    }
+
     /// Access count of a resident row.
     pub fn count(&self, r: u32) -> Option<u64> {
         let n = self.node_of[r as usize];

@@ -44,6 +44,27 @@ impl Lru {
         self.links[self.head as usize][1] = r;
     }
 
+    /// Makes room for rows `0..n_rows` (streaming: rows appear as the trace is read); the state
+    /// of the rows already known is kept. Moves the sentinel to the new last index.
+    pub fn grow(&mut self, n_rows: usize) {
+        let old = self.head as usize;
+        if n_rows <= old {
+            return;
+        }
+        let [back, front] = self.links[old];
+        self.links.resize(n_rows + 1, [NIL, NIL]);
+        self.links[old] = [NIL, NIL];
+        let head = n_rows as u32;
+        if front == old as u32 {
+            self.links[n_rows] = [head, head];
+        } else {
+            self.links[n_rows] = [back, front];
+            self.links[front as usize][0] = head;
+            self.links[back as usize][1] = head;
+        }
+        self.head = head;
+    }
+
     /// Resident rows from most to least recently used.
     pub fn order(&self) -> Vec<u32> {
         let mut v = Vec::with_capacity(self.len);

@@ -48,11 +48,18 @@ impl CriteoReader {
 
     fn parse_line(&mut self) -> std::result::Result<(), String> {
         let s = self.line.trim_end_matches(['\n', '\r']);
-        let fields: Vec<&str> = s.split('\t').collect();
-        if fields.len() != 1 + INTEGER + CATEGORICAL {
+        // The columns in a fixed array (no allocation per line).
+        let mut fields = [""; 1 + INTEGER + CATEGORICAL];
+        let mut n = 0usize;
+        for f in s.split('\t') {
+            if let Some(slot) = fields.get_mut(n) {
+                *slot = f;
+            }
+            n += 1;
+        }
+        if n != 1 + INTEGER + CATEGORICAL {
             return Err(format!(
-                "{} tab-separated columns, expected {} (label, 13 integer, 26 categorical)",
-                fields.len(),
+                "{n} tab-separated columns, expected {} (label, 13 integer, 26 categorical)",
                 1 + INTEGER + CATEGORICAL
             ));
         }

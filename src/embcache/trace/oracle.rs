@@ -6,7 +6,7 @@
 use super::{io_err, Access};
 use crate::error::{Error, Result};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Bytes per record.
@@ -38,18 +38,15 @@ impl Record {
 
     /// Decodes a record.
     pub fn from_bytes(b: &[u8; RECORD_BYTES]) -> Self {
-        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u32_at = |i: usize| {
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&b[i..i + 4]);
+            u32::from_le_bytes(x)
+        };
         let u64_at = |i: usize| {
-            u64::from_le_bytes([
-                b[i],
-                b[i + 1],
-                b[i + 2],
-                b[i + 3],
-                b[i + 4],
-                b[i + 5],
-                b[i + 6],
-                b[i + 7],
-            ])
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(x)
         };
         Record {
             clock_time: u32_at(0),
@@ -108,7 +105,11 @@ impl SizeStats {
     }
 }
 
-/// Streaming reader of an oracleGeneral file (a 64 KiB buffer).
+/// Read buffer, bytes: a whole number of records (about 1 MiB), so records are decoded in place
+/// from the buffer (no copy) except where a short read splits one.
+const BUFFER_BYTES: usize = RECORD_BYTES * 43_690;
+
+/// Streaming reader of an oracleGeneral file (a 1 MiB buffer; records decoded in place).
 pub struct OracleReader {
     path: PathBuf,
     inner: BufReader<File>,
@@ -126,7 +127,7 @@ impl OracleReader {
         let f = File::open(path).map_err(|e| io_err(path, e))?;
         Ok(OracleReader {
             path: path.into(),
-            inner: BufReader::with_capacity(1 << 16, f),
+            inner: BufReader::with_capacity(BUFFER_BYTES, f),
             record: 0,
             done: false,
             sizes: SizeStats::default(),
@@ -138,14 +139,49 @@ impl OracleReader {
         self.sizes
     }
 
-    /// The next raw record.
+    /// The next access with the record's `next_access_vtime` (counting its object size).
+    ///
+    /// # Errors
+    /// As [`OracleReader::next_record`].
+    #[inline]
+    pub fn next_with_vtime(&mut self) -> Option<Result<(Access, i64)>> {
+        let r = self.next_record()?;
+        let sample = self.record - 1;
+        Some(r.map(|r| {
+            self.sizes.add(u64::from(r.obj_size));
+            (
+                Access {
+                    group: sample,
+                    table: 0,
+                    id: r.obj_id,
+                },
+                r.next_access_vtime,
+            )
+        }))
+    }
+
+    /// The next raw record: decoded straight from the read buffer when it holds a whole record
+    /// (the common case), else assembled from short reads.
     ///
     /// # Errors
     /// A truncated final record (naming its 1-based number) or a read error.
+    #[inline]
     pub fn next_record(&mut self) -> Option<Result<Record>> {
         if self.done {
             return None;
         }
+        if let Ok(buf) = self.inner.fill_buf() {
+            if let Some(b) = buf.first_chunk::<RECORD_BYTES>() {
+                let r = Record::from_bytes(b);
+                self.inner.consume(RECORD_BYTES);
+                self.record += 1;
+                return Some(Ok(r));
+            }
+        }
+        self.next_record_slow()
+    }
+
+    fn next_record_slow(&mut self) -> Option<Result<Record>> {
         let mut buf = [0u8; RECORD_BYTES];
         let mut got = 0;
         while got < RECORD_BYTES {
@@ -182,17 +218,9 @@ impl OracleReader {
 
 impl Iterator for OracleReader {
     type Item = Result<Access>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let r = self.next_record()?;
-        let sample = self.record - 1;
-        Some(r.map(|r| {
-            self.sizes.add(u64::from(r.obj_size));
-            Access {
-                group: sample,
-                table: 0,
-                id: r.obj_id,
-            }
-        }))
+        Some(self.next_with_vtime()?.map(|(a, _)| a))
     }
 }
 

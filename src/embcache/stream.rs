@@ -1,0 +1,1246 @@
+//! Streaming simulation: LRU, FIFO, LFU and Belady in one pass over a trace that is read (or
+//! generated) as it goes, with memory bounded by the number of distinct rows, not accesses.
+//!
+//! The in-memory path ([`super::simulate`] on a [`DenseTrace`](super::trace::DenseTrace)) keeps
+//! one `u32` per access and, per batch, the unique/miss/eviction counts (≈ 24 bytes per access
+//! with `--batch 1`). Here:
+//! - ids are remapped to dense rows by first appearance as they stream ([`Remap`]: a hash map,
+//!   or for a generated trace a flat array over its declared tables), so the dense rows, and with
+//!   them every tie-break, are those of the in-memory path;
+//! - the policies grow their per-row arrays as rows appear (`grow`);
+//! - per-batch counts are folded into sums as each batch ends ([`Tally`]), including the
+//!   on-demand pipeline times, in the same order as [`super::pipeline::Pipeline::times`] adds
+//!   them, so the results are bit-identical;
+//! - Belady needs each access's next use: an oracleGeneral file declares it
+//!   (`next_access_vtime`), which is used as is after checking, while streaming, that it agrees
+//!   with the trace (every reuse was announced, at a constant offset, and nothing else was); if
+//!   it does not, or for other formats, the next uses are computed with a spool: the dense rows
+//!   are written to an unnamed temporary file in the OS temp dir (4 bytes per access on disk,
+//!   removed by the OS when closed, even after a kill), rewritten in place into next uses by a
+//!   backward pass with one `u32` per row, and read forward next to a second pass over the source.
+//!
+//! State per distinct row: LRU 8 bytes, FIFO 1 (+ the ring, ≤ capacity), LFU 12, Belady 8
+//! (+ 8 while checking declared next uses), plus 4 for the batch stamp and the remap
+//! (a hash entry, ≈ 24–48 bytes, or 4 bytes per declared table row for a generated trace).
+
+use super::pipeline::{IterTimes, Pipeline};
+use super::policy::{fifo::Fifo, lfu::Lfu, lru::Lru, Policy, PolicyKind};
+use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access, FxMap};
+use super::trace::{ReadOptions, TraceFormat};
+use super::Metrics;
+use crate::error::{Error, Result};
+use std::collections::BinaryHeap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A trace that can be read more than once: a file, or a seeded generator (regenerated
+/// identically on every pass).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A trace file.
+    File {
+        /// Path.
+        path: PathBuf,
+        /// Format.
+        format: TraceFormat,
+        /// Format options (MovieLens order and lookups, libCacheSim CSV columns).
+        opts: ReadOptions,
+    },
+    /// The seeded Zipf generator.
+    Zipf(ZipfSpec),
+}
+
+impl Source {
+    /// Where the trace comes from, as [`super::trace::DenseTrace::source`] says it.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File { path, .. } => path.display().to_string(),
+            Source::Zipf(z) => z.describe(),
+        }
+    }
+
+    /// Whether `group` is an explicit batch number (CSV, Parquet) rather than a sample number.
+    pub fn has_batches(&self) -> bool {
+        match self {
+            Source::File { format, .. } => format.has_batches(),
+            Source::Zipf(_) => false,
+        }
+    }
+
+    /// Whether the format declares every access's next use (oracleGeneral).
+    pub fn declares_next_use(&self) -> bool {
+        matches!(
+            self,
+            Source::File {
+                format: TraceFormat::OracleGeneral,
+                ..
+            }
+        )
+    }
+
+    /// Calls `f` with every access, in order, and its declared next use (`next_access_vtime`
+    /// for oracleGeneral, −1 for the other formats); `f` returning false stops the pass early.
+    /// Returns what the reader had to ignore (object sizes), as
+    /// [`super::trace::DenseTrace::warnings`].
+    ///
+    /// # Errors
+    /// The first reader error; format options that do not apply to the format.
+    pub fn scan(&self, mut f: impl FnMut(Access, i64) -> bool) -> Result<Vec<String>> {
+        let (path, format, opts) = match self {
+            Source::Zipf(z) => {
+                for a in z.stream() {
+                    if !f(a?, -1) {
+                        break;
+                    }
+                }
+                return Ok(Vec::new());
+            }
+            Source::File { path, format, opts } => (path, *format, opts),
+        };
+        opts.check(format)?;
+        let mut run = |r: &mut dyn Iterator<Item = Result<Access>>| -> Result<()> {
+            for a in r {
+                if !f(a?, -1) {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        match format {
+            TraceFormat::OracleGeneral => {
+                let mut r = oracle::OracleReader::open(path)?;
+                while let Some(x) = r.next_with_vtime() {
+                    let (a, next) = x?;
+                    if !f(a, next) {
+                        break;
+                    }
+                }
+                Ok(r.sizes().warning().into_iter().collect())
+            }
+            TraceFormat::LcsCsv => {
+                let layout = opts.csv.clone().unwrap_or_default();
+                let mut r = lcs_csv::LcsCsvReader::open(path, layout)?;
+                run(&mut r)?;
+                Ok(r.sizes().warning().into_iter().collect())
+            }
+            TraceFormat::MovieLens => {
+                let mut r = movielens::open(
+                    path,
+                    opts.order.unwrap_or_default(),
+                    opts.lookups.unwrap_or_default(),
+                )?;
+                run(&mut r)?;
+                Ok(Vec::new())
+            }
+            _ => {
+                let mut r = trace::open(path, format)?;
+                run(&mut r)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The path, for error messages.
+    fn name(&self) -> String {
+        self.describe()
+    }
+}
+
+/// `(table, id)` → dense row, by first appearance.
+#[derive(Debug)]
+pub enum Remap {
+    /// Any ids: a hash map.
+    Hash(FxMap<(u32, u64), u32>),
+    /// Ids below known table sizes (a generated trace): a flat array, one `u32` per table row.
+    Flat {
+        /// First index of every table.
+        offsets: Vec<u64>,
+        /// Dense row of every table row, `u32::MAX` when not seen yet.
+        rows: Vec<u32>,
+    },
+}
+
+impl Remap {
+    /// The remap for `src`: flat over a generator's tables, hashed otherwise.
+    pub fn for_source(src: &Source) -> Self {
+        match src {
+            Source::Zipf(z) => {
+                let mut offsets = Vec::with_capacity(z.tables.len());
+                let mut total = 0u64;
+                for &n in &z.tables {
+                    offsets.push(total);
+                    total += n;
+                }
+                match usize::try_from(total) {
+                    Ok(n) if total < u64::from(u32::MAX) => Remap::Flat {
+                        offsets,
+                        rows: vec![u32::MAX; n],
+                    },
+                    _ => Remap::Hash(FxMap::default()),
+                }
+            }
+            Source::File { .. } => Remap::Hash(FxMap::default()),
+        }
+    }
+
+    /// The dense row of `(table, id)`, `next` (the number of rows so far) when new; the flag
+    /// says whether it is new.
+    #[inline]
+    pub fn row(&mut self, table: u32, id: u64, next: u32) -> (u32, bool) {
+        match self {
+            Remap::Hash(m) => {
+                let mut new = false;
+                let r = *m.entry((table, id)).or_insert_with(|| {
+                    new = true;
+                    next
+                });
+                (r, new)
+            }
+            Remap::Flat { offsets, rows } => {
+                let i = (offsets[table as usize] + id) as usize;
+                let r = &mut rows[i];
+                if *r == u32::MAX {
+                    *r = next;
+                    (next, true)
+                } else {
+                    (*r, false)
+                }
+            }
+        }
+    }
+}
+
+/// Batch boundaries from access groups, as [`super::trace::DenseTrace::from_stream`] draws them.
+#[derive(Debug, Clone, Copy)]
+struct Batcher {
+    batch: u64,
+    has_batches: bool,
+    cur: Option<u64>,
+}
+
+impl Batcher {
+    fn new(batch: u64, has_batches: bool) -> Self {
+        Batcher {
+            batch: batch.max(1),
+            has_batches,
+            cur: None,
+        }
+    }
+
+    /// Whether `group` starts a new batch.
+    #[inline]
+    fn starts(&mut self, group: u64) -> bool {
+        let b = if self.has_batches {
+            group
+        } else {
+            group / self.batch
+        };
+        if self.cur != Some(b) {
+            self.cur = Some(b);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-batch counts folded into sums as batches end (what [`super::BatchCounts`] holds per
+/// batch, and the on-demand pipeline times).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Accesses.
+    pub accesses: u64,
+    /// Hits.
+    pub hits: u64,
+    /// Batches.
+    pub batches: u64,
+    /// Σ unique rows per batch.
+    pub unique: u64,
+    /// Σ unique rows that missed per batch.
+    pub misses: u64,
+    /// Σ evictions per batch.
+    pub evictions: u64,
+    /// Largest unique misses of one batch.
+    pub max_misses: u32,
+    /// Σ over batches of the pipeline's iteration without a cache, s.
+    no_cache_sum_s: f64,
+    /// Σ over batches of the pipeline's on-demand iteration, s.
+    on_demand_sum_s: f64,
+    cur_unique: u32,
+    cur_misses: u32,
+    /// Accesses of the current batch so far, capped at 2.
+    cur_len: u8,
+    /// The current batch's first row.
+    first: u32,
+    ev0: u64,
+    /// Batch stamp of every row (the batch number + 1 of its last access; 0 = none).
+    seen: Vec<u32>,
+    stamp: u32,
+    /// Distinct rows.
+    pub rows: u32,
+}
+
+impl Tally {
+    fn end_batch(&mut self, evicted: u64, pipe: Option<&Pipeline>) {
+        if self.stamp == 0 {
+            return;
+        }
+        let (u, m) = (self.cur_unique, self.cur_misses);
+        self.batches += 1;
+        self.unique += u64::from(u);
+        self.misses += u64::from(m);
+        self.evictions += evicted - self.ev0;
+        self.max_misses = self.max_misses.max(m);
+        if let Some(p) = pipe {
+            // The same terms, added in the same order, as Pipeline::no_cache_s / on_demand_s.
+            self.no_cache_sum_s += p.busy_s() + 2.0 * p.xfer_s(u);
+            self.on_demand_sum_s += p.busy_s() + 2.0 * p.xfer_s(m);
+        }
+    }
+
+    fn start_batch(&mut self, evicted: u64) -> Result<()> {
+        if self.stamp == u32::MAX - 1 {
+            return Err(Error::range(
+                "--batch",
+                "a trace of 2^32 − 2 or more batches",
+                "fewer batches: a larger --batch",
+            ));
+        }
+        self.stamp += 1;
+        self.cur_len = 0;
+        self.cur_unique = 0;
+        self.cur_misses = 0;
+        self.ev0 = evicted;
+        Ok(())
+    }
+
+    #[inline]
+    fn count(&mut self, r: u32, hit: bool) {
+        self.accesses += 1;
+        self.hits += u64::from(hit);
+        // A batch's first access is unique without looking; its stamp is written only when a
+        // second access comes (so batches of one access, `--batch 1` on most formats, touch no
+        // per-row memory here).
+        if self.cur_len == 0 {
+            self.cur_len = 1;
+            self.first = r;
+            self.cur_unique = 1;
+            self.cur_misses = u32::from(!hit);
+            return;
+        }
+        if self.cur_len == 1 {
+            self.seen[self.first as usize] = self.stamp;
+            self.cur_len = 2;
+        }
+        let s = &mut self.seen[r as usize];
+        if *s != self.stamp {
+            *s = self.stamp;
+            self.cur_unique += 1;
+            self.cur_misses += u32::from(!hit);
+        }
+    }
+
+    /// On-demand iteration times, as [`Pipeline::times`] gives them for the same counts.
+    pub fn times(&self, p: &Pipeline) -> IterTimes {
+        let mean = |s: f64| {
+            if self.batches == 0 {
+                0.0
+            } else {
+                s / self.batches as f64
+            }
+        };
+        p.times_of(mean(self.no_cache_sum_s), mean(self.on_demand_sum_s))
+    }
+
+    /// Bytes held per distinct row by the tally (the batch stamps): what a test can bound.
+    pub fn state_bytes(&self) -> usize {
+        self.seen.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// A policy that grows with the rows it sees.
+trait Grow: Policy {
+    fn grow(&mut self, n_rows: usize);
+    fn go(&mut self, r: u32, _next: u64) -> bool {
+        self.access(r)
+    }
+}
+
+impl Grow for Lru {
+    fn grow(&mut self, n: usize) {
+        Lru::grow(self, n);
+    }
+}
+impl Grow for Fifo {
+    fn grow(&mut self, n: usize) {
+        Fifo::grow(self, n);
+    }
+}
+impl Grow for Lfu {
+    fn grow(&mut self, n: usize) {
+        Lfu::grow(self, n);
+    }
+}
+
+/// Belady/MIN driven by next uses given with each access (see [`super::policy::belady`]; the
+/// same rule and tie-break: a row never used again ranks above every position, later-first-seen
+/// rows first).
+#[derive(Debug, Clone)]
+pub struct StreamBelady {
+    cap: usize,
+    len: usize,
+    /// Key of each row's current heap entry (next use + 1, `u64::MAX` = never); 0 = not resident.
+    key: Vec<u64>,
+    heap: BinaryHeap<(u64, u32)>,
+    evicted: u64,
+}
+
+impl StreamBelady {
+    /// An empty cache of `capacity` rows.
+    pub fn new(capacity: usize) -> Self {
+        StreamBelady {
+            cap: capacity,
+            len: 0,
+            key: Vec::new(),
+            heap: BinaryHeap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Heap entries now (bounded by 4 × resident rows + 64 after every access).
+    pub fn heap_len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Serves one access whose next use has key `next` (position + 1, or `u64::MAX` for none).
+    #[inline]
+    pub fn access_next(&mut self, r: u32, next: u64) -> bool {
+        let hit = self.key[r as usize] != 0;
+        if hit {
+            self.key[r as usize] = next;
+            self.heap.push((next, r));
+            if self.heap.len() > 4 * self.len + 64 {
+                let key = &self.key;
+                let v: Vec<(u64, u32)> = std::mem::take(&mut self.heap)
+                    .into_vec()
+                    .into_iter()
+                    .filter(|&(k, v)| key[v as usize] == k)
+                    .collect();
+                self.heap = BinaryHeap::from(v);
+            }
+            return true;
+        }
+        if self.cap == 0 {
+            return false;
+        }
+        if self.len == self.cap {
+            while let Some((k, v)) = self.heap.pop() {
+                if self.key[v as usize] == k {
+                    self.key[v as usize] = 0;
+                    self.len -= 1;
+                    self.evicted += 1;
+                    break;
+                }
+            }
+        }
+        self.key[r as usize] = next;
+        self.heap.push((next, r));
+        self.len += 1;
+        false
+    }
+}
+
+impl Policy for StreamBelady {
+    fn name(&self) -> &'static str {
+        "belady"
+    }
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn contains(&self, row: u32) -> bool {
+        self.key.get(row as usize).is_some_and(|&k| k != 0)
+    }
+    fn access(&mut self, _: u32) -> bool {
+        unreachable!("StreamBelady needs the next use: access_next")
+    }
+    fn evicted(&self) -> u64 {
+        self.evicted
+    }
+    fn resident(&self) -> Vec<u32> {
+        (0..self.key.len() as u32)
+            .filter(|&r| self.key[r as usize] != 0)
+            .collect()
+    }
+}
+
+impl Grow for StreamBelady {
+    fn grow(&mut self, n: usize) {
+        if n > self.key.len() {
+            self.key.resize(n, 0);
+        }
+    }
+    #[inline]
+    fn go(&mut self, r: u32, next: u64) -> bool {
+        self.access_next(r, next)
+    }
+}
+
+/// One streaming pass's result.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// Counts.
+    pub tally: Tally,
+    /// What the reader ignored.
+    pub warnings: Vec<String>,
+    /// Seconds the pass took (reading, remapping and the policy).
+    pub sim_s: f64,
+}
+
+/// Where a pass gets each access's next-use key from.
+enum NextUse<'a> {
+    /// Not needed.
+    None,
+    /// The declared `next_access_vtime`, checked as the pass goes.
+    Declared(&'a mut Check),
+    /// Read from the spool (next positions in trace order, `u32::MAX` = none).
+    Spool(std::io::BufReader<&'a std::fs::File>),
+}
+
+/// Checks that declared next uses agree with the trace: every reuse was announced at the same
+/// offset from its position, and the number of announced reuses equals the number of reuses.
+#[derive(Debug, Default)]
+struct Check {
+    /// Declared next use of every row's last access (`i64::MIN` = never).
+    declared: Vec<i64>,
+    offset: Option<i64>,
+    announced: u64,
+    reuses: u64,
+    ok: bool,
+}
+
+impl Check {
+    /// The key of an access of `r` at position `t` declaring `next`; false in `ok` once the
+    /// declarations disagree with the trace.
+    #[inline]
+    fn key(&mut self, r: u32, new: bool, t: u64, next: i64) -> u64 {
+        let r = r as usize;
+        if new {
+            self.declared.push(i64::MIN);
+        } else {
+            self.reuses += 1;
+            let d = self.declared[r];
+            let off = d.wrapping_sub(t as i64);
+            match self.offset {
+                _ if d == i64::MIN => self.ok = false,
+                None => self.offset = Some(off),
+                Some(o) if o != off => self.ok = false,
+                Some(_) => {}
+            }
+        }
+        if (0..i64::MAX).contains(&next) {
+            self.announced += 1;
+            self.declared[r] = next;
+            next as u64 + 1
+        } else {
+            self.declared[r] = i64::MIN;
+            u64::MAX
+        }
+    }
+}
+
+/// One access as the reading thread hands it to the simulating one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Item {
+    row: u32,
+    /// [`NEW_ROW`] | [`NEW_BATCH`].
+    flags: u32,
+    /// Next-use key (Belady), 0 otherwise.
+    key: u64,
+}
+
+/// The access's row appears for the first time.
+const NEW_ROW: u32 = 1;
+/// The access starts a batch.
+const NEW_BATCH: u32 = 2;
+/// Accesses per hand-over between the threads.
+const ITEMS: usize = 1 << 14;
+
+/// One pass: a reading thread decodes, remaps and finds batch starts and next uses while this
+/// thread runs the policy and the tally (two cores: the remap's hash probes and the policy's
+/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart.
+fn pass<P: Grow>(
+    src: &Source,
+    batch: u64,
+    p: &mut P,
+    pipe: Option<&Pipeline>,
+    mut next: NextUse<'_>,
+) -> Result<Pass> {
+    use std::sync::mpsc::{channel, sync_channel};
+    let start = Instant::now();
+    let name = src.name();
+    let mut tally = Tally::default();
+    let mut err: Option<Error> = None;
+    let warnings = std::thread::scope(|scope| -> Result<Vec<String>> {
+        let (tx, rx) = sync_channel::<Vec<Item>>(4);
+        let (back_tx, back_rx) = channel::<Vec<Item>>();
+        let name = &name;
+        let reader = scope.spawn(move || -> Result<Vec<String>> {
+            let mut remap = Remap::for_source(src);
+            let mut batcher = Batcher::new(batch, src.has_batches());
+            let (mut rows, mut t) = (0u32, 0u64);
+            let mut buf = Vec::with_capacity(ITEMS);
+            let mut err = None;
+            let mut closed = false;
+            let warnings = src.scan(|a, declared| {
+                let mut flags = 0;
+                if batcher.starts(a.group) {
+                    flags |= NEW_BATCH;
+                }
+                let (r, new) = remap.row(a.table, a.id, rows);
+                if new {
+                    if rows == u32::MAX - 1 {
+                        err = Some(Error::parse(name, None, "more than 2^32 − 2 distinct ids"));
+                        return false;
+                    }
+                    rows += 1;
+                    flags |= NEW_ROW;
+                }
+                let key = match &mut next {
+                    NextUse::None => 0,
+                    NextUse::Declared(c) => {
+                        let k = c.key(r, new, t, declared);
+                        if !c.ok {
+                            return false;
+                        }
+                        k
+                    }
+                    NextUse::Spool(f) => {
+                        let mut b = [0u8; 4];
+                        if let Err(e) = f.read_exact(&mut b) {
+                            err = Some(Error::parse(name, None, format!("spool read: {e}")));
+                            return false;
+                        }
+                        match u32::from_le_bytes(b) {
+                            u32::MAX => u64::MAX,
+                            n => u64::from(n) + 1,
+                        }
+                    }
+                };
+                t += 1;
+                buf.push(Item { row: r, flags, key });
+                if buf.len() == ITEMS {
+                    let fresh = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
+                    if tx.send(std::mem::replace(&mut buf, fresh)).is_err() {
+                        closed = true;
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if !buf.is_empty() && !closed {
+                let _ = tx.send(buf);
+            }
+            Ok(warnings)
+        });
+        'chunks: for mut chunk in rx.iter() {
+            for it in &chunk {
+                if it.flags & NEW_BATCH != 0 {
+                    tally.end_batch(p.evicted(), pipe);
+                    if let Err(e) = tally.start_batch(p.evicted()) {
+                        err = Some(e);
+                        break 'chunks;
+                    }
+                }
+                if it.flags & NEW_ROW != 0 {
+                    tally.rows += 1;
+                    tally.seen.push(0);
+                    p.grow(tally.rows as usize);
+                }
+                let hit = p.go(it.row, it.key);
+                tally.count(it.row, hit);
+            }
+            chunk.clear();
+            let _ = back_tx.send(chunk);
+        }
+        drop(rx);
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::parse(name, None, "the reading thread panicked")))
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let warnings = warnings?;
+    tally.end_batch(p.evicted(), pipe);
+    if tally.accesses == 0 {
+        return Err(Error::parse(&name, None, "empty trace: no accesses"));
+    }
+    Ok(Pass {
+        tally,
+        warnings,
+        sim_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Counts the accesses and distinct rows of `src` (one pass, no policy).
+///
+/// # Errors
+/// The first reader error; an empty trace.
+pub fn count(src: &Source) -> Result<(u64, u64)> {
+    let mut remap = Remap::for_source(src);
+    let (mut n, mut rows) = (0u64, 0u32);
+    src.scan(|a, _| {
+        n += 1;
+        let (_, new) = remap.row(a.table, a.id, rows);
+        rows += u32::from(new);
+        true
+    })?;
+    if n == 0 {
+        return Err(Error::parse(src.name(), None, "empty trace: no accesses"));
+    }
+    Ok((n, u64::from(rows)))
+}
+
+/// Whether [`simulate`] streams `kind` (the offline policies static top-k and lookahead need
+/// the whole trace in memory).
+pub fn streams(kind: PolicyKind) -> bool {
+    matches!(
+        kind,
+        PolicyKind::Lru | PolicyKind::Fifo | PolicyKind::Lfu | PolicyKind::Belady
+    )
+}
+
+/// Simulates `kind` with `cache_rows` on `src` in bounded memory; the metrics equal
+/// [`super::simulate`]'s on the same trace (but `sim_s`, which here includes reading), and with
+/// `pipe` so do the on-demand iteration times. `batch` is in samples (ignored by formats with a
+/// batch column).
+///
+/// # Errors
+/// A capacity of 0; a policy that does not stream (see [`streams`]); reader errors; an empty
+/// trace.
+pub fn simulate(
+    src: &Source,
+    batch: u64,
+    kind: PolicyKind,
+    cache_rows: usize,
+    pipe: Option<&Pipeline>,
+) -> Result<(Metrics, Pass)> {
+    if cache_rows == 0 {
+        return Err(Error::range("cache", 0, "≥ 1 row"));
+    }
+    let ps = match kind {
+        PolicyKind::Lru => pass(
+            src,
+            batch,
+            &mut Lru::new(cache_rows, 0),
+            pipe,
+            NextUse::None,
+        )?,
+        PolicyKind::Fifo => pass(
+            src,
+            batch,
+            &mut Fifo::new(cache_rows, 0),
+            pipe,
+            NextUse::None,
+        )?,
+        PolicyKind::Lfu => pass(
+            src,
+            batch,
+            &mut Lfu::new(cache_rows, 0),
+            pipe,
+            NextUse::None,
+        )?,
+        PolicyKind::Belady => belady(src, batch, cache_rows, pipe)?,
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "{} does not stream: it needs the whole trace in memory",
+                kind.name()
+            )))
+        }
+    };
+    let t = &ps.tally;
+    let m = super::metrics_of(
+        kind,
+        cache_rows,
+        t.rows as usize,
+        super::Totals {
+            accesses: t.accesses,
+            hits: t.hits,
+            batches: t.batches,
+            unique: t.unique,
+            misses: t.misses,
+            evictions: t.evictions,
+            max_misses: t.max_misses,
+        },
+        ps.sim_s,
+    );
+    Ok((m, ps))
+}
+
+fn belady(src: &Source, batch: u64, cap: usize, pipe: Option<&Pipeline>) -> Result<Pass> {
+    if src.declares_next_use() {
+        let start = Instant::now();
+        let mut check = Check {
+            ok: true,
+            ..Default::default()
+        };
+        let mut p = StreamBelady::new(cap);
+        let r = pass(src, batch, &mut p, pipe, NextUse::Declared(&mut check))?;
+        if check.ok && check.announced == check.reuses {
+            return Ok(Pass {
+                sim_s: start.elapsed().as_secs_f64(),
+                ..r
+            });
+        }
+    }
+    let start = Instant::now();
+    let spool = spool_next_uses(src)?;
+    let mut p = StreamBelady::new(cap);
+    let r = pass(
+        src,
+        batch,
+        &mut p,
+        pipe,
+        NextUse::Spool(std::io::BufReader::with_capacity(1 << 20, &spool)),
+    )?;
+    Ok(Pass {
+        sim_s: start.elapsed().as_secs_f64(),
+        ..r
+    })
+}
+
+/// Accesses per spool chunk in the backward pass.
+const CHUNK: usize = 1 << 20;
+
+/// Writes every access's next position (`u32::MAX` = none) to an unnamed temporary file, in
+/// trace order: the dense rows forward, then a backward pass rewriting them in place.
+fn spool_next_uses(src: &Source) -> Result<std::fs::File> {
+    let name = src.name();
+    let io = |e: std::io::Error| Error::parse(&name, None, format!("temporary spool file: {e}"));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut remap = Remap::for_source(src);
+    let (mut n, mut rows) = (0u64, 0u32);
+    let mut err = None;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+        src.scan(|a, _| {
+            if n >= u64::from(u32::MAX) {
+                err = Some(Error::parse(
+                    &name,
+                    None,
+                    "Belady on a trace of 2^32 − 1 or more accesses without declared next uses; split it",
+                ));
+                return false;
+            }
+            let (r, new) = remap.row(a.table, a.id, rows);
+            rows += u32::from(new);
+            n += 1;
+            if let Err(e) = w.write_all(&r.to_le_bytes()) {
+                err = Some(io(e));
+                return false;
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        w.flush().map_err(io)?;
+    }
+    drop(remap);
+    let mut last = vec![u32::MAX; rows as usize];
+    let mut buf = vec![0u8; CHUNK * 4];
+    let mut end = n;
+    while end > 0 {
+        let begin = end.saturating_sub(CHUNK as u64);
+        let len = ((end - begin) * 4) as usize;
+        let b = &mut buf[..len];
+        file.seek(SeekFrom::Start(begin * 4)).map_err(io)?;
+        file.read_exact(b).map_err(io)?;
+        for (i, c) in b.chunks_exact_mut(4).enumerate().rev() {
+            let t = (begin + i as u64) as u32;
+            let r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+            c.copy_from_slice(&last[r].to_le_bytes());
+            last[r] = t;
+        }
+        file.seek(SeekFrom::Start(begin * 4)).map_err(io)?;
+        file.write_all(b).map_err(io)?;
+        end = begin;
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::trace::{oracle::Record, writer, DenseTrace};
+    use super::*;
+
+    /// The metrics with the wall-clock fields cleared (they differ between any two runs).
+    fn timeless(mut m: Metrics) -> Metrics {
+        m.sim_s = None;
+        m.sim_requests_per_s = None;
+        m
+    }
+
+    const KINDS: [PolicyKind; 4] = [
+        PolicyKind::Lru,
+        PolicyKind::Fifo,
+        PolicyKind::Lfu,
+        PolicyKind::Belady,
+    ];
+
+    /// Streaming equals in-memory, bit for bit (metrics and on-demand times), for every streaming
+    /// policy, several caches (below, at and above the unique rows) and batch sizes.
+    fn assert_same(src: &Source, load: impl Fn(u64) -> DenseTrace) {
+        let pipe = Pipeline::new(1e-3, 256.0, 1e9, 2e-6).unwrap();
+        for batch in [1, 7, 64] {
+            let t = load(batch);
+            let n = t.n_rows();
+            for kind in KINDS {
+                for cap in [1, 3, n / 10 + 1, n / 2, n, n + 5] {
+                    let (m0, bc) = super::super::simulate(&t, kind, cap).unwrap();
+                    let (m1, ps) = simulate(src, batch, kind, cap, Some(&pipe)).unwrap();
+                    let what = format!("{} cap {cap} batch {batch} on {}", kind.name(), t.source);
+                    assert_eq!(timeless(m0), timeless(m1), "{what}");
+                    assert_eq!(pipe.times(&bc, false), ps.tally.times(&pipe), "{what}");
+                    assert_eq!(ps.warnings, t.warnings, "{what}");
+                }
+            }
+        }
+    }
+
+    fn zipf() -> ZipfSpec {
+        ZipfSpec::new(0.9, vec![300, 40], 6000, 11).unwrap()
+    }
+
+    #[test]
+    fn generated_trace_streams_like_the_dense_trace() {
+        let z = zipf();
+        let src = Source::Zipf(z.clone());
+        assert_same(&src, |b| {
+            DenseTrace::from_stream(z.stream(), b, false, &z.describe()).unwrap()
+        });
+    }
+
+    #[test]
+    fn files_stream_like_the_dense_trace() {
+        let z = ZipfSpec::new(0.9, vec![500], 5000, 3).unwrap();
+        let t = DenseTrace::from_stream(z.stream(), 1, false, "z").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        for (name, fmt) in [
+            ("t.txt", TraceFormat::Text),
+            ("t.csv", TraceFormat::Csv),
+            ("t.oracleGeneral", TraceFormat::OracleGeneral),
+        ] {
+            let path = d.path().join(name);
+            writer::write(&t, fmt, &path).unwrap();
+            let src = Source::File {
+                path: path.clone(),
+                format: fmt,
+                opts: ReadOptions::default(),
+            };
+            assert_same(&src, |b| DenseTrace::load(&path, fmt, b).unwrap());
+        }
+    }
+
+    /// An oracleGeneral file whose `next_access_vtime`s are wrong (here: all −1, or shifted
+    /// for one record) gives Belady's true result: the check catches it and the spool is used.
+    #[test]
+    fn wrong_declared_next_uses_fall_back_to_the_spool() {
+        let z = ZipfSpec::new(1.0, vec![200], 3000, 5).unwrap();
+        let t = DenseTrace::from_stream(z.stream(), 1, false, "z").unwrap();
+        let next = t.next_use();
+        let d = tempfile::tempdir().unwrap();
+        let ids: Vec<u64> = t.accesses().map(|a| a.id).collect();
+        for (name, edit) in [
+            ("none.oracleGeneral", None),
+            ("shifted.oracleGeneral", Some(100usize)),
+            ("offset.oracleGeneral", Some(usize::MAX)),
+        ] {
+            let mut bytes = Vec::new();
+            for (i, &id) in ids.iter().enumerate() {
+                let n = if next[i] == u32::MAX {
+                    -1
+                } else {
+                    i64::from(next[i])
+                };
+                let declared = match edit {
+                    None => -1,
+                    Some(usize::MAX) if n >= 0 => n + 10, // a constant offset: still right
+                    Some(k) if k == i && n >= 0 => n + 1,
+                    _ => n,
+                };
+                bytes.extend_from_slice(
+                    &Record {
+                        clock_time: i as u32,
+                        obj_id: id,
+                        obj_size: 1,
+                        next_access_vtime: declared,
+                    }
+                    .to_bytes(),
+                );
+            }
+            let path = d.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let src = Source::File {
+                path: path.clone(),
+                format: TraceFormat::OracleGeneral,
+                opts: ReadOptions::default(),
+            };
+            for cap in [5, 20, 60] {
+                let (m0, _) = super::super::simulate(&t, PolicyKind::Belady, cap).unwrap();
+                let (m1, _) = simulate(&src, 1, PolicyKind::Belady, cap, None).unwrap();
+                assert_eq!(m0.hits, m1.hits, "{name} cap {cap}");
+                assert_eq!(timeless(m0), timeless(m1), "{name} cap {cap}");
+            }
+        }
+    }
+
+    /// A pass over N accesses of U distinct ids keeps O(U) state: the remap, the batch stamps
+    /// and the policy's per-row arrays have U entries (N = 200 000, U ≤ 1000), Belady's heap
+    /// stays within 4 × its capacity + 64, and nothing grows with N.
+    #[test]
+    fn state_is_bounded_by_the_distinct_rows() {
+        let z = ZipfSpec::new(0.8, vec![1000], 200_000, 9).unwrap();
+        let src = Source::Zipf(z);
+        let mut remap = Remap::for_source(&src);
+        let mut n = 0u32;
+        src.scan(|a, _| {
+            n += u32::from(remap.row(a.table, a.id, n).1);
+            true
+        })
+        .unwrap();
+        let u = n as usize;
+        assert!(u <= 1000 && u > 500, "{u}");
+        let mut p = StreamBelady::new(50);
+        let mut check = Check::default();
+        let spool = spool_next_uses(&src).unwrap();
+        assert_eq!(spool.metadata().unwrap().len(), 4 * 200_000);
+        let r = pass(
+            &src,
+            1,
+            &mut p,
+            None,
+            NextUse::Spool(std::io::BufReader::new(&spool)),
+        )
+        .unwrap();
+        assert_eq!(r.tally.accesses, 200_000);
+        assert_eq!(r.tally.rows as usize, u);
+        assert_eq!(r.tally.seen.len(), u);
+        assert_eq!(p.key.len(), u);
+        assert!(p.heap_len() <= 4 * 50 + 64, "{}", p.heap_len());
+        assert_eq!(p.len(), 50);
+        let mut lru = Lru::new(50, 0);
+        let r = pass(&src, 1, &mut lru, None, NextUse::None).unwrap();
+        assert_eq!(r.tally.seen.len(), u);
+        assert_eq!(lru.len(), 50);
+        // The declared-next check keeps one i64 per row.
+        let k = check.key(0, true, 0, 5);
+        assert_eq!((k, check.declared.len()), (6, 1));
+    }
+
+    /// `trace-gen`'s streaming writer writes the bytes of the in-memory writer; a trace of two
+    /// tables in a one-table format is left to the in-memory writer (which words the error).
+    #[test]
+    fn streamed_files_equal_the_in_memory_writer() {
+        let d = tempfile::tempdir().unwrap();
+        for (z, batch) in [
+            (ZipfSpec::new(1.1, vec![400], 3000, 4).unwrap(), 1),
+            (ZipfSpec::new(1.1, vec![400], 3000, 4).unwrap(), 16),
+            (zipf(), 5),
+        ] {
+            let src = Source::Zipf(z.clone());
+            let t = DenseTrace::from_stream(z.stream(), batch, false, "z").unwrap();
+            for fmt in [
+                TraceFormat::Text,
+                TraceFormat::Csv,
+                TraceFormat::OracleGeneral,
+                TraceFormat::LcsCsv,
+            ] {
+                let path = d.path().join("out");
+                let _ = std::fs::remove_file(&path);
+                let w = write_trace(&src, batch, fmt, &path).unwrap();
+                match writer::encode(&t, fmt) {
+                    Ok(bytes) => {
+                        let w = w.unwrap();
+                        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{fmt:?}");
+                        assert_eq!(
+                            (w.accesses, w.rows, w.batches),
+                            (t.len() as u64, t.n_rows() as u64, t.n_batches() as u64)
+                        );
+                    }
+                    Err(_) => assert!(w.is_none() && !path.exists(), "{fmt:?}"),
+                }
+            }
+        }
+    }
+
+    fn grown_hits<P: Grow>(mut p: P, rows: &[u32]) -> Vec<bool> {
+        let mut seen = 0;
+        rows.iter()
+            .map(|&r| {
+                if r as usize >= seen {
+                    seen = r as usize + 1;
+                    p.grow(seen);
+                }
+                p.access(r)
+            })
+            .collect()
+    }
+
+    fn hits(mut p: impl Policy, rows: &[u32]) -> Vec<bool> {
+        rows.iter().map(|&r| p.access(r)).collect()
+    }
+
+    /// Growing one row at a time, as the stream does, gives the hits of a cache sized for every
+    /// row from the start.
+    #[test]
+    fn lru_fifo_lfu_grow_keeps_their_state() {
+        let rows = [0u32, 1, 0, 2, 3, 1, 4, 0, 5, 2, 6, 0, 1, 3, 3, 6, 5];
+        let n = 7;
+        for cap in 1..=8 {
+            assert_eq!(
+                grown_hits(Lru::new(cap, 0), &rows),
+                hits(Lru::new(cap, n), &rows),
+                "lru {cap}"
+            );
+            assert_eq!(
+                grown_hits(Fifo::new(cap, 0), &rows),
+                hits(Fifo::new(cap, n), &rows),
+                "fifo {cap}"
+            );
+            assert_eq!(
+                grown_hits(Lfu::new(cap, 0), &rows),
+                hits(Lfu::new(cap, n), &rows),
+                "lfu {cap}"
+            );
+        }
+    }
+}
+
+/// What [`write_trace`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Accesses.
+    pub accesses: u64,
+    /// Distinct rows.
+    pub rows: u64,
+    /// Batches.
+    pub batches: u64,
+}
+
+/// Writes `src` as `format` to `path` in one streaming pass (oracleGeneral: two, its next uses
+/// from the spool), with the bytes [`super::trace::writer::write`] would write for the loaded
+/// trace. `None` (nothing written) for the formats that need the whole trace (Criteo, MovieLens,
+/// Parquet) and for a trace of several tables in a one-table format: the caller uses the
+/// in-memory writer, which also words that error.
+///
+/// # Errors
+/// Reader and I/O errors; an empty trace.
+pub fn write_trace(
+    src: &Source,
+    batch: u64,
+    format: TraceFormat,
+    path: &std::path::Path,
+) -> Result<Option<Written>> {
+    use crate::report::files::AtomicFile;
+    if !matches!(
+        format,
+        TraceFormat::Text | TraceFormat::Csv | TraceFormat::OracleGeneral | TraceFormat::LcsCsv
+    ) {
+        return Ok(None);
+    }
+    let spool = if format == TraceFormat::OracleGeneral {
+        Some(spool_next_uses(src)?)
+    } else {
+        None
+    };
+    let mut next = spool
+        .as_ref()
+        .map(|f| std::io::BufReader::with_capacity(1 << 20, f));
+    let mut out = AtomicFile::create(path)?;
+    let name = src.name();
+    let mut err: Option<Error> = None;
+    let mut several_tables = false;
+    let mut remap = Remap::for_source(src);
+    let mut batcher = Batcher::new(batch, src.has_batches());
+    let (mut n, mut rows, mut b) = (0u64, 0u32, 0u64);
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+        let io = |e: std::io::Error| Error::io(path, e);
+        let header = match format {
+            TraceFormat::Csv => Some(format!("{}\n", trace::csv::HEADER)),
+            TraceFormat::LcsCsv => Some("time,obj_id,obj_size\n".to_string()),
+            _ => None,
+        };
+        if let Some(h) = header {
+            w.write_all(h.as_bytes()).map_err(io)?;
+        }
+        src.scan(|a, _| {
+            if a.table != 0 && format != TraceFormat::Csv {
+                several_tables = true;
+                return false;
+            }
+            if batcher.starts(a.group) {
+                b += 1;
+            }
+            let g = b - 1;
+            let (_, new) = remap.row(a.table, a.id, rows);
+            rows += u32::from(new);
+            let r = match format {
+                TraceFormat::Text => writeln!(w, "{}", a.id),
+                TraceFormat::Csv => writeln!(w, "{g},{},{}", a.table, a.id),
+                TraceFormat::LcsCsv => writeln!(w, "{g},{},1", a.id),
+                _ => {
+                    let mut x = [0u8; 4];
+                    let nx = match next.as_mut().map(|f| f.read_exact(&mut x)) {
+                        Some(Ok(())) => u32::from_le_bytes(x),
+                        Some(Err(e)) => {
+                            err = Some(Error::parse(&name, None, format!("spool read: {e}")));
+                            return false;
+                        }
+                        None => u32::MAX,
+                    };
+                    let rec = oracle::Record {
+                        clock_time: g as u32,
+                        obj_id: a.id,
+                        obj_size: 1,
+                        next_access_vtime: if nx == u32::MAX { -1 } else { i64::from(nx) },
+                    };
+                    w.write_all(&rec.to_bytes())
+                }
+            };
+            if let Err(e) = r {
+                err = Some(io(e));
+                return false;
+            }
+            n += 1;
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if several_tables {
+            return Ok(None);
+        }
+        if n == 0 {
+            return Err(Error::parse(&name, None, "empty trace: no accesses"));
+        }
+        w.flush().map_err(io)?;
+    }
+    out.commit()?;
+    Ok(Some(Written {
+        accesses: n,
+        rows: u64::from(rows),
+        batches: b,
+    }))
+}
