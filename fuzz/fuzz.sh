@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs perfcast's libFuzzer targets on the STABLE toolchain (no cargo-fuzz, no nightly):
 # the fuzz crate is built by plain cargo with the coverage instrumentation cargo-fuzz would add
-# (SanitizerCoverage through `-Cpasses=sancov-module`, stable codegen options) and without a
-# sanitizer; overflow checks and debug assertions come from the `fuzz` profile in Cargo.toml.
+# (SanitizerCoverage through `-Cpasses=sancov-module`, stable codegen options; on perfcast's own
+# crates, see rustc-sancov.sh) and without a sanitizer; overflow checks and debug assertions come
+# from the `fuzz` profile in Cargo.toml.
 #
 #   fuzz/fuzz.sh build                      # build every target
 #   fuzz/fuzz.sh run TARGET SECONDS [ARGS]  # fuzz one target from its committed seed corpus
@@ -19,11 +20,18 @@ triple="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/../target}"
 target_dir="$CARGO_TARGET_DIR"
 bin_dir="$target_dir/$triple/fuzz"
-export RUSTFLAGS="${RUSTFLAGS:-} -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
--Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
+# Coverage instrumentation for perfcast's crates only (rustc-sancov.sh); `--cfg fuzzing` for all.
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg fuzzing"
+export RUSTC_WRAPPER="$here/rustc-sancov.sh"
 
 build() {
+  # clippy-driver compiles the fuzz crate itself (cargo clippy's own mechanism), so the targets
+  # are linted (`#![deny(warnings)]` in each) by the build that makes them, at no extra cost.
+  local clippy
+  clippy="$(command -v clippy-driver || true)"
+  if [[ -n "$clippy" ]]; then
+    export RUSTC_WORKSPACE_WRAPPER="$clippy"
+  fi
   # --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz does).
   cargo build --locked --profile fuzz --target "$triple" --bins
 }

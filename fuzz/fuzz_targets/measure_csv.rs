@@ -2,6 +2,7 @@
 //! one-line error or read as rows; every row read, written and read again comes back equal
 //! (`value` and `spread` to the writer's precision), and a second write is byte-identical.
 #![no_main]
+#![deny(warnings)]
 
 use libfuzzer_sys::fuzz_target;
 use perfcast_measure::{Reader, Row, Writer};
@@ -32,7 +33,8 @@ fn read_all(bytes: &[u8]) -> Result<Vec<Row>, String> {
 fn write_all(rows: &[Row]) -> Vec<u8> {
     let mut w = Writer::new(Vec::new()).expect("writing to memory");
     for r in rows {
-        w.write(r).expect("a row the reader accepted can be written");
+        w.write(r)
+            .expect("a row the reader accepted can be written");
     }
     w.into_inner().expect("flush to memory")
 }
@@ -60,7 +62,11 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&first)
         )
     });
-    assert_eq!(back.len(), rows.len(), "row count changed in the round trip");
+    assert_eq!(
+        back.len(),
+        rows.len(),
+        "row count changed in the round trip"
+    );
     for (a, b) in rows.iter().zip(&back) {
         let mut b2 = b.clone();
         assert!(

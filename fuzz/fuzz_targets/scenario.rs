@@ -5,6 +5,7 @@
 //! points, each holding every fixed and swept key with the axis value in place; no scenario
 //! over the point limit is accepted; an accepted study reports as many points as its grid.
 #![no_main]
+#![deny(warnings)]
 
 use libfuzzer_sys::fuzz_target;
 use perfcast::catalog::Catalog;
@@ -31,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
         let n = spec.len();
         let product: usize = spec.axes.iter().map(|(_, v)| v.len()).product();
         assert_eq!(n, product);
-        assert!(n >= 1 && n as u64 <= MAX_POINTS, "grid of {n} points accepted");
+        assert!(
+            n >= 1 && n as u64 <= MAX_POINTS,
+            "grid of {n} points accepted"
+        );
         let grid = spec.grid();
         assert_eq!(grid.len(), n, "grid length vs len()");
         // The last axis varies fastest; each point holds the fixed keys and one value per axis.
@@ -39,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
         for (key, values) in &spec.axes {
             stride /= values.len();
             for (i, p) in grid.iter().enumerate() {
-                assert_eq!(p.get(key), Some(&values[(i / stride) % values.len()]), "{key}");
+                assert_eq!(
+                    p.get(key),
+                    Some(&values[(i / stride) % values.len()]),
+                    "{key}"
+                );
             }
         }
         for p in &grid {

@@ -10,6 +10,7 @@
 //! FIFO and LFU, LRU matches the stack-distance curve exactly and is monotone in the size;
 //! the boxed policies under the invariant-checking wrapper agree with the simulator.
 #![no_main]
+#![deny(warnings)]
 
 use libfuzzer_sys::fuzz_target;
 use perfcast::embcache::policy::{self, checked::Checked, Policy, PolicyKind};
@@ -35,10 +36,16 @@ fn one_line(e: &dyn std::fmt::Display) {
 fn check_dense(t: &DenseTrace) {
     let n = t.n_rows();
     assert!(!t.is_empty());
-    assert!(t.rows.iter().all(|&r| (r as usize) < n), "row index out of range");
+    assert!(
+        t.rows.iter().all(|&r| (r as usize) < n),
+        "row index out of range"
+    );
     assert_eq!(*t.batch_starts.first().unwrap(), 0);
     assert_eq!(*t.batch_starts.last().unwrap(), t.len());
-    assert!(t.batch_starts.windows(2).all(|w| w[0] < w[1]), "empty or unordered batch");
+    assert!(
+        t.batch_starts.windows(2).all(|w| w[0] < w[1]),
+        "empty or unordered batch"
+    );
     let distinct: HashSet<_> = t.keys.iter().collect();
     assert_eq!(distinct.len(), n, "duplicate keys");
     // Rows are numbered by first appearance.
@@ -72,13 +79,17 @@ fn run_policies(t: &DenseTrace, size_byte: u8) {
         PolicyKind::Lookahead { window },
     ];
     let c0 = 1 + usize::from(size_byte & 0x3f) % n.max(1);
-    for c in [1, c0, n / 2 + 1, n, n + 1] {
+    for c in [1, c0, n + 1] {
         let mut hits = Vec::new();
         for &k in &kinds {
             let (m, bc) = match simulate(t, k, c) {
                 Ok(x) => x,
                 Err(e) => {
-                    assert!(matches!(k, PolicyKind::Lookahead { .. }), "{}: {e}", k.name());
+                    assert!(
+                        matches!(k, PolicyKind::Lookahead { .. }),
+                        "{}: {e}",
+                        k.name()
+                    );
                     one_line(&e);
                     continue;
                 }
@@ -88,12 +99,19 @@ fn run_policies(t: &DenseTrace, size_byte: u8) {
             assert_eq!(bc.unique.len(), t.n_batches());
             let bu: u64 = bc.unique.iter().map(|&x| u64::from(x)).sum();
             let bm: u64 = bc.misses.iter().map(|&x| u64::from(x)).sum();
-            assert!(bm <= bu && bm <= m.misses, "{} c={c}: batch misses", k.name());
+            assert!(
+                bm <= bu && bm <= m.misses,
+                "{} c={c}: batch misses",
+                k.name()
+            );
             assert!(m.misses >= n as u64 || k.name() == "static-topk" || k.name() == "lookahead");
-            // The boxed policy under the invariant checker agrees with the simulator.
-            let mut p = Checked::new(policy::build(k, c, t).expect("simulate accepted it"));
-            let h: u64 = t.rows.iter().map(|&r| u64::from(p.access(r))).sum();
-            assert_eq!(h, m.hits, "{} c={c}: boxed vs simulate", k.name());
+            // The boxed policy under the invariant checker (O(capacity) per access: one size)
+            // agrees with the simulator.
+            if c == c0 {
+                let mut p = Checked::new(policy::build(k, c, t).expect("simulate accepted it"));
+                let h: u64 = t.rows.iter().map(|&r| u64::from(p.access(r))).sum();
+                assert_eq!(h, m.hits, "{} c={c}: boxed vs simulate", k.name());
+            }
             hits.push((k, m.hits));
         }
         let get = |name: &str| hits.iter().find(|(k, _)| k.name() == name).map(|x| x.1);
@@ -101,7 +119,11 @@ fn run_policies(t: &DenseTrace, size_byte: u8) {
         for other in ["lru", "fifo", "lfu"] {
             assert!(belady >= get(other).unwrap(), "belady < {other} at c={c}");
         }
-        assert_eq!(t.len() as u64 - lru, hist.misses(c), "lru vs stack distances at c={c}");
+        assert_eq!(
+            t.len() as u64 - lru,
+            hist.misses(c),
+            "lru vs stack distances at c={c}"
+        );
         if c >= n {
             // Everything fits: only compulsory misses.
             assert_eq!(t.len() as u64 - lru, n as u64);
