@@ -582,7 +582,8 @@ pub struct TwoPhase {
 /// `run = W·steps·t_full + (E−W)·steps·t_low`, with `steps = ⌈samples / (batch · workers)⌉`.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] for epochs ≤ 0, warm-up outside [0, E], samples ≤ 0.
+/// [`Error::OutOfRange`] for epochs outside (0, 10^6], warm-up outside [0, E], samples outside
+/// (0, 10^15].
 pub fn two_phase(
     full_step_s: f64,
     low_step_s: f64,
@@ -592,9 +593,19 @@ pub fn two_phase(
     let (Some(e), Some(n)) = (lr.epochs, lr.dataset_samples) else {
         return Ok(None);
     };
-    check::positive("lowrank.epochs", e)?;
+    check::in_closed(
+        "lowrank.epochs",
+        check::positive("lowrank.epochs", e)?,
+        0.0,
+        1e6,
+    )?;
     check::in_closed("lowrank.warmup_epochs", lr.warmup_epochs, 0.0, e)?;
-    check::positive("lowrank.dataset_samples", n)?;
+    check::in_closed(
+        "lowrank.dataset_samples",
+        check::positive("lowrank.dataset_samples", n)?,
+        0.0,
+        1e15,
+    )?;
     let steps = (n / global_batch).ceil();
     let run = lr.warmup_epochs * steps * full_step_s + (e - lr.warmup_epochs) * steps * low_step_s;
     let full = e * steps * full_step_s;
