@@ -78,7 +78,11 @@ fuzz_target!(|data: &[u8]| {
         b2.value = a.value;
         match (a.spread, b.spread) {
             (Some(x), Some(y)) => {
-                assert!(close(x, y, 0.0, 5e-7), "spread {x} came back as {y}");
+                // `{:.6}`: half a unit of the sixth decimal, plus the binary representation error.
+                assert!(
+                    close(x, y, 1e-12, 5e-7 + 1e-12),
+                    "spread {x} came back as {y}"
+                );
                 b2.spread = a.spread;
             }
             (x, y) => assert_eq!(x, y, "spread presence changed"),
