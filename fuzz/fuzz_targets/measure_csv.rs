@@ -21,7 +21,9 @@ fn read_all(bytes: &[u8]) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     while let Some(x) = r.next_row() {
         let (line, row) = x.map_err(|e| e.to_string())?;
-        assert!(line >= 2, "row at line {line}: the header is line 1");
+        // Lines are counted at '\n' (csv's Position): with bare '\r' line ends every row is
+        // "line 1" (found by this target; see fuzz/README.md), so only >= 1 is asserted.
+        assert!(line >= 1, "row at line {line}");
         rows.push(row);
         if rows.len() == MAX_ROWS {
             break;
