@@ -69,7 +69,19 @@ fn run() -> anyhow::Result<ExitCode> {
                         match (get(ContextKind::InvalidArg), get(ContextKind::InvalidValue)) {
                             (Some(arg), Some(v)) => {
                                 let flag = arg.split_whitespace().next().unwrap_or(&arg);
-                                format!("{flag} = {v}: {inner}")
+                                // Say what the flag takes, not only what the parser tripped on.
+                                let what =
+                                    if inner.downcast_ref::<std::num::ParseIntError>().is_some() {
+                                        "must be an integer written in digits: "
+                                    } else if inner
+                                        .downcast_ref::<std::num::ParseFloatError>()
+                                        .is_some()
+                                    {
+                                        "must be a number: "
+                                    } else {
+                                        ""
+                                    };
+                                format!("{flag} = {v}: {what}{inner}")
                             }
                             _ => inner.to_string(),
                         }

@@ -88,7 +88,7 @@ pub const OPTIONAL_COLUMNS: [&str; 1] = ["params"];
 #[non_exhaustive]
 pub enum Error {
     /// Opening, reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", esc(&path.display().to_string()), esc(&source.to_string()))]
     Io {
         /// The file.
         path: PathBuf,
@@ -97,7 +97,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A field's value is outside its allowed range.
-    #[error("{}:{line}: column '{field}' = '{value}': must be {allowed}", path.display())]
+    #[error("{}:{line}: column '{field}' = '{}': must be {allowed}", esc(&path.display().to_string()), esc(value))]
     Field {
         /// The file.
         path: PathBuf,
@@ -111,7 +111,7 @@ pub enum Error {
         allowed: &'static str,
     },
     /// The file's shape is wrong: header, field count, an empty required column, bad CSV.
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}: {}", esc(&path.display().to_string()), line.map(|l| format!(":{l}")).unwrap_or_default(), esc(message))]
     Format {
         /// The file.
         path: PathBuf,
@@ -122,8 +122,28 @@ pub enum Error {
     },
 }
 
+/// `s` with control characters escaped (`\n`, `\u{1b}`), so an error stays one line whatever a
+/// file holds (a quoted CSV field may hold a newline).
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 impl Error {
-    /// The file, the line (when known) and the message without them: for callers that
+    /// The file, the line (when known) and the message without them (control characters not
+    /// escaped: the caller's own error type escapes what it prints): for callers that
     /// re-wrap the error in their own type.
     pub fn parts(&self) -> (&Path, Option<u64>, String) {
         match self {
@@ -879,6 +899,16 @@ mod tests {
                 "r.csv:1: not a measurement CSV header (column 23 is 'extra'",
             ),
             (String::new(), "r.csv:1: empty file"),
+            // Found by the measure_csv fuzz target: a quoted field holding a newline (or any
+            // control character) is echoed escaped, so the error stays one line.
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,\"k=1;a\nb\",f,0.1,3,,s,{p}\n"),
+                "r.csv:2: column 'params' = 'k=1;a\\nb'",
+            ),
+            (
+                format!("{h}\nt,s,k,m,,,1,2,100,,,f,0.1,\"\u{1b}[31m\",,s,{p}\n"),
+                "r.csv:2: column 'repeats' = '\\u{1b}[31m'",
+            ),
         ];
         for (text, want) in cases {
             let e = read_all(&text).unwrap_err().to_string();

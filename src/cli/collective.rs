@@ -17,7 +17,8 @@ pub struct CollectiveArgs {
     /// ring, tree (allreduce, broadcast) or hierarchical.
     #[arg(long, default_value = "ring")]
     pub algo: String,
-    /// nccl-tests size: buffer bytes (all-gather: gathered output; reduce-scatter: input).
+    /// nccl-tests size: buffer bytes (all-gather: gathered output; reduce-scatter: input), in
+    /// [0, 1e18].
     #[arg(long)]
     pub bytes: f64,
     /// Ranks (GPUs).
@@ -78,6 +79,14 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         .as_deref()
         .map(BusBwCurve::from_csv)
         .transpose()?;
+    // 1e18 bytes (1 EB) is far beyond any one collective; larger is a unit mistake.
+    if !(0.0..=1e18).contains(&a.bytes) {
+        return Err(perfcast::Error::range(
+            "--bytes",
+            perfcast::check::show(a.bytes),
+            "a size in [0, 1e18] bytes",
+        ));
+    }
     let mut t = time(op, algo, a.bytes, &c, curve.as_ref())?;
     // A bare collective has no codec stage: the codec costs are never read.
     let no_codec = CodecCost {

@@ -116,16 +116,16 @@ pub struct EmbcacheArgs {
     /// sim (simulate the trace) or analytic (closed form; lru and static-topk; needs --zipf).
     #[arg(long, default_value = "sim")]
     pub method: Method,
-    /// Pipeline model: dense compute per iteration, s (adds iter_no_cache_s, iter_s, speedup).
+    /// Pipeline model: dense compute per iteration, s, in (0, 1e6] (adds iter_no_cache_s, iter_s, speedup; the other pipeline flags need it).
     #[arg(long)]
     pub compute_s: Option<f64>,
-    /// Bytes per embedding row (sizes in bytes, cache_bytes, the pipeline model).
+    /// Bytes per embedding row, in (0, 1 GiB] (sizes in bytes, cache_bytes, the pipeline model).
     #[arg(long, default_value_t = 512.0)]
     pub row_bytes: f64,
-    /// Pipeline model: fetch bandwidth, bytes/s.
+    /// Pipeline model: fetch bandwidth, bytes/s, in (0, 1.25e14].
     #[arg(long, default_value_t = 1.25e9)]
     pub fetch_bw: f64,
-    /// Pipeline model: latency per transfer, s.
+    /// Pipeline model: latency per transfer, s, in [0, 1e6].
     #[arg(long, default_value_t = 5e-5)]
     pub fetch_latency_s: f64,
     /// Pipeline model: data-parallel trainers sharing the store's fetch bandwidth (adds trainers,
@@ -186,7 +186,7 @@ pub struct MrcArgs {
     /// What a size P% is a fraction of: table or unique.
     #[arg(long, default_value = "table")]
     pub cache_of: CacheOf,
-    /// Bytes per embedding row (sizes in bytes, cache_bytes).
+    /// Bytes per embedding row, in (0, 1 GiB] (sizes in bytes, cache_bytes).
     #[arg(long, default_value_t = 512.0)]
     pub row_bytes: f64,
     /// Directory for mrc.csv, mrc.png and mrc.svg.
@@ -383,7 +383,7 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     let source = a.source.spec();
     let (trace, _) = source.load()?;
-    let row_bytes = perfcast::check::positive("row_bytes", a.row_bytes)?;
+    let row_bytes = perfcast::embcache::pipeline::row_bytes_checked("row_bytes", a.row_bytes)?;
     let table_rows = source.declared_table_rows()?;
     let basis = SizeBasis {
         unique: trace.n_rows(),

@@ -47,13 +47,13 @@ pub struct FreezeArgs {
     /// Wait one epoch after a freeze before writing the cache (AutoFreeze's lag).
     #[arg(long)]
     pub cache_lag: bool,
-    /// Cache read bandwidth override, bytes/s.
+    /// Cache read bandwidth override, bytes/s, in (0, 1.25e14] (with --cache gpu, ram or disk).
     #[arg(long)]
     pub cache_read_bw: Option<f64>,
-    /// Cache write bandwidth override, bytes/s.
+    /// Cache write bandwidth override, bytes/s, in (0, 1.25e14] (with --cache gpu, ram or disk).
     #[arg(long)]
     pub cache_write_bw: Option<f64>,
-    /// Cache capacity override, bytes.
+    /// Cache capacity override, bytes, in (0, 1e18] (with --cache gpu, ram or disk).
     #[arg(long)]
     pub cache_capacity: Option<f64>,
     /// Per-layer gradient-norm trace (CSV step,layer,grad_norm) for autofreeze.

@@ -96,10 +96,10 @@ pub struct GradcompArgs {
     /// Full-rank warm-up epochs (low-rank run time).
     #[arg(long, default_value_t = 0.0)]
     pub warmup_epochs: f64,
-    /// Total epochs (low-rank run time).
+    /// Total epochs (low-rank run time), in (0, 1e6]; with --dataset-samples.
     #[arg(long)]
     pub epochs: Option<f64>,
-    /// Samples per epoch (low-rank run time).
+    /// Samples per epoch (low-rank run time), in (0, 1e15]; with --epochs.
     #[arg(long)]
     pub dataset_samples: Option<f64>,
 }

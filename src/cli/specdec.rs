@@ -194,6 +194,22 @@ impl SpecdecArgs {
 /// # Errors
 /// Any validation error of the flags (one line naming the field and the allowed range).
 pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
+    // The simulation settings mean nothing to the closed form: refuse them rather than ignore.
+    if a.method == Method::Analytic {
+        let sim_only = [
+            ("--steps", a.steps.map(|v| v.to_string())),
+            ("--gen-tokens", a.gen_tokens.map(|v| v.to_string())),
+        ];
+        for (flag, v) in sim_only {
+            if let Some(v) = v {
+                return Err(Error::range(
+                    flag,
+                    v,
+                    "given only with --method sim (the closed form does not simulate)",
+                ));
+            }
+        }
+    }
     let specs = a.specs()?;
     let points = specs
         .iter()
@@ -209,7 +225,7 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         (None, None) => {
             return Err(Error::range(
                 "--prefill-s",
-                a.prefill_s.unwrap_or(f64::NAN),
+                perfcast::check::show(a.prefill_s.unwrap_or(f64::NAN)),
                 "given only with --prompt-tokens and --output-tokens",
             ))
         }

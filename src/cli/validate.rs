@@ -19,11 +19,11 @@ pub struct ValidateArgs {
     /// GPU (catalog name) the measurements were taken on; its calibration is used.
     #[arg(long, default_value = "h200")]
     pub gpu: String,
-    /// Tolerance: largest allowed MAPE of a set (fraction).
-    #[arg(long)]
+    /// Tolerance: largest allowed MAPE of a set, a fraction in [0, 100].
+    #[arg(long, allow_negative_numbers = true)]
     pub max_mape: Option<f64>,
-    /// Tolerance: largest allowed |error| of any point (fraction).
-    #[arg(long)]
+    /// Tolerance: largest allowed |error| of any point, a fraction in [0, 100].
+    #[arg(long, allow_negative_numbers = true)]
     pub max_err: Option<f64>,
     /// Also write the per-set errors to this TOML file (reports cite
     /// models/calibration/<gpu>-validation.toml).
@@ -44,7 +44,26 @@ pub struct ValidateArgs {
     pub costs: String,
 }
 
+/// Largest tolerance `--max-mape` / `--max-err` accept, a fraction (10 000 %: any larger value
+/// lets every point pass, which is what a large finite value already does).
+pub const MAX_TOLERANCE: f64 = 100.0;
+
 pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
+    // Tolerances are checked before any file is read.
+    for (flag, v) in [("--max-mape", a.max_mape), ("--max-err", a.max_err)] {
+        if let Some(v) = v {
+            perfcast::check::in_closed(flag, v, 0.0, MAX_TOLERANCE)?;
+        }
+    }
+    for t in &a.technique {
+        if !perfcast::techniques::names().contains(&t.as_str()) {
+            return Err(Error::unknown(
+                "technique",
+                t,
+                perfcast::techniques::names(),
+            ));
+        }
+    }
     let files = if a.results.is_dir() {
         perfcast::measure::csv_files(&a.results)?
     } else {

@@ -81,7 +81,12 @@ impl SyncSpec {
         let t = check::int_in("--trainers", self.trainers, 1, 65536)?;
         check::non_negative("--dense-params", self.dense_params)?;
         check::in_closed("--dense-param-bytes", self.dense_param_bytes, 1e-9, 16.0)?;
-        check::non_negative("--sync-latency-us", self.sync_latency_us)?;
+        check::in_closed(
+            "--sync-latency-us",
+            check::non_negative("--sync-latency-us", self.sync_latency_us)?,
+            0.0,
+            check::MAX_SECONDS * 1e6,
+        )?;
         let algo = Algo::parse(&self.sync_algo)?;
         if t == 1 || self.dense_params == 0.0 {
             return Ok((t as u32, 0.0));
@@ -99,6 +104,29 @@ impl SyncSpec {
         Ok((
             t as u32,
             collective::time(Op::AllReduce, algo, bytes, &c, None)?.time_s,
+        ))
+    }
+}
+
+/// Largest embedding row an input may give, bytes (1 GiB; rows are a few hundred bytes to a
+/// few KiB: a larger value is a unit mistake).
+pub const MAX_ROW_BYTES: f64 = 1_073_741_824.0;
+
+/// Largest fetch bandwidth an input may give, bytes/s (the [`check::MAX_GBPS`] link, 125 TB/s).
+pub const MAX_FETCH_BW_BYTES_PER_S: f64 = check::MAX_GBPS * 1e9 / 8.0;
+
+/// Bytes per embedding row: finite, in `(0, MAX_ROW_BYTES]`.
+///
+/// # Errors
+/// [`Error::OutOfRange`] naming `field` otherwise.
+pub fn row_bytes_checked(field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= MAX_ROW_BYTES {
+        Ok(v)
+    } else {
+        Err(Error::range(
+            field,
+            check::show(v),
+            "a size in (0, 1073741824] bytes (1 GiB)",
         ))
     }
 }
@@ -132,10 +160,20 @@ impl Pipeline {
         fetch_latency_s: f64,
     ) -> Result<Self> {
         Ok(Pipeline {
-            compute_s: check::positive("compute_s", compute_s)?,
-            row_bytes: check::positive("row_bytes", row_bytes)?,
-            fetch_bw_bytes_per_s: check::positive("fetch_bw_bytes_per_s", fetch_bw_bytes_per_s)?,
-            fetch_latency_s: check::non_negative("fetch_latency_s", fetch_latency_s)?,
+            compute_s: check::seconds("compute_s", check::positive("compute_s", compute_s)?)?,
+            row_bytes: row_bytes_checked("row_bytes", row_bytes)?,
+            fetch_bw_bytes_per_s: if fetch_bw_bytes_per_s > 0.0
+                && fetch_bw_bytes_per_s <= MAX_FETCH_BW_BYTES_PER_S
+            {
+                fetch_bw_bytes_per_s
+            } else {
+                return Err(Error::range(
+                    "fetch_bw_bytes_per_s",
+                    check::show(fetch_bw_bytes_per_s),
+                    "a bandwidth in (0, 1.25e14] bytes/s",
+                ));
+            },
+            fetch_latency_s: check::seconds("fetch_latency_s", fetch_latency_s)?,
             trainers: 1,
             dense_sync_s: 0.0,
         })

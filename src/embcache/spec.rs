@@ -154,6 +154,10 @@ pub struct SourceSpec {
     pub csv_params: Option<String>,
 }
 
+/// Most embedding tables a generated trace may have (Criteo's datasets have 26; the tables'
+/// row counts are held in memory, one `u64` each, before anything is generated).
+pub const MAX_TABLES: u32 = 65_536;
+
 fn d_tables() -> u32 {
     1
 }
@@ -223,8 +227,12 @@ impl SourceSpec {
         let tables = match (&self.profile, self.rows) {
             (Some(p), None) => profile::tables(p, self.scale)?,
             (None, Some(n)) => {
-                if self.tables == 0 {
-                    return Err(Error::range("--tables", 0, "≥ 1"));
+                if self.tables == 0 || self.tables > MAX_TABLES {
+                    return Err(Error::range(
+                        "--tables",
+                        self.tables,
+                        format!("an integer in [1, {MAX_TABLES}]"),
+                    ));
                 }
                 vec![n; self.tables as usize]
             }
@@ -582,6 +590,87 @@ impl Spec {
         }
     }
 
+    /// Refuses a policy or solve knob that nothing would use: a `window` other than the default
+    /// without a lookahead policy, a `profile_fraction` other than 1 without static top-k, a
+    /// `solve_tolerance` other than the default without `solve_hit_rate`, a `scale` other than 1
+    /// without a `profile`. (Their ranges are checked where they are used.)
+    fn refuse_unused_knobs(&self, kinds: &[PolicyKind]) -> Result<()> {
+        let unused = |flag: &str, value: String, allowed: &str| {
+            Err(Error::range(
+                flag,
+                value,
+                format!("given only {allowed} (it would be ignored)"),
+            ))
+        };
+        let show = crate::check::show;
+        if self.window != d_window()
+            && !kinds
+                .iter()
+                .any(|k| matches!(k, PolicyKind::Lookahead { .. }))
+        {
+            return unused(
+                "--window",
+                self.window.to_string(),
+                "with --policy lookahead",
+            );
+        }
+        if self.profile_fraction != d_one()
+            && !kinds
+                .iter()
+                .any(|k| matches!(k, PolicyKind::StaticTopK { .. }))
+        {
+            return unused(
+                "--profile-fraction",
+                show(self.profile_fraction),
+                "with --policy static-topk",
+            );
+        }
+        if self.solve_tolerance != d_solve_tolerance() && self.solve_hit_rate.is_none() {
+            return unused(
+                "--solve-tolerance",
+                show(self.solve_tolerance),
+                "with --solve-hit-rate",
+            );
+        }
+        if self.scale != d_scale() && self.profile.is_none() {
+            return unused("--scale", show(self.scale), "with --profile");
+        }
+        Ok(())
+    }
+
+    /// Refuses a pipeline-model term given without `compute_s` (the pipeline is off, so it would
+    /// be ignored): a `fetch_bw`, `fetch_latency_s`, `dense_param_bytes`, `sync_latency_us` or
+    /// `sync_algo` other than its default, or any `sync_gbps`.
+    fn refuse_pipeline_terms(&self) -> Result<()> {
+        let off = |flag: &str, value: String| {
+            Err(Error::range(
+                flag,
+                value,
+                "given only with --compute-s (a pipeline-model term; without the pipeline model it would be ignored)",
+            ))
+        };
+        let show = crate::check::show;
+        if self.fetch_bw != d_fetch_bw() {
+            return off("--fetch-bw", show(self.fetch_bw));
+        }
+        if self.fetch_latency_s != d_fetch_latency() {
+            return off("--fetch-latency-s", show(self.fetch_latency_s));
+        }
+        if self.dense_param_bytes != d_param_bytes() {
+            return off("--dense-param-bytes", show(self.dense_param_bytes));
+        }
+        if let Some(g) = self.sync_gbps {
+            return off("--sync-gbps", show(g));
+        }
+        if self.sync_latency_us != d_sync_latency() {
+            return off("--sync-latency-us", show(self.sync_latency_us));
+        }
+        if self.sync_algo != d_sync_algo() {
+            return off("--sync-algo", self.sync_algo.clone());
+        }
+        Ok(())
+    }
+
     /// Validates policies and the pipeline model. The source is checked by [`evaluate`], which
     /// knows whether it must be a trace (`sim`) or a Zipf generator (`analytic`). The catalog is
     /// not consulted (table profiles are built in); it is taken for the common front-door shape.
@@ -590,6 +679,10 @@ impl Spec {
     /// An unknown policy or bad policy setting; an out-of-range pipeline number.
     pub fn resolve(&self, cat: &Catalog) -> Result<Params> {
         let _ = cat;
+        if let Some(c) = self.compute_s {
+            // The pipeline's own checks name the scenario keys; a CLI user gave the flag.
+            crate::check::seconds("--compute-s", crate::check::positive("--compute-s", c)?)?;
+        }
         let kinds = self
             .policy
             .iter()
@@ -610,7 +703,11 @@ impl Spec {
                     .with_sync(trainers, sync_s)
             })
             .transpose()?;
-        let row_bytes = crate::check::positive("row_bytes", self.row_bytes)?;
+        let row_bytes = super::pipeline::row_bytes_checked("row_bytes", self.row_bytes)?;
+        if self.compute_s.is_none() {
+            self.refuse_pipeline_terms()?;
+        }
+        self.refuse_unused_knobs(&kinds)?;
         let source = self.source();
         source.declared_table_rows()?;
         source.read_options()?;
@@ -668,14 +765,14 @@ impl Solve {
         if !(target_hit_rate > 0.0 && target_hit_rate <= 1.0) {
             return Err(Error::range(
                 "--solve-hit-rate",
-                target_hit_rate,
+                crate::check::show(target_hit_rate),
                 "a hit rate in (0, 1]",
             ));
         }
         if !(0.0..1.0).contains(&tolerance) {
             return Err(Error::range(
                 "--solve-tolerance",
-                tolerance,
+                crate::check::show(tolerance),
                 "a fraction of the cache size in [0, 1) (0 = to one row)",
             ));
         }

@@ -166,7 +166,17 @@ impl PointSpec {
     pub fn table_rows(&self) -> Result<Vec<u64>> {
         match (&self.profile, self.rows) {
             (Some(p), None) => profile::tables(p, self.scale),
-            (None, Some(n)) => Ok(vec![n; self.tables.unwrap_or(1).max(1) as usize]),
+            (None, Some(n)) => {
+                let t = self.tables.unwrap_or(1);
+                if t == 0 || t > super::spec::MAX_TABLES {
+                    return Err(Error::range(
+                        "tables",
+                        t,
+                        format!("an integer in [1, {}]", super::spec::MAX_TABLES),
+                    ));
+                }
+                Ok(vec![n; t as usize])
+            }
             _ => Err(Error::range(
                 "profile",
                 "both or neither",
@@ -244,7 +254,19 @@ impl EmbcacheStudy {
             let trace = match keys.iter().position(|k| *k == key) {
                 Some(i) => i,
                 None => {
-                    let accesses = ps.batch * ps.batches * tables.len() as u64;
+                    // Checked: batch and batches are any u64 a scenario gives; ZipfSpec::new
+                    // bounds the product.
+                    let accesses = ps
+                        .batch
+                        .checked_mul(ps.batches)
+                        .and_then(|a| a.checked_mul(tables.len() as u64))
+                        .ok_or_else(|| {
+                            wrap(Error::range(
+                                "batch × batches × tables",
+                                format!("{} × {} × {}", ps.batch, ps.batches, tables.len()),
+                                "at most 2^31 - 1 accesses",
+                            ))
+                        })?;
                     traces.push((
                         ZipfSpec::new(ps.zipf, tables.clone(), accesses, 0).map_err(wrap)?,
                         ps.batch,

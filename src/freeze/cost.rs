@@ -202,10 +202,24 @@ impl Cache {
         let pcie = gpu.pcie_bw_bytes_per_s.unwrap_or(DEFAULT_PCIE_BW) / 2.0;
         let (r, w, c) = match tier {
             Tier::None => {
+                // Overrides of a cache that is not there would be ignored: refuse them.
+                for (key, v) in [
+                    ("cache_read_bw_bytes_per_s (--cache-read-bw)", read_bw),
+                    ("cache_write_bw_bytes_per_s (--cache-write-bw)", write_bw),
+                    ("cache_capacity_bytes (--cache-capacity)", capacity),
+                ] {
+                    if let Some(v) = v {
+                        return Err(crate::error::Error::range(
+                            key,
+                            check::show(v),
+                            "given only with a cache tier (--cache gpu, ram or disk)",
+                        ));
+                    }
+                }
                 return Ok(Cache {
                     lag,
                     ..Cache::none()
-                })
+                });
             }
             Tier::Gpu => (
                 gpu.hbm_bw_bytes_per_s,
@@ -218,19 +232,52 @@ impl Cache {
         Ok(Cache {
             tier,
             read_bw_bytes_per_s: read_bw
-                .map(|x| check::positive("cache_read_bw_bytes_per_s", x))
+                .map(|x| {
+                    bounded(
+                        "cache_read_bw_bytes_per_s",
+                        x,
+                        MAX_CACHE_BW_BYTES_PER_S,
+                        "bytes/s",
+                    )
+                })
                 .transpose()?
                 .unwrap_or(r),
             write_bw_bytes_per_s: write_bw
-                .map(|x| check::positive("cache_write_bw_bytes_per_s", x))
+                .map(|x| {
+                    bounded(
+                        "cache_write_bw_bytes_per_s",
+                        x,
+                        MAX_CACHE_BW_BYTES_PER_S,
+                        "bytes/s",
+                    )
+                })
                 .transpose()?
                 .unwrap_or(w),
             capacity_bytes: capacity
-                .map(|x| check::positive("cache_capacity_bytes", x))
+                .map(|x| bounded("cache_capacity_bytes", x, MAX_CACHE_CAPACITY_BYTES, "bytes"))
                 .transpose()?
                 .unwrap_or(c),
             lag,
         })
+    }
+}
+
+/// Largest cache bandwidth override, bytes/s (the [`check::MAX_GBPS`] link, 125 TB/s).
+pub const MAX_CACHE_BW_BYTES_PER_S: f64 = check::MAX_GBPS * 1e9 / 8.0;
+
+/// Largest cache capacity override, bytes (1 EB).
+pub const MAX_CACHE_CAPACITY_BYTES: f64 = 1e18;
+
+/// `v` finite in `(0, max]` (`unit` for the message).
+fn bounded(field: &str, v: f64, max: f64, unit: &str) -> Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= max {
+        Ok(v)
+    } else {
+        Err(crate::error::Error::range(
+            field,
+            check::show(v),
+            format!("in (0, {max:e}] {unit}"),
+        ))
     }
 }
 

@@ -94,6 +94,77 @@ impl LowRank {
         self.kind.eq_ignore_ascii_case("none")
     }
 
+    /// Refuses a setting the kind would ignore: any low-rank setting with `none`, `rank_ratio`
+    /// outside Pufferfish, `ranks` / `ranks_csv` / `rank_scale` outside Cuttlefish, `rank_scale`
+    /// without `ranks_csv`, run-time settings without both `epochs` and `dataset_samples`.
+    /// (Values are range-checked where they are used.)
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming the setting (scenario key and flag) and where it applies.
+    pub fn check_applies(&self) -> Result<()> {
+        let kind = self.name();
+        let refuse = |key: &str, value: String, allowed: &str| {
+            Err(Error::range(
+                format!("{key} (--{})", key.replace('_', "-")),
+                value,
+                allowed.to_string(),
+            ))
+        };
+        let opt = |v: Option<f64>| v.map(check::show);
+        let given: [(&str, Option<String>); 8] = [
+            ("rank_ratio", opt(self.rank_ratio)),
+            (
+                "full_rank_layers",
+                self.full_rank_layers.as_ref().map(|v| v.join(",")),
+            ),
+            (
+                "ranks",
+                (!self.ranks.is_empty()).then(|| {
+                    let v: Vec<String> =
+                        self.ranks.iter().map(|(k, r)| format!("{k}={r}")).collect();
+                    v.join(",")
+                }),
+            ),
+            (
+                "ranks_csv",
+                self.ranks_csv.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("rank_scale", opt(self.rank_scale)),
+            (
+                "warmup_epochs",
+                (self.warmup_epochs != 0.0).then(|| check::show(self.warmup_epochs)),
+            ),
+            ("epochs", opt(self.epochs)),
+            ("dataset_samples", opt(self.dataset_samples)),
+        ];
+        for (key, v) in given {
+            let Some(v) = v else { continue };
+            match (kind.as_str(), key) {
+                ("none", _) => {
+                    return refuse(key, v, "given only with a low-rank model (--lowrank pufferfish or cuttlefish)")
+                }
+                ("pufferfish", "ranks" | "ranks_csv" | "rank_scale") => {
+                    return refuse(key, v, "given only with --lowrank cuttlefish")
+                }
+                ("cuttlefish", "rank_ratio") => return refuse(key, v, "given only with --lowrank pufferfish"),
+                (_, "rank_scale") if self.ranks_csv.is_none() => {
+                    return refuse(key, v, "given only with --ranks-csv (it scales the file's stable ranks)")
+                }
+                (_, "warmup_epochs" | "epochs" | "dataset_samples")
+                    if self.epochs.is_none() || self.dataset_samples.is_none() =>
+                {
+                    return refuse(
+                        key,
+                        v,
+                        "given only with both --epochs and --dataset-samples (the two-phase run time)",
+                    )
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Kind name, lower case.
     pub fn name(&self) -> String {
         self.kind.to_ascii_lowercase()
@@ -511,7 +582,8 @@ pub struct TwoPhase {
 /// `run = W·steps·t_full + (E−W)·steps·t_low`, with `steps = ⌈samples / (batch · workers)⌉`.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] for epochs ≤ 0, warm-up outside [0, E], samples ≤ 0.
+/// [`Error::OutOfRange`] for epochs outside (0, 10^6], warm-up outside [0, E], samples outside
+/// (0, 10^15].
 pub fn two_phase(
     full_step_s: f64,
     low_step_s: f64,
@@ -521,9 +593,19 @@ pub fn two_phase(
     let (Some(e), Some(n)) = (lr.epochs, lr.dataset_samples) else {
         return Ok(None);
     };
-    check::positive("lowrank.epochs", e)?;
+    check::in_closed(
+        "lowrank.epochs",
+        check::positive("lowrank.epochs", e)?,
+        0.0,
+        1e6,
+    )?;
     check::in_closed("lowrank.warmup_epochs", lr.warmup_epochs, 0.0, e)?;
-    check::positive("lowrank.dataset_samples", n)?;
+    check::in_closed(
+        "lowrank.dataset_samples",
+        check::positive("lowrank.dataset_samples", n)?,
+        0.0,
+        1e15,
+    )?;
     let steps = (n / global_batch).ceil();
     let run = lr.warmup_epochs * steps * full_step_s + (e - lr.warmup_epochs) * steps * low_step_s;
     let full = e * steps * full_step_s;

@@ -268,6 +268,7 @@ impl Spec {
                         "either lowrank = { kind = ..., ... } or lowrank = \"kind\" with flat keys",
                     ));
                 }
+                t.check_applies()?;
                 Ok(t.clone())
             }
             LowRankSpec::Kind(kind) => {
@@ -282,7 +283,7 @@ impl Spec {
                         .map_err(|_| Error::range(format!("--ranks {k}"), v, "an integer >= 1"))?;
                     ranks.insert(k.trim().to_string(), v);
                 }
-                Ok(LowRank {
+                let lr = LowRank {
                     kind: kind.clone(),
                     rank_ratio: self.rank_ratio,
                     full_rank_layers: self.full_rank_layers.clone(),
@@ -292,7 +293,9 @@ impl Spec {
                     warmup_epochs: self.warmup_epochs,
                     epochs: self.epochs,
                     dataset_samples: self.dataset_samples,
-                })
+                };
+                lr.check_applies()?;
+                Ok(lr)
             }
         }
     }

@@ -433,6 +433,15 @@ impl Spec {
             d.conditional.is_some(),
             d.acceptance_rate.is_some(),
         ];
+        if d.acceptance_rate.is_none() {
+            if let Some(g) = d.rate_gamma {
+                return Err(Error::range(
+                    "rate_gamma (--rate-gamma)",
+                    g,
+                    "given only with acceptance_rate (--acceptance-rate; it would be ignored)",
+                ));
+            }
+        }
         match given.iter().filter(|g| **g).count() {
             0 => match self.alpha {
                 Some(a) => Acceptance::iid(a),
