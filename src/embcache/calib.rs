@@ -5,7 +5,7 @@
 //! # Model
 //! One training iteration with `B` samples, `U` unique rows, of which `h` hit the device cache,
 //! `m` are fetched from host memory and `w` are written back (evicted, or not kept after the
-//! step), every term affine in its count (`t(n) = α + β·n` for `n > 0`, 0 for `n = 0`):
+//! step), every term a function of its count (0 for `n = 0`; see *Row terms* below):
 //! - dense step `c(B)` (forward, backward, optimizers, lookups of the work rows) — `compute`;
 //! - gathering the `h` hit rows from the cache `g(h)` — `gather`; storing the `U` updated rows
 //!   back into slots `s(U − q)` (`q` rows not kept) — `scatter`;
@@ -37,11 +37,27 @@
 //! measured overlap fraction (1: the shorter is hidden), plus `f(m_0)` once.
 //! The mean over batches is the iteration time (`iter_s`).
 //!
+//! # Row terms
+//! The four row paths are interpolated piecewise linearly through the measured medians per row
+//! count ([`Calibration::gather_s`] …; flat below the smallest count, the last segment's slope
+//! above the largest), not priced by their affine fits. The cost per row is not constant over the
+//! micro grid's 64…262 144 rows, for reasons in the harness itself: the host gather and scatter
+//! (`validation/src/embcache/xfer.rs`) run on one thread below 4096 rows and on up to 8 spawned
+//! threads from 4096 (`rows / 2048`), and the rows they touch fit in the host's caches at small
+//! counts and not at large ones; the copies are latency-bound at small counts. On run 20's micro
+//! rows the relative affine fits missed their own medians by up to 61% (`fetch_path`,
+//! `writeback_path`) and priced 5 000 rows at less than half the medians around that count
+//! (fetch 0.19 vs 0.42–1.05 ms measured at 4 096–16 384 rows): exactly the range an e2e batch
+//! moves (2 000–14 000 rows at batch 1024/4096), so every miss-heavy point was under-predicted.
+//! The affine fits are still computed and reported (and used when a calibration has fewer than
+//! two sizes of a term, e.g. a file written before the points were stored).
+//!
 //! # Fit
-//! Each affine term is a least-squares fit of the micro medians minimising the *relative*
-//! residuals `Σ ((t_i − α − β·n_i) / t_i)²` (the error `validate` reports is relative), with
-//! `α, β ≥ 0` (a negative intercept is refitted through the origin). `φ` is the median of the
-//! measured `overlap_fraction`s; `τ` as above (medians per batch size, clamped at 0).
+//! The points of a term are its micro medians, the mean of the medians at a size measured more
+//! than once. Each affine term is a least-squares fit of the micro medians minimising the
+//! *relative* residuals `Σ ((t_i − α − β·n_i) / t_i)²`, with `α, β ≥ 0` (a negative intercept is
+//! refitted through the origin). `φ` is the median of the measured `overlap_fraction`s; `τ` as
+//! above (medians per batch size, clamped at 0).
 
 pub mod run;
 
@@ -81,21 +97,74 @@ impl Calibration {
 
     /// Dense step time for `batch` samples, s.
     pub fn compute_s(&self, batch: f64) -> f64 {
-        let p = &self.compute_points;
-        if p.len() < 2 {
+        if self.compute_points.len() < 2 {
             return self.compute.at(batch);
         }
-        if batch <= p[0].0 {
-            return p[0].1;
-        }
-        let i = p
-            .iter()
-            .position(|q| q.0 >= batch)
-            .unwrap_or(p.len() - 1)
-            .max(1);
-        let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
-        (y0 + (y1 - y0) * (batch - x0) / (x1 - x0)).max(0.0)
+        interpolate(&self.compute_points, batch)
     }
+
+    /// Gathering `n` hit rows from the cache, s (0 for `n = 0`).
+    pub fn gather_s(&self, n: f64) -> f64 {
+        row_term(&self.gather_points, &self.gather, n)
+    }
+
+    /// Storing `n` updated rows into their slots, s (0 for `n = 0`).
+    pub fn scatter_s(&self, n: f64) -> f64 {
+        row_term(&self.scatter_points, &self.scatter, n)
+    }
+
+    /// The miss path of `n` rows (host gather, H2D, store), s (0 for `n = 0`).
+    pub fn fetch_s(&self, n: f64) -> f64 {
+        row_term(&self.fetch_points, &self.fetch, n)
+    }
+
+    /// The write-back path of `n` rows (device gather, D2H, host scatter), s (0 for `n = 0`).
+    pub fn writeback_s(&self, n: f64) -> f64 {
+        row_term(&self.writeback_points, &self.writeback, n)
+    }
+}
+
+/// Piecewise-linear interpolation through `p` (sorted by `x`, at least 2 points): flat below the
+/// first point, the last segment's slope above the last, clamped at 0.
+fn interpolate(p: &[(f64, f64)], x: f64) -> f64 {
+    if x <= p[0].0 {
+        return p[0].1;
+    }
+    let i = p
+        .iter()
+        .position(|q| q.0 >= x)
+        .unwrap_or(p.len() - 1)
+        .max(1);
+    let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
+    (y0 + (y1 - y0) * (x - x0) / (x1 - x0)).max(0.0)
+}
+
+/// A row term at `n` rows: 0 for none, else interpolated through its measured medians, or the
+/// affine fit when fewer than two sizes were measured.
+fn row_term(points: &[(f64, f64)], affine: &Affine, n: f64) -> f64 {
+    if n <= 0.0 {
+        0.0
+    } else if points.len() < 2 {
+        affine.at(n)
+    } else {
+        interpolate(points, n)
+    }
+}
+
+/// `(size, value)` points sorted by size, the mean of the values at a repeated size.
+fn medians_by_size(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64, f64)> = Vec::new();
+    for (x, y) in pts {
+        match out.last_mut() {
+            Some(last) if last.0 == x => {
+                last.1 += y;
+                last.2 += 1.0;
+            }
+            _ => out.push((x, y, 1.0)),
+        }
+    }
+    out.into_iter().map(|(x, y, k)| (x, y / k)).collect()
 }
 
 impl Affine {
@@ -194,14 +263,25 @@ pub struct Calibration {
     /// interpolate these piecewise linearly (flat below the smallest batch, the last segment's
     /// slope above the largest).
     pub compute_points: Vec<(f64, f64)>,
-    /// Gather of hit rows from the cache, per row.
+    /// Gather of hit rows from the cache, per row (the affine fit, reported; predictions use
+    /// [`Calibration::gather_s`]).
     pub gather: Affine,
-    /// Store of updated rows into slots, per row.
+    /// Store of updated rows into slots, per row (affine fit; see [`Calibration::scatter_s`]).
     pub scatter: Affine,
-    /// The miss path (host gather + H2D + store), per row.
+    /// The miss path (host gather + H2D + store), per row (affine fit; see
+    /// [`Calibration::fetch_s`]).
     pub fetch: Affine,
-    /// The write-back path (device gather + D2H + host scatter), per row.
+    /// The write-back path (device gather + D2H + host scatter), per row (affine fit; see
+    /// [`Calibration::writeback_s`]).
     pub writeback: Affine,
+    /// Measured `gather_s` medians `(rows, s)`, sorted by rows (empty: the affine fit prices it).
+    pub gather_points: Vec<(f64, f64)>,
+    /// Measured `scatter_s` medians `(rows, s)`, sorted by rows.
+    pub scatter_points: Vec<(f64, f64)>,
+    /// Measured `fetch_path_s` medians `(rows, s)`, sorted by rows.
+    pub fetch_points: Vec<(f64, f64)>,
+    /// Measured `writeback_path_s` medians `(rows, s)`, sorted by rows.
+    pub writeback_points: Vec<(f64, f64)>,
     /// Fraction of the shorter of step and transfer hidden when both run together, in [0, 1].
     pub overlap: f64,
     /// Device tail of a step the host waits for, `(samples, s)` sorted by samples: the step
@@ -238,12 +318,14 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         ("writeback_path", "writeback_path_s"),
     ];
     let mut fits = Vec::with_capacity(5);
+    let mut medians = Vec::with_capacity(5);
     let mut res = [0.0; 5];
     for (i, (op, metric)) in terms.iter().enumerate() {
         let pts = points_of(p, op, metric);
         let a = Affine::fit(op, &pts)?;
         res[i] = max_rel(&a, &pts);
         fits.push(a);
+        medians.push(medians_by_size(pts));
     }
     let mut phis: Vec<f64> = p
         .iter()
@@ -268,18 +350,18 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         ));
     }
     synced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let mut compute_points: Vec<(f64, f64)> = Vec::new();
-    let mut cp = points_of(p, "compute", "compute_s");
-    cp.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (b, t) in cp {
-        // Several medians at one batch size: keep their mean.
-        match compute_points.last_mut() {
-            Some(last) if last.0 == b => last.1 = 0.5 * (last.1 + t),
-            _ => compute_points.push((b, t)),
-        }
-    }
+    // Several medians at one batch size or row count: keep their mean.
+    let mut medians = medians.into_iter();
+    let mut next = || medians.next().unwrap_or_default();
+    let compute_points = next();
+    let (gather_points, scatter_points, fetch_points, writeback_points) =
+        (next(), next(), next(), next());
     let mut cal = Calibration {
         compute_points,
+        gather_points,
+        scatter_points,
+        fetch_points,
+        writeback_points,
         compute: fits[0],
         gather: fits[1],
         scatter: fits[2],
@@ -408,20 +490,20 @@ pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: 
             let kept = u - f64::from(mc.not_kept[b]);
             total += c
                 + if drained(mc, b) { tail } else { 0.0 }
-                + cal.gather.at(u - m)
-                + cal.scatter.at(kept)
-                + cal.fetch.at(m)
-                + cal.writeback.at(f64::from(mc.writebacks[b]));
+                + cal.gather_s(u - m)
+                + cal.scatter_s(kept)
+                + cal.fetch_s(m)
+                + cal.writeback_s(f64::from(mc.writebacks[b]));
         }
     } else {
-        total += cal.fetch.at(f64::from(mc.misses[0]));
+        total += cal.fetch_s(f64::from(mc.misses[0]));
         for b in 0..n {
             let u = f64::from(mc.unique[b]);
             let m = f64::from(mc.misses[b]);
             // Fetched rows are read from staging; hits from the cache; all U are stored.
-            let step = c + cal.gather.at(u - m) + cal.scatter.at(u);
+            let step = c + cal.gather_s(u - m) + cal.scatter_s(u);
             let next = mc.misses.get(b + 1).map_or(0.0, |&x| f64::from(x));
-            let xfer = cal.fetch.at(next) + cal.writeback.at(f64::from(mc.writebacks[b]));
+            let xfer = cal.fetch_s(next) + cal.writeback_s(f64::from(mc.writebacks[b]));
             total += step.max(xfer) + (1.0 - cal.overlap) * step.min(xfer);
         }
     }
@@ -447,7 +529,7 @@ pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 
     let c = cal.compute_s(batch);
     unique
         .iter()
-        .map(|&u| c + cal.gather.at(f64::from(u)) + cal.scatter.at(f64::from(u)))
+        .map(|&u| c + cal.gather_s(f64::from(u)) + cal.scatter_s(f64::from(u)))
         .sum::<f64>()
         / unique.len() as f64
 }
@@ -493,6 +575,10 @@ mod tests {
             overlap: 0.8,
             max_rel_residual: [0.0; 5],
             compute_points: vec![],
+            gather_points: vec![],
+            scatter_points: vec![],
+            fetch_points: vec![],
+            writeback_points: vec![],
             tail_points: vec![(1024.0, 4e-4), (4096.0, 2e-3)],
         }
     }
@@ -706,6 +792,82 @@ mod tests {
 }
 
 #[cfg(test)]
+mod row_term_tests {
+    use super::*;
+
+    fn pt(op: &str, n: f64, t: f64) -> MicroPoint {
+        MicroPoint {
+            op: op.into(),
+            size: n,
+            metric: format!("{op}_s"),
+            value: t,
+        }
+    }
+
+    /// Run 20's shape of the miss path: latency-bound to 1024 rows, a jump where the host
+    /// gather goes multi-threaded and leaves the host caches (4096), then ~25–35 ns per row.
+    #[test]
+    fn row_paths_interpolate_their_medians_not_the_affine_fit() {
+        let shape = [
+            (64.0, 28.7e-6),
+            (1024.0, 75.2e-6),
+            (4096.0, 420.3e-6),
+            (16384.0, 1053.7e-6),
+            (262144.0, 7115.4e-6),
+        ];
+        let mut v = Vec::new();
+        for op in ["gather", "scatter", "fetch_path", "writeback_path"] {
+            v.extend(shape.iter().map(|&(n, t)| pt(op, n, t)));
+        }
+        // A second median at 4096 rows: the point is the mean of the two.
+        v.push(pt("fetch_path", 4096.0, 380.3e-6));
+        v.extend([pt("compute", 256.0, 3e-3), pt("compute", 4096.0, 5e-3)]);
+        v.push(MicroPoint {
+            op: "overlap".into(),
+            size: 4096.0,
+            metric: "overlap_fraction".into(),
+            value: 0.0,
+        });
+        v.push(MicroPoint {
+            op: "overlap".into(),
+            size: 4096.0,
+            metric: "overlap_compute_s".into(),
+            value: 6e-3,
+        });
+        let c = fit(&v).unwrap();
+        assert_eq!(c.fetch_points.len(), 5);
+        assert_eq!(c.fetch_points[2], (4096.0, 400.3e-6));
+        assert_eq!(c.writeback_points, shape.to_vec());
+        // 5000 rows: between 4096 and 16384, by hand.
+        let w = 420.3e-6 + (1053.7e-6 - 420.3e-6) * (5000.0 - 4096.0) / (16384.0 - 4096.0);
+        assert!((c.writeback_s(5000.0) - w).abs() < 1e-15);
+        let f = 400.3e-6 + (1053.7e-6 - 400.3e-6) * (5000.0 - 4096.0) / (16384.0 - 4096.0);
+        assert!((c.fetch_s(5000.0) - f).abs() < 1e-15);
+        // The affine fit of the same medians is far below there (what run 20 predicted with).
+        assert!(c.fetch.at(5000.0) < 0.75 * f, "{:?}", c.fetch);
+        // None moved: free; below the smallest count: flat; above the largest: last slope.
+        assert_eq!(c.gather_s(0.0), 0.0);
+        assert_eq!(c.scatter_s(10.0), 28.7e-6);
+        let slope = (7115.4e-6 - 1053.7e-6) / (262144.0 - 16384.0);
+        assert!((c.gather_s(300000.0) - (7115.4e-6 + slope * 37856.0)).abs() < 1e-15);
+        // The on-demand prediction prices each batch's rows through the points.
+        let mc = MoveCounts {
+            unique: vec![5000],
+            misses: vec![5000],
+            writebacks: vec![5000],
+            not_kept: vec![5000],
+        };
+        let want = c.compute_s(1024.0) + c.tail_s(1024.0) + f + w;
+        assert!((predict_iter_s(&c, &mc, 1024.0, false) - want).abs() < 1e-15);
+        // Without points (a calibration file written before they were stored) the affine fit
+        // prices the rows.
+        let mut old = c.clone();
+        old.fetch_points.clear();
+        assert_eq!(old.fetch_s(5000.0), c.fetch.at(5000.0));
+    }
+}
+
+#[cfg(test)]
 mod compute_tests {
     use super::*;
 
@@ -724,6 +886,10 @@ mod compute_tests {
             overlap: 0.0,
             max_rel_residual: [0.0; 5],
             tail_points: vec![],
+            gather_points: vec![],
+            scatter_points: vec![],
+            fetch_points: vec![],
+            writeback_points: vec![],
             // Flat 6 ms up to 4096 samples, then 16 ms at 16384 (run 10's shape).
             compute_points: vec![(256.0, 6e-3), (4096.0, 6e-3), (16384.0, 16e-3)],
         };

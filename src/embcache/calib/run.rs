@@ -165,6 +165,19 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
         "# device tail of a step the host waits for, [samples, s] (synchronized step − compute)"
     );
     let _ = writeln!(s, "tail_points = [{}]", tails.join(", "));
+    let _ = writeln!(
+        s,
+        "# measured medians of the row paths, [rows, s]: predictions interpolate these (the affine fits below are reported)"
+    );
+    for (name, p) in [
+        ("gather_points", &c.gather_points),
+        ("scatter_points", &c.scatter_points),
+        ("fetch_points", &c.fetch_points),
+        ("writeback_points", &c.writeback_points),
+    ] {
+        let v: Vec<String> = p.iter().map(|(n, t)| format!("[{n:?}, {t:e}]")).collect();
+        let _ = writeln!(s, "{name} = [{}]", v.join(", "));
+    }
     for (name, a, r) in [
         ("compute", c.compute, c.max_rel_residual[0]),
         ("gather", c.gather, c.max_rel_residual[1]),
@@ -224,6 +237,10 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
             .ok_or_else(|| bad("overlap"))?,
         max_rel_residual: [r0, r1, r2, r3, r4],
         compute_points: pairs(&v, "compute_points"),
+        gather_points: pairs(&v, "gather_points"),
+        scatter_points: pairs(&v, "scatter_points"),
+        fetch_points: pairs(&v, "fetch_points"),
+        writeback_points: pairs(&v, "writeback_points"),
         tail_points: required_pairs(&v, "tail_points").ok_or_else(|| bad("tail_points"))?,
     })
 }
@@ -495,8 +512,21 @@ mod tests {
     use crate::validate::Tolerance;
     use std::sync::Arc;
 
+    /// The medians `fit` stores for an affine term measured at the micro rows' counts below.
+    fn at_micro_rows(a: Affine) -> Vec<(f64, f64)> {
+        [64.0, 4096.0, 262144.0]
+            .iter()
+            .map(|&n| (n, a.at(n)))
+            .collect()
+    }
+
     fn truth() -> Calibration {
+        let aff = |alpha_s, beta_s| Affine { alpha_s, beta_s };
         Calibration {
+            gather_points: at_micro_rows(aff(8e-6, 2e-10)),
+            scatter_points: at_micro_rows(aff(9e-6, 3e-10)),
+            fetch_points: at_micro_rows(aff(3e-5, 2e-8)),
+            writeback_points: at_micro_rows(aff(4e-5, 2.5e-8)),
             compute: Affine {
                 alpha_s: 1e-3,
                 beta_s: 2e-7,
@@ -683,5 +713,13 @@ mod tests {
         assert!((back.compute_s(16.0) / t.compute.at(16.0) - 1.0).abs() < 1e-9);
         assert_eq!(back.tail_points.len(), 1);
         assert!((back.tail_s(2048.0) / 0.5e-3 - 1.0).abs() < 1e-9);
+        // The row paths' medians read back, and price rows as the truth does.
+        assert_eq!(back.fetch_points, t.fetch_points);
+        assert_eq!(back.writeback_points, t.writeback_points);
+        assert_eq!(back.gather_points, t.gather_points);
+        assert_eq!(back.scatter_points, t.scatter_points);
+        for n in [1.0, 64.0, 1000.0, 300000.0] {
+            assert!((back.fetch_s(n) / t.fetch_s(n) - 1.0).abs() < 1e-12);
+        }
     }
 }
