@@ -37,6 +37,10 @@
 //! measured overlap fraction (1: the shorter is hidden), plus `f(m_0)` once.
 //! The mean over batches is the iteration time (`iter_s`).
 //!
+//! The step `c(B)` and tail `τ(B)` are those of the e2e row's model shape when the micro rows
+//! time the step at more than one table count ([`Calibration::for_tables`]; the e2e grid runs a
+//! 26-table and a 2-table model), else the pooled ones.
+//!
 //! # Row terms
 //! The four row paths are interpolated piecewise linearly through the measured medians per row
 //! count ([`Calibration::gather_s`] …; flat below the smallest count, the last segment's slope
@@ -97,10 +101,31 @@ impl Calibration {
 
     /// Dense step time for `batch` samples, s.
     pub fn compute_s(&self, batch: f64) -> f64 {
-        if self.compute_points.len() < 2 {
-            return self.compute.at(batch);
+        match self.compute_points.len() {
+            0 => self.compute.at(batch),
+            // One measured batch size (a model shape timed at its e2e batch only): flat.
+            1 => self.compute_points[0].1,
+            _ => interpolate(&self.compute_points, batch),
         }
-        interpolate(&self.compute_points, batch)
+    }
+
+    /// The calibration an e2e row of a model with `tables` lookup tables is predicted with: the
+    /// step and tail measured at that table count when the micro rows have them
+    /// ([`Calibration::shapes`]), else the pooled ones. The row paths do not depend on the model.
+    ///
+    /// Why: the step is host-launch bound at small batches and device bound at large ones, and
+    /// its device work grows with the interaction's `(T+1)²` pairs; the e2e grid runs a 26-table
+    /// model (Criteo-like) and a 2-table one (MovieLens), so one table count's step says little
+    /// about the other's.
+    pub fn for_tables(&self, tables: u32) -> Calibration {
+        let mut c = self.clone();
+        if let Some(sh) = self.shapes.iter().find(|s| s.tables == tables) {
+            c.compute_points = sh.compute_points.clone();
+            if !sh.tail_points.is_empty() {
+                c.tail_points = sh.tail_points.clone();
+            }
+        }
+        c
     }
 
     /// Gathering `n` hit rows from the cache, s (0 for `n = 0`).
@@ -127,7 +152,7 @@ impl Calibration {
 /// Piecewise-linear interpolation through `p` (sorted by `x`, at least 2 points): flat below the
 /// first point, the last segment's slope above the last, clamped at 0.
 fn interpolate(p: &[(f64, f64)], x: f64) -> f64 {
-    if x <= p[0].0 {
+    if x <= p[0].0 || p.len() == 1 {
         return p[0].1;
     }
     let i = p
@@ -250,6 +275,22 @@ pub struct MicroPoint {
     pub metric: String,
     /// Value (median).
     pub value: f64,
+    /// Lookup tables of the model the step was timed with (`tables` parameter of the `compute`
+    /// and `overlap` rows; `None` for the row ops and rows without it).
+    pub tables: Option<u32>,
+}
+
+/// The dense step of one model shape (table count), when the micro rows time the step at more
+/// than one: the e2e rows of a shape use its own step and tail (see
+/// [`Calibration::for_tables`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepShape {
+    /// Lookup tables of the model.
+    pub tables: u32,
+    /// The step's medians `(samples, s)` at this shape (as [`Calibration::compute_points`]).
+    pub compute_points: Vec<(f64, f64)>,
+    /// The device tail at this shape (as [`Calibration::tail_points`]); empty: the pooled tail.
+    pub tail_points: Vec<(f64, f64)>,
 }
 
 /// The fitted pipeline model of one GPU and software stack.
@@ -290,6 +331,9 @@ pub struct Calibration {
     pub tail_points: Vec<(f64, f64)>,
     /// Largest relative residual of each fitted term over its points, in term order above.
     pub max_rel_residual: [f64; 5],
+    /// The step per table count, when the micro rows time more than one model shape (empty
+    /// otherwise: the pooled [`Calibration::compute_points`] are that one shape's).
+    pub shapes: Vec<StepShape>,
 }
 
 fn points_of(p: &[MicroPoint], op: &str, metric: &str) -> Vec<(f64, f64)> {
@@ -370,17 +414,53 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         overlap,
         tail_points: Vec::new(),
         max_rel_residual: res,
+        shapes: Vec::new(),
     };
-    // Median synchronized step per batch size, minus the back-to-back step there.
+    cal.tail_points = tail_points(&cal, &synced);
+    // Step shapes: the compute rows' table counts, when there is more than one.
+    let mut counts: Vec<u32> = p
+        .iter()
+        .filter(|x| x.op == "compute" && x.metric == "compute_s")
+        .filter_map(|x| x.tables)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() > 1 {
+        for t in counts {
+            let of = |op: &str, metric: &str| -> Vec<(f64, f64)> {
+                p.iter()
+                    .filter(|x| x.op == op && x.metric == metric && x.tables == Some(t))
+                    .map(|x| (x.size, x.value))
+                    .collect()
+            };
+            let mut shape = cal.clone();
+            shape.compute_points = medians_by_size(of("compute", "compute_s"));
+            let mut synced_t = of("overlap", "overlap_compute_s");
+            synced_t.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let tail_points = tail_points(&shape, &synced_t);
+            cal.shapes.push(StepShape {
+                tables: t,
+                compute_points: shape.compute_points,
+                tail_points,
+            });
+        }
+    }
+    Ok(cal)
+}
+
+/// Median synchronized step per batch size (`synced` sorted by size, then time), minus the
+/// back-to-back step of `cal` there, clamped at 0.
+fn tail_points(cal: &Calibration, synced: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
     let mut i = 0;
     while i < synced.len() {
         let b = synced[i].0;
         let j = synced[i..].iter().take_while(|q| q.0 == b).count() + i;
         let med = median_sorted(&synced[i..j].iter().map(|q| q.1).collect::<Vec<_>>());
-        cal.tail_points.push((b, (med - cal.compute_s(b)).max(0.0)));
+        out.push((b, (med - cal.compute_s(b)).max(0.0)));
         i = j;
     }
-    Ok(cal)
+    out
 }
 
 /// Median of values sorted ascending (mean of the middle two for an even count).
@@ -546,6 +626,7 @@ mod tests {
                 size: n,
                 metric: metric.into(),
                 value: f(n),
+                tables: None,
             })
             .collect()
     }
@@ -580,6 +661,7 @@ mod tests {
             fetch_points: vec![],
             writeback_points: vec![],
             tail_points: vec![(1024.0, 4e-4), (4096.0, 2e-3)],
+            shapes: vec![],
         }
     }
 
@@ -611,6 +693,7 @@ mod tests {
                 size: 4096.0,
                 metric: "overlap_fraction".into(),
                 value: phi,
+                tables: None,
             });
         }
         // The synchronized step at each overlap batch: compute + tail, with a slower and a
@@ -622,6 +705,7 @@ mod tests {
                     size: b,
                     metric: "overlap_compute_s".into(),
                     value: t.compute.at(b) + tail + d,
+                    tables: None,
                 });
             }
         }
@@ -801,6 +885,7 @@ mod row_term_tests {
             size: n,
             metric: format!("{op}_s"),
             value: t,
+            tables: None,
         }
     }
 
@@ -827,12 +912,14 @@ mod row_term_tests {
             size: 4096.0,
             metric: "overlap_fraction".into(),
             value: 0.0,
+            tables: None,
         });
         v.push(MicroPoint {
             op: "overlap".into(),
             size: 4096.0,
             metric: "overlap_compute_s".into(),
             value: 6e-3,
+            tables: None,
         });
         let c = fit(&v).unwrap();
         assert_eq!(c.fetch_points.len(), 5);
@@ -868,6 +955,64 @@ mod row_term_tests {
 }
 
 #[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn pt(op: &str, metric: &str, size: f64, value: f64, tables: Option<u32>) -> MicroPoint {
+        MicroPoint {
+            op: op.into(),
+            size,
+            metric: metric.into(),
+            value,
+            tables,
+        }
+    }
+
+    fn rows_and_overlap() -> Vec<MicroPoint> {
+        let mut v = Vec::new();
+        for op in ["gather", "scatter", "fetch_path", "writeback_path"] {
+            for (n, t) in [(64.0, 1e-5), (4096.0, 4e-4)] {
+                v.push(pt(op, &format!("{op}_s"), n, t, None));
+            }
+        }
+        v.push(pt("overlap", "overlap_fraction", 4096.0, 0.0, Some(26)));
+        v
+    }
+
+    #[test]
+    fn the_step_is_keyed_by_table_count_when_several_are_measured() {
+        let mut v = rows_and_overlap();
+        // 26 tables: 3.5 ms at 256, 5.4 ms at 4096 samples; synchronized 6.1 ms at 4096.
+        v.push(pt("compute", "compute_s", 256.0, 3.5e-3, Some(26)));
+        v.push(pt("compute", "compute_s", 4096.0, 5.4e-3, Some(26)));
+        v.push(pt("overlap", "overlap_compute_s", 4096.0, 6.1e-3, Some(26)));
+        // One table count only: no shapes, the pooled points are that shape's.
+        let one = fit(&v).unwrap();
+        assert!(one.shapes.is_empty());
+        assert_eq!(one.for_tables(2), one);
+        // 2 tables at batch 50 only: 4.3 ms, synchronized 4.5 ms.
+        v.push(pt("compute", "compute_s", 50.0, 4.3e-3, Some(2)));
+        v.push(pt("overlap", "overlap_compute_s", 50.0, 4.5e-3, Some(2)));
+        let c = fit(&v).unwrap();
+        assert_eq!(c.shapes.len(), 2);
+        let two = c.for_tables(2);
+        // One measured batch size: flat at it.
+        assert_eq!(two.compute_s(50.0), 4.3e-3);
+        assert_eq!(two.compute_s(1024.0), 4.3e-3);
+        assert!((two.tail_s(50.0) - 0.2e-3).abs() < 1e-15);
+        let many = c.for_tables(26);
+        assert_eq!(many.compute_points, vec![(256.0, 3.5e-3), (4096.0, 5.4e-3)]);
+        assert!((many.tail_s(4096.0) - 0.7e-3).abs() < 1e-15);
+        // A table count never timed: the pooled step over every measured point.
+        let other = c.for_tables(8);
+        assert_eq!(other.compute_points.len(), 3);
+        assert_eq!(other.compute_s(50.0), 4.3e-3);
+        // The row paths do not depend on the model shape.
+        assert_eq!(two.fetch_s(1000.0), many.fetch_s(1000.0));
+    }
+}
+
+#[cfg(test)]
 mod compute_tests {
     use super::*;
 
@@ -890,6 +1035,7 @@ mod compute_tests {
             scatter_points: vec![],
             fetch_points: vec![],
             writeback_points: vec![],
+            shapes: vec![],
             // Flat 6 ms up to 4096 samples, then 16 ms at 16384 (run 10's shape).
             compute_points: vec![(256.0, 6e-3), (4096.0, 6e-3), (16384.0, 16e-3)],
         };

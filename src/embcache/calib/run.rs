@@ -135,6 +135,7 @@ pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
             size,
             metric: r.metric.clone(),
             value: r.value,
+            tables: r.params.get("tables").and_then(|t| t.parse().ok()),
         });
     }
     Ok(v)
@@ -191,6 +192,22 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
             a.alpha_s, a.beta_s, r
         );
     }
+    for sh in &c.shapes {
+        let pairs = |v: &[(f64, f64)]| -> String {
+            v.iter()
+                .map(|(b, t)| format!("[{b:?}, {t:e}]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "\n# the step and its tail measured with {} lookup tables (e2e rows with that many use these)",
+            sh.tables
+        );
+        let _ = writeln!(s, "[[shape]]\ntables = {}", sh.tables);
+        let _ = writeln!(s, "compute_points = [{}]", pairs(&sh.compute_points));
+        let _ = writeln!(s, "tail_points = [{}]", pairs(&sh.tail_points));
+    }
     s
 }
 
@@ -242,6 +259,26 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
         fetch_points: pairs(&v, "fetch_points"),
         writeback_points: pairs(&v, "writeback_points"),
         tail_points: required_pairs(&v, "tail_points").ok_or_else(|| bad("tail_points"))?,
+        shapes: match v.get("shape") {
+            None => Vec::new(),
+            Some(a) => a
+                .as_array()
+                .ok_or_else(|| bad("shape"))?
+                .iter()
+                .map(|t| {
+                    let t = t.as_table().ok_or_else(|| bad("shape"))?;
+                    Ok(super::StepShape {
+                        tables: t
+                            .get("tables")
+                            .and_then(|x| x.as_integer())
+                            .and_then(|x| u32::try_from(x).ok())
+                            .ok_or_else(|| bad("shape.tables"))?,
+                        compute_points: pairs(t, "compute_points"),
+                        tail_points: pairs(t, "tail_points"),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        },
     })
 }
 
@@ -348,6 +385,9 @@ fn predict_row(
         .get("policy")
         .ok_or_else(|| origin.err("embcache e2e row needs params `policy`"))?;
     let batch = param_f(row, origin, "batch")?;
+    // The step measured with this row's table count, when the micro rows have it.
+    let shaped = cal.for_tables(param_f(row, origin, "tables")? as u32);
+    let cal = &shaped;
     if pol == "resident" {
         let mc = move_counts(tr, PolicyKind::Lru, tr.n_rows().max(1))?;
         return Ok((predict_resident_s(cal, &mc.unique, batch), 1.0));
@@ -553,6 +593,7 @@ mod tests {
             // What `fit` derives from the synchronized step below: 1 ms more than compute at
             // 4096 samples.
             tail_points: vec![(4096.0, 1e-3)],
+            shapes: vec![],
         }
     }
 
@@ -667,6 +708,33 @@ mod tests {
             no_plots: true,
             format: Default::default(),
         }
+    }
+
+    #[test]
+    fn step_shapes_round_trip_through_the_calibration_file() {
+        let mut t = truth();
+        t.shapes = vec![
+            super::super::StepShape {
+                tables: 2,
+                compute_points: vec![(50.0, 4.3e-3)],
+                tail_points: vec![(50.0, 2e-4)],
+            },
+            super::super::StepShape {
+                tables: 26,
+                compute_points: vec![(256.0, 3.5e-3), (4096.0, 5.4e-3)],
+                tail_points: vec![],
+            },
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        let back = from_toml(&p).unwrap();
+        assert_eq!(back.shapes, t.shapes);
+        assert_eq!(back.for_tables(2).compute_s(50.0), 4.3e-3);
+        // A file without shapes reads back with none.
+        t.shapes.clear();
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        assert!(from_toml(&p).unwrap().shapes.is_empty());
     }
 
     #[test]
