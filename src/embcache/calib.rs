@@ -5,7 +5,7 @@
 //! # Model
 //! One training iteration with `B` samples, `U` unique rows, of which `h` hit the device cache,
 //! `m` are fetched from host memory and `w` are written back (evicted, or not kept after the
-//! step), every term affine in its count (`t(n) = α + β·n` for `n > 0`, 0 for `n = 0`):
+//! step), every term a function of its count (0 for `n = 0`; see *Row terms* below):
 //! - dense step `c(B)` (forward, backward, optimizers, lookups of the work rows) — `compute`;
 //! - gathering the `h` hit rows from the cache `g(h)` — `gather`; storing the `U` updated rows
 //!   back into slots `s(U − q)` (`q` rows not kept) — `scatter`;
@@ -37,11 +37,31 @@
 //! measured overlap fraction (1: the shorter is hidden), plus `f(m_0)` once.
 //! The mean over batches is the iteration time (`iter_s`).
 //!
+//! The step `c(B)` and tail `τ(B)` are those of the e2e row's model shape when the micro rows
+//! time the step at more than one table count ([`Calibration::for_tables`]; the e2e grid runs a
+//! 26-table and a 2-table model), else the pooled ones.
+//!
+//! # Row terms
+//! The four row paths are interpolated piecewise linearly through the measured medians per row
+//! count ([`Calibration::gather_s`] …; flat below the smallest count, the last segment's slope
+//! above the largest), not priced by their affine fits. The cost per row is not constant over the
+//! micro grid's 64…262 144 rows, for reasons in the harness itself: the host gather and scatter
+//! (`validation/src/embcache/xfer.rs`) run on one thread below 4096 rows and on up to 8 spawned
+//! threads from 4096 (`rows / 2048`), and the rows they touch fit in the host's caches at small
+//! counts and not at large ones; the copies are latency-bound at small counts. On run 20's micro
+//! rows the relative affine fits missed their own medians by up to 61% (`fetch_path`,
+//! `writeback_path`) and priced 5 000 rows at less than half the medians around that count
+//! (fetch 0.19 vs 0.42–1.05 ms measured at 4 096–16 384 rows): exactly the range an e2e batch
+//! moves (2 000–14 000 rows at batch 1024/4096), so every miss-heavy point was under-predicted.
+//! The affine fits are still computed and reported (and used when a calibration has fewer than
+//! two sizes of a term, e.g. a file written before the points were stored).
+//!
 //! # Fit
-//! Each affine term is a least-squares fit of the micro medians minimising the *relative*
-//! residuals `Σ ((t_i − α − β·n_i) / t_i)²` (the error `validate` reports is relative), with
-//! `α, β ≥ 0` (a negative intercept is refitted through the origin). `φ` is the median of the
-//! measured `overlap_fraction`s; `τ` as above (medians per batch size, clamped at 0).
+//! The points of a term are its micro medians, the mean of the medians at a size measured more
+//! than once. Each affine term is a least-squares fit of the micro medians minimising the
+//! *relative* residuals `Σ ((t_i − α − β·n_i) / t_i)²`, with `α, β ≥ 0` (a negative intercept is
+//! refitted through the origin). `φ` is the median of the measured `overlap_fraction`s; `τ` as
+//! above (medians per batch size, clamped at 0).
 
 pub mod run;
 
@@ -81,21 +101,95 @@ impl Calibration {
 
     /// Dense step time for `batch` samples, s.
     pub fn compute_s(&self, batch: f64) -> f64 {
-        let p = &self.compute_points;
-        if p.len() < 2 {
-            return self.compute.at(batch);
+        match self.compute_points.len() {
+            0 => self.compute.at(batch),
+            // One measured batch size (a model shape timed at its e2e batch only): flat.
+            1 => self.compute_points[0].1,
+            _ => interpolate(&self.compute_points, batch),
         }
-        if batch <= p[0].0 {
-            return p[0].1;
-        }
-        let i = p
-            .iter()
-            .position(|q| q.0 >= batch)
-            .unwrap_or(p.len() - 1)
-            .max(1);
-        let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
-        (y0 + (y1 - y0) * (batch - x0) / (x1 - x0)).max(0.0)
     }
+
+    /// The calibration an e2e row of a model with `tables` lookup tables is predicted with: the
+    /// step and tail measured at that table count when the micro rows have them
+    /// ([`Calibration::shapes`]), else the pooled ones. The row paths do not depend on the model.
+    ///
+    /// Why: the step is host-launch bound at small batches and device bound at large ones, and
+    /// its device work grows with the interaction's `(T+1)²` pairs; the e2e grid runs a 26-table
+    /// model (Criteo-like) and a 2-table one (MovieLens), so one table count's step says little
+    /// about the other's.
+    pub fn for_tables(&self, tables: u32) -> Calibration {
+        let mut c = self.clone();
+        if let Some(sh) = self.shapes.iter().find(|s| s.tables == tables) {
+            c.compute_points = sh.compute_points.clone();
+            if !sh.tail_points.is_empty() {
+                c.tail_points = sh.tail_points.clone();
+            }
+        }
+        c
+    }
+
+    /// Gathering `n` hit rows from the cache, s (0 for `n = 0`).
+    pub fn gather_s(&self, n: f64) -> f64 {
+        row_term(&self.gather_points, &self.gather, n)
+    }
+
+    /// Storing `n` updated rows into their slots, s (0 for `n = 0`).
+    pub fn scatter_s(&self, n: f64) -> f64 {
+        row_term(&self.scatter_points, &self.scatter, n)
+    }
+
+    /// The miss path of `n` rows (host gather, H2D, store), s (0 for `n = 0`).
+    pub fn fetch_s(&self, n: f64) -> f64 {
+        row_term(&self.fetch_points, &self.fetch, n)
+    }
+
+    /// The write-back path of `n` rows (device gather, D2H, host scatter), s (0 for `n = 0`).
+    pub fn writeback_s(&self, n: f64) -> f64 {
+        row_term(&self.writeback_points, &self.writeback, n)
+    }
+}
+
+/// Piecewise-linear interpolation through `p` (sorted by `x`, at least 2 points): flat below the
+/// first point, the last segment's slope above the last, clamped at 0.
+fn interpolate(p: &[(f64, f64)], x: f64) -> f64 {
+    if x <= p[0].0 || p.len() == 1 {
+        return p[0].1;
+    }
+    let i = p
+        .iter()
+        .position(|q| q.0 >= x)
+        .unwrap_or(p.len() - 1)
+        .max(1);
+    let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
+    (y0 + (y1 - y0) * (x - x0) / (x1 - x0)).max(0.0)
+}
+
+/// A row term at `n` rows: 0 for none, else interpolated through its measured medians, or the
+/// affine fit when fewer than two sizes were measured.
+fn row_term(points: &[(f64, f64)], affine: &Affine, n: f64) -> f64 {
+    if n <= 0.0 {
+        0.0
+    } else if points.len() < 2 {
+        affine.at(n)
+    } else {
+        interpolate(points, n)
+    }
+}
+
+/// `(size, value)` points sorted by size, the mean of the values at a repeated size.
+fn medians_by_size(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64, f64)> = Vec::new();
+    for (x, y) in pts {
+        match out.last_mut() {
+            Some(last) if last.0 == x => {
+                last.1 += y;
+                last.2 += 1.0;
+            }
+            _ => out.push((x, y, 1.0)),
+        }
+    }
+    out.into_iter().map(|(x, y, k)| (x, y / k)).collect()
 }
 
 impl Affine {
@@ -181,6 +275,22 @@ pub struct MicroPoint {
     pub metric: String,
     /// Value (median).
     pub value: f64,
+    /// Lookup tables of the model the step was timed with (`tables` parameter of the `compute`
+    /// and `overlap` rows; `None` for the row ops and rows without it).
+    pub tables: Option<u32>,
+}
+
+/// The dense step of one model shape (table count), when the micro rows time the step at more
+/// than one: the e2e rows of a shape use its own step and tail (see
+/// [`Calibration::for_tables`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepShape {
+    /// Lookup tables of the model.
+    pub tables: u32,
+    /// The step's medians `(samples, s)` at this shape (as [`Calibration::compute_points`]).
+    pub compute_points: Vec<(f64, f64)>,
+    /// The device tail at this shape (as [`Calibration::tail_points`]); empty: the pooled tail.
+    pub tail_points: Vec<(f64, f64)>,
 }
 
 /// The fitted pipeline model of one GPU and software stack.
@@ -194,14 +304,25 @@ pub struct Calibration {
     /// interpolate these piecewise linearly (flat below the smallest batch, the last segment's
     /// slope above the largest).
     pub compute_points: Vec<(f64, f64)>,
-    /// Gather of hit rows from the cache, per row.
+    /// Gather of hit rows from the cache, per row (the affine fit, reported; predictions use
+    /// [`Calibration::gather_s`]).
     pub gather: Affine,
-    /// Store of updated rows into slots, per row.
+    /// Store of updated rows into slots, per row (affine fit; see [`Calibration::scatter_s`]).
     pub scatter: Affine,
-    /// The miss path (host gather + H2D + store), per row.
+    /// The miss path (host gather + H2D + store), per row (affine fit; see
+    /// [`Calibration::fetch_s`]).
     pub fetch: Affine,
-    /// The write-back path (device gather + D2H + host scatter), per row.
+    /// The write-back path (device gather + D2H + host scatter), per row (affine fit; see
+    /// [`Calibration::writeback_s`]).
     pub writeback: Affine,
+    /// Measured `gather_s` medians `(rows, s)`, sorted by rows (empty: the affine fit prices it).
+    pub gather_points: Vec<(f64, f64)>,
+    /// Measured `scatter_s` medians `(rows, s)`, sorted by rows.
+    pub scatter_points: Vec<(f64, f64)>,
+    /// Measured `fetch_path_s` medians `(rows, s)`, sorted by rows.
+    pub fetch_points: Vec<(f64, f64)>,
+    /// Measured `writeback_path_s` medians `(rows, s)`, sorted by rows.
+    pub writeback_points: Vec<(f64, f64)>,
     /// Fraction of the shorter of step and transfer hidden when both run together, in [0, 1].
     pub overlap: f64,
     /// Device tail of a step the host waits for, `(samples, s)` sorted by samples: the step
@@ -210,6 +331,9 @@ pub struct Calibration {
     pub tail_points: Vec<(f64, f64)>,
     /// Largest relative residual of each fitted term over its points, in term order above.
     pub max_rel_residual: [f64; 5],
+    /// The step per table count, when the micro rows time more than one model shape (empty
+    /// otherwise: the pooled [`Calibration::compute_points`] are that one shape's).
+    pub shapes: Vec<StepShape>,
 }
 
 fn points_of(p: &[MicroPoint], op: &str, metric: &str) -> Vec<(f64, f64)> {
@@ -238,12 +362,14 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         ("writeback_path", "writeback_path_s"),
     ];
     let mut fits = Vec::with_capacity(5);
+    let mut medians = Vec::with_capacity(5);
     let mut res = [0.0; 5];
     for (i, (op, metric)) in terms.iter().enumerate() {
         let pts = points_of(p, op, metric);
         let a = Affine::fit(op, &pts)?;
         res[i] = max_rel(&a, &pts);
         fits.push(a);
+        medians.push(medians_by_size(pts));
     }
     let mut phis: Vec<f64> = p
         .iter()
@@ -268,18 +394,18 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         ));
     }
     synced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let mut compute_points: Vec<(f64, f64)> = Vec::new();
-    let mut cp = points_of(p, "compute", "compute_s");
-    cp.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (b, t) in cp {
-        // Several medians at one batch size: keep their mean.
-        match compute_points.last_mut() {
-            Some(last) if last.0 == b => last.1 = 0.5 * (last.1 + t),
-            _ => compute_points.push((b, t)),
-        }
-    }
+    // Several medians at one batch size or row count: keep their mean.
+    let mut medians = medians.into_iter();
+    let mut next = || medians.next().unwrap_or_default();
+    let compute_points = next();
+    let (gather_points, scatter_points, fetch_points, writeback_points) =
+        (next(), next(), next(), next());
     let mut cal = Calibration {
         compute_points,
+        gather_points,
+        scatter_points,
+        fetch_points,
+        writeback_points,
         compute: fits[0],
         gather: fits[1],
         scatter: fits[2],
@@ -288,17 +414,53 @@ pub fn fit(p: &[MicroPoint]) -> Result<Calibration> {
         overlap,
         tail_points: Vec::new(),
         max_rel_residual: res,
+        shapes: Vec::new(),
     };
-    // Median synchronized step per batch size, minus the back-to-back step there.
+    cal.tail_points = tail_points(&cal, &synced);
+    // Step shapes: the compute rows' table counts, when there is more than one.
+    let mut counts: Vec<u32> = p
+        .iter()
+        .filter(|x| x.op == "compute" && x.metric == "compute_s")
+        .filter_map(|x| x.tables)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() > 1 {
+        for t in counts {
+            let of = |op: &str, metric: &str| -> Vec<(f64, f64)> {
+                p.iter()
+                    .filter(|x| x.op == op && x.metric == metric && x.tables == Some(t))
+                    .map(|x| (x.size, x.value))
+                    .collect()
+            };
+            let mut shape = cal.clone();
+            shape.compute_points = medians_by_size(of("compute", "compute_s"));
+            let mut synced_t = of("overlap", "overlap_compute_s");
+            synced_t.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let tail_points = tail_points(&shape, &synced_t);
+            cal.shapes.push(StepShape {
+                tables: t,
+                compute_points: shape.compute_points,
+                tail_points,
+            });
+        }
+    }
+    Ok(cal)
+}
+
+/// Median synchronized step per batch size (`synced` sorted by size, then time), minus the
+/// back-to-back step of `cal` there, clamped at 0.
+fn tail_points(cal: &Calibration, synced: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
     let mut i = 0;
     while i < synced.len() {
         let b = synced[i].0;
         let j = synced[i..].iter().take_while(|q| q.0 == b).count() + i;
         let med = median_sorted(&synced[i..j].iter().map(|q| q.1).collect::<Vec<_>>());
-        cal.tail_points.push((b, (med - cal.compute_s(b)).max(0.0)));
+        out.push((b, (med - cal.compute_s(b)).max(0.0)));
         i = j;
     }
-    Ok(cal)
+    out
 }
 
 /// Median of values sorted ascending (mean of the middle two for an even count).
@@ -408,20 +570,20 @@ pub fn predict_iter_s(cal: &Calibration, mc: &MoveCounts, batch: f64, prefetch: 
             let kept = u - f64::from(mc.not_kept[b]);
             total += c
                 + if drained(mc, b) { tail } else { 0.0 }
-                + cal.gather.at(u - m)
-                + cal.scatter.at(kept)
-                + cal.fetch.at(m)
-                + cal.writeback.at(f64::from(mc.writebacks[b]));
+                + cal.gather_s(u - m)
+                + cal.scatter_s(kept)
+                + cal.fetch_s(m)
+                + cal.writeback_s(f64::from(mc.writebacks[b]));
         }
     } else {
-        total += cal.fetch.at(f64::from(mc.misses[0]));
+        total += cal.fetch_s(f64::from(mc.misses[0]));
         for b in 0..n {
             let u = f64::from(mc.unique[b]);
             let m = f64::from(mc.misses[b]);
             // Fetched rows are read from staging; hits from the cache; all U are stored.
-            let step = c + cal.gather.at(u - m) + cal.scatter.at(u);
+            let step = c + cal.gather_s(u - m) + cal.scatter_s(u);
             let next = mc.misses.get(b + 1).map_or(0.0, |&x| f64::from(x));
-            let xfer = cal.fetch.at(next) + cal.writeback.at(f64::from(mc.writebacks[b]));
+            let xfer = cal.fetch_s(next) + cal.writeback_s(f64::from(mc.writebacks[b]));
             total += step.max(xfer) + (1.0 - cal.overlap) * step.min(xfer);
         }
     }
@@ -447,7 +609,7 @@ pub fn predict_resident_s(cal: &Calibration, unique: &[u32], batch: f64) -> f64 
     let c = cal.compute_s(batch);
     unique
         .iter()
-        .map(|&u| c + cal.gather.at(f64::from(u)) + cal.scatter.at(f64::from(u)))
+        .map(|&u| c + cal.gather_s(f64::from(u)) + cal.scatter_s(f64::from(u)))
         .sum::<f64>()
         / unique.len() as f64
 }
@@ -464,6 +626,7 @@ mod tests {
                 size: n,
                 metric: metric.into(),
                 value: f(n),
+                tables: None,
             })
             .collect()
     }
@@ -493,7 +656,12 @@ mod tests {
             overlap: 0.8,
             max_rel_residual: [0.0; 5],
             compute_points: vec![],
+            gather_points: vec![],
+            scatter_points: vec![],
+            fetch_points: vec![],
+            writeback_points: vec![],
             tail_points: vec![(1024.0, 4e-4), (4096.0, 2e-3)],
+            shapes: vec![],
         }
     }
 
@@ -525,6 +693,7 @@ mod tests {
                 size: 4096.0,
                 metric: "overlap_fraction".into(),
                 value: phi,
+                tables: None,
             });
         }
         // The synchronized step at each overlap batch: compute + tail, with a slower and a
@@ -536,6 +705,7 @@ mod tests {
                     size: b,
                     metric: "overlap_compute_s".into(),
                     value: t.compute.at(b) + tail + d,
+                    tables: None,
                 });
             }
         }
@@ -706,6 +876,143 @@ mod tests {
 }
 
 #[cfg(test)]
+mod row_term_tests {
+    use super::*;
+
+    fn pt(op: &str, n: f64, t: f64) -> MicroPoint {
+        MicroPoint {
+            op: op.into(),
+            size: n,
+            metric: format!("{op}_s"),
+            value: t,
+            tables: None,
+        }
+    }
+
+    /// Run 20's shape of the miss path: latency-bound to 1024 rows, a jump where the host
+    /// gather goes multi-threaded and leaves the host caches (4096), then ~25–35 ns per row.
+    #[test]
+    fn row_paths_interpolate_their_medians_not_the_affine_fit() {
+        let shape = [
+            (64.0, 28.7e-6),
+            (1024.0, 75.2e-6),
+            (4096.0, 420.3e-6),
+            (16384.0, 1053.7e-6),
+            (262144.0, 7115.4e-6),
+        ];
+        let mut v = Vec::new();
+        for op in ["gather", "scatter", "fetch_path", "writeback_path"] {
+            v.extend(shape.iter().map(|&(n, t)| pt(op, n, t)));
+        }
+        // A second median at 4096 rows: the point is the mean of the two.
+        v.push(pt("fetch_path", 4096.0, 380.3e-6));
+        v.extend([pt("compute", 256.0, 3e-3), pt("compute", 4096.0, 5e-3)]);
+        v.push(MicroPoint {
+            op: "overlap".into(),
+            size: 4096.0,
+            metric: "overlap_fraction".into(),
+            value: 0.0,
+            tables: None,
+        });
+        v.push(MicroPoint {
+            op: "overlap".into(),
+            size: 4096.0,
+            metric: "overlap_compute_s".into(),
+            value: 6e-3,
+            tables: None,
+        });
+        let c = fit(&v).unwrap();
+        assert_eq!(c.fetch_points.len(), 5);
+        assert_eq!(c.fetch_points[2], (4096.0, 400.3e-6));
+        assert_eq!(c.writeback_points, shape.to_vec());
+        // 5000 rows: between 4096 and 16384, by hand.
+        let w = 420.3e-6 + (1053.7e-6 - 420.3e-6) * (5000.0 - 4096.0) / (16384.0 - 4096.0);
+        assert!((c.writeback_s(5000.0) - w).abs() < 1e-15);
+        let f = 400.3e-6 + (1053.7e-6 - 400.3e-6) * (5000.0 - 4096.0) / (16384.0 - 4096.0);
+        assert!((c.fetch_s(5000.0) - f).abs() < 1e-15);
+        // The affine fit of the same medians is far below there (what run 20 predicted with).
+        assert!(c.fetch.at(5000.0) < 0.75 * f, "{:?}", c.fetch);
+        // None moved: free; below the smallest count: flat; above the largest: last slope.
+        assert_eq!(c.gather_s(0.0), 0.0);
+        assert_eq!(c.scatter_s(10.0), 28.7e-6);
+        let slope = (7115.4e-6 - 1053.7e-6) / (262144.0 - 16384.0);
+        assert!((c.gather_s(300000.0) - (7115.4e-6 + slope * 37856.0)).abs() < 1e-15);
+        // The on-demand prediction prices each batch's rows through the points.
+        let mc = MoveCounts {
+            unique: vec![5000],
+            misses: vec![5000],
+            writebacks: vec![5000],
+            not_kept: vec![5000],
+        };
+        let want = c.compute_s(1024.0) + c.tail_s(1024.0) + f + w;
+        assert!((predict_iter_s(&c, &mc, 1024.0, false) - want).abs() < 1e-15);
+        // Without points (a calibration file written before they were stored) the affine fit
+        // prices the rows.
+        let mut old = c.clone();
+        old.fetch_points.clear();
+        assert_eq!(old.fetch_s(5000.0), c.fetch.at(5000.0));
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn pt(op: &str, metric: &str, size: f64, value: f64, tables: Option<u32>) -> MicroPoint {
+        MicroPoint {
+            op: op.into(),
+            size,
+            metric: metric.into(),
+            value,
+            tables,
+        }
+    }
+
+    fn rows_and_overlap() -> Vec<MicroPoint> {
+        let mut v = Vec::new();
+        for op in ["gather", "scatter", "fetch_path", "writeback_path"] {
+            for (n, t) in [(64.0, 1e-5), (4096.0, 4e-4)] {
+                v.push(pt(op, &format!("{op}_s"), n, t, None));
+            }
+        }
+        v.push(pt("overlap", "overlap_fraction", 4096.0, 0.0, Some(26)));
+        v
+    }
+
+    #[test]
+    fn the_step_is_keyed_by_table_count_when_several_are_measured() {
+        let mut v = rows_and_overlap();
+        // 26 tables: 3.5 ms at 256, 5.4 ms at 4096 samples; synchronized 6.1 ms at 4096.
+        v.push(pt("compute", "compute_s", 256.0, 3.5e-3, Some(26)));
+        v.push(pt("compute", "compute_s", 4096.0, 5.4e-3, Some(26)));
+        v.push(pt("overlap", "overlap_compute_s", 4096.0, 6.1e-3, Some(26)));
+        // One table count only: no shapes, the pooled points are that shape's.
+        let one = fit(&v).unwrap();
+        assert!(one.shapes.is_empty());
+        assert_eq!(one.for_tables(2), one);
+        // 2 tables at batch 50 only: 4.3 ms, synchronized 4.5 ms.
+        v.push(pt("compute", "compute_s", 50.0, 4.3e-3, Some(2)));
+        v.push(pt("overlap", "overlap_compute_s", 50.0, 4.5e-3, Some(2)));
+        let c = fit(&v).unwrap();
+        assert_eq!(c.shapes.len(), 2);
+        let two = c.for_tables(2);
+        // One measured batch size: flat at it.
+        assert_eq!(two.compute_s(50.0), 4.3e-3);
+        assert_eq!(two.compute_s(1024.0), 4.3e-3);
+        assert!((two.tail_s(50.0) - 0.2e-3).abs() < 1e-15);
+        let many = c.for_tables(26);
+        assert_eq!(many.compute_points, vec![(256.0, 3.5e-3), (4096.0, 5.4e-3)]);
+        assert!((many.tail_s(4096.0) - 0.7e-3).abs() < 1e-15);
+        // A table count never timed: the pooled step over every measured point.
+        let other = c.for_tables(8);
+        assert_eq!(other.compute_points.len(), 3);
+        assert_eq!(other.compute_s(50.0), 4.3e-3);
+        // The row paths do not depend on the model shape.
+        assert_eq!(two.fetch_s(1000.0), many.fetch_s(1000.0));
+    }
+}
+
+#[cfg(test)]
 mod compute_tests {
     use super::*;
 
@@ -724,6 +1031,11 @@ mod compute_tests {
             overlap: 0.0,
             max_rel_residual: [0.0; 5],
             tail_points: vec![],
+            gather_points: vec![],
+            scatter_points: vec![],
+            fetch_points: vec![],
+            writeback_points: vec![],
+            shapes: vec![],
             // Flat 6 ms up to 4096 samples, then 16 ms at 16384 (run 10's shape).
             compute_points: vec![(256.0, 6e-3), (4096.0, 6e-3), (16384.0, 16e-3)],
         };

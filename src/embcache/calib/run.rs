@@ -135,6 +135,7 @@ pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
             size,
             metric: r.metric.clone(),
             value: r.value,
+            tables: r.params.get("tables").and_then(|t| t.parse().ok()),
         });
     }
     Ok(v)
@@ -165,6 +166,19 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
         "# device tail of a step the host waits for, [samples, s] (synchronized step − compute)"
     );
     let _ = writeln!(s, "tail_points = [{}]", tails.join(", "));
+    let _ = writeln!(
+        s,
+        "# measured medians of the row paths, [rows, s]: predictions interpolate these (the affine fits below are reported)"
+    );
+    for (name, p) in [
+        ("gather_points", &c.gather_points),
+        ("scatter_points", &c.scatter_points),
+        ("fetch_points", &c.fetch_points),
+        ("writeback_points", &c.writeback_points),
+    ] {
+        let v: Vec<String> = p.iter().map(|(n, t)| format!("[{n:?}, {t:e}]")).collect();
+        let _ = writeln!(s, "{name} = [{}]", v.join(", "));
+    }
     for (name, a, r) in [
         ("compute", c.compute, c.max_rel_residual[0]),
         ("gather", c.gather, c.max_rel_residual[1]),
@@ -177,6 +191,22 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
             "{name} = {{ alpha_s = {:e}, beta_s = {:e}, max_rel_residual = {:.4} }}",
             a.alpha_s, a.beta_s, r
         );
+    }
+    for sh in &c.shapes {
+        let pairs = |v: &[(f64, f64)]| -> String {
+            v.iter()
+                .map(|(b, t)| format!("[{b:?}, {t:e}]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "\n# the step and its tail measured with {} lookup tables (e2e rows with that many use these)",
+            sh.tables
+        );
+        let _ = writeln!(s, "[[shape]]\ntables = {}", sh.tables);
+        let _ = writeln!(s, "compute_points = [{}]", pairs(&sh.compute_points));
+        let _ = writeln!(s, "tail_points = [{}]", pairs(&sh.tail_points));
     }
     s
 }
@@ -224,7 +254,31 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
             .ok_or_else(|| bad("overlap"))?,
         max_rel_residual: [r0, r1, r2, r3, r4],
         compute_points: pairs(&v, "compute_points"),
+        gather_points: pairs(&v, "gather_points"),
+        scatter_points: pairs(&v, "scatter_points"),
+        fetch_points: pairs(&v, "fetch_points"),
+        writeback_points: pairs(&v, "writeback_points"),
         tail_points: required_pairs(&v, "tail_points").ok_or_else(|| bad("tail_points"))?,
+        shapes: match v.get("shape") {
+            None => Vec::new(),
+            Some(a) => a
+                .as_array()
+                .ok_or_else(|| bad("shape"))?
+                .iter()
+                .map(|t| {
+                    let t = t.as_table().ok_or_else(|| bad("shape"))?;
+                    Ok(super::StepShape {
+                        tables: t
+                            .get("tables")
+                            .and_then(|x| x.as_integer())
+                            .and_then(|x| u32::try_from(x).ok())
+                            .ok_or_else(|| bad("shape.tables"))?,
+                        compute_points: pairs(t, "compute_points"),
+                        tail_points: pairs(t, "tail_points"),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        },
     })
 }
 
@@ -331,6 +385,9 @@ fn predict_row(
         .get("policy")
         .ok_or_else(|| origin.err("embcache e2e row needs params `policy`"))?;
     let batch = param_f(row, origin, "batch")?;
+    // The step measured with this row's table count, when the micro rows have it.
+    let shaped = cal.for_tables(param_f(row, origin, "tables")? as u32);
+    let cal = &shaped;
     if pol == "resident" {
         let mc = move_counts(tr, PolicyKind::Lru, tr.n_rows().max(1))?;
         return Ok((predict_resident_s(cal, &mc.unique, batch), 1.0));
@@ -495,8 +552,21 @@ mod tests {
     use crate::validate::Tolerance;
     use std::sync::Arc;
 
+    /// The medians `fit` stores for an affine term measured at the micro rows' counts below.
+    fn at_micro_rows(a: Affine) -> Vec<(f64, f64)> {
+        [64.0, 4096.0, 262144.0]
+            .iter()
+            .map(|&n| (n, a.at(n)))
+            .collect()
+    }
+
     fn truth() -> Calibration {
+        let aff = |alpha_s, beta_s| Affine { alpha_s, beta_s };
         Calibration {
+            gather_points: at_micro_rows(aff(8e-6, 2e-10)),
+            scatter_points: at_micro_rows(aff(9e-6, 3e-10)),
+            fetch_points: at_micro_rows(aff(3e-5, 2e-8)),
+            writeback_points: at_micro_rows(aff(4e-5, 2.5e-8)),
             compute: Affine {
                 alpha_s: 1e-3,
                 beta_s: 2e-7,
@@ -523,6 +593,7 @@ mod tests {
             // What `fit` derives from the synchronized step below: 1 ms more than compute at
             // 4096 samples.
             tail_points: vec![(4096.0, 1e-3)],
+            shapes: vec![],
         }
     }
 
@@ -640,6 +711,33 @@ mod tests {
     }
 
     #[test]
+    fn step_shapes_round_trip_through_the_calibration_file() {
+        let mut t = truth();
+        t.shapes = vec![
+            super::super::StepShape {
+                tables: 2,
+                compute_points: vec![(50.0, 4.3e-3)],
+                tail_points: vec![(50.0, 2e-4)],
+            },
+            super::super::StepShape {
+                tables: 26,
+                compute_points: vec![(256.0, 3.5e-3), (4096.0, 5.4e-3)],
+                tail_points: vec![],
+            },
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        let back = from_toml(&p).unwrap();
+        assert_eq!(back.shapes, t.shapes);
+        assert_eq!(back.for_tables(2).compute_s(50.0), 4.3e-3);
+        // A file without shapes reads back with none.
+        t.shapes.clear();
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        assert!(from_toml(&p).unwrap().shapes.is_empty());
+    }
+
+    #[test]
     fn calibrate_then_validate_round_trips_on_synthetic_rows() {
         let cat = Catalog::embedded().unwrap();
         let d = tempfile::tempdir().unwrap();
@@ -683,5 +781,13 @@ mod tests {
         assert!((back.compute_s(16.0) / t.compute.at(16.0) - 1.0).abs() < 1e-9);
         assert_eq!(back.tail_points.len(), 1);
         assert!((back.tail_s(2048.0) / 0.5e-3 - 1.0).abs() < 1e-9);
+        // The row paths' medians read back, and price rows as the truth does.
+        assert_eq!(back.fetch_points, t.fetch_points);
+        assert_eq!(back.writeback_points, t.writeback_points);
+        assert_eq!(back.gather_points, t.gather_points);
+        assert_eq!(back.scatter_points, t.scatter_points);
+        for n in [1.0, 64.0, 1000.0, 300000.0] {
+            assert!((back.fetch_s(n) / t.fetch_s(n) - 1.0).abs() < 1e-12);
+        }
     }
 }
