@@ -67,7 +67,8 @@ pub struct GradcompArgs {
     /// Measured bus-bandwidth curve CSV (`bytes,busbw_bytes_per_s`).
     #[arg(long, value_name = "CSV")]
     pub busbw_csv: Option<PathBuf>,
-    /// sim (discrete-event) or analytic (closed form after Agarwal et al. 2022).
+    /// sim (discrete-event) or analytic (closed form: the longest critical path of the bucket
+    /// pipeline; equal to sim without codec stages and slowdown, a lower bound with them).
     #[arg(long, default_value = "sim")]
     pub predictor: Predictor,
     /// Also search the break-even node bandwidth (Gb/s) against the baseline.
