@@ -16,6 +16,7 @@ pub use crate::collective;
 pub mod compressor;
 pub mod ddp;
 pub mod lowrank;
+pub mod solve;
 pub mod spec;
 pub mod study;
 
