@@ -14,6 +14,7 @@ mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
 mod html_report;
+mod readme;
 #[cfg(unix)]
 mod safeio;
 mod specdec_corpus;
