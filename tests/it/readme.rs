@@ -141,10 +141,9 @@ fn json_fields(shown: &str) -> Vec<(String, String)> {
         let vstart = shown.len() - after.len() + 1;
         let val = shown[vstart..].trim_start();
         let vs = shown.len() - val.len();
-        let end = if val.starts_with('"') {
+        let end = if let Some(body) = val.strip_prefix('"') {
             // A string value: up to its closing quote (no escaped quotes in the README).
-            let close = val[1..].find('"').map_or(val.len(), |c| c + 2);
-            vs + close
+            vs + body.find('"').map_or(val.len(), |c| c + 2)
         } else {
             vs + val
                 .find(|c: char| c == ',' || c == '}' || c.is_whitespace())
