@@ -10,7 +10,6 @@
 //! with a nonzero size and whether the embedded font loaded (`data-*` attributes of `<body>`);
 //! it changes nothing a reader sees.
 
-use super::summary::anchor;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 use std::fmt::Write as _;
 
@@ -117,6 +116,23 @@ pub fn page(md: &str, plots: &[(String, String)], prov: &Provenance) -> String {
     s.push_str(&body[split..]);
     let _ = write!(s, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
     s
+}
+
+/// The anchor GitHub and most Markdown renderers give `heading`: lower case, spaces to `-`,
+/// other punctuation dropped.
+pub(crate) fn anchor(heading: &str) -> String {
+    heading
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                Some(c.to_ascii_lowercase())
+            } else if c == ' ' {
+                Some('-')
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Markdown → HTML, headings with the anchors `summary.md`'s links use.

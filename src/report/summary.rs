@@ -79,7 +79,7 @@ pub fn run_scenario(
             md,
             "{technique} · {} points · measured error: [{technique}](#{})\n",
             study.points(),
-            anchor(&error_heading(technique))
+            super::html::anchor(&error_heading(technique))
         );
         let _ = writeln!(md, "{}", section_body(study.name(), &rep.summary_md));
         let _ = writeln!(md, "\nData: [{0}.csv]({0}.csv)", study.name());
@@ -147,23 +147,6 @@ fn error_heading(technique: &str) -> String {
     format!("Measured error: {technique}")
 }
 
-/// The anchor GitHub and most Markdown renderers give `heading`: lower case, spaces to `-`,
-/// other punctuation dropped.
-pub(crate) fn anchor(heading: &str) -> String {
-    heading
-        .chars()
-        .filter_map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                Some(c.to_ascii_lowercase())
-            } else if c == ' ' {
-                Some('-')
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
 /// A study's section body under the `## name` heading the report writes. A body that opens with
 /// its own `### name …` heading (the technique's older form) loses it when it only repeats the
 /// name and counts (`### drafts (specdec, 72 points)`); a subtitle after a colon stays as a
@@ -210,6 +193,9 @@ mod tests {
             "### Break-even node bandwidth (Gb/s)\n\ntext"
         );
         assert_eq!(section_body("e", "Trace: zipf"), "Trace: zipf");
-        assert_eq!(anchor("Measured error: specdec"), "measured-error-specdec");
+        assert_eq!(
+            super::super::html::anchor("Measured error: specdec"),
+            "measured-error-specdec"
+        );
     }
 }
