@@ -30,6 +30,7 @@ pub mod gradnorm;
 pub mod policy;
 pub mod profile;
 pub mod schedule;
+pub mod solve;
 pub mod spec;
 pub mod study;
 

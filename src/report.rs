@@ -1,7 +1,9 @@
-//! Reports: tidy CSV, plots (PNG and SVG) and `summary.md`, all written atomically.
+//! Reports: tidy CSV, plots (PNG and SVG), `summary.md` and the self-contained `report.html`, all
+//! written atomically.
 
 pub mod csv;
 pub mod files;
+pub mod html;
 pub mod output;
 pub mod plot;
 

@@ -20,6 +20,7 @@ pub mod calib;
 pub mod latency;
 pub mod request;
 pub mod sim;
+pub mod solve;
 pub mod spec;
 pub mod study;
 

@@ -2,7 +2,7 @@
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::freeze::{evaluate, timeline_plot, CostSource, Dtype, Policy, Spec, Tier};
+use perfcast::freeze::{evaluate, solve, timeline_plot, CostSource, Dtype, Policy, Spec, Tier};
 use perfcast::report::{print_records, write_atomic, Rows};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
@@ -72,6 +72,24 @@ pub struct FreezeArgs {
     /// Write the freeze-timeline plot (PNG + SVG) into this directory.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
+    /// Inverse what-if over every plan (policy none, fixed:k=1..L-1, freezeout, autofreeze with
+    /// --grad-norms; × cache none/gpu/ram/disk; --policy and --cache are replaced; plans whose
+    /// cache does not fit are never chosen; exact). `deadline`: the plan meeting --deadline-s
+    /// that freezes the fewest layers, then the fastest. `min-gpu-hours`: the fastest plan (one GPU).
+    #[arg(long, value_enum)]
+    pub solve: Option<FreezeSolve>,
+    /// Deadline of `--solve deadline`: total fine-tuning time, seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline_s: Option<f64>,
+}
+
+/// What `freeze --solve` solves for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FreezeSolve {
+    /// The plan meeting --deadline-s with the fewest frozen layers.
+    Deadline,
+    /// The plan with the fewest GPU-hours.
+    MinGpuHours,
 }
 
 /// Runs `freeze`: clap → [`Spec`] → [`evaluate`] → print (and the optional plot and norms).
@@ -98,6 +116,31 @@ pub fn exec(a: FreezeArgs, g: &Globals) -> Result<Outcome> {
         seed: Some(a.seed),
         ..Spec::new(a.model)
     };
+    if let Some(what) = a.solve {
+        let objective = match what {
+            FreezeSolve::Deadline => {
+                solve::Objective::DeadlineS(a.deadline_s.ok_or_else(|| {
+                    Error::range(
+                        "--deadline-s",
+                        "missing",
+                        "given with --solve deadline (seconds, > 0)",
+                    )
+                })?)
+            }
+            FreezeSolve::MinGpuHours => solve::Objective::MinGpuHours,
+        };
+        let s = solve::solve(&spec, &g.catalog, objective)?;
+        let mut rows = Rows::from_serialize(std::slice::from_ref(&s.metrics));
+        rows.records[0].extend(s.extra());
+        return Ok(Outcome::ok(print_records(&rows, g.format, false)));
+    }
+    if a.deadline_s.is_some() {
+        return Err(Error::range(
+            "--deadline-s",
+            "given",
+            "only with --solve deadline",
+        ));
+    }
     let params = spec.resolve(&g.catalog)?;
     if a.emit_grad_norms.is_some() && params.grads.is_none() {
         return Err(Error::range(

@@ -3,9 +3,9 @@
 
 use super::{Globals, Outcome};
 use clap::Args;
-use perfcast::gradcomp::{evaluate, LowRankSpec, Predictor, Spec};
+use perfcast::gradcomp::{evaluate, solve, LowRankSpec, Predictor, Spec};
 use perfcast::report::{print_records, Rows};
-use perfcast::Result;
+use perfcast::{Error, Result};
 use std::path::PathBuf;
 
 /// Arguments of `gradcomp`.
@@ -67,12 +67,25 @@ pub struct GradcompArgs {
     /// Measured bus-bandwidth curve CSV (`bytes,busbw_bytes_per_s`).
     #[arg(long, value_name = "CSV")]
     pub busbw_csv: Option<PathBuf>,
-    /// sim (discrete-event) or analytic (closed form after Agarwal et al. 2022).
+    /// sim (discrete-event) or analytic (closed form: the longest critical path of the bucket
+    /// pipeline; equal to sim without codec stages and slowdown, a lower bound with them).
     #[arg(long, default_value = "sim")]
     pub predictor: Predictor,
     /// Also search the break-even node bandwidth (Gb/s) against the baseline.
     #[arg(long)]
     pub break_even: bool,
+    /// Inverse what-if. `min-workers`: the fewest workers (whole nodes of --gpus-per-node, from
+    /// --workers up to --max-workers) whose samples/s over all ranks reach
+    /// --target-samples-per-s, one row per --method (a comma-separated list here); exact on
+    /// that grid.
+    #[arg(long, value_enum)]
+    pub solve: Option<GradcompSolve>,
+    /// Target throughput of `--solve min-workers`, samples/s over all ranks.
+    #[arg(long, value_name = "SAMPLES_PER_S")]
+    pub target_samples_per_s: Option<f64>,
+    /// Largest worker count `--solve min-workers` tries.
+    #[arg(long, default_value_t = perfcast::gradcomp::solve::MAX_WORKERS)]
+    pub max_workers: i64,
     /// Low-rank model: none, pufferfish, cuttlefish (without --ranks/--ranks-csv: the model's
     /// estimated default Cuttlefish profile; the output's lowrank_ranks says which).
     #[arg(long, default_value = "none")]
@@ -102,6 +115,13 @@ pub struct GradcompArgs {
     /// Samples per epoch (low-rank run time), in (0, 1e15]; with --epochs.
     #[arg(long)]
     pub dataset_samples: Option<f64>,
+}
+
+/// What `gradcomp --solve` solves for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GradcompSolve {
+    /// The fewest workers reaching --target-samples-per-s.
+    MinWorkers,
 }
 
 impl GradcompArgs {
@@ -146,6 +166,39 @@ impl GradcompArgs {
 /// Any validation error of the configuration (one line naming the field and the allowed range).
 pub fn exec(a: GradcompArgs, g: &Globals) -> Result<Outcome> {
     let predictor = a.predictor;
+    if a.solve == Some(GradcompSolve::MinWorkers) {
+        let target = a.target_samples_per_s.ok_or_else(|| {
+            Error::range(
+                "--target-samples-per-s",
+                "missing",
+                "given with --solve min-workers (samples/s over all ranks, > 0)",
+            )
+        })?;
+        let max_workers = a.max_workers;
+        let base = a.spec();
+        let records = base
+            .method
+            .split(',')
+            .map(|m| {
+                let s = Spec {
+                    method: m.trim().to_string(),
+                    ..base.clone()
+                };
+                solve::min_workers(&s, &g.catalog, predictor, target, max_workers)
+                    .map(|r| r.record())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let many = records.len() > 1;
+        let rows = Rows { records };
+        return Ok(Outcome::ok(print_records(&rows, g.format, many)));
+    }
+    if a.target_samples_per_s.is_some() {
+        return Err(Error::range(
+            "--target-samples-per-s",
+            "given",
+            "only with --solve min-workers",
+        ));
+    }
     let params = a.spec().resolve(&g.catalog)?;
     let row = evaluate(&params, predictor, 0)?;
     let rows = Rows {

@@ -3,6 +3,7 @@
 use super::{Globals, Outcome};
 use clap::Args;
 use perfcast::report::{print_records, Rows};
+use perfcast::specdec::solve;
 use perfcast::specdec::{
     evaluate, rank_order, request_metrics, DraftSpec, GammaSpec, Method, Request, Solve, Spec,
 };
@@ -28,9 +29,21 @@ pub struct SpecdecArgs {
     /// Solve instead of taking as given. `min-tp`: the smallest tensor-parallel degree (≥ --tp,
     /// dividing the target's heads) at which target weights + KV cache (split over the group) +
     /// the unsplit draft fit one GPU's memory at --batch and twice --context; the output's `tp`
-    /// is the answer. Needs a catalog --draft or --exit-layer.
+    /// is the answer. Needs a catalog --draft or --exit-layer. `min-alpha`: the smallest i.i.d.
+    /// α reaching --target-speedup, per drafter (bisection to --solve-tolerance; any given
+    /// acceptance is ignored). `best-draft`: the --draft × γ (1..=16, or the fixed --gamma) with
+    /// the most tokens/s whose memory per GPU fits --memory-budget-gb (exhaustive, exact).
     #[arg(long, value_enum)]
     pub solve: Option<Solve>,
+    /// Target decode speedup of `--solve min-alpha` (tokens/s over autoregressive tokens/s).
+    #[arg(long, value_name = "SPEEDUP")]
+    pub target_speedup: Option<f64>,
+    /// Absolute tolerance on α of `--solve min-alpha`, in [1e-9, 0.1].
+    #[arg(long, default_value_t = 1e-4)]
+    pub solve_tolerance: f64,
+    /// Memory budget per GPU of `--solve best-draft`, GB (10^9 bytes; default: the GPU's memory).
+    #[arg(long, value_name = "GB")]
+    pub memory_budget_gb: Option<f64>,
     /// Draft model(s), comma separated; several give a ranking: configurations that fit in GPU
     /// memory first, each group sorted by tokens/s.
     #[arg(long, value_delimiter = ',')]
@@ -211,6 +224,21 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         }
     }
     let specs = a.specs()?;
+    if solve::is_inverse(a.solve) {
+        return inverse(&a, &specs, g);
+    }
+    for (flag, given) in [
+        ("--target-speedup", a.target_speedup.is_some()),
+        ("--memory-budget-gb", a.memory_budget_gb.is_some()),
+    ] {
+        if given {
+            return Err(Error::range(
+                flag,
+                "given",
+                "only with --solve min-alpha (--target-speedup) or best-draft (--memory-budget-gb)",
+            ));
+        }
+    }
     let points = specs
         .iter()
         .map(|s| s.resolve(&g.catalog))
@@ -271,4 +299,43 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
         g.format,
         metrics.len() > 1,
     )))
+}
+
+/// `--solve min-alpha` (one row per drafter) or `--solve best-draft` (one row): the forward row at
+/// the answer plus the solve's fields ([`solve::AlphaSolved::extra`], [`solve::DraftSolved::extra`]).
+fn inverse(a: &SpecdecArgs, specs: &[Spec], g: &Globals) -> Result<Outcome> {
+    if a.method != Method::Analytic {
+        return Err(Error::range(
+            "--method",
+            "sim",
+            "analytic with --solve min-alpha or best-draft (they solve the closed form)",
+        ));
+    }
+    let mut rows;
+    if a.solve == Some(Solve::MinAlpha) {
+        let target = a.target_speedup.ok_or_else(|| {
+            Error::range(
+                "--target-speedup",
+                "missing",
+                "given with --solve min-alpha (a speedup > 0)",
+            )
+        })?;
+        let solved = specs
+            .iter()
+            .map(|s| solve::min_alpha(s, &g.catalog, target, a.solve_tolerance))
+            .collect::<Result<Vec<_>>>()?;
+        let metrics: Vec<_> = solved.iter().map(|s| s.metrics.clone()).collect();
+        rows = Rows::from_serialize(&metrics);
+        for (r, s) in rows.records.iter_mut().zip(&solved) {
+            r.extend(s.extra());
+        }
+    } else {
+        let budget = a.memory_budget_gb.map(|gb| gb * 1e9);
+        let s = solve::best_draft(specs, &g.catalog, budget)?;
+        rows = Rows::from_serialize(std::slice::from_ref(&s.metrics));
+        rows.records[0].extend(s.extra());
+    }
+    perfcast::specdec::calib::annotate_specdec(&mut rows, &g.catalog);
+    let many = rows.records.len() > 1;
+    Ok(Outcome::ok(print_records(&rows, g.format, many)))
 }

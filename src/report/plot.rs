@@ -23,7 +23,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-static FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
+/// The embedded DejaVu Sans (TrueType) every plot is laid out with; `report.html` embeds it too.
+pub(crate) static FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn register_font() {

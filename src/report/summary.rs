@@ -1,5 +1,6 @@
-//! Running a whole scenario into an output directory: one tidy CSV per study, plots, and
-//! `summary.md` with the headline answers.
+//! Running a whole scenario into an output directory: one tidy CSV per study, plots,
+//! `summary.md` with the headline answers, and `report.html`, the same report as one
+//! self-contained page (plots inline, see [`super::html`]).
 
 use super::files::{ensure_dir, write_atomic, ReportDir, TEMP_PREFIX, TEMP_SUFFIX};
 use crate::error::{Error, Result};
@@ -47,12 +48,15 @@ pub fn run_scenario(
     let elapsed = started.elapsed().as_secs_f64();
     let mut files = Vec::new();
     let mut md = String::new();
+    // The page's plots: (stem, SVG text), and the summary.md line each replaces.
+    let mut svgs: Vec<(String, String)> = Vec::new();
+    let mut plot_lines: Vec<(String, String)> = Vec::new();
     let _ = writeln!(md, "# perfcast report: {}\n", scenario.name);
     if !scenario.description.is_empty() {
         let _ = writeln!(md, "{}\n", scenario.description.trim());
     }
-    let _ = writeln!(
-        md,
+    // The run line (the page has it in its provenance table instead).
+    let run_line = format!(
         "perfcast {} · seed {} · {} studies · {} points · evaluated in {:.2} s\n",
         env!("CARGO_PKG_VERSION"),
         ctx.seed,
@@ -60,6 +64,7 @@ pub fn run_scenario(
         scenario.studies.iter().map(|s| s.points()).sum::<usize>(),
         elapsed
     );
+    let _ = writeln!(md, "{run_line}");
     let mut techniques: Vec<&'static str> = Vec::new();
     for (study, rep) in &reports {
         let technique = study.technique();
@@ -74,14 +79,19 @@ pub fn run_scenario(
             md,
             "{technique} · {} points · measured error: [{technique}](#{})\n",
             study.points(),
-            anchor(&error_heading(technique))
+            super::html::anchor(&error_heading(technique))
         );
         let _ = writeln!(md, "{}", section_body(study.name(), &rep.summary_md));
         let _ = writeln!(md, "\nData: [{0}.csv]({0}.csv)", study.name());
         for p in &rep.plots {
             match p.write(&stage) {
                 Ok(fs) => {
-                    let _ = writeln!(md, "\n![{0}]({0}.png) ([SVG]({0}.svg))", p.stem);
+                    let line = format!("![{0}]({0}.png) ([SVG]({0}.svg))", p.stem);
+                    let _ = writeln!(md, "\n{line}");
+                    plot_lines.push((line, super::html::placeholder(&p.stem)));
+                    let svg = stage.join(format!("{}.svg", p.stem));
+                    let text = std::fs::read_to_string(&svg).map_err(|e| Error::io(&svg, e))?;
+                    svgs.push((p.stem.clone(), text));
                     files.extend(fs);
                 }
                 Err(Error::Unsupported(msg)) => {
@@ -112,6 +122,21 @@ pub fn run_scenario(
     let summary = stage.join("summary.md");
     write_atomic(&summary, md.as_bytes())?;
     files.push(summary);
+    let mut page_md = md.replacen(&run_line, "", 1);
+    for (line, placeholder) in &plot_lines {
+        page_md = page_md.replacen(line.as_str(), placeholder, 1);
+    }
+    let prov = super::html::Provenance {
+        scenario: scenario.name.clone(),
+        seed: ctx.seed,
+        studies: scenario.studies.len(),
+        points: scenario.studies.iter().map(|s| s.points()).sum(),
+        date: crate::measure::utc_now(),
+        elapsed_s: elapsed,
+    };
+    let page = stage.join(super::html::FILE_NAME);
+    write_atomic(&page, super::html::page(&page_md, &svgs, &prov).as_bytes())?;
+    files.push(page);
     let files = files.iter().map(|f| dir.final_path(f)).collect();
     dir.commit()?;
     Ok(files)
@@ -120,23 +145,6 @@ pub fn run_scenario(
 /// The heading of a technique's measured-error table.
 fn error_heading(technique: &str) -> String {
     format!("Measured error: {technique}")
-}
-
-/// The anchor GitHub and most Markdown renderers give `heading`: lower case, spaces to `-`,
-/// other punctuation dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .chars()
-        .filter_map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                Some(c.to_ascii_lowercase())
-            } else if c == ' ' {
-                Some('-')
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 /// A study's section body under the `## name` heading the report writes. A body that opens with
@@ -185,6 +193,9 @@ mod tests {
             "### Break-even node bandwidth (Gb/s)\n\ntext"
         );
         assert_eq!(section_body("e", "Trace: zipf"), "Trace: zipf");
-        assert_eq!(anchor("Measured error: specdec"), "measured-error-specdec");
+        assert_eq!(
+            super::super::html::anchor("Measured error: specdec"),
+            "measured-error-specdec"
+        );
     }
 }

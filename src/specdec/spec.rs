@@ -175,6 +175,12 @@ pub enum Solve {
     /// The smallest tensor-parallel degree ≥ `tp` at which target (weights and KV cache, split
     /// over the group) plus draft fit one GPU's memory at the point's batch and context.
     MinTp,
+    /// The smallest i.i.d. α reaching a target speedup ([`super::solve::min_alpha`]; the CLI's
+    /// `--target-speedup`).
+    MinAlpha,
+    /// The drafter × γ with the most tokens/s under a memory budget
+    /// ([`super::solve::best_draft`]; the CLI's `--memory-budget-gb`).
+    BestDraft,
 }
 
 /// Largest tensor-parallel degree `--solve min-tp` tries (the most [`ForwardModel::with_tp`]
@@ -221,7 +227,8 @@ pub struct Spec {
     /// ([`crate::catalog::stack`]). The same stack on every GPU compares GPUs on one footing.
     #[serde(default = "default_stack")]
     pub stack: String,
-    /// Solve for a parameter instead of taking it as given (`min-tp`).
+    /// Solve for a parameter instead of taking it as given (`min-tp`; `min-alpha` and
+    /// `best-draft` are answered by [`super::solve`]).
     pub solve: Option<Solve>,
     /// Raw target forward time, seconds (overrides the roofline).
     pub target_step_s: Option<f64>,
@@ -267,6 +274,11 @@ impl Spec {
         match self.solve {
             None => self.params_at_tp(cat, self.tp),
             Some(Solve::MinTp) => self.min_tp(cat).map(|(p, _)| p),
+            Some(s @ (Solve::MinAlpha | Solve::BestDraft)) => Err(Error::range(
+                "solve",
+                format!("{s:?}"),
+                "min-tp in a point (min-alpha and best-draft are inverse what-ifs of `perfcast specdec --solve`, specdec::solve)",
+            )),
         }
     }
 

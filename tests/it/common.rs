@@ -39,3 +39,12 @@ pub fn fails(args: &[&str], needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.stdout.is_empty(), "{args:?}: stdout not empty");
 }
+
+/// Prints a notice that `cargo test` shows even for a passing test (a skipped check says so):
+/// written straight to the process's stdout, past the test harness's capture of `println!`.
+pub fn notice(msg: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\nnotice: {msg}");
+    let _ = out.flush();
+}

@@ -2,7 +2,8 @@
 //! equal those of the `libcachesim` Python package (version pinned in `.ci/run`).
 //!
 //! The Python interpreter comes from `PERFCAST_PYTHON` (set by `.ci/run` to its virtual
-//! environment). Unset locally: the test prints a notice and skips. Under CI (`CI=true`) a missing
+//! environment). Unset locally: the test prints a notice that `cargo test` shows (past its output
+//! capture) and passes. Under CI (`CI=true`) a missing
 //! interpreter or package fails the test.
 
 use perfcast::embcache::policy::PolicyKind;
@@ -38,8 +39,9 @@ fn lru_fifo_belady_miss_counts_equal_libcachesim() {
                 std::env::var("CI").map_or(true, |v| v != "true"),
                 "CI=true but PERFCAST_PYTHON is unset: .ci/run must install libcachesim"
             );
-            eprintln!(
-                "notice: PERFCAST_PYTHON unset; skipping the libCacheSim comparison (CI runs it)"
+            crate::common::notice(
+                "SKIPPED lru_fifo_belady_miss_counts_equal_libcachesim: PERFCAST_PYTHON unset \
+                 (a Python with libcachesim==0.3.5, see the README's Tests section); CI runs it",
             );
             return;
         }

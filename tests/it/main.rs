@@ -13,6 +13,8 @@ mod embcache_lcs;
 mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
+mod html_report;
+mod readme;
 #[cfg(unix)]
 mod safeio;
 mod specdec_corpus;

@@ -390,17 +390,18 @@ fn run_refuses_to_replace_a_directory_that_is_not_a_report() {
     assert_eq!(names(d.path()), vec!["mine", "rep", "small.toml"]);
 }
 
-/// Reads a report directory as (file name → bytes), without `summary.md`'s timing line.
+/// Reads a report directory as (file name → bytes), without `summary.md`'s timing line and
+/// `report.html`'s date and timing rows.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     names(dir)
         .into_iter()
         .map(|n| {
             let mut b = fs::read(dir.join(&n)).unwrap();
-            if n == "summary.md" {
+            if n == "summary.md" || n == "report.html" {
                 let t = String::from_utf8(b).unwrap();
                 b = t
                     .lines()
-                    .filter(|l| !l.contains("evaluated in"))
+                    .filter(|l| !l.contains("evaluated in") && !l.contains("class=\"varies\""))
                     .collect::<Vec<_>>()
                     .join("\n")
                     .into_bytes();
