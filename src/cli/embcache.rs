@@ -229,6 +229,7 @@ impl EmbcacheArgs {
             sync_gbps: self.sync_gbps,
             sync_latency_us: self.sync_latency_us,
             sync_algo: self.sync_algo.clone(),
+            method: vec![self.method.name().to_string()],
         }
     }
 }

@@ -15,4 +15,5 @@ mod freeze;
 mod gradcomp_cli;
 #[cfg(unix)]
 mod safeio;
+mod scenario_keys;
 mod specdec_corpus;
