@@ -13,6 +13,7 @@ mod embcache_lcs;
 mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
+mod progress;
 #[cfg(unix)]
 mod safeio;
 mod scenario_keys;
