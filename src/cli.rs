@@ -6,6 +6,7 @@ pub mod catalog_cmd;
 pub mod collective;
 pub mod docs;
 pub mod embcache;
+pub mod explain;
 pub mod freeze;
 pub mod gradcomp;
 pub mod run;

@@ -327,7 +327,9 @@ fn drive<P: Policy>(p: &mut P, trace: &DenseTrace) -> (u64, BatchCounts) {
         evictions: Vec::with_capacity(nb),
     };
     let mut hits = 0u64;
+    let mut tick = crate::sweep::Ticker::default();
     for b in 0..nb {
+        tick.add(trace.batch(b).len() as u64);
         let ev0 = p.evicted();
         let (mut u, mut m) = (0u32, 0u32);
         for &r in trace.batch(b) {

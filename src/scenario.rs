@@ -72,6 +72,80 @@ impl Limits {
     }
 }
 
+/// Deserializes a key that, like its comma-separated CLI flag, takes one value or several: a
+/// string (`"lru"`, or `"lru,fifo"` as on the command line) or a list of strings.
+///
+/// # Errors
+/// Anything but a string or a list of strings.
+pub fn de_one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged, expecting = "a string or a list of strings")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match <OneOrMany as serde::Deserialize>::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// A scenario key that is not a field of the technique's `Spec` (a study's own key, or a nested
+/// table), documented by hand for the scenario reference (`perfcast run --explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDoc {
+    /// The key as a scenario writes it.
+    pub key: &'static str,
+    /// The command-line flag with the same meaning, if there is one.
+    pub flag: Option<&'static str>,
+    /// What the value is.
+    pub value: &'static str,
+    /// Default when absent.
+    pub default: &'static str,
+    /// What it means.
+    pub meaning: &'static str,
+}
+
+/// The field names `T`'s derived `Deserialize` accepts (serde's list, which names each field and
+/// its aliases), read without deserializing anything: the schema the scenario reference is
+/// generated from. Empty for a type that is not a struct.
+pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Recorder<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Recorder<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(
+            self,
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Recorder(&mut fields));
+    fields
+}
+
 /// One `[[study]]` table, before the technique interprets it.
 #[derive(Debug, Clone)]
 pub struct StudySpec {
@@ -456,6 +530,23 @@ fn int(t: &toml::Table, k: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn struct_fields_lists_fields_and_aliases() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            a: u32,
+            #[serde(alias = "old_b")]
+            b: String,
+        }
+        let f = struct_fields::<T>();
+        assert!(
+            f.contains(&"a") && f.contains(&"b") && f.contains(&"old_b"),
+            "{f:?}"
+        );
+        assert!(struct_fields::<u32>().is_empty());
+    }
 
     #[test]
     fn ranges_expand_inclusively() {

@@ -12,6 +12,51 @@ use std::path::Path;
 /// Techniques a scenario may name.
 pub const TECHNIQUES: &[&str] = &["specdec", "embcache", "freeze", "gradcomp"];
 
+/// What a technique's scenario studies accept: the schema `perfcast run --explain` documents.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The technique (`technique = "..."`).
+    pub technique: &'static str,
+    /// The fields (and aliases) of the technique's `Spec`, from serde: each is the command-line
+    /// flag of the same name (`_` for `-`).
+    pub fields: &'static [&'static str],
+    /// The study's keys that are not `Spec` fields.
+    pub study_keys: &'static [scenario::KeyDoc],
+    /// Older keys still read: (old, new).
+    pub renamed: &'static [(&'static str, &'static str)],
+}
+
+/// The schema of every technique, in [`TECHNIQUES`] order.
+pub fn schemas() -> Vec<Schema> {
+    use scenario::struct_fields;
+    vec![
+        Schema {
+            technique: "specdec",
+            fields: struct_fields::<crate::specdec::spec::Spec>(),
+            study_keys: crate::specdec::study::STUDY_KEYS,
+            renamed: crate::specdec::study::RENAMED_KEYS,
+        },
+        Schema {
+            technique: "embcache",
+            fields: struct_fields::<crate::embcache::Spec>(),
+            study_keys: crate::embcache::study::STUDY_KEYS,
+            renamed: crate::embcache::study::RENAMED_KEYS,
+        },
+        Schema {
+            technique: "freeze",
+            fields: struct_fields::<crate::freeze::spec::Spec>(),
+            study_keys: crate::freeze::study::STUDY_KEYS,
+            renamed: crate::freeze::study::RENAMED_KEYS,
+        },
+        Schema {
+            technique: "gradcomp",
+            fields: struct_fields::<crate::gradcomp::spec::Spec>(),
+            study_keys: crate::gradcomp::study::STUDY_KEYS,
+            renamed: crate::gradcomp::study::RENAMED_KEYS,
+        },
+    ]
+}
+
 /// Parses and validates a scenario, building every study against `catalog`.
 ///
 /// # Errors
@@ -49,7 +94,9 @@ pub fn build(spec: StudySpec, catalog: &Catalog) -> Result<Box<dyn Study>> {
         "gradcomp" => Ok(Box::new(crate::gradcomp::study::GradcompStudy::new(
             spec, catalog,
         )?)),
-        "embcache" => Ok(Box::new(crate::embcache::study::EmbcacheStudy::new(spec)?)),
+        "embcache" => Ok(Box::new(crate::embcache::study::EmbcacheStudy::new(
+            spec, catalog,
+        )?)),
         other => Err(Error::unknown(
             "technique",
             other,

@@ -74,8 +74,14 @@ pub fn exec(a: CalibrateArgs, g: &Globals) -> Result<Outcome> {
         }
     }
     let mut stdout = String::new();
+    // One step per technique's fit, on stderr (a terminal, no -q).
+    let bar =
+        perfcast::sweep::Progress::counting(routed.len() as u64, "calibrate", "fits", !g.quiet);
     for (technique, rows) in routed {
+        bar.set_message(technique.name());
         stdout.push_str(&technique.calibrate(rows, &req)?.stdout);
+        bar.inc(1);
     }
+    bar.finish();
     Ok(Outcome::ok(stdout))
 }

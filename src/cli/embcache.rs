@@ -10,6 +10,7 @@ use perfcast::embcache::{
     evaluate_each, mrc, CacheOf, CacheSize, Failed, Method, SizeBasis, SourceSpec, Spec,
 };
 use perfcast::report::{print_records, write_atomic, LinePlot, Rows, Series};
+use perfcast::sweep::{scoped, Progress};
 use perfcast::{Error, Result};
 use std::path::PathBuf;
 
@@ -230,6 +231,7 @@ impl EmbcacheArgs {
             sync_gbps: self.sync_gbps,
             sync_latency_us: self.sync_latency_us,
             sync_algo: self.sync_algo.clone(),
+            method: vec![self.method.name().to_string()],
         }
     }
 }
@@ -240,18 +242,20 @@ impl EmbcacheArgs {
 /// Any validation error of the flags, an unreadable trace.
 pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     match a.sub {
-        Some(Sub::TraceGen(t)) => return trace_gen(t),
+        Some(Sub::TraceGen(t)) => return trace_gen(t, g),
         Some(Sub::Mrc(m)) => return mrc_cmd(m, g),
         None => {}
     }
     let spec = a.spec();
     let params = spec.resolve(&g.catalog)?;
+    // Accesses read and simulated, on stderr (a terminal, no -q) while the policies run.
+    let bar = Progress::accesses("embcache", !g.quiet);
     // Each policy's row, or its failure; and the notes of the rows that ran.
     type Rec = serde_json::Map<String, serde_json::Value>;
     let (out, notes): (Vec<std::result::Result<Rec, Box<Failed>>>, Vec<String>) = match params.solve
     {
         Some(s) => {
-            let out = solve_each(&params, s, a.method, spec.seed)?;
+            let out = scoped(&bar, || solve_each(&params, s, a.method, spec.seed))?;
             let notes = out.iter().flatten().map(|r| r.row.metrics.note.clone());
             let notes = notes.collect();
             (
@@ -262,7 +266,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
             )
         }
         None => {
-            let out = evaluate_each(&params, a.method, spec.seed)?;
+            let out = scoped(&bar, || evaluate_each(&params, a.method, spec.seed))?;
             let notes = out.iter().flatten().map(|r| r.metrics.note.clone());
             let notes = notes.collect();
             (
@@ -273,6 +277,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
             )
         }
     };
+    bar.finish();
     let n = out.len();
     let failed = out.iter().filter(|r| r.is_err()).count();
     // What the reader ignored (object sizes of a byte-sized trace) is in every row's note; say it
@@ -341,7 +346,7 @@ pub fn exec(a: EmbcacheArgs, g: &Globals) -> Result<Outcome> {
     Ok(o)
 }
 
-fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
+fn trace_gen(a: TraceGenArgs, g: &Globals) -> Result<Outcome> {
     let fmt = match &a.format_out {
         Some(f) => TraceFormat::parse(f)?,
         None => TraceFormat::from_path(&a.out).ok_or_else(|| {
@@ -367,8 +372,12 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
             src.describe()
         )));
     }
-    let (trace, _) = spec.load()?;
-    writer::write(&trace, fmt, &a.out)?;
+    let bar = Progress::accesses("trace-gen", !g.quiet);
+    let (trace, _) = scoped(&bar, || spec.load())?;
+    bar.set_message(format!("writing {}", a.out.display()));
+    let written = writer::write(&trace, fmt, &a.out);
+    bar.finish();
+    written?;
     Ok(Outcome::ok(format!(
         "wrote {} ({} accesses, {} unique rows, {} batches, {}) from {}\n",
         a.out.display(),
@@ -382,7 +391,8 @@ fn trace_gen(a: TraceGenArgs) -> Result<Outcome> {
 
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     let source = a.source.spec();
-    let (trace, _) = source.load()?;
+    let bar = Progress::accesses("mrc", !g.quiet);
+    let (trace, _) = scoped(&bar, || source.load())?;
     let row_bytes = perfcast::embcache::pipeline::row_bytes_checked("row_bytes", a.row_bytes)?;
     let table_rows = source.declared_table_rows()?;
     let basis = SizeBasis {
@@ -399,7 +409,8 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
             .map(|s| CacheSize::parse(s)?.resolve(&basis))
             .collect::<Result<_>>()?
     };
-    let h = mrc::stack_distances(&trace);
+    let h = scoped(&bar, || mrc::stack_distances(&trace));
+    bar.finish();
     let curve = h.curve(&sizes);
     let mut rows = Rows::default();
     for (c, mr) in &curve {

@@ -24,9 +24,25 @@ pub struct RunArgs {
     /// [1, 10^9].
     #[arg(long, default_value_t = perfcast::scenario::DEFAULT_MAX_POINTS)]
     pub max_points: u64,
+    /// Write the default scenario (the embedded one, or the --catalog's) to stdout, to start a
+    /// scenario from, and exit.
+    #[arg(long, conflicts_with_all = ["scenario", "out", "seed", "explain"])]
+    pub print_default: bool,
+    /// Write the scenario reference (every key of every technique, its flag, value and default;
+    /// docs/scenarios.md) to stdout and exit.
+    #[arg(long, conflicts_with_all = ["scenario", "out", "seed"])]
+    pub explain: bool,
 }
 
 pub fn exec(a: RunArgs, g: &Globals) -> Result<Outcome> {
+    if a.print_default {
+        return Ok(Outcome::ok(
+            g.catalog.read_text("scenarios/default.toml")?.0,
+        ));
+    }
+    if a.explain {
+        return Ok(Outcome::ok(super::explain::explain()));
+    }
     let (text, path) = match &a.scenario {
         Some(p) => (
             std::fs::read_to_string(p).map_err(|e| perfcast::Error::io(p, e))?,

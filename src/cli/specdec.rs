@@ -82,8 +82,8 @@ pub struct SpecdecArgs {
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
     /// Mean context tokens while decoding, in [0, 10^8].
-    #[arg(long, default_value_t = 1024.0)]
-    pub context: f64,
+    #[arg(long, visible_alias = "context", default_value_t = 1024.0)]
+    pub context_tokens: f64,
     /// CHAI clusters per layer: one count, or one per target layer (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub chai_clusters: Vec<u32>,
@@ -96,9 +96,9 @@ pub struct SpecdecArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
-    /// Simulated speculation steps.
-    #[arg(long)]
-    pub steps: Option<u64>,
+    /// Simulated speculation steps (with --method sim).
+    #[arg(long, visible_alias = "steps")]
+    pub sim_steps: Option<u64>,
     /// Tokens per simulated request.
     #[arg(long)]
     pub gen_tokens: Option<u32>,
@@ -139,13 +139,13 @@ impl SpecdecArgs {
             gpu: self.gpu.clone(),
             gamma: gamma_spec(&self.gamma),
             batch: self.batch,
-            context_tokens: self.context,
+            context_tokens: self.context_tokens,
             chai_clusters: (!self.chai_clusters.is_empty()).then(|| self.chai_clusters.clone()),
             tp: self.tp,
             stack: self.stack.clone(),
             solve: self.solve,
             target_step_s: self.target_step_s,
-            sim_steps: self.steps,
+            sim_steps: self.sim_steps,
             gen_tokens: self.gen_tokens,
             ..Spec::new()
         };
@@ -210,7 +210,7 @@ pub fn exec(a: SpecdecArgs, g: &Globals) -> Result<Outcome> {
     // The simulation settings mean nothing to the closed form: refuse them rather than ignore.
     if a.method == Method::Analytic {
         let sim_only = [
-            ("--steps", a.steps.map(|v| v.to_string())),
+            ("--sim-steps", a.sim_steps.map(|v| v.to_string())),
             ("--gen-tokens", a.gen_tokens.map(|v| v.to_string())),
         ];
         for (flag, v) in sim_only {

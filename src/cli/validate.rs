@@ -95,10 +95,19 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
     let mut stdout = String::new();
     let mut json: Vec<serde_json::Value> = Vec::new();
     let mut pass = true;
-    for (technique, rows) in perfcast::techniques::route(&files)? {
-        if !a.technique.is_empty() && !a.technique.iter().any(|t| t == technique.name()) {
-            continue;
-        }
+    let routed: Vec<_> = perfcast::techniques::route(&files)?
+        .into_iter()
+        .filter(|(t, _)| a.technique.is_empty() || a.technique.iter().any(|n| n == t.name()))
+        .collect();
+    // One step per technique's sets, on stderr (a terminal, no -q).
+    let bar = perfcast::sweep::Progress::counting(
+        routed.len() as u64,
+        "validate",
+        "techniques",
+        !g.quiet,
+    );
+    for (technique, rows) in routed {
+        bar.set_message(technique.name());
         let goal = technique.goal();
         req.tolerance = Tolerance {
             mape: a.max_mape.unwrap_or(goal.mape),
@@ -118,7 +127,9 @@ pub fn exec(a: ValidateArgs, g: &Globals) -> Result<Outcome> {
             stdout.push_str(&r.stdout);
         }
         pass &= r.pass;
+        bar.inc(1);
     }
+    bar.finish();
     if g.format == perfcast::report::Format::Json {
         stdout = serde_json::to_string_pretty(&json).unwrap_or_default();
         stdout.push('\n');

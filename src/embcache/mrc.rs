@@ -41,7 +41,9 @@ pub fn stack_distances(trace: &DenseTrace) -> StackHistogram {
         s
     };
     let mut live = 0u64;
+    let mut tick = crate::sweep::Ticker::default();
     for (t, &r) in trace.rows.iter().enumerate() {
+        tick.add(1);
         let p = last[r as usize];
         if p == u32::MAX {
             cold += 1;

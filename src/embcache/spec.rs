@@ -409,8 +409,8 @@ fn d_sync_algo() -> String {
 }
 
 /// One embedding-cache what-if, keyed like the `perfcast embcache` flags (`--fetch-bw` =
-/// `fetch_bw`); defaults are the CLI's. `--method` is not a key: it is the method argument of
-/// [`evaluate`].
+/// `fetch_bw`); defaults are the CLI's. `method` is the method argument of [`evaluate`] (a
+/// scenario study may list several; [`Spec::resolve`] does not read it).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -445,8 +445,12 @@ pub struct Spec {
     /// Samples per batch.
     #[serde(default = "d_batch")]
     pub batch: u64,
-    /// Policies: lru, fifo, lfu, static-topk, belady, lookahead.
-    #[serde(default = "d_policy")]
+    /// Policies: lru, fifo, lfu, static-topk, belady, lookahead (one, a list, or comma
+    /// separated as the flag).
+    #[serde(
+        default = "d_policy",
+        deserialize_with = "crate::scenario::de_one_or_many"
+    )]
     pub policy: Vec<String>,
     /// Rows of the embedding tables (all tables), for a trace file that does not say.
     #[serde(default)]
@@ -486,8 +490,9 @@ pub struct Spec {
     /// Bytes per embedding row (cache sizes in bytes, `cache_bytes`, the pipeline model).
     #[serde(default = "d_row_bytes")]
     pub row_bytes: f64,
-    /// Pipeline model: fetch bandwidth, bytes/s.
-    #[serde(default = "d_fetch_bw")]
+    /// Pipeline model: fetch bandwidth, bytes/s (the older scenario key `fetch_bw_bytes_per_s`
+    /// is accepted).
+    #[serde(default = "d_fetch_bw", alias = "fetch_bw_bytes_per_s")]
     pub fetch_bw: f64,
     /// Pipeline model: latency per transfer, s.
     #[serde(default = "d_fetch_latency")]
@@ -510,6 +515,14 @@ pub struct Spec {
     /// Pipeline model: all-reduce algorithm (ring, tree, hierarchical).
     #[serde(default = "d_sync_algo")]
     pub sync_algo: String,
+    /// `sim` (simulate the trace) and/or `analytic` (closed form; lru and static-topk of a Zipf
+    /// source); empty = sim. The older scenario key `methods` is accepted.
+    #[serde(
+        default,
+        alias = "methods",
+        deserialize_with = "crate::scenario::de_one_or_many"
+    )]
+    pub method: Vec<String>,
 }
 
 fn de_cache<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CacheSize, D::Error> {
@@ -553,6 +566,7 @@ impl Default for Spec {
             sync_gbps: None,
             sync_latency_us: d_sync_latency(),
             sync_algo: d_sync_algo(),
+            method: Vec::new(),
         }
     }
 }
@@ -1168,14 +1182,22 @@ mod tests {
         let pipe = p.pipe.unwrap();
         assert_eq!(pipe.trainers, 8);
         assert!((pipe.dense_sync_s - 5.74e-3).abs() < 5.74e-3 * 1e-12);
-        let point: super::super::study::PointSpec = toml::from_str(&format!(
-            "profile = 'criteo-kaggle'\npolicy = 'lru'\ncache = '5%'\n{keys}"
+        let point: Spec = toml::from_str(&format!(
+            "profile = 'criteo-kaggle'\npolicy = 'lru'\ncache = '5%'\nmethod = 'analytic'\n{keys}"
         ))
         .unwrap();
         assert_eq!(
             (point.trainers, point.dense_params, point.sync_gbps),
             (8, 1e6, Some(10.0))
         );
+        assert_eq!(
+            (point.policy, point.method),
+            (vec!["lru".to_string()], vec!["analytic".to_string()])
+        );
+        let old: Spec =
+            toml::from_str("methods = ['sim', 'analytic']\npolicy = 'lru,fifo'\n").unwrap();
+        assert_eq!(old.method, ["sim", "analytic"]);
+        assert_eq!(old.policy, ["lru", "fifo"]);
         let e = toml::from_str::<Spec>("trainerz = 2\n")
             .unwrap_err()
             .to_string();

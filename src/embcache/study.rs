@@ -1,5 +1,10 @@
-//! The embcache scenario study: a generated Criteo-like trace, cache sizes × policies, hit rates
-//! (simulated and, for LRU and static top-k, closed form) and iteration times.
+//! The embcache scenario study: cache sizes × policies on a generated Zipf trace or a trace
+//! file, hit rates (simulated and, for LRU and static top-k on a Zipf source, closed form) and
+//! iteration times.
+//!
+//! Every grid point is the front door's [`Spec`]: its keys are the `perfcast embcache` flags
+//! with their defaults (`--fetch-bw` = `fetch_bw`), so a point of a study and the same flags on
+//! the command line compute the same row.
 //!
 //! ```toml
 //! [[study]]
@@ -8,286 +13,190 @@
 //! scale = 0.01                # multiplies every table's rows
 //! zipf = 1.05
 //! batch = 128                 # samples per batch (one lookup per table each)
-//! batches = 100
+//! accesses = 332800           # lookups generated (100 batches × 128 samples × 26 tables)
 //! window = 4                  # lookahead window, batches
-//! compute_s = 5e-4            # pipeline model (these are the defaults)
+//! compute_s = 5e-4            # pipeline model: without compute_s, no iteration times
 //! row_bytes = 512
 //! fetch_bw = 1.25e9
 //! fetch_latency_s = 5e-5
 //! # trainers = 8            # several trainers share fetch_bw; dense all-reduce among them
 //! # dense_params = 2.96e6    # (with sync_gbps; also dense_param_bytes, sync_latency_us, sync_algo)
 //! # sync_gbps = 10
-//! methods = ["sim", "analytic"]
+//! method = ["sim", "analytic"]
 //! [study.sweep]
 //! policy = ["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"]
 //! cache = ["2%", "5%", "10%", "25%"]   # rows, "P%" (of the tables' rows) or bytes ("1GiB")
 //! ```
 //!
-//! `cache_of = "unique"` takes percentages of the rows the generated trace touches instead of the
-//! tables' rows (the default scenario does, to chart the hit-rate curve across the trace).
+//! A trace file instead of the generator: `trace = "FILE"` (relative to the scenario file's
+//! directory) with `trace_format` (text, csv, oracle-general, criteo, movielens, lcs-csv,
+//! parquet; default from the name) and the format's options (`order`, `lookups`, `csv_params`),
+//! as `perfcast embcache --trace`. A generated trace is seeded with the scenario seed unless the
+//! point gives `seed`. `cache_of = "unique"` takes percentages of the rows the trace touches
+//! instead of the tables' rows (the default scenario does, to chart the hit-rate curve across
+//! the trace). `solve_hit_rate` is a command-line what-if only.
 
-use super::pipeline::{Pipeline, SyncSpec};
 use super::policy::PolicyKind;
 pub use super::spec::CacheSpec;
-use super::spec::{analytic_row, sim_row, Basis, Row, Sizes};
-use super::trace::{profile, zipf::ZipfSpec, DenseTrace};
-use super::{CacheOf, CacheSize, SizeBasis};
+use super::spec::{analytic_row, sim_row, Basis, Params, Row, Sizes, SourceSpec, Spec};
+use super::trace::DenseTrace;
+use super::SizeBasis;
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
-use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
+use crate::scenario::{KeyDoc, RunContext, Study, StudyReport, StudySpec};
 use crate::sweep::{par_map, Progress};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-fn d_scale() -> f64 {
-    0.01
-}
-fn d_zipf() -> f64 {
-    1.05
-}
-fn d_batch() -> u64 {
-    128
-}
-fn d_batches() -> u64 {
-    100
-}
-fn d_window() -> usize {
-    4
-}
-fn d_one() -> f64 {
-    1.0
-}
-fn d_compute() -> f64 {
-    5e-4
-}
-fn d_row_bytes() -> f64 {
-    512.0
-}
-fn d_bw() -> f64 {
-    1.25e9
-}
-fn d_lat() -> f64 {
-    5e-5
-}
+/// Keys of an embcache study (all fields of [`Spec`], each a flag) whose use in a study says more
+/// than the flag's help.
+pub const STUDY_KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "trace",
+        flag: Some("--trace"),
+        value: "path",
+        default: "—",
+        meaning: "Trace file, relative to the scenario file's directory, read in `trace_format` with that format's options (`order`, `lookups`, `csv_params`); instead of `zipf`. Shared by the points that name the same source.",
+    },
+    KeyDoc {
+        key: "seed",
+        flag: Some("--seed"),
+        value: "integer",
+        default: "the scenario's seed",
+        meaning: "Seed of the generated trace.",
+    },
+    KeyDoc {
+        key: "solve_hit_rate",
+        flag: Some("--solve-hit-rate"),
+        value: "number",
+        default: "—",
+        meaning: "Command line only (an error in a study): a study evaluates its cache sizes.",
+    },
+    KeyDoc {
+        key: "method",
+        flag: Some("--method"),
+        value: "sim|analytic, or a list",
+        default: "sim",
+        meaning: "sim (simulate the trace) and/or analytic (closed form; lru and static-topk of a Zipf source): one row per policy and method.",
+    },
+];
 
-fn d_trainers() -> i64 {
-    1
-}
-fn d_param_bytes() -> f64 {
-    4.0
-}
-fn d_sync_latency() -> f64 {
-    10.0
-}
-fn d_sync_algo() -> String {
-    "ring".into()
-}
+/// Older scenario keys still read: (old, new). `batches` (of the study before it took the
+/// command line's keys) is not: write `accesses` = batch × batches × tables.
+pub const RENAMED_KEYS: &[(&str, &str)] =
+    &[("methods", "method"), ("fetch_bw_bytes_per_s", "fetch_bw")];
 
-/// One scenario point.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PointSpec {
-    /// Table-size profile (`criteo-kaggle`, `criteo-terabyte`); or give `rows` and `tables`.
-    pub profile: Option<String>,
-    /// Multiplier of the profile's rows, (0, 1].
-    #[serde(default = "d_scale")]
-    pub scale: f64,
-    /// Rows per table (without a profile).
-    pub rows: Option<u64>,
-    /// Tables (without a profile; default 1).
-    pub tables: Option<u32>,
-    /// Zipf exponent.
-    #[serde(default = "d_zipf")]
-    pub zipf: f64,
-    /// Samples per batch.
-    #[serde(default = "d_batch")]
-    pub batch: u64,
-    /// Batches in the trace.
-    #[serde(default = "d_batches")]
-    pub batches: u64,
-    /// Policy name.
-    pub policy: String,
-    /// Cache size: rows, `"P%"` (of what `cache_of` names) or bytes (`"1GiB"`, rows of
-    /// `row_bytes`).
-    pub cache: CacheSpec,
-    /// What a percentage is a fraction of: `table` (default: the tables' rows) or `unique`
-    /// (the rows the generated trace touches).
-    #[serde(default)]
-    pub cache_of: CacheOf,
-    /// Lookahead window, batches.
-    #[serde(default = "d_window")]
-    pub window: usize,
-    /// Static top-k profiling prefix.
-    #[serde(default = "d_one")]
-    pub profile_fraction: f64,
-    /// Compute per iteration, s.
-    #[serde(default = "d_compute")]
-    pub compute_s: f64,
-    /// Bytes per row.
-    #[serde(default = "d_row_bytes")]
-    pub row_bytes: f64,
-    /// Fetch bandwidth, bytes/s (`fetch_bw`, as the CLI flag `--fetch-bw`; the older key
-    /// `fetch_bw_bytes_per_s` is accepted).
-    #[serde(default = "d_bw", alias = "fetch_bw_bytes_per_s")]
-    pub fetch_bw: f64,
-    /// Latency per transfer, s.
-    #[serde(default = "d_lat")]
-    pub fetch_latency_s: f64,
-    /// Data-parallel trainers sharing the store's fetch bandwidth (default 1).
-    #[serde(default = "d_trainers")]
-    pub trainers: i64,
-    /// Dense parameters all-reduced across the trainers every iteration (default 0).
-    #[serde(default)]
-    pub dense_params: f64,
-    /// Bytes per dense parameter in the all-reduce (default 4).
-    #[serde(default = "d_param_bytes")]
-    pub dense_param_bytes: f64,
-    /// Network bandwidth of a trainer's node for the all-reduce, Gb/s.
-    #[serde(default)]
-    pub sync_gbps: Option<f64>,
-    /// Per-step all-reduce latency, µs (default 10).
-    #[serde(default = "d_sync_latency")]
-    pub sync_latency_us: f64,
-    /// All-reduce algorithm (default ring).
-    #[serde(default = "d_sync_algo")]
-    pub sync_algo: String,
-    /// `sim` and/or `analytic` (default sim).
-    #[serde(default)]
-    pub methods: Vec<String>,
-}
-
-impl PointSpec {
-    /// Rows of every table.
-    ///
-    /// # Errors
-    /// Unknown profile; both or neither of profile and rows.
-    pub fn table_rows(&self) -> Result<Vec<u64>> {
-        match (&self.profile, self.rows) {
-            (Some(p), None) => profile::tables(p, self.scale),
-            (None, Some(n)) => {
-                let t = self.tables.unwrap_or(1);
-                if t == 0 || t > super::spec::MAX_TABLES {
-                    return Err(Error::range(
-                        "tables",
-                        t,
-                        format!("an integer in [1, {}]", super::spec::MAX_TABLES),
-                    ));
-                }
-                Ok(vec![n; t as usize])
-            }
-            _ => Err(Error::range(
-                "profile",
-                "both or neither",
-                "exactly one of profile (+ scale) or rows (+ tables)",
-            )),
-        }
-    }
-
-    fn trace_key(&self) -> String {
-        format!(
-            "{:?}|{}|{:?}|{:?}|{}|{}|{}",
-            self.profile, self.scale, self.rows, self.tables, self.zipf, self.batch, self.batches
-        )
-    }
-}
-
+/// One validated grid point.
 struct Point {
-    spec: PointSpec,
-    kind: PolicyKind,
-    cache: CacheSize,
-    pipe: Pipeline,
-    tables: Vec<u64>,
+    params: Params,
+    /// `sim` and/or `analytic`.
+    methods: Vec<&'static str>,
+    /// The Zipf generator's tables and exponent, for the closed forms.
+    zipf: Option<(Vec<u64>, f64)>,
+    /// Index into the study's distinct sources.
     trace: usize,
+}
+
+/// A distinct trace source of the study, and whether its points name their own `seed` (else the
+/// scenario's seeds the generator).
+#[derive(Debug, Clone, PartialEq)]
+struct Source {
+    spec: SourceSpec,
+    seed_given: bool,
 }
 
 /// The embcache study.
 pub struct EmbcacheStudy {
     spec: StudySpec,
     points: Vec<Point>,
-    traces: Vec<(ZipfSpec, u64)>,
+    sources: Vec<Source>,
 }
 
 impl EmbcacheStudy {
-    /// Validates every point.
+    /// Validates every point through [`Spec::resolve`].
     ///
     /// # Errors
     /// The first invalid point, naming the study.
-    pub fn new(spec: StudySpec) -> Result<Self> {
+    pub fn new(spec: StudySpec, cat: &Catalog) -> Result<Self> {
         let mut points = Vec::new();
-        let mut keys: Vec<String> = Vec::new();
-        let mut traces = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
         let wrap = |e: Error| Error::parse(&spec.path, None, format!("study '{}': {e}", spec.name));
+        let dir = spec
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
         for pt in spec.grid() {
-            let ps: PointSpec = spec.point(&pt)?;
-            for m in &ps.methods {
-                if m != "sim" && m != "analytic" {
-                    return Err(Error::range(
-                        format!("study '{}'.methods", spec.name),
-                        m,
-                        "sim or analytic",
-                    ));
+            let mut ps: Spec = spec.point(&pt)?;
+            if let Some(t) = ps.trace.as_mut() {
+                if t.is_relative() {
+                    *t = dir.join(&*t);
                 }
             }
-            let kind =
-                PolicyKind::parse(&ps.policy, ps.window, ps.profile_fraction).map_err(wrap)?;
-            let cache = ps.cache.resolve().map_err(wrap)?;
-            let (trainers, sync_s) = SyncSpec {
-                trainers: ps.trainers,
-                dense_params: ps.dense_params,
-                dense_param_bytes: ps.dense_param_bytes,
-                sync_gbps: ps.sync_gbps,
-                sync_latency_us: ps.sync_latency_us,
-                sync_algo: ps.sync_algo.clone(),
+            if ps.solve_hit_rate.is_some() {
+                return Err(wrap(Error::range(
+                    "solve_hit_rate",
+                    "given in a study",
+                    "absent: a study evaluates its cache sizes (`perfcast embcache --solve-hit-rate` solves for one)",
+                )));
             }
-            .resolve()
-            .map_err(wrap)?;
-            let pipe = Pipeline::new(ps.compute_s, ps.row_bytes, ps.fetch_bw, ps.fetch_latency_s)
-                .and_then(|p| p.with_sync(trainers, sync_s))
-                .map_err(wrap)?;
-            let tables = ps.table_rows().map_err(wrap)?;
-            if ps.batch == 0 || ps.batches == 0 {
-                return Err(wrap(Error::range("batch", 0, "batch and batches ≥ 1")));
+            let mut methods = Vec::new();
+            for m in &ps.method {
+                match m.as_str() {
+                    "sim" => methods.push("sim"),
+                    "analytic" => methods.push("analytic"),
+                    other => {
+                        return Err(Error::range(
+                            format!("study '{}'.method", spec.name),
+                            other,
+                            "sim or analytic",
+                        ))
+                    }
+                }
             }
-            let key = ps.trace_key();
-            let trace = match keys.iter().position(|k| *k == key) {
+            if methods.is_empty() {
+                methods.push("sim");
+            }
+            let params = ps.resolve(cat).map_err(wrap)?;
+            let zipf = params.source.zipf_spec().map_err(wrap)?;
+            if zipf.is_none() && methods.contains(&"analytic") {
+                return Err(wrap(Error::range(
+                    "method",
+                    "analytic",
+                    "sim only for a trace file (the closed forms need a Zipf source: zipf, rows or profile, accesses)",
+                )));
+            }
+            if params.source.trace.is_none() && zipf.is_none() {
+                return Err(wrap(Error::range(
+                    "trace",
+                    "missing",
+                    "trace = \"FILE\", or zipf, rows (or profile) and accesses",
+                )));
+            }
+            let source = Source {
+                spec: params.source.clone(),
+                seed_given: pt.contains_key("seed"),
+            };
+            let trace = match sources.iter().position(|s| *s == source) {
                 Some(i) => i,
                 None => {
-                    // Checked: batch and batches are any u64 a scenario gives; ZipfSpec::new
-                    // bounds the product.
-                    let accesses = ps
-                        .batch
-                        .checked_mul(ps.batches)
-                        .and_then(|a| a.checked_mul(tables.len() as u64))
-                        .ok_or_else(|| {
-                            wrap(Error::range(
-                                "batch × batches × tables",
-                                format!("{} × {} × {}", ps.batch, ps.batches, tables.len()),
-                                "at most 2^31 - 1 accesses",
-                            ))
-                        })?;
-                    traces.push((
-                        ZipfSpec::new(ps.zipf, tables.clone(), accesses, 0).map_err(wrap)?,
-                        ps.batch,
-                    ));
-                    keys.push(key);
-                    traces.len() - 1
+                    sources.push(source);
+                    sources.len() - 1
                 }
             };
             points.push(Point {
-                spec: ps,
-                kind,
-                cache,
-                pipe,
-                tables,
+                zipf: zipf.map(|z| (z.tables, z.s)),
+                params,
+                methods,
                 trace,
             });
         }
         Ok(EmbcacheStudy {
             spec,
             points,
-            traces,
+            sources,
         })
     }
 }
@@ -311,78 +220,89 @@ impl Study for EmbcacheStudy {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<StudyReport> {
-        // One trace per distinct generator spec, all seeded with the scenario seed so every policy
-        // sees the same lookups.
-        let traces: Vec<(Arc<DenseTrace>, String)> = self
-            .traces
+        // One trace per distinct source, generated ones seeded with the scenario seed (unless
+        // the points name theirs) so every policy sees the same lookups.
+        let traces: Vec<(Arc<DenseTrace>, Option<u64>, Option<u64>)> = self
+            .sources
             .iter()
-            .map(|(z, batch)| {
-                let z = ZipfSpec {
-                    seed: ctx.seed,
-                    ..z.clone()
+            .map(|s| {
+                let source = if s.seed_given {
+                    s.spec.clone()
+                } else {
+                    SourceSpec {
+                        seed: ctx.seed,
+                        ..s.spec.clone()
+                    }
                 };
-                let batch = *batch;
-                let t = DenseTrace::from_stream(z.stream(), batch, false, &z.describe())?;
-                Ok((Arc::new(t), z.describe()))
+                let (t, z) = source.load().map_err(|e| {
+                    Error::parse(
+                        &self.spec.path,
+                        None,
+                        format!("study '{}': {e}", self.spec.name),
+                    )
+                })?;
+                Ok((
+                    Arc::new(t),
+                    z.map(|z| z.seed),
+                    source.declared_table_rows()?,
+                ))
             })
             .collect::<Result<_>>()?;
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Vec<Out>> = par_map(&self.points, &progress, |_, p| {
-            let (trace, desc) = &traces[p.trace];
-            let table_rows: u64 = p.tables.iter().sum();
-            let rows = p.cache.resolve(&SizeBasis {
+            let (trace, seed, table_rows) = &traces[p.trace];
+            let desc = &trace.source;
+            let rows = p.params.cache.resolve(&SizeBasis {
                 unique: trace.n_rows(),
-                table_rows: Some(table_rows),
-                row_bytes: p.spec.row_bytes,
-                cache_of: p.spec.cache_of,
+                table_rows: *table_rows,
+                row_bytes: p.params.row_bytes,
+                cache_of: p.params.cache_of,
             })?;
             let sizes = Sizes {
-                row_bytes: p.spec.row_bytes,
-                table_rows: Some(table_rows),
+                row_bytes: p.params.row_bytes,
+                table_rows: *table_rows,
             };
             let mut out = Vec::new();
-            let methods: Vec<&str> = if p.spec.methods.is_empty() {
-                vec!["sim"]
-            } else {
-                p.spec.methods.iter().map(String::as_str).collect()
-            };
-            for m in methods {
-                if m == "sim" {
-                    match sim_row(trace, p.kind, rows, Some(ctx.seed), Some(&p.pipe), sizes) {
-                        Ok(Row { metrics, times }) => out.push(Out {
-                            m: metrics,
-                            times,
-                            trace: desc.clone(),
-                        }),
-                        // Lookahead below its two-batch working set: reported in the summary.
-                        Err(e) if matches!(p.kind, PolicyKind::Lookahead { .. }) => {
-                            let _ = e;
+            for &kind in &p.params.kinds {
+                for &m in &p.methods {
+                    if m == "sim" {
+                        match sim_row(trace, kind, rows, *seed, p.params.pipe.as_ref(), sizes) {
+                            Ok(Row { metrics, times }) => out.push(Out {
+                                m: metrics,
+                                times,
+                                trace: desc.clone(),
+                            }),
+                            // Lookahead below its two-batch working set: reported in the summary.
+                            Err(_) if matches!(kind, PolicyKind::Lookahead { .. }) => {}
+                            Err(e) => return Err(e),
                         }
-                        Err(e) => return Err(e),
+                    } else if let Some((tables, s)) = &p.zipf {
+                        if let Some(r) = analytic_row(
+                            kind,
+                            tables,
+                            *s,
+                            rows,
+                            Basis::Trace(trace),
+                            p.params.row_bytes,
+                        )? {
+                            out.push(Out {
+                                m: r.metrics,
+                                times: None,
+                                trace: desc.clone(),
+                            });
+                        }
                     }
-                } else if let Some(r) = analytic_row(
-                    p.kind,
-                    &p.tables,
-                    p.spec.zipf,
-                    rows,
-                    Basis::Trace(trace),
-                    p.spec.row_bytes,
-                )? {
-                    out.push(Out {
-                        m: r.metrics,
-                        times: None,
-                        trace: desc.clone(),
-                    });
                 }
             }
             Ok(out)
         })?;
         progress.finish();
         let flat: Vec<Out> = results.into_iter().flatten().collect();
-        let multi = self
-            .points
-            .iter()
-            .any(|p| p.pipe.trainers > 1 || p.pipe.dense_sync_s > 0.0);
+        let multi = self.points.iter().any(|p| {
+            p.params
+                .pipe
+                .is_some_and(|p| p.trainers > 1 || p.dense_sync_s > 0.0)
+        });
         let mut rows = Rows::default();
         for o in &flat {
             let mut r = serde_json::Map::new();
@@ -403,10 +323,10 @@ impl Study for EmbcacheStudy {
         }
         let min_la = traces
             .iter()
-            .map(|(t, _)| super::policy::lookahead::Lookahead::min_feasible_rows(t))
+            .map(|(t, _, _)| super::policy::lookahead::Lookahead::min_feasible_rows(t))
             .max()
             .unwrap_or(0);
-        let unique = traces.first().map(|(t, _)| t.n_rows()).unwrap_or(1);
+        let unique = traces.first().map(|(t, _, _)| t.n_rows()).unwrap_or(1);
         Ok(StudyReport {
             plots: self.plots(&flat),
             summary_md: self.summary(&flat, min_la, unique),
@@ -450,20 +370,22 @@ impl EmbcacheStudy {
                     })
                     .collect(),
             };
-        vec![
-            mk(
-                "hit-rate",
-                "hit rate per access",
-                "hit rate (fraction of accesses)",
-                hit,
-            ),
-            mk(
+        let mut plots = vec![mk(
+            "hit-rate",
+            "hit rate per access",
+            "hit rate (fraction of accesses)",
+            hit,
+        )];
+        // Iteration times exist only with the pipeline model (`compute_s`).
+        if !speed.is_empty() {
+            plots.push(mk(
                 "speedup",
                 "iteration speedup over no cache",
                 "speedup (×)",
                 speed,
-            ),
-        ]
+            ));
+        }
+        plots
     }
 
     fn summary(&self, flat: &[Out], min_lookahead: usize, unique: usize) -> String {
@@ -479,18 +401,22 @@ impl EmbcacheStudy {
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for o in flat.iter().filter(|o| o.m.method == "sim") {
-            let t = o.times.expect("sim rows have times");
+            let (iter, speedup) = match o.times {
+                Some(t) => (
+                    format!("{:.3}", 1e3 * t.iter_s),
+                    format!("{:.2}", t.speedup),
+                ),
+                None => ("—".to_string(), "—".to_string()),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {:.4} | {:.4} | {:.0} | {:.3} | {:.2} |",
+                "| {} | {} | {:.1} | {:.4} | {:.4} | {:.0} | {iter} | {speedup} |",
                 o.m.policy,
                 o.m.cache_rows,
                 100.0 * o.m.cache_fraction_of_unique,
                 o.m.hit_rate,
                 o.m.batch_unique_hit_rate.unwrap_or(f64::NAN),
                 o.m.prefetch_rows_per_batch.unwrap_or(f64::NAN),
-                1e3 * t.iter_s,
-                t.speedup
             );
         }
         let errs: Vec<String> = flat
@@ -526,7 +452,8 @@ impl EmbcacheStudy {
         if self
             .points
             .iter()
-            .any(|p| matches!(p.kind, PolicyKind::Lookahead { .. }))
+            .flat_map(|p| &p.params.kinds)
+            .any(|k| matches!(k, PolicyKind::Lookahead { .. }))
         {
             let _ = writeln!(
                 s,
@@ -543,22 +470,22 @@ impl EmbcacheStudy {
                 );
             }
         }
-        if let Some(p) = self.points.first() {
+        if let Some(p) = self.points.first().and_then(|p| p.params.pipe) {
             let _ = writeln!(
                 s,
                 "\nPipeline assumptions: {} ms dense compute per batch, {} bytes per row, {} GB/s fetch bandwidth, {} µs per transfer; without a cache every unique row of a batch is fetched and written back on the critical path.",
-                1e3 * p.pipe.compute_s,
-                p.pipe.row_bytes,
-                p.pipe.fetch_bw_bytes_per_s / 1e9,
-                1e6 * p.pipe.fetch_latency_s
+                1e3 * p.compute_s,
+                p.row_bytes,
+                p.fetch_bw_bytes_per_s / 1e9,
+                1e6 * p.fetch_latency_s
             );
-            if p.pipe.trainers > 1 || p.pipe.dense_sync_s > 0.0 {
+            if p.trainers > 1 || p.dense_sync_s > 0.0 {
                 let _ = writeln!(
                     s,
                     "{} trainers share that bandwidth (each fetches at 1/{} of it) and all-reduce their dense parameters in {} ms per iteration (the shared collective model), on the critical path with the compute.",
-                    p.pipe.trainers,
-                    p.pipe.trainers,
-                    1e3 * p.pipe.dense_sync_s
+                    p.trainers,
+                    p.trainers,
+                    1e3 * p.dense_sync_s
                 );
             }
         }

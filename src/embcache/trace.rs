@@ -326,8 +326,10 @@ impl DenseTrace {
             ..Default::default()
         };
         let mut cur: Option<u64> = None;
+        let mut tick = crate::sweep::Ticker::default();
         for a in stream {
             let a = a?;
+            tick.add(1);
             let b = if has_batches {
                 a.group
             } else {

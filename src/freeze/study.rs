@@ -24,10 +24,20 @@ use super::{evaluate, timeline_plot, Metrics, Policy, Tier};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{units, LinePlot, Rows, Series};
-use crate::scenario::{RunContext, Study, StudyReport, StudySpec, DEFAULT_SEED};
+use crate::scenario::{KeyDoc, RunContext, Study, StudyReport, StudySpec, DEFAULT_SEED};
 use crate::sweep::{par_map, Progress};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// Scenario keys of a freeze study that are not fields of [`Spec`]: none.
+pub const STUDY_KEYS: &[KeyDoc] = &[];
+
+/// Older scenario keys still read: (old, new).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("cache_read_bw_bytes_per_s", "cache_read_bw"),
+    ("cache_write_bw_bytes_per_s", "cache_write_bw"),
+    ("cache_capacity_bytes", "cache_capacity"),
+];
 
 /// A scenario study of layer freezing.
 pub struct FreezeStudy {

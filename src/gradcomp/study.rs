@@ -2,7 +2,7 @@
 //!
 //! Every grid point is a [`Spec`] (the CLI flags as snake_case keys), evaluated through
 //! [`evaluate`] like `perfcast gradcomp`. Study-only keys:
-//! `predictors` (list of `sim`, `analytic`; default both) and `break_even_range_gbps`
+//! `predictor` (as `--predictor`: `sim`, `analytic` or a list; default both) and `break_even_range_gbps`
 //! (`[lo, hi]`, default `[0.1, 10000]`). Output: one row per point × predictor with the
 //! [`Metrics`] and `break_even_gbps` (the node bandwidth below which the method beats the baseline,
 //! empty when it never crosses in the range), plots of step time and speedup against bandwidth and
@@ -14,11 +14,32 @@ use super::{Metrics, Predictor};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
-use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
+use crate::scenario::{KeyDoc, RunContext, Study, StudyReport, StudySpec};
 use crate::sweep::{par_map, Progress};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// Scenario keys of a gradcomp study that are not fields of [`Spec`].
+pub const STUDY_KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "predictor",
+        flag: Some("--predictor"),
+        value: "sim|analytic or a list",
+        default: "[\"sim\", \"analytic\"]",
+        meaning: "Predictors evaluated at every point (one row each); fixed, not a sweep axis.",
+    },
+    KeyDoc {
+        key: "break_even_range_gbps",
+        flag: None,
+        value: "[lo, hi]",
+        default: "[0.1, 10000]",
+        meaning: "Node bandwidths (Gb/s) searched for the break-even bandwidth of each method against `baseline`.",
+    },
+];
+
+/// Older scenario keys still read: (old, new).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[("predictors", "predictor")];
 
 /// A gradcomp study ready to run (all points validated).
 pub struct GradcompStudy {
@@ -45,24 +66,31 @@ impl GradcompStudy {
     /// The first invalid point's error, prefixed with the study name.
     pub fn new(mut spec: StudySpec, cat: &Catalog) -> Result<Self> {
         let field = |k: &str| format!("study '{}'.{k}", spec.name);
-        let predictors = match spec.fixed.remove("predictors") {
+        // `predictor`, as the CLI flag `--predictor` (one or a list; the older key `predictors`
+        // is accepted).
+        let given = match spec.fixed.remove("predictor") {
+            Some(v) => Some(v),
+            None => spec.fixed.remove("predictors"),
+        };
+        let predictors = match given {
             None => vec![Predictor::Sim, Predictor::Analytic],
+            Some(toml::Value::String(s)) => vec![Predictor::parse(&s)?],
             Some(toml::Value::Array(a)) if !a.is_empty() => a
                 .iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Predictor::parse(s),
                     other => Err(Error::range(
-                        field("predictors"),
+                        field("predictor"),
                         other,
-                        "a list of 'sim', 'analytic'",
+                        "'sim', 'analytic' or a list of them",
                     )),
                 })
                 .collect::<Result<Vec<_>>>()?,
             Some(v) => {
                 return Err(Error::range(
-                    field("predictors"),
+                    field("predictor"),
                     v,
-                    "a non-empty list of 'sim', 'analytic'",
+                    "'sim', 'analytic' or a non-empty list of them",
                 ))
             }
         };

@@ -191,9 +191,9 @@ fn default_gamma() -> GammaSpec {
 }
 
 /// One specdec what-if as a user writes it (a scenario grid point; the CLI builds one per
-/// `--draft`). Keys follow the CLI flags except where a scenario needs structure: the drafter
-/// and its acceptance form one `draft` table, `context_tokens` is `--context`, `sim_steps` is
-/// `--steps`; `--method` and `--seed` are the arguments of [`evaluate`].
+/// `--draft`). Keys are the CLI flags (`--context-tokens` = `context_tokens`) except where a
+/// scenario needs structure: the drafter and its acceptance form one `draft` table. `method` is
+/// the argument of [`evaluate`] (a scenario may list several); the seed is the scenario's.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -232,9 +232,14 @@ pub struct Spec {
     pub solve: Option<Solve>,
     /// Raw target forward time, seconds (overrides the roofline).
     pub target_step_s: Option<f64>,
-    /// Methods to evaluate in a scenario: `analytic`, `sim` (default analytic).
-    #[serde(default)]
-    pub methods: Vec<String>,
+    /// Methods to evaluate: `analytic`, `sim`, or a list of both (default analytic; the older
+    /// scenario key `methods` is accepted).
+    #[serde(
+        default,
+        alias = "methods",
+        deserialize_with = "crate::scenario::de_one_or_many"
+    )]
+    pub method: Vec<String>,
     /// Simulated speculation steps.
     pub sim_steps: Option<u64>,
     /// Tokens per simulated request.
@@ -258,7 +263,7 @@ impl Spec {
             stack: default_stack(),
             solve: None,
             target_step_s: None,
-            methods: Vec::new(),
+            method: Vec::new(),
             sim_steps: None,
             gen_tokens: None,
         }

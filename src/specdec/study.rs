@@ -6,10 +6,32 @@ use super::Metrics;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::report::{LinePlot, Rows, Series};
-use crate::scenario::{RunContext, Study, StudyReport, StudySpec};
+use crate::scenario::{KeyDoc, RunContext, Study, StudyReport, StudySpec};
 use crate::sweep::{par_map, point_seed, Progress};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// Keys of a specdec study whose use in a study differs from the flag's: the drafter table
+/// (`--draft`, `--exit-layer`, ... on the command line) and `method` (a list in a study).
+pub const STUDY_KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "method",
+        flag: Some("--method"),
+        value: "analytic|sim, or a list",
+        default: "analytic",
+        meaning: "analytic (closed form) and/or sim (Monte-Carlo): one row per point and method.",
+    },
+    KeyDoc {
+    key: "draft",
+    flag: Some("--draft"),
+    value: "table",
+    default: "—",
+    meaning: "The drafter and its acceptance in one table (on the command line, --draft and the flags below): one of `model` (a name of --draft), `exit_layer`, `cost_ratio`, `draft_step_s`; acceptance as one of `alpha`, `survival`, `conditional`, `acceptance_rate` (+ `rate_gamma`); optional `label` for plots. A sweep axis of tables ranks drafts.",
+    },
+];
+
+/// Older scenario keys still read: (old, new).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[("methods", "method")];
 
 /// A scenario study of speculative decoding.
 pub struct SpecdecStudy {
@@ -31,10 +53,10 @@ impl SpecdecStudy {
         let mut points = Vec::with_capacity(spec.len());
         for pt in spec.grid() {
             let ps: Spec = spec.point(&pt)?;
-            for m in &ps.methods {
+            for m in &ps.method {
                 if m != "analytic" && m != "sim" {
                     return Err(Error::range(
-                        format!("study '{}'.methods", spec.name),
+                        format!("study '{}'.method", spec.name),
                         m,
                         "analytic or sim",
                     ));
@@ -142,10 +164,10 @@ impl Study for SpecdecStudy {
         let results: Vec<Vec<(Metrics, String)>> =
             par_map(&self.points, &progress, |i, (ps, p, _)| {
                 let mut out = Vec::new();
-                let methods: Vec<&str> = if ps.methods.is_empty() {
+                let methods: Vec<&str> = if ps.method.is_empty() {
                     vec!["analytic"]
                 } else {
-                    ps.methods.iter().map(String::as_str).collect()
+                    ps.method.iter().map(String::as_str).collect()
                 };
                 for m in methods {
                     let method = if m == "sim" {

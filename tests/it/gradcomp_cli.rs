@@ -340,7 +340,7 @@ fn scenario_study_writes_break_even_and_plots() {
     fs::write(
         &sc,
         "name = \"gc\"\n[[study]]\nname = \"gc\"\ntechnique = \"gradcomp\"\nmodel = \"vgg-16\"\ngpus_per_node = 1\n\
-         predictors = [\"sim\"]\n[study.sweep]\nworkers = [4, 8]\ninter_node_gbps = [1, 10, 100]\n\
+         predictor = \"sim\"\n[study.sweep]\nworkers = [4, 8]\ninter_node_gbps = [1, 10, 100]\n\
          method = [\"fp16\", \"powersgd:rank=4\"]\n",
     )
     .unwrap();

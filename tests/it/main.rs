@@ -14,7 +14,9 @@ mod embcache_props;
 mod freeze;
 mod gradcomp_cli;
 mod html_report;
+mod progress;
 mod readme;
 #[cfg(unix)]
 mod safeio;
+mod scenario_keys;
 mod specdec_corpus;
