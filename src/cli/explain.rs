@@ -16,6 +16,46 @@ use std::path::PathBuf;
 const CLI_ONLY: &[(&str, &str, &str)] = &[
     (
         "specdec",
+        "--target-speedup",
+        "an inverse what-if (`--solve min-alpha`) is a command-line question",
+    ),
+    (
+        "specdec",
+        "--solve-tolerance",
+        "an inverse what-if (`--solve min-alpha`) is a command-line question",
+    ),
+    (
+        "specdec",
+        "--memory-budget-gb",
+        "an inverse what-if (`--solve best-draft`) is a command-line question",
+    ),
+    (
+        "freeze",
+        "--solve",
+        "an inverse what-if (deadline, min-gpu-hours) is a command-line question",
+    ),
+    (
+        "freeze",
+        "--deadline-s",
+        "an inverse what-if (`--solve deadline`) is a command-line question",
+    ),
+    (
+        "gradcomp",
+        "--solve",
+        "an inverse what-if (`--solve min-workers`) is a command-line question",
+    ),
+    (
+        "gradcomp",
+        "--target-samples-per-s",
+        "an inverse what-if (`--solve min-workers`) is a command-line question",
+    ),
+    (
+        "gradcomp",
+        "--max-workers",
+        "an inverse what-if (`--solve min-workers`) is a command-line question",
+    ),
+    (
+        "specdec",
         "--draft",
         "`draft.model` (one draft per table; a sweep axis of tables ranks drafts)",
     ),
