@@ -651,7 +651,10 @@ fn pass<P: Grow>(
             }
             Ok(warnings)
         });
+        // Accesses simulated, for the caller's progress bar (`sweep::scoped`; this thread).
+        let mut tick = crate::sweep::Ticker::default();
         'chunks: for mut chunk in rx.iter() {
+            tick.add(chunk.len() as u64);
             for it in &chunk {
                 if it.flags & NEW_BATCH != 0 {
                     tally.end_batch(p.evicted(), pipe);
