@@ -1,6 +1,6 @@
 //! Inverse what-if of layer freezing (issue 17 item 3): the freezing plan — policy, k, cache
 //! tier — that meets a deadline on the total fine-tuning time, or that minimizes GPU-hours,
-//! from the what-if's forward model ([`evaluate`](super::evaluate)).
+//! from the what-if's forward model ([`super::evaluate`]).
 //!
 //! The plans are every policy × cache tier the forward model runs: `none`, `fixed:k=K` for
 //! K in 1..L (L the model's layers), `freezeout`, and `autofreeze` when a measured

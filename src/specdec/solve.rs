@@ -1,5 +1,5 @@
 //! Inverse what-ifs of speculative decoding (issue 17 item 3), on the closed form
-//! ([`super::analytic`]):
+//! ([`super::analytic()`]):
 //!
 //! - [`min_alpha`]: the smallest i.i.d. acceptance α at which a drafter reaches a target speedup
 //!   (decode tokens/s over autoregressive tokens/s). Bisection on α in [0, 1] to an absolute
