@@ -330,44 +330,17 @@ impl SourceSpec {
     /// Missing source, unreadable or malformed files, invalid generator parameters, format
     /// options for a format they do not apply to.
     pub fn load(&self) -> Result<(DenseTrace, Option<ZipfSpec>)> {
-        if self.batch == 0 {
-            return Err(Error::range("--batch", 0, "≥ 1 sample"));
-        }
-        let opts = self.read_options()?;
-        if let Some(path) = &self.trace {
-            let fmt = match &self.trace_format {
-                Some(f) => TraceFormat::parse(f)?,
-                None => TraceFormat::detect(path).ok_or_else(|| {
-                    Error::range(
-                        "--trace-format",
-                        format!("missing for {}", path.display()),
-                        format!(
-                            "one of {} (the extension does not say)",
-                            TraceFormat::NAMES.join(", ")
-                        ),
-                    )
-                })?,
-            };
-            return Ok((DenseTrace::load_with(path, fmt, self.batch, &opts)?, None));
-        }
-        if opts != ReadOptions::default() {
-            return Err(Error::range(
-                "--order/--lookups/--csv-params",
-                "given without --trace",
-                "options of a trace file",
-            ));
-        }
-        match self.zipf_spec()? {
-            Some(z) => Ok((
-                DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?,
-                Some(z),
-            )),
-            None => Err(Error::range(
-                "--trace",
-                "missing",
-                "given: --trace FILE or --zipf S --rows N --accesses M",
-            )),
-        }
+        // The same checks, in the same order, as the streaming path; then the whole trace.
+        let (src, zipf) = self.stream_source()?;
+        let trace = match &src {
+            Source::File { path, format, opts } => {
+                DenseTrace::load_with(path, *format, self.batch, opts)?
+            }
+            Source::Zipf(z) => {
+                DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?
+            }
+        };
+        Ok((trace, zipf))
     }
 }
 

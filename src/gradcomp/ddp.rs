@@ -474,13 +474,11 @@ mod tests {
         assert_eq!(n(t.step_s), 35);
     }
 
-    /// Codec stages preempt the next backward layer: bucket A = [compute 1, comm 4, compute 1].
-    /// L2 10–15; encode A 15–16; comm A 16–20; L1 16–21; decode A queued at 20, runs 21–22; L0
-    /// 22–27; buckets B, C (comm 4): B ready 21 → 21–25, C ready 27 → 27–31; optimizer 31–33.
-    #[test]
-    fn codec_stages_run_on_the_compute_stream_first() {
+    /// Bucket A = [compute 1, comm 4, compute 1] and buckets B, C (comm 4) over three 5 ns
+    /// layers, forward 10 ns, optimizer 2 ns (the codec tests below).
+    fn codec_toy() -> StepInput {
         let u = 1e-9;
-        let inp = StepInput::from_secs(
+        StepInput::from_secs(
             10.0 * u,
             &[5.0 * u, 5.0 * u, 5.0 * u],
             &[
@@ -493,7 +491,15 @@ mod tests {
             ],
             2.0 * u,
             0.0,
-        );
+        )
+    }
+
+    /// Codec stages preempt the next backward layer: bucket A = [compute 1, comm 4, compute 1].
+    /// L2 10–15; encode A 15–16; comm A 16–20; L1 16–21; decode A queued at 20, runs 21–22; L0
+    /// 22–27; buckets B, C (comm 4): B ready 21 → 21–25, C ready 27 → 27–31; optimizer 31–33.
+    #[test]
+    fn codec_stages_run_on_the_compute_stream_first() {
+        let inp = codec_toy();
         let t = DdpSim::new().run(&inp);
         assert_eq!(n(t.backward_end_s), 27);
         assert_eq!(n(t.step_s), 33);
@@ -521,21 +527,7 @@ mod tests {
     /// encodes before a bucket's collective).
     #[test]
     fn analytic_with_codec_is_a_lower_bound() {
-        let u = 1e-9;
-        let inp = StepInput::from_secs(
-            10.0 * u,
-            &[5.0 * u, 5.0 * u, 5.0 * u],
-            &[
-                (
-                    0,
-                    vec![Stage::Compute(u), Stage::Comm(4.0 * u), Stage::Compute(u)],
-                ),
-                (1, vec![Stage::Comm(4.0 * u)]),
-                (2, vec![Stage::Comm(4.0 * u)]),
-            ],
-            2.0 * u,
-            0.0,
-        );
+        let inp = codec_toy();
         assert_eq!(n(analytic(&inp).step_s), 32);
         assert_eq!(n(DdpSim::new().run(&inp).step_s), 33);
     }
