@@ -419,12 +419,11 @@ pub fn fit_collective(s: &CollectiveSweep) -> Result<CollectiveFit> {
 /// ([`is_holdout`]): a graph-timed one before any host-timed one, then the latest date (ties:
 /// the later set name).
 pub fn calibration_sweeps(sweeps: &[CollectiveSweep]) -> Vec<&CollectiveSweep> {
-    let mut by: BTreeMap<&CollectiveKey, &CollectiveSweep> = BTreeMap::new();
-    // A graph-timed sweep (device time) wins over any host-timed one; then the newest.
-    let rank = |s: &CollectiveSweep| (s.timing == "graph", s.date.clone(), s.set.clone());
-    for s in sweeps.iter().filter(|s| s.key.ranks >= 2 && !is_holdout(s)) {
-        let e = by.entry(&s.key).or_insert(s);
-        if rank(s) > rank(e) {
+    // The newest of each timing per key; a graph-timed one (device time) wins over host-timed.
+    let mut by: BTreeMap<CollectiveKey, &CollectiveSweep> = BTreeMap::new();
+    for ((key, _), s) in calibration_sweeps_by_timing(sweeps) {
+        let e = by.entry(key).or_insert(s);
+        if s.timing == "graph" {
             *e = s;
         }
     }
