@@ -16,7 +16,9 @@
 //! compute stream's context; the codec's kernels stay on the compute stream, as a PyTorch DDP
 //! communication hook's do. Each bucket's round is started when backward makes it ready
 //! (encode, collectives) and finished (decode) after backward, so backward continues while a
-//! bucket is all-reduced; PowerSGD's inline round waits for each of its collectives. The two
+//! bucket is all-reduced; PowerSGD's inline round waits for each of its collectives, so those go
+//! in order on the compute stream through a second communicator (run 27: the side-stream round
+//! trip cost ~140 µs per inline collective, 8 ms per BERT step, and overlapped nothing). The two
 //! streams are ordered by explicit events (`NcclComm`, CUDA builds only); cudarc's automatic event tracking is
 //! off on the rank's device (two events per allocation and a record per kernel argument are host
 //! work, and these steps are host-bound). `--overlap 0`
@@ -381,11 +383,16 @@ mod gpu {
     /// step), so with a second stream the order is explicit: the communication stream waits for an event
     /// recorded on the compute stream before each collective; results are allocated on the
     /// compute stream (so they are freed in its order); the compute stream waits for the
-    /// collective's completion event right after it (inline rounds: PowerSGD) or, for rounds in
-    /// [`Comm::deferred`] mode, once in [`Comm::release`], after which the kept inputs go.
+    /// completion event of the newest collective in [`Comm::deferred`] mode once, in
+    /// [`Comm::release`], after which the kept inputs go. Inline rounds (PowerSGD) use
+    /// [`NcclComm::inline`], in order on the compute stream.
     pub struct NcclComm {
-        /// The communicator.
+        /// The communicator (on the side stream with `--overlap 1`).
         pub comm: Nccl,
+        /// With `--overlap 1`, a second communicator on the compute stream for inline rounds
+        /// (collectives outside [`Comm::deferred`] mode, whose results the next kernel reads):
+        /// issued in order there, without the two cross-stream events.
+        pub inline: Option<Nccl>,
         /// The compute device (results are its tensors).
         pub dev: Device,
         /// Inputs of this step's collectives, kept alive until [`Comm::release`] (a free on
@@ -397,7 +404,8 @@ mod gpu {
         pub defer: bool,
         /// Completion event of the newest deferred collective.
         pub last: Option<cudarc::driver::CudaEvent>,
-        /// Emulated link (`--link-gbps`): the delay kernel and the bandwidth, bytes/s.
+        /// Emulated link (`--link-gbps`): the delay kernel (one module of the context, so it
+        /// launches on either stream) and the bandwidth, bytes/s.
         pub link: Option<(cudarc::driver::CudaFunction, f64)>,
     }
 
@@ -419,9 +427,17 @@ mod gpu {
             // SAFETY: every element is written by the collective before any read.
             let mut out =
                 unsafe { compute.alloc::<T>(if gather { n * world } else { n }) }.map_err(msg)?;
-            if self.side {
+            // An inline collective with a compute-stream communicator goes there, in order.
+            let inline = if self.side && !self.defer {
+                self.inline.as_ref()
+            } else {
+                None
+            };
+            let side = self.side && inline.is_none();
+            let comm = inline.unwrap_or(&self.comm);
+            if side {
                 let ready = compute.record_event(None).map_err(msg)?;
-                self.comm.stream().wait(&ready).map_err(msg)?;
+                comm.stream().wait(&ready).map_err(msg)?;
             }
             {
                 let (st, lay) = t.storage_and_layout();
@@ -431,10 +447,9 @@ mod gpu {
                 let off = lay.start_offset();
                 let src = cs.as_cuda_slice::<T>()?.slice(off..off + n);
                 if gather {
-                    self.comm.all_gather(&src, &mut out).map_err(msg)?;
+                    comm.all_gather(&src, &mut out).map_err(msg)?;
                 } else {
-                    self.comm
-                        .all_reduce(&src, &mut out, &ReduceOp::Sum)
+                    comm.all_reduce(&src, &mut out, &ReduceOp::Sum)
                         .map_err(msg)?;
                 }
             }
@@ -448,11 +463,11 @@ mod gpu {
                     n as f64 * elem * 2.0 * (p - 1.0) / p
                 };
                 let ns = (wire / bw * 1e9).round() as u64;
-                crate::gradcomp::codec::kernels::delay(&self.comm.stream(), f, ns)
+                crate::gradcomp::codec::kernels::delay(&comm.stream(), f, ns)
                     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             }
-            if self.side {
-                let done = self.comm.stream().record_event(None).map_err(msg)?;
+            if side {
+                let done = comm.stream().record_event(None).map_err(msg)?;
                 if self.defer {
                     self.last = Some(done);
                 } else {
@@ -518,7 +533,12 @@ mod gpu {
         }
     }
 
-    fn rank_main(rank: usize, id: Id, shared: &Shared, a: &StepArgs) -> Result<Vec<Point>> {
+    fn rank_main(
+        rank: usize,
+        (id, id_inline): (Id, Id),
+        shared: &Shared,
+        a: &StepArgs,
+    ) -> Result<Vec<Point>> {
         let dev = Device::new_cuda_with_stream(rank)?;
         let cd = dev.as_cuda_device()?;
         // SAFETY: ordering between the two streams is explicit in `NcclComm` (see there);
@@ -532,7 +552,7 @@ mod gpu {
         let stream = if a.overlap == 1 {
             compute.context().new_stream().map_err(msg)?
         } else {
-            compute
+            compute.clone()
         };
         let link = match a.link_gbps {
             Some(g) => Some((
@@ -543,8 +563,19 @@ mod gpu {
             None => None,
         };
         let comm = Nccl::from_rank(stream, rank, shared.world, id).map_err(msg)?;
+        // Inline rounds' collectives (the compute stream waits for each right away) go on a
+        // second communicator of the compute stream itself: with `--overlap 1` a round trip
+        // through the side stream cost ~140 µs per collective and gained nothing (run 27:
+        // PowerSGD BERT 178.1 ms on the side stream, 171.1 ms in order, twins 170.0 / 172.6).
+        // Every rank creates both communicators in the same order.
+        let inline = if a.overlap == 1 {
+            Some(Nccl::from_rank(compute.clone(), rank, shared.world, id_inline).map_err(msg)?)
+        } else {
+            None
+        };
         let mut nc = NcclComm {
             comm,
+            inline,
             dev: dev.clone(),
             keep: Vec::new(),
             side: a.overlap == 1,
@@ -592,12 +623,13 @@ mod gpu {
             a.overlap
         );
         let id = Id::new().map_err(|e| anyhow!("ncclGetUniqueId failed: {e:?}"))?;
+        let id_inline = Id::new().map_err(|e| anyhow!("ncclGetUniqueId failed: {e:?}"))?;
         let shared = Shared::new(world);
         let handles: Vec<_> = (0..world)
             .map(|r| {
                 let shared = shared.clone();
                 let a = a.clone();
-                std::thread::spawn(move || match rank_main(r, id, &shared, &a) {
+                std::thread::spawn(move || match rank_main(r, (id, id_inline), &shared, &a) {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!(
