@@ -68,6 +68,23 @@ pub struct Common {
     /// Seed (trace, table, dense weights, inputs).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Dense step execution: `eager` (one host launch per candle op) or `graphs` (each batch
+    /// size's step captured once as a CUDA graph and replayed; eager off CUDA). Rows of the
+    /// dense step (micro `compute`, `overlap`; e2e) say `step_exec=graphs` when graphs ran.
+    #[arg(long, default_value = "eager", value_parser = ["eager", "graphs"])]
+    pub step_exec: String,
+}
+
+impl Common {
+    /// The `step_exec` row parameter: `[("step_exec", "graphs")]` when steps run as CUDA graphs
+    /// on `dev`.
+    pub fn exec_param(&self, dev: &candle_core::Device) -> Vec<(&'static str, String)> {
+        if self.step_exec == "graphs" && dev.is_cuda() {
+            vec![("step_exec", "graphs".to_string())]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -384,6 +401,7 @@ pub fn model_cfg(c: &Common, tables: usize) -> Result<DlrmCfg> {
         emb_lr: c.emb_lr,
         dense_lr: c.dense_lr,
         seed: c.seed,
+        graphs: c.step_exec == "graphs",
     })
 }
 
@@ -580,6 +598,7 @@ pub fn e2e(
             if let Some(PolicyKind::StaticTopK { profile_fraction }) = kind {
                 params.push(("profile_fraction", profile_fraction.to_string()));
             }
+            params.extend(c.exec_param(dev));
             let base = EmbRow::new("e2e", &g.name, &params);
             let nb = st.batches as f64;
             let uq = p.unique() as f64;
@@ -708,6 +727,7 @@ mod tests {
             zipf: 1.05,
             n_batches: 6,
             seed: 5,
+            step_exec: "eager".into(),
         }
     }
 

@@ -13,7 +13,6 @@
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -76,6 +75,9 @@ pub struct DlrmCfg {
     pub dense_lr: f64,
     /// Seed of the dense weights.
     pub seed: u64,
+    /// Run each step as a replayed CUDA graph (one per batch size; eager off CUDA), see
+    /// [`Dlrm::step`].
+    pub graphs: bool,
 }
 
 impl DlrmCfg {
@@ -150,16 +152,128 @@ fn mlp(x: &Tensor, layers: &[Linear], relu_last: bool) -> Result<Tensor> {
     Ok(h)
 }
 
+/// AdamW (Loshchilov & Hutter 2019) on the dense weights, as candle-nn's `AdamW` (defaults
+/// β₁ 0.9, β₂ 0.999, ε 1e-8, weight decay 0.01) except that the bias corrections
+/// `1/(1 − β₁ᵗ)`, `1/(1 − β₂ᵗ)` live in a device tensor written before each step
+/// ([`DenseAdamW::advance`]), not in kernel arguments: a captured step replays with the current
+/// step's corrections, and the eager and graph executions run the same kernels.
+struct DenseAdamW {
+    /// (weight, first moment, second moment).
+    vars: Vec<(Var, Var, Var)>,
+    lr: f64,
+    /// `[2]`: the two bias corrections, in the weights' dtype.
+    scales: Var,
+    t: i32,
+}
+
+impl DenseAdamW {
+    const B1: f64 = 0.9;
+    const B2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+    const DECAY: f64 = 0.01;
+
+    fn new(vars: Vec<Var>, lr: f64, dt: DType, dev: &Device) -> Result<DenseAdamW> {
+        let vars = vars
+            .into_iter()
+            .map(|v| {
+                let m = Var::zeros(v.shape(), v.dtype(), v.device())?;
+                let s = Var::zeros(v.shape(), v.dtype(), v.device())?;
+                Ok((v, m, s))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DenseAdamW {
+            vars,
+            lr,
+            scales: Var::from_tensor(&Tensor::ones(2, dt, dev)?)?,
+            t: 0,
+        })
+    }
+
+    /// Next step: writes its bias corrections into [`DenseAdamW::scales`] (outside any graph).
+    fn advance(&mut self) -> Result<()> {
+        self.t += 1;
+        let c = [
+            (1.0 / (1.0 - Self::B1.powi(self.t))) as f32,
+            (1.0 / (1.0 - Self::B2.powi(self.t))) as f32,
+        ];
+        let dev = self.scales.device().clone();
+        self.scales
+            .set(&Tensor::new(&c, &dev)?.to_dtype(self.scales.dtype())?)?;
+        Ok(())
+    }
+
+    /// The update with the corrections in [`DenseAdamW::scales`] (device work only).
+    fn update(&self, grads: &candle_core::backprop::GradStore) -> Result<()> {
+        let sm = self.scales.narrow(0, 0, 1)?;
+        let sv = self.scales.narrow(0, 1, 1)?;
+        for (theta, m, v) in &self.vars {
+            let Some(g) = grads.get(theta) else { continue };
+            let next_m = ((m.as_tensor() * Self::B1)? + (g * (1.0 - Self::B1))?)?;
+            let next_v = ((v.as_tensor() * Self::B2)? + (g.sqr()? * (1.0 - Self::B2))?)?;
+            let m_hat = next_m.broadcast_mul(&sm)?;
+            let v_hat = next_v.broadcast_mul(&sv)?;
+            let next_theta = (theta.as_tensor() * (1.0 - self.lr * Self::DECAY))?;
+            let adjusted = (m_hat / (v_hat.sqrt()? + Self::EPS)?)?;
+            let next_theta = (next_theta - (adjusted * self.lr)?)?;
+            m.set(&next_m)?;
+            v.set(&next_v)?;
+            theta.set(&next_theta)?;
+        }
+        Ok(())
+    }
+
+    /// Copies of every weight and moment (a warm-up run is undone with [`DenseAdamW::restore`]).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn snapshot(&self) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(3 * self.vars.len());
+        for (a, b, c) in &self.vars {
+            for v in [a, b, c] {
+                out.push(v.as_tensor().copy()?);
+            }
+        }
+        Ok(out)
+    }
+
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn restore(&self, snap: &[Tensor]) -> Result<()> {
+        for ((a, b, c), s) in self.vars.iter().zip(snap.chunks(3)) {
+            a.set(&s[0])?;
+            b.set(&s[1])?;
+            c.set(&s[2])?;
+        }
+        Ok(())
+    }
+}
+
+/// A captured training step (CUDA): its fixed input buffers and its outputs.
+#[cfg(feature = "cuda")]
+struct StepGraph {
+    graph: candle_core::cuda_backend::cudarc::driver::CudaGraph,
+    /// `[B·T, width]` work rows (the first `U` are the batch's).
+    work: Tensor,
+    dense: Tensor,
+    labels: Tensor,
+    local: Tensor,
+    perm: Tensor,
+    /// `[B·T + 1]` segment starts, padded with `B·T`.
+    offs: Tensor,
+    updated: Tensor,
+    loss: Tensor,
+}
+
 /// The dense model with its optimizer.
 pub struct Dlrm {
     /// Configuration.
     pub cfg: DlrmCfg,
     bottom: Vec<Linear>,
     top: Vec<Linear>,
-    opt: AdamW,
+    opt: DenseAdamW,
     pairs: Tensor,
     dt: DType,
     dev: Device,
+    /// Captured steps by batch size (samples).
+    #[cfg(feature = "cuda")]
+    graphs: std::collections::HashMap<usize, StepGraph>,
 }
 
 /// One batch's inputs besides the embedding rows.
@@ -212,13 +326,7 @@ impl Dlrm {
             .chain(top.iter())
             .flat_map(|l| [l.w.clone(), l.b.clone()])
             .collect();
-        let opt = AdamW::new(
-            vars,
-            ParamsAdamW {
-                lr: cfg.dense_lr,
-                ..ParamsAdamW::default()
-            },
-        )?;
+        let opt = DenseAdamW::new(vars, cfg.dense_lr, dt, dev)?;
         let t1 = cfg.tables + 1;
         let idx: Vec<u32> = (0..t1)
             .flat_map(|i| ((i + 1)..t1).map(move |j| (i * t1 + j) as u32))
@@ -232,6 +340,8 @@ impl Dlrm {
             pairs,
             dt,
             dev: dev.clone(),
+            #[cfg(feature = "cuda")]
+            graphs: std::collections::HashMap::new(),
         })
     }
 
@@ -264,7 +374,13 @@ impl Dlrm {
         if local.iter().any(|&u| u as usize >= rows) {
             bail!("batch {batch}: a lookup points past the {rows} work rows");
         }
-        let csr = super::segsum::Csr::of(local, rows);
+        let mut csr = super::segsum::Csr::of(local, rows);
+        if self.cfg.graphs {
+            // A captured step's work buffer has `samples × tables` rows: the rows past the
+            // batch's get empty segments.
+            let n = local.len() as u32;
+            csr.offs.resize(local.len() + 1, n);
+        }
         let mut rng =
             Xoshiro256PlusPlus::seed_from_u64(seed ^ batch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let dense: Vec<f32> = (0..samples * DENSE_FEATURES)
@@ -290,6 +406,33 @@ impl Dlrm {
     /// # Errors
     /// Shape or device errors.
     pub fn step(&mut self, work: &Tensor, x: &BatchInputs) -> Result<(Tensor, Tensor)> {
+        self.opt.advance()?;
+        if !self.cfg.graphs {
+            return self.step_core(work, x);
+        }
+        #[cfg(feature = "cuda")]
+        if self.dev.is_cuda() {
+            return self.step_graph(work, x);
+        }
+        // Off CUDA: the graph's padded shapes, eagerly (what the CPU tests check).
+        let (b, _) = x.dense.dims2()?;
+        let (u, width) = work.dims2()?;
+        let n = b * self.cfg.tables;
+        let padded = match n.checked_sub(u) {
+            Some(0) => work.clone(),
+            Some(extra) => Tensor::cat(
+                &[work, &Tensor::zeros((extra, width), DType::F32, &self.dev)?],
+                0,
+            )?,
+            None => bail!("{u} work rows for {n} lookups"),
+        };
+        let (upd, loss) = self.step_core(&padded, x)?;
+        Ok((upd.narrow(0, 0, u)?, loss))
+    }
+
+    /// The step's device work (no host reads, so it can be captured): `work` may hold more rows
+    /// than the batch's (a captured step's padding), whose segments in `x.offs` are empty.
+    fn step_core(&self, work: &Tensor, x: &BatchInputs) -> Result<(Tensor, Tensor)> {
         let c = &self.cfg;
         let (b, _) = x.dense.dims2()?;
         let w = work.narrow(1, 0, c.dim)?.contiguous()?;
@@ -311,7 +454,7 @@ impl Dlrm {
         let sp = (logit.relu()? + (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
         let loss = (sp - (&x.labels * &logit)?)?.mean_all()?;
         let grads = loss.backward()?;
-        self.opt.step(&grads)?;
+        self.opt.update(&grads)?;
         let Some(ge) = grads.get(looked.as_tensor()) else {
             bail!("no gradient reached the embedding lookups");
         };
@@ -331,6 +474,88 @@ impl Dlrm {
         Ok((updated, loss))
     }
 
+    /// [`Dlrm::step`] as a CUDA graph: the first step of a batch size runs once eagerly on
+    /// fixed input buffers (module loads, cuBLAS set-up, candle's device cache of strided
+    /// kernels' dims; the weights and moments are restored afterwards, so it changes nothing),
+    /// is captured (`cuStreamBeginCapture`, relaxed; instantiated with `AUTO_FREE_ON_LAUNCH`),
+    /// and every step copies its inputs into the fixed buffers, launches the graph and copies
+    /// the updated rows and the loss out, as [`crate::specdec::graph`] does for decoding. The work
+    /// buffer holds `B·T` rows (a batch's `U ≤ B·T` unique rows first); [`Dlrm::inputs`] pads the
+    /// segment starts to `B·T + 1` entries so the padding rows get empty segments.
+    #[cfg(feature = "cuda")]
+    fn step_graph(&mut self, work: &Tensor, x: &BatchInputs) -> Result<(Tensor, Tensor)> {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        let (b, _) = x.dense.dims2()?;
+        let n = b * self.cfg.tables;
+        let u = work.dim(0)?;
+        if x.offs.dim(0)? != n + 1 || u > n {
+            bail!(
+                "graph step: {u} work rows and {} segment starts, expected at most {n} rows and {} starts",
+                x.offs.dim(0)?,
+                n + 1
+            );
+        }
+        if !self.graphs.contains_key(&b) {
+            let Device::Cuda(cd) = &self.dev else {
+                bail!("graph step off CUDA");
+            };
+            let cd = cd.clone();
+            let _params = cd.enable_cuda_graph_htod_cache();
+            let fixed_work = Tensor::zeros((n, work.dim(1)?), DType::F32, &self.dev)?;
+            fixed_work.slice_set(&work.contiguous()?, 0, 0)?;
+            let fixed = BatchInputs {
+                dense: x.dense.copy()?,
+                labels: x.labels.copy()?,
+                local: x.local.copy()?,
+                perm: x.perm.copy()?,
+                offs: x.offs.copy()?,
+            };
+            let snap = self.opt.snapshot()?;
+            drop(self.step_core(&fixed_work, &fixed)?);
+            self.dev.synchronize()?;
+            self.opt.restore(&snap)?;
+            drop(snap);
+            self.dev.synchronize()?;
+            let stream = cd.cuda_stream();
+            stream
+                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+                .map_err(|e| anyhow::anyhow!("DLRM step capture (batch {b}): {e:?}"))?;
+            let outs = self.step_core(&fixed_work, &fixed);
+            let graph = stream.end_capture(
+                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+            );
+            let (updated, loss) = outs?;
+            let graph = graph
+                .map_err(|e| anyhow::anyhow!("DLRM step graph (batch {b}): {e:?}"))?
+                .ok_or_else(|| anyhow::anyhow!("DLRM step graph (batch {b}): empty capture"))?;
+            self.graphs.insert(
+                b,
+                StepGraph {
+                    graph,
+                    work: fixed_work,
+                    dense: fixed.dense,
+                    labels: fixed.labels,
+                    local: fixed.local,
+                    perm: fixed.perm,
+                    offs: fixed.offs,
+                    updated,
+                    loss,
+                },
+            );
+        }
+        let g = &self.graphs[&b];
+        g.work.slice_set(&work.contiguous()?, 0, 0)?;
+        g.dense.slice_set(&x.dense.contiguous()?, 0, 0)?;
+        g.labels.slice_set(&x.labels.contiguous()?, 0, 0)?;
+        g.local.slice_set(&x.local.contiguous()?, 0, 0)?;
+        g.perm.slice_set(&x.perm.contiguous()?, 0, 0)?;
+        g.offs.slice_set(&x.offs.contiguous()?, 0, 0)?;
+        g.graph
+            .launch()
+            .map_err(|e| anyhow::anyhow!("DLRM step graph launch (batch {b}): {e:?}"))?;
+        Ok((g.updated.narrow(0, 0, u)?.copy()?, g.loss.copy()?))
+    }
+
     /// Dense parameters flattened to f32 on the host (for equality tests).
     ///
     /// # Errors
@@ -348,5 +573,95 @@ impl Dlrm {
             }
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+
+    /// The device-scalar AdamW takes the same steps as candle-nn's AdamW (same defaults) on the
+    /// same gradients: after 30 steps the weights agree to f32 rounding.
+    #[test]
+    fn dense_adamw_equals_candle_adamw() {
+        let dev = Device::Cpu;
+        let w0 = Tensor::arange(0f32, 12.0, &dev)
+            .unwrap()
+            .reshape((3, 4))
+            .unwrap()
+            .affine(0.1, -0.5)
+            .unwrap();
+        let a = Var::from_tensor(&w0.copy().unwrap()).unwrap();
+        let b = Var::from_tensor(&w0.copy().unwrap()).unwrap();
+        let mut ours = DenseAdamW::new(vec![a.clone()], 1e-2, DType::F32, &dev).unwrap();
+        let mut theirs = AdamW::new(
+            vec![b.clone()],
+            ParamsAdamW {
+                lr: 1e-2,
+                ..ParamsAdamW::default()
+            },
+        )
+        .unwrap();
+        for step in 0..30 {
+            // A loss whose gradient changes with the weights and the step.
+            let target = Tensor::full(step as f32 * 0.05, (3, 4), &dev).unwrap();
+            let la = (a.as_tensor() - &target)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let lb = (b.as_tensor() - &target)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            ours.advance().unwrap();
+            ours.update(&la.backward().unwrap()).unwrap();
+            theirs.step(&lb.backward().unwrap()).unwrap();
+        }
+        let x: Vec<f32> = a.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = b.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let moved = x
+            .iter()
+            .zip(w0.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .any(|(p, q)| (p - q).abs() > 0.05);
+        assert!(moved, "the weights should have moved: {x:?}");
+        for (p, q) in x.iter().zip(&y) {
+            assert!((p - q).abs() <= 1e-6 * (1.0 + q.abs()), "{x:?} vs {y:?}");
+        }
+    }
+
+    /// Snapshot and restore undo a step (the warm-up run before a capture changes nothing).
+    #[test]
+    fn snapshot_restore_undoes_a_step() {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::ones((2, 2), DType::F32, &dev).unwrap()).unwrap();
+        let mut opt = DenseAdamW::new(vec![a.clone()], 0.1, DType::F32, &dev).unwrap();
+        let snap = opt.snapshot().unwrap();
+        opt.advance().unwrap();
+        let l = a.as_tensor().sqr().unwrap().sum_all().unwrap();
+        opt.update(&l.backward().unwrap()).unwrap();
+        assert_ne!(
+            a.as_tensor().to_vec2::<f32>().unwrap(),
+            vec![vec![1.0; 2]; 2]
+        );
+        opt.restore(&snap).unwrap();
+        assert_eq!(
+            a.as_tensor().to_vec2::<f32>().unwrap(),
+            vec![vec![1.0; 2]; 2]
+        );
+        for (_, m, v) in &opt.vars {
+            assert_eq!(
+                m.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap(),
+                0.0
+            );
+            assert_eq!(
+                v.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap(),
+                0.0
+            );
+        }
     }
 }

@@ -328,12 +328,13 @@ pub fn run(
             Ok(())
         })?;
         let s = Stats::of(&v);
-        let extra = [
+        let mut extra = vec![
             ("batch", b.to_string()),
             ("tables", tr.tables.to_string()),
             ("unique_rows", u.to_string()),
             ("macs_per_sample", cfg.macs_per_sample().to_string()),
         ];
+        extra.extend(c.exec_param(dev));
         out("compute", None, &extra, "compute_s", &s, emit)?;
         println!(
             "embcache micro: compute batch {b:>6} ({u} unique rows): {:.3} ms (spread {:.3})",
