@@ -35,7 +35,15 @@ impl Technique for Embcache {
     }
 
     fn calibrate(&self, rows: Measurements, req: &CalibrateRequest) -> Result<Report> {
-        let pts = micro_points(&rows)?;
+        // The what-if's step is the graph-replayed one when a graph-timed micro set exists
+        // (as production steps capture theirs), else the eager one.
+        let execs = micro_execs(&rows);
+        let exec = if execs.values().any(|e| e == GRAPHS) {
+            GRAPHS
+        } else {
+            EAGER
+        };
+        let pts = micro_points_of(&rows, &execs, exec)?;
         let cal = fit(&pts)?;
         // `--out` names specdec's file; embcache writes `<gpu>-embcache.toml` beside it, never
         // over it.
@@ -46,7 +54,7 @@ impl Technique for Embcache {
                 .join(format!("{}-embcache.toml", req.gpu)),
             None => default_path(&req.gpu),
         };
-        let text = to_toml(&cal, &req.gpu, &req.command, pts.len());
+        let text = to_toml(&cal, &req.gpu, &req.command, pts.len(), exec);
         if !req.dry_run {
             write_atomic(&path, text.as_bytes())?;
         }
@@ -77,18 +85,98 @@ impl Technique for Embcache {
     }
 
     fn validate(&self, rows: Measurements, req: &ValidateRequest) -> Result<Report> {
-        let pts = micro_points(&rows)?;
-        let (cal, source) = if pts.is_empty() {
-            let p = default_path(&req.gpu);
-            (from_toml(&p)?, p.display().to_string())
-        } else {
-            (
-                fit(&pts)?,
-                format!("fitted from {} micro points of the input", pts.len()),
-            )
-        };
-        validate(&rows, &cal, &source, req)
+        let execs = micro_execs(&rows);
+        let mut wanted: Vec<&str> = rows
+            .rows
+            .iter()
+            .filter(|(_, r)| r.kind == "e2e")
+            .map(|(_, r)| step_exec(r))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut cals = BTreeMap::new();
+        for exec in wanted {
+            let pts = micro_points_of(&rows, &execs, exec)?;
+            let (cal, source) = if pts.is_empty() {
+                let p = default_path(&req.gpu);
+                let file_exec = toml_step_exec(&p)?;
+                if file_exec != exec {
+                    return Err(Error::Unsupported(format!(
+                        "embcache e2e rows with step_exec={exec} and no micro rows of that step: {} calibrates the {file_exec} step",
+                        p.display()
+                    )));
+                }
+                (from_toml(&p)?, p.display().to_string())
+            } else {
+                let mut sets: Vec<&str> = execs
+                    .iter()
+                    .filter(|(_, e)| e.as_str() == exec)
+                    .map(|(s, _)| s.as_str())
+                    .collect();
+                sets.dedup();
+                (
+                    fit(&pts)?,
+                    format!(
+                        "fitted from {} micro points of the input ({})",
+                        pts.len(),
+                        sets.join(", ")
+                    ),
+                )
+            };
+            cals.insert(exec.to_string(), (cal, source));
+        }
+        validate(&rows, &cals, req)
     }
+}
+
+/// `step_exec` of an eager step (rows without the parameter).
+pub const EAGER: &str = "eager";
+/// `step_exec` of a step replayed as a CUDA graph (`perfcast-gpu embcache … --step-exec graphs`).
+pub const GRAPHS: &str = "graphs";
+
+/// How the row's dense step ran: its `step_exec` parameter, [`EAGER`] without one.
+pub fn step_exec(r: &Row) -> &str {
+    r.params.get("step_exec").unwrap_or(EAGER)
+}
+
+/// Each micro set's step execution: [`GRAPHS`] when any of its rows ran the step as a graph.
+/// A set's row-path measurements (gather, fetch, …) do not depend on it, but they belong to
+/// the same machine and run as its step measurements, so a calibration takes whole sets.
+pub fn micro_execs(rows: &Measurements) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    for (_, r) in &rows.rows {
+        if r.kind == "e2e" {
+            continue;
+        }
+        let e = m.entry(r.set.clone()).or_insert_with(|| EAGER.to_string());
+        if step_exec(r) == GRAPHS {
+            *e = GRAPHS.to_string();
+        }
+    }
+    m
+}
+
+/// [`micro_points`] of the micro sets whose step ran as `exec` ([`micro_execs`]).
+///
+/// # Errors
+/// As [`micro_points`].
+pub fn micro_points_of(
+    rows: &Measurements,
+    execs: &BTreeMap<String, String>,
+    exec: &str,
+) -> Result<Vec<MicroPoint>> {
+    let keep = |set: &str| execs.get(set).is_some_and(|e| e == exec);
+    let subset = Measurements {
+        technique: rows.technique.clone(),
+        rows: rows
+            .rows
+            .iter()
+            .filter(|(_, r)| r.kind != "e2e" && keep(&r.set))
+            .cloned()
+            .collect(),
+        sources: rows.sources.clone(),
+    };
+    micro_points(&subset)
 }
 
 /// `models/calibration/<gpu>-embcache.toml`.
@@ -141,7 +229,7 @@ pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
     Ok(v)
 }
 
-fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
+fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize, exec: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# embcache pipeline model of {gpu}, fitted by `perfcast calibrate` from {points} micro points");
     let _ = writeln!(
@@ -149,6 +237,7 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
         "# ({command}); t(n) = alpha_s + beta_s * n for n > 0 (rows; compute: samples)."
     );
     let _ = writeln!(s, "gpu = \"{gpu}\"");
+    let _ = writeln!(s, "step_exec = \"{exec}\"");
     let _ = writeln!(s, "overlap = {}", c.overlap);
     let pts: Vec<String> = c
         .compute_points
@@ -209,6 +298,20 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize) -> String {
         let _ = writeln!(s, "tail_points = [{}]", pairs(&sh.tail_points));
     }
     s
+}
+
+/// The `step_exec` a calibration file was fitted for ([`EAGER`] in files without the key).
+///
+/// # Errors
+/// Unreadable or malformed file.
+pub fn toml_step_exec(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: toml::Table = toml::from_str(&text)
+        .map_err(|e| Error::parse(path.display().to_string(), None, e.to_string()))?;
+    Ok(v.get("step_exec")
+        .and_then(|x| x.as_str())
+        .unwrap_or(EAGER)
+        .to_string())
 }
 
 /// Reads a calibration written by [`Embcache::calibrate`].
@@ -419,8 +522,7 @@ fn predict_row(
 /// Malformed rows, unreadable traces, I/O.
 pub fn validate(
     rows: &Measurements,
-    cal: &Calibration,
-    source: &str,
+    cals: &BTreeMap<String, (Calibration, String)>,
     req: &ValidateRequest,
 ) -> Result<Report> {
     let mut traces: BTreeMap<String, DenseTrace> = BTreeMap::new();
@@ -458,6 +560,12 @@ pub fn validate(
         let (pred, sim_hit) = match done.get(&point) {
             Some(&v) => v,
             None => {
+                let exec = step_exec(r);
+                let Some((cal, _)) = cals.get(exec) else {
+                    return Err(o.err(format!(
+                        "embcache e2e row with step_exec={exec}: no calibration of that step"
+                    )));
+                };
                 let v = predict_row(r, o, &traces[&key], cal)?;
                 done.insert(point, v);
                 v
@@ -499,7 +607,9 @@ pub fn validate(
     std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
     write_atomic(&req.out.join("embcache-points.csv"), csv.as_bytes())?;
     let mut out = String::new();
-    let _ = writeln!(out, "embcache: calibration {source}");
+    for (exec, (_, source)) in cals {
+        let _ = writeln!(out, "embcache: {exec} step: calibration {source}");
+    }
     let mut pass = true;
     let mut summaries = Vec::new();
     let mut sets: Vec<&str> = points.iter().map(|p| p.set.as_str()).collect();
@@ -727,14 +837,81 @@ mod tests {
         ];
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.toml");
-        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1, EAGER)).unwrap();
         let back = from_toml(&p).unwrap();
         assert_eq!(back.shapes, t.shapes);
         assert_eq!(back.for_tables(2).compute_s(50.0), 4.3e-3);
         // A file without shapes reads back with none.
         t.shapes.clear();
-        std::fs::write(&p, to_toml(&t, "h200", "test", 1)).unwrap();
+        std::fs::write(&p, to_toml(&t, "h200", "test", 1, EAGER)).unwrap();
         assert!(from_toml(&p).unwrap().shapes.is_empty());
+    }
+
+    /// Rows of `m` moved to set `set`, every row with `step_exec=graphs` when `graphs`.
+    fn as_set(m: &Measurements, set: &str, graphs: bool) -> Vec<(Origin, Row)> {
+        m.rows
+            .iter()
+            .map(|(o, r)| {
+                let mut r = r.clone();
+                r.set = set.into();
+                if graphs {
+                    r.params = r.params.clone().with("step_exec", GRAPHS);
+                }
+                (o.clone(), r)
+            })
+            .collect()
+    }
+
+    /// An eager and a graph-replayed machine side by side: each e2e set is predicted by the
+    /// micro set of its own step (here the graph step is 3x cheaper), never by the pooled rows.
+    #[test]
+    fn each_step_execution_is_predicted_by_its_own_micro_set() {
+        let cat = Catalog::embedded().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let eager = truth();
+        let mut graphs = truth();
+        graphs.compute = Affine {
+            alpha_s: eager.compute.alpha_s / 3.0,
+            beta_s: eager.compute.beta_s / 3.0,
+        };
+        let mut all = rows(&eager, 1.0);
+        let g = rows(&graphs, 1.0);
+        all.rows = as_set(&all, "eager-set", false);
+        all.rows.extend(as_set(&g, "graph-set", true));
+        let execs = micro_execs(&all);
+        assert_eq!(execs["eager-set"], EAGER);
+        assert_eq!(execs["graph-set"], GRAPHS);
+        assert_eq!(micro_points_of(&all, &execs, GRAPHS).unwrap().len(), 16);
+        let r = Embcache
+            .validate(all.clone(), &vreq(&cat, d.path()))
+            .unwrap();
+        assert!(r.pass, "{}", r.stdout);
+        assert!(
+            r.stdout.contains(
+                "graphs step: calibration fitted from 16 micro points of the input (graph-set)"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains(
+                "eager step: calibration fitted from 16 micro points of the input (eager-set)"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            r.stdout.matches("iteration time MAPE 0.0%").count(),
+            2,
+            "{}",
+            r.stdout
+        );
+        // Pooled (the graph rows' tag dropped), the graph set is mispredicted.
+        let mut pooled = rows(&eager, 1.0);
+        pooled.rows = as_set(&pooled, "eager-set", false);
+        pooled.rows.extend(as_set(&g, "graph-set", false));
+        let r = Embcache.validate(pooled, &vreq(&cat, d.path())).unwrap();
+        assert!(!r.pass, "{}", r.stdout);
     }
 
     #[test]
