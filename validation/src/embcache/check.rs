@@ -112,6 +112,21 @@ pub fn check(dev: &Device, c: &Common, tr: &Trace, tol: f64) -> Result<bool> {
         tr.dense.n_rows()
     );
     let mut ok = true;
+    if c.step_exec == "graphs" {
+        // The graph-replayed step against the eager one on the same uncached run: the same
+        // kernels on the same data (the padding rows have empty segments).
+        let mut e = c.clone();
+        e.step_exec = "eager".into();
+        let eager = run_plan(dev, &e, tr, &plan::resident(&tr.dense), true)?;
+        let tdiff = max_diff(&eager.table, &reference.table);
+        let ddiff = max_diff(&eager.dense, &reference.dense);
+        let pass = tdiff <= tol && ddiff <= tol;
+        ok &= pass;
+        println!(
+            "embcache check: graph-replayed steps vs eager steps, uncached: table max|diff| {tdiff:.2e}, dense {ddiff:.2e} (tol {tol:.0e}): {}",
+            if pass { "ok" } else { "FAILED" }
+        );
+    }
     for (kind, cap) in cases(tr) {
         let (m, bc) = perfcast::embcache::simulate(&tr.dense, kind, cap)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
