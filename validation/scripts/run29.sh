@@ -14,11 +14,13 @@
 # Usage from the repo root:
 #   mkdir -p /tmp/g && cp validation/scripts/*.sh gpu-bin/perfcast-gpu.gz /tmp/g/ \
 #     && PERFCAST_COMMIT=<hash> REPO=$PWD bash /tmp/g/run29.sh
-# Env: RUN (default run29), MICRO (1: run (2)), E2E_SET (default h200-embcache-e2e-$RUN).
+# Env: RUN (default run29), MICRO (1: run (2)), E2E_SET (default h200-embcache-e2e-$RUN),
+# EAGER (1: run (4)).
 set -u
 FINAL_OUT=${OUT:?}
 RUN=${RUN:-run29}
 MICRO=${MICRO:-1}
+EAGER=${EAGER:-1}
 E2E_SET=${E2E_SET:-h200-embcache-e2e-$RUN}
 export OUT=$FINAL_OUT/$RUN
 mkdir -p "$OUT/aside"
@@ -54,7 +56,7 @@ if timeout 150 $B embcache check $MODEL $G --scale 0.001 --n-batches 16 --batch 
     --windows 1,4 --warmup 1 --repeats 5 --set "$E2E_SET" --trace-name movielens-like \
     --out "$OUT" || echo "EMBCACHE-E2E-ML rc=$?"
   echo "eager aside $(date -u +%FT%TZ)"
-  timeout 90 $B embcache e2e $MODEL --trace "$ML" --n-batches 1000 \
+  [ "$EAGER" = 1 ] && timeout 90 $B embcache e2e $MODEL --trace "$ML" --n-batches 1000 \
     --batches 50 --caches 1%,5%,20%,wss,2wss --policies resident,lru,fifo,static-topk,belady,lookahead \
     --windows 1,4 --warmup 1 --repeats 5 --set h200-embcache-eager-$RUN --trace-name movielens-like \
     --out "$OUT/aside" || echo "EMBCACHE-E2E-ML-EAGER rc=$?"
