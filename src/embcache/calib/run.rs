@@ -108,18 +108,12 @@ impl Technique for Embcache {
                 }
                 (from_toml(&p)?, p.display().to_string())
             } else {
-                let mut sets: Vec<&str> = execs
-                    .iter()
-                    .filter(|(_, e)| e.as_str() == exec)
-                    .map(|(s, _)| s.as_str())
-                    .collect();
-                sets.dedup();
+                let set = newest_micro_set(&rows, &execs, exec).unwrap_or_default();
                 (
                     fit(&pts)?,
                     format!(
-                        "fitted from {} micro points of the input ({})",
+                        "fitted from {} micro points of the input (the newest {exec} micro set, {set})",
                         pts.len(),
-                        sets.join(", ")
                     ),
                 )
             };
@@ -156,7 +150,33 @@ pub fn micro_execs(rows: &Measurements) -> BTreeMap<String, String> {
     m
 }
 
-/// [`micro_points`] of the micro sets whose step ran as `exec` ([`micro_execs`]).
+/// The newest micro set whose step ran as `exec` ([`micro_execs`]): the latest `date` of its
+/// rows (ties: the larger set name). A calibration is one machine's micro set, re-measured
+/// when the harness changes (run 31 replaced run 29's cache-resident host paths), so older sets
+/// of the same step are history, not extra samples.
+pub fn newest_micro_set(
+    rows: &Measurements,
+    execs: &BTreeMap<String, String>,
+    exec: &str,
+) -> Option<String> {
+    let mut latest: BTreeMap<&str, &str> = BTreeMap::new();
+    for (_, r) in &rows.rows {
+        if r.kind == "e2e" || execs.get(&r.set).is_none_or(|e| e != exec) {
+            continue;
+        }
+        let d = latest.entry(r.set.as_str()).or_insert("");
+        let date = r.provenance.date.as_str();
+        if date > *d {
+            *d = date;
+        }
+    }
+    latest
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+        .map(|(s, _)| s.to_string())
+}
+
+/// [`micro_points`] of the newest micro set whose step ran as `exec` ([`newest_micro_set`]).
 ///
 /// # Errors
 /// As [`micro_points`].
@@ -165,7 +185,8 @@ pub fn micro_points_of(
     execs: &BTreeMap<String, String>,
     exec: &str,
 ) -> Result<Vec<MicroPoint>> {
-    let keep = |set: &str| execs.get(set).is_some_and(|e| e == exec);
+    let newest = newest_micro_set(rows, execs, exec);
+    let keep = |set: &str| newest.as_deref() == Some(set);
     let subset = Measurements {
         technique: rows.technique.clone(),
         rows: rows
@@ -888,14 +909,14 @@ mod tests {
         assert!(r.pass, "{}", r.stdout);
         assert!(
             r.stdout.contains(
-                "graphs step: calibration fitted from 16 micro points of the input (graph-set)"
+                "graphs step: calibration fitted from 16 micro points of the input (the newest graphs micro set, graph-set)"
             ),
             "{}",
             r.stdout
         );
         assert!(
             r.stdout.contains(
-                "eager step: calibration fitted from 16 micro points of the input (eager-set)"
+                "eager step: calibration fitted from 16 micro points of the input (the newest eager micro set, eager-set)"
             ),
             "{}",
             r.stdout
@@ -906,6 +927,32 @@ mod tests {
             "{}",
             r.stdout
         );
+        // An older graph-step micro set of another machine (2x the step) is history: the
+        // newest set by date is the calibration.
+        let mut old = rows(&truth(), 1.0);
+        old.rows = as_set(&old, "graph-set-old", true)
+            .into_iter()
+            .filter(|(_, r)| r.kind != "e2e")
+            .map(|(o, mut r)| {
+                r.provenance.date = "2026-01-01T00:00:00Z".into();
+                if r.metric == "compute_s" || r.metric == "overlap_compute_s" {
+                    r.value *= 2.0;
+                }
+                (o, r)
+            })
+            .collect();
+        let mut with_old = all.clone();
+        for (_, r) in with_old.rows.iter_mut() {
+            r.provenance.date = "2026-06-01T00:00:00Z".into();
+        }
+        with_old.rows.extend(old.rows);
+        let execs = micro_execs(&with_old);
+        assert_eq!(
+            newest_micro_set(&with_old, &execs, GRAPHS).as_deref(),
+            Some("graph-set")
+        );
+        let r = Embcache.validate(with_old, &vreq(&cat, d.path())).unwrap();
+        assert!(r.pass, "{}", r.stdout);
         // Pooled (the graph rows' tag dropped), the graph set is mispredicted.
         let mut pooled = rows(&eager, 1.0);
         pooled.rows = as_set(&pooled, "eager-set", false);
