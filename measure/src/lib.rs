@@ -465,6 +465,10 @@ pub struct Reader<R: Read> {
     path: PathBuf,
     layout: Layout,
     rec: csv::StringRecord,
+    /// Line of the last record read (the header's is 1). The csv crate counts lines by `\n`
+    /// only, so in a file whose lines end in a bare `\r` every record would be at line 1;
+    /// [`Reader::line_of`] keeps the lines increasing.
+    last_line: u64,
 }
 
 impl Reader<std::io::BufReader<std::fs::File>> {
@@ -508,6 +512,7 @@ impl<R: Read> Reader<R> {
             path,
             layout,
             rec,
+            last_line: 1,
         })
     }
 
@@ -535,16 +540,29 @@ impl<R: Read> Reader<R> {
     pub fn next_row(&mut self) -> Option<Result<(u64, Row)>> {
         loop {
             match self.rdr.read_record(&mut self.rec) {
-                Err(e) => return Some(Err(csv_err(&self.path, &e))),
+                Err(e) => {
+                    let mut err = csv_err(&self.path, &e);
+                    if let Error::Format { line: Some(l), .. } = &mut err {
+                        *l = self.line_of(*l);
+                    }
+                    return Some(Err(err));
+                }
                 Ok(false) => return None,
                 Ok(true) => {}
             }
+            let line = self.line_of(self.rec.position().map_or(0, |p| p.line()));
+            self.last_line = line;
             if self.rec.len() == 1 && self.rec.get(0).is_some_and(|s| s.trim().is_empty()) {
                 continue;
             }
-            let line = self.rec.position().map(|p| p.line()).unwrap_or(0);
             return Some(self.parse(line).map(|r| (line, r)));
         }
+    }
+
+    /// The 1-based line of a record the csv crate places at `csv_line`: at least one past the
+    /// previous record's (a bare `\r` ends a record without a `\n` for the crate to count).
+    fn line_of(&self, csv_line: u64) -> u64 {
+        csv_line.max(self.last_line + 1)
     }
 
     fn parse(&self, line: u64) -> Result<Row> {
@@ -823,6 +841,26 @@ mod tests {
         assert_eq!(rows[1].1.params.get("k"), Some("6"));
         assert_eq!(rows[1].1.params.to_string(), "seq=128;k=6;policy=fixed");
         assert_eq!(rows[1].1.provenance.date.len(), 20, "date stamped");
+    }
+
+    /// Lines ending in a bare `\r` (the csv crate's terminator too, but not counted as a line
+    /// by it): rows at lines 2 and 3 and an error on the fourth line named at line 4, not all
+    /// at line 1 (fuzz finding of 2026-11-30); `\r\n` and `\n` files unchanged.
+    #[test]
+    fn lines_ending_in_a_bare_cr_are_counted() {
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.write(&row()).unwrap();
+        w.write(&row()).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        for eol in ["\r", "\r\n", "\n"] {
+            let t = text.replace('\n', eol);
+            let rows = read_all(&t).unwrap();
+            let lines: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            assert_eq!(lines, vec![2, 3], "{eol:?}");
+            let bad = format!("{t}specdec,s{eol}");
+            let e = read_all(&bad).unwrap_err().to_string();
+            assert!(e.contains("r.csv:4:"), "{eol:?}: {e}");
+        }
     }
 
     #[test]
