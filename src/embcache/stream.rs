@@ -23,9 +23,10 @@
 //! (+ 8 while checking declared next uses), plus 4 for the batch stamp and the remap
 //! (a hash entry, ≈ 24–48 bytes, or 4 bytes per declared table row for a generated trace).
 
+use super::idmap::{self, IdMap};
 use super::pipeline::{IterTimes, Pipeline};
 use super::policy::{fifo::Fifo, lfu::Lfu, lru::Lru, Policy, PolicyKind};
-use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access, FxMap};
+use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access};
 use super::trace::{ReadOptions, TraceFormat};
 use super::Metrics;
 use crate::error::{Error, Result};
@@ -150,8 +151,8 @@ impl Source {
 /// `(table, id)` → dense row, by first appearance.
 #[derive(Debug)]
 pub enum Remap {
-    /// Any ids: a hash map.
-    Hash(FxMap<(u32, u64), u32>),
+    /// Any ids: an open-addressing hash map ([`IdMap`]).
+    Hash(IdMap),
     /// Ids below known table sizes (a generated trace): a flat array, one `u32` per table row.
     Flat {
         /// First index of every table.
@@ -177,29 +178,42 @@ impl Remap {
                         offsets,
                         rows: vec![u32::MAX; n],
                     },
-                    _ => Remap::Hash(FxMap::default()),
+                    _ => Remap::Hash(IdMap::default()),
                 }
             }
-            Source::File { .. } => Remap::Hash(FxMap::default()),
+            Source::File { .. } => Remap::Hash(IdMap::default()),
         }
     }
 
-    /// The dense row of `(table, id)`, `next` (the number of rows so far) when new; the flag
-    /// says whether it is new.
+    /// Where `(table, id)` lives: its hash, or its index in the flat array.
     #[inline]
-    pub fn row(&mut self, table: u32, id: u64, next: u32) -> (u32, bool) {
+    pub fn hash(&self, table: u32, id: u64) -> u64 {
         match self {
-            Remap::Hash(m) => {
-                let mut new = false;
-                let r = *m.entry((table, id)).or_insert_with(|| {
-                    new = true;
-                    next
-                });
-                (r, new)
+            Remap::Hash(_) => IdMap::hash(table, id),
+            Remap::Flat { offsets, .. } => offsets[table as usize] + id,
+        }
+    }
+
+    /// Starts loading the entry of [`Remap::hash`] `h` (a hint; see [`idmap::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        match self {
+            Remap::Hash(m) => m.prefetch(h),
+            Remap::Flat { rows, .. } => {
+                if let Some(r) = rows.get(h as usize) {
+                    idmap::prefetch(r);
+                }
             }
-            Remap::Flat { offsets, rows } => {
-                let i = (offsets[table as usize] + id) as usize;
-                let r = &mut rows[i];
+        }
+    }
+
+    /// [`Remap::row`] given the key's [`Remap::hash`] `h`.
+    #[inline]
+    pub fn row_hashed(&mut self, h: u64, table: u32, id: u64, next: u32) -> (u32, bool) {
+        match self {
+            Remap::Hash(m) => m.row_hashed(h, table, id, next),
+            Remap::Flat { rows, .. } => {
+                let r = &mut rows[h as usize];
                 if *r == u32::MAX {
                     *r = next;
                     (next, true)
@@ -208,6 +222,14 @@ impl Remap {
                 }
             }
         }
+    }
+
+    /// The dense row of `(table, id)`, `next` (the number of rows so far) when new; the flag
+    /// says whether it is new.
+    #[inline]
+    pub fn row(&mut self, table: u32, id: u64, next: u32) -> (u32, bool) {
+        let h = self.hash(table, id);
+        self.row_hashed(h, table, id, next)
     }
 }
 
@@ -362,6 +384,8 @@ impl Tally {
 /// A policy that grows with the rows it sees.
 trait Grow: Policy {
     fn grow(&mut self, n_rows: usize);
+    /// Starts loading the state of row `r` (a hint: no effect on any result).
+    fn prefetch(&self, r: u32);
     fn go(&mut self, r: u32, _next: u64) -> bool {
         self.access(r)
     }
@@ -371,15 +395,27 @@ impl Grow for Lru {
     fn grow(&mut self, n: usize) {
         Lru::grow(self, n);
     }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Lru::prefetch(self, r);
+    }
 }
 impl Grow for Fifo {
     fn grow(&mut self, n: usize) {
         Fifo::grow(self, n);
     }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Fifo::prefetch(self, r);
+    }
 }
 impl Grow for Lfu {
     fn grow(&mut self, n: usize) {
         Lfu::grow(self, n);
+    }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Lfu::prefetch(self, r);
     }
 }
 
@@ -480,7 +516,13 @@ impl Policy for StreamBelady {
 impl Grow for StreamBelady {
     fn grow(&mut self, n: usize) {
         if n > self.key.len() {
-            self.key.resize(n, 0);
+            idmap::resize_huge(&mut self.key, n, 0);
+        }
+    }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        if let Some(k) = self.key.get(r as usize) {
+            idmap::prefetch(k);
         }
     }
     #[inline]
@@ -523,13 +565,22 @@ struct Check {
 }
 
 impl Check {
+    /// Starts loading row `r`'s declared next use (a hint; rows not seen yet are skipped).
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        if let Some(d) = self.declared.get(r as usize) {
+            idmap::prefetch(d);
+        }
+    }
+
     /// The key of an access of `r` at position `t` declaring `next`; false in `ok` once the
     /// declarations disagree with the trace.
     #[inline]
     fn key(&mut self, r: u32, new: bool, t: u64, next: i64) -> u64 {
         let r = r as usize;
         if new {
-            self.declared.push(i64::MIN);
+            let n = self.declared.len() + 1;
+            idmap::resize_huge(&mut self.declared, n, i64::MIN);
         } else {
             self.reuses += 1;
             let d = self.declared[r];
@@ -568,16 +619,188 @@ const NEW_ROW: u32 = 1;
 const NEW_BATCH: u32 = 2;
 /// Accesses per hand-over between the threads.
 const ITEMS: usize = 1 << 14;
+/// How many accesses ahead the reading thread prefetches the remap's slot of an id: enough
+/// lookups in flight to cover a DRAM miss (≈ 100 ns) at a few ns of work per access.
+const AHEAD_REMAP: usize = 16;
+/// How many accesses ahead the reading thread prefetches a row's declared next use (after its
+/// row is known).
+const AHEAD_DECLARED: usize = 8;
+/// How many accesses ahead the simulating thread prefetches the policy's state of a row.
+const AHEAD_POLICY: usize = 8;
+
+/// An access waiting for its remap lookup (its slot is being prefetched).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    a: Access,
+    declared: i64,
+    h: u64,
+}
+
+/// An access with its row, waiting for its next-use key (its declared next use is being
+/// prefetched).
+#[derive(Debug, Clone, Copy)]
+struct Looked {
+    row: u32,
+    flags: u32,
+    declared: i64,
+}
+
+/// The reading thread's work on each access, in three stages a few accesses apart so that the
+/// cache misses of several accesses overlap: hash the id and prefetch its remap slot; look the
+/// row up (in trace order, so rows are numbered by first appearance) and prefetch its declared
+/// next use; compute the next-use key and hand the access over.
+struct Feeder<'a, 'n> {
+    name: &'a str,
+    remap: Remap,
+    batcher: Batcher,
+    next: NextUse<'n>,
+    rows: u32,
+    t: u64,
+    pending: std::collections::VecDeque<Pending>,
+    looked: std::collections::VecDeque<Looked>,
+    buf: Vec<Item>,
+    tx: std::sync::mpsc::SyncSender<Vec<Item>>,
+    back_rx: std::sync::mpsc::Receiver<Vec<Item>>,
+    err: Option<Error>,
+    /// The simulating thread stopped listening.
+    closed: bool,
+}
+
+impl Feeder<'_, '_> {
+    /// Takes one access; false stops the pass (an error, a failed check, a closed channel).
+    #[inline]
+    fn push(&mut self, a: Access, declared: i64) -> bool {
+        let h = self.remap.hash(a.table, a.id);
+        self.remap.prefetch(h);
+        self.pending.push_back(Pending { a, declared, h });
+        if self.pending.len() > AHEAD_REMAP {
+            let p = self.pending.pop_front().expect("non-empty");
+            return self.look_up(p);
+        }
+        true
+    }
+
+    #[inline]
+    fn look_up(&mut self, p: Pending) -> bool {
+        let mut flags = 0;
+        if self.batcher.starts(p.a.group) {
+            flags |= NEW_BATCH;
+        }
+        let (row, new) = self.remap.row_hashed(p.h, p.a.table, p.a.id, self.rows);
+        if new {
+            if self.rows == u32::MAX - 1 {
+                self.err = Some(Error::parse(
+                    self.name,
+                    None,
+                    "more than 2^32 − 2 distinct ids",
+                ));
+                return false;
+            }
+            self.rows += 1;
+            flags |= NEW_ROW;
+        }
+        let l = Looked {
+            row,
+            flags,
+            declared: p.declared,
+        };
+        match &self.next {
+            NextUse::Declared(c) => {
+                c.prefetch(row);
+                self.looked.push_back(l);
+                if self.looked.len() > AHEAD_DECLARED {
+                    let l = self.looked.pop_front().expect("non-empty");
+                    return self.emit(l);
+                }
+                true
+            }
+            _ => self.emit(l),
+        }
+    }
+
+    #[inline]
+    fn emit(&mut self, l: Looked) -> bool {
+        let key = match &mut self.next {
+            NextUse::None => 0,
+            NextUse::Declared(c) => {
+                let k = c.key(l.row, l.flags & NEW_ROW != 0, self.t, l.declared);
+                if !c.ok {
+                    return false;
+                }
+                k
+            }
+            NextUse::Spool(f) => {
+                let mut b = [0u8; 4];
+                if let Err(e) = f.read_exact(&mut b) {
+                    self.err = Some(Error::parse(self.name, None, format!("spool read: {e}")));
+                    return false;
+                }
+                match u32::from_le_bytes(b) {
+                    u32::MAX => u64::MAX,
+                    n => u64::from(n) + 1,
+                }
+            }
+        };
+        self.t += 1;
+        self.buf.push(Item {
+            row: l.row,
+            flags: l.flags,
+            key,
+        });
+        if self.buf.len() == ITEMS {
+            let fresh = self
+                .back_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
+            if self
+                .tx
+                .send(std::mem::replace(&mut self.buf, fresh))
+                .is_err()
+            {
+                self.closed = true;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the pass was stopped: an error, a closed channel or a failed check.
+    fn stopped(&self) -> bool {
+        self.err.is_some() || self.closed || matches!(&self.next, NextUse::Declared(c) if !c.ok)
+    }
+
+    /// Finishes the accesses still in the stages and hands over the last chunk (unless the
+    /// pass was stopped); the error that stopped it, if any.
+    fn finish(mut self) -> Result<()> {
+        while !self.stopped() {
+            if let Some(p) = self.pending.pop_front() {
+                self.look_up(p);
+            } else if let Some(l) = self.looked.pop_front() {
+                self.emit(l);
+            } else {
+                break;
+            }
+        }
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        if !self.buf.is_empty() && !self.closed {
+            let _ = self.tx.send(self.buf);
+        }
+        Ok(())
+    }
+}
 
 /// One pass: a reading thread decodes, remaps and finds batch starts and next uses while this
 /// thread runs the policy and the tally (two cores: the remap's hash probes and the policy's
-/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart.
+/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart. Both threads
+/// prefetch a few accesses ahead (see [`Feeder`], [`Grow::prefetch`]).
 fn pass<P: Grow>(
     src: &Source,
     batch: u64,
     p: &mut P,
     pipe: Option<&Pipeline>,
-    mut next: NextUse<'_>,
+    next: NextUse<'_>,
 ) -> Result<Pass> {
     use std::sync::mpsc::{channel, sync_channel};
     let start = Instant::now();
@@ -589,73 +812,33 @@ fn pass<P: Grow>(
         let (back_tx, back_rx) = channel::<Vec<Item>>();
         let name = &name;
         let reader = scope.spawn(move || -> Result<Vec<String>> {
-            let mut remap = Remap::for_source(src);
-            let mut batcher = Batcher::new(batch, src.has_batches());
-            let (mut rows, mut t) = (0u32, 0u64);
-            let mut buf = Vec::with_capacity(ITEMS);
-            let mut err = None;
-            let mut closed = false;
-            let warnings = src.scan(|a, declared| {
-                let mut flags = 0;
-                if batcher.starts(a.group) {
-                    flags |= NEW_BATCH;
-                }
-                let (r, new) = remap.row(a.table, a.id, rows);
-                if new {
-                    if rows == u32::MAX - 1 {
-                        err = Some(Error::parse(name, None, "more than 2^32 − 2 distinct ids"));
-                        return false;
-                    }
-                    rows += 1;
-                    flags |= NEW_ROW;
-                }
-                let key = match &mut next {
-                    NextUse::None => 0,
-                    NextUse::Declared(c) => {
-                        let k = c.key(r, new, t, declared);
-                        if !c.ok {
-                            return false;
-                        }
-                        k
-                    }
-                    NextUse::Spool(f) => {
-                        let mut b = [0u8; 4];
-                        if let Err(e) = f.read_exact(&mut b) {
-                            err = Some(Error::parse(name, None, format!("spool read: {e}")));
-                            return false;
-                        }
-                        match u32::from_le_bytes(b) {
-                            u32::MAX => u64::MAX,
-                            n => u64::from(n) + 1,
-                        }
-                    }
-                };
-                t += 1;
-                buf.push(Item { row: r, flags, key });
-                if buf.len() == ITEMS {
-                    let fresh = back_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
-                    if tx.send(std::mem::replace(&mut buf, fresh)).is_err() {
-                        closed = true;
-                        return false;
-                    }
-                }
-                true
-            })?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            if !buf.is_empty() && !closed {
-                let _ = tx.send(buf);
-            }
+            let mut feeder = Feeder {
+                name,
+                remap: Remap::for_source(src),
+                batcher: Batcher::new(batch, src.has_batches()),
+                next,
+                rows: 0,
+                t: 0,
+                pending: std::collections::VecDeque::with_capacity(AHEAD_REMAP + 1),
+                looked: std::collections::VecDeque::with_capacity(AHEAD_DECLARED + 1),
+                buf: Vec::with_capacity(ITEMS),
+                tx,
+                back_rx,
+                err: None,
+                closed: false,
+            };
+            let warnings = src.scan(|a, declared| feeder.push(a, declared))?;
+            feeder.finish()?;
             Ok(warnings)
         });
         // Accesses simulated, for the caller's progress bar (`sweep::scoped`; this thread).
         let mut tick = crate::sweep::Ticker::default();
         'chunks: for mut chunk in rx.iter() {
             tick.add(chunk.len() as u64);
-            for it in &chunk {
+            for (i, it) in chunk.iter().enumerate() {
+                if let Some(ahead) = chunk.get(i + AHEAD_POLICY) {
+                    p.prefetch(ahead.row);
+                }
                 if it.flags & NEW_BATCH != 0 {
                     tally.end_batch(p.evicted(), pipe);
                     if let Err(e) = tally.start_batch(p.evicted()) {
@@ -665,7 +848,7 @@ fn pass<P: Grow>(
                 }
                 if it.flags & NEW_ROW != 0 {
                     tally.rows += 1;
-                    tally.seen.push(0);
+                    idmap::resize_huge(&mut tally.seen, tally.rows as usize, 0);
                     p.grow(tally.rows as usize);
                 }
                 let hit = p.go(it.row, it.key);

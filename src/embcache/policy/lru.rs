@@ -52,7 +52,7 @@ impl Lru {
             return;
         }
         let [back, front] = self.links[old];
-        self.links.resize(n_rows + 1, [NIL, NIL]);
+        crate::embcache::idmap::resize_huge(&mut self.links, n_rows + 1, [NIL, NIL]);
         self.links[old] = [NIL, NIL];
         let head = n_rows as u32;
         if front == old as u32 {
@@ -63,6 +63,15 @@ impl Lru {
             self.links[back as usize][1] = head;
         }
         self.head = head;
+    }
+
+    /// Starts loading row `r`'s links (a hint for a streaming caller that knows its next rows;
+    /// rows not known yet are skipped).
+    #[inline]
+    pub fn prefetch(&self, r: u32) {
+        if let Some(l) = self.links.get(r as usize) {
+            crate::embcache::idmap::prefetch(l);
+        }
     }
 
     /// Resident rows from most to least recently used.
