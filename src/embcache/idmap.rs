@@ -230,6 +230,26 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Growing past the huge-page threshold (8 MiB of `u64`, one row at a time as the stream
+    /// does, then in one jump) keeps every value and fills the new ones, as `Vec::resize`.
+    #[test]
+    fn resize_huge_is_resize() {
+        let mut v: Vec<u64> = Vec::new();
+        for n in 1..=(1usize << 20) {
+            resize_huge(&mut v, n, n as u64);
+        }
+        resize_huge(&mut v, 3 << 20, 7);
+        assert_eq!(v.len(), 3 << 20);
+        assert!(v[..1 << 20]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == i as u64 + 1));
+        assert!(v[1 << 20..].iter().all(|&x| x == 7));
+        // Shrinking requests leave it as resize would.
+        resize_huge(&mut v, 5, 0);
+        assert_eq!(v, [1, 2, 3, 4, 5]);
+    }
+
     /// The map agrees with std's `HashMap` on a mix of new and repeated keys across tables,
     /// dense and scattered ids (ids equal across tables, ids differing only in high bits), through
     /// several doublings.

@@ -4,9 +4,13 @@
 //! The in-memory path ([`super::simulate`] on a [`DenseTrace`](super::trace::DenseTrace)) keeps
 //! one `u32` per access and, per batch, the unique/miss/eviction counts (≈ 24 bytes per access
 //! with `--batch 1`). Here:
-//! - ids are remapped to dense rows by first appearance as they stream ([`Remap`]: a hash map,
-//!   or for a generated trace a flat array over its declared tables), so the dense rows, and with
-//!   them every tie-break, are those of the in-memory path;
+//! - ids are remapped to dense rows by first appearance as they stream ([`Remap`]: an
+//!   open-addressing [`IdMap`], or for a generated trace a flat array over its declared tables),
+//!   so the dense rows, and with them every tie-break, are those of the in-memory path;
+//! - speed: a reading thread decodes and remaps while the simulating thread runs the policy;
+//!   both prefetch a few accesses ahead (the remap slot, the declared next use, the policy's
+//!   per-row state), so the cache misses of several accesses overlap, and per-row arrays of
+//!   4 MiB or more ask for transparent huge pages (fewer TLB misses);
 //! - the policies grow their per-row arrays as rows appear (`grow`);
 //! - per-batch counts are folded into sums as each batch ends ([`Tally`]), including the
 //!   on-demand pipeline times, in the same order as [`super::pipeline::Pipeline::times`] adds
@@ -21,7 +25,8 @@
 //!
 //! State per distinct row: LRU 8 bytes, FIFO 1 (+ the ring, ≤ capacity), LFU 12, Belady 8
 //! (+ 8 while checking declared next uses), plus 4 for the batch stamp and the remap
-//! (a hash entry, ≈ 24–48 bytes, or 4 bytes per declared table row for a generated trace).
+//! (an [`IdMap`] slot, 21–43 bytes per distinct id, or 4 bytes per declared table row for a
+//! generated trace); Belady's heap holds at most 4 entries of 16 bytes per resident row + 64.
 
 use super::idmap::{self, IdMap};
 use super::pipeline::{IterTimes, Pipeline};
