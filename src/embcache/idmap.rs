@@ -196,8 +196,8 @@ pub fn advise_huge_pages<T>(v: &Vec<T>) {
 /// Bytes from which a growing per-row array is given huge pages (smaller ones fit the TLB).
 const HUGE_FROM_BYTES: usize = 4 << 20;
 
-/// `v.resize(n, fill)`, except that when this reallocates an array of
-/// [`HUGE_FROM_BYTES`] or more, the new allocation (doubling, as `Vec` does) is advised to use
+/// `v.resize(n, fill)`, except that when this reallocates an array of 4 MiB or more, the new
+/// allocation (doubling, as `Vec` does) is advised to use
 /// huge pages ([`advise_huge_pages`]) before it is touched.
 #[inline]
 pub fn resize_huge<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
