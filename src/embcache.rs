@@ -20,6 +20,7 @@
 
 pub mod analytic;
 pub mod calib;
+pub mod idmap;
 pub mod mrc;
 pub mod pipeline;
 pub mod policy;

@@ -4,9 +4,13 @@
 //! The in-memory path ([`super::simulate`] on a [`DenseTrace`](super::trace::DenseTrace)) keeps
 //! one `u32` per access and, per batch, the unique/miss/eviction counts (≈ 24 bytes per access
 //! with `--batch 1`). Here:
-//! - ids are remapped to dense rows by first appearance as they stream ([`Remap`]: a hash map,
-//!   or for a generated trace a flat array over its declared tables), so the dense rows, and with
-//!   them every tie-break, are those of the in-memory path;
+//! - ids are remapped to dense rows by first appearance as they stream ([`Remap`]: an
+//!   open-addressing [`IdMap`], or for a generated trace a flat array over its declared tables),
+//!   so the dense rows, and with them every tie-break, are those of the in-memory path;
+//! - speed: a reading thread decodes and remaps while the simulating thread runs the policy;
+//!   both prefetch a few accesses ahead (the remap slot, the declared next use, the policy's
+//!   per-row state), so the cache misses of several accesses overlap, and per-row arrays of
+//!   4 MiB or more ask for transparent huge pages (fewer TLB misses);
 //! - the policies grow their per-row arrays as rows appear (`grow`);
 //! - per-batch counts are folded into sums as each batch ends ([`Tally`]), including the
 //!   on-demand pipeline times, in the same order as [`super::pipeline::Pipeline::times`] adds
@@ -21,15 +25,16 @@
 //!
 //! State per distinct row: LRU 8 bytes, FIFO 1 (+ the ring, ≤ capacity), LFU 12, Belady 8
 //! (+ 8 while checking declared next uses), plus 4 for the batch stamp and the remap
-//! (a hash entry, ≈ 24–48 bytes, or 4 bytes per declared table row for a generated trace).
+//! (an [`IdMap`] slot, 21–43 bytes per distinct id, or 4 bytes per declared table row for a
+//! generated trace); Belady's heap holds at most 4 entries of 16 bytes per resident row + 64.
 
+use super::idmap::{self, IdMap};
 use super::pipeline::{IterTimes, Pipeline};
 use super::policy::{fifo::Fifo, lfu::Lfu, lru::Lru, Policy, PolicyKind};
-use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access, FxMap};
+use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access};
 use super::trace::{ReadOptions, TraceFormat};
 use super::Metrics;
 use crate::error::{Error, Result};
-use std::collections::BinaryHeap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -110,12 +115,7 @@ impl Source {
         match format {
             TraceFormat::OracleGeneral => {
                 let mut r = oracle::OracleReader::open(path)?;
-                while let Some(x) = r.next_with_vtime() {
-                    let (a, next) = x?;
-                    if !f(a, next) {
-                        break;
-                    }
-                }
+                r.scan_with_vtime(&mut f)?;
                 Ok(r.sizes().warning().into_iter().collect())
             }
             TraceFormat::LcsCsv => {
@@ -150,8 +150,8 @@ impl Source {
 /// `(table, id)` → dense row, by first appearance.
 #[derive(Debug)]
 pub enum Remap {
-    /// Any ids: a hash map.
-    Hash(FxMap<(u32, u64), u32>),
+    /// Any ids: an open-addressing hash map ([`IdMap`]).
+    Hash(IdMap),
     /// Ids below known table sizes (a generated trace): a flat array, one `u32` per table row.
     Flat {
         /// First index of every table.
@@ -177,29 +177,42 @@ impl Remap {
                         offsets,
                         rows: vec![u32::MAX; n],
                     },
-                    _ => Remap::Hash(FxMap::default()),
+                    _ => Remap::Hash(IdMap::default()),
                 }
             }
-            Source::File { .. } => Remap::Hash(FxMap::default()),
+            Source::File { .. } => Remap::Hash(IdMap::default()),
         }
     }
 
-    /// The dense row of `(table, id)`, `next` (the number of rows so far) when new; the flag
-    /// says whether it is new.
+    /// Where `(table, id)` lives: its hash, or its index in the flat array.
     #[inline]
-    pub fn row(&mut self, table: u32, id: u64, next: u32) -> (u32, bool) {
+    pub fn hash(&self, table: u32, id: u64) -> u64 {
         match self {
-            Remap::Hash(m) => {
-                let mut new = false;
-                let r = *m.entry((table, id)).or_insert_with(|| {
-                    new = true;
-                    next
-                });
-                (r, new)
+            Remap::Hash(_) => IdMap::hash(table, id),
+            Remap::Flat { offsets, .. } => offsets[table as usize] + id,
+        }
+    }
+
+    /// Starts loading the entry of [`Remap::hash`] `h` (a hint; see [`idmap::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        match self {
+            Remap::Hash(m) => m.prefetch(h),
+            Remap::Flat { rows, .. } => {
+                if let Some(r) = rows.get(h as usize) {
+                    idmap::prefetch(r);
+                }
             }
-            Remap::Flat { offsets, rows } => {
-                let i = (offsets[table as usize] + id) as usize;
-                let r = &mut rows[i];
+        }
+    }
+
+    /// [`Remap::row`] given the key's [`Remap::hash`] `h`.
+    #[inline]
+    pub fn row_hashed(&mut self, h: u64, table: u32, id: u64, next: u32) -> (u32, bool) {
+        match self {
+            Remap::Hash(m) => m.row_hashed(h, table, id, next),
+            Remap::Flat { rows, .. } => {
+                let r = &mut rows[h as usize];
                 if *r == u32::MAX {
                     *r = next;
                     (next, true)
@@ -209,6 +222,14 @@ impl Remap {
             }
         }
     }
+
+    /// The dense row of `(table, id)`, `next` (the number of rows so far) when new; the flag
+    /// says whether it is new.
+    #[inline]
+    pub fn row(&mut self, table: u32, id: u64, next: u32) -> (u32, bool) {
+        let h = self.hash(table, id);
+        self.row_hashed(h, table, id, next)
+    }
 }
 
 /// Batch boundaries from access groups, as [`super::trace::DenseTrace::from_stream`] draws them.
@@ -217,6 +238,9 @@ struct Batcher {
     batch: u64,
     has_batches: bool,
     cur: Option<u64>,
+    /// The groups `lo..hi` of the current batch (empty before the first), to skip the division.
+    lo: u64,
+    hi: u64,
 }
 
 impl Batcher {
@@ -225,17 +249,25 @@ impl Batcher {
             batch: batch.max(1),
             has_batches,
             cur: None,
+            lo: 0,
+            hi: 0,
         }
     }
 
     /// Whether `group` starts a new batch.
     #[inline]
     fn starts(&mut self, group: u64) -> bool {
-        let b = if self.has_batches {
+        if (self.lo..self.hi).contains(&group) {
+            return false;
+        }
+        let b = if self.has_batches || self.batch == 1 {
             group
         } else {
             group / self.batch
         };
+        let per = if self.has_batches { 1 } else { self.batch };
+        self.lo = b * per;
+        self.hi = self.lo.saturating_add(per);
         if self.cur != Some(b) {
             self.cur = Some(b);
             true
@@ -362,6 +394,11 @@ impl Tally {
 /// A policy that grows with the rows it sees.
 trait Grow: Policy {
     fn grow(&mut self, n_rows: usize);
+    /// Starts loading the state of row `r` (a hint: no effect on any result).
+    fn prefetch(&self, r: u32);
+    /// Second-stage hint, [`AHEAD_POLICY_2`] accesses before `r`'s: the state a hit on `r`
+    /// also touches, found through `r`'s (prefetched) state.
+    fn prefetch_2(&self, _r: u32) {}
     fn go(&mut self, r: u32, _next: u64) -> bool {
         self.access(r)
     }
@@ -371,15 +408,119 @@ impl Grow for Lru {
     fn grow(&mut self, n: usize) {
         Lru::grow(self, n);
     }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Lru::prefetch(self, r);
+    }
+    #[inline]
+    fn prefetch_2(&self, r: u32) {
+        Lru::prefetch_neighbours(self, r);
+    }
 }
 impl Grow for Fifo {
     fn grow(&mut self, n: usize) {
         Fifo::grow(self, n);
     }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Fifo::prefetch(self, r);
+    }
 }
 impl Grow for Lfu {
     fn grow(&mut self, n: usize) {
         Lfu::grow(self, n);
+    }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        Lfu::prefetch(self, r);
+    }
+}
+
+/// A 4-ary max-heap of `(next-use key, row)`: half the levels of a binary heap, and a node's
+/// four children are adjacent (one or two cache lines), so a pop from a heap of 10^5–10^6
+/// entries misses the cache about half as often. Pops the same maximum as
+/// `std::collections::BinaryHeap` (equal entries are indistinguishable).
+#[derive(Debug, Clone, Default)]
+struct Heap4 {
+    v: Vec<(u64, u32)>,
+}
+
+impl Heap4 {
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    #[inline]
+    fn push(&mut self, x: (u64, u32)) {
+        let mut i = self.v.len();
+        self.v.push(x);
+        while i > 0 {
+            let p = (i - 1) / 4;
+            if self.v[p] >= x {
+                break;
+            }
+            self.v[i] = self.v[p];
+            i = p;
+        }
+        self.v[i] = x;
+    }
+
+    /// Moves `x` down from slot `i` (whose old value is discarded) to where the heap order
+    /// holds.
+    #[inline]
+    fn sift_down(&mut self, mut i: usize, x: (u64, u32)) {
+        let n = self.v.len();
+        loop {
+            let c = 4 * i + 1;
+            if c >= n {
+                break;
+            }
+            let mut m = c;
+            for j in c + 1..(c + 4).min(n) {
+                if self.v[j] > self.v[m] {
+                    m = j;
+                }
+            }
+            if self.v[m] <= x {
+                break;
+            }
+            self.v[i] = self.v[m];
+            i = m;
+        }
+        self.v[i] = x;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<(u64, u32)> {
+        let last = self.v.pop()?;
+        if self.v.is_empty() {
+            return Some(last);
+        }
+        let top = self.v[0];
+        self.sift_down(0, last);
+        Some(top)
+    }
+
+    /// Drops the entries whose key is no longer their row's (`key[row] != key`) and restores
+    /// the heap order, prefetching the rows' keys a few entries ahead.
+    fn retain_live(&mut self, key: &[u64]) {
+        const AHEAD: usize = 16;
+        let mut w = 0;
+        for i in 0..self.v.len() {
+            if let Some(&(_, r)) = self.v.get(i + AHEAD) {
+                idmap::prefetch(&key[r as usize]);
+            }
+            let (k, r) = self.v[i];
+            if key[r as usize] == k {
+                self.v[w] = (k, r);
+                w += 1;
+            }
+        }
+        self.v.truncate(w);
+        for i in (0..w.div_ceil(4)).rev() {
+            let x = self.v[i];
+            self.sift_down(i, x);
+        }
     }
 }
 
@@ -392,7 +533,7 @@ pub struct StreamBelady {
     len: usize,
     /// Key of each row's current heap entry (next use + 1, `u64::MAX` = never); 0 = not resident.
     key: Vec<u64>,
-    heap: BinaryHeap<(u64, u32)>,
+    heap: Heap4,
     evicted: u64,
 }
 
@@ -403,7 +544,7 @@ impl StreamBelady {
             cap: capacity,
             len: 0,
             key: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: Heap4::default(),
             evicted: 0,
         }
     }
@@ -421,13 +562,7 @@ impl StreamBelady {
             self.key[r as usize] = next;
             self.heap.push((next, r));
             if self.heap.len() > 4 * self.len + 64 {
-                let key = &self.key;
-                let v: Vec<(u64, u32)> = std::mem::take(&mut self.heap)
-                    .into_vec()
-                    .into_iter()
-                    .filter(|&(k, v)| key[v as usize] == k)
-                    .collect();
-                self.heap = BinaryHeap::from(v);
+                self.heap.retain_live(&self.key);
             }
             return true;
         }
@@ -480,7 +615,13 @@ impl Policy for StreamBelady {
 impl Grow for StreamBelady {
     fn grow(&mut self, n: usize) {
         if n > self.key.len() {
-            self.key.resize(n, 0);
+            idmap::resize_huge(&mut self.key, n, 0);
+        }
+    }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        if let Some(k) = self.key.get(r as usize) {
+            idmap::prefetch(k);
         }
     }
     #[inline]
@@ -523,13 +664,22 @@ struct Check {
 }
 
 impl Check {
+    /// Starts loading row `r`'s declared next use (a hint; rows not seen yet are skipped).
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        if let Some(d) = self.declared.get(r as usize) {
+            idmap::prefetch(d);
+        }
+    }
+
     /// The key of an access of `r` at position `t` declaring `next`; false in `ok` once the
     /// declarations disagree with the trace.
     #[inline]
     fn key(&mut self, r: u32, new: bool, t: u64, next: i64) -> u64 {
         let r = r as usize;
         if new {
-            self.declared.push(i64::MIN);
+            let n = self.declared.len() + 1;
+            idmap::resize_huge(&mut self.declared, n, i64::MIN);
         } else {
             self.reuses += 1;
             let d = self.declared[r];
@@ -568,16 +718,235 @@ const NEW_ROW: u32 = 1;
 const NEW_BATCH: u32 = 2;
 /// Accesses per hand-over between the threads.
 const ITEMS: usize = 1 << 14;
+/// How many accesses ahead the reading thread prefetches the remap's slot of an id: enough
+/// lookups in flight to cover a DRAM miss (≈ 100 ns) at a few ns of work per access.
+const AHEAD_REMAP: usize = 16;
+/// How many accesses ahead the reading thread prefetches a row's declared next use (after its
+/// row is known).
+const AHEAD_DECLARED: usize = 8;
+/// How many accesses ahead the simulating thread prefetches the policy's state of a row.
+const AHEAD_POLICY: usize = 12;
+/// How many accesses ahead it prefetches what that state points to ([`Grow::prefetch_2`]).
+const AHEAD_POLICY_2: usize = 5;
+
+/// An access waiting for its remap lookup (its slot is being prefetched).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    a: Access,
+    declared: i64,
+    h: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            a: Access {
+                group: 0,
+                table: 0,
+                id: 0,
+            },
+            declared: 0,
+            h: 0,
+        }
+    }
+}
+
+/// A delay line of `N` (a power of two) values: each push returns the value pushed `N` pushes
+/// earlier, once there is one.
+#[derive(Debug)]
+struct Delay<T, const N: usize> {
+    slots: [T; N],
+    pushed: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Delay<T, N> {
+    fn new() -> Self {
+        Delay {
+            slots: [T::default(); N],
+            pushed: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, x: T) -> Option<T> {
+        let old = std::mem::replace(&mut self.slots[self.pushed % N], x);
+        self.pushed += 1;
+        (self.pushed > N).then_some(old)
+    }
+
+    /// The values not returned yet, oldest first; empties the line.
+    fn drain(&mut self) -> Vec<T> {
+        let left = self.pushed.min(N);
+        let v = (self.pushed - left..self.pushed)
+            .map(|i| self.slots[i % N])
+            .collect();
+        self.pushed = 0;
+        v
+    }
+}
+
+/// An access with its row, waiting for its next-use key (its declared next use is being
+/// prefetched).
+#[derive(Debug, Clone, Copy, Default)]
+struct Looked {
+    row: u32,
+    flags: u32,
+    declared: i64,
+}
+
+/// The reading thread's work on each access, in three stages a few accesses apart so that the
+/// cache misses of several accesses overlap: hash the id and prefetch its remap slot; look the
+/// row up (in trace order, so rows are numbered by first appearance) and prefetch its declared
+/// next use; compute the next-use key and hand the access over.
+struct Feeder<'a, 'n> {
+    name: &'a str,
+    remap: Remap,
+    batcher: Batcher,
+    next: NextUse<'n>,
+    rows: u32,
+    t: u64,
+    pending: Delay<Pending, AHEAD_REMAP>,
+    looked: Delay<Looked, AHEAD_DECLARED>,
+    buf: Vec<Item>,
+    tx: std::sync::mpsc::SyncSender<Vec<Item>>,
+    back_rx: std::sync::mpsc::Receiver<Vec<Item>>,
+    err: Option<Error>,
+    /// The simulating thread stopped listening.
+    closed: bool,
+}
+
+impl Feeder<'_, '_> {
+    /// Takes one access; false stops the pass (an error, a failed check, a closed channel).
+    #[inline]
+    fn push(&mut self, a: Access, declared: i64) -> bool {
+        let h = self.remap.hash(a.table, a.id);
+        self.remap.prefetch(h);
+        match self.pending.push(Pending { a, declared, h }) {
+            Some(p) => self.look_up(p),
+            None => true,
+        }
+    }
+
+    #[inline]
+    fn look_up(&mut self, p: Pending) -> bool {
+        let mut flags = 0;
+        if self.batcher.starts(p.a.group) {
+            flags |= NEW_BATCH;
+        }
+        let (row, new) = self.remap.row_hashed(p.h, p.a.table, p.a.id, self.rows);
+        if new {
+            if self.rows == u32::MAX - 1 {
+                self.err = Some(Error::parse(
+                    self.name,
+                    None,
+                    "more than 2^32 − 2 distinct ids",
+                ));
+                return false;
+            }
+            self.rows += 1;
+            flags |= NEW_ROW;
+        }
+        let l = Looked {
+            row,
+            flags,
+            declared: p.declared,
+        };
+        match &self.next {
+            NextUse::Declared(c) => {
+                c.prefetch(row);
+                match self.looked.push(l) {
+                    Some(l) => self.emit(l),
+                    None => true,
+                }
+            }
+            _ => self.emit(l),
+        }
+    }
+
+    #[inline]
+    fn emit(&mut self, l: Looked) -> bool {
+        let key = match &mut self.next {
+            NextUse::None => 0,
+            NextUse::Declared(c) => {
+                let k = c.key(l.row, l.flags & NEW_ROW != 0, self.t, l.declared);
+                if !c.ok {
+                    return false;
+                }
+                k
+            }
+            NextUse::Spool(f) => {
+                let mut b = [0u8; 4];
+                if let Err(e) = f.read_exact(&mut b) {
+                    self.err = Some(Error::parse(self.name, None, format!("spool read: {e}")));
+                    return false;
+                }
+                match u32::from_le_bytes(b) {
+                    u32::MAX => u64::MAX,
+                    n => u64::from(n) + 1,
+                }
+            }
+        };
+        self.t += 1;
+        self.buf.push(Item {
+            row: l.row,
+            flags: l.flags,
+            key,
+        });
+        if self.buf.len() == ITEMS {
+            let fresh = self
+                .back_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
+            if self
+                .tx
+                .send(std::mem::replace(&mut self.buf, fresh))
+                .is_err()
+            {
+                self.closed = true;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the pass was stopped: an error, a closed channel or a failed check.
+    fn stopped(&self) -> bool {
+        self.err.is_some() || self.closed || matches!(&self.next, NextUse::Declared(c) if !c.ok)
+    }
+
+    /// Finishes the accesses still in the stages and hands over the last chunk (unless the
+    /// pass was stopped); the error that stopped it, if any.
+    fn finish(mut self) -> Result<()> {
+        for p in self.pending.drain() {
+            if self.stopped() || !self.look_up(p) {
+                break;
+            }
+        }
+        for l in self.looked.drain() {
+            if self.stopped() || !self.emit(l) {
+                break;
+            }
+        }
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        if !self.buf.is_empty() && !self.closed {
+            let _ = self.tx.send(self.buf);
+        }
+        Ok(())
+    }
+}
 
 /// One pass: a reading thread decodes, remaps and finds batch starts and next uses while this
 /// thread runs the policy and the tally (two cores: the remap's hash probes and the policy's
-/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart.
+/// list updates miss the cache in parallel), chunks of [`ITEMS`] accesses apart. Both threads
+/// prefetch a few accesses ahead (see [`Feeder`], [`Grow::prefetch`]).
 fn pass<P: Grow>(
     src: &Source,
     batch: u64,
     p: &mut P,
     pipe: Option<&Pipeline>,
-    mut next: NextUse<'_>,
+    next: NextUse<'_>,
 ) -> Result<Pass> {
     use std::sync::mpsc::{channel, sync_channel};
     let start = Instant::now();
@@ -589,73 +958,36 @@ fn pass<P: Grow>(
         let (back_tx, back_rx) = channel::<Vec<Item>>();
         let name = &name;
         let reader = scope.spawn(move || -> Result<Vec<String>> {
-            let mut remap = Remap::for_source(src);
-            let mut batcher = Batcher::new(batch, src.has_batches());
-            let (mut rows, mut t) = (0u32, 0u64);
-            let mut buf = Vec::with_capacity(ITEMS);
-            let mut err = None;
-            let mut closed = false;
-            let warnings = src.scan(|a, declared| {
-                let mut flags = 0;
-                if batcher.starts(a.group) {
-                    flags |= NEW_BATCH;
-                }
-                let (r, new) = remap.row(a.table, a.id, rows);
-                if new {
-                    if rows == u32::MAX - 1 {
-                        err = Some(Error::parse(name, None, "more than 2^32 − 2 distinct ids"));
-                        return false;
-                    }
-                    rows += 1;
-                    flags |= NEW_ROW;
-                }
-                let key = match &mut next {
-                    NextUse::None => 0,
-                    NextUse::Declared(c) => {
-                        let k = c.key(r, new, t, declared);
-                        if !c.ok {
-                            return false;
-                        }
-                        k
-                    }
-                    NextUse::Spool(f) => {
-                        let mut b = [0u8; 4];
-                        if let Err(e) = f.read_exact(&mut b) {
-                            err = Some(Error::parse(name, None, format!("spool read: {e}")));
-                            return false;
-                        }
-                        match u32::from_le_bytes(b) {
-                            u32::MAX => u64::MAX,
-                            n => u64::from(n) + 1,
-                        }
-                    }
-                };
-                t += 1;
-                buf.push(Item { row: r, flags, key });
-                if buf.len() == ITEMS {
-                    let fresh = back_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(ITEMS));
-                    if tx.send(std::mem::replace(&mut buf, fresh)).is_err() {
-                        closed = true;
-                        return false;
-                    }
-                }
-                true
-            })?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            if !buf.is_empty() && !closed {
-                let _ = tx.send(buf);
-            }
+            let mut feeder = Feeder {
+                name,
+                remap: Remap::for_source(src),
+                batcher: Batcher::new(batch, src.has_batches()),
+                next,
+                rows: 0,
+                t: 0,
+                pending: Delay::new(),
+                looked: Delay::new(),
+                buf: Vec::with_capacity(ITEMS),
+                tx,
+                back_rx,
+                err: None,
+                closed: false,
+            };
+            let warnings = src.scan(|a, declared| feeder.push(a, declared))?;
+            feeder.finish()?;
             Ok(warnings)
         });
         // Accesses simulated, for the caller's progress bar (`sweep::scoped`; this thread).
         let mut tick = crate::sweep::Ticker::default();
         'chunks: for mut chunk in rx.iter() {
             tick.add(chunk.len() as u64);
-            for it in &chunk {
+            for (i, it) in chunk.iter().enumerate() {
+                if let Some(ahead) = chunk.get(i + AHEAD_POLICY) {
+                    p.prefetch(ahead.row);
+                }
+                if let Some(ahead) = chunk.get(i + AHEAD_POLICY_2) {
+                    p.prefetch_2(ahead.row);
+                }
                 if it.flags & NEW_BATCH != 0 {
                     tally.end_batch(p.evicted(), pipe);
                     if let Err(e) = tally.start_batch(p.evicted()) {
@@ -665,7 +997,7 @@ fn pass<P: Grow>(
                 }
                 if it.flags & NEW_ROW != 0 {
                     tally.rows += 1;
-                    tally.seen.push(0);
+                    idmap::resize_huge(&mut tally.seen, tally.rows as usize, 0);
                     p.grow(tally.rows as usize);
                 }
                 let hit = p.go(it.row, it.key);
@@ -955,6 +1287,52 @@ mod tests {
         }
     }
 
+    /// The optimised pass (prefetching remap, huge-page arrays, 4-ary heap) on a trace large
+    /// enough to grow the id map through seven doublings, with scattered 64-bit ids, gives the
+    /// in-memory simulator's metrics for every streaming policy (oracleGeneral: Belady uses the
+    /// declared next uses; batches of 1 and 16).
+    #[test]
+    fn large_scattered_ids_stream_like_the_dense_trace() {
+        let z = ZipfSpec::new(0.7, vec![150_000], 200_000, 21).unwrap();
+        let t = DenseTrace::from_stream(z.stream(), 1, false, "z").unwrap();
+        assert!(t.n_rows() > 60_000, "{}", t.n_rows());
+        let next = t.next_use();
+        let mut bytes = Vec::with_capacity(t.len() * 24);
+        for (i, a) in t.accesses().enumerate() {
+            let rec = Record {
+                clock_time: i as u32,
+                obj_id: a.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (a.id << 61),
+                obj_size: 1,
+                next_access_vtime: if next[i] == u32::MAX {
+                    -1
+                } else {
+                    i64::from(next[i])
+                },
+            };
+            bytes.extend_from_slice(&rec.to_bytes());
+        }
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("big.oracleGeneral");
+        std::fs::write(&path, bytes).unwrap();
+        let src = Source::File {
+            path: path.clone(),
+            format: TraceFormat::OracleGeneral,
+            opts: ReadOptions::default(),
+        };
+        for batch in [1, 16] {
+            let dense = DenseTrace::load(&path, TraceFormat::OracleGeneral, batch).unwrap();
+            assert_eq!(dense.n_rows(), t.n_rows());
+            for kind in KINDS {
+                for cap in [100, 20_000] {
+                    let (m0, _) = super::super::simulate(&dense, kind, cap).unwrap();
+                    let (m1, _) = simulate(&src, batch, kind, cap, None).unwrap();
+                    let what = format!("{} cap {cap} batch {batch}", kind.name());
+                    assert_eq!(timeless(m0), timeless(m1), "{what}");
+                }
+            }
+        }
+    }
+
     /// An oracleGeneral file whose `next_access_vtime`s are wrong (here: all −1, or shifted
     /// for one record) gives Belady's true result: the check catches it and the spool is used.
     #[test]
@@ -1083,6 +1461,68 @@ mod tests {
                     }
                     Err(_) => assert!(w.is_none() && !path.exists(), "{fmt:?}"),
                 }
+            }
+        }
+    }
+
+    /// The 4-ary heap pops what std's binary heap pops, through pushes, pops and compactions
+    /// (ties included: equal keys, distinct rows).
+    #[test]
+    fn heap4_pops_like_the_binary_heap() {
+        let mut h = Heap4::default();
+        let mut b = std::collections::BinaryHeap::new();
+        let mut key = vec![0u64; 64];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = (x % 64) as u32;
+            let k = if x % 7 == 0 {
+                u64::MAX
+            } else {
+                (x >> 40) % 500
+            };
+            if x % 3 == 0 {
+                assert_eq!(h.pop(), b.pop(), "pop {i}");
+            } else {
+                key[r as usize] = k;
+                h.push((k, r));
+                b.push((k, r));
+            }
+            if i % 997 == 0 {
+                h.retain_live(&key);
+                b.retain(|&(k, r)| key[r as usize] == k);
+                assert_eq!(h.len(), b.len());
+            }
+        }
+        while let Some(e) = b.pop() {
+            assert_eq!(h.pop(), Some(e));
+        }
+        assert_eq!(h.pop(), None);
+    }
+
+    /// The batcher's range shortcut starts batches where the division does (sample groups with
+    /// several batch sizes, explicit batch numbers, and groups near `u64::MAX`).
+    #[test]
+    fn batcher_starts_where_the_division_says() {
+        let groups: Vec<u64> = (0..200u64)
+            .map(|i| i / 3)
+            .chain([u64::MAX - 2, u64::MAX - 1, u64::MAX, u64::MAX, 5, 5, 0])
+            .collect();
+        for (batch, has) in [
+            (1, false),
+            (2, false),
+            (7, false),
+            (64, true),
+            (u64::MAX, false),
+        ] {
+            let mut bt = Batcher::new(batch, has);
+            let mut cur = None;
+            for &g in &groups {
+                let b = if has { g } else { g / batch };
+                assert_eq!(bt.starts(g), cur != Some(b), "batch {batch} group {g}");
+                cur = Some(b);
             }
         }
     }

@@ -27,6 +27,14 @@ impl Fifo {
         }
     }
 
+    /// Starts loading row `r`'s resident flag (a hint; rows not known yet are skipped).
+    #[inline]
+    pub fn prefetch(&self, r: u32) {
+        if let Some(x) = self.resident.get(r as usize) {
+            crate::embcache::idmap::prefetch(x);
+        }
+    }
+
     /// Makes room for rows `0..n_rows` (streaming: rows appear as the trace is read); the state
     /// of the rows already known is kept. The ring grows only while it is smaller than the
     /// capacity, which means every known row is resident and nothing was evicted yet (so its
@@ -35,7 +43,7 @@ impl Fifo {
         if n_rows <= self.resident.len() {
             return;
         }
-        self.resident.resize(n_rows, false);
+        crate::embcache::idmap::resize_huge(&mut self.resident, n_rows, false);
         let want = self.cap.min(n_rows).max(1);
         if want > self.ring.len() {
             debug_assert!(self.head == 0 || self.len < self.ring.len());

@@ -47,6 +47,15 @@ impl Lfu {
         }
     }
 
+    /// Starts loading row `r`'s node and links (a hint; rows not known yet are skipped).
+    #[inline]
+    pub fn prefetch(&self, r: u32) {
+        if let (Some(n), Some(l)) = (self.node_of.get(r as usize), self.links.get(r as usize)) {
+            crate::embcache::idmap::prefetch(n);
+            crate::embcache::idmap::prefetch(l);
+        }
+    }
+
     fn new_node(&mut self, freq: u64, prev: u32, next: u32) -> u32 {
         let n = FreqNode {
             freq,
@@ -121,8 +130,8 @@ impl Lfu {
     /// of the rows already known is kept.
     pub fn grow(&mut self, n_rows: usize) {
         if n_rows > self.node_of.len() {
-            self.node_of.resize(n_rows, NIL);
-            self.links.resize(n_rows, [NIL, NIL]);
+            crate::embcache::idmap::resize_huge(&mut self.node_of, n_rows, NIL);
+            crate::embcache::idmap::resize_huge(&mut self.links, n_rows, [NIL, NIL]);
         }
     }
 

@@ -52,7 +52,7 @@ impl Lru {
             return;
         }
         let [back, front] = self.links[old];
-        self.links.resize(n_rows + 1, [NIL, NIL]);
+        crate::embcache::idmap::resize_huge(&mut self.links, n_rows + 1, [NIL, NIL]);
         self.links[old] = [NIL, NIL];
         let head = n_rows as u32;
         if front == old as u32 {
@@ -63,6 +63,28 @@ impl Lru {
             self.links[back as usize][1] = head;
         }
         self.head = head;
+    }
+
+    /// Starts loading row `r`'s links (a hint for a streaming caller that knows its next rows;
+    /// rows not known yet are skipped).
+    #[inline]
+    pub fn prefetch(&self, r: u32) {
+        if let Some(l) = self.links.get(r as usize) {
+            crate::embcache::idmap::prefetch(l);
+        }
+    }
+
+    /// Starts loading the links of row `r`'s list neighbours, which a hit on `r` rewrites (a
+    /// hint, meant a few accesses after [`Lru::prefetch`] of `r`, so `r`'s own links are in
+    /// cache; if the list changes in between, the hint is merely wasted).
+    #[inline]
+    pub fn prefetch_neighbours(&self, r: u32) {
+        if let Some(&[p, n]) = self.links.get(r as usize) {
+            if p != NIL {
+                crate::embcache::idmap::prefetch(&self.links[p as usize]);
+                crate::embcache::idmap::prefetch(&self.links[n as usize]);
+            }
+        }
     }
 
     /// Resident rows from most to least recently used.
@@ -105,6 +127,10 @@ impl Policy for Lru {
         if self.len == self.cap {
             let victim = self.links[self.head as usize][0];
             self.unlink(victim);
+            // The next victim's predecessor: the next eviction unlinks the next victim.
+            let next_victim = self.links[self.head as usize][0];
+            let before = self.links[next_victim as usize][0];
+            crate::embcache::idmap::prefetch(&self.links[before as usize]);
             self.links[victim as usize] = [NIL, NIL];
             self.evicted += 1;
             self.len -= 1;

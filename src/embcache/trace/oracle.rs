@@ -160,6 +160,57 @@ impl OracleReader {
         }))
     }
 
+    /// Calls `f` with every remaining access and its `next_access_vtime`, as
+    /// [`OracleReader::next_with_vtime`] gives them, until `f` returns false: the records in the
+    /// read buffer are decoded in one loop over its whole records (no per-record buffer check).
+    ///
+    /// # Errors
+    /// As [`OracleReader::next_record`].
+    pub fn scan_with_vtime(&mut self, mut f: impl FnMut(Access, i64) -> bool) -> Result<()> {
+        loop {
+            if self.done {
+                return Ok(());
+            }
+            let n = match self.inner.fill_buf() {
+                Ok(buf) if buf.len() >= RECORD_BYTES => {
+                    let mut n = 0;
+                    let mut stop = false;
+                    for b in buf.chunks_exact(RECORD_BYTES) {
+                        let b: &[u8; RECORD_BYTES] = b.try_into().expect("24-byte chunk");
+                        let r = Record::from_bytes(b);
+                        self.sizes.add(u64::from(r.obj_size));
+                        let a = Access {
+                            group: self.record + n as u64,
+                            table: 0,
+                            id: r.obj_id,
+                        };
+                        n += 1;
+                        if !f(a, r.next_access_vtime) {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    self.inner.consume(n * RECORD_BYTES);
+                    self.record += n as u64;
+                    if stop {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                _ => self.next_with_vtime(),
+            };
+            match n {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok((a, next))) => {
+                    if !f(a, next) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// The next raw record: decoded straight from the read buffer when it holds a whole record
     /// (the common case), else assembled from short reads.
     ///
@@ -241,6 +292,66 @@ mod tests {
         assert_eq!(&b[4..12], &[8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(&b[16..24], &[0xff; 8]);
         assert_eq!(Record::from_bytes(&b), r);
+    }
+
+    /// The block loop gives what the record-by-record reader gives, across read-buffer
+    /// boundaries (more records than one buffer holds), with sizes, an early stop, and the
+    /// truncated-record error at the end.
+    #[test]
+    fn block_scan_equals_record_by_record() {
+        let n = BUFFER_BYTES / RECORD_BYTES * 2 + 123;
+        let mut bytes = Vec::with_capacity(n * RECORD_BYTES + 10);
+        for i in 0..n as u64 {
+            let r = Record {
+                clock_time: i as u32,
+                obj_id: i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1000,
+                obj_size: 1 + (i % 3 == 0) as u32 * 4095,
+                next_access_vtime: if i % 5 == 0 { -1 } else { i as i64 + 7 },
+            };
+            bytes.extend_from_slice(&r.to_bytes());
+        }
+        let d = tempfile::tempdir().unwrap();
+        let whole = d.path().join("whole.oracleGeneral");
+        std::fs::write(&whole, &bytes).unwrap();
+        bytes.extend_from_slice(&[1; 10]);
+        let cut = d.path().join("cut.oracleGeneral");
+        std::fs::write(&cut, &bytes).unwrap();
+        for path in [&whole, &cut] {
+            let mut a = OracleReader::open(path).unwrap();
+            let mut want = Vec::new();
+            let mut want_err = None;
+            while let Some(x) = a.next_with_vtime() {
+                match x {
+                    Ok(x) => want.push(x),
+                    Err(e) => want_err = Some(e.to_string()),
+                }
+            }
+            let mut b = OracleReader::open(path).unwrap();
+            let mut got = Vec::new();
+            let err = b.scan_with_vtime(|x, next| {
+                got.push((x, next));
+                true
+            });
+            assert_eq!(got, want);
+            assert_eq!(err.err().map(|e| e.to_string()), want_err);
+            assert_eq!(a.sizes(), b.sizes());
+            assert_eq!(want.len(), n);
+        }
+        assert!(OracleReader::open(&cut)
+            .unwrap()
+            .scan_with_vtime(|_, _| true)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated record"));
+        // Stopping early stops at that access.
+        let mut c = OracleReader::open(&whole).unwrap();
+        let mut k = 0;
+        c.scan_with_vtime(|_, _| {
+            k += 1;
+            k < 50_000
+        })
+        .unwrap();
+        assert_eq!(k, 50_000);
     }
 
     #[test]
