@@ -567,9 +567,9 @@ mod gpu {
         // second communicator of the compute stream itself: with `--overlap 1` a round trip
         // through the side stream cost ~140 µs per collective and gained nothing (run 27:
         // PowerSGD BERT 178.1 ms on the side stream, 171.1 ms in order, twins 170.0 / 172.6).
-        // Every rank creates both communicators in the same order. Only for methods with inline
-        // rounds (PowerSGD): run 28's GPT-2 b8 s512 ranks ran out of device memory with two
-        // communicators (BERT b32 s128 did not), so the other methods keep one.
+        // Every rank creates both communicators in the same order; only for methods with inline
+        // rounds (PowerSGD), the others need one. (Run 28's GPT-2 out-of-memory was not this
+        // communicator: run 34 filled the device with GPT-2 PowerSGD and its twin either way.)
         let inline_rounds = a.method.iter().any(|m| m.starts_with("powersgd"));
         let inline = if a.overlap == 1 && inline_rounds {
             Some(Nccl::from_rank(compute.clone(), rank, shared.world, id_inline).map_err(msg)?)
