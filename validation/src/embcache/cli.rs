@@ -827,6 +827,7 @@ mod tests {
             "h2d_pinned",
             "d2h_pinned",
             "h2d_pageable",
+            "zero_copy_gather",
             "host_gather",
             "host_scatter",
             "fetch_path",

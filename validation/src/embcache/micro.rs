@@ -11,13 +11,14 @@
 //! | `host_gather` / `host_scatter` | n random rows of the host table to / from pinned staging | every call |
 //! | `fetch_path` | the whole miss path: host gather + H2D + scatter into slots | every call |
 //! | `writeback_path` | gather slots + D2H + host scatter | every call |
+//! | `zero_copy_gather` | n random rows read by a kernel straight from the page-locked host table (no staging copy) | every call |
 //! | `compute` | one training step's dense part (forward, backward, optimizers) for a batch | after `iters` calls |
 //! | `overlap` | a step and a fetch (host gather + H2D on the copy stream), alone and together | every call |
 //!
 //! Every op reports `<op>_s` (median seconds per call over `repeats`, with spread); row ops add
-//! `<op>_bytes_per_s` (payload bytes = rows × row bytes, over the median time). Zero-copy
-//! (kernels reading pinned host memory directly) is not measured: candle's gather kernels take
-//! device buffers only.
+//! `<op>_bytes_per_s` (payload bytes = rows × row bytes, over the median time). The zero-copy
+//! gather is this crate's kernel (`gather_host_rows_f32x4` in `seg_sum.cu`): candle's gather
+//! kernels take device buffers only.
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
@@ -296,6 +297,40 @@ pub fn run(
             &Stats::of(&v),
             emit,
         )?;
+        // Zero-copy: the device reads the rows from the host table itself (fresh rows per call).
+        let zc_sets = host_sets
+            .iter()
+            .map(|s| Tensor::from_slice(s, s.len(), dev))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        // Checked before it is timed: the rows read by the device equal the host's.
+        super::segsum::gather_host_rows(&table, width, &host_sets[0], &zc_sets[0], &stage)?;
+        gather_rows(table.as_slice(), width, &host_sets[0], pin.as_mut_slice());
+        let got: Vec<f32> = stage
+            .narrow(0, 0, n)?
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1()?;
+        anyhow::ensure!(
+            got == pin.as_slice()[..n * width],
+            "zero-copy gather of {n} rows differs from the host gather"
+        );
+        let zk = std::cell::Cell::new(0usize);
+        let v = time_calls(dev, w, r, it, &mut || {
+            let k = zk.get();
+            zk.set((k + 1) % zc_sets.len());
+            super::segsum::gather_host_rows(&table, width, &host_sets[k], &zc_sets[k], &stage)?;
+            Ok(())
+        })?;
+        let sz = Stats::of(&v);
+        out(
+            "zero_copy_gather",
+            Some(n),
+            &[],
+            "zero_copy_gather_s",
+            &sz,
+            emit,
+        )?;
+        drop(zc_sets);
         // Achieved fractions of this run's limits: the cache-hit gather against the device copy
         // rate, the whole miss path against the pinned H2D copy of the same rows.
         let frac = EmbRow::new(
@@ -324,11 +359,13 @@ pub fn run(
             "fraction",
         ))?;
         println!(
-            "embcache micro: {n:>7} rows: gather {:.1} GB/s, pinned H2D {:.1} GB/s ({:.1} µs), fetch path {:.1} GB/s",
+            "embcache micro: {n:>7} rows: gather {:.1} GB/s, pinned H2D {:.1} GB/s ({:.1} µs), fetch path {:.1} GB/s, zero-copy gather {:.1} GB/s ({:.1} µs)",
             n as f64 * row_bytes / sg.median / 1e9,
             n as f64 * row_bytes / sh.median / 1e9,
             sh.median * 1e6,
-            n as f64 * row_bytes / sf.median / 1e9
+            n as f64 * row_bytes / sf.median / 1e9,
+            n as f64 * row_bytes / sz.median / 1e9,
+            sz.median * 1e6
         );
     }
 

@@ -49,3 +49,19 @@ extern "C" __global__ void scatter_rows_f32x4(const float4 *__restrict__ src,
     dst[(size_t)slots[r] * width4 + c] = src[i];
   }
 }
+
+// Zero-copy gather: out[r, :] = host[idx[r], :], the rows read by the GPU straight from page-locked
+// host memory over the bus (with unified addressing a cuMemHostAlloc pointer is valid on the
+// device), 16 bytes per access (width4 = width / 4; rows 16-byte aligned).
+extern "C" __global__ void gather_host_rows_f32x4(const float4 *__restrict__ host,
+                                                  const unsigned int *__restrict__ idx,
+                                                  float4 *__restrict__ out, unsigned int n,
+                                                  unsigned int width4) {
+  const size_t total = (size_t)n * width4;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (size_t)blockDim.x * gridDim.x) {
+    const unsigned int r = (unsigned int)(i / width4);
+    const unsigned int c = (unsigned int)(i % width4);
+    out[i] = host[(size_t)idx[r] * width4 + c];
+  }
+}

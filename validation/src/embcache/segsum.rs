@@ -296,6 +296,128 @@ pub fn scatter_rows(dst: &Tensor, src: &Tensor, slots: &Tensor) -> Result<()> {
     Ok(dst.inplace_op3(&src, slots, &ScatterRows)?)
 }
 
+/// Zero-copy gather `out[r, :] = host[idx[r], :]`: the GPU reads the rows straight from the
+/// page-locked host table over the bus (`gather_host_rows_f32x4`; with unified addressing the
+/// pinned pointer is valid on the device), no staging copy. On the CPU (a plain `Vec` table) the
+/// same rows are copied on the host.
+struct GatherHostRows {
+    /// The host table's first element (page-locked on CUDA).
+    host: *const f32,
+    /// f32 per row.
+    width: usize,
+    /// Rows in the table (indices are checked against it).
+    rows: usize,
+}
+
+impl candle_core::InplaceOp2 for GatherHostRows {
+    fn name(&self) -> &'static str {
+        "embcache-gather-host-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (CpuStorage::F32(out), CpuStorage::U32(idx)) = (s1, s2) else {
+            candle_core::bail!("gather-host-rows: expected f32 out and u32 idx")
+        };
+        let (Some((o0, o1)), Some((i0, i1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("gather-host-rows: operands must be contiguous")
+        };
+        let w = self.width;
+        // SAFETY: `host` points to `rows × width` f32 that outlive this call (GatherHostRows is
+        // built from a borrowed HostBuf in `gather_host_rows`).
+        let host = unsafe { std::slice::from_raw_parts(self.host, self.rows * w) };
+        for (r, &i) in idx[i0..i1].iter().enumerate() {
+            let i = i as usize;
+            if i >= self.rows {
+                candle_core::bail!("gather-host-rows: row {i} past the table's {}", self.rows)
+            }
+            out[o0..o1][r * w..(r + 1) * w].copy_from_slice(&host[i * w..(i + 1) * w]);
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+        let dev = s1.device().clone();
+        let (Some((o0, o1)), Some((i0, i1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("gather-host-rows: operands must be contiguous")
+        };
+        let n = i1 - i0;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.width % 4 != 0 || o0 % 4 != 0 {
+            candle_core::bail!(
+                "gather-host-rows: width {} is not a multiple of 4 floats",
+                self.width
+            )
+        }
+        let idx = s2.as_cuda_slice::<u32>()?.slice(i0..i1);
+        let mut out = s1.as_cuda_slice_mut::<f32>()?.slice_mut(o0..o1);
+        let func =
+            dev.get_or_load_custom_func("gather_host_rows_f32x4", "embcache_seg_sum", PTX)?;
+        let mut b = func.builder();
+        let host = self.host as u64;
+        b.arg(&host);
+        b.arg(&idx);
+        b.arg(&mut out);
+        let (n_u32, wk_u32) = (n as u32, (self.width / 4) as u32);
+        b.arg(&n_u32);
+        b.arg(&wk_u32);
+        let cfg = LaunchConfig::for_num_elems((n * self.width / 4) as u32);
+        // SAFETY: argument types and order match `gather_host_rows_f32x4`; `host` is a page-locked
+        // allocation of `rows × width` f32 (mapped with unified addressing) alive for the call and
+        // the caller synchronizes before it is freed; the caller checked every index < rows.
+        unsafe { b.launch(cfg) }.w()?;
+        Ok(())
+    }
+}
+
+/// `out[r, :] = host[idx[r], :]` for `n` rows read by the device straight from the page-locked
+/// host table (zero-copy; `out` `[≥ n, width]` f32, `idx` `[n]` u32 on `out`'s device, every
+/// index below the table's rows). The micro-measurement's `zero_copy_gather`.
+///
+/// # Errors
+/// Shapes, an index past the table, device errors.
+pub fn gather_host_rows(
+    host: &super::xfer::HostBuf,
+    width: usize,
+    idx_host: &[u32],
+    idx: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let rows = host.as_slice().len() / width.max(1);
+    if let Some(&bad) = idx_host.iter().find(|&&i| i as usize >= rows) {
+        anyhow::bail!("gather-host-rows: row {bad} past the table's {rows}");
+    }
+    let n = idx.dims1()?;
+    let out = out.narrow(0, 0, n)?;
+    Ok(out.inplace_op2(
+        idx,
+        &GatherHostRows {
+            host: host.as_slice().as_ptr(),
+            width,
+            rows,
+        },
+    )?)
+}
+
 #[cfg(test)]
 mod scatter_tests {
     use super::*;
@@ -327,5 +449,51 @@ mod scatter_tests {
         assert_eq!(dst.to_vec2::<f32>().unwrap()[4], vec![1.0, 2.0, 3.0]);
         let bad = Tensor::from_slice(&[1u32], 1, &dev).unwrap();
         assert!(scatter_rows(&dst, &src, &bad).is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_gather_tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// The zero-copy gather's CPU path returns exactly the indexed host rows, and refuses an index
+    /// past the table.
+    #[test]
+    fn gather_host_rows_returns_the_indexed_rows() {
+        let dev = Device::Cpu;
+        let w = 4;
+        let mut table = super::super::xfer::HostBuf::zeros(5 * w, &dev).unwrap();
+        for (i, x) in table.as_mut_slice().iter_mut().enumerate() {
+            *x = i as f32;
+        }
+        let rows = [3u32, 0, 3, 4];
+        let idx = Tensor::from_slice(&rows, 4, &dev).unwrap();
+        let out = Tensor::zeros((6, w), DType::F32, &dev).unwrap();
+        gather_host_rows(&table, w, &rows, &idx, &out).unwrap();
+        let got = out.narrow(0, 0, 4).unwrap().to_vec2::<f32>().unwrap();
+        for (r, &i) in rows.iter().enumerate() {
+            let want: Vec<f32> = (0..w).map(|c| (i as usize * w + c) as f32).collect();
+            assert_eq!(got[r], want);
+        }
+        assert_eq!(
+            out.narrow(0, 4, 2)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
+        let bad = [5u32];
+        let e = gather_host_rows(
+            &table,
+            w,
+            &bad,
+            &Tensor::from_slice(&bad, 1, &dev).unwrap(),
+            &out,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("row 5 past the table's 5"), "{e}");
     }
 }
