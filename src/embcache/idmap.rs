@@ -73,29 +73,6 @@ impl IdMap {
         self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 
-    /// Asks Linux to back the (not yet touched) allocation of `v` with transparent huge pages where
-    /// it spans whole 2 MiB pages (a hint; ignored when THP is off). A table of tens of MiB read at
-    /// random otherwise misses the TLB on nearly every access, and each miss is a page walk (two
-    /// levels of them in a VM).
-    pub fn advise_huge_pages<T>(v: &Vec<T>) {
-        #[cfg(target_os = "linux")]
-        {
-            const HUGE: usize = 2 << 20;
-            let start = v.as_ptr() as usize;
-            let end = start + v.capacity() * std::mem::size_of::<T>();
-            let (a, b) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-            if b > a {
-                // SAFETY: madvise only changes how the kernel backs pages of this live allocation
-                // (MADV_HUGEPAGE never discards contents); its result is a hint's, so it is ignored.
-                unsafe {
-                    libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
-                }
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = v;
-    }
-
     /// Asks the CPU to start loading the slot of hash `h` (a hint: no effect on the result).
     #[inline]
     pub fn prefetch(&self, h: u64) {

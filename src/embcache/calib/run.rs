@@ -43,7 +43,7 @@ impl Technique for Embcache {
         } else {
             EAGER
         };
-        let pts = micro_points_of(&rows, &execs, exec)?;
+        let (_, pts) = micro_points_of(&rows, &execs, exec)?;
         let cal = fit(&pts)?;
         // `--out` names specdec's file; embcache writes `<gpu>-embcache.toml` beside it, never
         // over it.
@@ -96,7 +96,7 @@ impl Technique for Embcache {
         wanted.dedup();
         let mut cals = BTreeMap::new();
         for exec in wanted {
-            let pts = micro_points_of(&rows, &execs, exec)?;
+            let (set, pts) = micro_points_of(&rows, &execs, exec)?;
             let (cal, source) = if pts.is_empty() {
                 let p = default_path(&req.gpu);
                 let file_exec = toml_step_exec(&p)?;
@@ -108,12 +108,12 @@ impl Technique for Embcache {
                 }
                 (from_toml(&p)?, p.display().to_string())
             } else {
-                let set = newest_micro_set(&rows, &execs, exec).unwrap_or_default();
                 (
                     fit(&pts)?,
                     format!(
-                        "fitted from {} micro points of the input (the newest {exec} micro set, {set})",
+                        "fitted from {} micro points of the input (the newest {exec} micro set, {})",
                         pts.len(),
+                        set.unwrap_or_default()
                     ),
                 )
             };
@@ -176,7 +176,8 @@ pub fn newest_micro_set(
         .map(|(s, _)| s.to_string())
 }
 
-/// [`micro_points`] of the newest micro set whose step ran as `exec` ([`newest_micro_set`]).
+/// The newest micro set whose step ran as `exec` ([`newest_micro_set`]) and its
+/// [`micro_points`] (none without such a set).
 ///
 /// # Errors
 /// As [`micro_points`].
@@ -184,20 +185,10 @@ pub fn micro_points_of(
     rows: &Measurements,
     execs: &BTreeMap<String, String>,
     exec: &str,
-) -> Result<Vec<MicroPoint>> {
+) -> Result<(Option<String>, Vec<MicroPoint>)> {
     let newest = newest_micro_set(rows, execs, exec);
-    let keep = |set: &str| newest.as_deref() == Some(set);
-    let subset = Measurements {
-        technique: rows.technique.clone(),
-        rows: rows
-            .rows
-            .iter()
-            .filter(|(_, r)| r.kind != "e2e" && keep(&r.set))
-            .cloned()
-            .collect(),
-        sources: rows.sources.clone(),
-    };
-    micro_points(&subset)
+    let pts = micro_points_where(rows, |r| newest.as_deref() == Some(r.set.as_str()))?;
+    Ok((newest, pts))
 }
 
 /// `models/calibration/<gpu>-embcache.toml`.
@@ -218,9 +209,14 @@ fn param_f(row: &Row, origin: &Origin, key: &str) -> Result<f64> {
 /// # Errors
 /// A micro row without its size parameter.
 pub fn micro_points(rows: &Measurements) -> Result<Vec<MicroPoint>> {
+    micro_points_where(rows, |_| true)
+}
+
+/// [`micro_points`] of the rows `keep` accepts.
+fn micro_points_where(rows: &Measurements, keep: impl Fn(&Row) -> bool) -> Result<Vec<MicroPoint>> {
     let mut v = Vec::new();
     for (o, r) in &rows.rows {
-        if r.kind == "e2e" {
+        if r.kind == "e2e" || !keep(r) {
             continue;
         }
         let Some(op) = r.params.get("op") else {
@@ -902,7 +898,7 @@ mod tests {
         let execs = micro_execs(&all);
         assert_eq!(execs["eager-set"], EAGER);
         assert_eq!(execs["graph-set"], GRAPHS);
-        assert_eq!(micro_points_of(&all, &execs, GRAPHS).unwrap().len(), 16);
+        assert_eq!(micro_points_of(&all, &execs, GRAPHS).unwrap().1.len(), 16);
         let r = Embcache
             .validate(all.clone(), &vreq(&cat, d.path()))
             .unwrap();
