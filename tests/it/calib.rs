@@ -2,7 +2,7 @@
 //! synthetic data, one-line errors, exit codes, and the committed measurements (CI fidelity gate).
 
 use super::calib_synth::{e2e_csv, fixture, forward_csv, HEADER, TRUE};
-use crate::common::{json, perfcast};
+use crate::common::{json, perfcast, succeeded};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -12,21 +12,22 @@ fn root() -> PathBuf {
 /// Runs `calibrate` on `csv` into `<dir>/cat/calibration/h200.toml`; returns the JSON output.
 fn calibrate(dir: &Path, csv: &Path) -> serde_json::Value {
     let out = dir.join("cat/calibration/h200.toml");
-    let o = perfcast()
-        .args([
-            "calibrate",
-            "--gpu",
-            "h200",
-            "--format",
-            "json",
-            "--results",
-        ])
-        .arg(csv)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = succeeded(
+        perfcast()
+            .args([
+                "calibrate",
+                "--gpu",
+                "h200",
+                "--format",
+                "json",
+                "--results",
+            ])
+            .arg(csv)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 

@@ -1,21 +1,18 @@
 //! `perfcast run` and `perfcast catalog` end to end.
 
-use crate::common::perfcast;
+use crate::common::{perfcast, succeeded};
 use std::fs;
 
 #[test]
 fn default_scenario_writes_csv_plots_and_summary() {
     let d = tempfile::tempdir().unwrap();
-    let out = perfcast()
-        .args(["run", "--quiet", "--out"])
-        .arg(d.path())
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        perfcast()
+            .args(["run", "--quiet", "--out"])
+            .arg(d.path())
+            .args(["--format", "json"])
+            .output()
+            .unwrap(),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let files = v["files"].as_array().unwrap();
@@ -186,16 +183,13 @@ fn catalog_dir_overrides_embedded_files() {
     ];
     let base: serde_json::Value =
         serde_json::from_slice(&perfcast().args(args).output().unwrap().stdout).unwrap();
-    let out = perfcast()
-        .arg("--catalog")
-        .arg(d.path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        perfcast()
+            .arg("--catalog")
+            .arg(d.path())
+            .args(args)
+            .output()
+            .unwrap(),
     );
     let fast: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Doubling the bandwidth makes the memory-bound batch-1 decode faster.

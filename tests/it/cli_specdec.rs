@@ -1,6 +1,6 @@
 //! `perfcast specdec` end to end through the binary.
 
-use crate::common::{f, fails, json, perfcast};
+use crate::common::{f, fails, json, perfcast, succeeded};
 
 #[test]
 fn leviathan_example_speedup() {
@@ -439,13 +439,14 @@ fn a_study_says_whether_gpus_share_a_stack_and_never_ranks_a_misfit_best() {
         let sc = d.path().join("s.toml");
         std::fs::write(&sc, toml).unwrap();
         let out = d.path().join("out");
-        let o = perfcast()
-            .args(["run", "--quiet", "--out"])
-            .arg(&out)
-            .arg(&sc)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        succeeded(
+            perfcast()
+                .args(["run", "--quiet", "--out"])
+                .arg(&out)
+                .arg(&sc)
+                .output()
+                .unwrap(),
+        );
         let csv = std::fs::read_to_string(out.join("sd.csv")).unwrap();
         let hdr = csv.lines().next().unwrap().to_string();
         assert!(hdr.split(',').any(|c| c == "stack"), "{hdr}");

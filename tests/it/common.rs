@@ -22,6 +22,17 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Asserts that a finished command succeeded (its stderr is the message otherwise) and hands
+/// its output back.
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A numeric field of a JSON object (panics naming the field when absent).
 pub fn f(v: &serde_json::Value, k: &str) -> f64 {
     v[k].as_f64()

@@ -1,6 +1,6 @@
 //! `perfcast embcache` end to end: JSON contract, every trace format, bad input, trace-gen, mrc.
 
-use crate::common::{f, fails, json, perfcast};
+use crate::common::{f, fails, json, perfcast, succeeded};
 use std::path::{Path, PathBuf};
 
 fn traces() -> PathBuf {
@@ -236,16 +236,13 @@ fn trace_gen_round_trips_every_format() {
         let base = json(&[&["embcache"], &gen[..], &lru[..]].concat());
         let p = dir.path().join(name);
         let path = p.to_str().unwrap();
-        let out = perfcast()
-            .args(["embcache", "trace-gen"])
-            .args(gen)
-            .args(["--out", path, "--format-out", fmt])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            perfcast()
+                .args(["embcache", "trace-gen"])
+                .args(gen)
+                .args(["--out", path, "--format-out", fmt])
+                .output()
+                .unwrap(),
         );
         let v = json(
             &[

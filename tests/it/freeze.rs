@@ -1,6 +1,6 @@
 //! `perfcast freeze` end to end, and properties of the freeze cost model.
 
-use crate::common::{f, perfcast};
+use crate::common::{f, perfcast, succeeded};
 use perfcast::freeze::cost::{iteration_s, no_cache_total_s, simulate};
 use perfcast::freeze::{Cache, IterCosts, LayerCost, Profile, RunShape, Tier, Timeline};
 use proptest::prelude::*;
@@ -409,20 +409,17 @@ fn scenario_study_runs() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    let out = perfcast()
-        .args([
-            "run",
-            sc.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        perfcast()
+            .args([
+                "run",
+                sc.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--quiet",
+            ])
+            .output()
+            .unwrap(),
     );
     let csv = std::fs::read_to_string(out_dir.join("fz.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 12);
@@ -542,29 +539,30 @@ fn replaying_the_measured_h200_trace_gives_the_real_runs_timeline() {
     // The committed gradient norms of a real H200 fine-tuning run (traces/README.md): AutoFreeze
     // replayed by the library freezes what the online rule froze on the GPU — 5 layers at step
     // 315 (validation/results/reference/h200-freeze-trace-timeline.csv).
-    let o = perfcast()
-        .args([
-            "freeze",
-            "--model",
-            "bert-base",
-            "--gpu",
-            "h200",
-            "--policy",
-            "autofreeze:interval=35",
-            "--grad-norms",
-            "traces/freeze-bert-base-h200-gradnorms.csv",
-            "--epochs",
-            "3",
-            "--samples",
-            "4480",
-            "--batch",
-            "32",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = succeeded(
+        perfcast()
+            .args([
+                "freeze",
+                "--model",
+                "bert-base",
+                "--gpu",
+                "h200",
+                "--policy",
+                "autofreeze:interval=35",
+                "--grad-norms",
+                "traces/freeze-bert-base-h200-gradnorms.csv",
+                "--epochs",
+                "3",
+                "--samples",
+                "4480",
+                "--batch",
+                "32",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap(),
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let tl = timeline(&v);
     assert_eq!(tl, vec![(0, 0), (315, 5)]);
@@ -776,27 +774,24 @@ fn the_measured_trace_replays_from_any_directory() {
         std::fs::read_to_string("traces/freeze-bert-base-h200-gradnorms.csv").unwrap()
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = perfcast()
-        .current_dir(dir.path())
-        .args([
-            "freeze",
-            "--model",
-            "bert-base",
-            "--policy",
-            "autofreeze:interval=35",
-            "--grad-norms",
-            "traces/freeze-bert-base-h200-gradnorms.csv",
-            "--samples",
-            "4480",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        perfcast()
+            .current_dir(dir.path())
+            .args([
+                "freeze",
+                "--model",
+                "bert-base",
+                "--policy",
+                "autofreeze:interval=35",
+                "--grad-norms",
+                "traces/freeze-bert-base-h200-gradnorms.csv",
+                "--samples",
+                "4480",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap(),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

@@ -1,6 +1,6 @@
 //! `perfcast collective`, `perfcast gradcomp` and the gradcomp scenario study, end to end.
 
-use crate::common::{f, json, perfcast};
+use crate::common::{f, json, perfcast, succeeded};
 use std::fs;
 
 /// The worked example: 2·15·10 µs + 2·15/16 · 1 GB / 12.5 GB/s = 0.1503 s (tolerance 1e-12
@@ -345,17 +345,14 @@ fn scenario_study_writes_break_even_and_plots() {
     )
     .unwrap();
     let out_dir = d.path().join("out");
-    let out = perfcast()
-        .args(["run", "--quiet"])
-        .arg(&sc)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        perfcast()
+            .args(["run", "--quiet"])
+            .arg(&sc)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap(),
     );
     let csv = fs::read_to_string(out_dir.join("gc.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2 * 3 * 2 + 1);
@@ -531,14 +528,15 @@ fn codec_rows_calibrate_validate_and_reach_the_what_if() {
     let rows = d.path().join("codec.csv");
     fs::write(&rows, csv).unwrap();
     let cat = d.path().join("cat/calibration");
-    let o = perfcast()
-        .args(["calibrate", "--gpu", "h200", "--results"])
-        .arg(&rows)
-        .arg("--out")
-        .arg(cat.join("h200.toml"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(
+        perfcast()
+            .args(["calibrate", "--gpu", "h200", "--results"])
+            .arg(&rows)
+            .arg("--out")
+            .arg(cat.join("h200.toml"))
+            .output()
+            .unwrap(),
+    );
     let file: toml::Table =
         toml::from_str(&fs::read_to_string(cat.join("h200-gradcomp.toml")).unwrap()).unwrap();
     let codec = &file["codec"];

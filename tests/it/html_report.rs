@@ -6,7 +6,7 @@
 //! the `PATH` (`.ci/run` installs Debian's `chromium`). Without it the browser test prints a
 //! notice that `cargo test` shows and passes; under `CI=true` it fails.
 
-use crate::common::{notice, perfcast};
+use crate::common::{notice, perfcast, succeeded};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,17 +41,14 @@ fn run_small() -> (tempfile::TempDir, PathBuf) {
     let sc = d.path().join("small.toml");
     fs::write(&sc, SCENARIO).unwrap();
     let rep = d.path().join("rep");
-    let out = perfcast()
-        .args(["run", "--quiet"])
-        .arg(&sc)
-        .arg("--out")
-        .arg(&rep)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        perfcast()
+            .args(["run", "--quiet"])
+            .arg(&sc)
+            .arg("--out")
+            .arg(&rep)
+            .output()
+            .unwrap(),
     );
     (d, rep)
 }

@@ -1,7 +1,7 @@
 //! Progress bars (issue 18 item 7): on stderr only when it is a terminal and `-q` is not given;
 //! they never change stdout.
 
-use crate::common::perfcast;
+use crate::common::{perfcast, succeeded};
 use std::process::Command;
 
 const EMBCACHE: &[&str] = &[
@@ -61,15 +61,12 @@ fn bar_on_a_terminal_unless_quiet() {
         if quiet {
             cmd.push_str(" -q");
         }
-        let out = Command::new("script")
-            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
-            .env("TERM", "xterm")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            Command::new("script")
+                .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+                .env("TERM", "xterm")
+                .output()
+                .unwrap(),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

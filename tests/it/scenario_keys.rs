@@ -2,7 +2,7 @@
 //! `docs/scenarios.md` is the generated `perfcast run --explain`, `run --print-default` prints a
 //! scenario that loads, an embcache study reads a trace file, and older keys still read.
 
-use crate::common::{json, perfcast};
+use crate::common::{json, perfcast, succeeded};
 use perfcast::{studies, Catalog};
 use std::fs;
 use std::path::Path;
@@ -142,16 +142,13 @@ fn embcache_study_reads_a_trace_file_like_the_cli() {
     )
     .unwrap();
     let out_dir = d.path().join("out");
-    let out = perfcast()
-        .current_dir(d.path())
-        .args(["run", "--quiet", "sc/t.toml", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        perfcast()
+            .current_dir(d.path())
+            .args(["run", "--quiet", "sc/t.toml", "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap(),
     );
     let csv = fs::read_to_string(out_dir.join("ec.csv")).unwrap();
     let mut r = csv::Reader::from_reader(csv.as_bytes());
