@@ -99,14 +99,15 @@ impl Technique for Embcache {
             let (set, pts) = micro_points_of(&rows, &execs, exec)?;
             let (cal, source) = if pts.is_empty() {
                 let p = default_path(&req.gpu);
-                let file_exec = toml_step_exec(&p)?;
+                let table = read_table(&p)?;
+                let file_exec = step_exec_of(&table);
                 if file_exec != exec {
                     return Err(Error::Unsupported(format!(
                         "embcache e2e rows with step_exec={exec} and no micro rows of that step: {} calibrates the {file_exec} step",
                         p.display()
                     )));
                 }
-                (from_toml(&p)?, p.display().to_string())
+                (from_table(&table, &p)?, p.display().to_string())
             } else {
                 (
                     fit(&pts)?,
@@ -317,18 +318,14 @@ fn to_toml(c: &Calibration, gpu: &str, command: &str, points: usize, exec: &str)
     s
 }
 
-/// The `step_exec` a calibration file was fitted for ([`EAGER`] in files without the key).
-///
-/// # Errors
-/// Unreadable or malformed file.
-pub fn toml_step_exec(path: &Path) -> Result<String> {
+/// The `step_exec` a calibration file's table was fitted for ([`EAGER`] in files without it).
+fn step_exec_of(v: &toml::Table) -> &str {
+    v.get("step_exec").and_then(|x| x.as_str()).unwrap_or(EAGER)
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: toml::Table = toml::from_str(&text)
-        .map_err(|e| Error::parse(path.display().to_string(), None, e.to_string()))?;
-    Ok(v.get("step_exec")
-        .and_then(|x| x.as_str())
-        .unwrap_or(EAGER)
-        .to_string())
+    toml::from_str(&text).map_err(|e| Error::parse(path.display().to_string(), None, e.to_string()))
 }
 
 /// Reads a calibration written by [`Embcache::calibrate`].
@@ -336,9 +333,11 @@ pub fn toml_step_exec(path: &Path) -> Result<String> {
 /// # Errors
 /// A missing or malformed file.
 pub fn from_toml(path: &Path) -> Result<Calibration> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: toml::Table = toml::from_str(&text)
-        .map_err(|e| Error::parse(path.display().to_string(), None, e.to_string()))?;
+    from_table(&read_table(path)?, path)
+}
+
+/// [`from_toml`] of a file already read (`path` names it in errors).
+fn from_table(v: &toml::Table, path: &Path) -> Result<Calibration> {
     let bad = |k: &str| {
         Error::parse(
             path.display().to_string(),
@@ -373,12 +372,12 @@ pub fn from_toml(path: &Path) -> Result<Calibration> {
             .and_then(|x| x.as_float())
             .ok_or_else(|| bad("overlap"))?,
         max_rel_residual: [r0, r1, r2, r3, r4],
-        compute_points: pairs(&v, "compute_points"),
-        gather_points: pairs(&v, "gather_points"),
-        scatter_points: pairs(&v, "scatter_points"),
-        fetch_points: pairs(&v, "fetch_points"),
-        writeback_points: pairs(&v, "writeback_points"),
-        tail_points: required_pairs(&v, "tail_points").ok_or_else(|| bad("tail_points"))?,
+        compute_points: pairs(v, "compute_points"),
+        gather_points: pairs(v, "gather_points"),
+        scatter_points: pairs(v, "scatter_points"),
+        fetch_points: pairs(v, "fetch_points"),
+        writeback_points: pairs(v, "writeback_points"),
+        tail_points: required_pairs(v, "tail_points").ok_or_else(|| bad("tail_points"))?,
         shapes: match v.get("shape") {
             None => Vec::new(),
             Some(a) => a
@@ -955,6 +954,42 @@ mod tests {
         pooled.rows.extend(as_set(&g, "graph-set", false));
         let r = Embcache.validate(pooled, &vreq(&cat, d.path())).unwrap();
         assert!(!r.pass, "{}", r.stdout);
+    }
+
+    /// Without micro rows the committed calibration file is used, but only for the step it was
+    /// fitted for (h200's: the graph-replayed step): eager e2e rows are refused in one line.
+    #[test]
+    fn the_calibration_file_serves_only_its_own_step_execution() {
+        let cat = Catalog::embedded().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let p = default_path("h200");
+        assert_eq!(step_exec_of(&read_table(&p).unwrap()), GRAPHS);
+        let m = rows(&truth(), 1.0);
+        let e2e_only = |graphs: bool| Measurements {
+            technique: m.technique.clone(),
+            rows: as_set(&m, "s", graphs)
+                .into_iter()
+                .filter(|(_, r)| r.kind == "e2e")
+                .collect(),
+            sources: m.sources.clone(),
+        };
+        let e = Embcache
+            .validate(e2e_only(false), &vreq(&cat, d.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("step_exec=eager") && e.contains("calibrates the graphs step"),
+            "{e}"
+        );
+        let r = Embcache
+            .validate(e2e_only(true), &vreq(&cat, d.path()))
+            .unwrap();
+        assert!(
+            r.stdout
+                .contains("graphs step: calibration models/calibration/h200-embcache.toml"),
+            "{}",
+            r.stdout
+        );
     }
 
     #[test]
