@@ -158,6 +158,17 @@ impl Comm for NoComm {
     }
 }
 
+/// Returns the memory the device's pool kept to the driver between points (CUDA; nothing on
+/// the CPU): see `cli::trim_freed_memory`.
+fn trim(dev: &Device) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cd) = dev {
+        crate::cli::trim_freed_memory(cd).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    }
+    let _ = dev;
+    Ok(())
+}
+
 /// Rank `rank`'s loop over every point of `a` (see the module docs). Returns the points (every
 /// rank returns them; rank 0's times are the ones to report).
 ///
@@ -213,6 +224,8 @@ pub fn rank_loop(
                         for (v, s0) in net.vars().iter().flatten().zip(initial.iter()) {
                             v.set(s0)?;
                         }
+                        drop((e, codec));
+                        trim(dev)?;
                         t
                     } else {
                         Vec::new()
@@ -272,6 +285,8 @@ pub fn rank_loop(
                         nocomm_s: nocomm,
                         loss,
                     });
+                    drop((e, codec));
+                    trim(dev)?;
                 }
             }
         }
