@@ -96,6 +96,13 @@ pub struct StepArgs {
     /// `step_nocomm_s`; the step's exposed communication is the difference), 0 skips it.
     #[arg(long, default_value_t = 1)]
     pub nocomm: u8,
+    /// `ddp` with `--overlap 1`: the communication stream's priority, `normal` (the default, as
+    /// runs 19–28 measured) or `high` (the context's greatest stream priority, as PyTorch's
+    /// `ProcessGroupNCCL.Options.is_high_priority_stream`): the block scheduler then starts a
+    /// collective's (and the link emulation's) blocks ahead of queued compute blocks instead
+    /// of after the running compute kernel drains. Rows say `comm_priority=high` when set.
+    #[arg(long, default_value = "normal")]
+    pub comm_priority: String,
     /// `ddp`: emulate a link of this many GB/s (10⁹ bytes/s) per rank: after each collective
     /// of nccl-tests size S the communication stream waits S·f / bandwidth (f: the bus factor,
     /// 2(p−1)/p for all-reduce, (p−1)/p for all-gather), delaying every later collective (rows

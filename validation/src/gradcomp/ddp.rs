@@ -564,7 +564,15 @@ mod gpu {
         compute.context().bind_to_thread().map_err(msg)?;
         // `--overlap 1`: the collectives on a second stream of the compute stream's context
         // (one context, so cudarc's event tracking orders them against the compute kernels).
-        let stream = if a.overlap == 1 {
+        let stream = if a.overlap == 1 && a.comm_priority == "high" {
+            // Lower numbers are higher priorities: (least, greatest).
+            let (_, greatest) =
+                cudarc::driver::result::stream::get_priority_range().map_err(msg)?;
+            compute
+                .context()
+                .new_stream_with_priority(greatest)
+                .map_err(msg)?
+        } else if a.overlap == 1 {
             compute.context().new_stream().map_err(msg)?
         } else {
             compute.clone()
@@ -620,6 +628,12 @@ mod gpu {
             if !(g.is_finite() && g > 0.0 && g <= 1e4) {
                 bail!("--link-gbps {g}: expected a number in (0, 10000] GB/s");
             }
+        }
+        if !matches!(a.comm_priority.as_str(), "normal" | "high") {
+            bail!(
+                "--comm-priority {:?}: expected normal or high",
+                a.comm_priority
+            );
         }
         if a.overlap > 1 || a.nocomm > 1 {
             bail!(
@@ -706,6 +720,11 @@ mod gpu {
                 .with("dtype", "f32")
                 .with("seq", c.seq)
                 .with("overlap", a.overlap);
+            let params = if a.comm_priority == "high" && a.overlap == 1 {
+                params.with("comm_priority", "high")
+            } else {
+                params
+            };
             let params = match a.link_gbps {
                 Some(g) => params.with("link_bytes_per_s", g * 1e9),
                 None => params,
@@ -756,6 +775,7 @@ mod tests {
             world: vec![],
             overlap: 0,
             nocomm: 1,
+            comm_priority: "normal".into(),
             link_gbps: None,
         }
     }
