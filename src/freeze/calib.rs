@@ -39,7 +39,11 @@
 //! is pinned to one host core, which removed the two speeds; the calibration is run 23's micro
 //! rows, and on the fresh run-24 hold-out the three device-bound shapes are within 5% while the
 //! launch-bound one is 13–18% high: run 23's host issued kernels ~15% slower than run 24's
-//! (`validation/results/freeze/README-run24.md`). Per shape the newest micro set alone is fitted.
+//! (`validation/results/freeze/README-run24.md`). So per shape the fit takes the newest
+//! [`HOSTS`] micro sets (one fresh machine each) and every measured quantity is their median: the
+//! calibration is the median host's, and a slow or fast machine moves it by at most its rank.
+//! Older sets (run 15: four cores, the harness before the memory-pool and one-core changes) fall
+//! out as newer machines are measured.
 //!
 //! Cache tiers: the harness's `gpu` tier keeps the output tensor on the device (no copy), so its
 //! read and write bandwidths are infinite; `ram` uses the measured device→page-locked-host and
@@ -272,25 +276,56 @@ impl ShapeCal {
     }
 }
 
+/// Micro sets (machines) per shape whose median is the calibration: a host-launch-bound
+/// shape's time is its host CPU's (run 23's host issued kernels ~15% slower than runs 22 and
+/// 24's), so the calibration describes the median of the newest three machines, not one.
+pub const HOSTS: usize = 3;
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
 /// Fits the model from the `micro` rows of `rows` (see the module docs).
 ///
 /// # Errors
 /// No micro row; a shape missing a metric the fit needs (named with the shape).
 pub fn fit(rows: &[MeasRow]) -> Result<FreezeCalibration> {
-    // Per shape, the newest micro set alone (latest row date, ties: the later set name): a
-    // re-measured shape replaces the old one instead of mixing two hosts' rows.
-    let mut newest: BTreeMap<ShapeKey, (&str, &str)> = BTreeMap::new();
+    // Per shape, the newest HOSTS micro sets (latest row date, ties: the later set name), one
+    // machine each; every metric is their median (see the module docs).
+    let mut latest: BTreeMap<ShapeKey, BTreeMap<&str, &str>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.kind == "micro") {
-        let e = newest.entry(key_of(r)).or_insert((&r.date, &r.set));
-        if (r.date.as_str(), r.set.as_str()) > *e {
-            *e = (&r.date, &r.set);
+        let d = latest
+            .entry(key_of(r))
+            .or_default()
+            .entry(r.set.as_str())
+            .or_insert("");
+        if r.date.as_str() > *d {
+            *d = r.date.as_str();
         }
     }
+    let kept: BTreeMap<ShapeKey, Vec<&str>> = latest
+        .into_iter()
+        .map(|(k, sets)| {
+            let mut v: Vec<(&str, &str)> = sets.into_iter().map(|(s, d)| (d, s)).collect();
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            (k, v.into_iter().take(HOSTS).map(|(_, s)| s).collect())
+        })
+        .collect();
     let mut by: BTreeMap<ShapeKey, Vec<&MeasRow>> = BTreeMap::new();
     let mut sets = std::collections::BTreeSet::new();
     for r in rows.iter().filter(|r| r.kind == "micro") {
         let k = key_of(r);
-        if newest.get(&k).is_some_and(|(_, set)| *set == r.set) {
+        if kept.get(&k).is_some_and(|v| v.contains(&r.set.as_str())) {
             by.entry(k).or_default().push(r);
             sets.insert(r.set.clone());
         }
@@ -305,16 +340,19 @@ pub fn fit(rows: &[MeasRow]) -> Result<FreezeCalibration> {
     let mut shapes = BTreeMap::new();
     for (key, rs) in by {
         let get = |unit: &str, metric: &str| -> Result<f64> {
-            rs.iter()
-                .find(|r| r.p("unit") == unit && r.metric == metric)
-                .map(|r| r.value)
-                .ok_or_else(|| {
-                    Error::range(
-                        format!("micro[{key}].{unit}.{metric}"),
-                        "missing",
-                        "measured by perfcast-gpu freeze micro",
-                    )
-                })
+            median(
+                rs.iter()
+                    .filter(|r| r.p("unit") == unit && r.metric == metric)
+                    .map(|r| r.value)
+                    .collect(),
+            )
+            .ok_or_else(|| {
+                Error::range(
+                    format!("micro[{key}].{unit}.{metric}"),
+                    "missing",
+                    "measured by perfcast-gpu freeze micro",
+                )
+            })
         };
         let unit = |name: &str| -> Result<UnitCal> {
             let ff = get(name, "forward_frozen_s")?;
@@ -350,12 +388,19 @@ pub fn fit(rows: &[MeasRow]) -> Result<FreezeCalibration> {
                 )
             })?;
         let blocks = head_index.saturating_sub(1);
-        let mut iters: Vec<(usize, f64)> = rs
+        let mut per_k: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for r in rs
             .iter()
             .filter(|r| r.p("unit") == "all" && r.metric == "iter_s")
-            .filter_map(|r| Some((r.p("k").parse::<usize>().ok()?, r.value)))
+        {
+            if let Ok(k) = r.p("k").parse::<usize>() {
+                per_k.entry(k).or_default().push(r.value);
+            }
+        }
+        let iters: Vec<(usize, f64)> = per_k
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, median(v)?)))
             .collect();
-        iters.sort_by_key(|x| x.0);
         let mut cal = ShapeCal {
             embeddings: e,
             block: b,
@@ -856,25 +901,54 @@ freeze,s,e2e,val-bert-tiny,,,4,,,,\"seq=16;dtype=f32;policy=autofreeze:interval=
         assert_eq!(rows[1].p("policy"), "autofreeze:interval=2,percentile=50");
     }
 
-    /// Two micro sets of one shape: the newer one alone is fitted (not a mix of the two), and
-    /// its whole iterations are the ones reproduced.
+    /// Four micro sets (machines) of one shape: the newest three are fitted, every quantity
+    /// their median (the middle machine's here, where each is a multiple of the first); the
+    /// oldest set is ignored, and one machine alone is fitted as itself.
     #[test]
-    fn the_newest_micro_set_of_a_shape_replaces_the_older() {
-        let old = micro_rows();
-        let mut new = micro_rows();
-        for r in &mut new {
-            r.set = "m2".into();
-            r.date = "2026-11-30T01:00:00Z".into();
-            r.value *= 2.0;
-        }
-        let mut rows = new.clone();
-        rows.extend(old.iter().cloned().map(|mut r| {
-            r.date = "2026-11-29T18:00:00Z".into();
-            r
-        }));
+    fn a_shape_is_the_median_of_its_newest_three_machines() {
+        let base = micro_rows();
+        let machine = |set: &str, date: &str, f: f64| -> Vec<MeasRow> {
+            base.iter()
+                .cloned()
+                .map(|mut r| {
+                    r.set = set.into();
+                    r.date = date.into();
+                    r.value *= f;
+                    r
+                })
+                .collect()
+        };
+        let oldest = machine("m0", "2026-11-29T18:00:00Z", 5.0);
+        let slow = machine("m1", "2026-11-30T01:00:00Z", 1.15);
+        let mid = machine("m2", "2026-11-30T07:00:00Z", 1.02);
+        let fast = machine("m3", "2026-11-30T08:00:00Z", 1.0);
+        let mut rows = oldest.clone();
+        rows.extend(slow.iter().cloned());
+        rows.extend(fast.iter().cloned());
+        rows.extend(mid.iter().cloned());
         let cal = fit(&rows).unwrap();
-        let only_new = fit(&new).unwrap();
-        assert_eq!(cal.shapes, only_new.shapes);
-        assert_ne!(cal.shapes, fit(&old).unwrap().shapes);
+        assert_eq!(cal.shapes, fit(&mid).unwrap().shapes);
+        assert_eq!(cal.sets, vec!["m1", "m2", "m3"]);
+        assert_ne!(cal.shapes, fit(&slow).unwrap().shapes);
+        // Two machines: the mean of the two.
+        let mut two = slow.clone();
+        two.extend(fast.iter().cloned());
+        let (c2, cs, cf) = (fit(&two).unwrap(), fit(&slow).unwrap(), fit(&fast).unwrap());
+        let (k, s2) = c2.shapes.iter().next().unwrap();
+        let want = 0.5 * (cs.shapes[k].block.forward_s + cf.shapes[k].block.forward_s);
+        assert!(
+            (s2.block.forward_s - want).abs() <= 1e-15 * want,
+            "{} vs {want}",
+            s2.block.forward_s
+        );
+        let want_i = 0.5 * (cs.shapes[k].iter_measured[0].1 + cf.shapes[k].iter_measured[0].1);
+        assert!((s2.iter_measured[0].1 - want_i).abs() <= 1e-15 * want_i);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 10.0]), Some(3.0));
     }
 }
