@@ -103,6 +103,12 @@ pub struct StepArgs {
     /// of after the running compute kernel drains. Rows say `comm_priority=high` when set.
     #[arg(long, default_value = "normal")]
     pub comm_priority: String,
+    /// `ddp` diagnostic: 1 times every step with each collective moving one element (the ranks
+    /// still wait for each other at every collective) and the local tensors standing in for the
+    /// results; the checked step before timing communicates for real. Rows say `token_only=1`
+    /// (not a DDP step: keep such rows out of validated sets).
+    #[arg(long, default_value_t = 0)]
+    pub token_only: u8,
     /// `ddp`: emulate a link of this many GB/s (10⁹ bytes/s) per rank: after each collective
     /// of nccl-tests size S the communication stream waits S·f / bandwidth (f: the bus factor,
     /// 2(p−1)/p for all-reduce, (p−1)/p for all-gather), delaying every later collective (rows

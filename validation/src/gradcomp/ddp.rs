@@ -263,6 +263,7 @@ pub fn rank_loop(
                             net.name()
                         )
                     }
+                    comm.token_only(a.token_only == 1);
                     let times = timed(
                         shared,
                         dev,
@@ -272,7 +273,9 @@ pub fn rank_loop(
                         codec.as_mut(),
                         comm,
                         reps,
-                    )?;
+                    );
+                    comm.token_only(false);
+                    let times = times?;
                     out.push(Point {
                         model: net.name(),
                         batch: b,
@@ -422,6 +425,8 @@ mod gpu {
         /// Emulated link (`--link-gbps`): the delay kernel (one module of the context, so it
         /// launches on either stream) and the bandwidth, bytes/s.
         pub link: Option<(cudarc::driver::CudaFunction, f64)>,
+        /// [`Comm::token_only`] mode.
+        pub token: bool,
     }
 
     fn msg(e: impl std::fmt::Debug) -> candle_core::Error {
@@ -436,6 +441,20 @@ mod gpu {
         ) -> Result<Tensor> {
             let t = t.contiguous()?;
             self.keep.push(t.clone());
+            if self.token {
+                // One element through the same communicator and stream order; the input is the
+                // result (see `Comm::token_only`).
+                let one = t.flatten_all()?.narrow(0, 0, 1)?;
+                self.token = false;
+                let r = self.launch::<T>(&one, false);
+                self.token = true;
+                r?;
+                return if gather {
+                    Tensor::cat(&vec![t; self.comm.world_size()], 0)
+                } else {
+                    Ok(t)
+                };
+            }
             let n = t.elem_count();
             let world = self.comm.world_size();
             let compute = self.dev.as_cuda_device()?.cuda_stream();
@@ -534,6 +553,9 @@ mod gpu {
         fn deferred(&mut self, on: bool) {
             self.defer = on;
         }
+        fn token_only(&mut self, on: bool) {
+            self.token = on;
+        }
         fn release(&mut self) -> anyhow::Result<()> {
             if let Some(done) = self.last.take() {
                 let compute = self.dev.as_cuda_device()?.cuda_stream();
@@ -608,6 +630,7 @@ mod gpu {
             defer: false,
             last: None,
             link,
+            token: false,
         };
         rank_loop(rank, shared, &dev, &mut nc, a)
     }
@@ -634,6 +657,9 @@ mod gpu {
                 "--comm-priority {:?}: expected normal or high",
                 a.comm_priority
             );
+        }
+        if a.token_only > 1 {
+            bail!("--token-only {}: expected 0 or 1", a.token_only);
         }
         if a.overlap > 1 || a.nocomm > 1 {
             bail!(
@@ -720,6 +746,11 @@ mod gpu {
                 .with("dtype", "f32")
                 .with("seq", c.seq)
                 .with("overlap", a.overlap);
+            let params = if a.token_only == 1 {
+                params.with("token_only", 1)
+            } else {
+                params
+            };
             let params = if a.comm_priority == "high" && a.overlap == 1 {
                 params.with("comm_priority", "high")
             } else {
@@ -776,6 +807,7 @@ mod tests {
             overlap: 0,
             nocomm: 1,
             comm_priority: "normal".into(),
+            token_only: 0,
             link_gbps: None,
         }
     }

@@ -60,6 +60,11 @@ pub trait Comm {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    /// Diagnostic (`gradcomp ddp --token-only 1`): while on, every collective moves one element
+    /// (it still makes the ranks wait for each other, in the same order and on the same stream)
+    /// and returns its input as the result (all-gather: `world` copies), as [`Comm`]s without
+    /// communication do. Isolates the ranks' coupling from the data movement.
+    fn token_only(&mut self, _on: bool) {}
 }
 
 /// A round issued up to its last collective ([`Codec::start`]); [`Codec::finish`] decodes it.
