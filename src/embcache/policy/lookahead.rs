@@ -251,9 +251,31 @@ impl Policy for Lookahead<'_> {
         self.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.key.len() as u32)
-            .filter(|&r| self.key[r as usize] != 0)
-            .collect()
+        if self.cap == usize::MAX {
+            // Unbounded (min_cache_rows): kept rows stay out of the heap.
+            return (0..self.key.len() as u32)
+                .filter(|&r| self.key[r as usize] != 0)
+                .collect();
+        }
+        // O(capacity + batch): a kept row has a live heap entry (its key); a row missed in the
+        // batch under way is marked RESIDENT until the batch ends.
+        let mut rows: Vec<u32> = self
+            .heap
+            .iter()
+            .filter(|&&e| e != RESIDENT && self.key[(e & 0xffff_ffff) as usize] == e)
+            .map(|&e| (e & 0xffff_ffff) as u32)
+            .collect();
+        if self.b > 0 {
+            let mut cur: Vec<u32> = self.trace.rows[self.trace.batch_starts[self.b - 1]..self.t]
+                .iter()
+                .copied()
+                .filter(|&r| self.key[r as usize] == RESIDENT)
+                .collect();
+            cur.sort_unstable();
+            cur.dedup();
+            rows.extend(cur);
+        }
+        rows
     }
 }
 
