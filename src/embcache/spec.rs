@@ -832,7 +832,7 @@ pub fn sim_row(
 }
 
 /// [`sim_row`] without holding the trace: the streaming simulator ([`stream::simulate`]) for
-/// LRU, FIFO, LFU and Belady; the same row but for `sim_s`.
+/// LRU, FIFO, LFU, Belady and static top-k; the same row but for `sim_s`.
 ///
 /// # Errors
 /// A policy that does not stream; reader errors; an empty trace.
