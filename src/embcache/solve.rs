@@ -167,10 +167,16 @@ pub fn solve_each(
                 let run = |c: usize| {
                     stream_row(&src, source.batch, k, c, gen_seed, p.pipe.as_ref(), sizes)
                 };
+                let min_feasible = match k {
+                    PolicyKind::Lookahead { .. } => {
+                        Some(stream::lookahead_min_feasible_rows(&src, source.batch)?)
+                    }
+                    _ => None,
+                };
                 let on = SimOn {
                     n,
                     accesses,
-                    min_feasible: None,
+                    min_feasible,
                     run: &run,
                 };
                 out.push(solve_on(k, p, solve, hist.as_ref(), on)?);
@@ -397,7 +403,7 @@ mod tests {
         for (batch, target) in [(1, 0.3), (6, 0.55), (1, 0.99)] {
             let spec: crate::embcache::spec::Spec = toml::from_str(&format!(
                 "zipf = 0.9\nrows = 400\naccesses = 6000\nbatch = {batch}\ncompute_s = 1e-3\n\
-                 policy = 'lru,fifo,lfu,belady,static-topk'\n\
+                 policy = 'lru,fifo,lfu,belady,static-topk,lookahead'\nwindow = 2\n\
                  solve_hit_rate = {target}\nsolve_tolerance = 0.05\n"
             ))
             .unwrap();

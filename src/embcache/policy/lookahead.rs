@@ -44,23 +44,33 @@ pub struct Lookahead<'a> {
     horizon: u64,
 }
 
+/// The checks of [`Lookahead::new`] (shared with the streaming simulator): a window of at least
+/// one batch, and a capacity of at least `need()`, the two-batch working set.
+///
+/// # Errors
+/// [`Error::OutOfRange`] naming `window` or `cache`.
+pub fn check(capacity: usize, window: usize, need: impl FnOnce() -> usize) -> Result<()> {
+    if window == 0 {
+        return Err(Error::range("window", 0, "an integer ≥ 1 (batches)"));
+    }
+    let need = need();
+    if capacity < need {
+        return Err(Error::range(
+            "cache",
+            capacity,
+            format!("≥ {need} rows for lookahead: the largest two-batch working set |U(b) ∪ U(b+1)| must fit while batch b+1 is prefetched"),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Lookahead<'a> {
     /// An empty cache of `capacity` rows with a window of `window` batches over `trace`.
     ///
     /// # Errors
     /// `window` of 0; `capacity` below the two-batch working set.
     pub fn new(capacity: usize, trace: &'a DenseTrace, window: usize) -> Result<Self> {
-        if window == 0 {
-            return Err(Error::range("window", 0, "an integer ≥ 1 (batches)"));
-        }
-        let need = Self::min_feasible_rows(trace);
-        if capacity < need {
-            return Err(Error::range(
-                "cache",
-                capacity,
-                format!("≥ {need} rows for lookahead: the largest two-batch working set |U(b) ∪ U(b+1)| must fit while batch b+1 is prefetched"),
-            ));
-        }
+        check(capacity, window, || Self::min_feasible_rows(trace))?;
         Ok(Self::unchecked(capacity, trace, window))
     }
 
