@@ -152,9 +152,10 @@ pub fn solve_each(
                 table_rows: source.declared_table_rows()?,
             };
             let gen_seed = z.as_ref().map(|z| z.seed);
-            let hist = match p.kinds.contains(&PolicyKind::Lru) {
-                true => Some(mrc::stack_distances_stream(&src)?),
-                false => None,
+            let hist = if p.kinds.contains(&PolicyKind::Lru) {
+                Some(mrc::stack_distances_stream(&src)?)
+            } else {
+                None
             };
             let (accesses, n) = match &hist {
                 Some(h) => (h.accesses, h.unique_rows()),
