@@ -6,7 +6,11 @@
 //!
 //! Every file under `models/` that the library needs is embedded with `include_str!`, so the binary
 //! works from any directory. `--catalog DIR` replaces any embedded file with `DIR/<same path>` when
-//! that file exists there.
+//! that file exists there, and [`Catalog::load_with`] replaces files by text held in memory.
+//!
+//! Embedded files are parsed once per process ([`Catalog::parse_shared`]): they cannot change,
+//! so a process that loads many catalogs (a test suite, the `catalog` fuzz target) pays for
+//! each embedded file once, not once per catalog.
 
 mod calibration;
 mod gpu;
@@ -20,7 +24,10 @@ pub use stack::{Stack, StackName, DEFAULT_STACK, HARNESS_REFERENCE_GPU};
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Files of `models/` embedded in the binary, by their path relative to `models/`.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -62,18 +69,21 @@ pub struct Catalog {
     pub llms: Vec<LlmArch>,
     /// Directory overriding embedded files, if any.
     pub dir: Option<PathBuf>,
+    /// File texts held in memory ([`Catalog::load_with`]), by path relative to `models/`; they
+    /// replace both `dir`'s files and the embedded ones. Shared by clones.
+    texts: Arc<BTreeMap<String, String>>,
     /// Calibration tables resolved per GPU on first use ([`Catalog::latency`]), so a sweep
     /// parses each calibration file once, not once per point. Shared by clones.
     resolved: std::sync::Arc<calibration::Resolved>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GpuFile {
     gpu: Vec<Gpu>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LlmFile {
     #[serde(default)]
@@ -95,6 +105,18 @@ impl Catalog {
     /// [`Error::Io`] if `dir` is not a readable directory, [`Error::Parse`] for malformed TOML,
     /// [`Error::OutOfRange`] for invalid entries.
     pub fn load(dir: Option<&Path>) -> Result<Self> {
+        Self::load_with(dir, &[])
+    }
+
+    /// Loads the catalog as [`Catalog::load`] does, with the files named in `texts` (path
+    /// relative to `models/`, e.g. `calibration/h200.toml`, and the file's text) replaced by
+    /// that text: it wins over `dir`'s file and the embedded one. Lets a caller try a catalog
+    /// edit without writing files (the `catalog` fuzz target); errors name such a file
+    /// `<memory models/PATH>`.
+    ///
+    /// # Errors
+    /// As [`Catalog::load`].
+    pub fn load_with(dir: Option<&Path>, texts: &[(&str, &str)]) -> Result<Self> {
         if let Some(d) = dir {
             if !d.is_dir() {
                 return Err(Error::io(
@@ -107,6 +129,12 @@ impl Catalog {
             gpus: Vec::new(),
             llms: Vec::new(),
             dir: dir.map(Path::to_path_buf),
+            texts: Arc::new(
+                texts
+                    .iter()
+                    .map(|(r, t)| ((*r).to_string(), (*t).to_string()))
+                    .collect(),
+            ),
             resolved: Default::default(),
         };
         let gpus: GpuFile = cat.parse_toml("gpus.toml")?;
@@ -125,12 +153,16 @@ impl Catalog {
         Ok(cat)
     }
 
-    /// The text of `models/<rel>`: from the override directory if it has the file, else embedded.
-    /// Returns the text and a path naming where it came from (for error messages).
+    /// The text of `models/<rel>`: from memory ([`Catalog::load_with`]) if given there, else from
+    /// the override directory if it has the file, else embedded. Returns the text and a path
+    /// naming where it came from (for error messages).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file is neither in the override directory nor embedded.
+    /// [`Error::Io`] when the file is neither in memory, in the override directory nor embedded.
     pub fn read_text(&self, rel: &str) -> Result<(String, PathBuf)> {
+        if let Some(t) = self.texts.get(rel) {
+            return Ok((t.clone(), PathBuf::from(format!("<memory models/{rel}>"))));
+        }
         if let Some(d) = &self.dir {
             let p = d.join(rel);
             if p.exists() {
@@ -155,13 +187,69 @@ impl Catalog {
             })
     }
 
-    /// Parses `models/<rel>` as TOML into `T`.
+    /// Whether the catalog has `models/<rel>` (in memory, in the override directory, or
+    /// embedded), without reading it.
+    pub fn has_file(&self, rel: &str) -> bool {
+        self.texts.contains_key(rel)
+            || self.dir.as_ref().is_some_and(|d| d.join(rel).exists())
+            || embedded_text(rel).is_some()
+    }
+
+    /// The names (relative to `models/`) of the files held in memory ([`Catalog::load_with`]).
+    pub fn memory_files(&self) -> impl Iterator<Item = &str> {
+        self.texts.keys().map(String::as_str)
+    }
+
+    /// Parses `models/<rel>` as TOML into `T` (a copy of [`Catalog::parse_shared`]'s value).
     ///
     /// # Errors
     /// As [`Catalog::read_text`], plus [`Error::Parse`].
-    pub fn parse_toml<T: DeserializeOwned>(&self, rel: &str) -> Result<T> {
-        let (text, path) = self.read_text(rel)?;
-        parse_toml_str(&text, &path)
+    pub fn parse_toml<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        rel: &str,
+    ) -> Result<T> {
+        self.parse_shared(rel).map(|t| T::clone(&t))
+    }
+
+    /// Parses `models/<rel>` as TOML into `T`, shared. When the file comes from the embedded
+    /// catalog (neither in memory nor in the override directory), the value is parsed once per
+    /// process and type and handed out again on later calls (embedded text cannot change);
+    /// other files are parsed on every call.
+    ///
+    /// # Errors
+    /// As [`Catalog::read_text`], plus [`Error::Parse`].
+    pub fn parse_shared<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        rel: &str,
+    ) -> Result<Arc<T>> {
+        let from_dir = self.dir.as_ref().is_some_and(|d| d.join(rel).exists());
+        let embedded = match embedded_text(rel) {
+            Some(e) if !from_dir && !self.texts.contains_key(rel) => e,
+            _ => {
+                let (text, path) = self.read_text(rel)?;
+                return parse_toml_str(&text, &path).map(Arc::new);
+            }
+        };
+        type Memo = Mutex<HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>>;
+        static MEMO: OnceLock<Memo> = OnceLock::new();
+        let memo = MEMO.get_or_init(Default::default);
+        let key = (TypeId::of::<T>(), embedded.0);
+        let hit = memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(v) = hit.and_then(|v| v.downcast::<T>().ok()) {
+            return Ok(v);
+        }
+        // Parsed outside the lock: two threads may both parse a file the first time (the same
+        // value); only successes are kept (an embedded file never fails outside a build defect).
+        let path = PathBuf::from(format!("<embedded models/{rel}>"));
+        let v: Arc<T> = Arc::new(parse_toml_str(embedded.1, &path)?);
+        memo.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, v.clone());
+        Ok(v)
     }
 
     /// Looks up a GPU by name (case-insensitive).
@@ -185,6 +273,11 @@ impl Catalog {
             .find(|m| m.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::unknown("model", name, self.llms.iter().map(|m| m.name.as_str())))
     }
+}
+
+/// The embedded file `rel` (its name, with the static lifetime, and its text), if any.
+fn embedded_text(rel: &str) -> Option<(&'static str, &'static str)> {
+    EMBEDDED.iter().find(|(n, _)| *n == rel).copied()
 }
 
 /// Parses TOML text into `T`, turning errors into a one-line [`Error::Parse`] with the line number.
@@ -259,6 +352,72 @@ mod tests {
             e.contains("unknown gpu 'h2000'") && e.contains("did you mean 'h200'"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn memory_files_replace_the_directory_and_embedded_ones() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("calibration")).unwrap();
+        let cal = |eff: f64| {
+            format!("[latency]\nflops_efficiency = {eff}\nbw_efficiency = 0.5\nlayer_overhead_s = 1e-5\nstep_overhead_s = 1e-4\n")
+        };
+        std::fs::write(d.path().join("calibration/a10g.toml"), cal(0.25)).unwrap();
+        let mem = cal(0.75);
+        let c = Catalog::load_with(Some(d.path()), &[("calibration/a10g.toml", &mem)]).unwrap();
+        assert_eq!(c.latency("a10g").unwrap().pooled.flops_efficiency, 0.75);
+        assert_eq!(
+            c.memory_files().collect::<Vec<_>>(),
+            ["calibration/a10g.toml"]
+        );
+        // Without the memory file the directory's wins; clones share the memory files.
+        let plain = Catalog::load(Some(d.path())).unwrap();
+        assert_eq!(plain.latency("a10g").unwrap().pooled.flops_efficiency, 0.25);
+        assert!(c.clone().has_file("calibration/a10g.toml"));
+        // A memory file that did not exist before becomes part of the catalog.
+        let rec = Catalog::embedded()
+            .unwrap()
+            .read_text("calibration/h200-validation.toml")
+            .unwrap()
+            .0
+            .replace("gpu = \"h200\"", "gpu = \"a10g\"");
+        let c = Catalog::load_with(None, &[("calibration/a10g-validation.toml", &rec)]).unwrap();
+        assert_eq!(c.recorded_validation("a10g").unwrap().unwrap().gpu, "a10g");
+        let gpus: Vec<String> = c.validation_records().into_iter().map(|r| r.gpu).collect();
+        assert!(
+            gpus.contains(&"a10g".to_string()) && gpus.contains(&"h200".to_string()),
+            "{gpus:?}"
+        );
+        // Errors name the memory file.
+        let e = Catalog::load_with(None, &[("gpus.toml", "[[gpu]]\nname = \n")]).unwrap_err();
+        assert!(e.to_string().contains("<memory models/gpus.toml>"), "{e}");
+    }
+
+    #[test]
+    fn embedded_files_are_parsed_once_others_every_time() {
+        let c = Catalog::embedded().unwrap();
+        let a: Arc<GpuFile> = c.parse_shared("gpus.toml").unwrap();
+        let b: Arc<GpuFile> = Catalog::embedded()
+            .unwrap()
+            .parse_shared("gpus.toml")
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the embedded gpus.toml was parsed twice"
+        );
+        assert_eq!(a.gpu.len(), c.gpus.len());
+        // A replaced file is parsed on each call and its own text is what comes back.
+        let text = c.read_text("gpus.toml").unwrap().0;
+        let one = text
+            .split("[[gpu]]")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("[[gpu]]");
+        let m = Catalog::load_with(None, &[("gpus.toml", &one)]).unwrap();
+        assert_eq!(m.gpus.len(), 1);
+        let x: Arc<GpuFile> = m.parse_shared("gpus.toml").unwrap();
+        let y: Arc<GpuFile> = m.parse_shared("gpus.toml").unwrap();
+        assert!(!Arc::ptr_eq(&x, &y) && !Arc::ptr_eq(&x, &a));
+        assert_eq!(x.gpu.len(), 1);
     }
 
     #[test]

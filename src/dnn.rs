@@ -212,7 +212,7 @@ impl DnnModel {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelsFile {
     dnn: Vec<DnnSpec>,

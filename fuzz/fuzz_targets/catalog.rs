@@ -11,21 +11,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use perfcast::catalog::{Catalog, EMBEDDED};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-/// The seed of `calibration/h200.toml`: selector byte, then the file's head up to its fourth model.
-const SMALL_H200: &[u8] = include_bytes!("../corpus/catalog/calibration_h200.toml");
-
-fn scratch() -> &'static PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("perfcast-fuzz-catalog-{}", std::process::id()));
-        std::fs::create_dir_all(d.join("calibration")).expect("scratch dir");
-        std::fs::create_dir_all(d.join("dnn")).expect("scratch dir");
-        d
-    })
-}
 
 fn ok_or_one_line<T>(r: perfcast::error::Result<T>) -> Option<T> {
     match r {
@@ -48,16 +33,14 @@ fuzz_target!(|data: &[u8]| {
         .filter(|n| !n.starts_with("scenarios/"))
         .collect();
     let rel = files[usize::from(sel) % files.len()];
-    let dir = scratch();
-    // Only the chosen file overrides the embedded catalog, except that the embedded H200
-    // calibration (484 kB, 50 ms to parse) is replaced by its first models (the seed file), so
-    // an input costs milliseconds, not a parse of the full file.
-    for f in &files {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    std::fs::write(dir.join("calibration/h200.toml"), &SMALL_H200[1..]).expect("scratch file");
-    std::fs::write(dir.join(rel), body).expect("scratch file");
-    let Some(cat) = ok_or_one_line(Catalog::load(Some(dir))) else {
+    // The chosen file is given from memory (`Catalog::load_with`, as `--catalog DIR` would give
+    // it from disk); every other file is the embedded one, parsed once per process
+    // (`Catalog::parse_shared`), so an input costs the parse of its own text and the checks.
+    // Bytes that are not UTF-8 never reach a parser (reading the file fails first).
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    let Some(cat) = ok_or_one_line(Catalog::load_with(None, &[(rel, text)])) else {
         return;
     };
     for g in cat.gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>() {

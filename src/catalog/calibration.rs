@@ -204,14 +204,27 @@ impl Catalog {
 
     fn resolve_latency(&self, g: &super::Gpu) -> Result<GpuLatency> {
         let rel = format!("calibration/{}.toml", g.name);
-        let Ok((text, path)) = self.read_text(&rel) else {
+        if !self.has_file(&rel) {
             return Ok(GpuLatency {
                 pooled: g.latency,
                 per_model: BTreeMap::new(),
                 held_out: BTreeMap::new(),
             });
-        };
-        Ok(self.parse_latency(&text, &path)?.0)
+        }
+        let head: std::sync::Arc<CalibHead> = self.parse_shared(&rel)?;
+        let path = self.source_of(&rel);
+        Ok(self.check_latency(&head, &path)?.0)
+    }
+
+    /// Where `models/<rel>` is read from, as [`Catalog::read_text`] names it (without reading).
+    fn source_of(&self, rel: &str) -> std::path::PathBuf {
+        if self.memory_files().any(|m| m == rel) {
+            format!("<memory models/{rel}>").into()
+        } else if let Some(d) = self.dir.as_ref().filter(|d| d.join(rel).exists()) {
+            d.join(rel)
+        } else {
+            format!("<embedded models/{rel}>").into()
+        }
     }
 
     /// The terms of a stack file (calibration format; see [`super::stack`]) and the GPU it was
@@ -251,6 +264,16 @@ impl Catalog {
         path: &std::path::Path,
     ) -> Result<(GpuLatency, Option<String>)> {
         let f: CalibHead = parse_toml_str(text, path)?;
+        self.check_latency(&f, path)
+    }
+
+    /// Checks a parsed calibration-format file (ranges, fitted kinds, model names) and returns
+    /// its pooled terms, per-architecture refits and the GPU it names.
+    fn check_latency(
+        &self,
+        f: &CalibHead,
+        path: &std::path::Path,
+    ) -> Result<(GpuLatency, Option<String>)> {
         f.latency.validate(&format!("{}.latency", path.display()))?;
         if let Some(k) = &f.fitted_kinds {
             if k.iter().any(|k| k != "forward") {
@@ -263,8 +286,8 @@ impl Catalog {
         }
         let mut per_model = BTreeMap::new();
         let mut held_out = BTreeMap::new();
-        for (name, m) in f.model {
-            if self.llm(&name).map(|a| a.name != name).unwrap_or(true) {
+        for (name, m) in &f.model {
+            if self.llm(name).map(|a| &a.name != name).unwrap_or(true) {
                 return Err(Error::parse(
                     path,
                     None,
@@ -279,7 +302,7 @@ impl Catalog {
                 h.validate(&format!("{}.model.{name}.held_out_latency", path.display()))?;
                 held_out.insert(name.clone(), h);
             }
-            per_model.insert(name, m.latency);
+            per_model.insert(name.clone(), m.latency);
         }
         Ok((
             GpuLatency {
@@ -287,13 +310,14 @@ impl Catalog {
                 per_model,
                 held_out,
             },
-            f.gpu,
+            f.gpu.clone(),
         ))
     }
 
     /// Whether a calibration file exists for `gpu` (catalog spelling).
     pub fn is_calibrated(&self, gpu: &str) -> bool {
-        self.read_text(&format!("calibration/{gpu}.toml")).is_ok()
+        // Without reading it: the embedded H200 file is 0.5 MB, and sweeps ask once per point.
+        self.has_file(&format!("calibration/{gpu}.toml"))
     }
 
     /// The recorded validation of `gpu` (`calibration/<gpu>-validation.toml`), if the catalog
@@ -302,10 +326,11 @@ impl Catalog {
     /// # Errors
     /// A file that exists but is malformed.
     pub fn recorded_validation(&self, gpu: &str) -> Result<Option<ValidationRecord>> {
-        match self.read_text(&format!("calibration/{gpu}-validation.toml")) {
-            Ok((text, path)) => parse_toml_str(&text, &path).map(Some),
-            Err(_) => Ok(None),
+        let rel = format!("calibration/{gpu}-validation.toml");
+        if !self.has_file(&rel) {
+            return Ok(None);
         }
+        self.parse_toml(&rel).map(Some)
     }
 
     /// Every recorded validation of this catalog (`calibration/*-validation.toml`: the embedded
@@ -318,6 +343,11 @@ impl Catalog {
             .map(|(n, _)| n.to_string())
             .filter(|n| is_record(n))
             .collect();
+        for n in self.memory_files() {
+            if is_record(n) && !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+        }
         if let Some(d) = &self.dir {
             if let Ok(rd) = std::fs::read_dir(d.join("calibration")) {
                 for e in rd.flatten() {
@@ -331,8 +361,7 @@ impl Catalog {
         names.sort();
         names
             .iter()
-            .filter_map(|n| self.read_text(n).ok())
-            .filter_map(|(text, _)| toml::from_str(&text).ok())
+            .filter_map(|n| self.parse_toml(n).ok())
             .collect()
     }
 }

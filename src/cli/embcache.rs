@@ -392,25 +392,27 @@ fn trace_gen(a: TraceGenArgs, g: &Globals) -> Result<Outcome> {
 fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
     let source = a.source.spec();
     let bar = Progress::accesses("mrc", !g.quiet);
-    let (trace, _) = scoped(&bar, || source.load())?;
+    // One streaming pass (memory bounded by the distinct rows, not the accesses).
+    let (src, _) = source.stream_source()?;
+    let h = scoped(&bar, || mrc::stack_distances_stream(&src))?;
+    bar.finish();
+    let (unique, accesses) = (h.unique_rows(), h.accesses);
     let row_bytes = perfcast::embcache::pipeline::row_bytes_checked("row_bytes", a.row_bytes)?;
     let table_rows = source.declared_table_rows()?;
     let basis = SizeBasis {
-        unique: trace.n_rows(),
+        unique,
         table_rows,
         row_bytes,
         cache_of: a.cache_of,
     };
     let sizes: Vec<usize> = if a.sizes.is_empty() {
-        mrc::log_sizes(trace.n_rows(), 16)
+        mrc::log_sizes(unique, 16)
     } else {
         a.sizes
             .iter()
             .map(|s| CacheSize::parse(s)?.resolve(&basis))
             .collect::<Result<_>>()?
     };
-    let h = scoped(&bar, || mrc::stack_distances(&trace));
-    bar.finish();
     let curve = h.curve(&sizes);
     let mut rows = Rows::default();
     for (c, mr) in &curve {
@@ -423,13 +425,13 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
         );
         r.insert(
             "cache_fraction_of_unique".into(),
-            (*c as f64 / trace.n_rows() as f64).into(),
+            (*c as f64 / unique as f64).into(),
         );
         r.insert("miss_ratio".into(), (*mr).into());
         r.insert("hit_rate".into(), (1.0 - mr).into());
         r.insert("misses".into(), h.misses(*c).into());
-        r.insert("accesses".into(), trace.len().into());
-        r.insert("unique_ids".into(), trace.n_rows().into());
+        r.insert("accesses".into(), accesses.into());
+        r.insert("unique_ids".into(), (unique as u64).into());
         rows.records.push(r);
     }
     if let Some(dir) = &a.out {
@@ -437,7 +439,7 @@ fn mrc_cmd(a: MrcArgs, g: &Globals) -> Result<Outcome> {
         write_atomic(&dir.join("mrc.csv"), rows.to_csv().as_bytes())?;
         LinePlot {
             stem: "mrc".into(),
-            title: format!("LRU miss-ratio curve: {}", trace.source),
+            title: format!("LRU miss-ratio curve: {}", src.describe()),
             x_label: "cache size (rows)".into(),
             y_label: "miss ratio (fraction of accesses)".into(),
             log_x: true,

@@ -182,3 +182,54 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
         (**self).always_inserts()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `resident()` (O(capacity) for belady, lookahead and static top-k, from their heaps and
+    /// hot lists) lists exactly the rows `contains()` accepts, each once, after every access of
+    /// seeded skewed traces with batches of 1 to 4 and several capacities.
+    #[test]
+    fn resident_lists_exactly_the_contained_rows() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for batch in 1..=4 {
+            let rows: Vec<u32> = (0..600)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let v = ((x >> 33) % 50) as u32;
+                    v * v / 50
+                })
+                .collect();
+            let t = DenseTrace::from_rows(&rows, batch);
+            let kinds = [
+                PolicyKind::Lru,
+                PolicyKind::Fifo,
+                PolicyKind::Lfu,
+                PolicyKind::StaticTopK {
+                    profile_fraction: 0.5,
+                },
+                PolicyKind::Belady,
+                PolicyKind::Lookahead { window: 2 },
+            ];
+            for cap in [1, 3, 8, 20, t.n_rows() + 1] {
+                for k in kinds {
+                    let Ok(mut p) = build(k, cap, &t) else {
+                        assert!(matches!(k, PolicyKind::Lookahead { .. }));
+                        continue;
+                    };
+                    for (i, &r) in t.rows.iter().enumerate() {
+                        p.access(r);
+                        let mut res = p.resident();
+                        res.sort_unstable();
+                        let all: Vec<u32> =
+                            (0..t.n_rows() as u32).filter(|&q| p.contains(q)).collect();
+                        assert_eq!(res, all, "{} cap {cap} batch {batch} access {i}", k.name());
+                    }
+                }
+            }
+        }
+    }
+}

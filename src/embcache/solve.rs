@@ -18,7 +18,10 @@
 use super::mrc;
 use super::policy::PolicyKind;
 pub use super::spec::Solve;
-use super::spec::{analytic_row, sim_row, Basis, Failed, Method, Params, Row, Sizes, SourceSpec};
+use super::spec::{
+    analytic_row, sim_row, stream_row, Basis, Failed, Method, Params, Row, Sizes, SourceSpec,
+};
+use super::stream;
 use super::trace::DenseTrace;
 use crate::error::{Error, Result};
 
@@ -140,6 +143,46 @@ pub fn solve_each(
     let target = solve.target_hit_rate;
     let mut out = Vec::with_capacity(p.kinds.len());
     match method {
+        Method::Sim if p.kinds.iter().all(|&k| stream::streams(k)) => {
+            // Streaming (memory bounded by the distinct rows): one pass for the trace's size
+            // (or the LRU stack distances, which give it), then a pass per simulation.
+            let (src, z) = source.stream_source()?;
+            let sizes = Sizes {
+                row_bytes: p.row_bytes,
+                table_rows: source.declared_table_rows()?,
+            };
+            let gen_seed = z.as_ref().map(|z| z.seed);
+            let hist = if p.kinds.contains(&PolicyKind::Lru) {
+                Some(mrc::stack_distances_stream(&src)?)
+            } else {
+                None
+            };
+            let (accesses, n) = match &hist {
+                Some(h) => (h.accesses, h.unique_rows()),
+                None => {
+                    let (a, n) = stream::count(&src)?;
+                    (a, n as usize)
+                }
+            };
+            for &k in &p.kinds {
+                let run = |c: usize| {
+                    stream_row(&src, source.batch, k, c, gen_seed, p.pipe.as_ref(), sizes)
+                };
+                let min_feasible = match k {
+                    PolicyKind::Lookahead { .. } => {
+                        Some(stream::lookahead_min_feasible_rows(&src, source.batch)?)
+                    }
+                    _ => None,
+                };
+                let on = SimOn {
+                    n,
+                    accesses,
+                    min_feasible,
+                    run: &run,
+                };
+                out.push(solve_on(k, p, solve, hist.as_ref(), on)?);
+            }
+        }
         Method::Sim => {
             let (trace, z) = source.load()?;
             let sizes = Sizes {
@@ -231,9 +274,36 @@ fn solve_sim(
     sizes: Sizes,
     hist: Option<&mrc::StackHistogram>,
 ) -> Result<std::result::Result<Solved, Failed>> {
-    let target = solve.target_hit_rate;
-    let n = trace.n_rows();
     let run = |c: usize| sim_row(trace, kind, c, seed, p.pipe.as_ref(), sizes);
+    let on = SimOn {
+        n: trace.n_rows(),
+        accesses: trace.len() as u64,
+        // Lookahead cannot run below its two-batch working set: the bracket starts there.
+        min_feasible: matches!(kind, PolicyKind::Lookahead { .. })
+            .then(|| super::policy::lookahead::Lookahead::min_feasible_rows(trace)),
+        run: &run,
+    };
+    solve_on(kind, p, solve, hist, on)
+}
+
+/// What a simulated solve runs on: the trace's distinct rows and accesses, lookahead's
+/// smallest feasible cache, and the simulation at a cache size (in memory or streaming).
+struct SimOn<'a> {
+    n: usize,
+    accesses: u64,
+    min_feasible: Option<usize>,
+    run: &'a dyn Fn(usize) -> Result<Row>,
+}
+
+fn solve_on(
+    kind: PolicyKind,
+    p: &Params,
+    solve: Solve,
+    hist: Option<&mrc::StackHistogram>,
+    on: SimOn<'_>,
+) -> Result<std::result::Result<Solved, Failed>> {
+    let target = solve.target_hit_rate;
+    let (n, run) = (on.n, on.run);
     let failed = |rows: usize, error: Error| Failed {
         policy: kind.name().into(),
         method: Method::Sim,
@@ -244,7 +314,7 @@ fn solve_sim(
         cache_rows: rows as u64,
         cache_bytes: rows as f64 * p.row_bytes,
         unique_ids: n as u64,
-        accesses: trace.len() as u64,
+        accesses: on.accesses,
         error,
     };
     let everything = "every distinct row of the trace cached: the other misses are first touches";
@@ -264,13 +334,12 @@ fn solve_sim(
             }
         });
     }
-    // Lookahead cannot run below its two-batch working set: start the bracket there.
-    let (lo, hi) = match kind {
-        PolicyKind::Lookahead { .. } => {
-            let min = super::policy::lookahead::Lookahead::min_feasible_rows(trace).max(1);
+    let (lo, hi) = match on.min_feasible {
+        Some(min) => {
+            let min = min.max(1);
             (min - 1, n.max(min))
         }
-        _ => (0, n),
+        None => (0, n),
     };
     let top = run(hi)?;
     if top.metrics.hit_rate < target {
@@ -317,6 +386,77 @@ mod tests {
             if c > 1 {
                 let (m, _) = simulate(&t, PolicyKind::Lru, c - 1).unwrap();
                 assert!(m.hit_rate < target);
+            }
+        }
+    }
+
+    /// Solving while streaming (every policy streams) gives what the in-memory path gives for
+    /// the same trace: sizes, rows (but the wall-clock fields), brackets and evaluations, and
+    /// the same failures; batches of 1 and 6, reachable and unreachable targets.
+    #[test]
+    fn streaming_solve_equals_the_in_memory_one() {
+        let cat = crate::catalog::Catalog::embedded().unwrap();
+        let timeless = |mut r: Row| {
+            r.metrics.sim_s = None;
+            r.metrics.sim_requests_per_s = None;
+            r
+        };
+        for (batch, target) in [(1, 0.3), (6, 0.55), (1, 0.99)] {
+            let spec: crate::embcache::spec::Spec = toml::from_str(&format!(
+                "zipf = 0.9\nrows = 400\naccesses = 6000\nbatch = {batch}\ncompute_s = 1e-3\n\
+                 policy = 'lru,fifo,lfu,belady,static-topk,lookahead'\nwindow = 2\n\
+                 solve_hit_rate = {target}\nsolve_tolerance = 0.05\n"
+            ))
+            .unwrap();
+            let p = spec.resolve(&cat).unwrap();
+            let solve = p.solve.unwrap();
+            let streamed = solve_each(&p, solve, Method::Sim, 7).unwrap();
+            let source = SourceSpec {
+                seed: 7,
+                ..p.source.clone()
+            };
+            let (trace, z) = source.load().unwrap();
+            let sizes = Sizes {
+                row_bytes: p.row_bytes,
+                table_rows: source.declared_table_rows().unwrap(),
+            };
+            let hist = mrc::stack_distances(&trace);
+            assert_eq!(streamed.len(), p.kinds.len());
+            for (&k, s) in p.kinds.iter().zip(streamed) {
+                let m = solve_sim(
+                    &trace,
+                    k,
+                    &p,
+                    solve,
+                    z.as_ref().map(|z| z.seed),
+                    sizes,
+                    Some(&hist),
+                )
+                .unwrap();
+                let what = format!("{} batch {batch} target {target}", k.name());
+                match (s, m) {
+                    (Ok(s), Ok(m)) => {
+                        assert_eq!(timeless(s.row), timeless(m.row), "{what}");
+                        assert_eq!(
+                            (s.method, s.lower_rows, s.evaluations, s.tolerance),
+                            (m.method, m.lower_rows, m.evaluations, m.tolerance),
+                            "{what}"
+                        );
+                    }
+                    (Err(s), Err(m)) => {
+                        assert_eq!(s.error.to_string(), m.error.to_string(), "{what}");
+                        assert_eq!(
+                            (s.cache_rows, s.unique_ids, s.accesses),
+                            (m.cache_rows, m.unique_ids, m.accesses),
+                            "{what}"
+                        );
+                    }
+                    (s, m) => panic!(
+                        "{what}: streamed {:?} vs in memory {:?}",
+                        s.is_ok(),
+                        m.is_ok()
+                    ),
+                }
             }
         }
     }

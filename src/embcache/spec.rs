@@ -832,7 +832,8 @@ pub fn sim_row(
 }
 
 /// [`sim_row`] without holding the trace: the streaming simulator ([`stream::simulate`]) for
-/// LRU, FIFO, LFU and Belady; the same row but for `sim_s`.
+/// every policy (lookahead's `min_cache_rows` from a second, unbounded pass); the same row but
+/// for `sim_s`.
 ///
 /// # Errors
 /// A policy that does not stream; reader errors; an empty trace.
@@ -1062,8 +1063,28 @@ pub fn evaluate_each(
             };
             let seed = z.as_ref().map(|z| z.seed);
             for &k in &p.kinds {
-                let row = stream_row(&src, source.batch, k, rows, seed, p.pipe.as_ref(), sizes)?;
-                out.push(Ok(row));
+                match stream_row(&src, source.batch, k, rows, seed, p.pipe.as_ref(), sizes) {
+                    Ok(row) => out.push(Ok(row)),
+                    // Lookahead below its two-batch working set (the only error a readable
+                    // trace gives): its entry, as in memory, with the trace's size.
+                    Err(error) if matches!(k, PolicyKind::Lookahead { .. }) => {
+                        let (accesses, unique) = stream::count(&src)?;
+                        out.push(Err(Failed {
+                            policy: k.name().into(),
+                            method,
+                            window: match k {
+                                PolicyKind::Lookahead { window } => Some(window),
+                                _ => None,
+                            },
+                            cache_rows: rows as u64,
+                            cache_bytes: rows as f64 * p.row_bytes,
+                            unique_ids: unique,
+                            accesses,
+                            error,
+                        }));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Method::Sim => {

@@ -1,5 +1,6 @@
-//! Streaming simulation: LRU, FIFO, LFU and Belady in one pass over a trace that is read (or
-//! generated) as it goes, with memory bounded by the number of distinct rows, not accesses.
+//! Streaming simulation: LRU, FIFO, LFU, Belady and static top-k in one pass over a trace that
+//! is read (or generated) as it goes, with memory bounded by the number of distinct rows, not
+//! accesses (static top-k first profiles its hot set: two more passes, see [`StreamTopK`]).
 //!
 //! The in-memory path ([`super::simulate`] on a [`DenseTrace`](super::trace::DenseTrace)) keeps
 //! one `u32` per access and, per batch, the unique/miss/eviction counts (≈ 24 bytes per access
@@ -38,6 +39,9 @@ use crate::error::{Error, Result};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Instant;
+
+mod lookahead;
+pub use lookahead::min_feasible_rows as lookahead_min_feasible_rows;
 
 /// A trace that can be read more than once: a file, or a seeded generator (regenerated
 /// identically on every pass).
@@ -299,6 +303,12 @@ pub struct Tally {
     no_cache_sum_s: f64,
     /// Σ over batches of the pipeline's on-demand iteration, s.
     on_demand_sum_s: f64,
+    /// Lookahead: iteration times with the next batch prefetched ([`Pipeline::prefetch_s`]).
+    lookahead: bool,
+    /// Lookahead: the first batch's fetch plus one term per batch whose successor has ended, s.
+    prefetch_sum_s: f64,
+    /// Lookahead: the last ended batch's evictions.
+    prev_evictions: u32,
     cur_unique: u32,
     cur_misses: u32,
     /// Accesses of the current batch so far, capped at 2.
@@ -328,6 +338,18 @@ impl Tally {
             // The same terms, added in the same order, as Pipeline::no_cache_s / on_demand_s.
             self.no_cache_sum_s += p.busy_s() + 2.0 * p.xfer_s(u);
             self.on_demand_sum_s += p.busy_s() + 2.0 * p.xfer_s(m);
+            if self.lookahead {
+                // Pipeline::prefetch_s: xfer(m₀), then per batch b max(busy, xfer(m_{b+1}) +
+                // xfer(ev_b)), added when b + 1 ends (the last one in `times`).
+                let ev = (evicted - self.ev0) as u32;
+                if self.batches == 1 {
+                    self.prefetch_sum_s = p.xfer_s(m);
+                } else {
+                    self.prefetch_sum_s +=
+                        p.busy_s().max(p.xfer_s(m) + p.xfer_s(self.prev_evictions));
+                }
+                self.prev_evictions = ev;
+            }
         }
     }
 
@@ -382,6 +404,15 @@ impl Tally {
                 s / self.batches as f64
             }
         };
+        if self.lookahead {
+            let last = p.busy_s().max(p.xfer_s(0) + p.xfer_s(self.prev_evictions));
+            let prefetch = if self.batches == 0 {
+                0.0
+            } else {
+                mean(self.prefetch_sum_s + last)
+            };
+            return p.times_of(mean(self.no_cache_sum_s), prefetch);
+        }
         p.times_of(mean(self.no_cache_sum_s), mean(self.on_demand_sum_s))
     }
 
@@ -627,6 +658,127 @@ impl Grow for StreamBelady {
     #[inline]
     fn go(&mut self, r: u32, next: u64) -> bool {
         self.access_next(r, next)
+    }
+}
+
+/// Static top-k in a streaming pass: the rule, admission and counting of
+/// [`super::policy::topk`], with the hot set chosen beforehand by [`StreamTopK::profile`] (a
+/// pass over the profiling prefix) instead of from a trace in memory. State: 10 bytes per
+/// distinct row of the prefix (counts while profiling, then the hot flags) and 1 per row.
+#[derive(Debug, Clone)]
+pub struct StreamTopK {
+    cap: usize,
+    /// Hot flag of every row seen so far (rows first seen after the prefix are never hot).
+    hot: Vec<bool>,
+    /// The hot rows (at most the capacity).
+    hot_list: Vec<u32>,
+    resident: Vec<bool>,
+    len: usize,
+}
+
+impl StreamTopK {
+    /// Profiles `src` as [`super::policy::topk::StaticTopK::new`] profiles a trace in memory:
+    /// counts accesses per row over the first `⌈accesses × fraction⌉` (at least one), ranks
+    /// rows by count, ties to the row seen first, and keeps the first `capacity`. Two passes
+    /// over the source (the accesses, then the prefix).
+    ///
+    /// # Errors
+    /// Reader errors; an empty trace.
+    pub fn profile(src: &Source, capacity: usize, fraction: f64) -> Result<Self> {
+        let (n, _) = count(src)?;
+        let prefix = ((n as f64 * fraction.clamp(0.0, 1.0)).ceil() as u64).clamp(1, n.max(1));
+        let mut remap = Remap::for_source(src);
+        let mut counts: Vec<u64> = Vec::new();
+        let mut t = 0u64;
+        src.scan(|a, _| {
+            if t == prefix {
+                return false;
+            }
+            let (r, new) = remap.row(a.table, a.id, counts.len() as u32);
+            if new {
+                counts.push(0);
+            }
+            counts[r as usize] += 1;
+            t += 1;
+            true
+        })?;
+        drop(remap);
+        let mut order: Vec<u32> = (0..counts.len() as u32).collect();
+        // Dense rows are numbered by first appearance, so ties go to the row seen first.
+        order.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+        order.truncate(capacity.min(order.len()));
+        let mut hot = vec![false; counts.len()];
+        for &r in &order {
+            hot[r as usize] = true;
+        }
+        Ok(StreamTopK {
+            cap: capacity,
+            hot,
+            hot_list: order,
+            resident: Vec::new(),
+            len: 0,
+        })
+    }
+
+    /// Rows in the hot set.
+    pub fn hot_rows(&self) -> usize {
+        self.hot_list.len()
+    }
+}
+
+impl Policy for StreamTopK {
+    fn name(&self) -> &'static str {
+        "static-topk"
+    }
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn contains(&self, row: u32) -> bool {
+        self.resident.get(row as usize).copied().unwrap_or(false)
+    }
+    #[inline]
+    fn access(&mut self, r: u32) -> bool {
+        if self.resident[r as usize] {
+            return true;
+        }
+        if self.hot[r as usize] {
+            self.resident[r as usize] = true;
+            self.len += 1;
+        }
+        false
+    }
+    fn evicted(&self) -> u64 {
+        0
+    }
+    fn resident(&self) -> Vec<u32> {
+        self.hot_list
+            .iter()
+            .copied()
+            .filter(|&r| self.contains(r))
+            .collect()
+    }
+    fn always_inserts(&self) -> bool {
+        false
+    }
+}
+
+impl Grow for StreamTopK {
+    fn grow(&mut self, n: usize) {
+        if n > self.hot.len() {
+            self.hot.resize(n, false);
+        }
+        if n > self.resident.len() {
+            self.resident.resize(n, false);
+        }
+    }
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        if let Some(x) = self.resident.get(r as usize) {
+            idmap::prefetch(x);
+        }
     }
 }
 
@@ -1045,12 +1197,16 @@ pub fn count(src: &Source) -> Result<(u64, u64)> {
     Ok((n, u64::from(rows)))
 }
 
-/// Whether [`simulate`] streams `kind` (the offline policies static top-k and lookahead need
-/// the whole trace in memory).
+/// Whether [`simulate`] streams `kind` (every policy does).
 pub fn streams(kind: PolicyKind) -> bool {
     matches!(
         kind,
-        PolicyKind::Lru | PolicyKind::Fifo | PolicyKind::Lfu | PolicyKind::Belady
+        PolicyKind::Lru
+            | PolicyKind::Fifo
+            | PolicyKind::Lfu
+            | PolicyKind::StaticTopK { .. }
+            | PolicyKind::Belady
+            | PolicyKind::Lookahead { .. }
     )
 }
 
@@ -1072,6 +1228,7 @@ pub fn simulate(
     if cache_rows == 0 {
         return Err(Error::range("cache", 0, "≥ 1 row"));
     }
+    let mut min_cache_rows = None;
     let ps = match kind {
         PolicyKind::Lru => pass(
             src,
@@ -1095,11 +1252,23 @@ pub fn simulate(
             NextUse::None,
         )?,
         PolicyKind::Belady => belady(src, batch, cache_rows, pipe)?,
-        _ => {
-            return Err(Error::Unsupported(format!(
-                "{} does not stream: it needs the whole trace in memory",
-                kind.name()
-            )))
+        PolicyKind::StaticTopK { profile_fraction } => {
+            let start = Instant::now();
+            let mut p = StreamTopK::profile(src, cache_rows, profile_fraction)?;
+            let r = pass(src, batch, &mut p, pipe, NextUse::None)?;
+            Pass {
+                sim_s: start.elapsed().as_secs_f64(),
+                ..r
+            }
+        }
+        PolicyKind::Lookahead { window } => {
+            // Reader errors first, then the checks of the in-memory Lookahead::new.
+            let need = lookahead::min_feasible_rows(src, batch)?;
+            super::policy::lookahead::check(cache_rows, window, || need)?;
+            let (ps, _) = lookahead::run(src, batch, cache_rows, window, pipe)?;
+            let (_, peak) = lookahead::run(src, batch, usize::MAX, window, None)?;
+            min_cache_rows = Some(peak as u64);
+            ps
         }
     };
     let t = &ps.tally;
@@ -1118,6 +1287,10 @@ pub fn simulate(
         },
         ps.sim_s,
     );
+    let m = Metrics {
+        min_cache_rows,
+        ..m
+    };
     Ok((m, ps))
 }
 
@@ -1226,10 +1399,19 @@ mod tests {
         m
     }
 
-    const KINDS: [PolicyKind; 4] = [
+    const KINDS: [PolicyKind; 9] = [
+        PolicyKind::Lookahead { window: 1 },
+        PolicyKind::Lookahead { window: 2 },
+        PolicyKind::Lookahead { window: 5 },
         PolicyKind::Lru,
         PolicyKind::Fifo,
         PolicyKind::Lfu,
+        PolicyKind::StaticTopK {
+            profile_fraction: 1.0,
+        },
+        PolicyKind::StaticTopK {
+            profile_fraction: 0.3,
+        },
         PolicyKind::Belady,
     ];
 
@@ -1242,11 +1424,24 @@ mod tests {
             let n = t.n_rows();
             for kind in KINDS {
                 for cap in [1, 3, n / 10 + 1, n / 2, n, n + 5] {
-                    let (m0, bc) = super::super::simulate(&t, kind, cap).unwrap();
-                    let (m1, ps) = simulate(src, batch, kind, cap, Some(&pipe)).unwrap();
                     let what = format!("{} cap {cap} batch {batch} on {}", kind.name(), t.source);
+                    let m0 = super::super::simulate(&t, kind, cap);
+                    let m1 = simulate(src, batch, kind, cap, Some(&pipe));
+                    let ((mut m0, bc), (m1, ps)) = match (m0, m1) {
+                        (Ok(a), Ok(b)) => (a, b),
+                        (Err(a), Err(b)) => {
+                            // Lookahead below its two-batch working set: the same error.
+                            assert_eq!(a.to_string(), b.to_string(), "{what}");
+                            continue;
+                        }
+                        (a, b) => {
+                            panic!("{what}: in memory {:?}, streaming {:?}", a.err(), b.err())
+                        }
+                    };
+                    let ahead = matches!(kind, PolicyKind::Lookahead { .. });
+                    super::super::with_min_cache_rows(&mut m0, &t);
                     assert_eq!(timeless(m0), timeless(m1), "{what}");
-                    assert_eq!(pipe.times(&bc, false), ps.tally.times(&pipe), "{what}");
+                    assert_eq!(pipe.times(&bc, ahead), ps.tally.times(&pipe), "{what}");
                     assert_eq!(ps.warnings, t.warnings, "{what}");
                 }
             }
@@ -1323,8 +1518,12 @@ mod tests {
             let dense = DenseTrace::load(&path, TraceFormat::OracleGeneral, batch).unwrap();
             assert_eq!(dense.n_rows(), t.n_rows());
             for kind in KINDS {
+                if matches!(kind, PolicyKind::Lookahead { window } if window != 2) {
+                    continue;
+                }
                 for cap in [100, 20_000] {
-                    let (m0, _) = super::super::simulate(&dense, kind, cap).unwrap();
+                    let (mut m0, _) = super::super::simulate(&dense, kind, cap).unwrap();
+                    super::super::with_min_cache_rows(&mut m0, &dense);
                     let (m1, _) = simulate(&src, batch, kind, cap, None).unwrap();
                     let what = format!("{} cap {cap} batch {batch}", kind.name());
                     assert_eq!(timeless(m0), timeless(m1), "{what}");

@@ -25,7 +25,7 @@ pub mod step;
 
 use super::collective::{CalibratedCollectives, Op, Regime, RegimeModel};
 use super::compressor::CodecCost;
-use crate::catalog::{parse_toml_str, Catalog};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::measure::{Measurements, Origin, Row};
 use crate::validate::nnls::nnls;
@@ -479,13 +479,11 @@ impl GradcompCalibration {
     /// # Errors
     /// A file that exists but is malformed ([`Error::Parse`] naming it).
     pub fn from_catalog(cat: &Catalog, gpu: &str) -> Result<Option<Self>> {
-        match cat.read_text(&format!(
-            "calibration/{}-gradcomp.toml",
-            gpu.to_ascii_lowercase()
-        )) {
-            Ok((text, path)) => parse_toml_str(&text, &path).map(Some),
-            Err(_) => Ok(None),
+        let rel = format!("calibration/{}-gradcomp.toml", gpu.to_ascii_lowercase());
+        if !cat.has_file(&rel) {
+            return Ok(None);
         }
+        cat.parse_toml(&rel).map(Some)
     }
 
     /// The fitted collectives of `ranks` ranks on `transport` (`default`: the machine's own

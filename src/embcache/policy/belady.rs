@@ -114,8 +114,12 @@ impl Policy for Belady {
         self.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.key.len() as u32)
-            .filter(|&r| self.key[r as usize] != 0)
+        // Every resident row has exactly one live heap entry (its key); the heap holds at most
+        // about 4 × len + 64 entries, so this is O(capacity), not O(rows).
+        self.heap
+            .iter()
+            .filter(|&&e| self.key[(e & 0xffff_ffff) as usize] == e)
+            .map(|&e| (e & 0xffff_ffff) as u32)
             .collect()
     }
 }

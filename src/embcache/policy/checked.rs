@@ -7,12 +7,18 @@ use super::Policy;
 pub struct Checked<P: Policy> {
     inner: P,
     accesses: u64,
+    /// Per row, the last access whose `resident()` listed it (duplicate check).
+    stamp: Vec<u64>,
 }
 
 impl<P: Policy> Checked<P> {
     /// Wraps `inner`.
     pub fn new(inner: P) -> Self {
-        Checked { inner, accesses: 0 }
+        Checked {
+            inner,
+            accesses: 0,
+            stamp: Vec::new(),
+        }
     }
 
     /// The wrapped policy.
@@ -83,6 +89,18 @@ impl<P: Policy> Policy for Checked<P> {
             res.iter().all(|&r| self.inner.contains(r)),
             "{name}: resident() lists a row contains() denies"
         );
+        // Distinct rows: stamp each listed row with this access's number (O(capacity), no sort).
+        for &r in &res {
+            let i = r as usize;
+            if i >= self.stamp.len() {
+                self.stamp.resize(i + 1, 0);
+            }
+            assert_ne!(
+                self.stamp[i], at,
+                "{name}: access #{at}: resident() lists row {r} twice"
+            );
+            self.stamp[i] = at;
+        }
         hit
     }
     fn evicted(&self) -> u64 {

@@ -44,23 +44,33 @@ pub struct Lookahead<'a> {
     horizon: u64,
 }
 
+/// The checks of [`Lookahead::new`] (shared with the streaming simulator): a window of at least
+/// one batch, and a capacity of at least `need()`, the two-batch working set.
+///
+/// # Errors
+/// [`Error::OutOfRange`] naming `window` or `cache`.
+pub fn check(capacity: usize, window: usize, need: impl FnOnce() -> usize) -> Result<()> {
+    if window == 0 {
+        return Err(Error::range("window", 0, "an integer ≥ 1 (batches)"));
+    }
+    let need = need();
+    if capacity < need {
+        return Err(Error::range(
+            "cache",
+            capacity,
+            format!("≥ {need} rows for lookahead: the largest two-batch working set |U(b) ∪ U(b+1)| must fit while batch b+1 is prefetched"),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Lookahead<'a> {
     /// An empty cache of `capacity` rows with a window of `window` batches over `trace`.
     ///
     /// # Errors
     /// `window` of 0; `capacity` below the two-batch working set.
     pub fn new(capacity: usize, trace: &'a DenseTrace, window: usize) -> Result<Self> {
-        if window == 0 {
-            return Err(Error::range("window", 0, "an integer ≥ 1 (batches)"));
-        }
-        let need = Self::min_feasible_rows(trace);
-        if capacity < need {
-            return Err(Error::range(
-                "cache",
-                capacity,
-                format!("≥ {need} rows for lookahead: the largest two-batch working set |U(b) ∪ U(b+1)| must fit while batch b+1 is prefetched"),
-            ));
-        }
+        check(capacity, window, || Self::min_feasible_rows(trace))?;
         Ok(Self::unchecked(capacity, trace, window))
     }
 
@@ -251,9 +261,31 @@ impl Policy for Lookahead<'_> {
         self.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.key.len() as u32)
-            .filter(|&r| self.key[r as usize] != 0)
-            .collect()
+        if self.cap == usize::MAX {
+            // Unbounded (min_cache_rows): kept rows stay out of the heap.
+            return (0..self.key.len() as u32)
+                .filter(|&r| self.key[r as usize] != 0)
+                .collect();
+        }
+        // O(capacity + batch): a kept row has a live heap entry (its key); a row missed in the
+        // batch under way is marked RESIDENT until the batch ends.
+        let mut rows: Vec<u32> = self
+            .heap
+            .iter()
+            .filter(|&&e| e != RESIDENT && self.key[(e & 0xffff_ffff) as usize] == e)
+            .map(|&e| (e & 0xffff_ffff) as u32)
+            .collect();
+        if self.b > 0 {
+            let mut cur: Vec<u32> = self.trace.rows[self.trace.batch_starts[self.b - 1]..self.t]
+                .iter()
+                .copied()
+                .filter(|&r| self.key[r as usize] == RESIDENT)
+                .collect();
+            cur.sort_unstable();
+            cur.dedup();
+            rows.extend(cur);
+        }
+        rows
     }
 }
 

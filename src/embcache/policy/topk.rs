@@ -12,6 +12,8 @@ use super::Policy;
 pub struct StaticTopK {
     cap: usize,
     hot: Vec<bool>,
+    /// The hot rows (at most the capacity), for [`Policy::resident`].
+    hot_list: Vec<u32>,
     resident: Vec<bool>,
     len: usize,
     hot_rows: usize,
@@ -36,6 +38,7 @@ impl StaticTopK {
         StaticTopK {
             cap: capacity,
             hot,
+            hot_list: order[..hot_rows].to_vec(),
             resident: vec![false; trace.n_rows()],
             len: 0,
             hot_rows,
@@ -81,7 +84,10 @@ impl Policy for StaticTopK {
         0
     }
     fn resident(&self) -> Vec<u32> {
-        (0..self.resident.len() as u32)
+        // Only hot rows are ever admitted: O(capacity), not O(rows).
+        self.hot_list
+            .iter()
+            .copied()
             .filter(|&r| self.resident[r as usize])
             .collect()
     }

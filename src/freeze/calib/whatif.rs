@@ -124,15 +124,23 @@ impl WhatIfCalibration {
     /// [`Error::Parse`] naming the file.
     pub fn parse(text: &str, path: &std::path::Path, name: &str) -> Result<Self> {
         let f: File = crate::catalog::parse_toml_str(text, path)?;
-        Ok(WhatIfCalibration {
+        Ok(Self::from_file(&f, name))
+    }
+
+    fn from_file(f: &File, name: &str) -> Self {
+        WhatIfCalibration {
             name: name.to_string(),
             cal: FreezeCalibration {
-                shapes: f.shape.into_iter().map(|e| (e.key, e.cal)).collect(),
-                sets: f.sets,
+                shapes: f
+                    .shape
+                    .iter()
+                    .map(|e| (e.key.clone(), e.cal.clone()))
+                    .collect(),
+                sets: f.sets.clone(),
             },
             measured_mape: None,
             measured_max: None,
-        })
+        }
     }
 
     /// `measured MAPE X%, max Y%` (or that no error is recorded).
@@ -155,12 +163,11 @@ impl WhatIfCalibration {
 pub fn load(cat: &Catalog, gpu: &str) -> Result<Option<WhatIfCalibration>> {
     let name = format!("{}-freeze", gpu.to_ascii_lowercase());
     let rel = format!("calibration/{name}.toml");
-    let on_disk = cat.dir.as_ref().is_some_and(|d| d.join(&rel).exists());
-    if !on_disk && !crate::catalog::EMBEDDED.iter().any(|(n, _)| *n == rel) {
+    if !cat.has_file(&rel) {
         return Ok(None);
     }
-    let (text, path) = cat.read_text(&rel)?;
-    let mut w = WhatIfCalibration::parse(&text, &path, &name)?;
+    let f: std::sync::Arc<File> = cat.parse_shared(&rel)?;
+    let mut w = WhatIfCalibration::from_file(&f, &name);
     let records = cat.validation_records();
     let sets = || {
         records
