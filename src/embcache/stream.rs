@@ -1,6 +1,6 @@
 //! Streaming simulation: LRU, FIFO, LFU, Belady and static top-k in one pass over a trace that
 //! is read (or generated) as it goes, with memory bounded by the number of distinct rows, not
-//! accesses (static top-k first profiles its hot set: two more passes, see [`StreamTopK`]).
+//! accesses (static top-k first profiles its hot set: two more passes, see [`profile_top_k`]).
 //!
 //! The in-memory path ([`super::simulate`] on a [`DenseTrace`](super::trace::DenseTrace)) keeps
 //! one `u32` per access and, per batch, the unique/miss/eviction counts (≈ 24 bytes per access
@@ -31,7 +31,7 @@
 
 use super::idmap::{self, IdMap};
 use super::pipeline::{IterTimes, Pipeline};
-use super::policy::{fifo::Fifo, lfu::Lfu, lru::Lru, Policy, PolicyKind};
+use super::policy::{fifo::Fifo, lfu::Lfu, lru::Lru, topk::StaticTopK, Policy, PolicyKind};
 use super::trace::{self, lcs_csv, movielens, oracle, zipf::ZipfSpec, Access};
 use super::trace::{ReadOptions, TraceFormat};
 use super::Metrics;
@@ -661,124 +661,43 @@ impl Grow for StreamBelady {
     }
 }
 
-/// Static top-k in a streaming pass: the rule, admission and counting of
-/// [`super::policy::topk`], with the hot set chosen beforehand by [`StreamTopK::profile`] (a
-/// pass over the profiling prefix) instead of from a trace in memory. State: 10 bytes per
-/// distinct row of the prefix (counts while profiling, then the hot flags) and 1 per row.
-#[derive(Debug, Clone)]
-pub struct StreamTopK {
-    cap: usize,
-    /// Hot flag of every row seen so far (rows first seen after the prefix are never hot).
-    hot: Vec<bool>,
-    /// The hot rows (at most the capacity).
-    hot_list: Vec<u32>,
-    resident: Vec<bool>,
-    len: usize,
+/// Static top-k for a streaming pass: [`StaticTopK`] with its hot set profiled as
+/// [`StaticTopK::new`] profiles a trace in memory (accesses per row over the first
+/// `⌈accesses × fraction⌉`, at least one), from two passes over the source (the accesses, then the
+/// prefix) instead of a trace in memory. State: 8 bytes per distinct row of the prefix while
+/// profiling, then 2 per row.
+///
+/// # Errors
+/// Reader errors; an empty trace.
+pub fn profile_top_k(src: &Source, capacity: usize, fraction: f64) -> Result<StaticTopK> {
+    let (n, _) = count(src)?;
+    let prefix = ((n as f64 * fraction.clamp(0.0, 1.0)).ceil() as u64).clamp(1, n.max(1));
+    let mut remap = Remap::for_source(src);
+    let mut counts: Vec<u64> = Vec::new();
+    let mut t = 0u64;
+    src.scan(|a, _| {
+        if t == prefix {
+            return false;
+        }
+        let (r, new) = remap.row(a.table, a.id, counts.len() as u32);
+        if new {
+            counts.push(0);
+        }
+        counts[r as usize] += 1;
+        t += 1;
+        true
+    })?;
+    drop(remap);
+    Ok(StaticTopK::from_counts(capacity, &counts, counts.len()))
 }
 
-impl StreamTopK {
-    /// Profiles `src` as [`super::policy::topk::StaticTopK::new`] profiles a trace in memory:
-    /// counts accesses per row over the first `⌈accesses × fraction⌉` (at least one), ranks
-    /// rows by count, ties to the row seen first, and keeps the first `capacity`. Two passes
-    /// over the source (the accesses, then the prefix).
-    ///
-    /// # Errors
-    /// Reader errors; an empty trace.
-    pub fn profile(src: &Source, capacity: usize, fraction: f64) -> Result<Self> {
-        let (n, _) = count(src)?;
-        let prefix = ((n as f64 * fraction.clamp(0.0, 1.0)).ceil() as u64).clamp(1, n.max(1));
-        let mut remap = Remap::for_source(src);
-        let mut counts: Vec<u64> = Vec::new();
-        let mut t = 0u64;
-        src.scan(|a, _| {
-            if t == prefix {
-                return false;
-            }
-            let (r, new) = remap.row(a.table, a.id, counts.len() as u32);
-            if new {
-                counts.push(0);
-            }
-            counts[r as usize] += 1;
-            t += 1;
-            true
-        })?;
-        drop(remap);
-        let mut order: Vec<u32> = (0..counts.len() as u32).collect();
-        // Dense rows are numbered by first appearance, so ties go to the row seen first.
-        order.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
-        order.truncate(capacity.min(order.len()));
-        let mut hot = vec![false; counts.len()];
-        for &r in &order {
-            hot[r as usize] = true;
-        }
-        Ok(StreamTopK {
-            cap: capacity,
-            hot,
-            hot_list: order,
-            resident: Vec::new(),
-            len: 0,
-        })
-    }
-
-    /// Rows in the hot set.
-    pub fn hot_rows(&self) -> usize {
-        self.hot_list.len()
-    }
-}
-
-impl Policy for StreamTopK {
-    fn name(&self) -> &'static str {
-        "static-topk"
-    }
-    fn capacity(&self) -> usize {
-        self.cap
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn contains(&self, row: u32) -> bool {
-        self.resident.get(row as usize).copied().unwrap_or(false)
-    }
-    #[inline]
-    fn access(&mut self, r: u32) -> bool {
-        if self.resident[r as usize] {
-            return true;
-        }
-        if self.hot[r as usize] {
-            self.resident[r as usize] = true;
-            self.len += 1;
-        }
-        false
-    }
-    fn evicted(&self) -> u64 {
-        0
-    }
-    fn resident(&self) -> Vec<u32> {
-        self.hot_list
-            .iter()
-            .copied()
-            .filter(|&r| self.contains(r))
-            .collect()
-    }
-    fn always_inserts(&self) -> bool {
-        false
-    }
-}
-
-impl Grow for StreamTopK {
+impl Grow for StaticTopK {
     fn grow(&mut self, n: usize) {
-        if n > self.hot.len() {
-            self.hot.resize(n, false);
-        }
-        if n > self.resident.len() {
-            self.resident.resize(n, false);
-        }
+        StaticTopK::grow(self, n);
     }
     #[inline]
     fn prefetch(&self, r: u32) {
-        if let Some(x) = self.resident.get(r as usize) {
-            idmap::prefetch(x);
-        }
+        StaticTopK::prefetch(self, r);
     }
 }
 
@@ -1254,7 +1173,7 @@ pub fn simulate(
         PolicyKind::Belady => belady(src, batch, cache_rows, pipe)?,
         PolicyKind::StaticTopK { profile_fraction } => {
             let start = Instant::now();
-            let mut p = StreamTopK::profile(src, cache_rows, profile_fraction)?;
+            let mut p = profile_top_k(src, cache_rows, profile_fraction)?;
             let r = pass(src, batch, &mut p, pipe, NextUse::None)?;
             Pass {
                 sim_s: start.elapsed().as_secs_f64(),

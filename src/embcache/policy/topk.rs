@@ -24,24 +24,54 @@ impl StaticTopK {
     pub fn new(capacity: usize, trace: &DenseTrace, profile_fraction: f64) -> Self {
         let prefix = ((trace.len() as f64 * profile_fraction.clamp(0.0, 1.0)).ceil() as usize)
             .clamp(1, trace.len().max(1));
-        let counts = trace.counts(prefix);
+        Self::from_counts(capacity, &trace.counts(prefix), trace.n_rows())
+    }
+
+    /// The hot set of a profile: `counts[r]` accesses of dense row `r` (numbered by first
+    /// appearance) in the profiling prefix; rows with a count, ranked by it, ties to the row seen
+    /// first, the first `capacity` kept. `n_rows` rows are tracked ([`StaticTopK::grow`] adds
+    /// more: rows first seen after the prefix are never hot). Shared by the in-memory trace and
+    /// the streaming pass (`stream::profile_top_k`).
+    pub fn from_counts<C: Copy + Ord + Default>(
+        capacity: usize,
+        counts: &[C],
+        n_rows: usize,
+    ) -> Self {
+        let zero = C::default();
         let mut order: Vec<u32> = (0..counts.len() as u32)
-            .filter(|&r| counts[r as usize] > 0)
+            .filter(|&r| counts[r as usize] > zero)
             .collect();
-        // Dense ids are in order of first appearance, so ties go to the row seen first.
         order.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
-        let mut hot = vec![false; trace.n_rows()];
         let hot_rows = capacity.min(order.len());
-        for &r in &order[..hot_rows] {
+        order.truncate(hot_rows);
+        let mut hot = vec![false; n_rows.max(counts.len())];
+        for &r in &order {
             hot[r as usize] = true;
         }
         StaticTopK {
             cap: capacity,
+            resident: vec![false; hot.len()],
             hot,
-            hot_list: order[..hot_rows].to_vec(),
-            resident: vec![false; trace.n_rows()],
+            hot_list: order,
             len: 0,
             hot_rows,
+        }
+    }
+
+    /// Starts loading row `r`'s residency flag (a hint for the streaming pass: no effect on any
+    /// result).
+    #[inline]
+    pub(crate) fn prefetch(&self, r: u32) {
+        if let Some(x) = self.resident.get(r as usize) {
+            super::super::idmap::prefetch(x);
+        }
+    }
+
+    /// Tracks rows up to `n` (a streaming pass meets rows as it goes); new rows are cold.
+    pub fn grow(&mut self, n: usize) {
+        if n > self.hot.len() {
+            self.hot.resize(n, false);
+            self.resident.resize(n, false);
         }
     }
 
@@ -67,7 +97,7 @@ impl Policy for StaticTopK {
         self.len
     }
     fn contains(&self, row: u32) -> bool {
-        self.resident[row as usize]
+        self.resident.get(row as usize).copied().unwrap_or(false)
     }
     #[inline]
     fn access(&mut self, r: u32) -> bool {
