@@ -259,6 +259,8 @@ fn step(g: &Global, a: &StepArgs) -> Result<ExitCode> {
                             })
                             .map(|((), t)| t)
                         })?;
+                        // Faults the codec flagged on the device, read after the clock.
+                        codec.verify()?;
                         let st = Stats::of(&times);
                         println!(
                             "{:>14} {b:>5} {m:>10} {cap:>10} {w:>5} {:>7} {:>10.3} {:>7.3} {:>8.1}",

@@ -126,15 +126,20 @@ fn timed(
     comm: &mut dyn Comm,
     reps: Repeats,
 ) -> Result<Vec<f64>> {
-    reps.run(|_| {
+    let times = reps.run(|_| {
         sync(dev, &*comm)?;
         shared.barrier.wait();
         let t0 = Instant::now();
         e.step(net, batch, codec, comm)?;
         sync(dev, &*comm)?;
         shared.barrier.wait();
-        Ok(t0.elapsed().as_secs_f64())
-    })
+        Ok::<f64, candle_core::Error>(t0.elapsed().as_secs_f64())
+    })?;
+    // What the codec flagged on the device (Top-k: a non-finite gradient), after the clock.
+    codec
+        .verify()
+        .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
+    Ok(times)
 }
 
 /// The collectives as no-ops (the step's cost without communication): all-reduce returns the
@@ -236,6 +241,9 @@ pub fn rank_loop(
                     let (loss, _) = e.step(net.as_ref(), &batch, codec.as_mut(), comm)?;
                     let loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
                     sync(dev, &*comm)?;
+                    codec
+                        .verify()
+                        .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
                     let mine = host_params(net.as_ref())?;
                     shared.check.slots.lock().expect("check lock")[rank] = Some(mine);
                     shared.barrier.wait();

@@ -251,6 +251,7 @@ pub fn topk(dev: &Device, n: usize, density: f64, seed: u64) -> Result<Outcome> 
     let k = k_of(density, n);
     let mut c = TopK::new(density)?;
     let sent = c.encode(0, &g, 1)?;
+    c.verify()?;
     let (vals, idx) = (host(&sent[0])?, sent[1].to_vec1::<u32>()?);
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by(|&i, &j| {

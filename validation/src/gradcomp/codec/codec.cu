@@ -78,10 +78,12 @@ extern "C" __global__ void codec_sel_scan(uint32_t *a, uint32_t *b, uint32_t nb)
 }
 
 // Step 3: writes the selected indices in index order: an element with s selected and t ties
-// before it goes to s + min(t, need) (selected) or s + t (a tie with t < need).
-extern "C" __global__ void codec_sel_compact(const uint8_t *flags, uint32_t n,
-                                             const uint32_t *off_sel, const uint32_t *off_tie,
-                                             uint32_t need, uint32_t *out) {
+// before it goes to s + min(t, need) (selected) or s + t (a tie with t < need). Writes at or
+// beyond k are dropped (they cannot happen when the flags hold k - need ones and >= need twos).
+__device__ __forceinline__ void codec_sel_compact_body(const uint8_t *flags, uint32_t n,
+                                                       const uint32_t *off_sel,
+                                                       const uint32_t *off_tie, uint32_t need,
+                                                       uint32_t k, uint32_t *out) {
     __shared__ uint32_t ws[32];
     __shared__ uint32_t wt[32];
     uint32_t i = blockIdx.x * 1024u + threadIdx.x;
@@ -109,28 +111,44 @@ extern "C" __global__ void codec_sel_compact(const uint8_t *flags, uint32_t n,
     __syncthreads();
     uint32_t s = off_sel[blockIdx.x] + ws[w] + ps;
     uint32_t t = off_tie[blockIdx.x] + wt[w] + pt;
+    uint32_t pos = 0xffffffffu;
     if (v == 1) {
-        out[s + min(t, need)] = i;
+        pos = s + min(t, need);
     } else if (v == 2 && t < need) {
-        out[s + t] = i;
+        pos = s + t;
+    }
+    if (pos < k) {
+        out[pos] = i;
     }
 }
 
-// Radix-select histogram (Top-k's k-th largest |x| in three passes instead of a bisection).
-// Non-negative f32 values order as their bit patterns. hist[(bits >> shift) & bins_mask] counts
-// the elements whose bits & prefix_mask == prefix; hist holds 4096 zeroed u32 bins. Each block
-// counts into shared memory and adds its non-zero bins to hist (global atomics, once per bin).
-extern "C" __global__ void codec_radix_hist(const float *a, uint32_t n, uint32_t prefix_mask,
-                                            uint32_t prefix, uint32_t shift, uint32_t bins_mask,
-                                            uint32_t *hist) {
+extern "C" __global__ void codec_sel_compact(const uint8_t *flags, uint32_t n,
+                                             const uint32_t *off_sel, const uint32_t *off_tie,
+                                             uint32_t need, uint32_t k, uint32_t *out) {
+    codec_sel_compact_body(flags, n, off_sel, off_tie, need, k, out);
+}
+
+// Top-k's selection without a host read (issue 14: the host read of each pass's histogram
+// drained the launch queue mid-backward). `state` (4 u32, zeroed) holds the radix select's
+// progress on the device: [0] prefix mask, [1] prefix (after the last pass: the bit pattern of
+// the k-th largest |x|), [2] count of elements strictly above the prefix's digits, [3] fault
+// bits (1: a NaN or infinity, 2: no digit held the k-th element). Every kernel reads |x| as the
+// bit pattern with the sign cleared (non-negative floats order as their bits).
+
+// Radix-select histogram: hist[(|x| bits >> shift) & bins_mask] over the elements whose
+// |x| bits & state[0] == state[1]; hist holds 4096 zeroed u32 bins. Each block counts into
+// shared memory and adds its non-zero bins to hist (global atomics, once per bin).
+extern "C" __global__ void codec_radix_hist(const float *x, uint32_t n, const uint32_t *state,
+                                            uint32_t shift, uint32_t bins_mask, uint32_t *hist) {
     __shared__ uint32_t h[4096];
+    uint32_t prefix_mask = state[0], prefix = state[1];
     for (uint32_t i = threadIdx.x; i < 4096u; i += blockDim.x) {
         h[i] = 0;
     }
     __syncthreads();
     uint32_t stride = gridDim.x * blockDim.x;
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        uint32_t b = __float_as_uint(a[i]);
+        uint32_t b = __float_as_uint(x[i]) & 0x7fffffffu;
         if ((b & prefix_mask) == prefix) {
             atomicAdd(&h[(b >> shift) & bins_mask], 1u);
         }
@@ -140,6 +158,87 @@ extern "C" __global__ void codec_radix_hist(const float *a, uint32_t n, uint32_t
         if (h[i] != 0) {
             atomicAdd(&hist[i], h[i]);
         }
+    }
+}
+
+// One block of 1024 threads picks the digit that holds the k-th largest element from a pass's
+// histogram: thread t owns the bins 4095 - 4t ... 4092 - 4t (high to low); an inclusive scan of
+// the threads' sums gives each bin the count of elements above it (plus state[2], the count
+// above the prefix); the one bin whose range covers k extends the prefix. On the first pass,
+// bins >= 0x7F8 (exponent all ones: NaN or infinity) set fault bit 1.
+extern "C" __global__ void codec_radix_pick(const uint32_t *hist, uint32_t *state, uint32_t k,
+                                            uint32_t shift, uint32_t bins_mask, uint32_t first) {
+    __shared__ uint32_t part[1024];
+    uint32_t t = threadIdx.x;
+    uint32_t c[4];
+    uint32_t s = 0;
+    for (uint32_t j = 0; j < 4u; ++j) {
+        uint32_t d = 4095u - (4u * t + j);
+        c[j] = d <= bins_mask ? hist[d] : 0u;
+        s += c[j];
+    }
+    uint32_t above0 = state[2];
+    uint32_t mask0 = state[0], prefix0 = state[1];
+    part[t] = s;
+    __syncthreads();
+    for (uint32_t off = 1; off < 1024u; off <<= 1) {
+        uint32_t x = t >= off ? part[t - off] : 0u;
+        __syncthreads();
+        part[t] += x;
+        __syncthreads();
+    }
+    uint32_t before = above0 + part[t] - s;
+    uint32_t total = above0 + part[1023];
+    __syncthreads();
+    for (uint32_t j = 0; j < 4u; ++j) {
+        uint32_t d = 4095u - (4u * t + j);
+        if (before < k && before + c[j] >= k) {
+            state[0] = mask0 | (bins_mask << shift);
+            state[1] = prefix0 | (d << shift);
+            state[2] = before;
+        }
+        before += c[j];
+    }
+    if (t == 0) {
+        uint32_t fault = 0;
+        if (first) {
+            // |x| has its sign cleared: digits 0x7F8..0x7FF (exponent all ones) at most.
+            for (uint32_t d = 0x7F8u; d <= min(bins_mask, 0x7FFu); ++d) {
+                if (hist[d] != 0) {
+                    fault |= 1u;
+                }
+            }
+        }
+        if (total < k) {
+            fault |= 2u;
+        }
+        if (fault) {
+            atomicOr(&state[3], fault);
+        }
+    }
+}
+
+// After the three passes: flags[i] = 1 if |x_i| > kth, 2 if equal, 0 otherwise (kth = state[1]).
+extern "C" __global__ void codec_topk_flags(const float *x, uint32_t n, const uint32_t *state,
+                                            uint8_t *flags) {
+    uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        uint32_t kth = state[1];
+        uint32_t b = __float_as_uint(x[i]) & 0x7fffffffu;
+        flags[i] = b > kth ? 1 : (b == kth ? 2 : 0);
+    }
+}
+
+// Step 3 of the selection with need = k - state[2] read on the device; block 0's thread 0 also
+// copies the fault bits to out[k].
+extern "C" __global__ void codec_topk_compact(const uint8_t *flags, uint32_t n,
+                                              const uint32_t *off_sel, const uint32_t *off_tie,
+                                              const uint32_t *state, uint32_t k, uint32_t *out) {
+    uint32_t above = state[2];
+    uint32_t need = above <= k ? k - above : 0u;
+    codec_sel_compact_body(flags, n, off_sel, off_tie, need, k, out);
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        out[k] = state[3];
     }
 }
 

@@ -1,4 +1,4 @@
-//! The three operations the codecs need that candle 0.11 lacks or runs serially on CUDA, each a
+//! The four operations the codecs need that candle 0.11 lacks or runs serially on CUDA, each a
 //! custom op with a CPU reference that gives the same result (`codec.cu`, built to PTX with nvcc
 //! 13.0.88 for sm_90, `nvcc -arch=sm_90 -O3 --ptx codec.cu -o codec.ptx`):
 //!
@@ -10,12 +10,15 @@
 //!   column: serial on a flat vector).
 //! - [`select`]: stable compaction of flagged positions, in index order, taking exactly `need`
 //!   of the tie-flagged ones (lowest indices first): Top-k's exact selection of k elements.
-//! - [`radix_hist`]: a 4096-bin histogram of f32 bit-pattern digits among the elements with a
-//!   given prefix (radix select: Top-k's k-th largest |x| in three passes; candle's `sum_all`
+//! - [`top_k_select`]: Top-k's exact selection on the device without a host read: a radix select
+//!   of the k-th largest |x| (three passes, each a 4096-bin histogram of f32 bit-pattern digits
+//!   among the elements with the prefix so far and a one-block pick of the next digit, the
+//!   state kept in four device words), then [`select`]'s compaction. (candle's `sum_all`
 //!   reduces a whole vector in one block, which made run 17's 31-pass bisection take 0.44 s at
-//!   2.3·10⁷ elements).
+//!   2.3·10⁷ elements; the radix passes that replaced it read each histogram on the host, which
+//!   drained the launch queue three times per bucket mid-backward: issue 14's Top-k step error.)
 //!
-//! Exactness: `uniform`, `select` and `radix_hist` are bit-identical on both devices; `scatter_add` is exact when
+//! Exactness: `uniform`, `select` and `top_k_select` are bit-identical on both devices; `scatter_add` is exact when
 //! the indices are distinct (one rank's payload) and otherwise adds colliding entries in an
 //! unspecified order on the GPU (rank order on the CPU), within one rounding per collision.
 
@@ -154,43 +157,146 @@ pub fn delay(
     Ok(())
 }
 
-/// Bins of [`radix_hist`].
+/// Bins of one radix pass's histogram (`codec_radix_hist`).
 pub const RADIX_BINS: usize = 4096;
 
-struct RadixHist {
-    prefix_mask: u32,
-    prefix: u32,
-    shift: u32,
-    bins_mask: u32,
+/// Top-k's radix passes over the bits of |x| (sign cleared), high to low: (shift, bins mask)
+/// for bits 30–20, 19–8 and 7–0.
+pub const RADIX_PASSES: [(u32, u32); 3] = [(20, 0xFFF), (8, 0xFFF), (0, 0xFF)];
+
+/// Fault bit of [`RadixState::fault`]: the vector holds a NaN or an infinity.
+pub const FAULT_NON_FINITE: u32 = 1;
+/// Fault bit of [`RadixState::fault`]: no digit held the k-th element (k above the count).
+pub const FAULT_NO_DIGIT: u32 = 2;
+
+/// The radix select's progress, `codec.cu`'s `state` (four u32 on the device).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RadixState {
+    /// Bits of the prefix fixed so far.
+    pub mask: u32,
+    /// The prefix; after the last pass, the bit pattern of the k-th largest |x|.
+    pub prefix: u32,
+    /// Elements strictly above the prefix's digits.
+    pub above: u32,
+    /// [`FAULT_NON_FINITE`] | [`FAULT_NO_DIGIT`].
+    pub fault: u32,
 }
 
-impl RadixHist {
-    fn bin(&self, x: f32) -> Option<usize> {
-        let b = x.to_bits();
-        (b & self.prefix_mask == self.prefix)
-            .then_some(((b >> self.shift) & self.bins_mask) as usize)
+/// |x|'s bit pattern (non-negative floats order as their bits).
+fn abs_bits(x: f32) -> u32 {
+    x.to_bits() & 0x7fff_ffff
+}
+
+/// CPU reference of `codec_radix_hist`: `RADIX_BINS` counts of digit `(|x| bits >> shift) &
+/// bins_mask` among the elements whose `|x| bits & st.mask == st.prefix`.
+pub fn radix_hist_cpu(x: &[f32], st: &RadixState, shift: u32, bins_mask: u32) -> Vec<u32> {
+    let mut h = vec![0u32; RADIX_BINS];
+    for &v in x {
+        let b = abs_bits(v);
+        if b & st.mask == st.prefix {
+            h[((b >> shift) & bins_mask) as usize] += 1;
+        }
+    }
+    h
+}
+
+/// CPU reference of `codec_radix_pick`, thread by thread: 1024 threads, thread `t` owning bins
+/// `4095 − 4t … 4092 − 4t`, an inclusive scan of their sums; the one bin whose range of ranks
+/// covers `k` extends the prefix. The first pass flags bins `0x7F8..=0x7FF` (NaN, infinity).
+pub fn radix_pick_cpu(
+    hist: &[u32],
+    st: &mut RadixState,
+    k: u32,
+    shift: u32,
+    bins_mask: u32,
+    first: bool,
+) {
+    const THREADS: usize = 1024;
+    let bin = |t: usize, j: usize| (RADIX_BINS - 1 - (4 * t + j)) as u32;
+    let c: Vec<[u32; 4]> = (0..THREADS)
+        .map(|t| {
+            std::array::from_fn(|j| {
+                if bin(t, j) <= bins_mask {
+                    hist[bin(t, j) as usize]
+                } else {
+                    0
+                }
+            })
+        })
+        .collect();
+    let sums: Vec<u32> = c.iter().map(|c| c.iter().sum()).collect();
+    let mut incl = sums.clone();
+    for t in 1..THREADS {
+        incl[t] += incl[t - 1];
+    }
+    let (above0, mask0, prefix0) = (st.above, st.mask, st.prefix);
+    let total = above0 + incl[THREADS - 1];
+    for t in 0..THREADS {
+        let mut before = above0 + incl[t] - sums[t];
+        for (j, &cj) in c[t].iter().enumerate() {
+            if before < k && before + cj >= k {
+                st.mask = mask0 | (bins_mask << shift);
+                st.prefix = prefix0 | (bin(t, j) << shift);
+                st.above = before;
+            }
+            before += cj;
+        }
+    }
+    if first && (0x7F8..=bins_mask.min(0x7FF)).any(|d| hist[d as usize] != 0) {
+        st.fault |= FAULT_NON_FINITE;
+    }
+    if total < k {
+        st.fault |= FAULT_NO_DIGIT;
     }
 }
 
-impl CustomOp1 for RadixHist {
+/// The k-th largest |x| by the three radix passes, on the host (the CPU path of Top-k's
+/// selection and its reference): `f32::from_bits(prefix)` is the value, `above` the count of
+/// elements strictly larger.
+pub fn radix_select_cpu(x: &[f32], k: usize) -> RadixState {
+    let mut st = RadixState::default();
+    for (p, &(shift, bins)) in RADIX_PASSES.iter().enumerate() {
+        let h = radix_hist_cpu(x, &st, shift, bins);
+        radix_pick_cpu(&h, &mut st, k as u32, shift, bins, p == 0);
+    }
+    st
+}
+
+/// CPU reference of `codec_topk_flags`: 1 above the k-th largest |x| (bit pattern `kth`), 2
+/// equal, 0 below.
+fn topk_flags_cpu(x: &[f32], kth: u32) -> Vec<u8> {
+    x.iter()
+        .map(|&v| match abs_bits(v).cmp(&kth) {
+            std::cmp::Ordering::Greater => 1,
+            std::cmp::Ordering::Equal => 2,
+            std::cmp::Ordering::Less => 0,
+        })
+        .collect()
+}
+
+struct TopKSelect {
+    k: usize,
+}
+
+impl CustomOp1 for TopKSelect {
     fn name(&self) -> &'static str {
-        "gradcomp-radix-hist"
+        "gradcomp-topk-select"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(v) = s else {
-            candle_core::bail!("radix-hist: expected f32")
+            candle_core::bail!("topk-select: expected f32")
         };
         let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("radix-hist: input must be contiguous")
+            candle_core::bail!("topk-select: input must be contiguous")
         };
-        let mut h = vec![0u32; RADIX_BINS];
-        for &x in &v[a..b] {
-            if let Some(i) = self.bin(x) {
-                h[i] += 1;
-            }
-        }
-        Ok((CpuStorage::U32(h), Shape::from(RADIX_BINS)))
+        let x = &v[a..b];
+        let st = radix_select_cpu(x, self.k);
+        let need = (self.k as u32).saturating_sub(st.above) as usize;
+        let mut out = select_cpu(&topk_flags_cpu(x, st.prefix), self.k, need);
+        out.truncate(self.k);
+        out.push(st.fault);
+        Ok((CpuStorage::U32(out), Shape::from(self.k + 1)))
     }
 
     #[cfg(feature = "cuda")]
@@ -204,64 +310,97 @@ impl CustomOp1 for RadixHist {
         use candle_core::cuda_backend::WrapErr;
         let dev = s.device();
         let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("radix-hist: input must be contiguous")
+            candle_core::bail!("topk-select: input must be contiguous")
         };
         let src = s.as_cuda_slice::<f32>()?.slice(a..b);
         let n = (b - a) as u32;
-        let out = dev.alloc_zeros::<u32>(RADIX_BINS)?;
-        if n > 0 {
-            let func = dev.get_or_load_custom_func("codec_radix_hist", MODULE, PTX)?;
-            let mut bld = func.builder();
+        let k = self.k as u32;
+        let mut state = dev.alloc_zeros::<u32>(4)?;
+        let out = dev.alloc_zeros::<u32>(self.k + 1)?;
+        // Two blocks per SM of an H200 (132 SMs), at most one per 1024 elements.
+        let hist_cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(1024).clamp(1, 264), 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let hist_f = dev.get_or_load_custom_func("codec_radix_hist", MODULE, PTX)?;
+        let pick_f = dev.get_or_load_custom_func("codec_radix_pick", MODULE, PTX)?;
+        for (p, &(shift, bins)) in RADIX_PASSES.iter().enumerate() {
+            let mut h = dev.alloc_zeros::<u32>(RADIX_BINS)?;
+            {
+                let mut bld = hist_f.builder();
+                bld.arg(&src);
+                bld.arg(&n);
+                bld.arg(&state);
+                bld.arg(&shift);
+                bld.arg(&bins);
+                bld.arg(&mut h);
+                // SAFETY: matches `codec_radix_hist`; `src` holds n f32, `state` 4 u32, `h`
+                // RADIX_BINS zeroed u32.
+                unsafe { bld.launch(hist_cfg) }.w()?;
+            }
+            let first = u32::from(p == 0);
+            let mut bld = pick_f.builder();
+            bld.arg(&h);
+            bld.arg(&mut state);
+            bld.arg(&k);
+            bld.arg(&shift);
+            bld.arg(&bins);
+            bld.arg(&first);
+            // SAFETY: matches `codec_radix_pick`; one block of 1024 threads reads RADIX_BINS
+            // bins and updates the 4-word state.
+            unsafe { bld.launch(one) }.w()?;
+        }
+        // SAFETY: `codec_topk_flags` writes every one of the n bytes before they are read.
+        let mut flags = unsafe { dev.alloc::<u8>(n.max(1) as usize) }?;
+        {
+            let f = dev.get_or_load_custom_func("codec_topk_flags", MODULE, PTX)?;
+            let mut bld = f.builder();
             bld.arg(&src);
             bld.arg(&n);
-            bld.arg(&self.prefix_mask);
-            bld.arg(&self.prefix);
-            bld.arg(&self.shift);
-            bld.arg(&self.bins_mask);
-            bld.arg(&out);
-            // Two blocks per SM of an H200 (132 SMs), at most one per 1024 elements.
-            let blocks = n.div_ceil(1024).clamp(1, 264);
-            let cfg = LaunchConfig {
-                grid_dim: (blocks, 1, 1),
-                block_dim: (1024, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: argument types and order match `codec_radix_hist`; `src` holds n f32,
-            // `out` RADIX_BINS u32.
-            unsafe { bld.launch(cfg) }.w()?;
+            bld.arg(&state);
+            bld.arg(&mut flags);
+            // SAFETY: matches `codec_topk_flags`; one thread per element of n.
+            unsafe { bld.launch(LaunchConfig::for_num_elems(n.max(1))) }.w()?;
         }
+        let flags = flags.slice(0..n as usize);
+        compact_on_device(dev, &flags, n, k, Need::Device(&state), &out)?;
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
-            Shape::from(RADIX_BINS),
+            Shape::from(self.k + 1),
         ))
     }
 }
 
-/// Histogram (u32 `[RADIX_BINS]`, on `a`'s device) of digit `(bits >> shift) & bins_mask` of the
-/// f32 bit patterns of `a` (contiguous f32) whose `bits & prefix_mask == prefix`.
+/// The positions (u32 `[k]`, increasing) of the k largest `|x|` of f32 `x`, ties at the k-th
+/// value broken by lowest index (exactly the first k of a stable sort by decreasing `|x|`), and
+/// the selection's fault bits (u32 `[1]`: [`FAULT_NON_FINITE`] when `x` holds a NaN or an
+/// infinity, whose positions then count as the largest), all computed on `x`'s device without a
+/// host read: three radix passes over |x|'s bit patterns, each a histogram and a one-block
+/// pick of the digit that holds the k-th largest, then the stable compaction of [`select`] with
+/// its tie count read on the device.
 ///
 /// # Errors
-/// `bins_mask` ≥ [`RADIX_BINS`]; `a` not f32 or longer than 2³² − 1; device errors.
-pub fn radix_hist(
-    a: &Tensor,
-    prefix_mask: u32,
-    prefix: u32,
-    shift: u32,
-    bins_mask: u32,
-) -> Result<Tensor> {
-    if bins_mask as usize >= RADIX_BINS || shift > 31 {
-        bail!("radix-hist: bins mask {bins_mask:#x} / shift {shift}: at most {RADIX_BINS} bins, shift < 32");
+/// k outside 1..=n; `x` not f32 or longer than 2³² − 1; device errors.
+pub fn top_k_select(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    let n = x.elem_count();
+    if k == 0 || k > n {
+        bail!("top-k: k {k} of {n} elements: expected 1 <= k <= n");
     }
-    if a.elem_count() > u32::MAX as usize {
-        bail!("radix-hist: {} elements: at most 2^32 - 1", a.elem_count());
+    if n > u32::MAX as usize - 1 {
+        bail!("top-k: {n} elements: at most 2^32 - 2");
     }
-    let a = a.flatten_all()?.contiguous()?;
-    Ok(a.apply_op1_no_bwd(&RadixHist {
-        prefix_mask,
-        prefix,
-        shift,
-        bins_mask,
-    })?)
+    if x.dtype() != DType::F32 {
+        bail!("top-k: {:?}: expected f32", x.dtype());
+    }
+    let x = x.flatten_all()?.contiguous()?;
+    let out = x.apply_op1_no_bwd(&TopKSelect { k })?;
+    Ok((out.narrow(0, 0, k)?, out.narrow(0, k, 1)?))
 }
 
 struct ScatterAdd {
@@ -402,67 +541,113 @@ impl CustomOp1 for Select {
         l: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::backend::BackendStorage;
-        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-        use candle_core::cuda_backend::WrapErr;
         let dev = s.device();
         let Some((a, b)) = l.contiguous_offsets() else {
             candle_core::bail!("select: flags must be contiguous")
         };
         let flags = s.as_cuda_slice::<u8>()?.slice(a..b);
-        let n = b - a;
-        let nb = n.div_ceil(SEL_BLOCK).max(1);
-        let mut cnt_sel = dev.alloc_zeros::<u32>(nb)?;
-        let mut cnt_tie = dev.alloc_zeros::<u32>(nb)?;
         let out = dev.alloc_zeros::<u32>(self.k.max(1))?;
-        let (n_u32, nb_u32, need_u32) = (n as u32, nb as u32, self.need as u32);
-        let blocks = LaunchConfig {
-            grid_dim: (nb_u32, 1, 1),
-            block_dim: (SEL_BLOCK as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let one = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (SEL_BLOCK as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        {
-            let count = dev.get_or_load_custom_func("codec_sel_count", MODULE, PTX)?;
-            let mut bld = count.builder();
-            bld.arg(&flags);
-            bld.arg(&n_u32);
-            bld.arg(&mut cnt_sel);
-            bld.arg(&mut cnt_tie);
-            // SAFETY: matches `codec_sel_count`; nb blocks of 1024 cover n, each writes its entry.
-            unsafe { bld.launch(blocks) }.w()?;
-        }
-        {
-            let scan = dev.get_or_load_custom_func("codec_sel_scan", MODULE, PTX)?;
-            let mut bld = scan.builder();
-            bld.arg(&mut cnt_sel);
-            bld.arg(&mut cnt_tie);
-            bld.arg(&nb_u32);
-            // SAFETY: matches `codec_sel_scan`; one block of 1024 threads scans nb entries in
-            // place.
-            unsafe { bld.launch(one) }.w()?;
-        }
-        {
-            let compact = dev.get_or_load_custom_func("codec_sel_compact", MODULE, PTX)?;
-            let mut bld = compact.builder();
-            bld.arg(&flags);
-            bld.arg(&n_u32);
-            bld.arg(&cnt_sel);
-            bld.arg(&cnt_tie);
-            bld.arg(&need_u32);
-            bld.arg(&out);
-            // SAFETY: matches `codec_sel_compact`; the caller guarantees (selected + need) = k,
-            // so every write lands below k.
-            unsafe { bld.launch(blocks) }.w()?;
-        }
+        compact_on_device(
+            dev,
+            &flags,
+            (b - a) as u32,
+            self.k as u32,
+            Need::Host(self.need as u32),
+            &out,
+        )?;
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
             Shape::from(self.k),
         ))
     }
+}
+
+/// Where the selection's tie count comes from.
+#[cfg(feature = "cuda")]
+enum Need<'a> {
+    /// Known on the host.
+    Host(u32),
+    /// `k − state[2]` of a radix select's device state (`codec_topk_compact`, which also
+    /// copies the fault bits `state[3]` to `out[k]`).
+    Device(&'a candle_core::cuda_backend::cudarc::driver::CudaSlice<u32>),
+}
+
+/// The selection's three kernels on `dev`'s stream (count, scan, compact): the flagged positions
+/// of `flags` (`n` bytes) into `out` (≥ k u32, k + 1 with [`Need::Device`]).
+#[cfg(feature = "cuda")]
+fn compact_on_device(
+    dev: &candle_core::CudaDevice,
+    flags: &candle_core::cuda_backend::cudarc::driver::CudaView<'_, u8>,
+    n: u32,
+    k: u32,
+    need: Need<'_>,
+    out: &candle_core::cuda_backend::cudarc::driver::CudaSlice<u32>,
+) -> candle_core::Result<()> {
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::WrapErr;
+    let nb = (n as usize).div_ceil(SEL_BLOCK).max(1);
+    let mut cnt_sel = dev.alloc_zeros::<u32>(nb)?;
+    let mut cnt_tie = dev.alloc_zeros::<u32>(nb)?;
+    let nb_u32 = nb as u32;
+    let blocks = LaunchConfig {
+        grid_dim: (nb_u32, 1, 1),
+        block_dim: (SEL_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let one = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (SEL_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    {
+        let count = dev.get_or_load_custom_func("codec_sel_count", MODULE, PTX)?;
+        let mut bld = count.builder();
+        bld.arg(flags);
+        bld.arg(&n);
+        bld.arg(&mut cnt_sel);
+        bld.arg(&mut cnt_tie);
+        // SAFETY: matches `codec_sel_count`; nb blocks of 1024 cover n, each writes its entry.
+        unsafe { bld.launch(blocks) }.w()?;
+    }
+    {
+        let scan = dev.get_or_load_custom_func("codec_sel_scan", MODULE, PTX)?;
+        let mut bld = scan.builder();
+        bld.arg(&mut cnt_sel);
+        bld.arg(&mut cnt_tie);
+        bld.arg(&nb_u32);
+        // SAFETY: matches `codec_sel_scan`; one block of 1024 threads scans nb entries in place.
+        unsafe { bld.launch(one) }.w()?;
+    }
+    match need {
+        Need::Host(need) => {
+            let compact = dev.get_or_load_custom_func("codec_sel_compact", MODULE, PTX)?;
+            let mut bld = compact.builder();
+            bld.arg(flags);
+            bld.arg(&n);
+            bld.arg(&cnt_sel);
+            bld.arg(&cnt_tie);
+            bld.arg(&need);
+            bld.arg(&k);
+            bld.arg(out);
+            // SAFETY: matches `codec_sel_compact`; writes land below k (the kernel drops others).
+            unsafe { bld.launch(blocks) }.w()?;
+        }
+        Need::Device(state) => {
+            let compact = dev.get_or_load_custom_func("codec_topk_compact", MODULE, PTX)?;
+            let mut bld = compact.builder();
+            bld.arg(flags);
+            bld.arg(&n);
+            bld.arg(&cnt_sel);
+            bld.arg(&cnt_tie);
+            bld.arg(state);
+            bld.arg(&k);
+            bld.arg(out);
+            // SAFETY: matches `codec_topk_compact`; `state` holds 4 u32, `out` k + 1; index
+            // writes land below k (the kernel drops others), the fault word at k.
+            unsafe { bld.launch(blocks) }.w()?;
+        }
+    }
+    Ok(())
 }
 
 /// The positions `i` (u32, increasing) with `flags[i] == 1`, plus the first `need` positions

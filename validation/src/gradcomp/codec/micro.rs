@@ -192,6 +192,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                     })?;
                     point("encode", Figure::Time(st))?;
                     let sent = c.encode(0, &g, 1)?;
+                    c.verify()?;
                     let recv = sent
                         .iter()
                         .map(|t| match c.collective() {

@@ -128,6 +128,14 @@ pub trait Codec {
             Pending::Decode { .. } => bail!("{}: no deferred decode", self.name()),
         }
     }
+    /// After the step's synchronization (outside the timed window): what the codec flagged on
+    /// the device ([`TwoStage::verify`]).
+    ///
+    /// # Errors
+    /// The flagged fault; device errors.
+    fn verify(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The single-GPU stand-in for the collective: every rank holds the same tensor, so an
@@ -188,6 +196,14 @@ pub trait TwoStage {
     fn decode(&mut self, bucket: usize, n: usize, recv: &[Tensor], world: usize) -> Result<Tensor>;
     /// Bytes one rank puts on the wire per round for an `n`-element bucket (its payload).
     fn wire_bytes(&self, n: usize) -> u64;
+    /// Checks what the codec could only flag on the device during the step (Top-k: a
+    /// non-finite gradient): call after the step's synchronization, outside the timed window.
+    ///
+    /// # Errors
+    /// The flagged fault; device errors.
+    fn verify(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One round of a [`TwoStage`] codec through `comm`.
@@ -305,6 +321,9 @@ impl<T: TwoStage> Codec for Staged<T> {
     fn finish(&mut self, p: Pending) -> Result<Tensor> {
         two_stage_finish(&mut self.0, p)
     }
+    fn verify(&mut self) -> Result<()> {
+        self.0.verify()
+    }
 }
 
 /// A codec built from a method name, with its stages reachable (what [`micro`] times).
@@ -383,6 +402,12 @@ impl Codec for AnyCodec {
                 Pending::Decode { .. } => bail!("powersgd: no deferred decode"),
             },
             AnyCodec::Two(t) => two_stage_finish(t.as_mut(), p),
+        }
+    }
+    fn verify(&mut self) -> Result<()> {
+        match self {
+            AnyCodec::PowerSgd(_) => Ok(()),
+            AnyCodec::Two(t) => t.verify(),
         }
     }
 }

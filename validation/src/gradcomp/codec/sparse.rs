@@ -7,12 +7,12 @@
 //!   differ between ranks, so values (f32) and indices (u32) are all-gathered (8k bytes per rank,
 //!   perfcast's `compressor/sparse.rs`) and scatter-added, then divided by the world.
 //!   Selection on the device without a sort (candle's CUDA arg-sort sorts one row in shared
-//!   memory, at most a few thousand elements): the k-th largest |x| is found by bisection on its
-//!   f32 bit pattern (non-negative floats order like their bits), one `≥`-count pass over n
-//!   per bit (about 31 passes, one host read each); then the elements above it and the first
-//!   (k − above) equal to it in index order are compacted in index order
-//!   ([`super::kernels::select`]). The result is exactly a stable sort's first k (tested against
-//!   one).
+//!   memory, at most a few thousand elements) and without a host read: the k-th largest |x| by
+//!   a radix select over its f32 bit pattern (non-negative floats order like their bits), then
+//!   the elements above it and the first (k − above) equal to it are compacted in index order
+//!   ([`super::kernels::top_k_select`]). The result is exactly a stable sort's first k (tested
+//!   against one). A NaN or infinity in x is flagged on the device and reported by
+//!   [`TwoStage::verify`] after the step.
 //! - `randomk:density=D`: k positions drawn from a seeded stream shared by every rank, so the
 //!   values line up and are all-reduced (4k bytes per rank; the indices never travel). Sampling
 //!   is stratified: position i of k falls uniformly in `[⌊i·n/k⌋, ⌊(i+1)·n/k⌋)`, so positions are
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 
-use super::kernels::{self, scatter_add, select};
+use super::kernels::{self, scatter_add, top_k_select};
 use super::{Collective, TwoStage};
 
 /// k = ⌈D·n⌉, at least 1 (perfcast's `k_of`).
@@ -45,6 +45,9 @@ fn check_density(name: &str, d: f64) -> Result<()> {
 pub struct TopK {
     density: f64,
     err: HashMap<usize, Tensor>,
+    /// The largest fault word of the selections since the last [`TwoStage::verify`] (u32 `[1]`,
+    /// on the device).
+    fault: Option<Tensor>,
 }
 
 impl TopK {
@@ -57,62 +60,20 @@ impl TopK {
         Ok(TopK {
             density,
             err: HashMap::new(),
+            fault: None,
         })
     }
 }
 
-/// The k-th largest value of non-negative finite `a` (1 ≤ k ≤ n) and the count of elements
-/// strictly above it, by radix select over the f32 bit patterns (which order non-negative
-/// floats): three histogram passes of [`kernels::radix_hist`] (bits 31–20, 19–8, 7–0), each
-/// narrowing to the digit that holds the k-th largest, and three 16 KiB host reads.
-///
-/// # Errors
-/// `a` holds a NaN or infinity (exponent all ones: bins ≥ 0x7F8 of the first pass); device
-/// errors.
-pub fn kth_largest(a: &Tensor, k: usize) -> Result<(f32, usize)> {
-    // (shift, bins mask) per pass; after a pass the prefix grows by its digit.
-    const PASSES: [(u32, u32); 3] = [(20, 0xFFF), (8, 0xFFF), (0, 0xFF)];
-    let (mut mask, mut prefix, mut above) = (0u32, 0u32, 0usize);
-    for (p, &(shift, bins)) in PASSES.iter().enumerate() {
-        let h = kernels::radix_hist(a, mask, prefix, shift, bins)?.to_vec1::<u32>()?;
-        if p == 0 && h[0x7F8..].iter().any(|&c| c > 0) {
-            bail!("top-k: gradient holds a non-finite value (NaN or infinity)");
-        }
-        // Digits from high to low until the k-th largest falls inside one.
-        let mut digit = None;
-        for d in (0..=bins as usize).rev() {
-            let c = h[d] as usize;
-            if above + c >= k {
-                digit = Some(d as u32);
-                break;
-            }
-            above += c;
-        }
-        let Some(d) = digit else {
-            bail!("top-k: k {k} exceeds the {above} elements counted");
-        };
-        prefix |= d << shift;
-        mask |= bins << shift;
-    }
-    Ok((f32::from_bits(prefix), above))
-}
-
 /// The positions (u32, increasing) of the k largest `|x|`, ties at the k-th value broken by
-/// lowest index: exactly the first k of a stable sort by decreasing `|x|`.
+/// lowest index: exactly the first k of a stable sort by decreasing `|x|` ([`top_k_select`],
+/// on the device with no host read), and the fault bits (u32 `[1]`, non-zero when `x` held a
+/// NaN or infinity), left on the device for [`TopK`] to read after the step.
 ///
 /// # Errors
-/// k outside 1..=n; non-finite values; device errors.
-pub fn top_k_indices(x: &Tensor, k: usize) -> Result<Tensor> {
-    let n = x.elem_count();
-    if k == 0 || k > n {
-        bail!("top-k: k {k} of {n} elements: expected 1 <= k <= n");
-    }
-    let a = x.abs()?;
-    let (t, above) = kth_largest(&a, k)?;
-    let gt = a.gt(t)?;
-    let eq = a.eq(t)?;
-    let flags = ((gt + &eq)? + &eq)?;
-    select(&flags, k, k - above)
+/// k outside 1..=n; device errors.
+pub fn top_k_indices(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    top_k_select(x, k)
 }
 
 impl TwoStage for TopK {
@@ -133,11 +94,30 @@ impl TwoStage for TopK {
             Some(e) if e.elem_count() == n => (grad + e)?,
             _ => grad.clone(),
         };
-        let idx = top_k_indices(&x, k)?;
+        let (idx, fault) = top_k_indices(&x, k)?;
+        self.fault = Some(match self.fault.take() {
+            Some(f) => f.maximum(&fault)?,
+            None => fault,
+        });
         let vals = x.index_select(&idx, 0)?;
         let sent = scatter_add(&idx, &vals, n)?;
         self.err.insert(bucket, (x - sent)?);
         Ok(vec![vals, idx])
+    }
+
+    /// Reads the selections' fault word (one 4-byte read; call it after the step's
+    /// synchronization, outside the timed window).
+    fn verify(&mut self) -> Result<()> {
+        if let Some(f) = self.fault.take() {
+            let f = f.to_vec1::<u32>()?[0];
+            if f & kernels::FAULT_NON_FINITE != 0 {
+                bail!("top-k: a gradient held a non-finite value (NaN or infinity)");
+            }
+            if f != 0 {
+                bail!("top-k: the radix select found no digit for the k-th element (fault {f:#x})");
+            }
+        }
+        Ok(())
     }
 
     /// Scatter-adds every rank's (value, index) pairs into zeros and divides by the world.
@@ -296,6 +276,17 @@ mod tests {
         top
     }
 
+    fn idx(x: &Tensor, k: usize) -> Vec<u32> {
+        let (i, f) = top_k_indices(x, k).unwrap();
+        assert_eq!(f.to_vec1::<u32>().unwrap(), vec![0], "fault word");
+        i.to_vec1::<u32>().unwrap()
+    }
+
+    fn fault(x: &[f32], k: usize) -> u32 {
+        let t = Tensor::new(x, &Device::Cpu).unwrap();
+        top_k_indices(&t, k).unwrap().1.to_vec1::<u32>().unwrap()[0]
+    }
+
     #[test]
     fn top_k_equals_a_stable_sort_with_ties() {
         let dev = Device::Cpu;
@@ -305,21 +296,20 @@ mod tests {
             .collect();
         let t = Tensor::new(x.as_slice(), &dev).unwrap();
         for k in [1, 2, 7, 117, 118, 500, 1999, 2000] {
-            let got = top_k_indices(&t, k).unwrap().to_vec1::<u32>().unwrap();
-            assert_eq!(got, reference(&x, k), "k {k}");
+            assert_eq!(idx(&t, k), reference(&x, k), "k {k}");
         }
         // All zeros: the first k positions.
         let z = Tensor::zeros(10, DType::F32, &dev).unwrap();
-        assert_eq!(
-            top_k_indices(&z, 3).unwrap().to_vec1::<u32>().unwrap(),
-            vec![0, 1, 2]
-        );
+        assert_eq!(idx(&z, 3), vec![0, 1, 2]);
         assert!(top_k_indices(&z, 0).is_err());
         assert!(top_k_indices(&z, 11).is_err());
-        let bad = Tensor::new(&[1f32, f32::NAN], &dev).unwrap();
-        assert!(top_k_indices(&bad, 1).is_err());
-        let inf = Tensor::new(&[1f32, f32::NEG_INFINITY], &dev).unwrap();
-        assert!(top_k_indices(&inf, 1).is_err());
+        // Non-finite values are flagged on the device (and rank above every finite value).
+        assert_eq!(fault(&[1., f32::NAN], 1), kernels::FAULT_NON_FINITE);
+        assert_eq!(
+            fault(&[1., f32::NEG_INFINITY, 2.], 2),
+            kernels::FAULT_NON_FINITE
+        );
+        assert_eq!(fault(&[1., f32::MAX, -2.], 3), 0);
         // Distinct values over ten decades (every radix pass decides) and near-equal neighbours
         // that differ only in the last mantissa bits (the third pass decides).
         let y: Vec<f32> = (0..5000u64)
@@ -336,14 +326,29 @@ mod tests {
             .collect();
         let t = Tensor::new(y.as_slice(), &dev).unwrap();
         for k in [1, 3, 250, 2500, 4999, 5000] {
-            let got = top_k_indices(&t, k).unwrap().to_vec1::<u32>().unwrap();
-            assert_eq!(got, reference(&y, k), "k {k}");
-            let (kth, above) = kth_largest(&t.abs().unwrap(), k).unwrap();
+            assert_eq!(idx(&t, k), reference(&y, k), "k {k}");
+            let st = kernels::radix_select_cpu(&y, k);
+            let (kth, above) = (f32::from_bits(st.prefix), st.above as usize);
             let mut s: Vec<f32> = y.iter().map(|v| v.abs()).collect();
             s.sort_by(|a, b| b.total_cmp(a));
             assert_eq!(kth, s[k - 1], "k {k}");
             assert_eq!(above, s.iter().filter(|&&v| v > kth).count(), "k {k}");
         }
+    }
+
+    #[test]
+    fn verify_reports_a_non_finite_gradient_once_after_the_step() {
+        let dev = Device::Cpu;
+        let mut c = TopK::new(0.5).unwrap();
+        let good = Tensor::new(&[1f32, -3., 2., 0.5], &dev).unwrap();
+        c.encode(0, &good, 1).unwrap();
+        c.verify().unwrap();
+        let bad = Tensor::new(&[1f32, f32::NAN, 2., 0.5], &dev).unwrap();
+        c.encode(1, &bad, 1).unwrap();
+        c.encode(0, &good, 1).unwrap();
+        let e = c.verify().unwrap_err().to_string();
+        assert!(e.contains("non-finite"), "{e}");
+        c.verify().unwrap();
     }
 
     #[test]
