@@ -20,6 +20,7 @@
 //! or per (compressor family, stage) when the shared one misses a call by more than the goal.
 
 pub mod codec;
+pub mod coupling;
 pub mod run;
 pub mod step;
 
@@ -471,6 +472,9 @@ pub struct GradcompCalibration {
     /// Fitted codec costs, absent until codec rows are measured.
     #[serde(default)]
     pub codec: Option<codec::CodecFit>,
+    /// Rank coupling per multi-GPU DDP step, absent until token steps are measured.
+    #[serde(default)]
+    pub ddp_coupling: Option<coupling::DdpCoupling>,
 }
 
 impl GradcompCalibration {

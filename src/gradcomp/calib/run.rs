@@ -20,12 +20,12 @@
 //!   `gradcomp-points.csv` in the output directory holds every point.
 
 use super::codec::{self, CodecFit};
-use super::step;
 use super::{
     busbw_err, calibration_sweeps, calibration_sweeps_by_timing, collective_sweeps, fit_collective,
     run_of, CollectiveFit, CollectiveKey, CollectiveSweep, GradcompCalibration, GOAL,
     GOAL_MIN_BYTES,
 };
+use super::{coupling, step};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::gradcomp::collective::{CalibratedCollectives, Op, RegimeModel};
@@ -97,11 +97,12 @@ pub fn fit_all(
     } else {
         Some(codec::fit(&pts, datasheet)?)
     };
-    if collective.is_empty() && codec.is_none() {
+    let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
+    if collective.is_empty() && codec.is_none() && ddp_coupling.is_none() {
         return Err(Error::range(
             "gradcomp rows",
-            "no collective sweep of >= 2 ranks and no codec row",
-            "rows of kind collective (perfcast-gpu nccl-sweep) or codec",
+            "no collective sweep of >= 2 ranks, no codec row and no token step",
+            "rows of kind collective (perfcast-gpu nccl-sweep), codec, or token steps (gradcomp ddp --token-only 1)",
         ));
     }
     Ok(GradcompCalibration {
@@ -111,6 +112,7 @@ pub fn fit_all(
         command: command.into(),
         collective,
         codec,
+        ddp_coupling,
     })
 }
 
@@ -197,6 +199,17 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
                 "gradcomp codec costs: no codec rows; the what-if keeps datasheet codec costs"
             );
         }
+    }
+    if let Some(c) = &cal.ddp_coupling {
+        let _ = writeln!(
+            s,
+            "gradcomp DDP rank coupling (median token-step excess over its twin, per step): async {:.2} ms ({} points), inline {:.2} ms ({} points); sets {}",
+            c.async_s * 1e3,
+            c.async_points,
+            c.inline_s * 1e3,
+            c.inline_points,
+            c.sets.join(", ")
+        );
     }
     s
 }
@@ -381,6 +394,8 @@ pub struct DdpCtx {
     pub cap_bytes: f64,
     /// Collectives on their own stream.
     pub overlap: bool,
+    /// Rank coupling per step, when calibrated.
+    pub coupling: Option<coupling::DdpCoupling>,
 }
 
 impl DdpCtx {
@@ -398,6 +413,7 @@ impl DdpCtx {
             self.cap_bytes,
             &env,
             self.overlap,
+            self.coupling.as_ref(),
         )
         .step_s
     }
@@ -752,6 +768,21 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // Real single-GPU training steps (`comm=local`): compute from the layer micro rows, codec
     // and local reduction from the codec fit (see `step`).
     let (step_rows, ddp_rows) = step::step_rows(rows)?;
+    // Rank coupling: the token steps of the input (calibration micro rows, never scored as
+    // steps), else the committed calibration's.
+    let ddp_coupling = match coupling::fit(&ddp_rows) {
+        Some(c) => {
+            notes.push(format!(
+                "DDP rank coupling from {} token steps of {} (median excess over the twin per step): async {:.2} ms, inline {:.2} ms; token rows are calibration micro rows, not scored",
+                c.async_points + c.inline_points,
+                c.sets.join(", "),
+                c.async_s * 1e3,
+                c.inline_s * 1e3
+            ));
+            Some(c)
+        }
+        None => committed.as_ref().and_then(|c| c.ddp_coupling.clone()),
+    };
     let mut step_table: BTreeMap<String, Vec<(String, f64, step::StepPrediction)>> =
         BTreeMap::new();
     let mut ddp_table: BTreeMap<String, Vec<DdpPoint>> = BTreeMap::new();
@@ -842,7 +873,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             // sweep (the input's newest, else the committed calibration), on the harness's
             // timeline (`step::predict_ddp`).
             let mut no_coll: BTreeMap<String, usize> = BTreeMap::new();
-            for d in &ddp_rows {
+            for d in ddp_rows.iter().filter(|d| !d.token_only) {
                 let r = &d.step;
                 let Some(u) = step::units(rows, &r.model, r.batch, &r.seq)? else {
                     *missing
@@ -893,6 +924,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     first_cap_bytes: r.first_bucket_bytes,
                     cap_bytes: r.bucket_bytes,
                     overlap: d.overlap,
+                    coupling: ddp_coupling.clone(),
                 };
                 if let Some(l) = d.link_bytes_per_s {
                     env.calibrated = Some(step::with_link(&cc, l));
@@ -922,6 +954,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     r.bucket_bytes,
                     &env,
                     d.overlap,
+                    ddp_coupling.as_ref(),
                 );
                 by_set
                     .entry((r.set.clone(), "ddp"))

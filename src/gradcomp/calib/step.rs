@@ -330,6 +330,10 @@ impl DdpPrediction {
 /// The no-communication twin (`nocomm_s`) runs the same timeline with every collective free,
 /// except all-gathers, which the harness replaces by a device concatenation of `world` copies:
 /// one launch plus reading and writing `world × payload` bytes at the shared codec bandwidth.
+///
+/// `coupling` (when calibrated, [`super::coupling`]) adds the ranks' rendezvous cost once to a
+/// step of two or more ranks (not to its twin, which never meets the other ranks mid-step).
+#[allow(clippy::too_many_arguments)]
 pub fn predict_ddp(
     u: &Units,
     layers: &[LayerGrad],
@@ -338,6 +342,7 @@ pub fn predict_ddp(
     cap_bytes: f64,
     env: &Env,
     overlap: bool,
+    coupling: Option<&super::coupling::DdpCoupling>,
 ) -> DdpPrediction {
     let bs = buckets(layers, first_cap_bytes, cap_bytes, ELEM_BYTES);
     let world = f64::from(env.cluster.workers.max(1));
@@ -402,6 +407,11 @@ pub fn predict_ddp(
     };
     let (step_s, codec_s, comm_s) = run(false);
     let (nocomm_s, _, _) = run(true);
+    let step_s = step_s
+        + match coupling {
+            Some(c) if world >= 2.0 => c.of(&method.family(), overlap),
+            _ => 0.0,
+        };
     DdpPrediction {
         step_s,
         nocomm_s,
@@ -426,6 +436,9 @@ pub struct DdpRow {
     pub nocomm_s: Option<f64>,
     /// Emulated link (`link_bytes_per_s`, harness `--link-gbps`), bytes/s.
     pub link_bytes_per_s: Option<f64>,
+    /// `token_only=1`: a token step (every timed collective moved one element), the coupling
+    /// micro-measurement of [`super::coupling`], not a DDP step to validate.
+    pub token_only: bool,
 }
 
 /// The collectives behind an emulated link of `link_bytes_per_s` (the harness's `--link-gbps`:
@@ -583,12 +596,18 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
                     })?,
             ),
         };
+        let token_only = match r.params.get("token_only") {
+            Some("1") => true,
+            Some("0") | None => false,
+            Some(v) => return Err(o.err(format!("params token_only = '{v}': 0 or 1"))),
+        };
         ddp.push(DdpRow {
             step: row,
             overlap,
             transport,
             nocomm_s,
             link_bytes_per_s,
+            token_only,
         });
     }
     Ok((out, ddp))
@@ -655,6 +674,7 @@ mod tests {
             25.0 * 1048576.0,
             &env,
             true,
+            None,
         );
         assert_eq!(p.buckets, 2);
         assert!(near(p.step_s, 10.004e-3), "{p:?}");
@@ -669,8 +689,42 @@ mod tests {
             25.0 * 1048576.0,
             &env,
             false,
+            None,
         );
         assert!(near(q.step_s, 12.004e-3), "{q:?}");
+        // A calibrated coupling of 3 ms async / 1 ms inline is added to the step, not the twin.
+        let c = super::super::coupling::DdpCoupling {
+            async_s: 3e-3,
+            async_points: 1,
+            inline_s: 1e-3,
+            inline_points: 1,
+            sets: vec![],
+        };
+        let pc = predict_ddp(
+            &u,
+            &layers,
+            &m,
+            FIRST_BUCKET_BYTES,
+            25.0 * 1048576.0,
+            &env,
+            true,
+            Some(&c),
+        );
+        assert!(
+            near(pc.step_s, 13.004e-3) && near(pc.nocomm_s, 8e-3),
+            "{pc:?}"
+        );
+        let qc = predict_ddp(
+            &u,
+            &layers,
+            &m,
+            FIRST_BUCKET_BYTES,
+            25.0 * 1048576.0,
+            &env,
+            false,
+            Some(&c),
+        );
+        assert!(near(qc.step_s, 13.004e-3), "{qc:?}");
         env.calibrated = Some(with_link(&cc, 1e9));
         let l = predict_ddp(
             &u,
@@ -680,6 +734,7 @@ mod tests {
             25.0 * 1048576.0,
             &env,
             true,
+            None,
         );
         assert!(near(l.step_s, 14.008e-3), "{l:?}");
     }
