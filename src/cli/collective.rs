@@ -94,6 +94,8 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         bw_bytes_per_s: f64::INFINITY,
         matmul_flops_per_s: f64::INFINITY,
         vector_flops_per_s: f64::INFINITY,
+        cache_bytes: 0.0,
+        cache_bw_bytes_per_s: 0.0,
     };
     let mut env = Env::new(c, algo, curve, no_codec);
     if let Some(gpu) = &a.gpu {

@@ -86,23 +86,54 @@ pub struct CodecCost {
     pub matmul_flops_per_s: f64,
     /// Effective elementwise rate (fp32), FLOP/s.
     pub vector_flops_per_s: f64,
+    /// Two-regime bandwidth (issue 14): the first `cache_bytes` of a stage's traffic move at
+    /// `cache_bw_bytes_per_s` (data the previous kernel left in the GPU's L2), the rest at
+    /// `bw_bytes_per_s`. 0 (the default): one regime, every byte at `bw_bytes_per_s`.
+    #[serde(default)]
+    pub cache_bytes: f64,
+    /// Bandwidth of the first `cache_bytes` of a stage's traffic, bytes/s (unused when
+    /// `cache_bytes` is 0).
+    #[serde(default)]
+    pub cache_bw_bytes_per_s: f64,
 }
 
 impl CodecCost {
-    /// Defaults for `gpu`: 5 µs per launch, catalog bandwidth and FLOP efficiencies.
+    /// Defaults for `gpu`: 5 µs per launch, catalog bandwidth and FLOP efficiencies, one
+    /// bandwidth regime.
     pub fn for_gpu(gpu: &Gpu) -> Self {
         CodecCost {
             launch_s: 5e-6,
             bw_bytes_per_s: gpu.hbm_bw_bytes_per_s * gpu.latency.bw_efficiency,
             matmul_flops_per_s: gpu.tf32_flops * gpu.latency.flops_efficiency,
             vector_flops_per_s: gpu.fp32_flops * gpu.latency.flops_efficiency,
+            cache_bytes: 0.0,
+            cache_bw_bytes_per_s: 0.0,
         }
     }
 
-    /// `launches · launch_s + bytes / bw + matmul / matmul_rate + vector / vector_rate`, seconds.
+    /// A stage's `bytes` split into (cached, beyond): the first `cache_bytes` and the rest;
+    /// `(0, bytes)` with one regime.
+    pub fn split_bytes(&self, bytes: f64) -> (f64, f64) {
+        if self.cache_bytes > 0.0 && self.cache_bw_bytes_per_s > 0.0 {
+            let c = bytes.min(self.cache_bytes);
+            (c, bytes - c)
+        } else {
+            (0.0, bytes)
+        }
+    }
+
+    /// `launches · launch_s + cached / cache_bw + beyond / bw + matmul / matmul_rate + vector /
+    /// vector_rate`, seconds ([`CodecCost::split_bytes`]; with one regime `bytes / bw`).
     pub fn t(&self, launches: f64, bytes: f64, matmul_flops: f64, vector_flops: f64) -> f64 {
+        let (cached, beyond) = self.split_bytes(bytes);
+        let cached_s = if cached > 0.0 {
+            cached / self.cache_bw_bytes_per_s
+        } else {
+            0.0
+        };
         launches * self.launch_s
-            + bytes / self.bw_bytes_per_s
+            + cached_s
+            + beyond / self.bw_bytes_per_s
             + matmul_flops / self.matmul_flops_per_s
             + vector_flops / self.vector_flops_per_s
     }
@@ -476,6 +507,8 @@ mod tests {
                 bw_bytes_per_s: 1e12,
                 matmul_flops_per_s: 1e14,
                 vector_flops_per_s: 1e13,
+                cache_bytes: 0.0,
+                cache_bw_bytes_per_s: 0.0,
             },
         )
     }

@@ -92,10 +92,9 @@ pub fn fit_all(
         .map(fit_collective)
         .collect::<Result<Vec<_>>>()?;
     let pts = codec::codec_points(rows)?;
-    let codec = if pts.is_empty() {
-        None
-    } else {
-        Some(codec::fit(&pts, datasheet)?)
+    let codec = match codec::calibration_set(&pts) {
+        None => None,
+        Some(set) => Some(codec::fit(&codec::points_of(&pts, &set), datasheet)?),
     };
     let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
     if collective.is_empty() && codec.is_none() && ddp_coupling.is_none() {
@@ -159,34 +158,40 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
         Some(c) => {
             let _ = writeln!(
                 s,
-                "gradcomp codec costs ({} fit of {} points; shared max per-call error {:.1}%): launch {:.2} µs, {:.0} GB/s, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                "gradcomp codec costs ({} fit of {} points of {}; two-regime knee {}; shared max per-call error {:.1}%): launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
                 c.mode,
                 c.shared.points,
+                c.sets.join(", "),
+                if c.knee_bytes > 0.0 {
+                    format!("{:.0} MB", c.knee_bytes / 1e6)
+                } else {
+                    "none (one regime)".to_string()
+                },
                 100.0 * c.shared.max_abs_pct_err,
                 c.shared.cost.launch_s * 1e6,
-                c.shared.cost.bw_bytes_per_s / 1e9,
+                bw_desc(&c.shared.cost),
                 c.shared.cost.matmul_flops_per_s / 1e12,
                 c.shared.cost.vector_flops_per_s / 1e12
             );
             for (f, fc) in &c.family {
                 let _ = writeln!(
                     s,
-                    "  {f}: {} points, max {:.1}%: launch {:.2} µs, {:.0} GB/s, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                    "  {f}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
                     fc.points,
                     100.0 * fc.max_abs_pct_err,
                     fc.cost.launch_s * 1e6,
-                    fc.cost.bw_bytes_per_s / 1e9,
+                    bw_desc(&fc.cost),
                     fc.cost.matmul_flops_per_s / 1e12,
                     fc.cost.vector_flops_per_s / 1e12
                 );
                 for (op, sc) in c.stage.get(f).into_iter().flatten() {
                     let _ = writeln!(
                         s,
-                        "    {op}: {} points, max {:.1}%: launch {:.2} µs, {:.0} GB/s, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                        "    {op}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
                         sc.points,
                         100.0 * sc.max_abs_pct_err,
                         sc.cost.launch_s * 1e6,
-                        sc.cost.bw_bytes_per_s / 1e9,
+                        bw_desc(&sc.cost),
                         sc.cost.matmul_flops_per_s / 1e12,
                         sc.cost.vector_flops_per_s / 1e12
                     );
@@ -212,6 +217,20 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
         );
     }
     s
+}
+
+/// A codec cost's bandwidth: `B GB/s`, or `C GB/s to K MB, B GB/s beyond` with two regimes.
+fn bw_desc(c: &CodecCost) -> String {
+    if c.cache_bytes > 0.0 {
+        format!(
+            "{:.0} GB/s to {:.0} MB, {:.0} GB/s beyond",
+            c.cache_bw_bytes_per_s / 1e9,
+            c.cache_bytes / 1e6,
+            c.bw_bytes_per_s / 1e9
+        )
+    } else {
+        format!("{:.0} GB/s", c.bw_bytes_per_s / 1e9)
+    }
 }
 
 fn human_bytes(b: f64) -> String {
@@ -674,10 +693,16 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // Keys with no sweep of their own in the input fall back to the catalog's calibration.
     let committed = GradcompCalibration::from_catalog(req.catalog, &req.gpu)?;
     let codec_pts = codec::codec_points(rows)?;
-    let codec_fit: Option<CodecFit> = if codec_pts.is_empty() {
+    // The codec calibration: the newest non-hold-out codec set's fit; every codec set is
+    // predicted by it (the calibration set's own rows are its self-fit).
+    let codec_cal_set = codec::calibration_set(&codec_pts);
+    let codec_cal_pts = codec_cal_set
+        .as_deref()
+        .map_or_else(Vec::new, |s| codec::points_of(&codec_pts, s));
+    let codec_fit: Option<CodecFit> = if codec_cal_pts.is_empty() {
         None
     } else {
-        Some(codec::fit(&codec_pts, &datasheet)?)
+        Some(codec::fit(&codec_cal_pts, &datasheet)?)
     };
     let mut notes = Vec::new();
     let mut by_set: BTreeMap<(String, &'static str), Vec<PointErr>> = BTreeMap::new();
@@ -739,7 +764,8 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // Per (family, stage): the self-fit and the leave-one-shape-out error (the set is both the
     // fit and the check; held-out shapes say how a stage's fit extrapolates).
     if codec_fit.as_ref().is_some_and(|c| c.mode == "per-stage") {
-        for e in codec::leave_one_shape_out(&codec_pts, &datasheet)? {
+        let knee = codec_fit.as_ref().map_or(0.0, |c| c.knee_bytes);
+        for e in codec::leave_one_shape_out(&codec_cal_pts, &datasheet, knee)? {
             notes.push(format!(
                 "codec {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
                 e.family,
@@ -1041,7 +1067,11 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let tol = kind_tolerance(kind, req.tolerance);
         let pass = tol.passes(&st) && !wire_bad.contains_key(set);
         let how = if *kind == "codec" {
-            "fit of its own codec rows".to_string()
+            match codec_cal_set.as_deref() {
+                Some(c) if c == set => "the codec calibration: fit of its own rows".to_string(),
+                Some(c) => format!("predicted by the fit of {c}"),
+                None => "no codec calibration".to_string(),
+            }
         } else if *kind == "step" {
             "predicted from the layer and codec micro rows".to_string()
         } else if *kind == "ddp" {

@@ -744,6 +744,8 @@ mod tests {
         bw_bytes_per_s: 1e12,
         matmul_flops_per_s: 1e14,
         vector_flops_per_s: 1e13,
+        cache_bytes: 0.0,
+        cache_bw_bytes_per_s: 0.0,
     };
 
     /// Two units (backward order: a 1000×1000 matrix, then 1000 vector elements), both caps

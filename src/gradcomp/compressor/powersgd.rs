@@ -91,11 +91,20 @@ impl PowerSgd {
                 mm,
                 0.0,
             ),
-            // orthogonalize P column by column + Q = Mᵀ·P
+            // orthogonalize P column by column (modified Gram–Schmidt, re-orthogonalized against
+            // the finished columns) + Q = Mᵀ·P. Counted as the GPU harness runs it
+            // (validation/src/gradcomp/codec/powersgd.rs `orthogonalize`): per column 5 launches
+            // (norm, divide), 3 + i to re-orthogonalize column i > 0 against the i finished ones
+            // (their concatenation copies one tensor per launch), 4 to deflate the later
+            // columns; then r copies to assemble P, Q's matmul and its concatenation:
+            // r(r−1)/2 + 13r − 5 launches per matrix (r = 1: 8; r = 32: 923). Bytes: M read
+            // once and Q written, plus the column passes over P: 32 bytes per P element
+            // linearly and 24 per P element per earlier column (the re-orthogonalization reads
+            // the finished columns, the deflation the later ones): quadratic in r.
             CodecWork::new(
                 "q",
-                cnt * (3.0 * rf + 1.0),
-                4.0 * (elems + 3.0 * p_elems * rf.min(8.0) + q_elems),
+                cnt * (rf * (rf - 1.0) / 2.0 + 13.0 * rf - 5.0),
+                4.0 * (elems + q_elems) + p_elems * (32.0 + 24.0 * (rf - 1.0)),
                 mm + orth,
                 0.0,
             ),

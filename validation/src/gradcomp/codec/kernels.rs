@@ -33,6 +33,13 @@ const PTX: &str = include_str!("codec.ptx");
 #[cfg(feature = "cuda")]
 const MODULE: &str = "gradcomp_codec";
 
+/// A kernel launch's driver error, naming the kernel (with `CUDA_LAUNCH_BLOCKING=1` the launch
+/// that faults is the one that reports it).
+#[cfg(feature = "cuda")]
+fn launch_err(kernel: &str, e: impl std::fmt::Debug) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{kernel}: {e:?}"))
+}
+
 /// Elements per block of the selection kernels (one thread each).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const SEL_BLOCK: usize = 1024;
@@ -79,7 +86,6 @@ impl CustomOp1 for Uniform {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-        use candle_core::cuda_backend::WrapErr;
         let dev = s.device();
         let n = l.shape().elem_count();
         let out = dev.alloc_zeros::<f32>(n.max(1))?;
@@ -91,7 +97,8 @@ impl CustomOp1 for Uniform {
             let n_u32 = n as u32;
             b.arg(&n_u32);
             // SAFETY: argument types and order match `codec_uniform_f32`; `out` holds n f32.
-            unsafe { b.launch(LaunchConfig::for_num_elems(n_u32)) }.w()?;
+            unsafe { b.launch(LaunchConfig::for_num_elems(n_u32)) }
+                .map_err(|e| launch_err("codec_uniform_f32", e))?;
         }
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
@@ -307,7 +314,6 @@ impl CustomOp1 for TopKSelect {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-        use candle_core::cuda_backend::WrapErr;
         let dev = s.device();
         let Some((a, b)) = l.contiguous_offsets() else {
             candle_core::bail!("topk-select: input must be contiguous")
@@ -342,7 +348,7 @@ impl CustomOp1 for TopKSelect {
                 bld.arg(&mut h);
                 // SAFETY: matches `codec_radix_hist`; `src` holds n f32, `state` 4 u32, `h`
                 // RADIX_BINS zeroed u32.
-                unsafe { bld.launch(hist_cfg) }.w()?;
+                unsafe { bld.launch(hist_cfg) }.map_err(|e| launch_err("codec_radix_hist", e))?;
             }
             let first = u32::from(p == 0);
             let mut bld = pick_f.builder();
@@ -354,7 +360,7 @@ impl CustomOp1 for TopKSelect {
             bld.arg(&first);
             // SAFETY: matches `codec_radix_pick`; one block of 1024 threads reads RADIX_BINS
             // bins and updates the 4-word state.
-            unsafe { bld.launch(one) }.w()?;
+            unsafe { bld.launch(one) }.map_err(|e| launch_err("codec_radix_pick", e))?;
         }
         // SAFETY: `codec_topk_flags` writes every one of the n bytes before they are read.
         let mut flags = unsafe { dev.alloc::<u8>(n.max(1) as usize) }?;
@@ -366,7 +372,8 @@ impl CustomOp1 for TopKSelect {
             bld.arg(&state);
             bld.arg(&mut flags);
             // SAFETY: matches `codec_topk_flags`; one thread per element of n.
-            unsafe { bld.launch(LaunchConfig::for_num_elems(n.max(1))) }.w()?;
+            unsafe { bld.launch(LaunchConfig::for_num_elems(n.max(1))) }
+                .map_err(|e| launch_err("codec_topk_flags", e))?;
         }
         let flags = flags.slice(0..n as usize);
         compact_on_device(dev, &flags, n, k, Need::Device(&state), &out)?;
@@ -446,7 +453,6 @@ impl CustomOp2 for ScatterAdd {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-        use candle_core::cuda_backend::WrapErr;
         let dev = s1.device();
         let (Some((i0, i1)), Some((v0, v1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
         else {
@@ -466,7 +472,8 @@ impl CustomOp2 for ScatterAdd {
             b.arg(&m_u32);
             // SAFETY: argument types and order match `codec_scatter_add_f32`; every index is
             // < n (the callers' indices come from a selection over n elements).
-            unsafe { b.launch(LaunchConfig::for_num_elems(m_u32)) }.w()?;
+            unsafe { b.launch(LaunchConfig::for_num_elems(m_u32)) }
+                .map_err(|e| launch_err("codec_scatter_add_f32", e))?;
         }
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
@@ -584,7 +591,6 @@ fn compact_on_device(
     out: &candle_core::cuda_backend::cudarc::driver::CudaSlice<u32>,
 ) -> candle_core::Result<()> {
     use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::WrapErr;
     let nb = (n as usize).div_ceil(SEL_BLOCK).max(1);
     let mut cnt_sel = dev.alloc_zeros::<u32>(nb)?;
     let mut cnt_tie = dev.alloc_zeros::<u32>(nb)?;
@@ -607,7 +613,7 @@ fn compact_on_device(
         bld.arg(&mut cnt_sel);
         bld.arg(&mut cnt_tie);
         // SAFETY: matches `codec_sel_count`; nb blocks of 1024 cover n, each writes its entry.
-        unsafe { bld.launch(blocks) }.w()?;
+        unsafe { bld.launch(blocks) }.map_err(|e| launch_err("codec_sel_count", e))?;
     }
     {
         let scan = dev.get_or_load_custom_func("codec_sel_scan", MODULE, PTX)?;
@@ -616,7 +622,7 @@ fn compact_on_device(
         bld.arg(&mut cnt_tie);
         bld.arg(&nb_u32);
         // SAFETY: matches `codec_sel_scan`; one block of 1024 threads scans nb entries in place.
-        unsafe { bld.launch(one) }.w()?;
+        unsafe { bld.launch(one) }.map_err(|e| launch_err("codec_sel_scan", e))?;
     }
     match need {
         Need::Host(need) => {
@@ -630,7 +636,7 @@ fn compact_on_device(
             bld.arg(&k);
             bld.arg(out);
             // SAFETY: matches `codec_sel_compact`; writes land below k (the kernel drops others).
-            unsafe { bld.launch(blocks) }.w()?;
+            unsafe { bld.launch(blocks) }.map_err(|e| launch_err("codec_sel_compact", e))?;
         }
         Need::Device(state) => {
             let compact = dev.get_or_load_custom_func("codec_topk_compact", MODULE, PTX)?;
@@ -644,7 +650,7 @@ fn compact_on_device(
             bld.arg(out);
             // SAFETY: matches `codec_topk_compact`; `state` holds 4 u32, `out` k + 1; index
             // writes land below k (the kernel drops others), the fault word at k.
-            unsafe { bld.launch(blocks) }.w()?;
+            unsafe { bld.launch(blocks) }.map_err(|e| launch_err("codec_topk_compact", e))?;
         }
     }
     Ok(())
