@@ -63,6 +63,8 @@ pub struct CodecPoint {
     pub shape: (u64, u64, u64),
     /// Median time per call, seconds.
     pub time_s: f64,
+    /// Provenance date (ISO 8601).
+    pub date: String,
 }
 
 fn num(r: &crate::measure::Row, o: &crate::measure::Origin, key: &str) -> Result<u64> {
@@ -144,6 +146,7 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
             work: *w,
             shape,
             time_s: r.value,
+            date: r.provenance.date.clone(),
         });
     }
     Ok(out)
@@ -595,6 +598,7 @@ mod tests {
                         work: w,
                         shape: (r, c, r * c),
                         time_s: t * (1.0 + noise * z.sample(&mut rng)),
+                        date: String::new(),
                     });
                 }
             }

@@ -121,6 +121,7 @@ mod tests {
                 bucket_bytes: 26214400.0,
                 first_bucket_bytes: 1048576.0,
                 step_s,
+                date: String::new(),
             },
             overlap: true,
             transport: "default".into(),

@@ -743,8 +743,14 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             .or_default()
             .extend(sweep_errors(s, &fit)?);
     }
+    // Rows timing an implementation the harness has since replaced: counted, not scored.
+    let mut superseded_n: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
     if let Some(cf) = &codec_fit {
         for p in &codec_pts {
+            if let Some(why) = step::superseded(&p.family, &p.date) {
+                *superseded_n.entry((p.family.clone(), why)).or_default() += 1;
+                continue;
+            }
             let c = cf.stage_cost(&p.method, &p.op);
             let pred = codec::predict_s(&c, p);
             by_set
@@ -847,6 +853,10 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     *excluded.entry(f).or_default() += 1;
                     continue;
                 }
+                if let Some(why) = step::superseded(&fam, &r.date) {
+                    *superseded_n.entry((fam, why)).or_default() += 1;
+                    continue;
+                }
                 let Some(c) = step::compute(rows, &r.model, r.batch, &r.seq)? else {
                     *missing
                         .entry(format!("{} batch {} seq {}", r.model, r.batch, r.seq))
@@ -901,6 +911,10 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             let mut no_coll: BTreeMap<String, usize> = BTreeMap::new();
             for d in ddp_rows.iter().filter(|d| !d.token_only) {
                 let r = &d.step;
+                if let Some(why) = step::superseded(&r.method.family(), &r.date) {
+                    *superseded_n.entry((r.method.family(), why)).or_default() += 1;
+                    continue;
+                }
                 let Some(u) = step::units(rows, &r.model, r.batch, &r.seq)? else {
                     *missing
                         .entry(format!("{} batch {} seq {}", r.model, r.batch, r.seq))
@@ -1037,6 +1051,11 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 );
             }
         }
+    }
+    for ((fam, why), n) in &superseded_n {
+        notes.push(format!(
+            "{n} {fam} rows not scored (codec, step and DDP rows together): {why}"
+        ));
     }
     if by_set.is_empty() {
         return Err(Error::range(

@@ -46,6 +46,23 @@ const ELEM_BYTES: f64 = 4.0;
 /// `validation/results/superseded-run17/`).
 pub const EXCLUDED: &[(&str, &str)] = &[];
 
+/// Rows of a compressor family measured before a harness change that replaced its
+/// implementation: (family, provenance dates before this one, why). Such rows stay committed and
+/// are counted in `validate`'s notes, but not scored: they time code that no longer exists.
+pub const SUPERSEDED: &[(&str, &str, &str)] = &[(
+    "topk",
+    "2026-11-30T09:00:00Z",
+    "measured with the host-read radix select (three 16 KiB histogram reads per call, harness before bcc9109; run 44 on is device-side)",
+)];
+
+/// Why a row of `family` measured at `date` (ISO 8601) is superseded ([`SUPERSEDED`]), if it is.
+pub fn superseded(family: &str, date: &str) -> Option<&'static str> {
+    SUPERSEDED
+        .iter()
+        .find(|(f, before, _)| *f == family && date < *before)
+        .map(|(_, _, why)| *why)
+}
+
 /// The harness models: name, catalog architecture with the same parameters, parameter count of
 /// the harness model (`validation/src/gradcomp/models.rs`: `val-bert-base` 12 × 768 with a
 /// 2-class head, 109,483,778; `val-gpt2` 124,439,808, tied LM head).
@@ -133,8 +150,9 @@ impl Units {
 }
 
 /// The per-unit compute of `model` at `batch` and `seq` from the rows of kind `layer` and `optimizer`
-/// (the newest row wins when a unit and pass repeat), or `None` when the rows lack the optimizer
-/// or any unit's forward or backward (units `0..=max block`).
+/// (the newest row by its provenance date wins when a unit and pass repeat, later in the input on
+/// a tie: the newest calibration host), or `None` when the rows lack the optimizer or any unit's
+/// forward or backward (units `0..=max block`).
 ///
 /// The optimizer's time is the *smallest* optimizer row of the model at `seq` over every batch:
 /// AdamW's work does not depend on the batch (same parameters, same kernels), so rows at
@@ -146,8 +164,13 @@ impl Units {
 /// # Errors
 /// A layer row without an integer `block` or with a `pass` other than forward/backward.
 pub fn units(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<Option<Units>> {
-    let mut fwd: BTreeMap<u64, f64> = BTreeMap::new();
-    let mut bwd: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut fwd: BTreeMap<u64, (String, f64)> = BTreeMap::new();
+    let mut bwd: BTreeMap<u64, (String, f64)> = BTreeMap::new();
+    let newer = |m: &mut BTreeMap<u64, (String, f64)>, u: u64, date: &str, v: f64| {
+        if m.get(&u).is_none_or(|(d, _)| date >= d.as_str()) {
+            m.insert(u, (date.to_string(), v));
+        }
+    };
     let mut opt = None;
     for (o, r) in &rows.rows {
         if r.model != model || r.metric != "time_s" || r.params.get("seq") != Some(seq) {
@@ -166,15 +189,15 @@ pub fn units(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<
             .and_then(|b| b.parse::<u64>().ok())
             .ok_or_else(|| o.err("gradcomp layer row needs params block=<integer unit>"))?;
         match r.params.get("pass") {
-            Some("forward") => fwd.insert(u, r.value),
-            Some("backward") => bwd.insert(u, r.value),
+            Some("forward") => newer(&mut fwd, u, &r.provenance.date, r.value),
+            Some("backward") => newer(&mut bwd, u, &r.provenance.date, r.value),
             p => {
                 return Err(o.err(format!(
                     "params pass = '{}': forward or backward",
                     p.unwrap_or("")
                 )))
             }
-        };
+        }
     }
     let (Some(optimizer_s), Some(&last)) = (opt, fwd.keys().chain(bwd.keys()).max()) else {
         return Ok(None);
@@ -183,8 +206,8 @@ pub fn units(rows: &Measurements, model: &str, batch: u32, seq: &str) -> Result<
         return Ok(None);
     }
     Ok(Some(Units {
-        forward_s: fwd.into_values().collect(),
-        backward_s: bwd.into_values().collect(),
+        forward_s: fwd.into_values().map(|(_, v)| v).collect(),
+        backward_s: bwd.into_values().map(|(_, v)| v).collect(),
         optimizer_s,
     }))
 }
@@ -483,6 +506,8 @@ pub struct StepRow {
     pub first_bucket_bytes: f64,
     /// Measured step, seconds.
     pub step_s: f64,
+    /// Provenance date (ISO 8601).
+    pub date: String,
 }
 
 /// The step rows of `rows` (metric `step_s`), split into single-GPU `comm=local` rows and
@@ -495,18 +520,23 @@ pub struct StepRow {
 pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
     let mut out = Vec::new();
     let mut ddp = Vec::new();
-    let mut nocomm: BTreeMap<(String, String, Option<u32>, String), f64> = BTreeMap::new();
+    // Twins in input order per (set, model, batch, params): a point measured twice in one set
+    // (two invocations) pairs its k-th step row with its k-th twin.
+    let mut nocomm: BTreeMap<
+        (String, String, Option<u32>, String),
+        std::collections::VecDeque<f64>,
+    > = BTreeMap::new();
     for (_, r) in &rows.rows {
         if r.kind == "step" && r.metric == "step_nocomm_s" {
-            nocomm.insert(
-                (
+            nocomm
+                .entry((
                     r.set.clone(),
                     r.model.clone(),
                     r.batch,
                     r.params.to_string(),
-                ),
-                r.value,
-            );
+                ))
+                .or_default()
+                .push_back(r.value);
         }
     }
     for (o, r) in &rows.rows {
@@ -556,6 +586,7 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
             bucket_bytes,
             first_bucket_bytes,
             step_s: r.value,
+            date: r.provenance.date.clone(),
         };
         if comm == "local" {
             out.push(row);
@@ -578,13 +609,13 @@ pub fn step_rows(rows: &Measurements) -> Result<(Vec<StepRow>, Vec<DdpRow>)> {
             knobs.join(";")
         };
         let nocomm_s = nocomm
-            .get(&(
+            .get_mut(&(
                 r.set.clone(),
                 r.model.clone(),
                 r.batch,
                 r.params.to_string(),
             ))
-            .copied();
+            .and_then(|q| q.pop_front());
         let link_bytes_per_s = match r.params.get("link_bytes_per_s") {
             None => None,
             Some(v) => Some(
@@ -850,6 +881,25 @@ mod tests {
                 .collect(),
             sources: vec![],
         }
+    }
+
+    /// A DDP point measured twice in one set pairs each step row with its own twin, in input
+    /// order; a token step is flagged.
+    #[test]
+    fn repeated_ddp_points_pair_with_their_own_twins() {
+        let p =
+            "method=none;world=2;bucket_bytes=26214400;seq=128;comm=nccl;overlap=1;token_only=1";
+        let r = rows(&[
+            ("step", p, "step_s", 0.164),
+            ("step", p, "step_nocomm_s", 0.158),
+            ("step", p, "step_s", 0.159),
+            ("step", p, "step_nocomm_s", 0.152),
+        ]);
+        let (_, ddp) = step_rows(&r).unwrap();
+        assert_eq!(ddp.len(), 2);
+        assert_eq!((ddp[0].step.step_s, ddp[0].nocomm_s), (0.164, Some(0.158)));
+        assert_eq!((ddp[1].step.step_s, ddp[1].nocomm_s), (0.159, Some(0.152)));
+        assert!(ddp.iter().all(|d| d.token_only));
     }
 
     /// Two units' forward and backward rows plus the optimizer row sum to the compute (1 + 2 +

@@ -456,7 +456,11 @@ mod gpu {
                 self.token = false;
                 let r = self.launch::<T>(&one, false);
                 self.token = true;
-                r?;
+                // The one-element result is written on the communication stream: keep it until
+                // `release` has made the compute stream wait (dropped here, its memory went back
+                // to the compute stream's pool while NCCL could still write it, and the next
+                // allocation there was corrupted: run 44/45's Top-k token steps).
+                self.keep.push(r?);
                 return if gather {
                     Tensor::cat(&vec![t; self.comm.world_size()], 0)
                 } else {
