@@ -493,6 +493,8 @@ fn codec_rows_calibrate_validate_and_reach_the_what_if() {
         bw_bytes_per_s: 3.2e12,
         matmul_flops_per_s: 2.5e14,
         vector_flops_per_s: 4e13,
+        cache_bytes: 0.0,
+        cache_bw_bytes_per_s: 0.0,
     };
     let mut csv = perfcast::measure::COLUMNS.join(",") + "\n";
     for m in [
