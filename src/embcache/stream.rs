@@ -1144,6 +1144,72 @@ pub fn simulate(
     cache_rows: usize,
     pipe: Option<&Pipeline>,
 ) -> Result<(Metrics, Pass)> {
+    simulate_memo(src, batch, kind, cache_rows, pipe, &Memo::default())
+}
+
+/// What the simulations of one source at one batch size share whatever their cache size:
+/// lookahead's two-batch working set (one pass) and its peak occupancy per window (a spool and
+/// a pass each). A study's points that read the same source share one memo
+/// ([`simulate_memo`]), so these passes run once per source (and window), not once per point.
+/// Its memory is a few words per window; it is safe to share between threads (a value being
+/// computed blocks the other threads asking for it, rather than computing it twice).
+#[derive(Debug, Default)]
+pub struct Memo {
+    min_feasible_rows: std::sync::Mutex<Option<usize>>,
+    min_cache_rows: std::sync::Mutex<std::collections::BTreeMap<usize, u64>>,
+}
+
+impl Memo {
+    /// Lookahead's largest two-batch working set of `src` ([`lookahead_min_feasible_rows`]),
+    /// computed on the first call.
+    ///
+    /// # Errors
+    /// Reader errors.
+    pub fn min_feasible_rows(&self, src: &Source, batch: u64) -> Result<usize> {
+        let mut m = self
+            .min_feasible_rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = *m {
+            return Ok(n);
+        }
+        let n = lookahead::min_feasible_rows(src, batch)?;
+        *m = Some(n);
+        Ok(n)
+    }
+
+    /// Lookahead's peak occupancy with window `window` and unbounded capacity (its
+    /// `min_cache_rows`), computed on the first call for that window.
+    ///
+    /// # Errors
+    /// Reader and spool errors; an empty trace.
+    pub fn min_cache_rows(&self, src: &Source, batch: u64, window: usize) -> Result<u64> {
+        let mut m = self
+            .min_cache_rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&n) = m.get(&window) {
+            return Ok(n);
+        }
+        let (_, peak) = lookahead::run(src, batch, usize::MAX, window, None)?;
+        m.insert(window, peak as u64);
+        Ok(peak as u64)
+    }
+}
+
+/// [`simulate`] with the passes that do not depend on the cache size taken from (or stored in)
+/// `memo`, which must only ever be used with this `src` and `batch`.
+///
+/// # Errors
+/// As [`simulate`].
+pub fn simulate_memo(
+    src: &Source,
+    batch: u64,
+    kind: PolicyKind,
+    cache_rows: usize,
+    pipe: Option<&Pipeline>,
+    memo: &Memo,
+) -> Result<(Metrics, Pass)> {
     if cache_rows == 0 {
         return Err(Error::range("cache", 0, "≥ 1 row"));
     }
@@ -1182,11 +1248,10 @@ pub fn simulate(
         }
         PolicyKind::Lookahead { window } => {
             // Reader errors first, then the checks of the in-memory Lookahead::new.
-            let need = lookahead::min_feasible_rows(src, batch)?;
+            let need = memo.min_feasible_rows(src, batch)?;
             super::policy::lookahead::check(cache_rows, window, || need)?;
             let (ps, _) = lookahead::run(src, batch, cache_rows, window, pipe)?;
-            let (_, peak) = lookahead::run(src, batch, usize::MAX, window, None)?;
-            min_cache_rows = Some(peak as u64);
+            min_cache_rows = Some(memo.min_cache_rows(src, batch, window)?);
             ps
         }
     };
