@@ -24,8 +24,8 @@ pub struct StackHistogram {
     pub accesses: u64,
 }
 
-/// Computes the stack-distance histogram of `trace`: its rows fed, in order, to the streaming
-/// computation's tree ([`Distances`]), so both give the histogram by one code path.
+/// Computes the stack-distance histogram of `trace`: its rows fed, in order, to the tree of
+/// [`stack_distances_stream`], so both give the histogram by one code path.
 pub fn stack_distances(trace: &DenseTrace) -> StackHistogram {
     let mut d = Distances::default();
     let mut tick = crate::sweep::Ticker::default();
@@ -178,8 +178,10 @@ impl Distances {
 
 /// [`stack_distances`] of a trace read as it goes ([`Source::scan`]; ids remapped to dense rows
 /// by first appearance, as [`DenseTrace`] numbers them): the same histogram, with memory
-/// bounded by the distinct rows `U` ([`Distances`]: 8 bytes per slot of its tree, `2U + 1024`
-/// slots at most, and 12 per row) plus the id remap.
+/// bounded by the distinct rows `U`: 8 bytes per slot of its Fenwick tree, `2U + 1024` slots at
+/// most, and 12 per row, plus the id remap. Each access takes the next slot; when none is left,
+/// the live markers (each row's latest access) are renumbered, in order, into a fresh tree, which
+/// keeps every distance (only the order of the markers matters).
 ///
 /// # Errors
 /// Reader errors; an empty trace; more than 2^32 − 2 distinct ids.
