@@ -339,6 +339,7 @@ impl SourceSpec {
             Source::Zipf(z) => {
                 DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?
             }
+            Source::Rows(_) => unreachable!("stream_source gives a file or the generator"),
         };
         Ok((trace, zipf))
     }

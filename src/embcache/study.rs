@@ -223,8 +223,19 @@ impl Study for EmbcacheStudy {
     fn run(&self, ctx: &RunContext) -> Result<StudyReport> {
         let sources = self.prepare(ctx, |spec| {
             let (src, z) = spec.stream_source()?;
-            let (accesses, unique) = stream::count(&src)?;
             let desc = src.describe();
+            // One pass remaps the source into a spool of dense rows, which every later pass
+            // reads instead of generating or parsing the source again.
+            let (src, accesses, unique) = match stream::spool_rows(&src, spec.batch)? {
+                Some(r) => {
+                    let (a, u) = (r.accesses, u64::from(r.rows));
+                    (stream::Source::Rows(std::sync::Arc::new(r)), a, u)
+                }
+                None => {
+                    let (a, u) = stream::count(&src)?;
+                    (src, a, u)
+                }
+            };
             let data = Data::Stream {
                 src,
                 batch: spec.batch,
@@ -253,7 +264,9 @@ struct Prepared {
 enum Data {
     /// Streamed again by every point ([`stream::simulate_memo`]): memory bounded by the distinct
     /// rows (and lookahead's window), not the trace's length; the points share the passes that do
-    /// not depend on the cache size (`memo`).
+    /// not depend on the cache size (`memo`). The source is read once, into a spool of its dense
+    /// rows ([`stream::spool_rows`]: 4 bytes per access in an unnamed temporary file, on disk, not
+    /// in memory) that the points' passes read back instead of the source.
     Stream {
         src: stream::Source,
         batch: u64,
