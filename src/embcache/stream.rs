@@ -1637,8 +1637,9 @@ mod tests {
     }
 
     /// A source spooled to dense rows ([`spool_rows`]) simulates like the source itself, for
-    /// every policy at several sizes: a generated trace (two tables) at batches 1 and 7, and a
-    /// CSV file whose batch column fixes the batches; its counts are [`count`]'s.
+    /// every policy at several sizes: a generated trace (two tables) at batches 1 and 7, a CSV
+    /// file whose batch column fixes the batches, and an oracleGeneral file with object sizes
+    /// (whose reader warning the spool repeats); its counts are [`count`]'s.
     #[test]
     fn row_spools_stream_like_their_source() {
         let z = zipf();
@@ -1651,8 +1652,32 @@ mod tests {
             format: TraceFormat::Csv,
             opts: ReadOptions::default(),
         };
+        // oracleGeneral with object sizes: the reader's warning comes through the spool.
+        let mut bytes = Vec::new();
+        for (i, a) in t.accesses().filter(|a| a.table == 0).enumerate() {
+            let rec = Record {
+                clock_time: i as u32,
+                obj_id: a.id,
+                obj_size: 4096,
+                next_access_vtime: -1,
+            };
+            bytes.extend_from_slice(&rec.to_bytes());
+        }
+        let path = d.path().join("t.oracleGeneral");
+        std::fs::write(&path, bytes).unwrap();
+        let oracle = Source::File {
+            path,
+            format: TraceFormat::OracleGeneral,
+            opts: ReadOptions::default(),
+        };
         let pipe = Pipeline::new(1e-3, 256.0, 1e9, 2e-6).unwrap();
-        for (src, batch) in [(Source::Zipf(z), 1), (Source::Zipf(zipf()), 7), (csv, 1)] {
+        let sources = [
+            (Source::Zipf(z), 1),
+            (Source::Zipf(zipf()), 7),
+            (csv, 1),
+            (oracle, 2),
+        ];
+        for (src, batch) in sources {
             let spool = spool_rows(&src, batch).unwrap().unwrap();
             let (n, rows) = count(&src).unwrap();
             assert_eq!((spool.accesses, u64::from(spool.rows)), (n, rows));
@@ -1668,6 +1693,9 @@ mod tests {
                         (Ok((m0, p0)), Ok((m1, p1))) => {
                             assert_eq!(timeless(m0), timeless(m1), "{what}");
                             assert_eq!(p0.tally.times(&pipe), p1.tally.times(&pipe), "{what}");
+                            assert_eq!(p0.warnings, p1.warnings, "{what}");
+                            let sized = matches!(src, Source::File { format, .. } if format == TraceFormat::OracleGeneral);
+                            assert_eq!(p1.warnings.is_empty(), !sized, "{what}");
                         }
                         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
                         (a, b) => panic!("{what}: {:?} vs {:?}", a.err(), b.err()),
