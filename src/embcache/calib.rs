@@ -491,6 +491,13 @@ pub struct MoveCounts {
 /// Drives `kind` with `capacity` over `trace` (the simulator's own policy objects, in trace
 /// order) and counts what the harness moves per batch.
 ///
+/// This takes a loaded trace, not a stream (unlike the study and `perfcast embcache`): it asks
+/// the policy which of a batch's rows are resident before and after the batch (`contains`),
+/// which the in-memory policy objects ([`policy::build`]: Belady's next uses, static top-k's
+/// profile, lookahead's batches from the whole trace) answer, and its traces are those of the
+/// e2e rows ([`run::trace_of`]): `batch × n_batches × tables` lookups that the GPU harness held
+/// in memory itself to run them, so they are never longer than what was measured.
+///
 /// # Errors
 /// The policy's errors (lookahead below the two-batch working set); a capacity of 0.
 pub fn move_counts(trace: &DenseTrace, kind: PolicyKind, capacity: usize) -> Result<MoveCounts> {

@@ -4,10 +4,10 @@
 //! distances come from a Fenwick tree over positions holding a 1 at each row's latest access
 //! (Bennett & Kruskal 1975), O(log n) per access.
 //!
-//! [`stack_distances`] indexes the tree by access position (one `u32` per access, plus the
-//! trace); [`stack_distances_stream`] reads the trace as it goes and renumbers the live
-//! markers (one per distinct row) into a fresh tree whenever its slots run out, so memory is
-//! bounded by the distinct rows, not the accesses.
+//! [`stack_distances_stream`] reads the trace as it goes and renumbers the live markers (one
+//! per distinct row) into a fresh tree whenever its slots run out, so memory is bounded by the
+//! distinct rows, not the accesses; [`stack_distances`] feeds a loaded trace's rows to the same
+//! tree.
 
 use super::stream::{Remap, Source};
 use super::trace::DenseTrace;
@@ -24,51 +24,16 @@ pub struct StackHistogram {
     pub accesses: u64,
 }
 
-/// Computes the stack-distance histogram of `trace`.
+/// Computes the stack-distance histogram of `trace`: its rows fed, in order, to the tree of
+/// [`stack_distances_stream`], so both give the histogram by one code path.
 pub fn stack_distances(trace: &DenseTrace) -> StackHistogram {
-    let n = trace.len();
-    let mut bit = vec![0u32; n + 1];
-    let mut last = vec![u32::MAX; trace.n_rows()];
-    let mut hist = vec![0u64; trace.n_rows() + 1];
-    let mut cold = 0u64;
-    let add = |bit: &mut [u32], mut i: usize, v: i32| {
-        i += 1;
-        while i < bit.len() {
-            bit[i] = bit[i].wrapping_add_signed(v);
-            i += i & i.wrapping_neg();
-        }
-    };
-    let prefix = |bit: &[u32], mut i: usize| -> u64 {
-        // Sum of positions < i.
-        let mut s = 0u64;
-        while i > 0 {
-            s += u64::from(bit[i]);
-            i &= i - 1;
-        }
-        s
-    };
-    let mut live = 0u64;
+    let mut d = Distances::default();
     let mut tick = crate::sweep::Ticker::default();
-    for (t, &r) in trace.rows.iter().enumerate() {
+    for &r in &trace.rows {
         tick.add(1);
-        let p = last[r as usize];
-        if p == u32::MAX {
-            cold += 1;
-            live += 1;
-        } else {
-            // Distinct rows touched after p = live markers at positions > p.
-            let after = live - prefix(&bit, p as usize + 1);
-            hist[after as usize + 1] += 1;
-            add(&mut bit, p as usize, -1);
-        }
-        add(&mut bit, t, 1);
-        last[r as usize] = t as u32;
+        d.access(r);
     }
-    StackHistogram {
-        hist,
-        cold,
-        accesses: n as u64,
-    }
+    d.finish().0
 }
 
 /// Adds `v` at position `i` (0-based) of the Fenwick tree `bit` (1-based storage).
@@ -95,14 +60,128 @@ fn bit_prefix(bit: &[u32], mut i: usize) -> u64 {
 /// Smallest number of slots of the streaming tree.
 const MIN_SLOTS: usize = 1 << 10;
 
+/// Stack distances of dense rows fed one access at a time, in memory bounded by the distinct
+/// rows `U`. The Fenwick tree has `S` slots (`2U + 1024` after the last renumbering); each
+/// access takes the next slot, and when none is left the live markers (each row's latest
+/// access) are renumbered, in order, into `0..live` of a fresh tree, which keeps every distance
+/// (only the order of the markers matters). State: 8 bytes per slot (tree and slot owner), 12
+/// per row (latest slot, histogram bin). Renumbering costs O(S) once per at least `U + 1024`
+/// accesses.
+#[derive(Debug, Clone)]
+struct Distances {
+    /// Latest slot of every row.
+    last: Vec<u32>,
+    /// Row owning every slot (`u32::MAX`: none, or a stale marker).
+    owner: Vec<u32>,
+    bit: Vec<u32>,
+    hist: Vec<u64>,
+    cold: u64,
+    accesses: u64,
+    live: u64,
+    slot: usize,
+    /// Most slots the tree had.
+    peak: usize,
+}
+
+impl Default for Distances {
+    fn default() -> Self {
+        Distances {
+            last: Vec::new(),
+            owner: vec![u32::MAX; MIN_SLOTS],
+            bit: vec![0u32; MIN_SLOTS + 1],
+            hist: vec![0u64],
+            cold: 0,
+            accesses: 0,
+            live: 0,
+            slot: 0,
+            peak: MIN_SLOTS,
+        }
+    }
+}
+
+impl Distances {
+    /// Distinct rows so far.
+    fn rows(&self) -> usize {
+        self.last.len()
+    }
+
+    /// One access of dense row `r` (rows numbered by first appearance: a new row is at most
+    /// one past the largest so far).
+    #[inline]
+    fn access(&mut self, r: u32) {
+        while self.last.len() <= r as usize {
+            self.last.push(u32::MAX);
+            self.hist.push(0);
+        }
+        if self.slot == self.owner.len() {
+            self.renumber();
+        }
+        let p = self.last[r as usize];
+        if p == u32::MAX {
+            self.cold += 1;
+            self.live += 1;
+        } else {
+            // Distinct rows touched after p = live markers at slots > p.
+            let after = self.live - bit_prefix(&self.bit, p as usize + 1);
+            self.hist[after as usize + 1] += 1;
+            bit_add(&mut self.bit, p as usize, -1);
+            self.owner[p as usize] = u32::MAX;
+        }
+        bit_add(&mut self.bit, self.slot, 1);
+        self.owner[self.slot] = r;
+        self.last[r as usize] = self.slot as u32;
+        self.slot += 1;
+        self.accesses += 1;
+    }
+
+    /// Out of slots: renumbers the live markers, in slot order, into a fresh tree.
+    fn renumber(&mut self) {
+        let slots = (2 * self.last.len()).max(MIN_SLOTS) + MIN_SLOTS;
+        let mut fresh = vec![u32::MAX; slots];
+        let mut k = 0usize;
+        for (s, &o) in self.owner.iter().enumerate() {
+            if o != u32::MAX && self.last[o as usize] == s as u32 {
+                self.last[o as usize] = k as u32;
+                fresh[k] = o;
+                k += 1;
+            }
+        }
+        self.owner = fresh;
+        self.peak = self.peak.max(slots);
+        // A tree with a 1 at each of 0..k, built in O(slots).
+        let bit = &mut self.bit;
+        *bit = vec![0u32; slots + 1];
+        for b in &mut bit[1..=k] {
+            *b = 1;
+        }
+        for i in 1..=slots {
+            let j = i + (i & i.wrapping_neg());
+            if j <= slots {
+                bit[j] = bit[j].wrapping_add(bit[i]);
+            }
+        }
+        self.slot = k;
+    }
+
+    /// The histogram, and the most slots the tree had.
+    fn finish(self) -> (StackHistogram, usize) {
+        (
+            StackHistogram {
+                hist: self.hist,
+                cold: self.cold,
+                accesses: self.accesses,
+            },
+            self.peak,
+        )
+    }
+}
+
 /// [`stack_distances`] of a trace read as it goes ([`Source::scan`]; ids remapped to dense rows
 /// by first appearance, as [`DenseTrace`] numbers them): the same histogram, with memory
-/// bounded by the distinct rows `U`. The tree has `S` slots (`2U + 1024` after the last
-/// renumbering); each access takes the next slot, and when none is left the live markers (each
-/// row's latest access) are renumbered, in order, into `0..live` of a fresh tree, which keeps
-/// every distance (only the order of the markers matters). State: 8 bytes per slot (tree and
-/// slot owner), 12 per row (latest slot, histogram bin) plus the id remap. Renumbering costs
-/// O(S) once per at least `U + 1024` accesses.
+/// bounded by the distinct rows `U`: 8 bytes per slot of its Fenwick tree, `2U + 1024` slots at
+/// most, and 12 per row, plus the id remap. Each access takes the next slot; when none is left,
+/// the live markers (each row's latest access) are renumbered, in order, into a fresh tree, which
+/// keeps every distance (only the order of the markers matters).
 ///
 /// # Errors
 /// Reader errors; an empty trace; more than 2^32 − 2 distinct ids.
@@ -112,93 +191,36 @@ pub fn stack_distances_stream(src: &Source) -> Result<StackHistogram> {
 
 /// [`stack_distances_stream`] and the most slots its tree had.
 fn stream_with_slots(src: &Source) -> Result<(StackHistogram, usize)> {
-    let mut peak = 0usize;
     let mut remap = Remap::for_source(src);
-    // Latest slot of every row; row owning every slot (u32::MAX: none, or a stale marker).
-    let mut last: Vec<u32> = Vec::new();
-    let mut owner: Vec<u32> = vec![u32::MAX; MIN_SLOTS];
-    let mut bit = vec![0u32; MIN_SLOTS + 1];
-    let mut hist = vec![0u64];
-    let (mut cold, mut accesses, mut live, mut slot) = (0u64, 0u64, 0u64, 0usize);
+    let mut d = Distances::default();
     let mut err = None;
     let mut tick = crate::sweep::Ticker::default();
     src.scan(|a, _| {
         tick.add(1);
-        let (r, new) = remap.row(a.table, a.id, last.len() as u32);
-        if new {
-            if last.len() >= u32::MAX as usize - 1 {
-                err = Some(Error::parse(
-                    src.describe(),
-                    None,
-                    "more than 2^32 − 2 distinct ids",
-                ));
-                return false;
-            }
-            last.push(u32::MAX);
-            hist.push(0);
+        let n = d.rows();
+        if n >= u32::MAX as usize - 1 {
+            err = Some(Error::parse(
+                src.describe(),
+                None,
+                "more than 2^32 − 2 distinct ids",
+            ));
+            return false;
         }
-        if slot == owner.len() {
-            // Out of slots: renumber the live markers, in slot order, into a fresh tree.
-            let slots = (2 * last.len()).max(MIN_SLOTS) + MIN_SLOTS;
-            let mut fresh = vec![u32::MAX; slots];
-            let mut k = 0usize;
-            for (s, &o) in owner.iter().enumerate() {
-                if o != u32::MAX && last[o as usize] == s as u32 {
-                    last[o as usize] = k as u32;
-                    fresh[k] = o;
-                    k += 1;
-                }
-            }
-            owner = fresh;
-            peak = peak.max(slots);
-            // A tree with a 1 at each of 0..k, built in O(slots).
-            bit = vec![0u32; slots + 1];
-            for b in &mut bit[1..=k] {
-                *b = 1;
-            }
-            for i in 1..=slots {
-                let j = i + (i & i.wrapping_neg());
-                if j <= slots {
-                    bit[j] = bit[j].wrapping_add(bit[i]);
-                }
-            }
-            slot = k;
-        }
-        let p = last[r as usize];
-        if p == u32::MAX {
-            cold += 1;
-            live += 1;
-        } else {
-            let after = live - bit_prefix(&bit, p as usize + 1);
-            hist[after as usize + 1] += 1;
-            bit_add(&mut bit, p as usize, -1);
-            owner[p as usize] = u32::MAX;
-        }
-        bit_add(&mut bit, slot, 1);
-        owner[slot] = r;
-        last[r as usize] = slot as u32;
-        slot += 1;
-        accesses += 1;
+        let (r, _) = remap.row(a.table, a.id, n as u32);
+        d.access(r);
         true
     })?;
     if let Some(e) = err {
         return Err(e);
     }
-    if accesses == 0 {
+    if d.accesses == 0 {
         return Err(Error::parse(
             src.describe(),
             None,
             "empty trace: no accesses",
         ));
     }
-    Ok((
-        StackHistogram {
-            hist,
-            cold,
-            accesses,
-        },
-        peak.max(MIN_SLOTS),
-    ))
+    Ok(d.finish())
 }
 
 impl StackHistogram {
@@ -308,6 +330,38 @@ mod tests {
         };
         let e = stack_distances_stream(&src).unwrap_err().to_string();
         assert!(e.contains("empty trace"), "{e}");
+    }
+
+    /// The tree's histogram equals a naive count (distance = distinct rows strictly between an
+    /// access and its row's previous access, plus one) on a trace that renumbers the tree a few
+    /// times (6 000 accesses over at most 300 rows, 1 024 slots at first).
+    #[test]
+    fn distances_equal_a_naive_count() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let ids: Vec<u32> = (0..6000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x % 300) * (x >> 54) / 1024) as u32
+            })
+            .collect();
+        let t = DenseTrace::from_rows(&ids, 1);
+        let mut want = vec![0u64; t.n_rows() + 1];
+        let mut cold = 0;
+        for (i, &r) in t.rows.iter().enumerate() {
+            match t.rows[..i].iter().rposition(|&q| q == r) {
+                None => cold += 1,
+                Some(p) => {
+                    let mut between: Vec<u32> = t.rows[p + 1..i].to_vec();
+                    between.sort_unstable();
+                    between.dedup();
+                    want[between.len() + 1] += 1;
+                }
+            }
+        }
+        let h = stack_distances(&t);
+        assert_eq!((h.hist, h.cold, h.accesses), (want, cold, 6000));
     }
 
     #[test]

@@ -164,13 +164,17 @@ pub fn solve_each(
                     (a, n as usize)
                 }
             };
+            // Lookahead's working set and peak occupancy, computed once for every bisection
+            // step.
+            let memo = stream::Memo::default();
             for &k in &p.kinds {
                 let run = |c: usize| {
-                    stream_row(&src, source.batch, k, c, gen_seed, p.pipe.as_ref(), sizes)
+                    let pipe = p.pipe.as_ref();
+                    stream_row(&src, source.batch, k, c, gen_seed, pipe, sizes, &memo)
                 };
                 let min_feasible = match k {
                     PolicyKind::Lookahead { .. } => {
-                        Some(stream::lookahead_min_feasible_rows(&src, source.batch)?)
+                        Some(memo.min_feasible_rows(&src, source.batch)?)
                     }
                     _ => None,
                 };

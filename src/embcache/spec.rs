@@ -339,6 +339,7 @@ impl SourceSpec {
             Source::Zipf(z) => {
                 DenseTrace::from_stream(z.stream(), self.batch, false, &z.describe())?
             }
+            Source::Rows(_) => unreachable!("stream_source gives a file or the generator"),
         };
         Ok((trace, zipf))
     }
@@ -831,12 +832,14 @@ pub fn sim_row(
     Ok(Row { metrics: m, times })
 }
 
-/// [`sim_row`] without holding the trace: the streaming simulator ([`stream::simulate`]) for
-/// every policy (lookahead's `min_cache_rows` from a second, unbounded pass); the same row but
-/// for `sim_s`.
+/// [`sim_row`] without holding the trace: the streaming simulator ([`stream::simulate_memo`])
+/// for every policy (lookahead's `min_cache_rows` from a second, unbounded pass, kept in `memo`
+/// with the two-batch working set for the next row of the same `src` and `batch`); the same row
+/// but for `sim_s`.
 ///
 /// # Errors
 /// A policy that does not stream; reader errors; an empty trace.
+#[allow(clippy::too_many_arguments)]
 pub fn stream_row(
     src: &Source,
     batch: u64,
@@ -845,8 +848,9 @@ pub fn stream_row(
     seed: Option<u64>,
     pipe: Option<&Pipeline>,
     sizes: Sizes,
+    memo: &stream::Memo,
 ) -> Result<Row> {
-    let (mut m, pass) = stream::simulate(src, batch, kind, rows, pipe)?;
+    let (mut m, pass) = stream::simulate_memo(src, batch, kind, rows, pipe, memo)?;
     finish_metrics(&mut m, seed, sizes, &pass.warnings);
     let times = pipe.map(|p| pass.tally.times(p));
     Ok(Row { metrics: m, times })
@@ -879,7 +883,7 @@ fn finish_metrics(m: &mut Metrics, seed: Option<u64>, sizes: Sizes, warnings: &[
 
 /// What the accesses and unique rows of a closed-form row refer to.
 #[derive(Debug, Clone, Copy)]
-pub enum Basis<'a> {
+pub enum Basis {
     /// The generator's tables and access count (the CLI without a trace): unique rows = table
     /// rows, and the row notes the steady-state assumption.
     Tables {
@@ -887,7 +891,12 @@ pub enum Basis<'a> {
         accesses: u64,
     },
     /// A generated trace (the study): its accesses and the unique rows it touched.
-    Trace(&'a DenseTrace),
+    Trace {
+        /// Accesses of the trace.
+        accesses: u64,
+        /// Distinct rows of the trace.
+        unique: u64,
+    },
 }
 
 /// The closed-form hit rate of `kind` (LRU or static top-k) for a Zipf(`s`) source over
@@ -900,7 +909,7 @@ pub fn analytic_row(
     tables: &[u64],
     s: f64,
     rows: usize,
-    basis: Basis<'_>,
+    basis: Basis,
     row_bytes: f64,
 ) -> Result<Option<Row>> {
     let hit = match kind {
@@ -918,7 +927,7 @@ pub fn analytic_row(
             };
             (accesses, total, note)
         }
-        Basis::Trace(t) => (t.len() as u64, t.n_rows() as u64, String::new()),
+        Basis::Trace { accesses, unique } => (accesses, unique, String::new()),
     };
     let hits = (hit * accesses as f64).round() as u64;
     let mut metrics = Metrics {
@@ -1062,8 +1071,10 @@ pub fn evaluate_each(
                 table_rows,
             };
             let seed = z.as_ref().map(|z| z.seed);
+            let memo = stream::Memo::default();
             for &k in &p.kinds {
-                match stream_row(&src, source.batch, k, rows, seed, p.pipe.as_ref(), sizes) {
+                let pipe = p.pipe.as_ref();
+                match stream_row(&src, source.batch, k, rows, seed, pipe, sizes, &memo) {
                     Ok(row) => out.push(Ok(row)),
                     // Lookahead below its two-batch working set (the only error a readable
                     // trace gives): its entry, as in memory, with the trace's size.

@@ -58,6 +58,165 @@ pub enum Source {
     },
     /// The seeded Zipf generator.
     Zipf(ZipfSpec),
+    /// Another source's dense rows and batch starts, spooled to a temporary file by one pass
+    /// over it ([`spool_rows`]): read back far faster than the source is generated or parsed,
+    /// by every pass of a study's points.
+    Rows(std::sync::Arc<RowSpool>),
+}
+
+/// A source's accesses as dense rows (numbered by first appearance) in an unnamed temporary
+/// file, 4 bytes per access: the row, with the top bit set on a batch's first access. Its passes
+/// read it at their own offsets (positional reads), so the points of a study read it at once.
+#[derive(Debug)]
+pub struct RowSpool {
+    file: std::fs::File,
+    /// Accesses.
+    pub accesses: u64,
+    /// Distinct rows.
+    pub rows: u32,
+    /// The source's description ([`Source::describe`]).
+    desc: String,
+    /// What the source's reader ignored ([`Source::scan`]).
+    warnings: Vec<String>,
+}
+
+/// The flag of a batch's first access in a [`RowSpool`].
+const ROW_BATCH: u32 = 1 << 31;
+
+/// Reads `buf.len()` bytes (fewer at the end of the file) at `pos` of `file` without moving its
+/// offset; `None` where the platform has no positional read.
+fn read_at(file: &std::fs::File, buf: &mut [u8], pos: u64) -> Option<std::io::Result<usize>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read_at(&mut buf[n..], pos + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(n))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut n = 0;
+        while n < buf.len() {
+            match file.seek_read(&mut buf[n..], pos + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(n))
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, buf, pos);
+        None
+    }
+}
+
+/// Spools `src`'s dense rows and batch starts (batches of `batch` samples) to a [`RowSpool`]
+/// in one pass; with it the accesses and distinct rows. `None` (nothing spooled) where a
+/// row does not fit the spool's 31 bits or the platform has no positional read: read `src`
+/// itself then.
+///
+/// # Errors
+/// Reader errors; an empty trace; temporary-file errors.
+pub fn spool_rows(src: &Source, batch: u64) -> Result<Option<RowSpool>> {
+    let name = src.name();
+    let io = |e: std::io::Error| Error::parse(&name, None, format!("temporary spool file: {e}"));
+    let file = tempfile::tempfile().map_err(io)?;
+    if read_at(&file, &mut [], 0).is_none() {
+        return Ok(None);
+    }
+    let mut remap = Remap::for_source(src);
+    let mut batcher = Batcher::new(batch, src.has_batches());
+    let (mut n, mut rows) = (0u64, 0u32);
+    let (mut err, mut too_many) = (None, false);
+    let warnings = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+        let warnings = src.scan(|a, _| {
+            let (r, new) = remap.row(a.table, a.id, rows);
+            if r >= ROW_BATCH {
+                too_many = true;
+                return false;
+            }
+            rows += u32::from(new);
+            let flag = if batcher.starts(a.group) {
+                ROW_BATCH
+            } else {
+                0
+            };
+            n += 1;
+            if let Err(e) = w.write_all(&(r | flag).to_le_bytes()) {
+                err = Some(io(e));
+                return false;
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if too_many {
+            return Ok(None);
+        }
+        w.flush().map_err(io)?;
+        warnings
+    };
+    if n == 0 {
+        return Err(Error::parse(&name, None, "empty trace: no accesses"));
+    }
+    Ok(Some(RowSpool {
+        file,
+        accesses: n,
+        rows,
+        desc: src.describe(),
+        warnings,
+    }))
+}
+
+impl RowSpool {
+    /// Calls `f` with every access (row as id, batch number as group, table 0), in order; false
+    /// from `f` stops early.
+    fn scan(&self, mut f: impl FnMut(Access, i64) -> bool) -> Result<()> {
+        let io = |e: std::io::Error| {
+            Error::parse(&self.desc, None, format!("temporary spool file: {e}"))
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut pos, mut group) = (0u64, 0u64);
+        let end = self.accesses * 4;
+        while pos < end {
+            let len = buf.len().min((end - pos) as usize);
+            let got = read_at(&self.file, &mut buf[..len], pos)
+                .unwrap_or(Ok(0))
+                .map_err(io)?;
+            if got < len {
+                return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            for c in buf[..len].chunks_exact(4) {
+                let x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if x & ROW_BATCH != 0 && pos > 0 {
+                    group += 1;
+                }
+                pos += 4;
+                let a = Access {
+                    group,
+                    table: 0,
+                    id: u64::from(x & !ROW_BATCH),
+                };
+                if !f(a, -1) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Source {
@@ -66,6 +225,7 @@ impl Source {
         match self {
             Source::File { path, .. } => path.display().to_string(),
             Source::Zipf(z) => z.describe(),
+            Source::Rows(r) => r.desc.clone(),
         }
     }
 
@@ -74,6 +234,7 @@ impl Source {
         match self {
             Source::File { format, .. } => format.has_batches(),
             Source::Zipf(_) => false,
+            Source::Rows(_) => true,
         }
     }
 
@@ -97,6 +258,10 @@ impl Source {
     /// The first reader error; format options that do not apply to the format.
     pub fn scan(&self, mut f: impl FnMut(Access, i64) -> bool) -> Result<Vec<String>> {
         let (path, format, opts) = match self {
+            Source::Rows(r) => {
+                r.scan(f)?;
+                return Ok(r.warnings.clone());
+            }
             Source::Zipf(z) => {
                 for a in z.stream() {
                     if !f(a?, -1) {
@@ -185,6 +350,11 @@ impl Remap {
                 }
             }
             Source::File { .. } => Remap::Hash(IdMap::default()),
+            // Rows already dense: renumbered by first appearance again, they stay the same.
+            Source::Rows(r) => Remap::Flat {
+                offsets: vec![0],
+                rows: vec![u32::MAX; r.rows as usize],
+            },
         }
     }
 
@@ -1144,6 +1314,72 @@ pub fn simulate(
     cache_rows: usize,
     pipe: Option<&Pipeline>,
 ) -> Result<(Metrics, Pass)> {
+    simulate_memo(src, batch, kind, cache_rows, pipe, &Memo::default())
+}
+
+/// What the simulations of one source at one batch size share whatever their cache size:
+/// lookahead's two-batch working set (one pass) and its peak occupancy per window (a spool and
+/// a pass each). A study's points that read the same source share one memo
+/// ([`simulate_memo`]), so these passes run once per source (and window), not once per point.
+/// Its memory is a few words per window; it is safe to share between threads (a value being
+/// computed blocks the other threads asking for it, rather than computing it twice).
+#[derive(Debug, Default)]
+pub struct Memo {
+    min_feasible_rows: std::sync::Mutex<Option<usize>>,
+    min_cache_rows: std::sync::Mutex<std::collections::BTreeMap<usize, u64>>,
+}
+
+impl Memo {
+    /// Lookahead's largest two-batch working set of `src` ([`lookahead_min_feasible_rows`]),
+    /// computed on the first call.
+    ///
+    /// # Errors
+    /// Reader errors.
+    pub fn min_feasible_rows(&self, src: &Source, batch: u64) -> Result<usize> {
+        let mut m = self
+            .min_feasible_rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = *m {
+            return Ok(n);
+        }
+        let n = lookahead::min_feasible_rows(src, batch)?;
+        *m = Some(n);
+        Ok(n)
+    }
+
+    /// Lookahead's peak occupancy with window `window` and unbounded capacity (its
+    /// `min_cache_rows`), computed on the first call for that window.
+    ///
+    /// # Errors
+    /// Reader and spool errors; an empty trace.
+    pub fn min_cache_rows(&self, src: &Source, batch: u64, window: usize) -> Result<u64> {
+        let mut m = self
+            .min_cache_rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&n) = m.get(&window) {
+            return Ok(n);
+        }
+        let (_, peak) = lookahead::run(src, batch, usize::MAX, window, None)?;
+        m.insert(window, peak as u64);
+        Ok(peak as u64)
+    }
+}
+
+/// [`simulate`] with the passes that do not depend on the cache size taken from (or stored in)
+/// `memo`, which must only ever be used with this `src` and `batch`.
+///
+/// # Errors
+/// As [`simulate`].
+pub fn simulate_memo(
+    src: &Source,
+    batch: u64,
+    kind: PolicyKind,
+    cache_rows: usize,
+    pipe: Option<&Pipeline>,
+    memo: &Memo,
+) -> Result<(Metrics, Pass)> {
     if cache_rows == 0 {
         return Err(Error::range("cache", 0, "≥ 1 row"));
     }
@@ -1182,11 +1418,10 @@ pub fn simulate(
         }
         PolicyKind::Lookahead { window } => {
             // Reader errors first, then the checks of the in-memory Lookahead::new.
-            let need = lookahead::min_feasible_rows(src, batch)?;
+            let need = memo.min_feasible_rows(src, batch)?;
             super::policy::lookahead::check(cache_rows, window, || need)?;
             let (ps, _) = lookahead::run(src, batch, cache_rows, window, pipe)?;
-            let (_, peak) = lookahead::run(src, batch, usize::MAX, window, None)?;
-            min_cache_rows = Some(peak as u64);
+            min_cache_rows = Some(memo.min_cache_rows(src, batch, window)?);
             ps
         }
     };
@@ -1398,6 +1633,75 @@ mod tests {
                 opts: ReadOptions::default(),
             };
             assert_same(&src, |b| DenseTrace::load(&path, fmt, b).unwrap());
+        }
+    }
+
+    /// A source spooled to dense rows ([`spool_rows`]) simulates like the source itself, for
+    /// every policy at several sizes: a generated trace (two tables) at batches 1 and 7, a CSV
+    /// file whose batch column fixes the batches, and an oracleGeneral file with object sizes
+    /// (whose reader warning the spool repeats); its counts are [`count`]'s.
+    #[test]
+    fn row_spools_stream_like_their_source() {
+        let z = zipf();
+        let t = DenseTrace::from_stream(z.stream(), 3, false, "z").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("t.csv");
+        writer::write(&t, TraceFormat::Csv, &path).unwrap();
+        let csv = Source::File {
+            path,
+            format: TraceFormat::Csv,
+            opts: ReadOptions::default(),
+        };
+        // oracleGeneral with object sizes: the reader's warning comes through the spool.
+        let mut bytes = Vec::new();
+        for (i, a) in t.accesses().filter(|a| a.table == 0).enumerate() {
+            let rec = Record {
+                clock_time: i as u32,
+                obj_id: a.id,
+                obj_size: 4096,
+                next_access_vtime: -1,
+            };
+            bytes.extend_from_slice(&rec.to_bytes());
+        }
+        let path = d.path().join("t.oracleGeneral");
+        std::fs::write(&path, bytes).unwrap();
+        let oracle = Source::File {
+            path,
+            format: TraceFormat::OracleGeneral,
+            opts: ReadOptions::default(),
+        };
+        let pipe = Pipeline::new(1e-3, 256.0, 1e9, 2e-6).unwrap();
+        let sources = [
+            (Source::Zipf(z), 1),
+            (Source::Zipf(zipf()), 7),
+            (csv, 1),
+            (oracle, 2),
+        ];
+        for (src, batch) in sources {
+            let spool = spool_rows(&src, batch).unwrap().unwrap();
+            let (n, rows) = count(&src).unwrap();
+            assert_eq!((spool.accesses, u64::from(spool.rows)), (n, rows));
+            assert_eq!(spool.desc, src.describe());
+            let spooled = Source::Rows(std::sync::Arc::new(spool));
+            for kind in KINDS {
+                for cap in [3, rows as usize / 10 + 1, rows as usize / 2] {
+                    let what = format!("{} cap {cap} batch {batch} on {}", kind.name(), src.name());
+                    match (
+                        simulate(&src, batch, kind, cap, Some(&pipe)),
+                        simulate(&spooled, batch, kind, cap, Some(&pipe)),
+                    ) {
+                        (Ok((m0, p0)), Ok((m1, p1))) => {
+                            assert_eq!(timeless(m0), timeless(m1), "{what}");
+                            assert_eq!(p0.tally.times(&pipe), p1.tally.times(&pipe), "{what}");
+                            assert_eq!(p0.warnings, p1.warnings, "{what}");
+                            let sized = matches!(src, Source::File { format, .. } if format == TraceFormat::OracleGeneral);
+                            assert_eq!(p1.warnings.is_empty(), !sized, "{what}");
+                        }
+                        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+                        (a, b) => panic!("{what}: {:?} vs {:?}", a.err(), b.err()),
+                    }
+                }
+            }
         }
     }
 

@@ -38,7 +38,9 @@
 
 use super::policy::PolicyKind;
 pub use super::spec::CacheSpec;
-use super::spec::{analytic_row, sim_row, Basis, Params, Row, Sizes, SourceSpec, Spec};
+use super::spec::{analytic_row, stream_row, Basis, Params, Row, Sizes, SourceSpec, Spec};
+use super::stream;
+#[cfg(test)]
 use super::trace::DenseTrace;
 use super::SizeBasis;
 use crate::catalog::Catalog;
@@ -48,7 +50,6 @@ use crate::scenario::{KeyDoc, RunContext, Study, StudyReport, StudySpec};
 use crate::sweep::{par_map, Progress};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 /// Keys of an embcache study (all fields of [`Spec`], each a flag) whose use in a study says more
 /// than the flag's help.
@@ -220,10 +221,102 @@ impl Study for EmbcacheStudy {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<StudyReport> {
-        // One trace per distinct source, generated ones seeded with the scenario seed (unless
-        // the points name theirs) so every policy sees the same lookups.
-        let traces: Vec<(Arc<DenseTrace>, Option<u64>, Option<u64>)> = self
-            .sources
+        let sources = self.prepare(ctx, |spec| {
+            let (src, z) = spec.stream_source()?;
+            let desc = src.describe();
+            // One pass remaps the source into a spool of dense rows, which every later pass
+            // reads instead of generating or parsing the source again.
+            let (src, accesses, unique) = match stream::spool_rows(&src, spec.batch)? {
+                Some(r) => {
+                    let (a, u) = (r.accesses, u64::from(r.rows));
+                    (stream::Source::Rows(std::sync::Arc::new(r)), a, u)
+                }
+                None => {
+                    let (a, u) = stream::count(&src)?;
+                    (src, a, u)
+                }
+            };
+            let data = Data::Stream {
+                src,
+                batch: spec.batch,
+                memo: stream::Memo::default(),
+            };
+            Ok((data, z.map(|z| z.seed), accesses, unique, desc))
+        })?;
+        self.run_on(ctx, &sources)
+    }
+}
+
+/// One distinct source of a study, ready for its points: how it is simulated and what the rows
+/// need from it (its size, its description, the generator's seed).
+struct Prepared {
+    data: Data,
+    /// Seed of a generated trace.
+    seed: Option<u64>,
+    /// Table rows the source declares.
+    table_rows: Option<u64>,
+    accesses: u64,
+    unique: u64,
+    desc: String,
+}
+
+/// How a study's source is simulated.
+enum Data {
+    /// Streamed again by every point ([`stream::simulate_memo`]): memory bounded by the distinct
+    /// rows (and lookahead's window), not the trace's length; the points share the passes that do
+    /// not depend on the cache size (`memo`). The source is read once, into a spool of its dense
+    /// rows ([`stream::spool_rows`]: 4 bytes per access in an unnamed temporary file, on disk, not
+    /// in memory) that the points' passes read back instead of the source.
+    Stream {
+        src: stream::Source,
+        batch: u64,
+        memo: stream::Memo,
+    },
+    /// Loaded once and shared by the points (the in-memory simulator, [`super::simulate`]): what
+    /// the study did before it streamed, kept to test that the two give the same report.
+    #[cfg(test)]
+    Memory(DenseTrace),
+}
+
+impl Prepared {
+    /// The simulated row of `kind` with `rows` rows.
+    fn sim(
+        &self,
+        kind: PolicyKind,
+        rows: usize,
+        pipe: Option<&super::pipeline::Pipeline>,
+        sizes: Sizes,
+    ) -> Result<Row> {
+        match &self.data {
+            Data::Stream { src, batch, memo } => {
+                stream_row(src, *batch, kind, rows, self.seed, pipe, sizes, memo)
+            }
+            #[cfg(test)]
+            Data::Memory(t) => super::spec::sim_row(t, kind, rows, self.seed, pipe, sizes),
+        }
+    }
+
+    /// Lookahead's largest two-batch working set.
+    fn min_feasible_rows(&self) -> Result<usize> {
+        match &self.data {
+            Data::Stream { src, batch, memo } => memo.min_feasible_rows(src, *batch),
+            #[cfg(test)]
+            Data::Memory(t) => Ok(super::policy::lookahead::Lookahead::min_feasible_rows(t)),
+        }
+    }
+}
+
+impl EmbcacheStudy {
+    /// Every distinct source, generated ones seeded with the scenario seed (unless the points
+    /// name theirs) so every policy sees the same lookups; `open` reads it (or its size) once,
+    /// and returns how it is simulated, the seed, its accesses, its distinct rows and its
+    /// description. Errors name the study.
+    fn prepare(
+        &self,
+        ctx: &RunContext,
+        open: impl Fn(&SourceSpec) -> Result<(Data, Option<u64>, u64, u64, String)>,
+    ) -> Result<Vec<Prepared>> {
+        self.sources
             .iter()
             .map(|s| {
                 let source = if s.seed_given {
@@ -234,61 +327,69 @@ impl Study for EmbcacheStudy {
                         ..s.spec.clone()
                     }
                 };
-                let (t, z) = source.load().map_err(|e| {
+                let (data, seed, accesses, unique, desc) = open(&source).map_err(|e| {
                     Error::parse(
                         &self.spec.path,
                         None,
                         format!("study '{}': {e}", self.spec.name),
                     )
                 })?;
-                Ok((
-                    Arc::new(t),
-                    z.map(|z| z.seed),
-                    source.declared_table_rows()?,
-                ))
+                Ok(Prepared {
+                    data,
+                    seed,
+                    table_rows: source.declared_table_rows()?,
+                    accesses,
+                    unique,
+                    desc,
+                })
             })
-            .collect::<Result<_>>()?;
+            .collect()
+    }
+
+    /// The study's report from its prepared sources.
+    fn run_on(&self, ctx: &RunContext, traces: &[Prepared]) -> Result<StudyReport> {
         let progress = Progress::new(self.points.len() as u64, &self.spec.name, ctx.progress);
         let results: Vec<Vec<Out>> = par_map(&self.points, &progress, |_, p| {
-            let (trace, seed, table_rows) = &traces[p.trace];
-            let desc = &trace.source;
+            let t = &traces[p.trace];
             let rows = p.params.cache.resolve(&SizeBasis {
-                unique: trace.n_rows(),
-                table_rows: *table_rows,
+                unique: usize::try_from(t.unique).unwrap_or(usize::MAX),
+                table_rows: t.table_rows,
                 row_bytes: p.params.row_bytes,
                 cache_of: p.params.cache_of,
             })?;
             let sizes = Sizes {
                 row_bytes: p.params.row_bytes,
-                table_rows: *table_rows,
+                table_rows: t.table_rows,
             };
             let mut out = Vec::new();
             for &kind in &p.params.kinds {
                 for &m in &p.methods {
                     if m == "sim" {
-                        match sim_row(trace, kind, rows, *seed, p.params.pipe.as_ref(), sizes) {
+                        match t.sim(kind, rows, p.params.pipe.as_ref(), sizes) {
                             Ok(Row { metrics, times }) => out.push(Out {
                                 m: metrics,
                                 times,
-                                trace: desc.clone(),
+                                trace: t.desc.clone(),
                             }),
-                            // Lookahead below its two-batch working set: reported in the summary.
-                            Err(_) if matches!(kind, PolicyKind::Lookahead { .. }) => {}
+                            // Lookahead below its two-batch working set: reported in the summary
+                            // (any other error, such as a spool that cannot be written, is one).
+                            Err(_)
+                                if matches!(kind, PolicyKind::Lookahead { .. })
+                                    && rows < t.min_feasible_rows()? => {}
                             Err(e) => return Err(e),
                         }
                     } else if let Some((tables, s)) = &p.zipf {
-                        if let Some(r) = analytic_row(
-                            kind,
-                            tables,
-                            *s,
-                            rows,
-                            Basis::Trace(trace),
-                            p.params.row_bytes,
-                        )? {
+                        let basis = Basis::Trace {
+                            accesses: t.accesses,
+                            unique: t.unique,
+                        };
+                        if let Some(r) =
+                            analytic_row(kind, tables, *s, rows, basis, p.params.row_bytes)?
+                        {
                             out.push(Out {
                                 m: r.metrics,
                                 times: None,
-                                trace: desc.clone(),
+                                trace: t.desc.clone(),
                             });
                         }
                     }
@@ -321,12 +422,21 @@ impl Study for EmbcacheStudy {
             r.insert("trace".into(), o.trace.clone().into());
             rows.records.push(r);
         }
-        let min_la = traces
-            .iter()
-            .map(|(t, _, _)| super::policy::lookahead::Lookahead::min_feasible_rows(t))
-            .max()
-            .unwrap_or(0);
-        let unique = traces.first().map(|(t, _, _)| t.n_rows()).unwrap_or(1);
+        // The summary's lookahead note (only written when a point runs lookahead).
+        let min_la = if self.has_lookahead() {
+            traces
+                .iter()
+                .map(Prepared::min_feasible_rows)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let unique = traces
+            .first()
+            .map_or(1, |t| usize::try_from(t.unique).unwrap_or(usize::MAX));
         Ok(StudyReport {
             plots: self.plots(&flat),
             summary_md: self.summary(&flat, min_la, unique),
@@ -336,6 +446,14 @@ impl Study for EmbcacheStudy {
 }
 
 impl EmbcacheStudy {
+    /// Whether a point runs lookahead.
+    fn has_lookahead(&self) -> bool {
+        self.points
+            .iter()
+            .flat_map(|p| &p.params.kinds)
+            .any(|k| matches!(k, PolicyKind::Lookahead { .. }))
+    }
+
     fn plots(&self, flat: &[Out]) -> Vec<LinePlot> {
         let mut hit: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut speed: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -449,12 +567,7 @@ impl EmbcacheStudy {
                 );
             }
         }
-        if self
-            .points
-            .iter()
-            .flat_map(|p| &p.params.kinds)
-            .any(|k| matches!(k, PolicyKind::Lookahead { .. }))
-        {
+        if self.has_lookahead() {
             let _ = writeln!(
                 s,
                 "\nLookahead needs room for two batches' unique rows: at least {min_lookahead} rows ({:.1}% of {unique} unique); smaller caches are not listed for it.",
@@ -490,5 +603,130 @@ impl EmbcacheStudy {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+impl EmbcacheStudy {
+    /// [`Study::run`] on traces loaded whole ([`SourceSpec::load`]) and the in-memory simulator:
+    /// what the study did before it streamed.
+    fn run_in_memory(&self, ctx: &RunContext) -> Result<StudyReport> {
+        let sources = self.prepare(ctx, |spec| {
+            let (t, z) = spec.load()?;
+            let (accesses, unique, desc) = (t.len() as u64, t.n_rows() as u64, t.source.clone());
+            Ok((Data::Memory(t), z.map(|z| z.seed), accesses, unique, desc))
+        })?;
+        self.run_on(ctx, &sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The study of the scenario `text` (one `[[study]]`), written in `dir`.
+    fn study(dir: &Path, text: &str) -> EmbcacheStudy {
+        let cat = Catalog::embedded().unwrap();
+        let path = dir.join("s.toml");
+        let mut built = None;
+        crate::scenario::parse(text, &path, |spec| {
+            built = Some(EmbcacheStudy::new(spec.clone(), &cat)?);
+            Ok(Box::new(EmbcacheStudy::new(spec, &cat)?))
+        })
+        .unwrap();
+        built.unwrap()
+    }
+
+    /// The report's records without the timing columns (`sim_s` and the rate over it, which
+    /// differ from run to run).
+    fn timeless(r: &StudyReport) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        r.rows
+            .records
+            .iter()
+            .map(|rec| {
+                let mut rec = rec.clone();
+                for k in ["sim_s", "sim_requests_per_s"] {
+                    assert!(
+                        rec.remove(k).is_some() || rec["method"] == "analytic",
+                        "{k}"
+                    );
+                }
+                rec
+            })
+            .collect()
+    }
+
+    /// The streaming study and the in-memory one give the same report: every row (but the
+    /// simulation time), the plots and the summary, for LRU, FIFO, LFU, static top-k (whole
+    /// trace and a 10 % profile), Belady and lookahead, at batch 1 and batch > 1, on a generated
+    /// trace (two tables, with the closed forms and the pipeline model) and on a text file;
+    /// lookahead's cache sizes below its two-batch working set are left out by both.
+    #[test]
+    fn streaming_study_equals_the_in_memory_one() {
+        let d = tempfile::tempdir().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let ids: String = (0..6000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Skewed: small ids far more often.
+                format!("{}\n", (x % 997) * (x >> 50) % 500)
+            })
+            .collect();
+        std::fs::write(d.path().join("ids.log"), ids).unwrap();
+        let all =
+            "policy = [\"lru\", \"fifo\", \"lfu\", \"static-topk\", \"belady\", \"lookahead\"]";
+        let cases = [
+            // Generated, batch 1, closed forms and the pipeline model.
+            format!(
+                "seed = 3\n[[study]]\nname = \"g1\"\ntechnique = \"embcache\"\nzipf = 1.0\n\
+                 rows = 1500\ntables = 2\naccesses = 20000\nbatch = 1\nwindow = 3\n\
+                 cache_of = \"unique\"\ncompute_s = 1e-4\nmethod = [\"sim\", \"analytic\"]\n\
+                 {all}\n[study.sweep]\ncache = [\"0.5%\", \"5%\", \"30%\"]\n"
+            ),
+            // Generated, batch 16, several windows, a partial static profile, sizes in rows
+            // (the smallest below lookahead's working set).
+            format!(
+                "[[study]]\nname = \"g16\"\ntechnique = \"embcache\"\nzipf = 1.1\n\
+                 rows = 3000\naccesses = 24000\nbatch = 16\nprofile_fraction = 0.1\n\
+                 compute_s = 2e-4\n{all}\n\
+                 [study.sweep]\nwindow = [1, 4]\ncache = [8, 60, 400]\n"
+            ),
+            // A text file, batch 7.
+            format!(
+                "[[study]]\nname = \"f7\"\ntechnique = \"embcache\"\ntrace = \"ids.log\"\n\
+                 trace_format = \"text\"\nbatch = 7\ncache_of = \"unique\"\ncompute_s = 1e-4\n\
+                 {all}\n[study.sweep]\ncache = [\"5%\", \"40%\"]\n"
+            ),
+        ];
+        let ctx = RunContext {
+            seed: 11,
+            progress: false,
+        };
+        for text in &cases {
+            let s = study(d.path(), text);
+            let streamed = s.run(&ctx).unwrap();
+            let loaded = s.run_in_memory(&ctx).unwrap();
+            let name = &s.spec.name;
+            let rows = timeless(&streamed);
+            assert_eq!(rows, timeless(&loaded), "{name}");
+            assert_eq!(streamed.summary_md, loaded.summary_md, "{name}");
+            assert_eq!(streamed.plots, loaded.plots, "{name}");
+            // Every policy has rows, and the sizes below lookahead's working set are left out.
+            for pol in ["lru", "fifo", "lfu", "static-topk", "belady", "lookahead"] {
+                assert!(rows.iter().any(|r| r["policy"] == pol), "{name} {pol}");
+            }
+            if name == "g16" {
+                assert!(
+                    !rows
+                        .iter()
+                        .any(|r| r["policy"] == "lookahead" && r["cache_rows"] == 8),
+                    "{name}"
+                );
+                assert!(streamed.summary_md.contains("Lookahead needs room"));
+            }
+        }
     }
 }

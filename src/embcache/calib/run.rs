@@ -433,7 +433,9 @@ pub fn trace_of(row: &Row, origin: &Origin) -> Result<DenseTrace> {
     let n_batches = param_f(row, origin, "n_batches")? as usize;
     let t = param_f(row, origin, "tables")? as usize;
     let keep = batch * n_batches * t;
-    let acc: Vec<Access> = if p("trace")? == "zipf" {
+    // The lookups go straight into the dense trace (4 bytes each), not through a list of
+    // accesses first (24 bytes each).
+    let src: Box<dyn Iterator<Item = Result<Access>>> = if p("trace")? == "zipf" {
         let tables = trace::profile::tables(p("profile")?, param_f(row, origin, "scale")?)?;
         let spec = trace::zipf::ZipfSpec::new(
             param_f(row, origin, "zipf")?,
@@ -441,7 +443,7 @@ pub fn trace_of(row: &Row, origin: &Origin) -> Result<DenseTrace> {
             keep as u64,
             param_f(row, origin, "seed")? as u64,
         )?;
-        spec.stream().collect::<Result<Vec<_>>>()?
+        Box::new(spec.stream())
     } else {
         let given = PathBuf::from(p("trace")?);
         let path = if given.exists() {
@@ -452,24 +454,30 @@ pub fn trace_of(row: &Row, origin: &Origin) -> Result<DenseTrace> {
         };
         let fmt = TraceFormat::from_path(&path)
             .ok_or_else(|| origin.err(format!("trace {}: unknown format", path.display())))?;
-        trace::open(&path, fmt)?
-            .take(keep)
-            .collect::<Result<Vec<_>>>()?
+        Box::new(trace::open(&path, fmt)?)
     };
-    if acc.len() < keep {
-        return Err(origin.err(format!(
-            "trace {}: {} lookups, the row needs {keep}",
-            p("trace")?,
-            acc.len()
-        )));
-    }
-    let stream = acc.into_iter().enumerate().map(|(i, a)| {
-        Ok(Access {
+    let (read, failed) = (std::cell::Cell::new(0usize), std::cell::Cell::new(false));
+    let stream = src.take(keep).enumerate().map(|(i, a)| {
+        read.set(i + 1);
+        failed.set(a.is_err());
+        a.map(|a| Access {
             group: (i / t) as u64,
             ..a
         })
     });
-    DenseTrace::from_stream(stream, batch as u64, false, p("trace")?)
+    let built = DenseTrace::from_stream(stream, batch as u64, false, p("trace")?);
+    if failed.get() {
+        // The reader's error (the stream stopped there).
+        return built;
+    }
+    if read.get() < keep {
+        return Err(origin.err(format!(
+            "trace {}: {} lookups, the row needs {keep}",
+            p("trace")?,
+            read.get()
+        )));
+    }
+    built
 }
 
 /// One predicted point.
@@ -833,6 +841,44 @@ mod tests {
             record: None,
             no_plots: true,
             format: Default::default(),
+        }
+    }
+
+    /// An e2e row's trace from a file: its first `batch × n_batches × tables` lookups, grouped
+    /// `tables` to a sample; a file too short (or empty) is an error giving both counts.
+    #[test]
+    fn trace_of_takes_the_rows_lookups_and_names_a_short_file() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("ids.txt");
+        std::fs::write(&path, "1\n2\n3\n1\n4\n2\n5\n1\n6\n7\n").unwrap();
+        let empty = d.path().join("empty.txt");
+        std::fs::write(&empty, "").unwrap();
+        let params = |file: &Path, n_batches: u32| {
+            Params::new()
+                .with("trace", file.display())
+                .with("batch", 2)
+                .with("tables", 2)
+                .with("n_batches", n_batches)
+        };
+        let tr = trace_of(
+            &row("e2e", "iter_s", 0.0, None, params(&path, 2)),
+            &origin(1),
+        )
+        .unwrap();
+        // 2 batches × 2 samples × 2 tables: lookups 1 2 3 1 | 4 2 5 1.
+        assert_eq!((tr.len(), tr.n_batches(), tr.n_rows()), (8, 2, 5));
+        for (file, n) in [(&path, 3), (&empty, 1)] {
+            let e = trace_of(
+                &row("e2e", "iter_s", 0.0, None, params(file, n)),
+                &origin(1),
+            )
+            .unwrap_err()
+            .to_string();
+            let have = if file == &path { 10 } else { 0 };
+            assert!(
+                e.contains(&format!("{have} lookups, the row needs {}", 4 * n)),
+                "{e}"
+            );
         }
     }
 

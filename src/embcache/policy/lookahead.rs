@@ -24,24 +24,210 @@ use std::collections::BinaryHeap;
 /// Key of a row inserted during the current batch (below every heap entry, which is ≥ 2³²).
 const RESIDENT: u64 = 1;
 
-/// Lookahead cache over a trace.
+/// What the lookahead rule reads of a trace: where batches start and which row is at a
+/// position. The in-memory [`Lookahead`] answers from the whole [`DenseTrace`]; the streaming
+/// simulator (`stream::lookahead`) from a window of the batches around the one it simulates.
+pub(crate) trait Batches {
+    /// Number of batches, when known (a stream knows once it has ended).
+    fn n_batches(&self) -> Option<usize>;
+    /// Start position of batch `b` (`b` = the number of batches: the trace's length). Only
+    /// asked for batches from the one under way to `max(W, 2)` ahead.
+    fn start(&self, b: usize) -> u64;
+    /// The row at position `t`.
+    fn row_at(&self, t: u64) -> u32;
+}
+
+impl Batches for DenseTrace {
+    fn n_batches(&self) -> Option<usize> {
+        Some(DenseTrace::n_batches(self))
+    }
+    #[inline]
+    fn start(&self, b: usize) -> u64 {
+        self.batch_starts[b] as u64
+    }
+    #[inline]
+    fn row_at(&self, t: u64) -> u32 {
+        self.rows[t as usize]
+    }
+}
+
+/// The lookahead rule's state, whatever the trace is read from (see [`Batches`]): the one state
+/// machine of the in-memory [`Lookahead`] and the streaming simulator. Per-row arrays grow as
+/// rows appear ([`Core::grow`]).
 #[derive(Debug, Clone)]
-pub struct Lookahead<'a> {
-    trace: &'a DenseTrace,
+pub(crate) struct Core {
     cap: usize,
-    window: usize,
+    /// Window, batches.
+    pub(crate) window: usize,
     len: usize,
-    next: Vec<u32>,
+    /// Next use of every row's latest access (`u32::MAX` = none).
     cur_next: Vec<u32>,
+    /// 0 = not resident, [`RESIDENT`] = inserted in the batch under way, else its heap entry.
     key: Vec<u64>,
     heap: BinaryHeap<u64>,
     mark: Vec<u32>,
     stamp: u32,
-    t: usize,
-    b: usize,
-    evicted: u64,
-    peak: usize,
+    /// Next batch to start.
+    pub(crate) b: usize,
+    /// Rows evicted (written back) so far.
+    pub(crate) evicted: u64,
+    /// Peak occupancy (resident plus reserved prefetch rows).
+    pub(crate) peak: usize,
+    /// Key base of rows never used again: the trace's length + 1 (above every next use).
     horizon: u64,
+}
+
+impl Core {
+    /// An empty cache of `cap` rows (`usize::MAX`: unbounded) with a window of `window` batches
+    /// over a trace of `len` accesses; no rows yet.
+    pub(crate) fn new(cap: usize, window: usize, len: u64) -> Self {
+        Core {
+            cap,
+            window,
+            len: 0,
+            cur_next: Vec::new(),
+            key: Vec::new(),
+            heap: BinaryHeap::new(),
+            mark: Vec::new(),
+            stamp: 0,
+            b: 0,
+            evicted: 0,
+            peak: 0,
+            horizon: len + 1,
+        }
+    }
+
+    /// Room for rows `0..n`.
+    pub(crate) fn grow(&mut self, n: usize) {
+        if n > self.key.len() {
+            self.key.resize(n, 0);
+            self.mark.resize(n, 0);
+            self.cur_next.resize(n, u32::MAX);
+        }
+    }
+
+    #[inline]
+    fn entry(&self, next: u32, r: u32) -> u64 {
+        let k = if next == u32::MAX {
+            self.horizon + u64::from(r)
+        } else {
+            u64::from(next) + 1
+        };
+        (k << 32) | u64::from(r)
+    }
+
+    fn evict(&mut self, r: u32) {
+        self.key[r as usize] = 0;
+        self.len -= 1;
+        self.evicted += 1;
+    }
+
+    /// Start of batch `b`: count `U(b)` and `U(b+1)` rows that are not cached, and make room for
+    /// them by evicting kept rows outside both batches, farthest next use first.
+    fn start_batch(&mut self, w: &impl Batches, b: usize) {
+        self.stamp = self.stamp.wrapping_add(1);
+        let stamp = self.stamp;
+        let mut missing = 0usize;
+        let last = (b + 2).min(w.n_batches().unwrap_or(usize::MAX));
+        for bb in b..last {
+            for t in w.start(bb)..w.start(bb + 1) {
+                let r = w.row_at(t);
+                if self.mark[r as usize] != stamp {
+                    self.mark[r as usize] = stamp;
+                    if self.key[r as usize] == 0 {
+                        missing += 1;
+                    }
+                }
+            }
+        }
+        let limit = w.start(last) + 1;
+        while self.len + missing > self.cap {
+            let Some(top) = self.heap.pop() else { break };
+            let v = (top & 0xffff_ffff) as u32;
+            if self.key[v as usize] != top {
+                continue;
+            }
+            if (top >> 32) < limit {
+                // Every resident row is needed by b or b+1: cannot happen when the capacity is at
+                // least min_feasible_rows (checked in `new`).
+                self.heap.push(top);
+                break;
+            }
+            self.evict(v);
+        }
+        self.peak = self.peak.max(self.len + missing);
+    }
+
+    /// End of batch `b`: write back the rows of `U(b)` whose next use is beyond `b + W`.
+    fn end_batch(&mut self, w: &impl Batches, b: usize) {
+        let (s, e) = (w.start(b), w.start(b + 1));
+        // Next use beyond batch b + W ⟺ position ≥ the start of batch b + W + 1.
+        let far = b + self.window + 1;
+        let horizon = if w.n_batches().is_some_and(|n| far > n) {
+            u32::MAX
+        } else {
+            w.start(far) as u32
+        };
+        self.stamp = self.stamp.wrapping_add(1);
+        let stamp = self.stamp;
+        for t in s..e {
+            let r = w.row_at(t);
+            if self.mark[r as usize] == stamp || self.key[r as usize] == 0 {
+                continue;
+            }
+            self.mark[r as usize] = stamp;
+            let nx = self.cur_next[r as usize];
+            if nx == u32::MAX || nx >= horizon {
+                self.evict(r);
+            } else if self.cap != usize::MAX {
+                // Kept: (re)enter the eviction heap with its next use, final until then.
+                let e = self.entry(nx, r);
+                self.key[r as usize] = e;
+                self.heap.push(e);
+            }
+        }
+        if self.heap.len() > 4 * self.len + 64 {
+            let key = &self.key;
+            let v: Vec<u64> = std::mem::take(&mut self.heap)
+                .into_vec()
+                .into_iter()
+                .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
+                .collect();
+            self.heap = BinaryHeap::from(v);
+        }
+    }
+
+    /// One access of row `r` whose next use is at position `next` (`u32::MAX`: none); `starts`
+    /// when it is the first of its batch (batch `b`, the next to start).
+    #[inline]
+    pub(crate) fn access(&mut self, w: &impl Batches, r: u32, next: u32, starts: bool) -> bool {
+        if starts {
+            // Batch `b − 1`'s write-backs happen here, before `b` starts (so one call never
+            // inserts and evicts the same row).
+            if self.b > 0 {
+                self.end_batch(w, self.b - 1);
+            }
+            self.start_batch(w, self.b);
+            self.b += 1;
+        }
+        self.cur_next[r as usize] = next;
+        let hit = self.key[r as usize] != 0;
+        if !hit {
+            // Resident; its heap key is set when the batch ends (see `end_batch`).
+            self.key[r as usize] = RESIDENT;
+            self.len += 1;
+        }
+        hit
+    }
+}
+
+/// Lookahead cache over a trace.
+#[derive(Debug, Clone)]
+pub struct Lookahead<'a> {
+    trace: &'a DenseTrace,
+    next: Vec<u32>,
+    t: usize,
+    core: Core,
 }
 
 /// The checks of [`Lookahead::new`] (shared with the streaming simulator): a window of at least
@@ -75,22 +261,13 @@ impl<'a> Lookahead<'a> {
     }
 
     fn unchecked(capacity: usize, trace: &'a DenseTrace, window: usize) -> Self {
+        let mut core = Core::new(capacity, window, trace.len() as u64);
+        core.grow(trace.n_rows());
         Lookahead {
             trace,
-            cap: capacity,
-            window,
-            len: 0,
             next: trace.next_use(),
-            cur_next: trace.first_use(),
-            key: vec![0; trace.n_rows()],
-            heap: BinaryHeap::new(),
-            mark: vec![0; trace.n_rows()],
-            stamp: 0,
             t: 0,
-            b: 0,
-            evicted: 0,
-            peak: 0,
-            horizon: trace.len() as u64 + 1,
+            core,
         }
     }
 
@@ -121,106 +298,17 @@ impl<'a> Lookahead<'a> {
         for &r in &trace.rows {
             p.access(r);
         }
-        p.peak
+        p.core.peak
     }
 
     /// Peak occupancy so far (resident plus reserved prefetch rows).
     pub fn peak(&self) -> usize {
-        self.peak
+        self.core.peak
     }
 
     /// The lookahead window, batches.
     pub fn window(&self) -> usize {
-        self.window
-    }
-
-    #[inline]
-    fn entry(&self, next: u32, r: u32) -> u64 {
-        let k = if next == u32::MAX {
-            self.horizon + u64::from(r)
-        } else {
-            u64::from(next) + 1
-        };
-        (k << 32) | u64::from(r)
-    }
-
-    fn evict(&mut self, r: u32) {
-        self.key[r as usize] = 0;
-        self.len -= 1;
-        self.evicted += 1;
-    }
-
-    /// Start of batch `b`: count `U(b)` and `U(b+1)` rows that are not cached, and make room for
-    /// them by evicting kept rows outside both batches, farthest next use first.
-    fn start_batch(&mut self, b: usize) {
-        self.stamp = self.stamp.wrapping_add(1);
-        let stamp = self.stamp;
-        let mut missing = 0usize;
-        let last = (b + 2).min(self.trace.n_batches());
-        for bb in b..last {
-            for &r in self.trace.batch(bb) {
-                if self.mark[r as usize] != stamp {
-                    self.mark[r as usize] = stamp;
-                    if self.key[r as usize] == 0 {
-                        missing += 1;
-                    }
-                }
-            }
-        }
-        let limit = self.trace.batch_starts[last] as u64 + 1;
-        while self.len + missing > self.cap {
-            let Some(top) = self.heap.pop() else { break };
-            let v = (top & 0xffff_ffff) as u32;
-            if self.key[v as usize] != top {
-                continue;
-            }
-            if (top >> 32) < limit {
-                // Every resident row is needed by b or b+1: cannot happen when the capacity is at
-                // least min_feasible_rows (checked in `new`).
-                self.heap.push(top);
-                break;
-            }
-            self.evict(v);
-        }
-        self.peak = self.peak.max(self.len + missing);
-    }
-
-    /// End of batch `b`: write back the rows of `U(b)` whose next use is beyond `b + W`.
-    fn end_batch(&mut self, b: usize) {
-        let (s, e) = (self.trace.batch_starts[b], self.trace.batch_starts[b + 1]);
-        // Next use beyond batch b + W ⟺ position ≥ the start of batch b + W + 1.
-        let horizon = self
-            .trace
-            .batch_starts
-            .get(b + self.window + 1)
-            .map_or(u32::MAX, |&p| p as u32);
-        self.stamp = self.stamp.wrapping_add(1);
-        let stamp = self.stamp;
-        for i in s..e {
-            let r = self.trace.rows[i];
-            if self.mark[r as usize] == stamp || self.key[r as usize] == 0 {
-                continue;
-            }
-            self.mark[r as usize] = stamp;
-            let nx = self.cur_next[r as usize];
-            if nx == u32::MAX || nx >= horizon {
-                self.evict(r);
-            } else if self.cap != usize::MAX {
-                // Kept: (re)enter the eviction heap with its next use, final until then.
-                let e = self.entry(nx, r);
-                self.key[r as usize] = e;
-                self.heap.push(e);
-            }
-        }
-        if self.heap.len() > 4 * self.len + 64 {
-            let key = &self.key;
-            let v: Vec<u64> = std::mem::take(&mut self.heap)
-                .into_vec()
-                .into_iter()
-                .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
-                .collect();
-            self.heap = BinaryHeap::from(v);
-        }
+        self.core.window
     }
 }
 
@@ -229,57 +317,44 @@ impl Policy for Lookahead<'_> {
         "lookahead"
     }
     fn capacity(&self) -> usize {
-        self.cap
+        self.core.cap
     }
     fn len(&self) -> usize {
-        self.len
+        self.core.len
     }
     fn contains(&self, row: u32) -> bool {
-        self.key[row as usize] != 0
+        self.core.key[row as usize] != 0
     }
     fn access(&mut self, r: u32) -> bool {
-        if self.t == self.trace.batch_starts[self.b] {
-            // Batch `b − 1`'s write-backs happen here, before `b` starts (so one call never
-            // inserts and evicts the same row).
-            if self.b > 0 {
-                self.end_batch(self.b - 1);
-            }
-            self.start_batch(self.b);
-            self.b += 1;
-        }
-        self.cur_next[r as usize] = self.next[self.t];
+        let starts = self.t == self.trace.batch_starts[self.core.b];
+        let hit = self.core.access(self.trace, r, self.next[self.t], starts);
         self.t += 1;
-        let hit = self.key[r as usize] != 0;
-        if !hit {
-            // Resident; its heap key is set when the batch ends (see `end_batch`).
-            self.key[r as usize] = RESIDENT;
-            self.len += 1;
-        }
         hit
     }
     fn evicted(&self) -> u64 {
-        self.evicted
+        self.core.evicted
     }
     fn resident(&self) -> Vec<u32> {
-        if self.cap == usize::MAX {
+        let c = &self.core;
+        if c.cap == usize::MAX {
             // Unbounded (min_cache_rows): kept rows stay out of the heap.
-            return (0..self.key.len() as u32)
-                .filter(|&r| self.key[r as usize] != 0)
+            return (0..c.key.len() as u32)
+                .filter(|&r| c.key[r as usize] != 0)
                 .collect();
         }
         // O(capacity + batch): a kept row has a live heap entry (its key); a row missed in the
         // batch under way is marked RESIDENT until the batch ends.
-        let mut rows: Vec<u32> = self
+        let mut rows: Vec<u32> = c
             .heap
             .iter()
-            .filter(|&&e| e != RESIDENT && self.key[(e & 0xffff_ffff) as usize] == e)
+            .filter(|&&e| e != RESIDENT && c.key[(e & 0xffff_ffff) as usize] == e)
             .map(|&e| (e & 0xffff_ffff) as u32)
             .collect();
-        if self.b > 0 {
-            let mut cur: Vec<u32> = self.trace.rows[self.trace.batch_starts[self.b - 1]..self.t]
+        if c.b > 0 {
+            let mut cur: Vec<u32> = self.trace.rows[self.trace.batch_starts[c.b - 1]..self.t]
                 .iter()
                 .copied()
-                .filter(|&r| self.key[r as usize] == RESIDENT)
+                .filter(|&r| c.key[r as usize] == RESIDENT)
                 .collect();
             cur.sort_unstable();
             cur.dedup();

@@ -5,19 +5,19 @@
 //! distinct row: 16 bytes (heap key, batch mark, next use of its latest access) plus the id
 //! remap and the tally; the heap holds at most about 4 entries per resident row.
 //!
-//! The rule, the order of its steps and its tie-breaks are those of the in-memory
-//! [`Lookahead`](crate::embcache::policy::lookahead::Lookahead), so the counts are equal: the
-//! window only has to answer the same questions (a batch's rows, a batch's start), and it is
-//! filled far enough ahead before each batch is simulated.
+//! The state machine is the in-memory
+//! [`Lookahead`](crate::embcache::policy::lookahead::Lookahead)'s own
+//! ([`Core`](crate::embcache::policy::lookahead::Core)), so the counts are equal: the window
+//! answers the same questions as the loaded trace ([`Batches`]: a batch's start, the row at a
+//! position), and it is filled far enough ahead before each batch is simulated.
 
 use super::{spool_next_uses, Batcher, Pass, Remap, Source, Tally};
 use crate::embcache::pipeline::Pipeline;
+use crate::embcache::policy::lookahead::{Batches, Core};
 use crate::error::{Error, Result};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::time::Instant;
-
-const RESIDENT: u64 = 1;
 
 /// The accesses of the batches `first..` (rows and next uses, positions from `base`) and the
 /// starts of the batches seen so far; at the end of the trace its length closes the last batch.
@@ -80,135 +80,17 @@ impl Window {
     }
 }
 
-/// The lookahead state, as [`crate::embcache::policy::lookahead::Lookahead`] keeps it, with
-/// per-row arrays that grow as rows appear.
-struct State {
-    cap: usize,
-    window: usize,
-    len: usize,
-    cur_next: Vec<u32>,
-    key: Vec<u64>,
-    heap: BinaryHeap<u64>,
-    mark: Vec<u32>,
-    stamp: u32,
-    /// Next batch to start.
-    b: usize,
-    evicted: u64,
-    peak: usize,
-    horizon: u64,
-}
-
-impl State {
-    fn grow(&mut self, n: usize) {
-        if n > self.key.len() {
-            self.key.resize(n, 0);
-            self.mark.resize(n, 0);
-            self.cur_next.resize(n, u32::MAX);
-        }
+impl Batches for Window {
+    fn n_batches(&self) -> Option<usize> {
+        Window::n_batches(self)
     }
-
     #[inline]
-    fn entry(&self, next: u32, r: u32) -> u64 {
-        let k = if next == u32::MAX {
-            self.horizon + u64::from(r)
-        } else {
-            u64::from(next) + 1
-        };
-        (k << 32) | u64::from(r)
+    fn start(&self, b: usize) -> u64 {
+        Window::start(self, b).expect("batch in window")
     }
-
-    fn evict(&mut self, r: u32) {
-        self.key[r as usize] = 0;
-        self.len -= 1;
-        self.evicted += 1;
-    }
-
-    fn start_batch(&mut self, w: &Window, b: usize) {
-        self.stamp = self.stamp.wrapping_add(1);
-        let stamp = self.stamp;
-        let mut missing = 0usize;
-        let n_batches = w.n_batches().unwrap_or(usize::MAX);
-        let last = (b + 2).min(n_batches);
-        for bb in b..last {
-            let (s, e) = w.range(bb);
-            for t in s..e {
-                let r = w.row_at(t);
-                if self.mark[r as usize] != stamp {
-                    self.mark[r as usize] = stamp;
-                    if self.key[r as usize] == 0 {
-                        missing += 1;
-                    }
-                }
-            }
-        }
-        let limit = w.start(last).expect("window reaches b + 2") + 1;
-        while self.len + missing > self.cap {
-            let Some(top) = self.heap.pop() else { break };
-            let v = (top & 0xffff_ffff) as u32;
-            if self.key[v as usize] != top {
-                continue;
-            }
-            if (top >> 32) < limit {
-                self.heap.push(top);
-                break;
-            }
-            self.evict(v);
-        }
-        self.peak = self.peak.max(self.len + missing);
-    }
-
-    fn end_batch(&mut self, w: &Window, b: usize) {
-        let (s, e) = w.range(b);
-        let far = b + self.window + 1;
-        let horizon = if w.n_batches().is_some_and(|n| far > n) {
-            u32::MAX
-        } else {
-            w.start(far).expect("window reaches b + W + 1") as u32
-        };
-        self.stamp = self.stamp.wrapping_add(1);
-        let stamp = self.stamp;
-        for t in s..e {
-            let r = w.row_at(t);
-            if self.mark[r as usize] == stamp || self.key[r as usize] == 0 {
-                continue;
-            }
-            self.mark[r as usize] = stamp;
-            let nx = self.cur_next[r as usize];
-            if nx == u32::MAX || nx >= horizon {
-                self.evict(r);
-            } else if self.cap != usize::MAX {
-                let e = self.entry(nx, r);
-                self.key[r as usize] = e;
-                self.heap.push(e);
-            }
-        }
-        if self.heap.len() > 4 * self.len + 64 {
-            let key = &self.key;
-            let v: Vec<u64> = std::mem::take(&mut self.heap)
-                .into_vec()
-                .into_iter()
-                .filter(|&x| key[(x & 0xffff_ffff) as usize] == x)
-                .collect();
-            self.heap = BinaryHeap::from(v);
-        }
-    }
-
-    /// The access at position `t` (the first of its batch when `starts`).
-    fn access(&mut self, w: &Window, t: u64, r: u32, starts: bool) -> bool {
-        if starts {
-            if self.b > 0 {
-                self.end_batch(w, self.b - 1);
-            }
-            self.start_batch(w, self.b);
-            self.b += 1;
-        }
-        self.cur_next[r as usize] = w.next_at(t);
-        let hit = self.key[r as usize] != 0;
-        if !hit {
-            self.key[r as usize] = RESIDENT;
-            self.len += 1;
-        }
-        hit
+    #[inline]
+    fn row_at(&self, t: u64) -> u32 {
+        Window::row_at(self, t)
     }
 }
 
@@ -290,20 +172,7 @@ fn run_counted(
     let spool = spool_next_uses(src)?;
     let n = spool.metadata().map_err(io)?.len() / 4;
     let mut spool = std::io::BufReader::with_capacity(1 << 20, &spool);
-    let mut st = State {
-        cap,
-        window,
-        len: 0,
-        cur_next: Vec::new(),
-        key: Vec::new(),
-        heap: BinaryHeap::new(),
-        mark: Vec::new(),
-        stamp: 0,
-        b: 0,
-        evicted: 0,
-        peak: 0,
-        horizon: n + 1,
-    };
+    let mut st = Core::new(cap, window, n);
     let mut w = Window::default();
     let mut remap = Remap::for_source(src);
     let mut batcher = Batcher::new(batch, src.has_batches());
@@ -318,7 +187,7 @@ fn run_counted(
     }
     // Simulates batch `b` once the window holds what its first access looks at: batches up to
     // b + 1 complete, and the start of batch b + W (end of batch b − 1's window).
-    let step = |w: &mut Window, st: &mut State, tally: &mut Tally, done: &mut u64| -> Result<()> {
+    let step = |w: &mut Window, st: &mut Core, tally: &mut Tally, done: &mut u64| -> Result<()> {
         loop {
             let b = st.b;
             if w.start(b).is_none() || (w.eof && w.n_batches() == Some(b)) {
@@ -339,7 +208,7 @@ fn run_counted(
                     tally.rows = r + 1;
                     super::idmap::resize_huge(&mut tally.seen, tally.rows as usize, 0);
                 }
-                let hit = st.access(w, pos, r, pos == s);
+                let hit = st.access(&*w, r, w.next_at(pos), pos == s);
                 tally.count(r, hit);
                 *done += 1;
             }
