@@ -9,7 +9,7 @@
 # executions. Arguments as fuzz.sh passes them (-max_len 2048 for trace, 8192 otherwise;
 # -timeout=10, -rss_limit_mb=2048). Crashes would land in artifacts/TARGET (listed in the log).
 # Usage from the repository root with gpu-bin (fuzz/trace.gz, fuzz/scenario.gz) carried:
-#   OUT=... REPO=$PWD bash validation/scripts/run47.sh
+#   OUT=... REPO=$PWD bash validation/scripts/run47.sh   (TARGETS="scenario" SECS=300 RUN=run48: one target, a longer cap)
 set -u
 FINAL_OUT=${OUT:?}
 RUN=${RUN:-run47}
@@ -21,7 +21,7 @@ SECS=${SECS:-230}
 {
 lscpu | grep -E "Model name|^CPU\(s\)" || true
 echo "cores $N, seconds per target at most $SECS, $(date -u +%FT%TZ)"
-for t in trace scenario; do
+for t in ${TARGETS:-trace scenario}; do
   W=/tmp/fz/$t
   mkdir -p "$W/new" "$W/artifacts" "$W/tmp"
   gunzip -c "$REPO/gpu-bin/fuzz/$t.gz" > "$W/bin" && chmod +x "$W/bin"
