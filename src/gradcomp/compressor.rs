@@ -339,6 +339,15 @@ impl Method {
     /// (`--method powersgd rank`, `--method topk density`, ...) and its allowed range.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
+        if s.contains(',') {
+            // No method takes two parameters, so a comma is a list: only `--solve min-workers`
+            // takes one (it splits it and parses each).
+            return Err(Error::range(
+                "--method",
+                s,
+                "one method (a comma-separated list only with --solve min-workers: one row per method)",
+            ));
+        }
         let (name, args) = check::split_name(s);
         let name = name.to_ascii_lowercase();
         let kv: Vec<(String, String)> = check::kv_pairs(args)
@@ -581,6 +590,11 @@ mod tests {
             Method::Qsgd { bits: 4 }
         );
         assert_eq!(Method::parse("SignSGD").unwrap(), Method::SignSgd);
+        // A list is named as one (its commas used to split the first method's parameters).
+        let e = Method::parse("fp16,powersgd:rank=4,topk:density=0.01,signsgd")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one method") && e.contains("--solve"), "{e}");
         let e = Method::parse("powersgd:rank=0").unwrap_err().to_string();
         assert!(
             e.contains("--method powersgd rank = 0") && e.contains("[1,"),
