@@ -72,6 +72,7 @@ use super::profile::{LayerCost, Profile};
 use super::schedule::Timeline;
 use crate::error::{Error, Result};
 use crate::measure::Row;
+use crate::validate::metrics::median;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -280,20 +281,6 @@ impl ShapeCal {
 /// shape's time is its host CPU's (run 23's host issued kernels ~15% slower than runs 22 and
 /// 24's), so the calibration describes the median of the newest three machines, not one.
 pub const HOSTS: usize = 3;
-
-/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
-}
 
 /// Fits the model from the `micro` rows of `rows` (see the module docs).
 ///
@@ -943,12 +930,5 @@ freeze,s,e2e,val-bert-tiny,,,4,,,,\"seq=16;dtype=f32;policy=autofreeze:interval=
         );
         let want_i = 0.5 * (cs.shapes[k].iter_measured[0].1 + cf.shapes[k].iter_measured[0].1);
         assert!((s2.iter_measured[0].1 - want_i).abs() <= 1e-15 * want_i);
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 10.0]), Some(3.0));
     }
 }

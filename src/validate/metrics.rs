@@ -5,6 +5,22 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::statistics::Statistics;
 
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty. Shared
+/// by the calibrations that describe several machines or repeats by their middle value (freeze's
+/// newest hosts, gradcomp's DDP rank coupling).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
 /// Signed relative error `(predicted − measured)/measured`.
 pub fn rel_err(predicted: f64, measured: f64) -> f64 {
     (predicted - measured) / measured
@@ -62,6 +78,13 @@ impl ErrorStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 10.0]), Some(3.0));
+    }
 
     #[test]
     fn hand_worked_summary() {

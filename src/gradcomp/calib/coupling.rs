@@ -21,6 +21,7 @@
 //! steps.
 
 use super::step::DdpRow;
+use crate::validate::metrics::median;
 use serde::{Deserialize, Serialize};
 
 /// The fitted coupling, seconds per multi-GPU step.
@@ -55,20 +56,6 @@ pub fn is_inline(family: &str, overlap: bool) -> bool {
     family == "powersgd" || !overlap
 }
 
-/// Median of `v` (sorted in place); `None` when empty.
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
-}
-
 /// The coupling of the token rows among `rows` (multi-GPU, with a twin), or `None` without any.
 /// A mode without points takes the other mode's value (and says so with 0 points).
 pub fn fit(rows: &[DdpRow]) -> Option<DdpCoupling> {
@@ -87,7 +74,7 @@ pub fn fit(rows: &[DdpRow]) -> Option<DdpCoupling> {
     sets.sort();
     sets.dedup();
     let (an, inn) = (a.len(), i.len());
-    let (ma, mi) = (median(&mut a), median(&mut i));
+    let (ma, mi) = (median(a), median(i));
     let (async_s, inline_s) = match (ma, mi) {
         (None, None) => return None,
         (Some(x), None) => (x, x),
