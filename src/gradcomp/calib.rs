@@ -527,13 +527,19 @@ impl GradcompCalibration {
     }
 }
 
+/// The N of a set named `…-runN` (`h200x2-nccl-run12` → 12), `None` without that suffix.
+pub fn run_number(set: &str) -> Option<u64> {
+    match set.rsplit_once("-run") {
+        Some((_, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => n.parse().ok(),
+        _ => None,
+    }
+}
+
 /// `h200x2-nccl-run12` → `run 12`; a set without a `-runN` suffix → `set <name>`.
 pub fn run_of(set: &str) -> String {
-    match set.rsplit_once("-run") {
-        Some((_, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
-            format!("run {n}")
-        }
-        _ => format!("set {set}"),
+    match run_number(set) {
+        Some(n) => format!("run {n}"),
+        None => format!("set {set}"),
     }
 }
 

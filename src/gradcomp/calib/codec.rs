@@ -152,13 +152,6 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
     Ok(out)
 }
 
-/// The run number of a set named `…-runN` (0 without one).
-fn run_number(set: &str) -> u64 {
-    set.rsplit_once("-run")
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The codec calibration set of `pts`: the newest (highest `-runN`) set whose name does not
 /// contain `holdout` (a hold-out is measured on a fresh machine after the calibration and is
 /// only ever predicted), or `None` without one. Older codec sets are predicted by its fit, as
@@ -168,7 +161,7 @@ pub fn calibration_set(pts: &[CodecPoint]) -> Option<String> {
     pts.iter()
         .map(|p| p.set.as_str())
         .filter(|s| !s.contains("holdout"))
-        .max_by_key(|s| (run_number(s), s.to_string()))
+        .max_by_key(|s| (super::run_number(s).unwrap_or(0), s.to_string()))
         .map(str::to_string)
 }
 
