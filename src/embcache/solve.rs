@@ -234,22 +234,20 @@ pub fn solve_each(
                 };
                 let top = row(total)?;
                 if top.metrics.hit_rate < target {
-                    out.push(Err(Failed {
-                        policy: k.name().into(),
+                    out.push(Err(Failed::new(
+                        k,
                         method,
-                        window: None,
-                        cache_rows: total as u64,
-                        cache_bytes: total as f64 * p.row_bytes,
-                        unique_ids: total as u64,
-                        accesses: z.accesses,
-                        error: unreachable(
+                        total,
+                        p.row_bytes,
+                        (total as u64, z.accesses),
+                        unreachable(
                             k,
                             target,
                             top.metrics.hit_rate,
                             total,
                             "every row of the tables cached",
                         ),
-                    }));
+                    )));
                     continue;
                 }
                 let (lo, hi, evals) = bisect(0, total, target, solve.tolerance, |c| {
@@ -308,18 +306,15 @@ fn solve_on(
 ) -> Result<std::result::Result<Solved, Failed>> {
     let target = solve.target_hit_rate;
     let (n, run) = (on.n, on.run);
-    let failed = |rows: usize, error: Error| Failed {
-        policy: kind.name().into(),
-        method: Method::Sim,
-        window: match kind {
-            PolicyKind::Lookahead { window } => Some(window),
-            _ => None,
-        },
-        cache_rows: rows as u64,
-        cache_bytes: rows as f64 * p.row_bytes,
-        unique_ids: n as u64,
-        accesses: on.accesses,
-        error,
+    let failed = |rows: usize, error: Error| {
+        Failed::new(
+            kind,
+            Method::Sim,
+            rows,
+            p.row_bytes,
+            (n as u64, on.accesses),
+            error,
+        )
     };
     let everything = "every distinct row of the trace cached: the other misses are first touches";
     if let (PolicyKind::Lru, Some(h)) = (kind, hist) {

@@ -989,6 +989,31 @@ pub struct Failed {
 }
 
 impl Failed {
+    /// Policy `k` at `rows` rows of `row_bytes` each could not run on a trace of
+    /// `(unique ids, accesses)`, because of `error`.
+    pub fn new(
+        k: PolicyKind,
+        method: Method,
+        rows: usize,
+        row_bytes: f64,
+        (unique_ids, accesses): (u64, u64),
+        error: Error,
+    ) -> Self {
+        Failed {
+            policy: k.name().into(),
+            method,
+            window: match k {
+                PolicyKind::Lookahead { window } => Some(window),
+                _ => None,
+            },
+            cache_rows: rows as u64,
+            cache_bytes: rows as f64 * row_bytes,
+            unique_ids,
+            accesses,
+            error,
+        }
+    }
+
     /// The row as `perfcast embcache` prints it: what was asked, and the one-line reason under
     /// `error` (no hit-rate or timing fields).
     pub fn record(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -1080,19 +1105,14 @@ pub fn evaluate_each(
                     // trace gives): its entry, as in memory, with the trace's size.
                     Err(error) if matches!(k, PolicyKind::Lookahead { .. }) => {
                         let (accesses, unique) = stream::count(&src)?;
-                        out.push(Err(Failed {
-                            policy: k.name().into(),
+                        out.push(Err(Failed::new(
+                            k,
                             method,
-                            window: match k {
-                                PolicyKind::Lookahead { window } => Some(window),
-                                _ => None,
-                            },
-                            cache_rows: rows as u64,
-                            cache_bytes: rows as f64 * p.row_bytes,
-                            unique_ids: unique,
-                            accesses,
+                            rows,
+                            p.row_bytes,
+                            (unique, accesses),
                             error,
-                        }));
+                        )));
                     }
                     Err(e) => return Err(e),
                 }
@@ -1115,19 +1135,14 @@ pub fn evaluate_each(
                 let seed = z.as_ref().map(|z| z.seed);
                 out.push(
                     sim_row(&trace, k, rows, seed, p.pipe.as_ref(), sizes).map_err(|error| {
-                        Failed {
-                            policy: k.name().into(),
+                        Failed::new(
+                            k,
                             method,
-                            window: match k {
-                                PolicyKind::Lookahead { window } => Some(window),
-                                _ => None,
-                            },
-                            cache_rows: rows as u64,
-                            cache_bytes: rows as f64 * p.row_bytes,
-                            unique_ids: trace.n_rows() as u64,
-                            accesses: trace.len() as u64,
+                            rows,
+                            p.row_bytes,
+                            (trace.n_rows() as u64, trace.len() as u64),
                             error,
-                        }
+                        )
                     }),
                 );
             }

@@ -87,25 +87,14 @@ const ROW_BATCH: u32 = 1 << 31;
 /// offset; `None` where the platform has no positional read.
 fn read_at(file: &std::fs::File, buf: &mut [u8], pos: u64) -> Option<std::io::Result<usize>> {
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        let mut n = 0;
-        while n < buf.len() {
-            match file.read_at(&mut buf[n..], pos + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        Some(Ok(n))
-    }
+    let one = |b: &mut [u8], at: u64| std::os::unix::fs::FileExt::read_at(file, b, at);
     #[cfg(windows)]
+    let one = |b: &mut [u8], at: u64| std::os::windows::fs::FileExt::seek_read(file, b, at);
+    #[cfg(any(unix, windows))]
     {
-        use std::os::windows::fs::FileExt;
         let mut n = 0;
         while n < buf.len() {
-            match file.seek_read(&mut buf[n..], pos + n as u64) {
+            match one(&mut buf[n..], pos + n as u64) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
