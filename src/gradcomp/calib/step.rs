@@ -697,31 +697,26 @@ mod tests {
         env.calibrated = Some(cc.clone());
         let m = Method::None;
         let near = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        let p = predict_ddp(
-            &u,
-            &layers,
-            &m,
-            FIRST_BUCKET_BYTES,
-            25.0 * 1048576.0,
-            &env,
-            true,
-            None,
-        );
+        // One bucket plan (25 MiB caps), `none`, under `env` with or without overlap and coupling.
+        let pd = |env: &Env, overlap: bool, c: Option<&super::super::coupling::DdpCoupling>| {
+            predict_ddp(
+                &u,
+                &layers,
+                &m,
+                FIRST_BUCKET_BYTES,
+                25.0 * 1048576.0,
+                env,
+                overlap,
+                c,
+            )
+        };
+        let p = pd(&env, true, None);
         assert_eq!(p.buckets, 2);
         assert!(near(p.step_s, 10.004e-3), "{p:?}");
         assert!(near(p.nocomm_s, 8e-3), "{p:?}");
         assert!(near(p.comm_s, 4.004e-3), "{p:?}");
         assert!(near(p.exposed_comm_s(), 2.004e-3), "{p:?}");
-        let q = predict_ddp(
-            &u,
-            &layers,
-            &m,
-            FIRST_BUCKET_BYTES,
-            25.0 * 1048576.0,
-            &env,
-            false,
-            None,
-        );
+        let q = pd(&env, false, None);
         assert!(near(q.step_s, 12.004e-3), "{q:?}");
         // A calibrated coupling of 3 ms async / 1 ms inline is added to the step, not the twin.
         let c = super::super::coupling::DdpCoupling {
@@ -731,42 +726,15 @@ mod tests {
             inline_points: 1,
             sets: vec![],
         };
-        let pc = predict_ddp(
-            &u,
-            &layers,
-            &m,
-            FIRST_BUCKET_BYTES,
-            25.0 * 1048576.0,
-            &env,
-            true,
-            Some(&c),
-        );
+        let pc = pd(&env, true, Some(&c));
         assert!(
             near(pc.step_s, 13.004e-3) && near(pc.nocomm_s, 8e-3),
             "{pc:?}"
         );
-        let qc = predict_ddp(
-            &u,
-            &layers,
-            &m,
-            FIRST_BUCKET_BYTES,
-            25.0 * 1048576.0,
-            &env,
-            false,
-            Some(&c),
-        );
+        let qc = pd(&env, false, Some(&c));
         assert!(near(qc.step_s, 13.004e-3), "{qc:?}");
         env.calibrated = Some(with_link(&cc, 1e9));
-        let l = predict_ddp(
-            &u,
-            &layers,
-            &m,
-            FIRST_BUCKET_BYTES,
-            25.0 * 1048576.0,
-            &env,
-            true,
-            None,
-        );
+        let l = pd(&env, true, None);
         assert!(near(l.step_s, 14.008e-3), "{l:?}");
     }
 

@@ -301,7 +301,9 @@ impl CustomOp1 for TopKSelect {
         let st = radix_select_cpu(x, self.k);
         let need = (self.k as u32).saturating_sub(st.above) as usize;
         let mut out = select_cpu(&topk_flags_cpu(x, st.prefix), self.k, need);
-        out.truncate(self.k);
+        if out.len() != self.k {
+            candle_core::bail!("topk-select: {} selected, expected {}", out.len(), self.k)
+        }
         out.push(st.fault);
         Ok((CpuStorage::U32(out), Shape::from(self.k + 1)))
     }
