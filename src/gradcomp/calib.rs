@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod coupling;
+pub mod host;
 pub mod run;
 pub mod step;
 

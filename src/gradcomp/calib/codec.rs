@@ -22,13 +22,16 @@
 //! not identified and keeps the fallback's value.
 //!
 //! Why per stage: the harness's kernels do not follow the counted launches and bytes the same way
-//! in every stage of one family (Top-k's encode bisects with a host read per pass, PowerSGD's `q`
-//! orthogonalizes with about 13 launches per rank column), so one family cost cannot price all its
-//! stages. Per stage the regressors stay the model's own counts at the row's shape, so the fit
+//! in every stage of one family (Top-k's encode runs three radix passes with a one-block pick
+//! each, PowerSGD's `q` orthogonalizes in one block per matrix, at one SM's rate), so one family
+//! cost cannot price all its stages. Per stage the regressors stay the model's own counts at the row's shape, so the fit
 //! extrapolates by shape; the launch term is the stage's intercept divided by its counted
 //! launches (a fitted `launch_s`), so a shape or rank that changes the launch count scales it.
-//! The set is both the fit and the check (no held-out codec set exists): [`leave_one_shape_out`]
-//! is the number that says how a stage's fit extrapolates to a shape it did not see.
+//! The calibration set's own rows are its self-fit; [`leave_one_shape_out`] says how a stage's
+//! fit extrapolates to a shape it did not see, and the hold-out sets (measured on fresh machines
+//! after the fit was committed) say how it carries to another host, with the launch terms scaled
+//! by the hosts' launch costs ([`super::host`]). Superseded stages
+//! ([`super::step::SUPERSEDED`]) are neither fitted nor scored.
 
 use super::GOAL;
 
@@ -65,6 +68,14 @@ pub struct CodecPoint {
     pub time_s: f64,
     /// Provenance date (ISO 8601).
     pub date: String,
+}
+
+impl CodecPoint {
+    /// Whether the point times a stage the harness has since replaced
+    /// ([`super::step::SUPERSEDED`]).
+    pub fn is_superseded(&self) -> bool {
+        super::step::superseded(&self.family, Some(&self.op), &self.date).is_some()
+    }
 }
 
 fn num(r: &crate::measure::Row, o: &crate::measure::Origin, key: &str) -> Result<u64> {
@@ -165,9 +176,14 @@ pub fn calibration_set(pts: &[CodecPoint]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The points of `pts` in `set`.
+/// The points of `pts` in `set` that time the harness's current code (superseded stages,
+/// [`super::step::SUPERSEDED`], are left out: a fit of them would price code that no longer
+/// exists).
 pub fn points_of(pts: &[CodecPoint], set: &str) -> Vec<CodecPoint> {
-    pts.iter().filter(|p| p.set == set).cloned().collect()
+    pts.iter()
+        .filter(|p| p.set == set && !p.is_superseded())
+        .cloned()
+        .collect()
 }
 
 /// One `wire_bytes` row against the compressor's payload model ([`Compressor::wire_bytes`]).
@@ -250,6 +266,10 @@ pub struct CodecFit {
     /// Per compressor family, per stage (`p`, `q`, `decode`, `encode`), in `per-stage` mode.
     #[serde(default)]
     pub stage: BTreeMap<String, BTreeMap<String, FittedCost>>,
+    /// The calibration host's launch cost, seconds ([`super::host`]; absent when its run timed
+    /// none): a set measured on another host has every launch term scaled by the ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_launch_s: Option<f64>,
 }
 
 impl CodecFit {
@@ -257,6 +277,21 @@ impl CodecFit {
     pub fn cost_for(&self, method: &str) -> Option<CodecCost> {
         let fam = method.split(':').next().unwrap_or(method);
         Some(self.family.get(fam).map_or(self.shared.cost, |f| f.cost))
+    }
+
+    /// This fit with every launch term (`launch_s` of the shared, family and stage costs)
+    /// multiplied by `factor`: the fit as it prices a host whose launches cost `factor` times
+    /// the calibration host's ([`super::host`]).
+    pub fn with_launch_factor(&self, factor: f64) -> CodecFit {
+        let mut c = self.clone();
+        c.shared.cost.launch_s *= factor;
+        for f in c.family.values_mut() {
+            f.cost.launch_s *= factor;
+        }
+        for f in c.stage.values_mut().flat_map(|s| s.values_mut()) {
+            f.cost.launch_s *= factor;
+        }
+        c
     }
 
     /// The cost of stage `op` of `method` (a name or a family): the stage's own fit, else the
@@ -464,6 +499,7 @@ pub fn fit_at(pts: &[CodecPoint], datasheet: &CodecCost, knee: f64) -> Result<Co
         shared,
         family,
         stage,
+        host_launch_s: None,
     })
 }
 
@@ -684,8 +720,14 @@ mod tests {
         let rows = crate::measure::read_by_technique(&[path], &["gradcomp"])
             .unwrap()
             .remove(0);
-        let pts = codec_points(&rows).unwrap();
-        assert_eq!(pts.len(), 252);
+        let all = codec_points(&rows).unwrap();
+        assert_eq!(all.len(), 252);
+        // Top-k's 48 calls and PowerSGD's 20 `q` calls time code the harness replaced.
+        let pts = points_of(&all, "h200-gradcomp-codec-run18");
+        assert_eq!(pts.len(), 184);
+        assert!(pts
+            .iter()
+            .all(|p| !(p.family == "powersgd" && p.op == "q") && p.family != "topk"));
         let cat = crate::catalog::Catalog::embedded().unwrap();
         let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
         let f = fit(&pts, &ds).unwrap();

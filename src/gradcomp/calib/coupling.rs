@@ -61,7 +61,11 @@ pub fn is_inline(family: &str, overlap: bool) -> bool {
 pub fn fit(rows: &[DdpRow]) -> Option<DdpCoupling> {
     let (mut a, mut i) = (Vec::new(), Vec::new());
     let mut sets: Vec<String> = Vec::new();
-    for d in rows.iter().filter(|d| d.token_only && d.step.world >= 2) {
+    for d in rows.iter().filter(|d| {
+        d.token_only
+            && d.step.world >= 2
+            && super::step::superseded(&d.step.method.family(), None, &d.step.date).is_none()
+    }) {
         let Some(n) = d.nocomm_s else { continue };
         let x = d.step.step_s - n;
         if is_inline(&d.step.method.family(), d.overlap) {
@@ -108,7 +112,7 @@ mod tests {
                 bucket_bytes: 26214400.0,
                 first_bucket_bytes: 1048576.0,
                 step_s,
-                date: String::new(),
+                date: "2026-12-01T00:00:00Z".into(),
             },
             overlap: true,
             transport: "default".into(),
@@ -141,6 +145,14 @@ mod tests {
         assert_eq!(c.of("none", true), c.async_s);
         assert_eq!(c.of("none", false), c.inline_s);
         assert_eq!(c.of("powersgd", true), c.inline_s);
+        // PowerSGD token steps timed before its orthogonalization kernel are not fitted.
+        let mut old = rows.clone();
+        for r in &mut old[3..5] {
+            r.step.date = "2026-11-30T10:00:00Z".into();
+        }
+        let c = fit(&old).unwrap();
+        assert_eq!((c.async_points, c.inline_points), (3, 0));
+        assert_eq!(c.inline_s, c.async_s);
     }
 
     #[test]

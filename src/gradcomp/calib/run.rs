@@ -25,7 +25,7 @@ use super::{
     run_of, CollectiveFit, CollectiveKey, CollectiveSweep, GradcompCalibration, GOAL,
     GOAL_MIN_BYTES,
 };
-use super::{coupling, step};
+use super::{coupling, host, step};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::gradcomp::collective::{CalibratedCollectives, Op, RegimeModel};
@@ -92,9 +92,13 @@ pub fn fit_all(
         .map(fit_collective)
         .collect::<Result<Vec<_>>>()?;
     let pts = codec::codec_points(rows)?;
+    let hosts = host::launches(rows)?;
     let codec = match codec::calibration_set(&pts) {
         None => None,
-        Some(set) => Some(codec::fit(&codec::points_of(&pts, &set), datasheet)?),
+        Some(set) => Some(CodecFit {
+            host_launch_s: host::of_set(&hosts, &set),
+            ..codec::fit(&codec::points_of(&pts, &set), datasheet)?
+        }),
     };
     let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
     if collective.is_empty() && codec.is_none() && ddp_coupling.is_none() {
@@ -699,10 +703,16 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     let codec_cal_pts = codec_cal_set
         .as_deref()
         .map_or_else(Vec::new, |s| codec::points_of(&codec_pts, s));
+    let hosts = host::launches(rows)?;
     let codec_fit: Option<CodecFit> = if codec_cal_pts.is_empty() {
         None
     } else {
-        Some(codec::fit(&codec_cal_pts, &datasheet)?)
+        Some(CodecFit {
+            host_launch_s: codec_cal_set
+                .as_deref()
+                .and_then(|s| host::of_set(&hosts, s)),
+            ..codec::fit(&codec_cal_pts, &datasheet)?
+        })
     };
     let mut notes = Vec::new();
     let mut by_set: BTreeMap<(String, &'static str), Vec<PointErr>> = BTreeMap::new();
@@ -745,14 +755,25 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     }
     // Rows timing an implementation the harness has since replaced: counted, not scored.
     let mut superseded_n: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
+    // Per set measured on another host than the calibration's: (factor, |unscaled rel err|).
+    let mut host_scaled: BTreeMap<String, (f64, Vec<f64>)> = BTreeMap::new();
     if let Some(cf) = &codec_fit {
         for p in &codec_pts {
-            if let Some(why) = step::superseded(&p.family, &p.date) {
+            if let Some(why) = step::superseded(&p.family, Some(&p.op), &p.date) {
                 *superseded_n.entry((p.family.clone(), why)).or_default() += 1;
                 continue;
             }
             let c = cf.stage_cost(&p.method, &p.op);
-            let pred = codec::predict_s(&c, p);
+            let pred = match host::factor(&hosts, &p.set, cf.host_launch_s) {
+                Some(f) => {
+                    let e = host_scaled.entry(p.set.clone()).or_insert((f, Vec::new()));
+                    e.1.push((codec::predict_s(&c, p) / p.time_s - 1.0).abs());
+                    let mut c = c;
+                    c.launch_s *= f;
+                    codec::predict_s(&c, p)
+                }
+                None => codec::predict_s(&c, p),
+            };
             by_set
                 .entry((p.set.clone(), "codec"))
                 .or_default()
@@ -766,6 +787,21 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     rel_err: pred / p.time_s - 1.0,
                 });
         }
+    }
+    if let Some(cal) = codec_fit.as_ref().and_then(|c| c.host_launch_s) {
+        notes.push(format!(
+            "host launch cost (candle-affine under the codec protocol): calibration host {:.2} µs; fitted launch terms scaled by host(set) / calibration host for sets whose run timed one, unscaled otherwise",
+            cal * 1e6
+        ));
+    }
+    for (set, (f, errs)) in &host_scaled {
+        let n = errs.len().max(1) as f64;
+        notes.push(format!(
+            "{set}: host launch cost {:.2} µs, launch terms ×{f:.3}; unscaled (the calibration host's launch cost) codec MAPE {:.1}% max {:.1}%",
+            host::of_set(&hosts, set).unwrap_or(0.0) * 1e6,
+            100.0 * errs.iter().sum::<f64>() / n,
+            100.0 * errs.iter().copied().fold(0.0, f64::max)
+        ));
     }
     // Per (family, stage): the self-fit and the leave-one-shape-out error (the set is both the
     // fit and the check; held-out shapes say how a stage's fit extrapolates).
@@ -835,16 +871,27 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         )),
         None => {}
         Some((cf, source)) => {
-            let by_family: Vec<(String, CodecCost)> = cf
-                .family
-                .iter()
-                .map(|(f, c)| (f.clone(), c.cost))
-                .collect();
-            let by_stage: Vec<(String, String, CodecCost)> = cf
-                .stage
-                .iter()
-                .flat_map(|(f, ops)| ops.iter().map(move |(o, c)| (f.clone(), o.clone(), c.cost)))
-                .collect();
+            // The harness's environment for a step of `set` on `world` ranks: the codec fit,
+            // its launch terms scaled to the host of `set` when both hosts timed a launch.
+            let env_of = |set: &str, world: u32| -> Result<crate::gradcomp::compressor::Env> {
+                let cfh = match host::factor(&hosts, set, cf.host_launch_s) {
+                    Some(f) => cf.with_launch_factor(f),
+                    None => cf.clone(),
+                };
+                let by_family: Vec<(String, CodecCost)> = cfh
+                    .family
+                    .iter()
+                    .map(|(f, c)| (f.clone(), c.cost))
+                    .collect();
+                let by_stage: Vec<(String, String, CodecCost)> = cfh
+                    .stage
+                    .iter()
+                    .flat_map(|(f, ops)| {
+                        ops.iter().map(move |(o, c)| (f.clone(), o.clone(), c.cost))
+                    })
+                    .collect();
+                step::local_env(world, cfh.shared.cost, by_family, by_stage)
+            };
             let mut missing: BTreeMap<String, usize> = BTreeMap::new();
             let mut excluded: BTreeMap<&str, usize> = BTreeMap::new();
             for r in &step_rows {
@@ -853,7 +900,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     *excluded.entry(f).or_default() += 1;
                     continue;
                 }
-                if let Some(why) = step::superseded(&fam, &r.date) {
+                if let Some(why) = step::superseded(&fam, None, &r.date) {
                     *superseded_n.entry((fam, why)).or_default() += 1;
                     continue;
                 }
@@ -864,7 +911,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                     continue;
                 };
                 let layers = step::harness_layers(req.catalog, &r.model)?;
-                let env = step::local_env(r.world, cf.shared.cost, by_family.clone(), by_stage.clone())?;
+                let env = env_of(&r.set, r.world)?;
                 let p = step::predict(
                     c.total_s(),
                     &layers,
@@ -911,7 +958,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             let mut no_coll: BTreeMap<String, usize> = BTreeMap::new();
             for d in ddp_rows.iter().filter(|d| !d.token_only) {
                 let r = &d.step;
-                if let Some(why) = step::superseded(&r.method.family(), &r.date) {
+                if let Some(why) = step::superseded(&r.method.family(), None, &r.date) {
                     *superseded_n.entry((r.method.family(), why)).or_default() += 1;
                     continue;
                 }
@@ -954,8 +1001,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                         .or_default() += 1;
                     continue;
                 };
-                let mut env =
-                    step::local_env(r.world, cf.shared.cost, by_family.clone(), by_stage.clone())?;
+                let mut env = env_of(&r.set, r.world)?;
                 env.calibrated = Some(cc.clone());
                 let ctx = DdpCtx {
                     u: u.clone(),

@@ -47,20 +47,36 @@ const ELEM_BYTES: f64 = 4.0;
 pub const EXCLUDED: &[(&str, &str)] = &[];
 
 /// Rows of a compressor family measured before a harness change that replaced its
-/// implementation: (family, provenance dates before this one, why). Such rows stay committed and
-/// are counted in `validate`'s notes, but not scored: they time code that no longer exists.
-pub const SUPERSEDED: &[(&str, &str, &str)] = &[(
-    "topk",
-    "2026-11-30T09:00:00Z",
-    "measured with the host-read radix select (three 16 KiB histogram reads per call, harness before bcc9109; run 44 on is device-side)",
-)];
+/// implementation: (family, the codec stages replaced (empty: all), provenance dates before this
+/// one, why). Such rows stay committed and are counted in `validate`'s notes, but neither fitted
+/// nor scored: they time code that no longer exists. A step or DDP row runs every stage, so any
+/// entry of its family supersedes it.
+pub const SUPERSEDED: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "topk",
+        &[],
+        "2026-11-30T09:00:00Z",
+        "measured with the host-read radix select (three 16 KiB histogram reads per call, harness before bcc9109; run 44 on is device-side)",
+    ),
+    (
+        "powersgd",
+        &["q"],
+        "2026-11-30T11:45:00Z",
+        "measured with the candle-composed orthogonalization (about 13 launches per rank column; run 48 on: one codec_orthogonalize launch per bucket)",
+    ),
+];
 
-/// Why a row of `family` measured at `date` (ISO 8601) is superseded ([`SUPERSEDED`]), if it is.
-pub fn superseded(family: &str, date: &str) -> Option<&'static str> {
+/// Why a row of `family` measured at `date` (ISO 8601) is superseded ([`SUPERSEDED`]), if it is;
+/// `stage` is a codec row's stage, `None` for a step or DDP row (which runs every stage).
+pub fn superseded(family: &str, stage: Option<&str>, date: &str) -> Option<&'static str> {
     SUPERSEDED
         .iter()
-        .find(|(f, before, _)| *f == family && date < *before)
-        .map(|(_, _, why)| *why)
+        .find(|(f, stages, before, _)| {
+            *f == family
+                && date < *before
+                && (stages.is_empty() || stage.is_none_or(|s| stages.contains(&s)))
+        })
+        .map(|(_, _, _, why)| *why)
 }
 
 /// The harness models: name, catalog architecture with the same parameters, parameter count of

@@ -2,8 +2,8 @@
 //! for Distributed Optimization", NeurIPS), as in PyTorch's `powerSGD_hook`.
 //!
 //! Per bucket: all-reduce the tensors it does not compress; per compressed matrix M (m×c), with
-//! error feedback: P = M·Q, all-reduce P, orthogonalize P (Gram–Schmidt, about 3 launches per
-//! column), Q = Mᵀ·P, all-reduce Q, decompress M' = P·Qᵀ and keep the error M − M'. Both
+//! error feedback: P = M·Q, all-reduce P, orthogonalize P (Gram–Schmidt, one kernel launch for
+//! the bucket's matrices), Q = Mᵀ·P, all-reduce Q, decompress M' = P·Qᵀ and keep the error M − M'. Both
 //! all-reduces carry `4·r·(m + c)` bytes per matrix instead of `4·m·c`.
 
 use super::{BucketContent, CodecWork, Compressor, Env, Stage};
@@ -64,8 +64,8 @@ impl PowerSgd {
         let r = self.rank as u64;
         let rf = r as f64;
         let mut uncompressed = b.vector_elems as f64;
-        let (mut cnt, mut elems, mut p_elems, mut q_elems, mut mm, mut orth) =
-            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut cnt, mut elems, mut p_elems, mut q_elems, mut mm, mut p_max) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64);
         for &(m, cols) in &b.matrices {
             if powersgd_compresses(r, m, cols) {
                 let (mf, cf) = (m as f64, cols as f64);
@@ -74,7 +74,7 @@ impl PowerSgd {
                 p_elems += mf * rf;
                 q_elems += cf * rf;
                 mm += 2.0 * mf * cf * rf;
-                orth += 2.0 * mf * rf * rf;
+                p_max = p_max.max(mf * rf);
             } else {
                 uncompressed += (m * cols) as f64;
             }
@@ -91,22 +91,22 @@ impl PowerSgd {
                 mm,
                 0.0,
             ),
-            // orthogonalize P column by column (modified Gram–Schmidt, re-orthogonalized against
-            // the finished columns) + Q = Mᵀ·P. Counted as the GPU harness runs it
-            // (validation/src/gradcomp/codec/powersgd.rs `orthogonalize`): per column 5 launches
-            // (norm, divide), 3 + i to re-orthogonalize column i > 0 against the i finished ones
-            // (their concatenation copies one tensor per launch), 4 to deflate the later
-            // columns; then r copies to assemble P, Q's matmul and its concatenation:
-            // r(r−1)/2 + 13r − 5 launches per matrix (r = 1: 8; r = 32: 923). Bytes: M read
-            // once and Q written, plus the column passes over P: 32 bytes per P element
-            // linearly and 24 per P element per earlier column (the re-orthogonalization reads
-            // the finished columns, the deflation the later ones): quadratic in r.
+            // orthogonalize P's columns (modified Gram–Schmidt, re-orthogonalized against the
+            // finished columns) + Q = Mᵀ·P, counted as the GPU harness runs it
+            // (validation/src/gradcomp/codec/codec.cu `codec_orthogonalize`): one launch for
+            // every matrix of the bucket (one thread block per matrix), then per matrix Q's
+            // matmul and, when the bucket has more than one, a copy into the concatenated Q.
+            // Bytes: M read once, Q written, P copied in and out (8 per P element). The block's
+            // column passes are vector work, r·(4r − 1) flops per P row (per column i: i
+            // re-orthogonalization dot/axpy pairs, norm and scale, r − 1 − i deflation pairs),
+            // at one block's rate: the blocks run side by side, so the bucket's largest P counts
+            // (a bucket holds fewer matrices than the GPU has SMs).
             CodecWork::new(
                 "q",
-                cnt * (rf * (rf - 1.0) / 2.0 + 13.0 * rf - 5.0),
-                4.0 * (elems + q_elems) + p_elems * (32.0 + 24.0 * (rf - 1.0)),
-                mm + orth,
-                0.0,
+                1.0 + cnt + if cnt > 1.0 { cnt } else { 0.0 },
+                4.0 * (elems + q_elems) + 8.0 * p_elems,
+                mm,
+                (4.0 * rf - 1.0) * p_max,
             ),
             // M' = P·Qᵀ, error = M − M'
             CodecWork::new(
@@ -118,5 +118,42 @@ impl PowerSgd {
             ),
         ];
         (uncompressed, (p_elems, q_elems), Some(work))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-worked counts at rank 2 for a bucket of 16×12 and 40×10 (both compress: 192 ≥ 112,
+    /// 400 ≥ 200) plus a 2×3 that does not, and 5 loose elements.
+    #[test]
+    fn stage_counts_follow_the_harness() {
+        let b = BucketContent {
+            matrices: vec![(16, 12), (40, 10), (2, 3)],
+            vector_elems: 5,
+        };
+        let mut w = Vec::new();
+        PowerSgd { rank: 2 }.codec_work(&b, 1, &mut w);
+        let (elems, p, q) = (192.0 + 400.0, 2.0 * (16.0 + 40.0), 2.0 * (12.0 + 10.0));
+        assert_eq!(w.len(), 3);
+        // p: error feedback + P per matrix, one copy assembling P.
+        assert_eq!(w[0].launches, 3.0);
+        assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q));
+        // q: one orthogonalization launch, a matmul and a copy into Q per matrix; vector work
+        // r·(4r − 1) per row of the largest P (40 rows): 2·7·40.
+        assert_eq!(w[1].launches, 5.0);
+        assert_eq!(w[1].bytes, 4.0 * (elems + q) + 8.0 * p);
+        assert_eq!(w[1].matmul_flops, 2.0 * 2.0 * (192.0 + 400.0));
+        assert_eq!(w[1].vector_flops, 2.0 * 7.0 * 40.0);
+        // One matrix: its Q needs no copy.
+        let one = BucketContent {
+            matrices: vec![(16, 12)],
+            vector_elems: 0,
+        };
+        w.clear();
+        PowerSgd { rank: 2 }.codec_work(&one, 1, &mut w);
+        assert_eq!(w[1].launches, 2.0);
+        assert_eq!(w[1].vector_flops, 2.0 * 7.0 * 16.0);
     }
 }

@@ -136,6 +136,35 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 "{:>20} {:>7} {:>6} {:>6} {:>12} {:>8}",
                 "method", "op", "rows", "cols", "time_us|B", "spread"
             );
+            let host_row = |at: &str, sink: &mut Sink| -> Result<()> {
+                let st = micro::host_launch(&dev, &plan)?;
+                println!(
+                    "{:>20} {:>7} {:>6} {:>6} {:>12.2} {:>8.3}",
+                    "host",
+                    "launch",
+                    1,
+                    1,
+                    st.median * 1e6,
+                    st.spread()
+                );
+                sink.write(&Row {
+                    set: set.clone(),
+                    kind: "host".into(),
+                    model: "candle-affine".into(),
+                    params: Params::new()
+                        .with("op", "launch")
+                        .with("elems", 1)
+                        .with("at", at),
+                    metric: "time_s".into(),
+                    value: st.median,
+                    unit: "s".into(),
+                    repeats: st.n as u64,
+                    spread: Some(st.spread()),
+                    ..Row::default()
+                })?;
+                Ok(())
+            };
+            host_row("start", &mut sink)?;
             let secs = micro::run(&dev, &plan, |p| {
                 let params = Params::new()
                     .with("op", p.op)
@@ -180,6 +209,7 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 sink.write(&row)?;
                 Ok(())
             })?;
+            host_row("end", &mut sink)?;
             println!(
                 "codec-micro: wrote {} rows to {} in {secs:.1} s",
                 sink.rows,

@@ -18,6 +18,9 @@
 //!    growing (its largest norm over the second half of the run is within 1.3× the first half's),
 //!    while the same codec without error feedback (a fresh codec per step) keeps growing (≥ 1.6×):
 //!    the control proves the criterion can fail.
+//! 7. PowerSGD's orthogonalization kernel: the device's result equals the CPU reference's
+//!    passes within 2·10⁻⁵ per element on Gaussian windows (only the dot products' summation
+//!    order differs), every window's rows are orthonormal within 10⁻⁴, a zero window stays zero.
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
@@ -62,6 +65,8 @@ pub struct Sizes {
     pub qsgd: (usize, Vec<u32>, usize),
     /// Error feedback: flat elements (sparse codecs), PowerSGD matrix and rank, steps.
     pub ef: (usize, (usize, usize, usize), usize),
+    /// Orthogonalization: row lengths of the Gaussian windows of one launch, and the ranks.
+    pub orth: (Vec<usize>, Vec<usize>),
 }
 
 impl Sizes {
@@ -74,6 +79,7 @@ impl Sizes {
             sign_n: 1001,
             qsgd: (2000, vec![2, 4, 8], 64),
             ef: (2048, (32, 24, 2), 60),
+            orth: (vec![40, 96, 7], vec![1, 4]),
         }
     }
 
@@ -87,6 +93,7 @@ impl Sizes {
             sign_n: (1 << 20) + 3,
             qsgd: (1 << 20, vec![2, 4, 8], 64),
             ef: (1 << 18, (256, 128, 4), 60),
+            orth: (vec![768, 3072, 30522], vec![1, 4, 32]),
         }
     }
 }
@@ -114,7 +121,66 @@ pub fn run_all(dev: &Device, sizes: &Sizes, seed: u64) -> Result<Vec<Outcome>> {
     for kind in [Ef::TopK, Ef::RandomK, Ef::PowerSgd] {
         out.push(error_feedback(dev, kind, n, (m, c, r), steps, seed)?);
     }
+    for &r in &sizes.orth.1 {
+        out.push(orthogonalize(dev, &sizes.orth.0, r, seed)?);
+    }
     Ok(out)
+}
+
+/// 7. One launch of [`super::kernels::orthogonalize`] over Gaussian windows of rank `r` and
+///    the given row lengths, plus a zero window of rank `r` × 5: the result against
+///    [`super::kernels::orthogonalize_cpu`] on the same input (≤ 2·10⁻⁵ per element: f32 sums of
+///    ≤ 3·10⁴ products in another order), rows orthonormal within 10⁻⁴ (f64 Gram matrix), the
+///    zero window exactly zero.
+///
+/// # Errors
+/// Device errors.
+pub fn orthogonalize(dev: &Device, lens: &[usize], r: usize, seed: u64) -> Result<Outcome> {
+    use super::kernels::{orthogonalize as orth, orthogonalize_cpu};
+    use super::powersgd::NORM_FLOOR;
+    let total: usize = lens.iter().map(|l| r * l).sum();
+    let mut v = host(&normal(dev, total, seed ^ 0x0a7)?)?;
+    let zero_at = v.len();
+    v.extend(std::iter::repeat_n(0.0, 5 * r));
+    let mut offs = vec![0u32];
+    for l in lens.iter().chain(&[5]) {
+        offs.push(offs.last().expect("starts at 0") + (r * l) as u32);
+    }
+    let p = Tensor::new(v.as_slice(), dev)?;
+    let got = host(&orth(
+        &p,
+        &Tensor::new(offs.as_slice(), dev)?,
+        &offs,
+        r,
+        NORM_FLOOR,
+    )?)?;
+    let want = orthogonalize_cpu(&v, &offs, r, NORM_FLOOR);
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let mut gram = 0f64;
+    for (w, &len) in offs.windows(2).zip(lens) {
+        let m = &got[w[0] as usize..w[1] as usize];
+        for i in 0..r {
+            for j in 0..r {
+                let d: f64 = (0..len)
+                    .map(|e| m[i * len + e] as f64 * m[j * len + e] as f64)
+                    .sum();
+                gram = gram.max((d - if i == j { 1.0 } else { 0.0 }).abs());
+            }
+        }
+    }
+    let zero = got[zero_at..].iter().all(|&x| x == 0.0);
+    Ok(Outcome::new(
+        format!("powersgd orthogonalize rank {r} rows {lens:?}"),
+        diff <= 2e-5 && gram <= 1e-4 && zero,
+        format!(
+            "max |device − reference| {diff:.2e} (bound 2e-5), max |PᵀP − I| {gram:.2e} (bound 1e-4), zero window {}",
+            if zero { "zero" } else { "NOT zero" }
+        ),
+    ))
 }
 
 fn host(t: &Tensor) -> Result<Vec<f32>> {
@@ -548,6 +614,13 @@ mod tests {
     fn cast_round_trips_within_unit_roundoff() {
         assert_pass(cast(&Device::Cpu, 5000, false, 1).unwrap());
         assert_pass(cast(&Device::Cpu, 5000, true, 1).unwrap());
+    }
+
+    #[test]
+    fn orthogonalize_check_passes_on_the_cpu_reference() {
+        for r in [1, 4] {
+            assert_pass(orthogonalize(&Device::Cpu, &[40, 96, 7], r, 3).unwrap());
+        }
     }
 
     #[test]

@@ -242,6 +242,78 @@ extern "C" __global__ void codec_topk_compact(const uint8_t *flags, uint32_t n,
     }
 }
 
+// Sum of one float per thread of the block (blockDim.x a multiple of 32, at most 1024),
+// returned to every thread; `sh` holds 32 floats of shared memory.
+__device__ __forceinline__ float codec_block_sum(float v, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    __syncthreads();  // the previous call's readers are done with sh
+    if ((threadIdx.x & 31u) == 0) {
+        sh[threadIdx.x >> 5] = v;
+    }
+    __syncthreads();
+    v = (threadIdx.x & 31u) < (blockDim.x >> 5) ? sh[threadIdx.x & 31u] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+// PowerSGD's orthogonalization of every compressed matrix of a bucket in one launch (issue 14:
+// the candle composition took about 13 launches per rank column, so the stage ran at the host's
+// launch rate). Matrix j's P^T is r contiguous rows of len = (offs[j+1] - offs[j]) / r floats at
+// in + offs[j]; one block per matrix writes the result to out + offs[j]. Row i is
+// re-orthogonalized against the finished rows 0..i-1 (one modified Gram-Schmidt pass: "twice is
+// enough", Giraud, Langou & Rozloznik 2005), normalized with its norm floored at `norm_floor`
+// (a zero row stays zero), then removed from every later row. Each thread owns the elements
+// e = threadIdx.x + k * blockDim.x of every row, so only the dot products synchronize.
+// The CPU reference (kernels.rs `orthogonalize_cpu`) runs the same passes.
+extern "C" __global__ void codec_orthogonalize(const float *in, float *out, const uint32_t *offs,
+                                               uint32_t r, float norm_floor) {
+    __shared__ float sh[32];
+    uint32_t base = offs[blockIdx.x];
+    uint32_t len = (offs[blockIdx.x + 1] - base) / r;
+    const float *src = in + base;
+    float *p = out + base;
+    for (uint32_t e = threadIdx.x; e < r * len; e += blockDim.x) {
+        p[e] = src[e];
+    }
+    for (uint32_t i = 0; i < r; ++i) {
+        float *v = p + (size_t)i * len;
+        for (uint32_t k = 0; k < i; ++k) {
+            const float *u = p + (size_t)k * len;
+            float s = 0.0f;
+            for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+                s += v[e] * u[e];
+            }
+            s = codec_block_sum(s, sh);
+            for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+                v[e] -= s * u[e];
+            }
+        }
+        float s = 0.0f;
+        for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+            s += v[e] * v[e];
+        }
+        float inv = 1.0f / fmaxf(sqrtf(codec_block_sum(s, sh)), norm_floor);
+        for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+            v[e] *= inv;
+        }
+        for (uint32_t t = i + 1; t < r; ++t) {
+            float *w = p + (size_t)t * len;
+            float c = 0.0f;
+            for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+                c += w[e] * v[e];
+            }
+            c = codec_block_sum(c, sh);
+            for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+                w[e] -= c * v[e];
+            }
+        }
+    }
+}
+
 // Emulated slower link (gradcomp ddp --link-gbps): one thread spins on the global timer for `ns`
 // nanoseconds on the communication stream after a collective, delaying every later collective.
 extern "C" __global__ void codec_delay(uint64_t ns) {

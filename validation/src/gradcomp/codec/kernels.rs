@@ -504,6 +504,170 @@ pub fn scatter_add(idx: &Tensor, val: &Tensor, n: usize) -> Result<Tensor> {
         .apply_op2_no_bwd(&val.contiguous()?, &ScatterAdd { n })?)
 }
 
+/// Threads per block of `codec_orthogonalize` (one block per matrix).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const ORTH_BLOCK: u32 = 1024;
+
+/// CPU reference of `codec_orthogonalize` (PowerSGD's orthogonalization, one matrix per
+/// `offs` window): matrix j's Pᵀ is `r` contiguous rows of `(offs[j+1] − offs[j]) / r` elements
+/// of `p`. Row i is re-orthogonalized against the finished rows (one modified Gram–Schmidt
+/// pass), normalized with its norm floored at `norm_floor` (a zero row stays zero), then removed
+/// from every later row. The same passes as the kernel; only the dot products' summation order
+/// differs (sequential here, strided partial sums and a tree on the device).
+///
+/// # Panics
+/// Never for windows [`check_offsets`] accepts.
+pub fn orthogonalize_cpu(p: &[f32], offs: &[u32], r: usize, norm_floor: f32) -> Vec<f32> {
+    let mut out = p.to_vec();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for w in offs.windows(2) {
+        let (lo, hi) = (w[0] as usize, w[1] as usize);
+        let len = (hi - lo) / r;
+        let mat = &mut out[lo..hi];
+        for i in 0..r {
+            for k in 0..i {
+                let (done, rest) = mat.split_at_mut(i * len);
+                let (u, v) = (&done[k * len..(k + 1) * len], &mut rest[..len]);
+                let s = dot(v, u);
+                v.iter_mut().zip(u).for_each(|(x, y)| *x -= s * y);
+            }
+            let (head, tail) = mat.split_at_mut((i + 1) * len);
+            let v = &mut head[i * len..];
+            let inv = 1.0 / dot(v, v).sqrt().max(norm_floor);
+            v.iter_mut().for_each(|x| *x *= inv);
+            for w in tail.chunks_exact_mut(len) {
+                let c = dot(w, v);
+                w.iter_mut().zip(v.iter()).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+    }
+    out
+}
+
+/// Checks the windows of [`orthogonalize`]: `offs[0] = 0`, non-decreasing, each window a
+/// multiple of `r ≥ 1` elements, the last ending at `n ≤ 2³² − 1`.
+///
+/// # Errors
+/// The first violated condition.
+pub fn check_offsets(offs: &[u32], r: usize, n: usize) -> Result<()> {
+    if r == 0 || offs.len() < 2 || offs[0] != 0 || *offs.last().expect("len >= 2") as usize != n {
+        bail!("orthogonalize: windows {offs:?} at rank {r} must start at 0 and end at {n}");
+    }
+    for w in offs.windows(2) {
+        if w[1] < w[0] || (w[1] - w[0]) as usize % r != 0 {
+            bail!(
+                "orthogonalize: window {}..{} is not a multiple of rank {r}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Orthogonalize {
+    r: usize,
+    norm_floor: f32,
+}
+
+impl CustomOp2 for Orthogonalize {
+    fn name(&self) -> &'static str {
+        "gradcomp-orthogonalize"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(p), CpuStorage::U32(offs)) = (s1, s2) else {
+            candle_core::bail!("orthogonalize: expected f32 rows and u32 windows")
+        };
+        let (Some((p0, p1)), Some((o0, o1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("orthogonalize: inputs must be contiguous")
+        };
+        let out = orthogonalize_cpu(&p[p0..p1], &offs[o0..o1], self.r, self.norm_floor);
+        Ok((CpuStorage::F32(out), Shape::from(p1 - p0)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        let dev = s1.device();
+        let (Some((p0, p1)), Some((o0, o1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("orthogonalize: inputs must be contiguous")
+        };
+        let p = s1.as_cuda_slice::<f32>()?.slice(p0..p1);
+        let offs = s2.as_cuda_slice::<u32>()?.slice(o0..o1);
+        let n = p1 - p0;
+        let mats = (o1 - o0).saturating_sub(1) as u32;
+        // SAFETY: the kernel writes every element: the windows cover 0..n (`check_offsets`).
+        let out = unsafe { dev.alloc::<f32>(n.max(1))? };
+        if mats > 0 && n > 0 {
+            let func = dev.get_or_load_custom_func("codec_orthogonalize", MODULE, PTX)?;
+            let mut b = func.builder();
+            b.arg(&p);
+            b.arg(&out);
+            b.arg(&offs);
+            let r_u32 = self.r as u32;
+            b.arg(&r_u32);
+            b.arg(&self.norm_floor);
+            let cfg = LaunchConfig {
+                grid_dim: (mats, 1, 1),
+                block_dim: (ORTH_BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: argument types and order match `codec_orthogonalize`; the windows lie in
+            // 0..n and are multiples of r (`check_offsets`, run by `orthogonalize`).
+            unsafe { b.launch(cfg) }.map_err(|e| launch_err("codec_orthogonalize", e))?;
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from(n),
+        ))
+    }
+}
+
+/// PowerSGD's orthogonalization of every matrix of a bucket in one launch: `p` f32 `[n]` holds
+/// each matrix's Pᵀ (`r` contiguous rows) in the windows `offs` (u32, `offs_host` on the host:
+/// the same values, checked here without a device read). See [`orthogonalize_cpu`].
+///
+/// # Errors
+/// Bad windows ([`check_offsets`]), dtypes; device errors.
+pub fn orthogonalize(
+    p: &Tensor,
+    offs: &Tensor,
+    offs_host: &[u32],
+    r: usize,
+    norm_floor: f32,
+) -> Result<Tensor> {
+    check_offsets(offs_host, r, p.elem_count())?;
+    if p.dtype() != DType::F32 || offs.dtype() != DType::U32 || offs.elem_count() != offs_host.len()
+    {
+        bail!(
+            "orthogonalize: rows {:?} and windows {:?} {:?}: expected f32 and u32 of {} entries",
+            p.dtype(),
+            offs.dtype(),
+            offs.dims(),
+            offs_host.len()
+        );
+    }
+    Ok(p.flatten_all()?
+        .contiguous()?
+        .apply_op2_no_bwd(&offs.contiguous()?, &Orthogonalize { r, norm_floor })?)
+}
+
 struct Select {
     k: usize,
     need: usize,

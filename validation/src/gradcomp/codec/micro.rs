@@ -11,6 +11,12 @@
 //! - every other method: `encode` (everything before its collective) and `decode` (everything
 //!   after, fed with the payload a one-rank collective delivers).
 //!
+//! The host's launch cost ([`host_launch`]): one candle op on a one-element tensor under the
+//! same protocol, timed before the first method and after the last (rows of kind `host`).
+//! Launch-bound stages run at the host CPU's dispatch rate, which differs between machines of
+//! one GPU model (run 46's host ran PowerSGD's `q` 1.52× slower than run 44's); perfcast scales
+//! the fitted launch term by this row's ratio between hosts.
+//!
 //! Once per (method, shape) a `wire_bytes` row gives the exact payload bytes one rank sends.
 //! Decode is measured at world 1 (one rank's payload); the gathered payload of P ranks is P times
 //! larger, which perfcast's model scales.
@@ -121,6 +127,25 @@ fn time(
 ) -> Result<Stats> {
     let xs = reps.run(|_| pipelined::<Device, anyhow::Error>(dev, iters, &mut f))?;
     Ok(Stats::of(&xs))
+}
+
+/// Median-and-spread seconds per call of the smallest candle op (`affine` on a one-element f32
+/// tensor: an output allocation and one kernel launch) under the protocol of `plan`, with three
+/// times its repeats: what one launch costs this host.
+///
+/// # Errors
+/// Device errors.
+pub fn host_launch(dev: &Device, plan: &Plan) -> Result<Stats> {
+    let x = candle_core::Tensor::zeros(1, candle_core::DType::F32, dev)?;
+    time(
+        dev,
+        Repeats::new(plan.warmup, 3 * plan.repeats),
+        plan.iters,
+        || {
+            x.affine(1.0, 1.0)?;
+            Ok(())
+        },
+    )
 }
 
 /// Runs `plan` on `dev`, handing every point to `emit` as soon as it is measured. Returns the

@@ -9,8 +9,9 @@
 //! 1. stage `p`: M ← M + E; P = M·Q (`m × r`); all-reduce P;
 //! 2. stage `q`: orthogonalize P's columns (modified Gram–Schmidt with one re-orthogonalization
 //!    per column, norms floored at the smallest normal f32; PyTorch itself uses Gram–Schmidt
-//!    at r ≤ 2 and a Householder QR above); Q = Mᵀ·P (`c × r`); all-reduce Q, divide by the
-//!    world;
+//!    at r ≤ 2 and a Householder QR above), every matrix of the bucket in one kernel launch
+//!    ([`kernels::orthogonalize`], one block per matrix); Q = Mᵀ·P (`c × r`); all-reduce Q,
+//!    divide by the world;
 //! 3. stage `decode`: M̂ = P·Qᵀ (the average gradient); E ← M − M̂; Q is kept as the next
 //!    round's start (Vogels et al.'s warm start: one power iteration per round).
 //!
@@ -49,6 +50,9 @@ struct BucketState {
     n: usize,
     /// Per matrix: `Some((Qᵀ, E))` when compressed.
     mats: Vec<Option<(Tensor, Option<Tensor>)>>,
+    /// Windows of the compressed matrices' Pᵀ in the concatenated P (`r·m` elements each), on
+    /// the device and on the host (the orthogonalization kernel's input).
+    windows: Option<(Tensor, Vec<u32>)>,
 }
 
 /// What stage `p` leaves for the next stages of one bucket.
@@ -63,6 +67,8 @@ pub struct Round {
     pub rest: Option<Tensor>,
     /// After stage `q`: the orthogonalized `Pᵀ` per compressed matrix.
     pub p: Vec<Option<Tensor>>,
+    /// The windows of `p_flat` (device, host), one per compressed matrix.
+    windows: Option<(Tensor, Vec<u32>)>,
 }
 
 impl PowerSgd {
@@ -130,12 +136,28 @@ impl PowerSgd {
                     None
                 });
             }
+            let mut offs = vec![0u32];
+            for (&(m, _), slot) in shapes.iter().zip(&mats) {
+                if slot.is_some() {
+                    let end = *offs.last().expect("starts at 0") as usize + r * m;
+                    if end > u32::MAX as usize {
+                        bail!("powersgd bucket {bucket}: P holds {end} elements: at most 2^32 - 1");
+                    }
+                    offs.push(end as u32);
+                }
+            }
+            let windows = if offs.len() > 1 {
+                Some((Tensor::new(offs.as_slice(), dev)?, offs))
+            } else {
+                None
+            };
             self.state.insert(
                 bucket,
                 BucketState {
                     shapes: shapes.to_vec(),
                     n,
                     mats,
+                    windows,
                 },
             );
         }
@@ -191,6 +213,7 @@ impl PowerSgd {
         };
         Ok(Round {
             p: vec![None; m_out.len()],
+            windows: st.windows.clone(),
             m: m_out,
             p_flat: cat(ps)?,
             rest: cat(rest)?,
@@ -205,22 +228,26 @@ impl PowerSgd {
     /// `p_sum` does not match stage `p`'s; device errors.
     pub fn stage_q(&self, round: &mut Round, p_sum: &Tensor) -> Result<Option<Tensor>> {
         let r = self.rank;
+        let Some((offs, offs_host)) = &round.windows else {
+            return Ok(None);
+        };
+        let expected = *offs_host.last().expect("a window") as usize;
+        if p_sum.elem_count() != expected {
+            bail!(
+                "powersgd: all-reduced P holds {} elements, expected {expected}",
+                p_sum.elem_count()
+            );
+        }
+        let orth = kernels::orthogonalize(p_sum, offs, offs_host, r, NORM_FLOOR)?;
         let mut qs = Vec::new();
         let mut off = 0;
         for (mm, p) in round.m.iter().zip(round.p.iter_mut()) {
             let Some(mm) = mm else { continue };
             let rows = mm.dim(0)?;
-            let pt = p_sum.narrow(0, off, r * rows)?.reshape((r, rows))?;
+            let pt = orth.narrow(0, off, r * rows)?.reshape((r, rows))?;
             off += r * rows;
-            let pt = orthogonalize(&pt)?;
             qs.push(pt.matmul(mm)?.flatten_all()?);
             *p = Some(pt);
-        }
-        if off != p_sum.elem_count() {
-            bail!(
-                "powersgd: all-reduced P holds {} elements, expected {off}",
-                p_sum.elem_count()
-            );
         }
         Ok(match qs.len() {
             0 => None,
@@ -289,38 +316,6 @@ impl PowerSgd {
     }
 }
 
-/// Modified Gram–Schmidt on the rows of `pt` (`r × m`, the columns of P): row i is normalized
-/// (norm floored at [`NORM_FLOOR`]) and removed from every later row at once, after being re-orthogonalized
-/// against the finished rows. About thirteen launches per row.
-///
-/// # Errors
-/// Device errors.
-pub fn orthogonalize(pt: &Tensor) -> Result<Tensor> {
-    let r = pt.dim(0)?;
-    let mut rows = Vec::with_capacity(r);
-    let mut rest = pt.clone();
-    for i in 0..r {
-        let mut v = rest.narrow(0, 0, 1)?;
-        if i > 0 {
-            // Re-orthogonalize against the finished rows ("twice is enough", Giraud, Langou &
-            // Rozložník 2005): without it a column that is numerically dependent (P of a matrix
-            // of rank < r) keeps O(1) components along the earlier ones after normalizing.
-            let done = Tensor::cat(&rows, 0)?;
-            let coef = v.matmul(&done.t()?)?;
-            v = (v - coef.matmul(&done)?)?;
-        }
-        let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(NORM_FLOOR)?;
-        let v = v.broadcast_div(&norm)?;
-        if i + 1 < r {
-            let tail = rest.narrow(0, 1, r - i - 1)?;
-            let coef = tail.broadcast_mul(&v)?.sum_keepdim(1)?;
-            rest = (tail - coef.broadcast_mul(&v)?)?;
-        }
-        rows.push(v);
-    }
-    Ok(Tensor::cat(&rows, 0)?)
-}
-
 impl Codec for PowerSgd {
     fn name(&self) -> String {
         PowerSgd::name(self)
@@ -360,21 +355,48 @@ mod tests {
     use crate::gradcomp::codec::LocalComm;
 
     #[test]
-    fn orthogonalize_gives_orthonormal_rows() {
+    fn orthogonalize_gives_orthonormal_rows_per_window() {
         let dev = Device::Cpu;
-        let p = super::super::normal(&dev, 5 * 40, 9)
+        // Three windows at rank 5: 5×40, a zero 5×7 (stays zero), 5×12 whose row 3 repeats
+        // row 1 (dependent: still unit length and orthogonal after the second pass).
+        let mut v = super::super::normal(&dev, 5 * 40 + 5 * 12, 9)
             .unwrap()
-            .reshape((5, 40))
+            .to_vec1::<f32>()
             .unwrap();
-        let o = orthogonalize(&p).unwrap();
-        let g = o.matmul(&o.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
-        for (i, row) in g.iter().enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                let want = if i == j { 1.0 } else { 0.0 };
-                // f32 Gram–Schmidt on 40-long rows: 1e-5 is ~100 ulps.
-                assert!((x - want).abs() < 1e-5, "({i},{j}) = {x}");
+        let dep = 5 * 40;
+        for e in 0..12 {
+            v[dep + 3 * 12 + e] = v[dep + 12 + e];
+        }
+        v.splice(dep..dep, std::iter::repeat_n(0.0, 35));
+        let offs = [0u32, 200, 235, 295];
+        let p = Tensor::new(v.as_slice(), &dev).unwrap();
+        let o = kernels::orthogonalize(
+            &p,
+            &Tensor::new(&offs[..], &dev).unwrap(),
+            &offs,
+            5,
+            NORM_FLOOR,
+        )
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+        assert!(o[200..235].iter().all(|&x| x == 0.0));
+        for (lo, len) in [(0, 40), (235, 12)] {
+            for i in 0..5 {
+                for j in 0..5 {
+                    let d: f32 = (0..len)
+                        .map(|e| o[lo + i * len + e] * o[lo + j * len + e])
+                        .sum();
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    // f32 Gram–Schmidt on rows of ≤ 40: 1e-5 is ~100 ulps.
+                    assert!((d - want).abs() < 1e-5, "window {lo} ({i},{j}) = {d}");
+                }
             }
         }
+        // Windows that do not cover P, or are not multiples of r, are refused.
+        assert!(kernels::check_offsets(&[0, 200, 234], 5, 234).is_err());
+        assert!(kernels::check_offsets(&[0, 200], 5, 295).is_err());
+        assert!(kernels::check_offsets(&[0, 200, 235, 295], 5, 295).is_ok());
     }
 
     #[test]
