@@ -96,6 +96,8 @@ pub fn exec(a: CollectiveArgs, g: &Globals) -> Result<Outcome> {
         vector_flops_per_s: f64::INFINITY,
         cache_bytes: 0.0,
         cache_bw_bytes_per_s: 0.0,
+        sync_s: 0.0,
+        block_step_s: 0.0,
     };
     let mut env = Env::new(c, algo, curve, no_codec);
     if let Some(gpu) = &a.gpu {

@@ -95,7 +95,33 @@ pub struct CodecCost {
     /// `cache_bytes` is 0).
     #[serde(default)]
     pub cache_bw_bytes_per_s: f64,
+    /// Cost of one block-wide reduction of a one-block-per-matrix kernel, seconds (a warp
+    /// shuffle tree and two `__syncthreads`; [`CodecWork::syncs`]; [`SYNC_S`] when absent).
+    #[serde(default = "default_sync_s")]
+    pub sync_s: f64,
+    /// Cost of one step of such a block, seconds: its 1024 threads each doing one element's
+    /// load, multiply-add and store ([`CodecWork::block_steps`]; [`BLOCK_STEP_S`] when absent).
+    #[serde(default = "default_block_step_s")]
+    pub block_step_s: f64,
 }
+
+fn default_sync_s() -> f64 {
+    SYNC_S
+}
+
+fn default_block_step_s() -> f64 {
+    BLOCK_STEP_S
+}
+
+/// Datasheet default of [`CodecCost::sync_s`], seconds: a 1024-thread block's shuffle-tree
+/// reduction with two `__syncthreads` is of the order of 0.1 µs on Hopper (run 48's fit of
+/// PowerSGD's `q` on an H200).
+pub const SYNC_S: f64 = 0.1e-6;
+
+/// Datasheet default of [`CodecCost::block_step_s`], seconds: one SM streaming a block's
+/// 1024-element step through L1/L2 with a dependent reduction after it is latency-bound, of
+/// the order of 0.1 µs (run 48's fit of PowerSGD's `q` on an H200).
+pub const BLOCK_STEP_S: f64 = 0.1e-6;
 
 impl CodecCost {
     /// Defaults for `gpu`: 5 µs per launch, catalog bandwidth and FLOP efficiencies, one
@@ -108,6 +134,8 @@ impl CodecCost {
             vector_flops_per_s: gpu.fp32_flops * gpu.latency.flops_efficiency,
             cache_bytes: 0.0,
             cache_bw_bytes_per_s: 0.0,
+            sync_s: SYNC_S,
+            block_step_s: BLOCK_STEP_S,
         }
     }
 
@@ -138,9 +166,12 @@ impl CodecCost {
             + vector_flops / self.vector_flops_per_s
     }
 
-    /// Time of one codec stage's work, seconds ([`CodecCost::t`] of its counts).
+    /// Time of one codec stage's work, seconds ([`CodecCost::t`] of its counts plus
+    /// `syncs · sync_s + block_steps · block_step_s`).
     pub fn time_of(&self, w: &CodecWork) -> f64 {
         self.t(w.launches, w.bytes, w.matmul_flops, w.vector_flops)
+            + w.syncs * self.sync_s
+            + w.block_steps * self.block_step_s
     }
 }
 
@@ -160,6 +191,14 @@ pub struct CodecWork {
     pub matmul_flops: f64,
     /// Elementwise FLOPs (fp32 rate).
     pub vector_flops: f64,
+    /// Block-wide reductions on the stage's critical path (one-block-per-matrix kernels: the
+    /// block of the largest matrix), each priced at [`CodecCost::sync_s`].
+    #[serde(default)]
+    pub syncs: f64,
+    /// Steps of that block (each of its threads handles one element), each priced at
+    /// [`CodecCost::block_step_s`]: work one SM does, which a whole-GPU rate cannot price.
+    #[serde(default)]
+    pub block_steps: f64,
 }
 
 impl CodecWork {
@@ -177,7 +216,17 @@ impl CodecWork {
             bytes,
             matmul_flops,
             vector_flops,
+            syncs: 0.0,
+            block_steps: 0.0,
         }
+    }
+
+    /// This stage with a one-block-per-matrix kernel on its critical path: `syncs` block-wide
+    /// reductions and `block_steps` steps of its block.
+    pub const fn with_block(mut self, syncs: f64, block_steps: f64) -> Self {
+        self.syncs = syncs;
+        self.block_steps = block_steps;
+        self
     }
 }
 
@@ -518,6 +567,8 @@ mod tests {
                 vector_flops_per_s: 1e13,
                 cache_bytes: 0.0,
                 cache_bw_bytes_per_s: 0.0,
+                sync_s: 0.0,
+                block_step_s: 0.0,
             },
         )
     }

@@ -495,6 +495,8 @@ fn codec_rows_calibrate_validate_and_reach_the_what_if() {
         vector_flops_per_s: 4e13,
         cache_bytes: 0.0,
         cache_bw_bytes_per_s: 0.0,
+        sync_s: 0.0,
+        block_step_s: 0.0,
     };
     let mut csv = perfcast::measure::COLUMNS.join(",") + "\n";
     for m in [

@@ -239,6 +239,9 @@ pub struct FittedCost {
     /// Whether `cache_bw_bytes_per_s` was fitted (some point moved bytes).
     #[serde(default)]
     pub cache_identified: bool,
+    /// Whether `sync_s` and `block_step_s` were fitted (some point ran a one-block kernel).
+    #[serde(default)]
+    pub sync_identified: bool,
     /// Points fitted.
     pub points: usize,
     /// Largest |relative error| per call over those points, fraction.
@@ -357,7 +360,8 @@ pub fn fit_cost_at(pts: &[&CodecPoint], datasheet: &CodecCost, knee: f64) -> Res
     } else {
         0.0
     };
-    // Columns: launches, the bytes within the cache knee, the bytes beyond it, matmul, vector.
+    // Columns: launches, the bytes within the cache knee, the bytes beyond it, matmul, vector,
+    // block-wide reductions, block steps.
     let cols = |w: &CodecWork| {
         let cached = w.bytes.min(knee);
         [
@@ -366,22 +370,24 @@ pub fn fit_cost_at(pts: &[&CodecPoint], datasheet: &CodecCost, knee: f64) -> Res
             w.bytes - cached,
             w.matmul_flops,
             w.vector_flops,
+            w.syncs,
+            w.block_steps,
         ]
     };
-    let ident: [bool; 5] = std::array::from_fn(|j| pts.iter().any(|p| cols(&p.work)[j] > 0.0));
+    let ident: [bool; 7] = std::array::from_fn(|j| pts.iter().any(|p| cols(&p.work)[j] > 0.0));
     // Scale columns to unit max so the solver's tolerance is meaningful.
-    let scale: [f64; 5] = std::array::from_fn(|j| {
+    let scale: [f64; 7] = std::array::from_fn(|j| {
         pts.iter()
             .map(|p| cols(&p.work)[j] / p.time_s)
             .fold(0.0, f64::max)
             .max(f64::MIN_POSITIVE)
     });
-    let a = DMatrix::<f64>::from_fn(pts.len(), 5, |i, j| {
+    let a = DMatrix::<f64>::from_fn(pts.len(), 7, |i, j| {
         cols(&pts[i].work)[j] / pts[i].time_s / scale[j]
     });
     let b = DVector::<f64>::from_element(pts.len(), 1.0);
     let x = nnls(&a, &b);
-    let x: [f64; 5] = std::array::from_fn(|j| x[j] / scale[j]);
+    let x: [f64; 7] = std::array::from_fn(|j| x[j] / scale[j]);
     let beyond_bw = if ident[2] {
         inv(x[2])
     } else {
@@ -408,6 +414,12 @@ pub fn fit_cost_at(pts: &[&CodecPoint], datasheet: &CodecCost, knee: f64) -> Res
         } else {
             beyond_bw
         },
+        sync_s: if ident[5] { x[5] } else { datasheet.sync_s },
+        block_step_s: if ident[6] {
+            x[6]
+        } else {
+            datasheet.block_step_s
+        },
     };
     let identified = [ident[0], ident[2], ident[3], ident[4]];
     let max = pts
@@ -418,6 +430,7 @@ pub fn fit_cost_at(pts: &[&CodecPoint], datasheet: &CodecCost, knee: f64) -> Res
         cost,
         identified,
         cache_identified: ident[1],
+        sync_identified: ident[5],
         points: pts.len(),
         max_abs_pct_err: max,
     })
@@ -590,6 +603,8 @@ mod tests {
         vector_flops_per_s: 4e13,
         cache_bytes: 0.0,
         cache_bw_bytes_per_s: 0.0,
+        sync_s: 0.0,
+        block_step_s: 0.0,
     };
 
     /// Every method and stage at 4 shapes from `truth` (per family `scale` of the bandwidth),
@@ -652,6 +667,8 @@ mod tests {
             vector_flops_per_s: 1e13,
             cache_bytes: 0.0,
             cache_bw_bytes_per_s: 0.0,
+            sync_s: 0.0,
+            block_step_s: 0.0,
         };
         let f = fit(&synth(|_| TRUE, 0.0, 1), &ds).unwrap();
         assert_eq!(f.mode, "shared");

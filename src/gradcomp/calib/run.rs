@@ -191,13 +191,22 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
                 for (op, sc) in c.stage.get(f).into_iter().flatten() {
                     let _ = writeln!(
                         s,
-                        "    {op}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+                        "    {op}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.3} TFLOP/s{}",
                         sc.points,
                         100.0 * sc.max_abs_pct_err,
                         sc.cost.launch_s * 1e6,
                         bw_desc(&sc.cost),
                         sc.cost.matmul_flops_per_s / 1e12,
-                        sc.cost.vector_flops_per_s / 1e12
+                        sc.cost.vector_flops_per_s / 1e12,
+                        if sc.sync_identified {
+                            format!(
+                                ", block reduction {:.3} µs, block step {:.3} µs",
+                                sc.cost.sync_s * 1e6,
+                                sc.cost.block_step_s * 1e6
+                            )
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }
@@ -794,7 +803,11 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             cal * 1e6
         ));
     }
+    let cal_run = codec_cal_set.as_deref().and_then(super::run_number);
     for (set, (f, errs)) in &host_scaled {
+        if super::run_number(set) == cal_run {
+            continue;
+        }
         let n = errs.len().max(1) as f64;
         notes.push(format!(
             "{set}: host launch cost {:.2} µs, launch terms ×{f:.3}; unscaled (the calibration host's launch cost) codec MAPE {:.1}% max {:.1}%",

@@ -761,6 +761,8 @@ mod tests {
         vector_flops_per_s: 1e13,
         cache_bytes: 0.0,
         cache_bw_bytes_per_s: 0.0,
+        sync_s: 0.0,
+        block_step_s: 0.0,
     };
 
     /// Two units (backward order: a 1000×1000 matrix, then 1000 vector elements), both caps
