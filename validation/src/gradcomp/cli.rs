@@ -28,6 +28,11 @@ pub enum Cmd {
     /// rows `gradcomp,<set>,codec,<method>`, params `op=<stage>;rows=R;cols=C;elems=N`, metric
     /// `time_s` (median per call) and, per (method, shape), `wire_bytes` (op=wire).
     CodecMicro {
+        /// Keep freed device memory in the stream-ordered pool across the protocol's
+        /// synchronizations (1, the default since run 51: as inside a step) or let the driver
+        /// return it at each one (0: the protocol of runs ≤ 50). Recorded as `pool=keep|trim`.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+        keep_pool: u8,
         /// Methods (perfcast's names), comma-separated (default: every method and setting).
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
@@ -89,6 +94,7 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
             })
         }
         Cmd::CodecMicro {
+            keep_pool,
             methods,
             warmup,
             repeats,
@@ -136,6 +142,14 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 "{:>20} {:>7} {:>6} {:>6} {:>12} {:>8}",
                 "method", "op", "rows", "cols", "time_us|B", "spread"
             );
+            // The pool setting comes first: every timed call, the host rows included, runs under it.
+            let pool = if !dev.is_cuda() {
+                "none"
+            } else if keep_pool == 1 && micro::keep_pool(&dev)? {
+                "keep"
+            } else {
+                "trim"
+            };
             let host_row = |at: &str, sink: &mut Sink| -> Result<()> {
                 let st = micro::host_launch(&dev, &plan)?;
                 println!(
@@ -154,7 +168,8 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                     params: Params::new()
                         .with("op", "launch")
                         .with("elems", 1)
-                        .with("at", at),
+                        .with("at", at)
+                        .with("pool", pool),
                     metric: "time_s".into(),
                     value: st.median,
                     unit: "s".into(),
@@ -170,7 +185,8 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                     .with("op", p.op)
                     .with("rows", p.rows)
                     .with("cols", p.cols)
-                    .with("elems", p.rows * p.cols);
+                    .with("elems", p.rows * p.cols)
+                    .with("pool", pool);
                 let base = Row {
                     set: set.clone(),
                     kind: "codec".into(),
