@@ -7,6 +7,9 @@
 # calibration set h200-gradcomp-codec-run51); (3) the same with --keep-pool 0 (the protocol of
 # runs <= 50) into aside-run51/ (an A/B on one host; not read by perfcast).
 # Layer micro rows and DDP token steps are unchanged by this harness change (run 48's stand).
+# Outcome: keeping the pool made calls under 20 µs 1.22x slower on this host, so both sets went
+# to validation/results/gradcomp/aside-run51/ and the calibration stays run 48's (pool trimmed);
+# run 51's trimmed set is one more fresh host measured after that calibration.
 # Usage from the repository root with gpu-bin/perfcast-gpu.gz carried:
 #   mkdir -p /tmp/g && cp validation/scripts/*.sh gpu-bin/perfcast-gpu.gz /tmp/g/ && \
 #     PERFCAST_COMMIT=<hash> REPO=$PWD bash /tmp/g/run51.sh
@@ -27,10 +30,18 @@ M="none,fp16,bf16,powersgd:rank=4,topk:density=0.01,randomk:density=0.01,signsgd
 lscpu | grep -E "Model name|^CPU\(s\)" || true
 echo "codec-check $(date -u +%FT%TZ)"
 if CUDA_VISIBLE_DEVICES=0 timeout 90 $B gradcomp codec-check --seed 1; then
-  echo "codec-micro keep $(date -u +%FT%TZ)"
-  CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 1 --warmup 2 --repeats 7 --iters 10 --seed 1 --set $SET --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO rc=$?"
-  echo "codec-micro trim $(date -u +%FT%TZ)"
-  CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 0 --warmup 2 --repeats 7 --iters 10 --seed 1 --set ${SET/codec/codec-trim} --out "$OUT/aside-$RUN" | grep -E "host|codec-micro:" || echo "CODEC-MICRO-TRIM rc=$?"
+  if [ "${HOLDOUT:-0}" = 1 ]; then
+    # Hold-out: the set in the committed protocol (pool trimmed), then the kept-pool A/B aside.
+    echo "codec-micro trim $(date -u +%FT%TZ)"
+    CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 0 --warmup 2 --repeats 7 --iters 10 --seed 1 --set $SET --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO rc=$?"
+    echo "codec-micro keep $(date -u +%FT%TZ)"
+    CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 1 --warmup 2 --repeats 7 --iters 10 --seed 1 --set ${SET/codec-holdout/codec-keep} --out "$OUT/aside-$RUN" | grep -E "host|codec-micro:" || echo "CODEC-MICRO-KEEP rc=$?"
+  else
+    echo "codec-micro keep $(date -u +%FT%TZ)"
+    CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 1 --warmup 2 --repeats 7 --iters 10 --seed 1 --set $SET --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO rc=$?"
+    echo "codec-micro trim $(date -u +%FT%TZ)"
+    CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp codec-micro --keep-pool 0 --warmup 2 --repeats 7 --iters 10 --seed 1 --set ${SET/codec/codec-trim} --out "$OUT/aside-$RUN" | grep -E "host|codec-micro:" || echo "CODEC-MICRO-TRIM rc=$?"
+  fi
   if [ "$STEPS" = 1 ]; then
     echo "steps $(date -u +%FT%TZ)"
     for mb in "bert 128 32" "bert 128 16" "gpt2 512 8"; do

@@ -29,9 +29,10 @@ pub enum Cmd {
     /// `time_s` (median per call) and, per (method, shape), `wire_bytes` (op=wire).
     CodecMicro {
         /// Keep freed device memory in the stream-ordered pool across the protocol's
-        /// synchronizations (1, the default since run 51: as inside a step) or let the driver
-        /// return it at each one (0: the protocol of runs ≤ 50). Recorded as `pool=keep|trim`.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+        /// synchronizations (1) or let the driver return it at each one (0, the default: the
+        /// protocol of every committed codec set). Recorded as `pool=keep|trim`. Run 51's A/B:
+        /// keeping it made calls under 20 µs 1.22× slower on one host, so it stays off.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
         keep_pool: u8,
         /// Methods (perfcast's names), comma-separated (default: every method and setting).
         #[arg(long, value_delimiter = ',')]

@@ -131,12 +131,12 @@ fn time(
 
 /// Keeps freed device memory in the device's default stream-ordered pool across
 /// synchronizations (release threshold `u64::MAX`; the driver's default 0 returns it to the
-/// system at every synchronization). Inside a training step no synchronization falls between a
-/// bucket's codec calls, so their allocations reuse the pool; the micro protocol synchronizes
-/// after every repeat, and with the default threshold the next repeat's first allocations map
-/// memory again, a host-dependent cost (runs 49–50: launch-bound calls 1.1–1.6× run 48's while
-/// calls with ≥ 100 µs of GPU work agreed within 2%). Returns whether a pool was configured
-/// (`false` on the CPU).
+/// system at every synchronization), for `codec-micro --keep-pool 1`. The hypothesis it tested:
+/// the micro protocol synchronizes after every repeat, so the next repeat's first allocations
+/// map memory again, a host-dependent cost (runs 49–50: launch-bound calls 1.1–1.6× run 48's
+/// while calls with ≥ 100 µs of GPU work agreed within 2%). Run 51's A/B on one host refuted it:
+/// with the pool kept, calls under 20 µs took a median 1.22× longer and calls of 20–100 µs
+/// 1.10× (longer calls within 0.2%), so the default protocol trims. Returns whether a pool was configured (`false` on the CPU).
 ///
 /// # Errors
 /// Driver errors.
