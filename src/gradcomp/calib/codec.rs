@@ -29,8 +29,9 @@
 //! launches (a fitted `launch_s`), so a shape or rank that changes the launch count scales it.
 //! The calibration set's own rows are its self-fit; [`leave_one_shape_out`] says how a stage's
 //! fit extrapolates to a shape it did not see, and the hold-out sets (measured on fresh machines
-//! after the fit was committed) say how it carries to another host, with the launch terms scaled
-//! by the hosts' launch costs ([`super::host`]). Superseded stages
+//! after the fit was committed) say how it carries to another host (runs 49–53: launch-bound calls
+//! carry their host's dispatch speed, ±10–20% in MAPE between H200 hosts; [`super::host`]).
+//! Superseded stages
 //! ([`super::step::SUPERSEDED`]) are neither fitted nor scored.
 
 use super::GOAL;
@@ -269,8 +270,8 @@ pub struct CodecFit {
     /// Per compressor family, per stage (`p`, `q`, `decode`, `encode`), in `per-stage` mode.
     #[serde(default)]
     pub stage: BTreeMap<String, BTreeMap<String, FittedCost>>,
-    /// The calibration host's launch cost, seconds ([`super::host`]; absent when its run timed
-    /// none): a set measured on another host has every launch term scaled by the ratio.
+    /// The calibration host's launch probe, seconds ([`super::host`]; absent when its run timed
+    /// none): provenance, and the reference of `validate`'s host diagnostic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_launch_s: Option<f64>,
 }
@@ -280,21 +281,6 @@ impl CodecFit {
     pub fn cost_for(&self, method: &str) -> Option<CodecCost> {
         let fam = method.split(':').next().unwrap_or(method);
         Some(self.family.get(fam).map_or(self.shared.cost, |f| f.cost))
-    }
-
-    /// This fit with every launch term (`launch_s` of the shared, family and stage costs)
-    /// multiplied by `factor`: the fit as it prices a host whose launches cost `factor` times
-    /// the calibration host's ([`super::host`]).
-    pub fn with_launch_factor(&self, factor: f64) -> CodecFit {
-        let mut c = self.clone();
-        c.shared.cost.launch_s *= factor;
-        for f in c.family.values_mut() {
-            f.cost.launch_s *= factor;
-        }
-        for f in c.stage.values_mut().flat_map(|s| s.values_mut()) {
-            f.cost.launch_s *= factor;
-        }
-        c
     }
 
     /// The cost of stage `op` of `method` (a name or a family): the stage's own fit, else the

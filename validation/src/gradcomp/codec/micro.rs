@@ -14,8 +14,9 @@
 //! The host's launch cost ([`host_launch`]): one candle op on a one-element tensor under the
 //! same protocol, timed before the first method and after the last (rows of kind `host`).
 //! Launch-bound stages run at the host CPU's dispatch rate, which differs between machines of
-//! one GPU model (run 46's host ran PowerSGD's `q` 1.52× slower than run 44's); perfcast scales
-//! the fitted launch term by this row's ratio between hosts.
+//! one GPU model (run 46's host ran PowerSGD's `q` 1.52× slower than run 44's). perfcast records
+//! the probe next to each set; runs 49–53 showed it does not track the launch-bound calls'
+//! host-to-host spread, so predictions are not scaled by it (`perfcast::gradcomp::calib::host`).
 //!
 //! Once per (method, shape) a `wire_bytes` row gives the exact payload bytes one rank sends.
 //! Decode is measured at world 1 (one rank's payload); the gathered payload of P ranks is P times
