@@ -30,8 +30,8 @@ pub enum Cmd {
     CodecMicro {
         /// Keep freed device memory in the stream-ordered pool across the protocol's
         /// synchronizations (1) or let the driver return it at each one (0, the default: the
-        /// protocol of every committed codec set). Recorded as `pool=keep|trim`. Run 51's A/B:
-        /// keeping it made calls under 20 µs 1.22× slower on one host, so it stays off.
+        /// protocol of every committed codec set). Recorded as `pool=keep|trim`. The A/B of
+        /// runs 51–53 found no consistent effect (calls under 20 µs 1.22×, 1.03×, 0.91×).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
         keep_pool: u8,
         /// Methods (perfcast's names), comma-separated (default: every method and setting).

@@ -135,9 +135,9 @@ fn time(
 /// system at every synchronization), for `codec-micro --keep-pool 1`. The hypothesis it tested:
 /// the micro protocol synchronizes after every repeat, so the next repeat's first allocations
 /// map memory again, a host-dependent cost (runs 49–50: launch-bound calls 1.1–1.6× run 48's
-/// while calls with ≥ 100 µs of GPU work agreed within 2%). Run 51's A/B on one host refuted it:
-/// with the pool kept, calls under 20 µs took a median 1.22× longer and calls of 20–100 µs
-/// 1.10× (longer calls within 0.2%), so the default protocol trims. Returns whether a pool was configured (`false` on the CPU).
+/// while calls with ≥ 100 µs of GPU work agreed within 2%). The A/B on runs 51, 52, 53 refuted
+/// it: with the pool kept, calls under 20 µs took a median 1.22×, 1.03× and 0.91× as long, no
+/// consistent effect and far from the spread between hosts, so the default protocol trims. Returns whether a pool was configured (`false` on the CPU).
 ///
 /// # Errors
 /// Driver errors.
