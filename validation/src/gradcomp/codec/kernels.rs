@@ -431,12 +431,9 @@ impl CustomOp2 for ScatterAdd {
         let (CpuStorage::U32(idx), CpuStorage::F32(val)) = (s1, s2) else {
             candle_core::bail!("scatter-add: expected u32 indices and f32 values")
         };
-        let (Some((i0, i1)), Some((v0, v1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("scatter-add: inputs must be contiguous")
-        };
+        let (ir, vr) = ranges2("scatter-add", l1, l2)?;
         let mut out = vec![0f32; self.n];
-        for (&i, &v) in idx[i0..i1].iter().zip(&val[v0..v1]) {
+        for (&i, &v) in idx[ir].iter().zip(&val[vr]) {
             let Some(o) = out.get_mut(i as usize) else {
                 candle_core::bail!("scatter-add: index {i} >= {}", self.n)
             };
@@ -456,14 +453,11 @@ impl CustomOp2 for ScatterAdd {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
         let dev = s1.device();
-        let (Some((i0, i1)), Some((v0, v1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("scatter-add: inputs must be contiguous")
-        };
-        let idx = s1.as_cuda_slice::<u32>()?.slice(i0..i1);
-        let val = s2.as_cuda_slice::<f32>()?.slice(v0..v1);
+        let (ir, vr) = ranges2("scatter-add", l1, l2)?;
+        let idx = s1.as_cuda_slice::<u32>()?.slice(ir.clone());
+        let val = s2.as_cuda_slice::<f32>()?.slice(vr);
         let out = dev.alloc_zeros::<f32>(self.n.max(1))?;
-        let m = i1 - i0;
+        let m = ir.len();
         if m > 0 {
             let func = dev.get_or_load_custom_func("codec_scatter_add_f32", MODULE, PTX)?;
             let mut b = func.builder();
@@ -502,6 +496,19 @@ pub fn scatter_add(idx: &Tensor, val: &Tensor, n: usize) -> Result<Tensor> {
     Ok(idx
         .contiguous()?
         .apply_op2_no_bwd(&val.contiguous()?, &ScatterAdd { n })?)
+}
+
+/// The element ranges of the two inputs of a two-input op, both contiguous, or an error naming
+/// the op.
+fn ranges2(
+    op: &str,
+    l1: &Layout,
+    l2: &Layout,
+) -> candle_core::Result<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    match (l1.contiguous_offsets(), l2.contiguous_offsets()) {
+        (Some((a0, a1)), Some((b0, b1))) => Ok((a0..a1, b0..b1)),
+        _ => candle_core::bail!("{op}: inputs must be contiguous"),
+    }
 }
 
 /// Threads per block of `codec_orthogonalize` (one block per matrix).
@@ -585,12 +592,9 @@ impl CustomOp2 for Orthogonalize {
         let (CpuStorage::F32(p), CpuStorage::U32(offs)) = (s1, s2) else {
             candle_core::bail!("orthogonalize: expected f32 rows and u32 windows")
         };
-        let (Some((p0, p1)), Some((o0, o1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("orthogonalize: inputs must be contiguous")
-        };
-        let out = orthogonalize_cpu(&p[p0..p1], &offs[o0..o1], self.r, self.norm_floor);
-        Ok((CpuStorage::F32(out), Shape::from(p1 - p0)))
+        let (pr, or) = ranges2("orthogonalize", l1, l2)?;
+        let out = orthogonalize_cpu(&p[pr.clone()], &offs[or], self.r, self.norm_floor);
+        Ok((CpuStorage::F32(out), Shape::from(pr.len())))
     }
 
     #[cfg(feature = "cuda")]
@@ -604,14 +608,11 @@ impl CustomOp2 for Orthogonalize {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
         let dev = s1.device();
-        let (Some((p0, p1)), Some((o0, o1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("orthogonalize: inputs must be contiguous")
-        };
-        let p = s1.as_cuda_slice::<f32>()?.slice(p0..p1);
-        let offs = s2.as_cuda_slice::<u32>()?.slice(o0..o1);
-        let n = p1 - p0;
-        let mats = (o1 - o0).saturating_sub(1) as u32;
+        let (pr, or) = ranges2("orthogonalize", l1, l2)?;
+        let p = s1.as_cuda_slice::<f32>()?.slice(pr.clone());
+        let offs = s2.as_cuda_slice::<u32>()?.slice(or.clone());
+        let n = pr.len();
+        let mats = or.len().saturating_sub(1) as u32;
         // SAFETY: the kernel writes every element: the windows cover 0..n (`check_offsets`).
         let out = unsafe { dev.alloc::<f32>(n.max(1))? };
         if mats > 0 && n > 0 {
