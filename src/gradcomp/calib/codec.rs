@@ -177,6 +177,41 @@ pub fn calibration_set(pts: &[CodecPoint]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Provenance date from which codec sets time the current harness under the current protocol
+/// (PowerSGD's one-launch orthogonalization, 10 calls per timed repeat, pool trimmed at each
+/// synchronization: run 48 on).
+pub const PROTOCOL_SINCE: &str = "2026-11-30T11:45:00Z";
+
+/// The codec calibration sets of `pts`: every non-hold-out set whose rows were all measured
+/// since [`PROTOCOL_SINCE`], pooled (several calibration hosts: runs 49–56 put launch-bound
+/// calls at 1.00–1.34× run 48's on other hosts of the same CPU and GPU model, so one host sits
+/// wherever it sits in that spread); else the newest non-hold-out set alone
+/// ([`calibration_set`]), as before the protocol. Sorted by name.
+pub fn calibration_sets(pts: &[CodecPoint]) -> Vec<String> {
+    let mut current: Vec<String> = pts
+        .iter()
+        .filter(|p| !p.set.contains("holdout"))
+        .map(|p| p.set.clone())
+        .collect();
+    current.sort();
+    current.dedup();
+    current.retain(|s| {
+        pts.iter()
+            .filter(|p| &p.set == s)
+            .all(|p| p.date.as_str() >= PROTOCOL_SINCE)
+    });
+    if current.is_empty() {
+        calibration_set(pts).into_iter().collect()
+    } else {
+        current
+    }
+}
+
+/// The points of `pts` in any of `sets` that time the harness's current code ([`points_of`]).
+pub fn points_of_sets(pts: &[CodecPoint], sets: &[String]) -> Vec<CodecPoint> {
+    sets.iter().flat_map(|s| points_of(pts, s)).collect()
+}
+
 /// The points of `pts` in `set` that time the harness's current code (superseded stages,
 /// [`super::step::SUPERSEDED`], are left out: a fit of them would price code that no longer
 /// exists).
@@ -638,6 +673,32 @@ mod tests {
 
     fn rel(a: f64, b: f64) -> f64 {
         (a / b - 1.0).abs()
+    }
+
+    /// Pooling: every non-hold-out set measured since the protocol date is a calibration set;
+    /// a set with any older row, and every hold-out, is not; without a current set the newest
+    /// non-hold-out set alone (the rule before the protocol).
+    #[test]
+    fn calibration_pools_the_current_non_holdout_sets() {
+        let one = synth(|_| TRUE, 0.0, 1).remove(0);
+        let at = |set: &str, date: &str| CodecPoint {
+            set: set.into(),
+            date: date.into(),
+            ..one.clone()
+        };
+        let (old, new) = ("2026-11-30T09:00:00Z", "2026-11-30T12:00:00Z");
+        let mut pts = vec![
+            at("c-run44", old),
+            at("c-run48", new),
+            at("c-run57", new),
+            at("c-holdout-run49", new),
+            at("c-run50", new),
+            at("c-run50", old),
+        ];
+        assert_eq!(calibration_sets(&pts), vec!["c-run48", "c-run57"]);
+        assert_eq!(points_of_sets(&pts, &calibration_sets(&pts)).len(), 2);
+        pts.retain(|p| p.date == old || p.set.contains("holdout"));
+        assert_eq!(calibration_sets(&pts), vec!["c-run50"]);
     }
 
     /// Shared truth, no noise: every parameter recovered to 1e-6 and the shared mode chosen.

@@ -58,6 +58,12 @@ pub fn of_set(hosts: &HostLaunches, set: &str) -> Option<f64> {
     run_number(set).and_then(|n| hosts.get(&n)).map(|h| h.0)
 }
 
+/// The mean launch probe of the hosts of `sets` that timed one, seconds.
+pub fn of_sets(hosts: &HostLaunches, sets: &[String]) -> Option<f64> {
+    let v: Vec<f64> = sets.iter().filter_map(|s| of_set(hosts, s)).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 /// The factor on the fitted launch terms for a set measured on the host of `set`, predicted from
 /// a calibration whose host launch cost is `cal_s`: `host(set) / cal_s`, or `None` (no scaling)
 /// when either is unknown.

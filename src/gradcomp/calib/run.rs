@@ -93,12 +93,14 @@ pub fn fit_all(
         .collect::<Result<Vec<_>>>()?;
     let pts = codec::codec_points(rows)?;
     let hosts = host::launches(rows)?;
-    let codec = match codec::calibration_set(&pts) {
-        None => None,
-        Some(set) => Some(CodecFit {
-            host_launch_s: host::of_set(&hosts, &set),
-            ..codec::fit(&codec::points_of(&pts, &set), datasheet)?
-        }),
+    let cal_sets = codec::calibration_sets(&pts);
+    let codec = if cal_sets.is_empty() {
+        None
+    } else {
+        Some(CodecFit {
+            host_launch_s: host::of_sets(&hosts, &cal_sets),
+            ..codec::fit(&codec::points_of_sets(&pts, &cal_sets), datasheet)?
+        })
     };
     let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
     if collective.is_empty() && codec.is_none() && ddp_coupling.is_none() {
@@ -708,18 +710,14 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     let codec_pts = codec::codec_points(rows)?;
     // The codec calibration: the newest non-hold-out codec set's fit; every codec set is
     // predicted by it (the calibration set's own rows are its self-fit).
-    let codec_cal_set = codec::calibration_set(&codec_pts);
-    let codec_cal_pts = codec_cal_set
-        .as_deref()
-        .map_or_else(Vec::new, |s| codec::points_of(&codec_pts, s));
+    let codec_cal_sets = codec::calibration_sets(&codec_pts);
+    let codec_cal_pts = codec::points_of_sets(&codec_pts, &codec_cal_sets);
     let hosts = host::launches(rows)?;
     let codec_fit: Option<CodecFit> = if codec_cal_pts.is_empty() {
         None
     } else {
         Some(CodecFit {
-            host_launch_s: codec_cal_set
-                .as_deref()
-                .and_then(|s| host::of_set(&hosts, s)),
+            host_launch_s: host::of_sets(&hosts, &codec_cal_sets),
             ..codec::fit(&codec_cal_pts, &datasheet)?
         })
     };
@@ -802,9 +800,8 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             cal * 1e6
         ));
     }
-    let cal_run = codec_cal_set.as_deref().and_then(super::run_number);
     for (set, (f, errs)) in &host_scaled {
-        if super::run_number(set) == cal_run {
+        if codec_cal_sets.contains(set) {
             continue;
         }
         let n = errs.len().max(1) as f64;
@@ -1136,10 +1133,15 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let tol = kind_tolerance(kind, req.tolerance);
         let pass = tol.passes(&st) && !wire_bad.contains_key(set);
         let how = if *kind == "codec" {
-            match codec_cal_set.as_deref() {
-                Some(c) if c == set => "the codec calibration: fit of its own rows".to_string(),
-                Some(c) => format!("predicted by the fit of {c}"),
-                None => "no codec calibration".to_string(),
+            if codec_cal_sets.is_empty() {
+                "no codec calibration".to_string()
+            } else if codec_cal_sets.contains(set) {
+                format!(
+                    "the codec calibration: one fit of {} pooled sets, its own rows among them",
+                    codec_cal_sets.len()
+                )
+            } else {
+                format!("predicted by the fit of {}", codec_cal_sets.join(" + "))
             }
         } else if *kind == "step" {
             "predicted from the layer and codec micro rows".to_string()
