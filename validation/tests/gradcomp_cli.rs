@@ -21,7 +21,7 @@ fn codec_check_passes_on_the_cpu() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with("PASS ")).count(),
-        14,
+        16,
         "{text}"
     );
     assert!(!text.contains("FAIL"), "{text}");
@@ -58,8 +58,20 @@ fn codec_micro_writes_the_codec_contract() {
     })
     .unwrap();
     // PowerSGD: 4 tiny matrices × (wire, p, q, decode) (24×24 at rank 2: 576 ≥ 192, compressed);
-    // Top-k and signSGD: 8 shapes × (wire, encode, decode).
-    assert_eq!(rows.len(), 16 + 2 * 24);
+    // Top-k and signSGD: 8 shapes × (wire, encode, decode); the host launch probe before the
+    // first method and after the last (kind `host`, no pool on the CPU).
+    assert_eq!(rows.len(), 16 + 2 * 24 + 2);
+    let (host, rows): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.kind == "host");
+    let at: Vec<&str> = host.iter().map(|r| r.params.get("at").unwrap()).collect();
+    assert_eq!(at, ["start", "end"]);
+    for r in &host {
+        assert_eq!(
+            (r.model.as_str(), r.metric.as_str()),
+            ("candle-affine", "time_s")
+        );
+        assert_eq!(r.params.get("pool"), Some("none"));
+        assert!(r.value > 0.0 && r.repeats == 9, "{r:?}");
+    }
     for r in &rows {
         assert_eq!(
             (r.technique.as_str(), r.kind.as_str(), r.set.as_str()),
