@@ -708,8 +708,8 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // Keys with no sweep of their own in the input fall back to the catalog's calibration.
     let committed = GradcompCalibration::from_catalog(req.catalog, &req.gpu)?;
     let codec_pts = codec::codec_points(rows)?;
-    // The codec calibration: the newest non-hold-out codec set's fit; every codec set is
-    // predicted by it (the calibration set's own rows are its self-fit).
+    // The codec calibration: one fit of the pooled calibration sets (`codec::calibration_sets`);
+    // every codec set is predicted by it (the calibration sets' own rows are its self-fit).
     let codec_cal_sets = codec::calibration_sets(&codec_pts);
     let codec_cal_pts = codec::points_of_sets(&codec_pts, &codec_cal_sets);
     let hosts = host::launches(rows)?;
