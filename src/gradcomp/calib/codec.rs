@@ -183,8 +183,8 @@ pub fn calibration_set(pts: &[CodecPoint]) -> Option<String> {
 pub const PROTOCOL_SINCE: &str = "2026-11-30T11:45:00Z";
 
 /// The codec calibration sets of `pts`: every non-hold-out set whose rows were all measured
-/// since [`PROTOCOL_SINCE`], pooled (several calibration hosts: runs 49–56 put launch-bound
-/// calls at 1.00–1.34× run 48's on other hosts of the same CPU and GPU model, so one host sits
+/// since [`PROTOCOL_SINCE`], pooled (several calibration hosts: runs 49–60 put launch-bound
+/// calls at 0.98–1.33× run 48's on other hosts of the same GPU model and driver, so one host sits
 /// wherever it sits in that spread); else the newest non-hold-out set alone
 /// ([`calibration_set`]), as before the protocol. Sorted by name.
 pub fn calibration_sets(pts: &[CodecPoint]) -> Vec<String> {
