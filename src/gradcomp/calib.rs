@@ -470,9 +470,14 @@ pub struct GradcompCalibration {
     /// Fitted collectives, one per (op, ranks, transport).
     #[serde(default)]
     pub collective: Vec<CollectiveFit>,
-    /// Fitted codec costs, absent until codec rows are measured.
+    /// Fitted codec costs of eager calls (every op issued by the host, as the harness's steps
+    /// run them), absent until codec rows are measured.
     #[serde(default)]
     pub codec: Option<codec::CodecFit>,
+    /// Fitted codec costs of calls captured as CUDA graphs and replayed (rows `exec=graph`: the
+    /// device-side cost, free of the host's issue rate), absent until such rows are measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec_graph: Option<codec::CodecFit>,
     /// Rank coupling per multi-GPU DDP step, absent until token steps are measured.
     #[serde(default)]
     pub ddp_coupling: Option<coupling::DdpCoupling>,

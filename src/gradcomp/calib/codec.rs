@@ -69,6 +69,19 @@ pub struct CodecPoint {
     pub time_s: f64,
     /// Provenance date (ISO 8601).
     pub date: String,
+    /// How the call ran: `eager` (every op issued by the host; rows without `exec`) or `graph`
+    /// (captured once as a CUDA graph and replayed, [`EXECS`]).
+    pub exec: String,
+}
+
+/// The values of a codec row's `exec` param: `eager` (the default) and `graph`. The two are
+/// calibrated apart ([`of_exec`]): an eager call under ~100 µs runs at its host's issue rate,
+/// a replayed graph at the GPU's.
+pub const EXECS: [&str; 2] = ["eager", "graph"];
+
+/// The points of `pts` that ran as `exec`.
+pub fn of_exec(pts: &[CodecPoint], exec: &str) -> Vec<CodecPoint> {
+    pts.iter().filter(|p| p.exec == exec).cloned().collect()
 }
 
 impl CodecPoint {
@@ -135,6 +148,10 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
         if !(r.value > 0.0 && r.value.is_finite()) {
             return Err(o.err(format!("time_s = {}: must be > 0", r.value)));
         }
+        let exec = r.params.get("exec").unwrap_or("eager");
+        if !EXECS.contains(&exec) {
+            return Err(o.err(format!("params exec = '{exec}': eager or graph")));
+        }
         let mut work = Vec::new();
         m.codec_work(&bucket, r.batch.unwrap_or(1).max(1), &mut work);
         let names: Vec<&str> = work.iter().map(|w| w.op).collect();
@@ -159,6 +176,7 @@ pub fn codec_points(rows: &Measurements) -> Result<Vec<CodecPoint>> {
             shape,
             time_s: r.value,
             date: r.provenance.date.clone(),
+            exec: exec.to_string(),
         });
     }
     Ok(out)
@@ -664,6 +682,7 @@ mod tests {
                         shape: (r, c, r * c),
                         time_s: t * (1.0 + noise * z.sample(&mut rng)),
                         date: String::new(),
+                        exec: "eager".into(),
                     });
                 }
             }

@@ -91,8 +91,9 @@ pub fn fit_all(
         .into_iter()
         .map(fit_collective)
         .collect::<Result<Vec<_>>>()?;
-    let pts = codec::codec_points(rows)?;
+    let all = codec::codec_points(rows)?;
     let hosts = host::launches(rows)?;
+    let pts = codec::of_exec(&all, "eager");
     let cal_sets = codec::calibration_sets(&pts);
     let codec = if cal_sets.is_empty() {
         None
@@ -102,8 +103,9 @@ pub fn fit_all(
             ..codec::fit(&codec::points_of_sets(&pts, &cal_sets), datasheet)?
         })
     };
+    let codec_graph = graph_fit(&all, datasheet)?;
     let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
-    if collective.is_empty() && codec.is_none() && ddp_coupling.is_none() {
+    if collective.is_empty() && codec.is_none() && codec_graph.is_none() && ddp_coupling.is_none() {
         return Err(Error::range(
             "gradcomp rows",
             "no collective sweep of >= 2 ranks, no codec row and no token step",
@@ -117,7 +119,24 @@ pub fn fit_all(
         command: command.into(),
         collective,
         codec,
+        codec_graph,
         ddp_coupling,
+    })
+}
+
+/// The codec fit of the graph-replayed calls of `all` (rows `exec=graph`), pooled over their
+/// calibration sets as the eager fit is ([`codec::calibration_sets`]); `None` without such rows.
+///
+/// # Errors
+/// As [`codec::fit`].
+fn graph_fit(all: &[codec::CodecPoint], datasheet: &CodecCost) -> Result<Option<CodecFit>> {
+    let pts = codec::of_exec(all, "graph");
+    let sets = codec::calibration_sets(&pts);
+    let cal = codec::points_of_sets(&pts, &sets);
+    Ok(if cal.is_empty() {
+        None
+    } else {
+        Some(codec::fit(&cal, datasheet)?)
     })
 }
 
@@ -161,64 +180,16 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
         );
     }
     match &cal.codec {
-        Some(c) => {
-            let _ = writeln!(
-                s,
-                "gradcomp codec costs ({} fit of {} points of {}; two-regime knee {}; shared max per-call error {:.1}%): launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
-                c.mode,
-                c.shared.points,
-                c.sets.join(", "),
-                if c.knee_bytes > 0.0 {
-                    format!("{:.0} MB", c.knee_bytes / 1e6)
-                } else {
-                    "none (one regime)".to_string()
-                },
-                100.0 * c.shared.max_abs_pct_err,
-                c.shared.cost.launch_s * 1e6,
-                bw_desc(&c.shared.cost),
-                c.shared.cost.matmul_flops_per_s / 1e12,
-                c.shared.cost.vector_flops_per_s / 1e12
-            );
-            for (f, fc) in &c.family {
-                let _ = writeln!(
-                    s,
-                    "  {f}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
-                    fc.points,
-                    100.0 * fc.max_abs_pct_err,
-                    fc.cost.launch_s * 1e6,
-                    bw_desc(&fc.cost),
-                    fc.cost.matmul_flops_per_s / 1e12,
-                    fc.cost.vector_flops_per_s / 1e12
-                );
-                for (op, sc) in c.stage.get(f).into_iter().flatten() {
-                    let _ = writeln!(
-                        s,
-                        "    {op}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.3} TFLOP/s{}",
-                        sc.points,
-                        100.0 * sc.max_abs_pct_err,
-                        sc.cost.launch_s * 1e6,
-                        bw_desc(&sc.cost),
-                        sc.cost.matmul_flops_per_s / 1e12,
-                        sc.cost.vector_flops_per_s / 1e12,
-                        if sc.sync_identified {
-                            format!(
-                                ", block reduction {:.3} µs, block step {:.3} µs",
-                                sc.cost.sync_s * 1e6,
-                                sc.cost.block_step_s * 1e6
-                            )
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-            }
-        }
+        Some(c) => describe_codec(&mut s, "", c),
         None => {
             let _ = writeln!(
                 s,
                 "gradcomp codec costs: no codec rows; the what-if keeps datasheet codec costs"
             );
         }
+    }
+    if let Some(c) = &cal.codec_graph {
+        describe_codec(&mut s, " of graph-replayed calls", c);
     }
     if let Some(c) = &cal.ddp_coupling {
         let _ = writeln!(
@@ -232,6 +203,61 @@ fn describe_fits(cal: &GradcompCalibration) -> String {
         );
     }
     s
+}
+
+/// The codec section of [`describe_fits`]: `title` after "gradcomp codec costs".
+fn describe_codec(s: &mut String, title: &str, c: &CodecFit) {
+    let _ = writeln!(
+        s,
+        "gradcomp codec costs{} ({} fit of {} points of {}; two-regime knee {}; shared max per-call error {:.1}%): launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+        title,
+        c.mode,
+        c.shared.points,
+        c.sets.join(", "),
+        if c.knee_bytes > 0.0 {
+            format!("{:.0} MB", c.knee_bytes / 1e6)
+        } else {
+            "none (one regime)".to_string()
+        },
+        100.0 * c.shared.max_abs_pct_err,
+        c.shared.cost.launch_s * 1e6,
+        bw_desc(&c.shared.cost),
+        c.shared.cost.matmul_flops_per_s / 1e12,
+        c.shared.cost.vector_flops_per_s / 1e12
+    );
+    for (f, fc) in &c.family {
+        let _ = writeln!(
+            s,
+            "  {f}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.1} TFLOP/s",
+            fc.points,
+            100.0 * fc.max_abs_pct_err,
+            fc.cost.launch_s * 1e6,
+            bw_desc(&fc.cost),
+            fc.cost.matmul_flops_per_s / 1e12,
+            fc.cost.vector_flops_per_s / 1e12
+        );
+        for (op, sc) in c.stage.get(f).into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "    {op}: {} points, max {:.1}%: launch {:.2} µs, {}, matmul {:.1} TFLOP/s, vector {:.3} TFLOP/s{}",
+                sc.points,
+                100.0 * sc.max_abs_pct_err,
+                sc.cost.launch_s * 1e6,
+                bw_desc(&sc.cost),
+                sc.cost.matmul_flops_per_s / 1e12,
+                sc.cost.vector_flops_per_s / 1e12,
+                if sc.sync_identified {
+                    format!(
+                        ", block reduction {:.3} µs, block step {:.3} µs",
+                        sc.cost.sync_s * 1e6,
+                        sc.cost.block_step_s * 1e6
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
 }
 
 /// A codec cost's bandwidth: `B GB/s`, or `C GB/s to K MB, B GB/s beyond` with two regimes.
@@ -707,10 +733,16 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
             .collect::<Result<_>>()?;
     // Keys with no sweep of their own in the input fall back to the catalog's calibration.
     let committed = GradcompCalibration::from_catalog(req.catalog, &req.gpu)?;
-    let codec_pts = codec::codec_points(rows)?;
+    let codec_all = codec::codec_points(rows)?;
+    let codec_pts = codec::of_exec(&codec_all, "eager");
     // The codec calibration: one fit of the pooled calibration sets (`codec::calibration_sets`);
     // every codec set is predicted by it (the calibration sets' own rows are its self-fit).
+    // Graph-replayed calls (`exec=graph`) have their own calibration, fitted and scored alike.
     let codec_cal_sets = codec::calibration_sets(&codec_pts);
+    let graph_pts = codec::of_exec(&codec_all, "graph");
+    let graph_cal_sets = codec::calibration_sets(&graph_pts);
+    let graph_cal_pts = codec::points_of_sets(&graph_pts, &graph_cal_sets);
+    let codec_graph_fit = graph_fit(&codec_all, &datasheet)?;
     let codec_cal_pts = codec::points_of_sets(&codec_pts, &codec_cal_sets);
     let hosts = host::launches(rows)?;
     let codec_fit: Option<CodecFit> = if codec_cal_pts.is_empty() {
@@ -794,6 +826,27 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 });
         }
     }
+    if let Some(cf) = &codec_graph_fit {
+        for p in &graph_pts {
+            if let Some(why) = step::superseded(&p.family, Some(&p.op), &p.date) {
+                *superseded_n.entry((p.family.clone(), why)).or_default() += 1;
+                continue;
+            }
+            let pred = codec::predict_s(&cf.stage_cost(&p.method, &p.op), p);
+            by_set
+                .entry((p.set.clone(), "codec"))
+                .or_default()
+                .push(PointErr {
+                    set: p.set.clone(),
+                    kind: "codec",
+                    what: format!("{} {} graph", p.method, p.op),
+                    size: p.work.bytes,
+                    measured: p.time_s,
+                    predicted: pred,
+                    rel_err: pred / p.time_s - 1.0,
+                });
+        }
+    }
     if let Some(cal) = codec_fit.as_ref().and_then(|c| c.host_launch_s) {
         notes.push(format!(
             "host launch probe (candle-affine under the codec protocol): calibration host {:.2} µs; predictions are not scaled by it (runs 49–53: it does not track the launch-bound calls' host-to-host spread); per set, the error had they been",
@@ -819,6 +872,25 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         for e in codec::leave_one_shape_out(&codec_cal_pts, &datasheet, knee)? {
             notes.push(format!(
                 "codec {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
+                e.family,
+                e.op,
+                e.points,
+                e.shapes,
+                100.0 * e.self_mean,
+                100.0 * e.self_max,
+                e.loso_max
+                    .map_or("n/a (one shape)".to_string(), |m| format!("{:.1}%", 100.0 * m))
+            ));
+        }
+    }
+    if codec_graph_fit
+        .as_ref()
+        .is_some_and(|c| c.mode == "per-stage")
+    {
+        let knee = codec_graph_fit.as_ref().map_or(0.0, |c| c.knee_bytes);
+        for e in codec::leave_one_shape_out(&graph_cal_pts, &datasheet, knee)? {
+            notes.push(format!(
+                "codec graph {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
                 e.family,
                 e.op,
                 e.points,
@@ -1133,15 +1205,21 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let tol = kind_tolerance(kind, req.tolerance);
         let pass = tol.passes(&st) && !wire_bad.contains_key(set);
         let how = if *kind == "codec" {
-            if codec_cal_sets.is_empty() {
-                "no codec calibration".to_string()
-            } else if codec_cal_sets.contains(set) {
+            let graph = graph_pts.iter().any(|p| &p.set == set);
+            let (cal, what) = if graph {
+                (&graph_cal_sets, "graph-replayed codec calibration")
+            } else {
+                (&codec_cal_sets, "codec calibration")
+            };
+            if cal.is_empty() {
+                format!("no {what}")
+            } else if cal.contains(set) {
                 format!(
-                    "the codec calibration: one fit of {} pooled sets, its own rows among them",
-                    codec_cal_sets.len()
+                    "the {what}: one fit of {} pooled sets, its own rows among them",
+                    cal.len()
                 )
             } else {
-                format!("predicted by the fit of {}", codec_cal_sets.join(" + "))
+                format!("predicted by the fit of {}", cal.join(" + "))
             }
         } else if *kind == "step" {
             "predicted from the layer and codec micro rows".to_string()

@@ -34,6 +34,12 @@ pub enum Cmd {
         /// runs 51–53 found no consistent effect (calls under 20 µs 1.22×, 1.03×, 0.91×).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
         keep_pool: u8,
+        /// How each call runs: `eager` (every op issued by the host, as the step's hook runs
+        /// it; every set before run 61) or `graph` (captured once as a CUDA graph and replayed:
+        /// the device-side cost, free of the host's issue rate; CUDA only). Recorded as
+        /// `exec=eager|graph`.
+        #[arg(long, default_value = "eager", value_parser = ["eager", "graph"])]
+        exec: String,
         /// Methods (perfcast's names), comma-separated (default: every method and setting).
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
@@ -96,6 +102,7 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
         }
         Cmd::CodecMicro {
             keep_pool,
+            exec,
             methods,
             warmup,
             repeats,
@@ -131,7 +138,11 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 repeats,
                 iters,
                 seed,
+                exec: super::codec::graph::Exec::parse(&exec)?,
             };
+            if plan.exec == super::codec::graph::Exec::Graph && !dev.is_cuda() {
+                anyhow::bail!("--exec graph: CUDA graphs need a CUDA device (drop --cpu, or use --exec eager)");
+            }
             // Names are checked before anything runs.
             for m in &plan.methods {
                 super::codec::AnyCodec::parse(m, seed)?;
@@ -187,7 +198,8 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                     .with("rows", p.rows)
                     .with("cols", p.cols)
                     .with("elems", p.rows * p.cols)
-                    .with("pool", pool);
+                    .with("pool", pool)
+                    .with("exec", plan.exec.as_str());
                 let base = Row {
                     set: set.clone(),
                     kind: "codec".into(),

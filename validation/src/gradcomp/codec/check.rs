@@ -124,7 +124,76 @@ pub fn run_all(dev: &Device, sizes: &Sizes, seed: u64) -> Result<Vec<Outcome>> {
     for &r in &sizes.orth.1 {
         out.push(orthogonalize(dev, &sizes.orth.0, r, seed)?);
     }
+    if dev.is_cuda() {
+        let (m, c, _, _) = &sizes.psgd;
+        for method in [
+            "fp16",
+            "powersgd:rank=4",
+            "topk:density=0.01",
+            "randomk:density=0.01",
+            "signsgd",
+            "qsgd:bits=4",
+        ] {
+            let shape = if method.starts_with("powersgd") {
+                (*m, *c)
+            } else {
+                (1, sizes.topk.0)
+            };
+            out.push(graph_replay(dev, method, shape, seed)?);
+        }
+    }
     Ok(out)
+}
+
+/// 8. (CUDA only) A round captured as a CUDA graph ([`super::graph::capture`], what
+///    `codec-micro --exec graph` times) replays to what the eager round returns: codec A runs
+///    rounds 1 and 2 eagerly; codec B (same seed) runs round 1 as the capture's warm-up, round 2
+///    is captured and launched once. The two round-2 averages agree within 10⁻⁶ of the largest
+///    |value| (the same kernels on the same state; cuBLAS may pick another algorithm inside a
+///    capture), every element finite.
+///
+/// # Errors
+/// Device errors; the capture's.
+pub fn graph_replay(
+    dev: &Device,
+    method: &str,
+    (rows, cols): (usize, usize),
+    seed: u64,
+) -> Result<Outcome> {
+    let n = rows * cols;
+    let g = synthetic_gradient(dev, n, seed)?;
+    let shapes = [(rows, cols)];
+    let mut a = super::AnyCodec::parse(method, seed)?;
+    a.round(0, &g, &shapes, &mut LocalComm { world: 1 })?;
+    let want = host(&a.round(0, &g, &shapes, &mut LocalComm { world: 1 })?)?;
+    a.verify()?;
+    let mut b = super::AnyCodec::parse(method, seed)?;
+    let cap = super::graph::capture(
+        dev,
+        &mut b,
+        |b| b.state(),
+        |b| b.round(0, &g, &shapes, &mut LocalComm { world: 1 }),
+    )?;
+    cap.launch()?;
+    dev.synchronize()?;
+    let got = host(&cap.out)?;
+    drop(cap);
+    b.verify()?;
+    let scale = want.iter().fold(0f64, |a, &x| a.max((x as f64).abs()));
+    let diff = want
+        .iter()
+        .zip(&got)
+        .fold(0f64, |a, (&x, &y)| a.max((x as f64 - y as f64).abs()));
+    let finite = got.iter().all(|x| x.is_finite());
+    Ok(Outcome::new(
+        format!("{method} graph replay {rows}x{cols}"),
+        finite && got.len() == want.len() && diff <= 1e-6 * scale,
+        format!(
+            "max |replay − eager| {diff:.3e} (bound {:.3e}), {} elements",
+            1e-6 * scale,
+            got.len()
+        ),
+    ))
 }
 
 /// 7. One launch of [`super::kernels::orthogonalize`] over Gaussian windows of rank `r` and

@@ -27,6 +27,7 @@ use std::time::Instant;
 use anyhow::Result;
 use candle_core::Device;
 
+use super::graph::{self, Exec};
 use super::powersgd::powersgd_compresses;
 use super::{synthetic_gradient, AnyCodec, Collective, Comm, LocalComm};
 use crate::measure::Stats;
@@ -47,6 +48,8 @@ pub struct Plan {
     pub iters: usize,
     /// Seed of the gradients and the codecs' draws.
     pub seed: u64,
+    /// Eager calls or captured graphs ([`Exec`]).
+    pub exec: Exec,
 }
 
 /// The methods measured: fp16, bf16, PowerSGD at ranks {1, 2, 4, 8, 32}, Top-k and Random-k at
@@ -128,6 +131,23 @@ fn time(
 ) -> Result<Stats> {
     let xs = reps.run(|_| pipelined::<Device, anyhow::Error>(dev, iters, &mut f))?;
     Ok(Stats::of(&xs))
+}
+
+/// [`time`] of `f(c)` issued eagerly, or ([`Exec::Graph`]) captured once and replayed
+/// ([`graph::time`]; `hold` names the state the call replaces).
+fn measure<C: ?Sized>(
+    dev: &Device,
+    exec: Exec,
+    reps: Repeats,
+    iters: usize,
+    c: &mut C,
+    hold: impl Fn(&C) -> Vec<candle_core::Tensor>,
+    mut f: impl FnMut(&mut C) -> Result<()>,
+) -> Result<Stats> {
+    match exec {
+        Exec::Eager => time(dev, reps, iters, || f(c)),
+        Exec::Graph => graph::time(dev, reps, iters, c, hold, f),
+    }
 }
 
 /// Keeps freed device memory in the device's default stream-ordered pool across
@@ -221,38 +241,71 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                     // One full round first: Q drawn, error feedback non-zero.
                     super::Codec::round(p, 0, &g, &shapes, &mut comm)?;
                     point("wire", Figure::WireBytes(p.wire_bytes(&shapes, 0)))?;
-                    let st = time(dev, reps, iters, || {
-                        p.stage_p(0, &g, &shapes)?;
-                        Ok(())
-                    })?;
+                    let st = measure(
+                        dev,
+                        plan.exec,
+                        reps,
+                        iters,
+                        p,
+                        |p| p.state_tensors(),
+                        |p| {
+                            p.stage_p(0, &g, &shapes)?;
+                            Ok(())
+                        },
+                    )?;
                     point("p", Figure::Time(st))?;
                     let mut round = p.stage_p(0, &g, &shapes)?;
                     let p_flat = round.p_flat.clone().expect("a compressed matrix");
                     let p_sum = comm.all_reduce_sum(&p_flat)?;
-                    let st = time(dev, reps, iters, || {
-                        p.stage_q(&mut round, &p_sum)?;
-                        Ok(())
-                    })?;
+                    let pp = &*p;
+                    let st = measure(
+                        dev,
+                        plan.exec,
+                        reps,
+                        iters,
+                        &mut round,
+                        |r| r.tensors(),
+                        |r| {
+                            pp.stage_q(r, &p_sum)?;
+                            Ok(())
+                        },
+                    )?;
                     point("q", Figure::Time(st))?;
                     let q = p.stage_q(&mut round, &p_sum)?;
                     let q_sum = match q {
                         Some(q) => Some(comm.all_reduce_sum(&q)?),
                         None => None,
                     };
-                    let st = time(dev, reps, iters, || {
-                        p.stage_decode(0, &round, q_sum.as_ref(), None, 1)?;
-                        Ok(())
-                    })?;
+                    let st = measure(
+                        dev,
+                        plan.exec,
+                        reps,
+                        iters,
+                        p,
+                        |p| p.state_tensors(),
+                        |p| {
+                            p.stage_decode(0, &round, q_sum.as_ref(), None, 1)?;
+                            Ok(())
+                        },
+                    )?;
                     point("decode", Figure::Time(st))?;
                 }
                 AnyCodec::Two(c) => {
                     let mut comm = LocalComm { world: 1 };
                     super::two_stage_round(c.as_mut(), 0, &g, &mut comm)?;
                     point("wire", Figure::WireBytes(c.wire_bytes(n)))?;
-                    let st = time(dev, reps, iters, || {
-                        c.encode(0, &g, 1)?;
-                        Ok(())
-                    })?;
+                    let st = measure(
+                        dev,
+                        plan.exec,
+                        reps,
+                        iters,
+                        c.as_mut(),
+                        |c| c.state(),
+                        |c| {
+                            c.encode(0, &g, 1)?;
+                            Ok(())
+                        },
+                    )?;
                     point("encode", Figure::Time(st))?;
                     let sent = c.encode(0, &g, 1)?;
                     c.verify()?;
@@ -263,10 +316,18 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                             Collective::AllGather => comm.all_gather(t),
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    let st = time(dev, reps, iters, || {
-                        c.decode(0, n, &recv, 1)?;
-                        Ok(())
-                    })?;
+                    let st = measure(
+                        dev,
+                        plan.exec,
+                        reps,
+                        iters,
+                        c.as_mut(),
+                        |c| c.state(),
+                        |c| {
+                            c.decode(0, n, &recv, 1)?;
+                            Ok(())
+                        },
+                    )?;
                     point("decode", Figure::Time(st))?;
                 }
             }
@@ -292,6 +353,7 @@ mod tests {
             repeats: 2,
             iters: 2,
             seed: 1,
+            exec: Exec::Eager,
         };
         let mut pts = Vec::new();
         run(&Device::Cpu, &plan, |p| {

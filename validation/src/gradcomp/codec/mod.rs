@@ -23,6 +23,7 @@
 
 pub mod cast;
 pub mod check;
+pub mod graph;
 pub mod kernels;
 pub mod micro;
 pub mod powersgd;
@@ -136,6 +137,13 @@ pub trait Codec {
     fn verify(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Every device tensor the codec holds across calls (error feedback, warm starts, drawn
+    /// positions), as shared handles: what must stay alive while a call is captured as a CUDA
+    /// graph (a stage that replaces its state would otherwise free memory allocated outside the
+    /// capture inside it, which stream capture forbids; [`graph`]).
+    fn state(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
 }
 
 /// The single-GPU stand-in for the collective: every rank holds the same tensor, so an
@@ -203,6 +211,10 @@ pub trait TwoStage {
     /// The flagged fault; device errors.
     fn verify(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// As [`Codec::state`].
+    fn state(&self) -> Vec<Tensor> {
+        Vec::new()
     }
 }
 
@@ -324,6 +336,9 @@ impl<T: TwoStage> Codec for Staged<T> {
     fn verify(&mut self) -> Result<()> {
         self.0.verify()
     }
+    fn state(&self) -> Vec<Tensor> {
+        self.0.state()
+    }
 }
 
 /// A codec built from a method name, with its stages reachable (what [`micro`] times).
@@ -408,6 +423,12 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::PowerSgd(_) => Ok(()),
             AnyCodec::Two(t) => t.verify(),
+        }
+    }
+    fn state(&self) -> Vec<Tensor> {
+        match self {
+            AnyCodec::PowerSgd(p) => p.state_tensors(),
+            AnyCodec::Two(t) => t.state(),
         }
     }
 }

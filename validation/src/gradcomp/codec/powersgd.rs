@@ -71,6 +71,16 @@ pub struct Round {
     windows: Option<(Tensor, Vec<u32>)>,
 }
 
+impl Round {
+    /// Every device tensor of the round (what a captured stage `q` replaces or reads).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        let mut v: Vec<Tensor> = self.m.iter().chain(&self.p).flatten().cloned().collect();
+        v.extend(self.p_flat.iter().chain(&self.rest).cloned());
+        v.extend(self.windows.iter().map(|(t, _)| t.clone()));
+        v
+    }
+}
+
 impl PowerSgd {
     /// Rank `rank` (≥ 1), Q drawn from `seed`.
     pub fn new(rank: usize, seed: u64) -> PowerSgd {
@@ -162,6 +172,20 @@ impl PowerSgd {
             );
         }
         Ok(self.state.get_mut(&bucket).expect("inserted above"))
+    }
+
+    /// Every device tensor the codec holds across rounds (warm-start Qᵀ, error feedback, the
+    /// windows' offsets): [`super::Codec::state`].
+    pub fn state_tensors(&self) -> Vec<Tensor> {
+        let mut v = Vec::new();
+        for st in self.state.values() {
+            for (qt, e) in st.mats.iter().flatten() {
+                v.push(qt.clone());
+                v.extend(e.iter().cloned());
+            }
+            v.extend(st.windows.iter().map(|(t, _)| t.clone()));
+        }
+        v
     }
 
     /// Stage `p`: error feedback `M ← M + E` and `Pᵀ = Qᵀ·Mᵀ` for every compressed matrix of flat
@@ -317,6 +341,10 @@ impl PowerSgd {
 }
 
 impl Codec for PowerSgd {
+    fn state(&self) -> Vec<Tensor> {
+        self.state_tensors()
+    }
+
     fn name(&self) -> String {
         PowerSgd::name(self)
     }

@@ -71,6 +71,13 @@ impl Qsgd {
 }
 
 impl TwoStage for Qsgd {
+    fn state(&self) -> Vec<Tensor> {
+        self.weights
+            .iter()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect()
+    }
+
     fn name(&self) -> String {
         format!("qsgd:bits={}", self.bits)
     }

@@ -74,6 +74,13 @@ pub(super) fn unpack(bytes: &Tensor, bits: u32, row: &Tensor) -> Result<Tensor> 
 }
 
 impl TwoStage for SignSgd {
+    fn state(&self) -> Vec<Tensor> {
+        self.weights
+            .iter()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect()
+    }
+
     fn name(&self) -> String {
         "signsgd".into()
     }

@@ -77,6 +77,10 @@ pub fn top_k_indices(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
 }
 
 impl TwoStage for TopK {
+    fn state(&self) -> Vec<Tensor> {
+        self.err.values().chain(&self.fault).cloned().collect()
+    }
+
     fn name(&self) -> String {
         format!("topk:density={}", self.density)
     }
@@ -214,6 +218,15 @@ impl RandomK {
 }
 
 impl TwoStage for RandomK {
+    fn state(&self) -> Vec<Tensor> {
+        let mut v = Vec::new();
+        for s in self.state.values() {
+            v.extend([s.start.clone(), s.len.clone(), s.len_m1.clone()]);
+            v.extend(s.err.iter().chain(&s.idx).cloned());
+        }
+        v
+    }
+
     fn name(&self) -> String {
         format!("randomk:density={}", self.density)
     }
