@@ -4,11 +4,11 @@
 # hosts of the same CPU and GPU model (the host's issue rate), GPU-bound calls within 2%.
 # A call captured once and replayed costs the host one cuGraphLaunch: the device-side cost.
 # (1) codec-check (17 checks + 6 graph replays against the eager round);
-# (2) codec-micro --exec graph, run 48's grid, 20 calls per repeat: set
+# (2) codec-micro --codec-exec graph, run 48's grid, 20 calls per repeat: set
 #     h200-gradcomp-codec-graph-runNN (HOLDOUT=0: run 61, the graph calibration host) or
 #     h200-gradcomp-codec-graph-holdout-runNN (HOLDOUT=1: runs 62-63, measured after the graph
 #     fit was committed);
-# (3) codec-micro --exec eager, run 48's protocol (pool trimmed, 10 calls per repeat): set
+# (3) codec-micro --codec-exec eager, run 48's protocol (pool trimmed, 10 calls per repeat): set
 #     h200-gradcomp-codec-holdout-runNN, an eager hold-out (every run here is after the pooled
 #     eager calibration 4d17424), timed on the same host as (2).
 # Usage: mkdir -p /tmp/g && cp validation/scripts/*.sh /tmp/g/ && \
@@ -29,9 +29,9 @@ lscpu | grep -E "Model name|^Model:|^CPU\(s\)" || true
 echo "codec-check $(date -u +%FT%TZ)"
 if CUDA_VISIBLE_DEVICES=0 timeout 150 $B gradcomp codec-check --seed 1; then
   echo "codec-micro graph $(date -u +%FT%TZ)"
-  CUDA_VISIBLE_DEVICES=0 timeout 240 $B gradcomp codec-micro --exec graph --keep-pool 0 --warmup 2 --repeats 7 --iters 20 --seed 1 --set $GSET --out "$OUT" | grep -E "host|codec-micro:|fp16|topk:density=0.01" || echo "CODEC-MICRO GRAPH rc=$?"
+  CUDA_VISIBLE_DEVICES=0 timeout 240 $B gradcomp codec-micro --codec-exec graph --keep-pool 0 --warmup 2 --repeats 7 --iters 20 --seed 1 --set $GSET --out "$OUT" | grep -E "host|codec-micro:|fp16|topk:density=0.01" || echo "CODEC-MICRO GRAPH rc=$?"
   echo "codec-micro eager $(date -u +%FT%TZ)"
-  CUDA_VISIBLE_DEVICES=0 timeout 150 $B gradcomp codec-micro --exec eager --keep-pool 0 --warmup 2 --repeats 7 --iters 10 --seed 1 --set h200-gradcomp-codec-holdout-$RUN --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO EAGER rc=$?"
+  CUDA_VISIBLE_DEVICES=0 timeout 150 $B gradcomp codec-micro --codec-exec eager --keep-pool 0 --warmup 2 --repeats 7 --iters 10 --seed 1 --set h200-gradcomp-codec-holdout-$RUN --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO EAGER rc=$?"
 else
   echo "CODEC CHECK FAILED: nothing timed"
 fi

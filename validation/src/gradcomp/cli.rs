@@ -37,9 +37,10 @@ pub enum Cmd {
         /// How each call runs: `eager` (every op issued by the host, as the step's hook runs
         /// it; every set before run 61) or `graph` (captured once as a CUDA graph and replayed:
         /// the device-side cost, free of the host's issue rate; CUDA only). Recorded as
-        /// `exec=eager|graph`.
-        #[arg(long, default_value = "eager", value_parser = ["eager", "graph"])]
-        exec: String,
+        /// `exec=eager|graph`. Not the global `--exec`, which sets how specdec's forwards run
+        /// and defaults to graphs.
+        #[arg(long = "codec-exec", default_value = "eager")]
+        codec_exec: String,
         /// Methods (perfcast's names), comma-separated (default: every method and setting).
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
@@ -102,7 +103,7 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
         }
         Cmd::CodecMicro {
             keep_pool,
-            exec,
+            codec_exec,
             methods,
             warmup,
             repeats,
@@ -138,10 +139,10 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 repeats,
                 iters,
                 seed,
-                exec: super::codec::graph::Exec::parse(&exec)?,
+                exec: super::codec::graph::Exec::parse(&codec_exec)?,
             };
             if plan.exec == super::codec::graph::Exec::Graph && !dev.is_cuda() {
-                anyhow::bail!("--exec graph: CUDA graphs need a CUDA device (drop --cpu, or use --exec eager)");
+                anyhow::bail!("--codec-exec graph: CUDA graphs need a CUDA device (drop --cpu, or use --codec-exec eager)");
             }
             // Names are checked before anything runs.
             for m in &plan.methods {

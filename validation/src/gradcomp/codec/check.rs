@@ -146,7 +146,7 @@ pub fn run_all(dev: &Device, sizes: &Sizes, seed: u64) -> Result<Vec<Outcome>> {
 }
 
 /// 8. (CUDA only) A round captured as a CUDA graph ([`super::graph::capture`], what
-///    `codec-micro --exec graph` times) replays to what the eager round returns: codec A runs
+///    `codec-micro --codec-exec graph` times) replays to what the eager round returns: codec A runs
 ///    rounds 1 and 2 eagerly; codec B (same seed) runs round 1 as the capture's warm-up, round 2
 ///    is captured and launched once. The two round-2 averages agree within 10⁻⁶ of the largest
 ///    |value| (the same kernels on the same state; cuBLAS may pick another algorithm inside a

@@ -1,4 +1,4 @@
-//! Codec calls captured as CUDA graphs (`codec-micro --exec graph`, `codec-check`).
+//! Codec calls captured as CUDA graphs (`codec-micro --codec-exec graph`, `codec-check`).
 //!
 //! An eager codec call is a chain of candle ops and custom kernels, each issued by the host
 //! (allocation, argument packing, `cuLaunchKernel`): for calls under ~100 µs the host's issue
@@ -52,7 +52,7 @@ impl Exec {
         match s {
             "eager" => Ok(Exec::Eager),
             "graph" => Ok(Exec::Graph),
-            _ => anyhow::bail!("--exec {s}: expected eager or graph"),
+            _ => anyhow::bail!("--codec-exec {s}: expected eager or graph"),
         }
     }
 }
@@ -128,7 +128,7 @@ pub fn capture<C: ?Sized, T>(
     }
     let _ = (c, hold, &mut f);
     anyhow::bail!(
-        "--exec graph: device {:?} cannot capture CUDA graphs (run on a CUDA GPU, or use --exec eager)",
+        "--codec-exec graph: device {:?} cannot capture CUDA graphs (run on a CUDA GPU, or use --codec-exec eager)",
         dev.location()
     )
 }
