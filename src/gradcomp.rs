@@ -162,6 +162,15 @@ pub struct Config {
     /// Low-rank model.
     #[serde(default)]
     pub lowrank: LowRank,
+    /// How the codecs run: `eager` (every op issued by the host, as a DDP hook runs them) or
+    /// `graph` (captured as CUDA graphs and replayed). Selects which calibrated codec costs
+    /// price them (`codec` or `codec_graph` of `calibration/<gpu>-gradcomp.toml`).
+    #[serde(default = "d_codec_exec")]
+    pub codec_exec: String,
+}
+
+fn d_codec_exec() -> String {
+    "eager".into()
 }
 
 impl Config {
@@ -187,6 +196,7 @@ impl Config {
             profile: None,
             busbw_csv: None,
             lowrank: LowRank::default(),
+            codec_exec: d_codec_exec(),
         }
     }
 }
@@ -340,11 +350,12 @@ impl Plan {
             .as_deref()
             .map(BusBwCurve::from_csv)
             .transpose()?;
-        let env = calibrated_env(
+        let env = calibrated_env_for(
             cat,
             &gpu.name,
             Env::new(cluster, algo, curve, CodecCost::for_gpu(gpu)),
             cfg.intra_node_gbps.is_none(),
+            &cfg.codec_exec,
         )?;
         // Gradients in backward order: measured-profile layers take their shapes from the model
         // layer of the same name, else they are one flat tensor.
@@ -557,11 +568,50 @@ impl Plan {
 ///
 /// # Errors
 /// A calibration file that exists but is malformed.
-pub fn calibrated_env(cat: &Catalog, gpu: &str, mut env: Env, default_link: bool) -> Result<Env> {
-    let Some(cal) = calib::GradcompCalibration::from_catalog(cat, gpu)? else {
+pub fn calibrated_env(cat: &Catalog, gpu: &str, env: Env, default_link: bool) -> Result<Env> {
+    calibrated_env_for(cat, gpu, env, default_link, "eager")
+}
+
+/// [`calibrated_env`] with the codec costs of calls run as `codec_exec`: `eager` (the
+/// calibration's `codec`) or `graph` (its `codec_graph`: calls captured as CUDA graphs and
+/// replayed, issue 14's runs 61–63).
+///
+/// # Errors
+/// As [`calibrated_env`]; `codec_exec` not `eager` or `graph`; `graph` for a GPU whose
+/// calibration has no graph-replayed codec costs (one line naming the field and the way out).
+pub fn calibrated_env_for(
+    cat: &Catalog,
+    gpu: &str,
+    mut env: Env,
+    default_link: bool,
+    codec_exec: &str,
+) -> Result<Env> {
+    if !calib::codec::EXECS.contains(&codec_exec) {
+        return Err(Error::range("--codec-exec", codec_exec, "eager or graph"));
+    }
+    let graph = codec_exec == "graph";
+    let cal = calib::GradcompCalibration::from_catalog(cat, gpu)?;
+    let fit = cal.as_ref().and_then(|c| {
+        if graph {
+            c.codec_graph.as_ref()
+        } else {
+            c.codec.as_ref()
+        }
+    });
+    if graph && fit.is_none() {
+        return Err(Error::range(
+            "--codec-exec",
+            "graph",
+            format!(
+                "eager: no graph-replayed codec calibration for {gpu} (measure `perfcast-gpu gradcomp codec-micro --codec-exec graph`, then `perfcast calibrate`)"
+            ),
+        ));
+    }
+    env.codec_graph = graph;
+    let Some(cal) = &cal else {
         return Ok(env);
     };
-    if let Some(c) = &cal.codec {
+    if let Some(c) = fit {
         env.codec = c.shared.cost;
         env.codec_by_family = c
             .family

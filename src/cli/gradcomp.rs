@@ -115,6 +115,11 @@ pub struct GradcompArgs {
     /// Samples per epoch (low-rank run time), in (0, 1e15]; with --epochs.
     #[arg(long)]
     pub dataset_samples: Option<f64>,
+    /// How the codecs run: eager (op by op, as a DDP hook issues them; their cost on one H200
+    /// host depends on the host's issue rate) or graph (captured as CUDA graphs and replayed;
+    /// needs the GPU's graph-replayed codec calibration).
+    #[arg(long, default_value = "eager")]
+    pub codec_exec: String,
 }
 
 /// What `gradcomp --solve` solves for.
@@ -156,6 +161,7 @@ impl GradcompArgs {
             warmup_epochs: self.warmup_epochs,
             epochs: self.epochs,
             dataset_samples: self.dataset_samples,
+            codec_exec: self.codec_exec,
         }
     }
 }

@@ -249,6 +249,9 @@ pub struct Env {
     pub codec_by_stage: Vec<(String, String, CodecCost)>,
     /// Whether `codec` (and `codec_by_family`, `codec_by_stage`) come from a calibration.
     pub codec_calibrated: bool,
+    /// Whether those are the costs of codec calls captured as CUDA graphs and replayed
+    /// (`--codec-exec graph`) rather than issued op by op.
+    pub codec_graph: bool,
     /// Collective models fitted to measurements of this cluster shape, replacing the α–β
     /// formulas for the ops they cover (the measured curve `curve`, when given, wins).
     pub calibrated: Option<CalibratedCollectives>,
@@ -265,6 +268,7 @@ impl Env {
             codec_by_family: Vec::new(),
             codec_by_stage: Vec::new(),
             codec_calibrated: false,
+            codec_graph: false,
             calibrated: None,
         }
     }

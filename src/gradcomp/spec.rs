@@ -206,6 +206,14 @@ pub struct Spec {
     /// Samples per epoch (low-rank run time).
     #[serde(default)]
     pub dataset_samples: Option<f64>,
+    /// How the codecs run: `eager` (op by op, as a DDP hook issues them) or `graph` (captured
+    /// as CUDA graphs and replayed); picks the calibration's eager or graph-replayed codec costs.
+    #[serde(default = "d_codec_exec")]
+    pub codec_exec: String,
+}
+
+fn d_codec_exec() -> String {
+    "eager".into()
 }
 
 impl Spec {
@@ -238,6 +246,7 @@ impl Spec {
             ranks_csv: None,
             rank_scale: None,
             warmup_epochs: 0.0,
+            codec_exec: d_codec_exec(),
             epochs: None,
             dataset_samples: None,
         }
@@ -325,6 +334,7 @@ impl Spec {
             profile: self.profile.clone(),
             busbw_csv: self.busbw_csv.clone(),
             lowrank: self.low_rank()?,
+            codec_exec: self.codec_exec.clone(),
         })
     }
 
@@ -372,7 +382,8 @@ pub struct Row {
     /// Where the collective times come from: `calibrated (2×H200 NVLink, run 12)`, the measured
     /// curve, or `datasheet α–β`.
     pub collectives: String,
-    /// Where the codec costs come from: `calibrated` or `datasheet`.
+    /// Where the codec costs come from: `calibrated`, `calibrated (graph-replayed)` or
+    /// `datasheet`.
     pub codec_costs: String,
     /// Where a low-rank model's ranks come from (`None` without one), e.g. Cuttlefish's
     /// estimated default profile ([`super::lowrank::LowRank::rank_source`]).
@@ -469,10 +480,10 @@ pub fn evaluate(p: &Params, predictor: Predictor, seed: u64) -> Result<Row> {
         full_rank,
         run,
         collectives: env.collectives_source(),
-        codec_costs: if env.codec_calibrated {
-            "calibrated"
-        } else {
-            "datasheet"
+        codec_costs: match (env.codec_calibrated, env.codec_graph) {
+            (true, true) => "calibrated (graph-replayed)",
+            (true, false) => "calibrated",
+            (false, _) => "datasheet",
         }
         .into(),
     })
@@ -520,6 +531,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("workerz"), "{e}");
+    }
+
+    /// `codec_exec = "graph"` prices the codecs with the H200's graph-replayed calibration
+    /// (runs 61–63: captured calls skip the host's per-op issue cost, so PowerSGD's codec time per
+    /// step falls) and says so; an unknown value, or `graph` on a GPU without that calibration,
+    /// is one error naming the field.
+    #[test]
+    fn codec_exec_picks_the_graph_calibration() {
+        let cat = Catalog::embedded().unwrap();
+        let s = Spec {
+            gpu: "h200".into(),
+            workers: 64,
+            method: "powersgd:rank=4".into(),
+            ..Spec::new("resnet-50", 100.0)
+        };
+        let eager = evaluate(&s.resolve(&cat).unwrap(), Predictor::Sim, 0).unwrap();
+        let g = Spec {
+            codec_exec: "graph".into(),
+            ..s.clone()
+        };
+        let graph = evaluate(&g.resolve(&cat).unwrap(), Predictor::Sim, 0).unwrap();
+        assert_eq!(eager.codec_costs, "calibrated");
+        assert_eq!(graph.codec_costs, "calibrated (graph-replayed)");
+        assert!(
+            graph.metrics.codec_s < 0.8 * eager.metrics.codec_s,
+            "graph {} eager {}",
+            graph.metrics.codec_s,
+            eager.metrics.codec_s
+        );
+        let bad = Spec {
+            codec_exec: "graphs".into(),
+            ..s.clone()
+        };
+        let e = bad.resolve(&cat).unwrap_err().to_string();
+        assert!(
+            e.contains("--codec-exec") && e.contains("eager or graph"),
+            "{e}"
+        );
+        let h100 = Spec {
+            gpu: "h100".into(),
+            ..g
+        };
+        let e = h100.resolve(&cat).unwrap_err().to_string();
+        assert!(
+            e.contains("no graph-replayed codec calibration for h100"),
+            "{e}"
+        );
     }
 
     /// `break_even` off reports no break-even; on, the same metrics plus the search.

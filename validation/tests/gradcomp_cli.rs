@@ -78,6 +78,7 @@ fn codec_micro_writes_the_codec_contract() {
             ("gradcomp", "codec", "ci")
         );
         let op = r.params.get("op").unwrap();
+        assert_eq!(r.params.get("exec"), Some("eager"), "{r:?}");
         let (rows_, cols, elems) = (
             r.params.get("rows").unwrap().parse::<usize>().unwrap(),
             r.params.get("cols").unwrap().parse::<usize>().unwrap(),
@@ -124,4 +125,27 @@ fn codec_micro_writes_the_codec_contract() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("qsgd bits 3"), "{err}");
+    // Graph capture needs CUDA; an unknown execution mode is named. Nothing is written.
+    for (exec, says) in [
+        ("graph", "CUDA graphs need a CUDA device"),
+        ("graphs", "--codec-exec graphs: expected eager or graph"),
+    ] {
+        let out = bin()
+            .args([
+                "--cpu",
+                "gradcomp",
+                "codec-micro",
+                "--codec-exec",
+                exec,
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{exec}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!dir.exists(), "{exec}: {}", dir.display());
+    }
 }

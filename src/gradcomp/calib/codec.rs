@@ -888,4 +888,64 @@ mod tests {
             assert!(s.loso_max.unwrap() < 0.10, "{s:?}");
         }
     }
+
+    /// Issue 14's codec goal on graph-replayed calls (committed runs 61–63, three fresh
+    /// H200s): the fit of run 61 predicts the hold-outs 62 and 63 (measured after it was
+    /// committed) within 10% MAPE (recorded: 5.7% and 5.5%), no worse than 1.5 points above
+    /// its own self-fit; host to host the same calls agree within 2.5% for 90% of them.
+    #[test]
+    fn graph_replayed_hold_outs_meet_the_codec_goal() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/validation/results/");
+        let sets = [
+            "h200-gradcomp-codec-graph-run61",
+            "h200-gradcomp-codec-graph-holdout-run62",
+            "h200-gradcomp-codec-graph-holdout-run63",
+        ];
+        let paths: Vec<_> = sets
+            .iter()
+            .map(|s| std::path::PathBuf::from(format!("{dir}{s}.csv")))
+            .collect();
+        let mut all = Vec::new();
+        for m in crate::measure::read_by_technique(&paths, &["gradcomp"]).unwrap() {
+            all.extend(codec_points(&m).unwrap());
+        }
+        assert!(all.iter().all(|p| p.exec == "graph"));
+        assert_eq!(calibration_sets(&all), vec![sets[0].to_string()]);
+        let cat = crate::catalog::Catalog::embedded().unwrap();
+        let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
+        let f = fit(&points_of(&all, sets[0]), &ds).unwrap();
+        let mape = |set: &str| {
+            let pts = points_of(&all, set);
+            assert_eq!(pts.len(), 252, "{set}");
+            pts.iter()
+                .map(|p| rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s))
+                .sum::<f64>()
+                / pts.len() as f64
+        };
+        let own = mape(sets[0]);
+        for set in &sets[1..] {
+            let m = mape(set);
+            assert!(
+                m <= GOAL && m <= own + 0.015,
+                "{set}: MAPE {m} (self-fit {own})"
+            );
+            let base = points_of(&all, sets[0]);
+            let mut dev: Vec<f64> = points_of(&all, set)
+                .iter()
+                .map(|p| {
+                    let b = base
+                        .iter()
+                        .find(|b| b.method == p.method && b.op == p.op && b.shape == p.shape)
+                        .unwrap();
+                    rel(p.time_s, b.time_s)
+                })
+                .collect();
+            dev.sort_by(f64::total_cmp);
+            assert!(
+                dev[dev.len() * 9 / 10] <= 0.025,
+                "{set}: p90 host deviation {}",
+                dev[dev.len() * 9 / 10]
+            );
+        }
+    }
 }
