@@ -1248,6 +1248,16 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         if *kind == "collective" {
             out.push_str(&error_table(pts));
         }
+        if *kind == "codec" {
+            let within = errs.iter().filter(|e| e.abs() <= GOAL).count();
+            let _ = writeln!(
+                out,
+                "    calls within {:.0}%: {within} of {} ({:.1}%)",
+                100.0 * GOAL,
+                errs.len(),
+                100.0 * within as f64 / errs.len().max(1) as f64
+            );
+        }
         if *kind == "step" {
             out.push_str(&step_error_table(step_table.get(set).map_or(&[], |v| v)));
         }
