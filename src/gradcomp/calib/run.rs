@@ -301,7 +301,9 @@ pub fn to_toml(cal: &GradcompCalibration) -> Result<String> {
          # [[collective]]: per (op, ranks, transport) the newest NCCL sweep's fit, t = alpha_s + S*f/busbw_bytes_per_s\n\
          # in the size regime whose from_bytes is the largest <= S (S: nccl-tests size, f: nccl-tests bus factor).\n\
          # [codec]: CodecCost fitted to codec micro-timings (absent: datasheet); [codec.stage.<family>.<stage>]:\n\
-         # per (compressor family, stage) fit, what the what-if prices that stage with (else the family's, else shared).\n{body}",
+         # per (compressor family, stage) fit, what the what-if prices that stage with (else the family's, else shared).\n\
+         # [codec_graph]: the same from codec rows with exec=graph (calls captured as CUDA graphs and replayed), what\n\
+         # `perfcast gradcomp --codec-exec graph` prices codecs with.\n{body}",
         cal.gpu
     ))
 }
