@@ -828,6 +828,12 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 });
         }
     }
+    if codec_graph_fit.is_none() && !graph_pts.is_empty() {
+        notes.push(format!(
+            "{} graph-replayed codec rows not scored: no graph calibration set (a non-hold-out set of exec=graph rows)",
+            graph_pts.len()
+        ));
+    }
     if let Some(cf) = &codec_graph_fit {
         for p in &graph_pts {
             if let Some(why) = step::superseded(&p.family, Some(&p.op), &p.date) {
