@@ -574,7 +574,7 @@ pub fn calibrated_env(cat: &Catalog, gpu: &str, env: Env, default_link: bool) ->
 
 /// [`calibrated_env`] with the codec costs of calls run as `codec_exec`: `eager` (the
 /// calibration's `codec`) or `graph` (its `codec_graph`: calls captured as CUDA graphs and
-/// replayed, issue 14's runs 61–63).
+/// replayed, issue 14's runs 61–64).
 ///
 /// # Errors
 /// As [`calibrated_env`]; `codec_exec` not `eager` or `graph`; `graph` for a GPU whose

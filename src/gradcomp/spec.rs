@@ -534,7 +534,7 @@ mod tests {
     }
 
     /// `codec_exec = "graph"` prices the codecs with the H200's graph-replayed calibration
-    /// (runs 61–63: captured calls skip the host's per-op issue cost, so PowerSGD's codec time per
+    /// (runs 61–64: captured calls skip the host's per-op issue cost, so PowerSGD's codec time per
     /// step falls) and says so; an unknown value, or `graph` on a GPU without that calibration,
     /// is one error naming the field.
     #[test]
