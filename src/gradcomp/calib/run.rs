@@ -93,17 +93,12 @@ pub fn fit_all(
         .collect::<Result<Vec<_>>>()?;
     let all = codec::codec_points(rows)?;
     let hosts = host::launches(rows)?;
-    let pts = codec::of_exec(&all, "eager");
-    let cal_sets = codec::calibration_sets(&pts);
-    let codec = if cal_sets.is_empty() {
-        None
-    } else {
-        Some(CodecFit {
-            host_launch_s: host::of_sets(&hosts, &cal_sets),
-            ..codec::fit(&codec::points_of_sets(&pts, &cal_sets), datasheet)?
-        })
-    };
-    let codec_graph = graph_fit(&all, datasheet)?;
+    let eager = exec_calibration(&all, "eager", datasheet)?;
+    let codec = eager.fit.map(|f| CodecFit {
+        host_launch_s: host::of_sets(&hosts, &eager.sets),
+        ..f
+    });
+    let codec_graph = exec_calibration(&all, "graph", datasheet)?.fit;
     let ddp_coupling = coupling::fit(&step::step_rows(rows)?.1);
     if collective.is_empty() && codec.is_none() && codec_graph.is_none() && ddp_coupling.is_none() {
         return Err(Error::range(
@@ -124,20 +119,39 @@ pub fn fit_all(
     })
 }
 
-/// The codec fit of the graph-replayed calls of `all` (rows `exec=graph`), pooled over their
-/// calibration sets as the eager fit is ([`codec::calibration_sets`]); `None` without such rows.
+/// The codec calibration of the calls of `all` that ran as `exec` (`eager` or `graph`): those
+/// points, their calibration sets ([`codec::calibration_sets`], pooled), the sets' current points
+/// and their fit (`None` without such points). Eager and graph-replayed calls are fitted apart.
 ///
 /// # Errors
 /// As [`codec::fit`].
-fn graph_fit(all: &[codec::CodecPoint], datasheet: &CodecCost) -> Result<Option<CodecFit>> {
-    let pts = codec::of_exec(all, "graph");
+fn exec_calibration(
+    all: &[codec::CodecPoint],
+    exec: &str,
+    datasheet: &CodecCost,
+) -> Result<ExecCalibration> {
+    let pts = codec::of_exec(all, exec);
     let sets = codec::calibration_sets(&pts);
-    let cal = codec::points_of_sets(&pts, &sets);
-    Ok(if cal.is_empty() {
+    let cal_pts = codec::points_of_sets(&pts, &sets);
+    let fit = if cal_pts.is_empty() {
         None
     } else {
-        Some(codec::fit(&cal, datasheet)?)
+        Some(codec::fit(&cal_pts, datasheet)?)
+    };
+    Ok(ExecCalibration {
+        pts,
+        sets,
+        cal_pts,
+        fit,
     })
+}
+
+/// What [`exec_calibration`] returns.
+struct ExecCalibration {
+    pts: Vec<codec::CodecPoint>,
+    sets: Vec<String>,
+    cal_pts: Vec<codec::CodecPoint>,
+    fit: Option<CodecFit>,
 }
 
 fn describe_fits(cal: &GradcompCalibration) -> String {
@@ -736,25 +750,18 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // Keys with no sweep of their own in the input fall back to the catalog's calibration.
     let committed = GradcompCalibration::from_catalog(req.catalog, &req.gpu)?;
     let codec_all = codec::codec_points(rows)?;
-    let codec_pts = codec::of_exec(&codec_all, "eager");
     // The codec calibration: one fit of the pooled calibration sets (`codec::calibration_sets`);
     // every codec set is predicted by it (the calibration sets' own rows are its self-fit).
     // Graph-replayed calls (`exec=graph`) have their own calibration, fitted and scored alike.
-    let codec_cal_sets = codec::calibration_sets(&codec_pts);
-    let graph_pts = codec::of_exec(&codec_all, "graph");
-    let graph_cal_sets = codec::calibration_sets(&graph_pts);
-    let graph_cal_pts = codec::points_of_sets(&graph_pts, &graph_cal_sets);
-    let codec_graph_fit = graph_fit(&codec_all, &datasheet)?;
-    let codec_cal_pts = codec::points_of_sets(&codec_pts, &codec_cal_sets);
     let hosts = host::launches(rows)?;
-    let codec_fit: Option<CodecFit> = if codec_cal_pts.is_empty() {
-        None
-    } else {
-        Some(CodecFit {
-            host_launch_s: host::of_sets(&hosts, &codec_cal_sets),
-            ..codec::fit(&codec_cal_pts, &datasheet)?
-        })
-    };
+    let mut eager = exec_calibration(&codec_all, "eager", &datasheet)?;
+    eager.fit = eager.fit.map(|f| CodecFit {
+        host_launch_s: host::of_sets(&hosts, &eager.sets),
+        ..f
+    });
+    let graph = exec_calibration(&codec_all, "graph", &datasheet)?;
+    let (codec_cal_sets, codec_fit) = (&eager.sets, &eager.fit);
+    let (graph_pts, graph_cal_sets) = (&graph.pts, &graph.sets);
     let mut notes = Vec::new();
     let mut by_set: BTreeMap<(String, &'static str), Vec<PointErr>> = BTreeMap::new();
     let mut self_fit: BTreeMap<String, bool> = BTreeMap::new();
@@ -800,14 +807,22 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     // err| had the launch terms been scaled by it). A diagnostic only: runs 49–53 showed the
     // probe does not track the launch-bound calls (see `host`), so predictions are unscaled.
     let mut host_scaled: BTreeMap<String, (f64, Vec<f64>)> = BTreeMap::new();
-    if let Some(cf) = &codec_fit {
-        for p in &codec_pts {
+    if graph.fit.is_none() && !graph_pts.is_empty() {
+        notes.push(format!(
+            "{} graph-replayed codec rows not scored: no graph calibration set (a non-hold-out set of exec=graph rows)",
+            graph_pts.len()
+        ));
+    }
+    for (cal, label) in [(&eager, ""), (&graph, " graph")] {
+        let Some(cf) = &cal.fit else { continue };
+        for p in &cal.pts {
             if let Some(why) = step::superseded(&p.family, Some(&p.op), &p.date) {
                 *superseded_n.entry((p.family.clone(), why)).or_default() += 1;
                 continue;
             }
             let c = cf.stage_cost(&p.method, &p.op);
             let pred = codec::predict_s(&c, p);
+            // Only the eager fit records a host probe; graph replays have no host term.
             if let Some(f) = host::factor(&hosts, &p.set, cf.host_launch_s) {
                 let mut scaled = c;
                 scaled.launch_s *= f;
@@ -820,34 +835,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 .push(PointErr {
                     set: p.set.clone(),
                     kind: "codec",
-                    what: format!("{} {}", p.method, p.op),
-                    size: p.work.bytes,
-                    measured: p.time_s,
-                    predicted: pred,
-                    rel_err: pred / p.time_s - 1.0,
-                });
-        }
-    }
-    if codec_graph_fit.is_none() && !graph_pts.is_empty() {
-        notes.push(format!(
-            "{} graph-replayed codec rows not scored: no graph calibration set (a non-hold-out set of exec=graph rows)",
-            graph_pts.len()
-        ));
-    }
-    if let Some(cf) = &codec_graph_fit {
-        for p in &graph_pts {
-            if let Some(why) = step::superseded(&p.family, Some(&p.op), &p.date) {
-                *superseded_n.entry((p.family.clone(), why)).or_default() += 1;
-                continue;
-            }
-            let pred = codec::predict_s(&cf.stage_cost(&p.method, &p.op), p);
-            by_set
-                .entry((p.set.clone(), "codec"))
-                .or_default()
-                .push(PointErr {
-                    set: p.set.clone(),
-                    kind: "codec",
-                    what: format!("{} {} graph", p.method, p.op),
+                    what: format!("{} {}{label}", p.method, p.op),
                     size: p.work.bytes,
                     measured: p.time_s,
                     predicted: pred,
@@ -875,30 +863,13 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
     }
     // Per (family, stage): the self-fit and the leave-one-shape-out error (the set is both the
     // fit and the check; held-out shapes say how a stage's fit extrapolates).
-    if codec_fit.as_ref().is_some_and(|c| c.mode == "per-stage") {
-        let knee = codec_fit.as_ref().map_or(0.0, |c| c.knee_bytes);
-        for e in codec::leave_one_shape_out(&codec_cal_pts, &datasheet, knee)? {
+    for (cal, label) in [(&eager, "codec"), (&graph, "codec graph")] {
+        let Some(cf) = cal.fit.as_ref().filter(|c| c.mode == "per-stage") else {
+            continue;
+        };
+        for e in codec::leave_one_shape_out(&cal.cal_pts, &datasheet, cf.knee_bytes)? {
             notes.push(format!(
-                "codec {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
-                e.family,
-                e.op,
-                e.points,
-                e.shapes,
-                100.0 * e.self_mean,
-                100.0 * e.self_max,
-                e.loso_max
-                    .map_or("n/a (one shape)".to_string(), |m| format!("{:.1}%", 100.0 * m))
-            ));
-        }
-    }
-    if codec_graph_fit
-        .as_ref()
-        .is_some_and(|c| c.mode == "per-stage")
-    {
-        let knee = codec_graph_fit.as_ref().map_or(0.0, |c| c.knee_bytes);
-        for e in codec::leave_one_shape_out(&graph_cal_pts, &datasheet, knee)? {
-            notes.push(format!(
-                "codec graph {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
+                "{label} {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
                 e.family,
                 e.op,
                 e.points,
