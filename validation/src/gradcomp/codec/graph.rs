@@ -82,10 +82,7 @@ impl<T> Captured<T> {
             Ok(())
         }
         #[cfg(not(feature = "cuda"))]
-        {
-            let _ = &self._held;
-            anyhow::bail!("codec graphs need the cuda feature")
-        }
+        anyhow::bail!("codec graphs need the cuda feature")
     }
 }
 

@@ -133,20 +133,28 @@ fn time(
     Ok(Stats::of(&xs))
 }
 
-/// [`time`] of `f(c)` issued eagerly, or ([`Exec::Graph`]) captured once and replayed
-/// ([`graph::time`]; `hold` names the state the call replaces).
-fn measure<C: ?Sized>(
-    dev: &Device,
+/// How every stage of a run is timed: the protocol (`reps`, `iters` calls per repeat) and the
+/// execution mode.
+struct Timer<'a> {
+    dev: &'a Device,
     exec: Exec,
     reps: Repeats,
     iters: usize,
-    c: &mut C,
-    hold: impl Fn(&C) -> Vec<candle_core::Tensor>,
-    mut f: impl FnMut(&mut C) -> Result<()>,
-) -> Result<Stats> {
-    match exec {
-        Exec::Eager => time(dev, reps, iters, || f(c)),
-        Exec::Graph => graph::time(dev, reps, iters, c, hold, f),
+}
+
+impl Timer<'_> {
+    /// [`time`] of `f(c)` issued eagerly, or ([`Exec::Graph`]) captured once and replayed
+    /// ([`graph::time`]; `hold` names the state the call replaces).
+    fn time<C: ?Sized>(
+        &self,
+        c: &mut C,
+        hold: impl Fn(&C) -> Vec<candle_core::Tensor>,
+        mut f: impl FnMut(&mut C) -> Result<()>,
+    ) -> Result<Stats> {
+        match self.exec {
+            Exec::Eager => time(self.dev, self.reps, self.iters, || f(c)),
+            Exec::Graph => graph::time(self.dev, self.reps, self.iters, c, hold, f),
+        }
     }
 }
 
@@ -213,8 +221,12 @@ pub fn host_launch(dev: &Device, plan: &Plan) -> Result<Stats> {
 /// A bad method name; device errors; the first error of `emit`.
 pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>) -> Result<f64> {
     let t0 = Instant::now();
-    let reps = Repeats::new(plan.warmup, plan.repeats);
-    let iters = plan.iters;
+    let t = Timer {
+        dev,
+        exec: plan.exec,
+        reps: Repeats::new(plan.warmup, plan.repeats),
+        iters: plan.iters,
+    };
     for method in &plan.methods {
         for &(rows, cols) in &plan.shapes {
             let n = rows * cols;
@@ -241,11 +253,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                     // One full round first: Q drawn, error feedback non-zero.
                     super::Codec::round(p, 0, &g, &shapes, &mut comm)?;
                     point("wire", Figure::WireBytes(p.wire_bytes(&shapes, 0)))?;
-                    let st = measure(
-                        dev,
-                        plan.exec,
-                        reps,
-                        iters,
+                    let st = t.time(
                         p,
                         |p| p.state_tensors(),
                         |p| {
@@ -258,11 +266,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                     let p_flat = round.p_flat.clone().expect("a compressed matrix");
                     let p_sum = comm.all_reduce_sum(&p_flat)?;
                     let pp = &*p;
-                    let st = measure(
-                        dev,
-                        plan.exec,
-                        reps,
-                        iters,
+                    let st = t.time(
                         &mut round,
                         |r| r.tensors(),
                         |r| {
@@ -276,11 +280,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                         Some(q) => Some(comm.all_reduce_sum(&q)?),
                         None => None,
                     };
-                    let st = measure(
-                        dev,
-                        plan.exec,
-                        reps,
-                        iters,
+                    let st = t.time(
                         p,
                         |p| p.state_tensors(),
                         |p| {
@@ -294,11 +294,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                     let mut comm = LocalComm { world: 1 };
                     super::two_stage_round(c.as_mut(), 0, &g, &mut comm)?;
                     point("wire", Figure::WireBytes(c.wire_bytes(n)))?;
-                    let st = measure(
-                        dev,
-                        plan.exec,
-                        reps,
-                        iters,
+                    let st = t.time(
                         c.as_mut(),
                         |c| c.state(),
                         |c| {
@@ -316,11 +312,7 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
                             Collective::AllGather => comm.all_gather(t),
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    let st = measure(
-                        dev,
-                        plan.exec,
-                        reps,
-                        iters,
+                    let st = t.time(
                         c.as_mut(),
                         |c| c.state(),
                         |c| {
