@@ -618,14 +618,7 @@ pub fn calibrated_env_for(
             .iter()
             .map(|(f, fc)| (f.clone(), fc.cost))
             .collect();
-        env.codec_by_stage = c
-            .stage
-            .iter()
-            .flat_map(|(f, ops)| {
-                ops.iter()
-                    .map(move |(op, fc)| (f.clone(), op.clone(), fc.cost))
-            })
-            .collect();
+        env.codec_by_stage = c.stage_costs();
         env.codec_calibrated = true;
     }
     let c = &env.cluster;

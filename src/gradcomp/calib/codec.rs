@@ -345,6 +345,15 @@ impl CodecFit {
             None => self.family.get(fam).map_or(self.shared.cost, |f| f.cost),
         }
     }
+
+    /// Every (family, stage, cost) of the per-stage fits: what
+    /// [`crate::gradcomp::compressor::Env::codec_by_stage`] holds.
+    pub fn stage_costs(&self) -> Vec<(String, String, CodecCost)> {
+        self.stage
+            .iter()
+            .flat_map(|(f, ops)| ops.iter().map(move |(op, c)| (f.clone(), op.clone(), c.cost)))
+            .collect()
+    }
 }
 
 /// Predicted time of `p` under `c`, seconds.
@@ -541,7 +550,7 @@ pub fn fit_at(pts: &[CodecPoint], datasheet: &CodecCost, knee: f64) -> Result<Co
             stage
                 .entry(f)
                 .or_default()
-                .insert(op, fit_cost_at(&mine, &fallback, knee)?);
+                .insert(op, fit_cost_best_knee(&mine, &fallback)?);
         }
     }
     Ok(CodecFit {
@@ -553,6 +562,29 @@ pub fn fit_at(pts: &[CodecPoint], datasheet: &CodecCost, knee: f64) -> Result<Co
         stage,
         host_launch_s: None,
     })
+}
+
+/// [`fit_cost_at`] at the knee of [`CACHE_KNEES_BYTES`] with the least Σ (relative error)² over
+/// `pts`: each stage's own knee (the share of its traffic still in L2 differs from stage to
+/// stage: run 61's casts, radix passes and PowerSGD matmuls each fit best at another; one knee
+/// for every stage left 13.5–15.9% of run 61's graph-replayed calls over 10%, one per stage
+/// 7.9–8.7%).
+///
+/// # Errors
+/// As [`fit_cost`].
+pub fn fit_cost_best_knee(pts: &[&CodecPoint], fallback: &CodecCost) -> Result<FittedCost> {
+    let mut best: Option<(f64, FittedCost)> = None;
+    for knee in CACHE_KNEES_BYTES {
+        let f = fit_cost_at(pts, fallback, knee)?;
+        let sq: f64 = pts
+            .iter()
+            .map(|p| (predict_s(&f.cost, p) / p.time_s - 1.0).powi(2))
+            .sum();
+        if best.as_ref().is_none_or(|(b, _)| sq < *b) {
+            best = Some((sq, f));
+        }
+    }
+    Ok(best.expect("CACHE_KNEES_BYTES is not empty").1)
 }
 
 /// One (family, stage)'s errors: the self-fit and leave-one-shape-out.
@@ -575,10 +607,10 @@ pub struct StageErr {
     pub loso_max: Option<f64>,
 }
 
-/// Per (family, stage) of `pts`, at the two-regime knee `knee` (a [`CodecFit::knee_bytes`]): the
-/// error of its own fit ([`fit_cost_at`] over its points) and the
-/// leave-one-shape-out error (fit without a shape, predict that shape's points). Fallback for
-/// unidentified rates: the family's fit, as in [`fit`].
+/// Per (family, stage) of `pts`, with the shared and family fits at the two-regime knee `knee`
+/// (a [`CodecFit::knee_bytes`]) filling unidentified rates, as in [`fit`]: the error of the
+/// stage's own fit ([`fit_cost_best_knee`] over its points) and the leave-one-shape-out error
+/// (fit without a shape, at that fit's best knee; predict that shape's points).
 ///
 /// # Errors
 /// As [`fit_cost`].
@@ -594,7 +626,7 @@ pub fn leave_one_shape_out(
         let fam: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
         let fallback = fit_cost_at(&fam, &shared, knee)?.cost;
         let mine: Vec<&CodecPoint> = fam.iter().copied().filter(|p| p.op == op).collect();
-        let own = fit_cost_at(&mine, &fallback, knee)?.cost;
+        let own = fit_cost_best_knee(&mine, &fallback)?.cost;
         let errs: Vec<f64> = mine
             .iter()
             .map(|p| (predict_s(&own, p) / p.time_s - 1.0).abs())
@@ -609,7 +641,7 @@ pub fn leave_one_shape_out(
             for s in &shapes {
                 let train: Vec<&CodecPoint> =
                     mine.iter().copied().filter(|p| p.shape != *s).collect();
-                let c = fit_cost_at(&train, &fallback, knee)?.cost;
+                let c = fit_cost_best_knee(&train, &fallback)?.cost;
                 for p in mine.iter().filter(|p| p.shape == *s) {
                     worst = worst.max((predict_s(&c, p) / p.time_s - 1.0).abs());
                 }
@@ -644,7 +676,7 @@ mod tests {
         cache_bw_bytes_per_s: 0.0,
         sync_s: 0.0,
         block_step_s: 0.0,
-    };
+        };
 
     /// Every method and stage at 4 shapes from `truth` (per family `scale` of the bandwidth),
     /// times multiplied by `1 + noise·N(0,1)` (seeded).
@@ -735,7 +767,7 @@ mod tests {
             cache_bw_bytes_per_s: 0.0,
             sync_s: 0.0,
             block_step_s: 0.0,
-        };
+            };
         let f = fit(&synth(|_| TRUE, 0.0, 1), &ds).unwrap();
         assert_eq!(f.mode, "shared");
         let c = f.shared.cost;
@@ -891,8 +923,10 @@ mod tests {
 
     /// Issue 14's codec goal on graph-replayed calls (committed runs 61–64, four fresh
     /// H200s): the fit of run 61 predicts the hold-outs 62, 63 and 64 (measured after it was
-    /// committed) within 10% MAPE (recorded: 5.7%, 5.5%, 5.5%), no worse than 1.5 points above
-    /// its own self-fit; host to host the same calls agree within 2.5% for 90% of them.
+    /// committed) within 10% MAPE (recorded: 4.6%, 4.4%, 4.4% with a knee per stage; 5.7%,
+    /// 5.5%, 5.5% with one knee for all), no worse than 1.5 points above its own self-fit, with
+    /// at least 88% of the calls within 10% (88.9–89.7%; 84.1–86.5% with one knee); host to host
+    /// the same calls agree within 2.5% for 90% of them.
     #[test]
     fn graph_replayed_hold_outs_meet_the_codec_goal() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/validation/results/");
@@ -915,13 +949,16 @@ mod tests {
         let cat = crate::catalog::Catalog::embedded().unwrap();
         let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
         let f = fit(&points_of(&all, sets[0]), &ds).unwrap();
-        let mape = |set: &str| {
+        let errs = |set: &str| -> Vec<f64> {
             let pts = points_of(&all, set);
             assert_eq!(pts.len(), 252, "{set}");
             pts.iter()
                 .map(|p| rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s))
-                .sum::<f64>()
-                / pts.len() as f64
+                .collect()
+        };
+        let mape = |set: &str| {
+            let e = errs(set);
+            e.iter().sum::<f64>() / e.len() as f64
         };
         let own = mape(sets[0]);
         for set in &sets[1..] {
@@ -930,6 +967,9 @@ mod tests {
                 m <= GOAL && m <= own + 0.015,
                 "{set}: MAPE {m} (self-fit {own})"
             );
+            let e = errs(set);
+            let within = e.iter().filter(|&&x| x <= GOAL).count() as f64 / e.len() as f64;
+            assert!(within >= 0.88, "{set}: {within} of the calls within 10%");
             let base = points_of(&all, sets[0]);
             let mut dev: Vec<f64> = points_of(&all, set)
                 .iter()

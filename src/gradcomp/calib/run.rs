@@ -315,7 +315,8 @@ pub fn to_toml(cal: &GradcompCalibration) -> Result<String> {
          # [[collective]]: per (op, ranks, transport) the newest NCCL sweep's fit, t = alpha_s + S*f/busbw_bytes_per_s\n\
          # in the size regime whose from_bytes is the largest <= S (S: nccl-tests size, f: nccl-tests bus factor).\n\
          # [codec]: CodecCost fitted to codec micro-timings (absent: datasheet); [codec.stage.<family>.<stage>]:\n\
-         # per (compressor family, stage) fit, what the what-if prices that stage with (else the family's, else shared).\n\
+         # per (compressor family, stage) fit, what the what-if prices that stage with (else the family's, else shared);\n\
+         # each stage at its own two-regime knee (cache_bytes, the least-squares one of 0, 8, 16, 25, 32, 50 MB).\n\
          # [codec_graph]: the same from codec rows with exec=graph (calls captured as CUDA graphs and replayed), what\n\
          # `perfcast gradcomp --codec-exec graph` prices codecs with.\n{body}",
         cal.gpu
@@ -936,11 +937,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
                 .iter()
                 .map(|(f, c)| (f.clone(), c.cost))
                 .collect();
-            let by_stage: Vec<(String, String, CodecCost)> = cf
-                .stage
-                .iter()
-                .flat_map(|(f, ops)| ops.iter().map(move |(o, c)| (f.clone(), o.clone(), c.cost)))
-                .collect();
+            let by_stage: Vec<(String, String, CodecCost)> = cf.stage_costs();
             let env_of = |world: u32| {
                 step::local_env(world, cf.shared.cost, by_family.clone(), by_stage.clone())
             };

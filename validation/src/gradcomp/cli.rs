@@ -44,6 +44,10 @@ pub enum Cmd {
         /// Methods (perfcast's names), comma-separated (default: every method and setting).
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
+        /// Shapes `RxC`, comma-separated (`1xN`: a flat bucket of N elements; default: BERT-base's
+        /// matrices and four flat buckets, [`micro::default_shapes`]).
+        #[arg(long, value_delimiter = ',')]
+        shapes: Vec<String>,
         /// Untimed repeats (default 3; 1 with --cpu).
         #[arg(long)]
         warmup: Option<usize>,
@@ -105,6 +109,7 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
             keep_pool,
             codec_exec,
             methods,
+            shapes,
             warmup,
             repeats,
             iters,
@@ -134,7 +139,14 @@ pub fn run(g: &Global, cmd: Cmd) -> Result<ExitCode> {
                 } else {
                     methods
                 },
-                shapes: micro::default_shapes(g.cpu),
+                shapes: if shapes.is_empty() {
+                    micro::default_shapes(g.cpu)
+                } else {
+                    shapes
+                        .iter()
+                        .map(|s| micro::parse_shape(s))
+                        .collect::<Result<_>>()?
+                },
                 warmup,
                 repeats,
                 iters,

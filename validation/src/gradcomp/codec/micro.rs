@@ -68,6 +68,32 @@ pub fn default_methods() -> Vec<String> {
     m
 }
 
+/// Largest `rows·cols` of a `--shapes` entry: 2³¹ elements (8 GiB of f32; the codecs index
+/// elements with u32).
+pub const MAX_SHAPE_ELEMS: usize = 1 << 31;
+
+/// One `--shapes` entry, `RxC` (`1xN`: a flat bucket of N elements).
+///
+/// # Errors
+/// Not two positive integers joined by `x`, or more than [`MAX_SHAPE_ELEMS`] elements: one line
+/// naming the flag, the value and the allowed form.
+pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--shapes '{s}': expected RxC with integers R, C >= 1 and R*C <= {MAX_SHAPE_ELEMS} (1xN: a flat bucket of N elements)"
+        )
+    };
+    let (r, c) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let (r, c): (usize, usize) = (
+        r.trim().parse().map_err(|_| bad())?,
+        c.trim().parse().map_err(|_| bad())?,
+    );
+    if r == 0 || c == 0 || r.checked_mul(c).is_none_or(|n| n > MAX_SHAPE_ELEMS) {
+        return Err(bad());
+    }
+    Ok((r, c))
+}
+
 /// BERT-base's matrices (768×768, 768×3072, 3072×768, the 30522×768 embedding) and flat
 /// buckets of 2¹⁸, 2²⁰, 2²² and 6.5·10⁶ elements; with `tiny`, the CI stand-ins (24×24, 24×96,
 /// 96×24, 120×24; 256, 1024, 4096, 6500).
@@ -331,6 +357,16 @@ pub fn run(dev: &Device, plan: &Plan, mut emit: impl FnMut(Point) -> Result<()>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_parse_or_name_the_value() {
+        assert_eq!(parse_shape("64x576").unwrap(), (64, 576));
+        assert_eq!(parse_shape(" 1X100000 ").unwrap(), (1, 100_000));
+        for bad in ["64", "0x5", "5x0", "ax5", "5x-1", "65536x65537", ""] {
+            let e = parse_shape(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--shapes '{bad}'")), "{e}");
+        }
+    }
 
     #[test]
     fn every_method_and_shape_yields_its_stages() {
