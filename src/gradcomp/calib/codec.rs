@@ -200,11 +200,31 @@ pub fn calibration_set(pts: &[CodecPoint]) -> Option<String> {
 /// synchronization: run 48 on).
 pub const PROTOCOL_SINCE: &str = "2026-11-30T11:45:00Z";
 
+/// Smallest median call of an eager set that calibrates eager codec costs, seconds. An eager
+/// call under ~100 µs runs at its host's issue rate (runs 49–60), so a set whose median call is
+/// shorter mostly measures its host: run 66's and 67's eager sets at ResNet-50's shapes (median
+/// 29.6 and 32.3 µs; the BERT-base grid's sets 63–73 µs), pooled with runs 48/57/58, moved the
+/// eager hold-outs 59 and 60 from 7.6 / 10.1% to 14.4 / 8.8% MAPE and run 65's eager calls at
+/// ResNet's shapes from 10.5% to 20.5%. Graph-replayed sets are pooled at any median (a replay
+/// costs one launch).
+pub const EAGER_MIN_MEDIAN_S: f64 = 50e-6;
+
+/// Median `time_s` of `set`'s points in `pts` (0 with none).
+fn median_s(pts: &[CodecPoint], set: &str) -> f64 {
+    let mut t: Vec<f64> = pts.iter().filter(|p| p.set == set).map(|p| p.time_s).collect();
+    if t.is_empty() {
+        return 0.0;
+    }
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
 /// The codec calibration sets of `pts`: every non-hold-out set whose rows were all measured
 /// since [`PROTOCOL_SINCE`], pooled (several calibration hosts: runs 49–60 put launch-bound
 /// calls at 0.98–1.33× run 48's on other hosts of the same GPU model and driver, so one host sits
-/// wherever it sits in that spread); else the newest non-hold-out set alone
-/// ([`calibration_set`]), as before the protocol. Sorted by name.
+/// wherever it sits in that spread), except eager sets whose median call is under
+/// [`EAGER_MIN_MEDIAN_S`]; else the newest non-hold-out set alone ([`calibration_set`]), as
+/// before the protocol. Sorted by name.
 pub fn calibration_sets(pts: &[CodecPoint]) -> Vec<String> {
     let mut current: Vec<String> = pts
         .iter()
@@ -214,9 +234,9 @@ pub fn calibration_sets(pts: &[CodecPoint]) -> Vec<String> {
     current.sort();
     current.dedup();
     current.retain(|s| {
-        pts.iter()
-            .filter(|p| &p.set == s)
-            .all(|p| p.date.as_str() >= PROTOCOL_SINCE)
+        let mine = || pts.iter().filter(|p| &p.set == s);
+        mine().all(|p| p.date.as_str() >= PROTOCOL_SINCE)
+            && (mine().any(|p| p.exec != "eager") || median_s(pts, s) >= EAGER_MIN_MEDIAN_S)
     });
     if current.is_empty() {
         calibration_set(pts).into_iter().collect()
@@ -727,16 +747,35 @@ mod tests {
     }
 
     /// Pooling: every non-hold-out set measured since the protocol date is a calibration set;
-    /// a set with any older row, and every hold-out, is not; without a current set the newest
-    /// non-hold-out set alone (the rule before the protocol).
+    /// a set with any older row, every hold-out, and an eager set whose median call is under
+    /// [`EAGER_MIN_MEDIAN_S`] (a graph-replayed one at the same times is pooled) are not;
+    /// without a current set the newest non-hold-out set alone (the rule before the protocol).
     #[test]
     fn calibration_pools_the_current_non_holdout_sets() {
-        let one = synth(|_| TRUE, 0.0, 1).remove(0);
+        let one = CodecPoint {
+            time_s: 2.0 * EAGER_MIN_MEDIAN_S,
+            ..synth(|_| TRUE, 0.0, 1).remove(0)
+        };
         let at = |set: &str, date: &str| CodecPoint {
             set: set.into(),
             date: date.into(),
             ..one.clone()
         };
+        let fast = |set: &str, exec: &str, time_s: f64| CodecPoint {
+            exec: exec.into(),
+            time_s,
+            ..at(set, "2026-11-30T12:00:00Z")
+        };
+        let short = [
+            fast("e-run66", "eager", 0.5 * EAGER_MIN_MEDIAN_S),
+            fast("e-run66", "eager", 0.6 * EAGER_MIN_MEDIAN_S),
+            fast("e-run66", "eager", 3.0 * EAGER_MIN_MEDIAN_S),
+            fast("e-run67", "eager", 0.5 * EAGER_MIN_MEDIAN_S),
+            fast("e-run67", "eager", 1.0 * EAGER_MIN_MEDIAN_S),
+            fast("e-run67", "eager", 3.0 * EAGER_MIN_MEDIAN_S),
+            fast("g-run66", "graph", 0.5 * EAGER_MIN_MEDIAN_S),
+        ];
+        assert_eq!(calibration_sets(&short), vec!["e-run67", "g-run66"]);
         let (old, new) = ("2026-11-30T09:00:00Z", "2026-11-30T12:00:00Z");
         let mut pts = vec![
             at("c-run44", old),
