@@ -148,4 +148,48 @@ fn codec_micro_writes_the_codec_contract() {
         assert!(err.contains(says), "{err}");
         assert!(!dir.exists(), "{exec}: {}", dir.display());
     }
+    // A bad `--shapes` entry is named with the allowed form; nothing is written.
+    let out = bin()
+        .args([
+            "--cpu",
+            "gradcomp",
+            "codec-micro",
+            "--shapes",
+            "24x24,24by96",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--shapes '24by96': expected RxC"), "{err}");
+    assert!(!dir.exists(), "{}", dir.display());
+    // Given shapes replace the default grid: one matrix, one flat bucket.
+    let out = bin()
+        .args([
+            "--cpu",
+            "gradcomp",
+            "codec-micro",
+            "--methods",
+            "fp16",
+            "--shapes",
+            "12x10,1x300",
+            "--set",
+            "shapes",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let csv = std::fs::read_to_string(dir.join("shapes.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",codec,fp16,")).collect();
+    assert!(rows.iter().any(|l| l.contains("rows=12;cols=10;")), "{csv}");
+    assert!(rows.iter().any(|l| l.contains("rows=1;cols=300;")), "{csv}");
+    assert!(rows
+        .iter()
+        .all(|l| l.contains("rows=12;cols=10;") || l.contains("rows=1;cols=300;")));
+    let _ = std::fs::remove_dir_all(&dir);
 }
