@@ -195,7 +195,8 @@ pub fn exec(a: GradcompArgs, g: &Globals) -> Result<Outcome> {
             })
             .collect::<Result<Vec<_>>>()?;
         let many = records.len() > 1;
-        let rows = Rows { records };
+        let mut rows = Rows { records };
+        perfcast::gradcomp::calib::cite::annotate_gradcomp(&mut rows, &g.catalog);
         return Ok(Outcome::ok(print_records(&rows, g.format, many)));
     }
     if a.target_samples_per_s.is_some() {
@@ -207,8 +208,9 @@ pub fn exec(a: GradcompArgs, g: &Globals) -> Result<Outcome> {
     }
     let params = a.spec().resolve(&g.catalog)?;
     let row = evaluate(&params, predictor, 0)?;
-    let rows = Rows {
+    let mut rows = Rows {
         records: vec![row.record()],
     };
+    perfcast::gradcomp::calib::cite::annotate_gradcomp(&mut rows, &g.catalog);
     Ok(Outcome::ok(print_records(&rows, g.format, false)))
 }

@@ -19,6 +19,7 @@
 //! `time_s`, `wire_bytes`) fit [`CodecCost`] from the compressors' own stage counts: one shared,
 //! or per (compressor family, stage) when the shared one misses a call by more than the goal.
 
+pub mod cite;
 pub mod codec;
 pub mod coupling;
 pub mod host;

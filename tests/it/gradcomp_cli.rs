@@ -101,6 +101,79 @@ fn gradcomp_json_has_the_contract_fields() {
     assert!(step >= f(&v, "compute_s") + f(&v, "codec_s") - 1e-9);
 }
 
+/// A prediction priced with calibrated codec costs cites the recorded hold-out error of that
+/// execution mode's codec calls and of the real steps (the worst set of each, read back from
+/// `models/calibration/h200-validation.toml`); one priced from the datasheet cites none.
+#[test]
+fn calibrated_prediction_cites_its_measured_error() {
+    let rec: toml::Table = toml::from_str(
+        &fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models/calibration/h200-validation.toml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let worst = |tag: &str, key: &str| {
+        let sets: Vec<&toml::Value> = rec["set"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["set"].as_str().unwrap().contains(tag))
+            .collect();
+        (
+            sets.iter()
+                .map(|s| s[key].as_float().unwrap())
+                .fold(0.0, f64::max),
+            sets.len(),
+        )
+    };
+    let run = |gpu: &str, exec: &str| {
+        json(&[
+            "gradcomp",
+            "--model",
+            "resnet-50",
+            "--gpu",
+            gpu,
+            "--workers",
+            "16",
+            "--inter-node-gbps",
+            "100",
+            "--method",
+            "powersgd:rank=4",
+            "--codec-exec",
+            exec,
+        ])
+    };
+    for (exec, tag) in [
+        ("eager", "-codec-holdout-"),
+        ("graph", "-codec-graph-holdout-"),
+    ] {
+        let v = run("h200", exec);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-12);
+        let (mape, n) = worst(tag, "mape");
+        assert!(n >= 2, "{exec}: {n} hold-out sets");
+        assert!(close(f(&v, "codec_validation_mape"), mape), "{exec}: {v}");
+        assert!(close(
+            f(&v, "codec_validation_max_abs_pct_err"),
+            worst(tag, "max_abs_pct_err").0
+        ));
+        assert_eq!(v["codec_validation_sets"], n);
+        assert!(close(
+            f(&v, "step_validation_mape"),
+            worst("gradcomp-holdout-", "mape").0
+        ));
+        assert!(v["validation_applies_to"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{exec} calls")));
+    }
+    let v = run("h100", "eager");
+    assert_eq!(v["codec_costs"], "datasheet");
+    assert!(v.get("codec_validation_mape").is_none(), "{v}");
+    assert!(v.get("validation_applies_to").is_none(), "{v}");
+}
+
 /// The method equal to its baseline has speedup exactly 1; fp32 against an fp16 baseline is < 1.
 #[test]
 fn baseline_against_itself_is_one() {
