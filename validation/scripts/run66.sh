@@ -7,7 +7,9 @@
 # a calibration set; kind holdout -> h200-gradcomp-codec[-graph]-holdout[-<grid>]-runNN, only ever
 # predicted); grid bert = run 48's grid (the default shapes), resnet = run 65's ResNet-50 shapes,
 # other = shapes of VGG-16 and GPT-2 small that neither grid has.
-# codec-check (23 checks) runs first; nothing is timed unless it passes.
+# codec-check (23 checks) runs first; nothing is timed unless it passes. With STEPS=1 (run 70 on)
+# the single-GPU training steps of runs 59-60 follow (BERT b32/b16 s128, GPT-2 b8 s512, every
+# compressor, buckets 25 MB and 5 MB, local reduction of world 2): set h200-gradcomp-holdout-runNN.
 # Usage: mkdir -p /tmp/g && cp validation/scripts/*.sh /tmp/g/ && \
 #   xz -dc gpu-bin/perfcast-gpu.xz > /tmp/g/perfcast-gpu && chmod +x /tmp/g/perfcast-gpu && \
 #   RUN=run66 SPECS="graph:bert:holdout eager:bert:holdout graph:resnet:cal eager:resnet:cal" \
@@ -35,6 +37,14 @@ if CUDA_VISIBLE_DEVICES=0 timeout 150 $B gradcomp codec-check --seed 1; then
     echo "codec-micro $spec -> $SET $(date -u +%FT%TZ)"
     CUDA_VISIBLE_DEVICES=0 timeout 200 $B gradcomp codec-micro --codec-exec $EXEC $SH --keep-pool 0 --warmup 2 --repeats 7 --iters $ITERS --seed 1 --set $SET --out "$OUT" | grep -E "host|codec-micro:" || echo "CODEC-MICRO $spec rc=$?"
   done
+  if [ "${STEPS:-0}" = 1 ]; then
+    echo "steps $(date -u +%FT%TZ)"
+    M="none,fp16,bf16,powersgd:rank=4,topk:density=0.01,randomk:density=0.01,signsgd,qsgd:bits=8"
+    for mb in "bert 128 32" "bert 128 16" "gpt2 512 8"; do
+      set -- $mb
+      CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp step --model $1 --seq $2 --batch $3 --method "$M" --bucket-bytes 26214400,5242880 --world 2 --warmup 2 --repeats 5 --set h200-gradcomp-holdout-$RUN --out "$OUT" | tail -1 || echo "STEP $mb rc=$?"
+    done
+  fi
 else
   echo "CODEC CHECK FAILED: nothing timed"
 fi
