@@ -209,18 +209,10 @@ pub const PROTOCOL_SINCE: &str = "2026-11-30T11:45:00Z";
 /// costs one launch).
 pub const EAGER_MIN_MEDIAN_S: f64 = 50e-6;
 
-/// Median `time_s` of `set`'s points in `pts` (0 with none).
-fn median_s(pts: &[CodecPoint], set: &str) -> f64 {
-    let mut t: Vec<f64> = pts
-        .iter()
-        .filter(|p| p.set == set)
-        .map(|p| p.time_s)
-        .collect();
-    if t.is_empty() {
-        return 0.0;
-    }
+/// Median of `t` (0 when empty).
+fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    t.get(t.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The codec calibration sets of `pts`: every non-hold-out set whose rows were all measured
@@ -240,7 +232,8 @@ pub fn calibration_sets(pts: &[CodecPoint]) -> Vec<String> {
     current.retain(|s| {
         let mine = || pts.iter().filter(|p| &p.set == s);
         mine().all(|p| p.date.as_str() >= PROTOCOL_SINCE)
-            && (mine().any(|p| p.exec != "eager") || median_s(pts, s) >= EAGER_MIN_MEDIAN_S)
+            && (mine().any(|p| p.exec != "eager")
+                || median(mine().map(|p| p.time_s).collect()) >= EAGER_MIN_MEDIAN_S)
     });
     if current.is_empty() {
         calibration_set(pts).into_iter().collect()
@@ -332,8 +325,8 @@ pub struct FittedCost {
 pub struct CodecFit {
     /// `shared` (one cost for every compressor), `per-family` (older files) or `per-stage`.
     pub mode: String,
-    /// Knee of the two-regime bandwidth the fit chose, bytes (0: one regime); a stage whose
-    /// points do not straddle it keeps one regime.
+    /// Knee of the shared fit's two-regime bandwidth, bytes (0: one regime); each family and
+    /// stage fit has its own (`cost.cache_bytes`, [`fit_cost_best_knee`]).
     #[serde(default)]
     pub knee_bytes: f64,
     /// Sets fitted.
@@ -525,64 +518,45 @@ fn stages_of(pts: &[CodecPoint]) -> Vec<(String, String)> {
 /// The codec calibration of `pts`: shared when it is within [`GOAL`] per call, else per
 /// (family, stage), each stage falling back to its family's fit, that to the shared one.
 ///
-/// The knee of the two-regime bandwidth is the one of [`CACHE_KNEES_BYTES`] whose whole fit has
-/// the least Σ (relative error)² over `pts` ([`CodecFit::knee_bytes`]).
+/// Every fit (shared, family, stage) takes the knee of [`CACHE_KNEES_BYTES`] with the least
+/// Σ (relative error)² over its own points ([`fit_cost_best_knee`]); [`CodecFit::knee_bytes`]
+/// is the shared fit's.
 ///
 /// # Errors
 /// As [`fit_cost`].
 pub fn fit(pts: &[CodecPoint], datasheet: &CodecCost) -> Result<CodecFit> {
-    let mut best: Option<(f64, CodecFit)> = None;
-    for knee in CACHE_KNEES_BYTES {
-        let f = fit_at(pts, datasheet, knee)?;
-        let sq: f64 = pts
-            .iter()
-            .map(|p| (predict_s(&f.stage_cost(&p.method, &p.op), p) / p.time_s - 1.0).powi(2))
-            .sum();
-        if best.as_ref().is_none_or(|(b, _)| sq < *b) {
-            best = Some((sq, f));
-        }
-    }
-    Ok(best.expect("CACHE_KNEES_BYTES is not empty").1)
-}
-
-/// [`fit`] at one knee.
-///
-/// # Errors
-/// As [`fit_cost`].
-pub fn fit_at(pts: &[CodecPoint], datasheet: &CodecCost, knee: f64) -> Result<CodecFit> {
     let all: Vec<&CodecPoint> = pts.iter().collect();
-    let shared = fit_cost_at(&all, datasheet, knee)?;
+    let shared = fit_cost_best_knee(&all, datasheet)?;
     let mut sets: Vec<String> = pts.iter().map(|p| p.set.clone()).collect();
     sets.sort();
     sets.dedup();
     let mut family = BTreeMap::new();
+    let mut stage: BTreeMap<String, BTreeMap<String, FittedCost>> = BTreeMap::new();
     let mode = if shared.max_abs_pct_err <= GOAL {
         "shared"
     } else {
-        let mut fams: Vec<&str> = pts.iter().map(|p| p.family.as_str()).collect();
-        fams.sort_unstable();
-        fams.dedup();
-        for f in fams {
-            let mine: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
-            family.insert(f.to_string(), fit_cost_at(&mine, &shared.cost, knee)?);
-        }
-        "per-stage"
-    };
-    let mut stage: BTreeMap<String, BTreeMap<String, FittedCost>> = BTreeMap::new();
-    if mode == "per-stage" {
         for (f, op) in stages_of(pts) {
+            let fam = match family.get(&f) {
+                Some(c) => *c,
+                None => {
+                    let mine: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
+                    let c = fit_cost_best_knee(&mine, &shared.cost)?;
+                    family.insert(f.clone(), c);
+                    c
+                }
+            };
             let mine: Vec<&CodecPoint> =
                 pts.iter().filter(|p| p.family == f && p.op == op).collect();
-            let fallback = family.get(&f).map_or(shared.cost, |c| c.cost);
             stage
                 .entry(f)
                 .or_default()
-                .insert(op, fit_cost_best_knee(&mine, &fallback)?);
+                .insert(op, fit_cost_best_knee(&mine, &fam.cost)?);
         }
-    }
+        "per-stage"
+    };
     Ok(CodecFit {
         mode: mode.into(),
-        knee_bytes: knee,
+        knee_bytes: shared.cost.cache_bytes,
         sets,
         shared,
         family,
@@ -592,10 +566,10 @@ pub fn fit_at(pts: &[CodecPoint], datasheet: &CodecCost, knee: f64) -> Result<Co
 }
 
 /// [`fit_cost_at`] at the knee of [`CACHE_KNEES_BYTES`] with the least Σ (relative error)² over
-/// `pts`: each stage's own knee (the share of its traffic still in L2 differs from stage to
+/// `pts`: each fit's own knee (the share of its traffic still in L2 differs from stage to
 /// stage: run 61's casts, radix passes and PowerSGD matmuls each fit best at another; one knee
-/// for every stage left 13.5–15.9% of run 61's graph-replayed calls over 10%, one per stage
-/// 7.9–8.7%).
+/// for every stage left 13.5–15.9% of runs 61–64's graph-replayed calls over 10% under run
+/// 61's fit, one per stage 9.5–11.1%).
 ///
 /// # Errors
 /// As [`fit_cost`].
@@ -634,26 +608,18 @@ pub struct StageErr {
     pub loso_max: Option<f64>,
 }
 
-/// Per (family, stage) of `pts`, with the shared and family fits at the two-regime knee `knee`
-/// (a [`CodecFit::knee_bytes`]) filling unidentified rates, as in [`fit`]: the error of the
-/// stage's own fit ([`fit_cost_best_knee`] over its points) and the leave-one-shape-out error
-/// (fit without a shape, at that fit's best knee; predict that shape's points).
+/// Per (family, stage) of `cf`, the calibration of `pts`: the error of the stage's own fit over
+/// its points and the leave-one-shape-out error (a [`fit_cost_best_knee`] without a shape, its
+/// family's fit filling unidentified rates as in [`fit`], predicting that shape's points).
 ///
 /// # Errors
 /// As [`fit_cost`].
-pub fn leave_one_shape_out(
-    pts: &[CodecPoint],
-    datasheet: &CodecCost,
-    knee: f64,
-) -> Result<Vec<StageErr>> {
-    let all: Vec<&CodecPoint> = pts.iter().collect();
-    let shared = fit_cost_at(&all, datasheet, knee)?.cost;
+pub fn leave_one_shape_out(pts: &[CodecPoint], cf: &CodecFit) -> Result<Vec<StageErr>> {
     let mut out = Vec::new();
     for (f, op) in stages_of(pts) {
-        let fam: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f).collect();
-        let fallback = fit_cost_at(&fam, &shared, knee)?.cost;
-        let mine: Vec<&CodecPoint> = fam.iter().copied().filter(|p| p.op == op).collect();
-        let own = fit_cost_best_knee(&mine, &fallback)?.cost;
+        let fallback = cf.family.get(&f).map_or(cf.shared.cost, |c| c.cost);
+        let own = cf.stage_cost(&f, &op);
+        let mine: Vec<&CodecPoint> = pts.iter().filter(|p| p.family == f && p.op == op).collect();
         let errs: Vec<f64> = mine
             .iter()
             .map(|p| (predict_s(&own, p) / p.time_s - 1.0).abs())
@@ -959,7 +925,7 @@ mod tests {
             let c = f.stage_cost(&p.method, &p.op);
             assert!(rel(predict_s(&c, p), p.time_s) < 0.01, "{p:?}");
         }
-        let lo = leave_one_shape_out(&pts, &TRUE, f.knee_bytes).unwrap();
+        let lo = leave_one_shape_out(&pts, &f).unwrap();
         assert_eq!(lo.len(), stages_of(&pts).len());
         for s in &lo {
             assert_eq!(s.shapes, 4, "{s:?}");

@@ -868,7 +868,7 @@ fn validate(rows: &Measurements, req: &ValidateRequest) -> Result<Report> {
         let Some(cf) = cal.fit.as_ref().filter(|c| c.mode == "per-stage") else {
             continue;
         };
-        for e in codec::leave_one_shape_out(&cal.cal_pts, &datasheet, cf.knee_bytes)? {
+        for e in codec::leave_one_shape_out(&cal.cal_pts, cf)? {
             notes.push(format!(
                 "{label} {} {}: {} calls at {} shapes, own fit MAPE {:.1}% max {:.1}%; leave-one-shape-out max {}",
                 e.family,
