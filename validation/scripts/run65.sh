@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Device calls 65-66 (issue 14, kind nvidia-h200, FRESH machines), after the codec model gained a
-# skinny-GEMM reduction term and per-stage cache knees (fit from run 61 and runs 48/57/58,
-# committed before these calls):
+# Device call 65 (issue 14, kind nvidia-h200, FRESH machine), after the codec model gained
+# per-stage cache knees (a3cf603; fits from run 61 and runs 48/57/58, committed before this call):
 # (1) codec-check (23 checks: 17 + 6 graph replays against the eager round);
 # (2) codec-micro --codec-exec graph on run 48's BERT-base grid: set
 #     h200-gradcomp-codec-graph-holdout-runNN (same protocol as runs 61-64);
@@ -10,6 +9,7 @@
 #     perfcast reshapes them, cin*k^2 x cout, and two flat buckets): sets
 #     h200-gradcomp-codec-graph-holdout-resnet-runNN and h200-gradcomp-codec-holdout-resnet-runNN,
 #     the codec model's extrapolation to another network's shapes.
+# run66.sh generalizes this script (SPECS); kept as the record of what run 65 ran.
 # Usage: mkdir -p /tmp/g && cp validation/scripts/*.sh /tmp/g/ && \
 #   xz -dc gpu-bin/perfcast-gpu.xz > /tmp/g/perfcast-gpu && chmod +x /tmp/g/perfcast-gpu && \
 #   RUN=run65 PERFCAST_COMMIT=<hash> REPO=$PWD bash /tmp/g/run65.sh

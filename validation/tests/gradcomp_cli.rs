@@ -125,47 +125,32 @@ fn codec_micro_writes_the_codec_contract() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("qsgd bits 3"), "{err}");
-    // Graph capture needs CUDA; an unknown execution mode is named. Nothing is written.
-    for (exec, says) in [
-        ("graph", "CUDA graphs need a CUDA device"),
-        ("graphs", "--codec-exec graphs: expected eager or graph"),
+    // Graph capture needs CUDA; an unknown execution mode and a bad `--shapes` entry are named
+    // with what is allowed. Nothing is written.
+    for (flag, value, says) in [
+        ("--codec-exec", "graph", "CUDA graphs need a CUDA device"),
+        (
+            "--codec-exec",
+            "graphs",
+            "--codec-exec graphs: expected eager or graph",
+        ),
+        (
+            "--shapes",
+            "24x24,24by96",
+            "--shapes '24by96': expected RxC",
+        ),
     ] {
         let out = bin()
-            .args([
-                "--cpu",
-                "gradcomp",
-                "codec-micro",
-                "--codec-exec",
-                exec,
-                "--out",
-            ])
+            .args(["--cpu", "gradcomp", "codec-micro", flag, value, "--out"])
             .arg(&dir)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{exec}");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(says), "{err}");
-        assert!(!dir.exists(), "{exec}: {}", dir.display());
+        assert!(!dir.exists(), "{flag} {value}: {}", dir.display());
     }
-    // A bad `--shapes` entry is named with the allowed form; nothing is written.
-    let out = bin()
-        .args([
-            "--cpu",
-            "gradcomp",
-            "codec-micro",
-            "--shapes",
-            "24x24,24by96",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--shapes '24by96': expected RxC"), "{err}");
-    assert!(!dir.exists(), "{}", dir.display());
     // Given shapes replace the default grid: one matrix, one flat bucket.
     let out = bin()
         .args([

@@ -719,6 +719,19 @@ mod tests {
         (a / b - 1.0).abs()
     }
 
+    /// (MAPE, share of calls within [`GOAL`]) of `pts` under `f`'s stage costs.
+    fn call_errors(f: &CodecFit, pts: &[CodecPoint]) -> (f64, f64) {
+        let e: Vec<f64> = pts
+            .iter()
+            .map(|p| rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s))
+            .collect();
+        let n = e.len() as f64;
+        (
+            e.iter().sum::<f64>() / n,
+            e.iter().filter(|&&x| x <= GOAL).count() as f64 / n,
+        )
+    }
+
     /// Pooling: every non-hold-out set measured since the protocol date is a calibration set;
     /// a set with any older row, every hold-out, and an eager set whose median call is under
     /// [`EAGER_MIN_MEDIAN_S`] (a graph-replayed one at the same times is pooled) are not;
@@ -961,26 +974,18 @@ mod tests {
         let cat = crate::catalog::Catalog::embedded().unwrap();
         let ds = CodecCost::for_gpu(cat.gpu("h200").unwrap());
         let f = fit(&points_of(&all, sets[0]), &ds).unwrap();
-        let errs = |set: &str| -> Vec<f64> {
+        let errs = |set: &str| {
             let pts = points_of(&all, set);
             assert_eq!(pts.len(), 252, "{set}");
-            pts.iter()
-                .map(|p| rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s))
-                .collect()
+            call_errors(&f, &pts)
         };
-        let mape = |set: &str| {
-            let e = errs(set);
-            e.iter().sum::<f64>() / e.len() as f64
-        };
-        let own = mape(sets[0]);
+        let own = errs(sets[0]).0;
         for set in &sets[1..] {
-            let m = mape(set);
+            let (m, within) = errs(set);
             assert!(
                 m <= GOAL && m <= own + 0.015,
                 "{set}: MAPE {m} (self-fit {own})"
             );
-            let e = errs(set);
-            let within = e.iter().filter(|&&x| x <= GOAL).count() as f64 / e.len() as f64;
             assert!(within >= 0.88, "{set}: {within} of the calls within 10%");
             let base = points_of(&all, sets[0]);
             let mut dev: Vec<f64> = points_of(&all, set)
@@ -1051,12 +1056,7 @@ mod tests {
         for (set, n) in held {
             let pts = points_of(&graph, set);
             assert_eq!(pts.len(), n, "{set}");
-            let e: Vec<f64> = pts
-                .iter()
-                .map(|p| rel(predict_s(&f.stage_cost(&p.method, &p.op), p), p.time_s))
-                .collect();
-            let mape = e.iter().sum::<f64>() / e.len() as f64;
-            let within = e.iter().filter(|&&x| x <= GOAL).count() as f64 / e.len() as f64;
+            let (mape, within) = call_errors(&f, &pts);
             assert!(
                 mape <= GOAL && within >= 0.80,
                 "{set}: MAPE {mape}, {within} of the calls within 10%"
