@@ -64,6 +64,12 @@ pub const SUPERSEDED: &[(&str, &[&str], &str, &str)] = &[
         "2026-11-30T11:45:00Z",
         "measured with the candle-composed orthogonalization (about 13 launches per rank column; run 48 on: one codec_orthogonalize launch per bucket)",
     ),
+    (
+        "powersgd",
+        &[],
+        "2026-11-30T20:50:00Z",
+        "measured with cuBLAS skinny GEMMs and candle ops per matrix (runs before 72; run 72 on: the fused psgd kernels, one launch per stage kernel per bucket)",
+    ),
 ];
 
 /// Why a row of `family` measured at `date` (ISO 8601) is superseded ([`SUPERSEDED`]), if it is;

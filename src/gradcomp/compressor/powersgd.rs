@@ -63,13 +63,19 @@ impl Compressor for PowerSgd {
 impl PowerSgd {
     /// The bucket's uncompressed elements, the P and Q elements `(m·r, c·r)` summed over the
     /// compressed matrices, and the three codec stages `p`, `q`, `decode` (`None` when no matrix
-    /// is compressed).
+    /// is compressed), counted as the GPU harness runs them (run 72 on: the fused kernels of
+    /// `validation/src/gradcomp/codec/psgd.rs`, each reading every element of the bucket's
+    /// matrices once and doing r fused multiply-adds per element on the CUDA cores, so their
+    /// 2·r FLOPs per element are vector FLOPs; one launch per stage kernel per 64 matrices,
+    /// [`FUSED_TABLE`]).
     pub fn plan(&self, b: &BucketContent) -> (f64, (f64, f64), Option<[CodecWork; 3]>) {
         let r = self.rank as u64;
         let rf = r as f64;
         let mut uncompressed = b.vector_elems as f64;
-        let (mut cnt, mut elems, mut p_elems, mut q_elems, mut mm, mut m_max) =
-            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64);
+        let (mut cnt, mut elems, mut p_elems, mut q_elems, mut m_max) =
+            (0.0, 0.0, 0.0, 0.0, 0.0f64);
+        // Stage q's re-reads: P once per 64-column tile, Q's atomic adds once per 64-row chunk.
+        let (mut p_tiles, mut q_chunks) = (0.0, 0.0);
         for &(m, cols) in &b.matrices {
             if powersgd_compresses(r, m, cols) {
                 let (mf, cf) = (m as f64, cols as f64);
@@ -77,8 +83,9 @@ impl PowerSgd {
                 elems += mf * cf;
                 p_elems += mf * rf;
                 q_elems += cf * rf;
-                mm += 2.0 * mf * cf * rf;
                 m_max = m_max.max(mf);
+                p_tiles += mf * rf * (cf / Q_TILE).ceil();
+                q_chunks += cf * rf * (mf / Q_TILE).ceil();
             } else {
                 uncompressed += (m * cols) as f64;
             }
@@ -86,48 +93,58 @@ impl PowerSgd {
         if cnt == 0.0 {
             return (uncompressed, (0.0, 0.0), None);
         }
+        let fma = 2.0 * elems * rf;
+        let launches = (cnt / FUSED_TABLE).ceil();
         let work = [
-            // error feedback (read M, E; write M) + P = M·Q
+            // One launch: M + E (read M, E; write M + E), P = (M + E)·Q (Q read, P written), and
+            // the gather of the uncompressed elements (read and written).
             CodecWork::new(
                 "p",
-                1.0 + cnt,
-                12.0 * elems + 4.0 * (p_elems + q_elems),
-                mm,
+                launches,
+                12.0 * elems + 4.0 * (p_elems + q_elems) + 8.0 * uncompressed,
                 0.0,
+                fma,
             ),
-            // orthogonalize P's columns (modified Gram–Schmidt, re-orthogonalized against the
-            // finished columns) + Q = Mᵀ·P, counted as the GPU harness runs it
-            // (validation/src/gradcomp/codec/codec.cu `codec_orthogonalize`): one launch for
-            // every matrix of the bucket (one thread block per matrix), then per matrix Q's
-            // matmul and, when the bucket has more than one, a copy into the concatenated Q.
-            // Bytes: M read once, Q written, P copied in and out (8 per P element). The blocks
-            // run side by side (a bucket holds fewer matrices than the GPU has SMs), so the
-            // block of the largest matrix (m rows) is the critical path: its r² passes over P's
-            // columns (per column i: i re-orthogonalization dot/axpy pairs, the norm and scale,
-            // r − 1 − i deflation pairs), each ending in a block-wide reduction (r² syncs), do
-            // r·(4r − 1) element operations per row at 1024 threads a step: r·(4r − 1)·⌈m/1024⌉
-            // block steps (run 48: 481 µs at rank 32 for m = 768, 1,161 µs for 3072, 10,790 µs
-            // for 30,522).
+            // The orthogonalization of P's columns (modified Gram–Schmidt, re-orthogonalized
+            // against the finished columns), one launch for every matrix of the bucket (one
+            // thread block per matrix, `codec_orthogonalize`), P copied in and out (8 bytes per
+            // element); zeroing Q (one launch); Q = Mᵀ·P (one launch): M + E read once, P read
+            // once per 64-column tile, Q's atomic adds once per 64-row chunk. The orthogonalization
+            // blocks run side by side (a bucket holds fewer matrices than the GPU has SMs), so
+            // the block of the largest matrix (m rows) is the critical path: its r² passes over
+            // P's columns (per column i: i re-orthogonalization dot/axpy pairs, the norm and
+            // scale, r − 1 − i deflation pairs), each ending in a block-wide reduction (r²
+            // syncs), do r·(4r − 1) element operations per row at 1024 threads a step:
+            // r·(4r − 1)·⌈m/1024⌉ block steps (run 48: 481 µs at rank 32 for m = 768, 1,161 µs
+            // for 3072, 10,790 µs for 30,522).
             CodecWork::new(
                 "q",
-                1.0 + cnt + if cnt > 1.0 { cnt } else { 0.0 },
-                4.0 * (elems + q_elems) + 8.0 * p_elems,
-                mm,
+                2.0 + launches,
+                8.0 * p_elems + 4.0 * q_elems + 4.0 * elems + 4.0 * (p_tiles + q_chunks),
                 0.0,
+                fma,
             )
             .with_block(rf * rf, rf * (4.0 * rf - 1.0) * (m_max / ORTH_BLOCK).ceil()),
-            // M' = P·Qᵀ, error = M − M'
+            // One launch: M̂ = P·(Q/world)ᵀ written to the output, E = (M + E) − M̂ (read one,
+            // write two), P read, Q read and the next round's Q written, the uncompressed
+            // elements divided by the world (read and written).
             CodecWork::new(
                 "decode",
-                2.0 * cnt,
-                12.0 * elems + 4.0 * (p_elems + q_elems),
-                mm,
+                launches,
+                12.0 * elems + 4.0 * p_elems + 8.0 * q_elems + 8.0 * uncompressed,
                 0.0,
+                fma,
             ),
         ];
         (uncompressed, (p_elems, q_elems), Some(work))
     }
 }
+
+/// Matrices per launch of the harness's fused PowerSGD kernels (`PSGD_MAX` in
+/// `validation/src/gradcomp/codec/codec.cu`).
+pub const FUSED_TABLE: f64 = 64.0;
+/// Rows per chunk and columns per tile of the harness's fused `Q = Mᵀ·P` kernel.
+pub const Q_TILE: f64 = 64.0;
 
 #[cfg(test)]
 mod tests {
@@ -143,27 +160,30 @@ mod tests {
         };
         let mut w = Vec::new();
         PowerSgd { rank: 2 }.codec_work(&b, 1, &mut w);
-        let (elems, p, q) = (192.0 + 400.0, 2.0 * (16.0 + 40.0), 2.0 * (12.0 + 10.0));
+        let (elems, p, q, rest) = (
+            192.0 + 400.0,
+            2.0 * (16.0 + 40.0),
+            2.0 * (12.0 + 10.0),
+            11.0,
+        );
         assert_eq!(w.len(), 3);
-        // p: error feedback + P per matrix, one copy assembling P.
-        assert_eq!(w[0].launches, 3.0);
-        assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q));
-        // q: one orthogonalization launch, a matmul and a copy into Q per matrix; vector work
-        // steps r·(4r − 1)·⌈m/1024⌉ of the largest P's block: 2·7·1; r² syncs.
-        assert_eq!(w[1].launches, 5.0);
-        assert_eq!(w[1].bytes, 4.0 * (elems + q) + 8.0 * p);
-        assert_eq!(w[1].matmul_flops, 2.0 * 2.0 * (192.0 + 400.0));
+        // p: one fused launch; M + E, P, Q and the gathered 11 uncompressed elements.
+        assert_eq!(w[0].launches, 1.0);
+        assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q) + 8.0 * rest);
+        assert_eq!(w[0].vector_flops, 2.0 * 2.0 * elems);
+        assert_eq!(w[0].matmul_flops, 0.0);
+        // q: orthogonalization, zeroing Q, the fused Q kernel; every matrix fits one 64×64 tile,
+        // so P and Q are each touched once more. Block steps r·(4r − 1)·⌈m/1024⌉ of the
+        // largest P's block: 2·7·1; r² syncs.
+        assert_eq!(w[1].launches, 3.0);
+        assert_eq!(w[1].bytes, 8.0 * p + 4.0 * q + 4.0 * elems + 4.0 * (p + q));
         assert_eq!(w[1].block_steps, 2.0 * 7.0);
         assert_eq!(w[1].syncs, 4.0);
-        // One matrix: its Q needs no copy.
-        let one = BucketContent {
-            matrices: vec![(16, 12)],
-            vector_elems: 0,
-        };
-        w.clear();
-        PowerSgd { rank: 2 }.codec_work(&one, 1, &mut w);
-        assert_eq!(w[1].launches, 2.0);
-        // 30,522 rows (BERT's embedding) take 30 block steps.
+        // decode: one fused launch.
+        assert_eq!(w[2].launches, 1.0);
+        assert_eq!(w[2].bytes, 12.0 * elems + 4.0 * p + 8.0 * q + 8.0 * rest);
+        // 30,522 × 768 (BERT's embedding) at rank 4: 30 block steps per column pass; P is
+        // re-read by 12 column tiles, Q's adds come from 477 row chunks.
         let emb = BucketContent {
             matrices: vec![(30522, 768)],
             vector_elems: 0,
@@ -172,5 +192,21 @@ mod tests {
         PowerSgd { rank: 4 }.codec_work(&emb, 1, &mut w);
         assert_eq!(w[1].block_steps, 4.0 * 15.0 * 30.0);
         assert_eq!(w[1].syncs, 16.0);
+        let (p, q) = (4.0 * 30522.0, 4.0 * 768.0);
+        assert_eq!(
+            w[1].bytes,
+            8.0 * p + 4.0 * q + 4.0 * 30522.0 * 768.0 + 4.0 * (p * 12.0 + q * 477.0)
+        );
+        // 130 compressed matrices take three launches of each fused kernel.
+        let many = BucketContent {
+            matrices: vec![(64, 64); 130],
+            vector_elems: 0,
+        };
+        w.clear();
+        PowerSgd { rank: 1 }.codec_work(&many, 1, &mut w);
+        assert_eq!(
+            (w[0].launches, w[1].launches, w[2].launches),
+            (3.0, 5.0, 3.0)
+        );
     }
 }

@@ -67,6 +67,9 @@ pub struct Sizes {
     pub ef: (usize, (usize, usize, usize), usize),
     /// Orthogonalization: row lengths of the Gaussian windows of one launch, and the ranks.
     pub orth: (Vec<usize>, Vec<usize>),
+    /// PowerSGD's fused stages: a bucket's shapes and vector tail (checked at the ranks of
+    /// `orth`).
+    pub psgd_bucket: (Vec<(usize, usize)>, usize),
 }
 
 impl Sizes {
@@ -80,6 +83,7 @@ impl Sizes {
             qsgd: (2000, vec![2, 4, 8], 64),
             ef: (2048, (32, 24, 2), 60),
             orth: (vec![40, 96, 7], vec![1, 4]),
+            psgd_bucket: (vec![(40, 24), (40, 1), (3, 5), (70, 9), (150, 66)], 13),
         }
     }
 
@@ -94,6 +98,17 @@ impl Sizes {
             qsgd: (1 << 20, vec![2, 4, 8], 64),
             ef: (1 << 18, (256, 128, 4), 60),
             orth: (vec![768, 3072, 30522], vec![1, 4, 32]),
+            psgd_bucket: (
+                vec![
+                    (768, 3072),
+                    (768, 1),
+                    (3, 5),
+                    (147, 64),
+                    (2304, 768),
+                    (30522, 768),
+                ],
+                1000,
+            ),
         }
     }
 }
@@ -123,6 +138,9 @@ pub fn run_all(dev: &Device, sizes: &Sizes, seed: u64) -> Result<Vec<Outcome>> {
     }
     for &r in &sizes.orth.1 {
         out.push(orthogonalize(dev, &sizes.orth.0, r, seed)?);
+    }
+    for &r in &sizes.orth.1 {
+        out.push(psgd_stages(dev, &sizes.psgd_bucket, r, seed)?);
     }
     if dev.is_cuda() {
         let (m, c, _, _) = &sizes.psgd;
@@ -250,6 +268,94 @@ pub fn orthogonalize(dev: &Device, lens: &[usize], r: usize, seed: u64) -> Resul
             if zero { "zero" } else { "NOT zero" }
         ),
     ))
+}
+
+/// 7b. PowerSGD's fused stages ([`super::psgd`]) on `dev` against their CPU references on the
+///    same inputs, for a bucket of `shapes` (compressed and not) plus `tail` vector elements at
+///    rank `r`, with a non-zero error feedback: `M + E`, the gathered uncompressed elements,
+///    the decoded uncompressed elements and the next Q bit for bit (one rounding each, the same
+///    on both); P, Q, M̂ and E within 10⁻⁵ of the largest |reference| of each (f32 sums of up to
+///    3·10⁴ products in another order; Q's chunks are added atomically in any order).
+///
+/// # Errors
+/// Device errors.
+pub fn psgd_stages(
+    dev: &Device,
+    (shapes, tail): &(Vec<(usize, usize)>, usize),
+    r: usize,
+    seed: u64,
+) -> Result<Outcome> {
+    use super::psgd::{self, Plan};
+    let n = shapes.iter().map(|&(m, c)| m * c).sum::<usize>() + tail;
+    let plan = Plan::new(shapes, n, r)?;
+    let g = synthetic_gradient(dev, n, seed)?;
+    let e = normal(dev, plan.elems, seed ^ 0xef)?.affine(1e-3, 0.0)?;
+    let q = normal(dev, plan.q_elems, seed ^ 0x9)?;
+    let s = psgd::stage_p(&plan, &g, Some(&e), Some(&q))?;
+    let (gv, ev, qv) = (host(&g)?, host(&e)?, host(&q)?);
+    let (mef_c, p_c, rest_c) = psgd::p_cpu(&plan, &gv, Some(&ev), &qv);
+    let some = |t: &Option<Tensor>| -> Result<Vec<f32>> {
+        t.as_ref()
+            .map(host)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let (mef_d, p_d, rest_d) = (some(&s.mef)?, some(&s.p)?, some(&s.rest)?);
+    // Stage q and decode take the same (device) P on both sides.
+    let p_t = s.p.clone().expect("compressed matrices");
+    let mef_t = s.mef.clone().expect("compressed matrices");
+    let q_d = host(&psgd::stage_q(&plan, &mef_t, &p_t)?)?;
+    let q_c = psgd::q_cpu(&plan, &mef_d, &p_d);
+    let q_in = Tensor::new(q_c.as_slice(), dev)?;
+    let d = psgd::stage_decode(
+        &plan,
+        Some(&mef_t),
+        Some(&p_t),
+        Some(&q_in),
+        s.rest.as_ref(),
+        0.5,
+        dev,
+    )?;
+    let (out_c, ef_c, qt_c) = psgd::decode_cpu(&plan, &mef_d, &p_d, &q_c, &rest_d, 0.5);
+    let (out_d, ef_d, qt_d) = (host(&d.out)?, some(&d.ef)?, some(&d.qt)?);
+    let rel = |a: &[f32], b: &[f32]| -> f64 {
+        let scale = b
+            .iter()
+            .fold(0f64, |m, &x| m.max((x as f64).abs()))
+            .max(f64::MIN_POSITIVE);
+        a.iter()
+            .zip(b)
+            .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+            / scale
+    };
+    let exact =
+        mef_d == mef_c && rest_d == rest_c && qt_d == qt_c && a_eq_rest(&plan, &out_d, &out_c);
+    let errs = [
+        rel(&p_d, &p_c),
+        rel(&q_d, &q_c),
+        rel(&out_d, &out_c),
+        rel(&ef_d, &ef_c),
+    ];
+    let worst = errs.iter().cloned().fold(0f64, f64::max);
+    Ok(Outcome::new(
+        format!("powersgd fused stages rank {r} bucket {shapes:?} + {tail}"),
+        exact && worst <= 1e-5 && out_d.iter().all(|x| x.is_finite()),
+        format!(
+            "max |device − reference| / max |reference|: P {:.1e}, Q {:.1e}, M̂ {:.1e}, E {:.1e} (bound 1e-5); M + E, gathered and decoded uncompressed parts, next Q {}",
+            errs[0],
+            errs[1],
+            errs[2],
+            errs[3],
+            if exact { "exact" } else { "NOT exact" }
+        ),
+    ))
+}
+
+/// Whether the uncompressed runs of two decoded outputs agree bit for bit.
+fn a_eq_rest(plan: &super::psgd::Plan, a: &[f32], b: &[f32]) -> bool {
+    plan.segs
+        .iter()
+        .all(|s| a[s.dst..s.dst + s.len] == b[s.dst..s.dst + s.len])
 }
 
 fn host(t: &Tensor) -> Result<Vec<f32>> {

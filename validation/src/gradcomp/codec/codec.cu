@@ -314,6 +314,194 @@ extern "C" __global__ void codec_orthogonalize(const float *in, float *out, cons
     }
 }
 
+// ---- PowerSGD's three stages as fused, memory-bound kernels (one launch per stage per bucket) ----
+// cuBLAS's matmuls for P = M·Q and Q = Mᵀ·P (K or N = r ≤ 32: skinny GEMMs) pick a kernel per
+// shape and rank whose time no bytes-and-FLOPs model follows (run 48 on: rank 8's P on 128×512
+// took 55 µs where ranks 4 and 32 took 9–10 µs), and the candle composition launched about
+// 3 kernels per matrix. These kernels read each element of M once per stage, do r FMAs per
+// element on the CUDA cores, and cover every matrix of a bucket in one launch (the table below,
+// passed by value). PSGD_R is the register width (a power of two ≥ r); columns i ≥ r are skipped.
+#define PSGD_MAX 64
+struct PsgdTable {
+    uint32_t mats, segs, r, q_rows;        // matrices, uncompressed runs, rank, rows per q chunk
+    uint32_t row0[PSGD_MAX + 1];           // cumulative rows: matrix j owns rows row0[j]..row0[j+1]
+    uint32_t unit0[PSGD_MAX + 1];          // cumulative work units of codec_psgd_q
+    uint32_t m[PSGD_MAX], c[PSGD_MAX];     // rows, columns
+    uint32_t goff[PSGD_MAX];               // offset in the flat gradient / decoded output
+    uint32_t eoff[PSGD_MAX];               // offset in the packed M (+ E) buffers
+    uint32_t poff[PSGD_MAX];               // offset of its Pᵀ (r × m) in the concatenated P
+    uint32_t qoff[PSGD_MAX];               // offset of its Qᵀ (r × c) in the concatenated Q
+    uint32_t seg_dst[PSGD_MAX], seg_src[PSGD_MAX], seg_len[PSGD_MAX]; // uncompressed runs
+};
+
+// The last j < n with a[j] <= x (a non-decreasing, a[0] <= x).
+__device__ __forceinline__ uint32_t psgd_find(const uint32_t *a, uint32_t n, uint32_t x) {
+    uint32_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (a[mid] <= x) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
+__device__ __forceinline__ float psgd_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Stage p. blockIdx.y = 0: one warp per row of every matrix: M + E → mef (packed), and
+// Pᵀ[i][row] = Σ_k (M + E)[row][k] · Qᵀ[i][k]. blockIdx.y = 1: gathers the uncompressed runs of g
+// into `rest`. E is read only when has_ef.
+template <int R>
+__device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const float *qt,
+                       float *mef, float *p, float *rest, const PsgdTable &t) {
+    if (blockIdx.y == 1) {
+        uint32_t stride = gridDim.x * blockDim.x;
+        for (uint32_t s = 0; s < t.segs; ++s)
+            for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < t.seg_len[s]; e += stride)
+                rest[t.seg_src[s] + e] = g[t.seg_dst[s] + e];
+        return;
+    }
+    uint32_t w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (t.mats == 0 || w >= t.row0[t.mats]) return;
+    uint32_t j = psgd_find(t.row0, t.mats, w);
+    uint32_t row = w - t.row0[j], c = t.c[j], r = t.r;
+    const float *gr = g + t.goff[j] + (size_t)row * c;
+    const float *er = ef + t.eoff[j] + (size_t)row * c;
+    float *mr = mef + t.eoff[j] + (size_t)row * c;
+    const float *q = qt + t.qoff[j];
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+    for (uint32_t k = lane; k < c; k += 32) {
+        float x = gr[k];
+        if (has_ef) x += er[k];
+        mr[k] = x;
+#pragma unroll
+        for (int i = 0; i < R; ++i)
+            if (i < r) acc[i] = fmaf(x, __ldg(q + (size_t)i * c + k), acc[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        if (i < r) {
+            float s = psgd_warp_sum(acc[i]);
+            if (lane == 0) p[t.poff[j] + (size_t)i * t.m[j] + row] = s;
+        }
+    }
+}
+
+// Stage q: Qᵀ[i][k] += Σ_{rows of the chunk} Pᵀ[i][row] · mef[row][k] (qt zeroed before). A work
+// unit is (matrix, chunk of t.q_rows rows, tile of 64 columns); 256 threads = 64 columns × 4 row
+// groups, whose partial sums meet in shared memory before one atomicAdd per (i, column): the
+// order of the chunks' additions is not fixed (a few ulps of Q between runs).
+#define PSGD_QCOLS 64
+#define PSGD_QROWS_MAX 64
+template <int R>
+__device__ void psgd_q(const float *mef, const float *p, float *qt, const PsgdTable &t) {
+    __shared__ float sp[R][PSGD_QROWS_MAX];
+    __shared__ float red[4][R][PSGD_QCOLS];
+    uint32_t u = blockIdx.x;
+    if (t.mats == 0 || u >= t.unit0[t.mats]) return;
+    uint32_t j = psgd_find(t.unit0, t.mats, u);
+    uint32_t m = t.m[j], c = t.c[j], r = t.r;
+    uint32_t tiles = (c + PSGD_QCOLS - 1) / PSGD_QCOLS, local = u - t.unit0[j];
+    uint32_t i0 = (local / tiles) * t.q_rows, rows = min(t.q_rows, m - i0);
+    uint32_t col = threadIdx.x % PSGD_QCOLS, grp = threadIdx.x / PSGD_QCOLS;
+    uint32_t k = (local % tiles) * PSGD_QCOLS + col;
+    for (uint32_t e = threadIdx.x; e < R * PSGD_QROWS_MAX; e += blockDim.x) {
+        uint32_t i = e / PSGD_QROWS_MAX, ii = e % PSGD_QROWS_MAX;
+        sp[i][ii] = (i < r && ii < rows) ? p[t.poff[j] + (size_t)i * m + i0 + ii] : 0.0f;
+    }
+    __syncthreads();
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+    if (k < c) {
+        const float *src = mef + t.eoff[j] + (size_t)i0 * c + k;
+        for (uint32_t ii = grp; ii < rows; ii += 4) {
+            float x = src[(size_t)ii * c];
+#pragma unroll
+            for (int i = 0; i < R; ++i) acc[i] = fmaf(sp[i][ii], x, acc[i]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; ++i) red[grp][i][col] = acc[i];
+    __syncthreads();
+    if (grp == 0 && k < c) {
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            if (i < r) {
+                float s = red[0][i][col] + red[1][i][col] + red[2][i][col] + red[3][i][col];
+                atomicAdd(qt + t.qoff[j] + (size_t)i * c + k, s);
+            }
+        }
+    }
+}
+
+// Stage decode (inv = 1 / world). blockIdx.y = 0: one warp per row: M̂[row][k] = Σ_i Pᵀ[i][row] ·
+// (inv · Qᵀ[i][k]) into out (flat gradient layout), E = mef − M̂ into ef. y = 1: the uncompressed
+// runs, inv · rest_sum, into out. y = 2: the next round's Qᵀ = inv · q_sum.
+template <int R>
+__device__ void psgd_decode(const float *mef, const float *p, const float *q_sum,
+                            const float *rest_sum, float inv, float *out, float *ef,
+                            float *qt_next, const PsgdTable &t) {
+    uint32_t stride = gridDim.x * blockDim.x, tid = blockIdx.x * blockDim.x + threadIdx.x;
+    if (blockIdx.y == 1) {
+        for (uint32_t s = 0; s < t.segs; ++s)
+            for (uint32_t e = tid; e < t.seg_len[s]; e += stride)
+                out[t.seg_dst[s] + e] = rest_sum[t.seg_src[s] + e] * inv;
+        return;
+    }
+    if (blockIdx.y == 2) {
+        for (uint32_t j = 0; j < t.mats; ++j)
+            for (uint32_t e = tid; e < t.r * t.c[j]; e += stride)
+                qt_next[t.qoff[j] + e] = q_sum[t.qoff[j] + e] * inv;
+        return;
+    }
+    uint32_t w = tid >> 5, lane = threadIdx.x & 31;
+    if (t.mats == 0 || w >= t.row0[t.mats]) return;
+    uint32_t j = psgd_find(t.row0, t.mats, w);
+    uint32_t row = w - t.row0[j], c = t.c[j], r = t.r;
+    float pv[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) pv[i] = (i < r) ? p[t.poff[j] + (size_t)i * t.m[j] + row] : 0.0f;
+    const float *q = q_sum + t.qoff[j];
+    const float *mr = mef + t.eoff[j] + (size_t)row * c;
+    float *er = ef + t.eoff[j] + (size_t)row * c;
+    float *orow = out + t.goff[j] + (size_t)row * c;
+    for (uint32_t k = lane; k < c; k += 32) {
+        float h = 0.0f;
+#pragma unroll
+        for (int i = 0; i < R; ++i)
+            if (i < r) h = fmaf(pv[i], __ldg(q + (size_t)i * c + k) * inv, h);
+        orow[k] = h;
+        er[k] = mr[k] - h;
+    }
+}
+
+#define PSGD_INST(R)                                                                               \
+    extern "C" __global__ void codec_psgd_p_##R(const float *g, const float *ef, uint32_t has_ef,  \
+                                                const float *qt, float *mef, float *p,             \
+                                                float *rest, PsgdTable t) {                        \
+        psgd_p<R>(g, ef, has_ef, qt, mef, p, rest, t);                                             \
+    }                                                                                              \
+    extern "C" __global__ void codec_psgd_q_##R(const float *mef, const float *p, float *qt,       \
+                                                PsgdTable t) {                                     \
+        psgd_q<R>(mef, p, qt, t);                                                                  \
+    }                                                                                              \
+    extern "C" __global__ void codec_psgd_decode_##R(const float *mef, const float *p,             \
+                                                     const float *q_sum, const float *rest_sum,    \
+                                                     float inv, float *out, float *ef,             \
+                                                     float *qt_next, PsgdTable t) {                \
+        psgd_decode<R>(mef, p, q_sum, rest_sum, inv, out, ef, qt_next, t);                         \
+    }
+PSGD_INST(1)
+PSGD_INST(2)
+PSGD_INST(4)
+PSGD_INST(8)
+PSGD_INST(16)
+PSGD_INST(32)
+
 // Emulated slower link (gradcomp ddp --link-gbps): one thread spins on the global timer for `ns`
 // nanoseconds on the communication stream after a collective, delaying every later collective.
 extern "C" __global__ void codec_delay(uint64_t ns) {

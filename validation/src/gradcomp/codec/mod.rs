@@ -27,6 +27,7 @@ pub mod graph;
 pub mod kernels;
 pub mod micro;
 pub mod powersgd;
+pub mod psgd;
 pub mod qsgd;
 pub mod signsgd;
 pub mod sparse;

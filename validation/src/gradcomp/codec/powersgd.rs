@@ -20,15 +20,24 @@
 //! are the rank-R start: the subspaces are nested and the reconstruction error of one round
 //! falls monotonically with R (what [`super::check`] verifies).
 //!
-//! Layout: P and Q are held transposed (`Pᵀ` is `r × m`, `Qᵀ` is `r × c`, contiguous) so that
-//! Gram–Schmidt works on contiguous rows.
+//! The stages run as the fused kernels of [`psgd`] (run 72 on; before, candle ops and cuBLAS
+//! matmuls per matrix): stage `p` is one launch per bucket (error feedback, P, and the gather
+//! of the uncompressed elements), stage `q` three (the orthogonalization, zeroing Q, Q), stage
+//! `decode` one (M̂ into the flat output, E, the uncompressed elements, the next Q). Ranks
+//! 1..=32 ([`psgd::MAX_RANK`]).
+//!
+//! Layout: the bucket's compressed matrices are packed (M + E and E, `Σ m·c`), P and Q are
+//! concatenated per matrix and held transposed (`Pᵀ` is `r × m`, `Qᵀ` is `r × c`, contiguous) so
+//! that Gram–Schmidt works on contiguous rows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 pub use perfcast::gradcomp::compressor::powersgd::powersgd_compresses;
 
+use super::psgd::{self, Plan};
 use super::{flat_f32, kernels, Codec, Comm};
 
 /// Floor of each column norm before dividing: the smallest normal f32, so a zero column stays
@@ -47,9 +56,11 @@ pub struct PowerSgd {
 /// Error feedback and warm-start Qᵀ of every compressed matrix of one bucket.
 struct BucketState {
     shapes: Vec<(usize, usize)>,
-    n: usize,
-    /// Per matrix: `Some((Qᵀ, E))` when compressed.
-    mats: Vec<Option<(Tensor, Option<Tensor>)>>,
+    plan: Arc<Plan>,
+    /// Every compressed matrix's Qᵀ, concatenated (`None` when none is compressed).
+    qt: Option<Tensor>,
+    /// The packed error feedback (`None` before the first decode).
+    ef: Option<Tensor>,
     /// Windows of the compressed matrices' Pᵀ in the concatenated P (`r·m` elements each), on
     /// the device and on the host (the orthogonalization kernel's input).
     windows: Option<(Tensor, Vec<u32>)>,
@@ -57,16 +68,17 @@ struct BucketState {
 
 /// What stage `p` leaves for the next stages of one bucket.
 pub struct Round {
-    /// Per matrix: the error-fed matrix `M + E` (`m × c`) when compressed.
-    pub m: Vec<Option<Tensor>>,
+    plan: Arc<Plan>,
+    /// The packed error-fed matrices `M + E`.
+    pub mef: Option<Tensor>,
     /// Every compressed matrix's `Pᵀ` (`r × m`), flattened and concatenated (what the first
     /// all-reduce carries).
     pub p_flat: Option<Tensor>,
     /// The uncompressed elements (matrices failing the rule, then the vector tail),
     /// concatenated (its own all-reduce).
     pub rest: Option<Tensor>,
-    /// After stage `q`: the orthogonalized `Pᵀ` per compressed matrix.
-    pub p: Vec<Option<Tensor>>,
+    /// After stage `q`: the orthogonalized, concatenated `Pᵀ`.
+    pub p: Option<Tensor>,
     /// The windows of `p_flat` (device, host), one per compressed matrix.
     windows: Option<(Tensor, Vec<u32>)>,
 }
@@ -74,15 +86,18 @@ pub struct Round {
 impl Round {
     /// Every device tensor of the round (what a captured stage `q` replaces or reads).
     pub fn tensors(&self) -> Vec<Tensor> {
-        let mut v: Vec<Tensor> = self.m.iter().chain(&self.p).flatten().cloned().collect();
-        v.extend(self.p_flat.iter().chain(&self.rest).cloned());
+        let mut v: Vec<Tensor> = [&self.mef, &self.p, &self.p_flat, &self.rest]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         v.extend(self.windows.iter().map(|(t, _)| t.clone()));
         v
     }
 }
 
 impl PowerSgd {
-    /// Rank `rank` (≥ 1), Q drawn from `seed`.
+    /// Rank `rank` (1..=32), Q drawn from `seed`.
     pub fn new(rank: usize, seed: u64) -> PowerSgd {
         PowerSgd {
             rank,
@@ -124,38 +139,31 @@ impl PowerSgd {
         shapes: &[(usize, usize)],
         dev: &Device,
     ) -> Result<&mut BucketState> {
-        let packed: usize = shapes.iter().map(|&(m, c)| m * c).sum();
-        if packed > n {
-            bail!("powersgd bucket {bucket}: matrices {shapes:?} hold {packed} elements, the gradient {n}");
-        }
         let fresh = match self.state.get(&bucket) {
-            Some(s) => s.shapes != shapes || s.n != n,
+            Some(s) => s.shapes != shapes || s.plan.n != n,
             None => true,
         };
         if fresh {
+            let plan = Plan::new(shapes, n, self.rank)
+                .map_err(|e| anyhow::anyhow!("powersgd bucket {bucket}: {e}"))?;
             let r = self.rank;
-            let mut mats = Vec::with_capacity(shapes.len());
-            for (j, &(m, c)) in shapes.iter().enumerate() {
-                mats.push(if powersgd_compresses(r as u64, m as u64, c as u64) {
+            let mut qts = Vec::with_capacity(plan.mats.len());
+            let mut j = 0;
+            for &(m, c) in shapes {
+                if powersgd_compresses(r as u64, m as u64, c as u64) {
                     // Qᵀ row i = column i of Q: a standard normal stream per (bucket, matrix),
                     // drawn row after row, so lower ranks take a prefix of the same draws.
                     let key = kernels::key(self.seed, bucket, j as u64);
-                    let qt = super::normal(dev, r * c, key)?.reshape((r, c))?;
-                    Some((qt, None))
-                } else {
-                    None
-                });
-            }
-            let mut offs = vec![0u32];
-            for (&(m, _), slot) in shapes.iter().zip(&mats) {
-                if slot.is_some() {
-                    let end = *offs.last().expect("starts at 0") as usize + r * m;
-                    if end > u32::MAX as usize {
-                        bail!("powersgd bucket {bucket}: P holds {end} elements: at most 2^32 - 1");
-                    }
-                    offs.push(end as u32);
+                    qts.push(super::normal(dev, r * c, key)?);
                 }
+                j += 1;
             }
+            let qt = match qts.len() {
+                0 => None,
+                1 => qts.pop(),
+                _ => Some(Tensor::cat(&qts, 0)?),
+            };
+            let offs = plan.windows();
             let windows = if offs.len() > 1 {
                 Some((Tensor::new(offs.as_slice(), dev)?, offs))
             } else {
@@ -165,8 +173,9 @@ impl PowerSgd {
                 bucket,
                 BucketState {
                     shapes: shapes.to_vec(),
-                    n,
-                    mats,
+                    plan: Arc::new(plan),
+                    qt,
+                    ef: None,
                     windows,
                 },
             );
@@ -179,20 +188,17 @@ impl PowerSgd {
     pub fn state_tensors(&self) -> Vec<Tensor> {
         let mut v = Vec::new();
         for st in self.state.values() {
-            for (qt, e) in st.mats.iter().flatten() {
-                v.push(qt.clone());
-                v.extend(e.iter().cloned());
-            }
+            v.extend(st.qt.iter().chain(&st.ef).cloned());
             v.extend(st.windows.iter().map(|(t, _)| t.clone()));
         }
         v
     }
 
     /// Stage `p`: error feedback `M ← M + E` and `Pᵀ = Qᵀ·Mᵀ` for every compressed matrix of flat
-    /// `grad`; gathers the uncompressed elements.
+    /// `grad`; gathers the uncompressed elements (one fused launch, [`psgd::stage_p`]).
     ///
     /// # Errors
-    /// The matrices hold more elements than `grad`; device errors.
+    /// The matrices hold more elements than `grad`; a rank above 32; device errors.
     pub fn stage_p(
         &mut self,
         bucket: usize,
@@ -202,45 +208,14 @@ impl PowerSgd {
         let g = flat_f32(grad)?;
         let n = g.elem_count();
         let st = self.bucket_state(bucket, n, shapes, &g.device().clone())?;
-        let mut m_out = Vec::with_capacity(shapes.len());
-        let mut ps = Vec::new();
-        let mut rest = Vec::new();
-        let mut off = 0;
-        for (&(m, c), slot) in shapes.iter().zip(&st.mats) {
-            let view = g.narrow(0, off, m * c)?;
-            off += m * c;
-            match slot {
-                Some((qt, e)) => {
-                    let mm = view.reshape((m, c))?;
-                    let mm = match e {
-                        Some(e) => (mm + e)?,
-                        None => mm,
-                    };
-                    ps.push(qt.matmul(&mm.t()?)?.flatten_all()?);
-                    m_out.push(Some(mm));
-                }
-                None => {
-                    rest.push(view);
-                    m_out.push(None);
-                }
-            }
-        }
-        if off < n {
-            rest.push(g.narrow(0, off, n - off)?);
-        }
-        let cat = |v: Vec<Tensor>| -> Result<Option<Tensor>> {
-            Ok(match v.len() {
-                0 => None,
-                1 => Some(v.into_iter().next().expect("one")),
-                _ => Some(Tensor::cat(&v, 0)?),
-            })
-        };
+        let s = psgd::stage_p(&st.plan, &g, st.ef.as_ref(), st.qt.as_ref())?;
         Ok(Round {
-            p: vec![None; m_out.len()],
+            plan: st.plan.clone(),
+            mef: s.mef,
+            p_flat: s.p,
+            rest: s.rest,
+            p: None,
             windows: st.windows.clone(),
-            m: m_out,
-            p_flat: cat(ps)?,
-            rest: cat(rest)?,
         })
     }
 
@@ -252,7 +227,7 @@ impl PowerSgd {
     /// `p_sum` does not match stage `p`'s; device errors.
     pub fn stage_q(&self, round: &mut Round, p_sum: &Tensor) -> Result<Option<Tensor>> {
         let r = self.rank;
-        let Some((offs, offs_host)) = &round.windows else {
+        let (Some((offs, offs_host)), Some(mef)) = (&round.windows, &round.mef) else {
             return Ok(None);
         };
         let expected = *offs_host.last().expect("a window") as usize;
@@ -263,25 +238,15 @@ impl PowerSgd {
             );
         }
         let orth = kernels::orthogonalize(p_sum, offs, offs_host, r, NORM_FLOOR)?;
-        let mut qs = Vec::new();
-        let mut off = 0;
-        for (mm, p) in round.m.iter().zip(round.p.iter_mut()) {
-            let Some(mm) = mm else { continue };
-            let rows = mm.dim(0)?;
-            let pt = orth.narrow(0, off, r * rows)?.reshape((r, rows))?;
-            off += r * rows;
-            qs.push(pt.matmul(mm)?.flatten_all()?);
-            *p = Some(pt);
-        }
-        Ok(match qs.len() {
-            0 => None,
-            _ => Some(Tensor::cat(&qs, 0)?),
-        })
+        let q = psgd::stage_q(&round.plan, mef, &orth)?;
+        round.p = Some(orth);
+        Ok(Some(q))
     }
 
     /// Stage `decode`: `M̂ = P·Qᵀ` from the all-reduced `q_sum` (divided by `world`), error
     /// feedback `E ← M − M̂`, the next round's Qᵀ; assembles the average gradient (f32 `[n]`)
-    /// with the all-reduced uncompressed elements `rest_sum` (divided by `world`).
+    /// with the all-reduced uncompressed elements `rest_sum` (divided by `world`), in one fused
+    /// launch ([`psgd::stage_decode`]).
     ///
     /// # Errors
     /// Shapes that do not match the earlier stages; device errors.
@@ -293,50 +258,30 @@ impl PowerSgd {
         rest_sum: Option<&Tensor>,
         world: usize,
     ) -> Result<Tensor> {
-        let r = self.rank;
-        let inv = 1.0 / world as f64;
         let Some(st) = self.state.get_mut(&bucket) else {
             bail!("powersgd: decode of bucket {bucket} before its stage p");
         };
-        let mut pieces = Vec::with_capacity(st.shapes.len() + 1);
-        let (mut q_off, mut r_off) = (0, 0);
-        for ((&(m, c), slot), pt) in st.shapes.iter().zip(st.mats.iter_mut()).zip(&round.p) {
-            match (slot, pt, &round.m[pieces.len()]) {
-                (Some((qt, e)), Some(pt), Some(mm)) => {
-                    let Some(q_sum) = q_sum else {
-                        bail!("powersgd: no all-reduced Q for bucket {bucket}")
-                    };
-                    let q = q_sum
-                        .narrow(0, q_off, r * c)?
-                        .reshape((r, c))?
-                        .affine(inv, 0.0)?;
-                    q_off += r * c;
-                    let mhat = pt.t()?.matmul(&q)?;
-                    *e = Some((mm - &mhat)?);
-                    *qt = q;
-                    pieces.push(mhat.flatten_all()?);
-                }
-                (None, None, None) => {
-                    let Some(rest) = rest_sum else {
-                        bail!("powersgd: no all-reduced uncompressed part for bucket {bucket}")
-                    };
-                    pieces.push(rest.narrow(0, r_off, m * c)?.affine(inv, 0.0)?);
-                    r_off += m * c;
-                }
-                _ => bail!("powersgd: bucket {bucket}: stages out of step"),
-            }
+        if !Arc::ptr_eq(&st.plan, &round.plan) {
+            bail!("powersgd: bucket {bucket}: stages out of step (the bucket changed shape)");
         }
-        let packed: usize = st.shapes.iter().map(|&(m, c)| m * c).sum();
-        if packed < st.n {
-            let Some(rest) = rest_sum else {
-                bail!("powersgd: no all-reduced vector part for bucket {bucket}")
-            };
-            pieces.push(rest.narrow(0, r_off, st.n - packed)?.affine(inv, 0.0)?);
+        let dev = match (&round.mef, &round.rest) {
+            (Some(t), _) | (None, Some(t)) => t.device().clone(),
+            (None, None) => bail!("powersgd: bucket {bucket} is empty"),
+        };
+        let d = psgd::stage_decode(
+            &st.plan,
+            round.mef.as_ref(),
+            round.p.as_ref(),
+            q_sum,
+            rest_sum,
+            (1.0 / world as f64) as f32,
+            &dev,
+        )?;
+        if d.ef.is_some() {
+            st.ef = d.ef;
+            st.qt = d.qt;
         }
-        Ok(match pieces.len() {
-            1 => pieces.into_iter().next().expect("one"),
-            _ => Tensor::cat(&pieces, 0)?,
-        })
+        Ok(d.out)
     }
 }
 
