@@ -148,15 +148,13 @@ impl PowerSgd {
                 .map_err(|e| anyhow::anyhow!("powersgd bucket {bucket}: {e}"))?;
             let r = self.rank;
             let mut qts = Vec::with_capacity(plan.mats.len());
-            let mut j = 0;
-            for &(m, c) in shapes {
+            for (j, &(m, c)) in shapes.iter().enumerate() {
                 if powersgd_compresses(r as u64, m as u64, c as u64) {
                     // Qᵀ row i = column i of Q: a standard normal stream per (bucket, matrix),
                     // drawn row after row, so lower ranks take a prefix of the same draws.
                     let key = kernels::key(self.seed, bucket, j as u64);
                     qts.push(super::normal(dev, r * c, key)?);
                 }
-                j += 1;
             }
             let qt = match qts.len() {
                 0 => None,

@@ -891,6 +891,25 @@ mod tests {
         assert!(stage_decode(&plan, None, None, None, s.rest.as_ref(), 0.5, &dev).is_err());
     }
 
+    /// The table the kernels were built for (`codec.ptx`'s by-value parameter of every fused
+    /// kernel) is exactly [`Table`]: a PTX built from another `PSGD_MAX` would read every offset
+    /// from the wrong place (run 72's first device call: every fused-stage check failed).
+    #[test]
+    fn ptx_table_parameter_is_the_rust_table() {
+        let ptx = include_str!("codec.ptx");
+        let size = std::mem::size_of::<Table>();
+        for (kernel, param) in [("p", 7), ("q", 3), ("decode", 8)] {
+            for r in [1, 2, 4, 8, 16, 32] {
+                let decl = format!("codec_psgd_{kernel}_{r}_param_{param}[{size}]");
+                assert!(
+                    ptx.contains(&decl),
+                    "codec.ptx lacks {decl}: rebuild it from codec.cu"
+                );
+            }
+        }
+        assert_eq!(size, 4 * (4 + 2 * (TABLE_MAX + 1) + 9 * TABLE_MAX));
+    }
+
     /// A bucket of 130 small matrices takes three launches of 64.
     #[test]
     fn large_buckets_split_into_tables_of_64() {
