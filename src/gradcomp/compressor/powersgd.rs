@@ -74,8 +74,9 @@ impl PowerSgd {
         let mut uncompressed = b.vector_elems as f64;
         let (mut cnt, mut elems, mut p_elems, mut q_elems, mut m_max) =
             (0.0, 0.0, 0.0, 0.0, 0.0f64);
-        // Stage q's re-reads: P once per 64-column tile, Q's atomic adds once per 64-row chunk.
-        let (mut p_tiles, mut q_chunks) = (0.0, 0.0);
+        // Stage q's re-reads: P once per 64-column tile, Q's atomic adds once per 64-row chunk;
+        // stage p's atomic adds of P, once per 256-column chunk.
+        let (mut p_tiles, mut q_chunks, mut p_chunks) = (0.0, 0.0, 0.0);
         for &(m, cols) in &b.matrices {
             if powersgd_compresses(r, m, cols) {
                 let (mf, cf) = (m as f64, cols as f64);
@@ -86,6 +87,7 @@ impl PowerSgd {
                 m_max = m_max.max(mf);
                 p_tiles += mf * rf * (cf / Q_TILE).ceil();
                 q_chunks += cf * rf * (mf / Q_TILE).ceil();
+                p_chunks += mf * rf * (cf / CHUNK_COLS).ceil();
             } else {
                 uncompressed += (m * cols) as f64;
             }
@@ -96,12 +98,13 @@ impl PowerSgd {
         let fma = 2.0 * elems * rf;
         let launches = (cnt / FUSED_TABLE).ceil();
         let work = [
-            // One launch: M + E (read M, E; write M + E), P = (M + E)·Q (Q read, P written), and
-            // the gather of the uncompressed elements (read and written).
+            // Zeroing P (one launch), then one launch: M + E (read M, E; write M + E),
+            // P = (M + E)·Q (Q read; P's partial sums added once per 256-column chunk of each
+            // row), and the gather of the uncompressed elements (read and written).
             CodecWork::new(
                 "p",
-                launches,
-                12.0 * elems + 4.0 * (p_elems + q_elems) + 8.0 * uncompressed,
+                1.0 + launches,
+                12.0 * elems + 4.0 * (p_elems + q_elems + p_chunks) + 8.0 * uncompressed,
                 0.0,
                 fma,
             ),
@@ -145,6 +148,8 @@ impl PowerSgd {
 pub const FUSED_TABLE: f64 = 64.0;
 /// Rows per chunk and columns per tile of the harness's fused `Q = Mᵀ·P` kernel.
 pub const Q_TILE: f64 = 64.0;
+/// Columns per warp unit of the harness's fused `p` and `decode` kernels (`PSGD_CW`).
+pub const CHUNK_COLS: f64 = 256.0;
 
 #[cfg(test)]
 mod tests {
@@ -167,9 +172,10 @@ mod tests {
             11.0,
         );
         assert_eq!(w.len(), 3);
-        // p: one fused launch; M + E, P, Q and the gathered 11 uncompressed elements.
-        assert_eq!(w[0].launches, 1.0);
-        assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q) + 8.0 * rest);
+        // p: zeroing P and one fused launch; M + E, P, Q, P's adds (one 256-column chunk per
+        // row) and the gathered 11 uncompressed elements.
+        assert_eq!(w[0].launches, 2.0);
+        assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q + p) + 8.0 * rest);
         assert_eq!(w[0].vector_flops, 2.0 * 2.0 * elems);
         assert_eq!(w[0].matmul_flops, 0.0);
         // q: orthogonalization, zeroing Q, the fused Q kernel; every matrix fits one 64×64 tile,
@@ -206,7 +212,7 @@ mod tests {
         PowerSgd { rank: 1 }.codec_work(&many, 1, &mut w);
         assert_eq!(
             (w[0].launches, w[1].launches, w[2].launches),
-            (3.0, 5.0, 3.0)
+            (4.0, 5.0, 3.0)
         );
     }
 }

@@ -324,7 +324,7 @@ extern "C" __global__ void codec_orthogonalize(const float *in, float *out, cons
 #define PSGD_MAX 64
 struct PsgdTable {
     uint32_t mats, segs, r, q_rows;        // matrices, uncompressed runs, rank, rows per q chunk
-    uint32_t row0[PSGD_MAX + 1];           // cumulative rows: matrix j owns rows row0[j]..row0[j+1]
+    uint32_t warp0[PSGD_MAX + 1];          // cumulative warp units (rows x column chunks of PSGD_CW)
     uint32_t unit0[PSGD_MAX + 1];          // cumulative work units of codec_psgd_q
     uint32_t m[PSGD_MAX], c[PSGD_MAX];     // rows, columns
     uint32_t goff[PSGD_MAX];               // offset in the flat gradient / decoded output
@@ -349,9 +349,25 @@ __device__ __forceinline__ float psgd_warp_sum(float v) {
     return v;
 }
 
-// Stage p. blockIdx.y = 0: one warp per row of every matrix: M + E → mef (packed), and
-// Pᵀ[i][row] = Σ_k (M + E)[row][k] · Qᵀ[i][k]. blockIdx.y = 1: gathers the uncompressed runs of g
-// into `rest`. E is read only when has_ef.
+// Columns per warp unit of stages p and decode: a row of c columns is split into ⌈c/PSGD_CW⌉
+// warps, so a matrix of few, long rows (ResNet's 64 × 4608) still fills the GPU (run 73: one warp
+// per row left such shapes latency-bound, up to 5× the bytes-and-FLOPs time).
+#define PSGD_CW 256
+
+// The warp unit w of table t: matrix j, its row, and the column range [k0, k1).
+__device__ __forceinline__ void psgd_unit(const PsgdTable &t, uint32_t w, uint32_t &j,
+                                          uint32_t &row, uint32_t &k0, uint32_t &k1) {
+    j = psgd_find(t.warp0, t.mats, w);
+    uint32_t c = t.c[j], chunks = (c + PSGD_CW - 1) / PSGD_CW, local = w - t.warp0[j];
+    row = local / chunks;
+    k0 = (local % chunks) * PSGD_CW;
+    k1 = min(c, k0 + PSGD_CW);
+}
+
+// Stage p. blockIdx.y = 0: one warp per (row, chunk of PSGD_CW columns) of every matrix: M + E →
+// mef (packed), and Pᵀ[i][row] += Σ_{k in chunk} (M + E)[row][k] · Qᵀ[i][k] (P zeroed before;
+// one atomicAdd per rank column and chunk, so the chunks' order is not fixed). blockIdx.y = 1:
+// gathers the uncompressed runs of g into `rest`. E is read only when has_ef.
 template <int R>
 __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const float *qt,
                        float *mef, float *p, float *rest, const PsgdTable &t) {
@@ -363,9 +379,10 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
         return;
     }
     uint32_t w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (t.mats == 0 || w >= t.row0[t.mats]) return;
-    uint32_t j = psgd_find(t.row0, t.mats, w);
-    uint32_t row = w - t.row0[j], c = t.c[j], r = t.r;
+    if (t.mats == 0 || w >= t.warp0[t.mats]) return;
+    uint32_t j, row, k0, k1;
+    psgd_unit(t, w, j, row, k0, k1);
+    uint32_t c = t.c[j], r = t.r;
     const float *gr = g + t.goff[j] + (size_t)row * c;
     const float *er = ef + t.eoff[j] + (size_t)row * c;
     float *mr = mef + t.eoff[j] + (size_t)row * c;
@@ -373,7 +390,7 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
     float acc[R];
 #pragma unroll
     for (int i = 0; i < R; ++i) acc[i] = 0.0f;
-    for (uint32_t k = lane; k < c; k += 32) {
+    for (uint32_t k = k0 + lane; k < k1; k += 32) {
         float x = gr[k];
         if (has_ef) x += er[k];
         mr[k] = x;
@@ -385,7 +402,7 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
     for (int i = 0; i < R; ++i) {
         if (i < r) {
             float s = psgd_warp_sum(acc[i]);
-            if (lane == 0) p[t.poff[j] + (size_t)i * t.m[j] + row] = s;
+            if (lane == 0) atomicAdd(p + t.poff[j] + (size_t)i * t.m[j] + row, s);
         }
     }
 }
@@ -438,7 +455,7 @@ __device__ void psgd_q(const float *mef, const float *p, float *qt, const PsgdTa
     }
 }
 
-// Stage decode (inv = 1 / world). blockIdx.y = 0: one warp per row: M̂[row][k] = Σ_i Pᵀ[i][row] ·
+// Stage decode (inv = 1 / world). blockIdx.y = 0: one warp per (row, column chunk): M̂[row][k] = Σ_i Pᵀ[i][row] ·
 // (inv · Qᵀ[i][k]) into out (flat gradient layout), E = mef − M̂ into ef. y = 1: the uncompressed
 // runs, inv · rest_sum, into out. y = 2: the next round's Qᵀ = inv · q_sum.
 template <int R>
@@ -459,9 +476,10 @@ __device__ void psgd_decode(const float *mef, const float *p, const float *q_sum
         return;
     }
     uint32_t w = tid >> 5, lane = threadIdx.x & 31;
-    if (t.mats == 0 || w >= t.row0[t.mats]) return;
-    uint32_t j = psgd_find(t.row0, t.mats, w);
-    uint32_t row = w - t.row0[j], c = t.c[j], r = t.r;
+    if (t.mats == 0 || w >= t.warp0[t.mats]) return;
+    uint32_t j, row, k0, k1;
+    psgd_unit(t, w, j, row, k0, k1);
+    uint32_t c = t.c[j], r = t.r;
     float pv[R];
 #pragma unroll
     for (int i = 0; i < R; ++i) pv[i] = (i < r) ? p[t.poff[j] + (size_t)i * t.m[j] + row] : 0.0f;
@@ -469,7 +487,7 @@ __device__ void psgd_decode(const float *mef, const float *p, const float *q_sum
     const float *mr = mef + t.eoff[j] + (size_t)row * c;
     float *er = ef + t.eoff[j] + (size_t)row * c;
     float *orow = out + t.goff[j] + (size_t)row * c;
-    for (uint32_t k = lane; k < c; k += 32) {
+    for (uint32_t k = k0 + lane; k < k1; k += 32) {
         float h = 0.0f;
 #pragma unroll
         for (int i = 0; i < R; ++i)

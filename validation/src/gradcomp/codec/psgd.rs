@@ -9,14 +9,17 @@
 //! the bucket's matrices once (4 bytes) and does r fused multiply-adds per element on the CUDA
 //! cores, so its time is launches + bytes / bandwidth + FLOPs / rate, the cost model's terms.
 //!
-//! - stage `p` (one warp per row of every matrix): `mef = M + E` (E the error feedback, absent in
-//!   the first round), `Pᵀ[i][row] = Σ_k mef[row][k]·Qᵀ[i][k]`; the uncompressed runs of the
-//!   bucket are gathered into `rest` in the same launch.
+//! - stage `p` (one warp per row and chunk of [`CHUNK_COLS`] columns of every matrix):
+//!   `mef = M + E` (E the error feedback, absent in the first round),
+//!   `Pᵀ[i][row] = Σ_k mef[row][k]·Qᵀ[i][k]`, the chunks' partial sums added atomically into a
+//!   zeroed P (one launch zeroes it); the uncompressed runs of the bucket are gathered into
+//!   `rest` in the same launch. (Run 73's first version used one warp per row: matrices of few,
+//!   long rows were latency-bound, up to 5× their bytes-and-FLOPs time.)
 //! - stage `q` (after [`super::kernels::orthogonalize`]): `Qᵀ[i][k] = Σ_row Pᵀ[i][row]·mef[row][k]`
 //!   over chunks of [`Q_ROWS`] rows × 64 columns, one `atomicAdd` per (i, column, chunk) into a
 //!   zeroed Q: the order of the chunks' additions is not fixed on the device (a few ulps of Q
 //!   between runs; the CPU reference adds the chunks in order).
-//! - stage `decode` (one warp per row): `M̂ = P·(Q/world)ᵀ` into the flat output, `E = mef − M̂`,
+//! - stage `decode` (one warp per row and column chunk): `M̂ = P·(Q/world)ᵀ` into the flat output, `E = mef − M̂`,
 //!   the uncompressed runs `rest_sum / world` into the output, and the next round's
 //!   `Qᵀ = q_sum / world`, in one launch.
 //!
@@ -35,6 +38,9 @@ pub const TABLE_MAX: usize = 64;
 pub const Q_ROWS: u32 = 64;
 /// Columns per work unit of stage `q` (`PSGD_QCOLS`).
 pub const Q_COLS: u32 = 64;
+/// Columns per warp unit of stages `p` and `decode` (`PSGD_CW`): a row is split into
+/// `⌈c/256⌉` warps, whose partial sums of P meet by `atomicAdd`.
+pub const CHUNK_COLS: u32 = 256;
 
 /// One launch's description of a bucket, `codec.cu`'s `PsgdTable` (offsets in f32 elements).
 #[repr(C)]
@@ -48,8 +54,9 @@ pub struct Table {
     pub r: u32,
     /// Rows per stage-`q` chunk ([`Q_ROWS`]).
     pub q_rows: u32,
-    /// Cumulative rows of this table's matrices (one warp per row in stages `p` and `decode`).
-    pub row0: [u32; TABLE_MAX + 1],
+    /// Cumulative warp units of this table's matrices (stages `p` and `decode`: one warp per row
+    /// and chunk of [`CHUNK_COLS`] columns).
+    pub warp0: [u32; TABLE_MAX + 1],
     /// Cumulative stage-`q` work units (row chunks × column tiles).
     pub unit0: [u32; TABLE_MAX + 1],
     /// Rows per matrix.
@@ -220,7 +227,7 @@ impl Plan {
                     segs: segs.len() as u32,
                     r: self.r as u32,
                     q_rows: Q_ROWS,
-                    row0: [0; TABLE_MAX + 1],
+                    warp0: [0; TABLE_MAX + 1],
                     unit0: [0; TABLE_MAX + 1],
                     m: [0; TABLE_MAX],
                     c: [0; TABLE_MAX],
@@ -234,7 +241,7 @@ impl Plan {
                 };
                 for (j, x) in mats.enumerate() {
                     let units = (x.m as u32).div_ceil(Q_ROWS) * (x.c as u32).div_ceil(Q_COLS);
-                    tb.row0[j + 1] = tb.row0[j] + x.m as u32;
+                    tb.warp0[j + 1] = tb.warp0[j] + x.m as u32 * (x.c as u32).div_ceil(CHUNK_COLS);
                     tb.unit0[j + 1] = tb.unit0[j] + units;
                     tb.m[j] = x.m as u32;
                     tb.c[j] = x.c as u32;
@@ -573,10 +580,10 @@ mod cuda {
         ins.extend(qt);
         let name = format!("codec_psgd_p_{}", width(plan.r));
         let (mef, p, rest, dev) = with_views(&ins, |dev, v| {
-            // SAFETY: every element of mef, p and rest is written: the rows of every matrix
-            // (mef, one P value per (row, rank column)) and every uncompressed run.
+            // SAFETY: every element of mef and rest is written: the rows of every matrix and
+            // every uncompressed run; P is zeroed and accumulated into.
             let mef = unsafe { dev.alloc::<f32>(plan.elems.max(1))? };
-            let p = unsafe { dev.alloc::<f32>(plan.p_elems.max(1))? };
+            let p = dev.alloc_zeros::<f32>(plan.p_elems.max(1))?;
             let rest = unsafe { dev.alloc::<f32>(plan.rest_elems.max(1))? };
             let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
             let has_ef = ef.is_some() as u32;
@@ -588,14 +595,14 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let rows = t.row0[t.mats as usize] as usize;
+                let warps = t.warp0[t.mats as usize] as usize;
                 let rest_n: usize = t.seg_len[..t.segs as usize]
                     .iter()
                     .map(|&x| x as usize)
                     .sum();
                 let cfg = LaunchConfig {
                     grid_dim: (
-                        blocks(rows * 32).max(stride_blocks(rest_n) as u32),
+                        blocks(warps * 32).max(stride_blocks(rest_n) as u32),
                         if t.segs > 0 { 2 } else { 1 },
                         1,
                     ),
@@ -693,7 +700,7 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let rows = t.row0[t.mats as usize] as usize;
+                let warps = t.warp0[t.mats as usize] as usize;
                 let rest_n: usize = t.seg_len[..t.segs as usize]
                     .iter()
                     .map(|&x| x as usize)
@@ -701,7 +708,7 @@ mod cuda {
                 let q_n: usize = (0..t.mats as usize).map(|j| (t.r * t.c[j]) as usize).sum();
                 let cfg = LaunchConfig {
                     grid_dim: (
-                        blocks(rows * 32)
+                        blocks(warps * 32)
                             .max(stride_blocks(rest_n) as u32)
                             .max(stride_blocks(q_n) as u32),
                         3,
@@ -782,7 +789,7 @@ mod tests {
         );
         assert_eq!(p.windows(), vec![0, 32, 112]);
         let t = &p.tables()[0];
-        assert_eq!((t.mats, t.segs, t.row0[2]), (2, 2, 56));
+        assert_eq!((t.mats, t.segs, t.warp0[2]), (2, 2, 56));
         // Units: 16 rows → 1 chunk × 1 tile; 40 rows → 1 × 1.
         assert_eq!(t.unit0[2], 2);
         assert_eq!(p.launches(), 1);
@@ -919,6 +926,9 @@ mod tests {
         let t = p.tables();
         assert_eq!((t[0].mats, t[1].mats, t[2].mats), (64, 64, 2));
         assert_eq!(t[2].goff[1], 129 * 64);
-        assert_eq!(t[2].row0[2], 16);
+        assert_eq!(t[2].warp0[2], 16);
+        // A 64 × 4608 matrix is 64 rows × 18 chunks of 256 columns.
+        let wide = Plan::new(&[(64, 4608)], 64 * 4608, 4).unwrap();
+        assert_eq!(wide.tables()[0].warp0[1], 64 * 18);
     }
 }
