@@ -68,13 +68,19 @@ pub const SUPERSEDED: &[(&str, &[&str], &str, &str)] = &[
         "powersgd",
         &[],
         "2026-11-30T20:50:00Z",
-        "measured with cuBLAS skinny GEMMs and candle ops per matrix (runs before 73; run 74 on: the fused psgd kernels, one launch per stage kernel per bucket)",
+        "measured with cuBLAS skinny GEMMs and candle ops per matrix (runs before 73; run 73 on: the fused psgd kernels, one launch per stage kernel per bucket)",
     ),
     (
         "powersgd",
         &[],
         "2026-11-30T20:56:00Z",
         "measured with run 73's first fused kernels, one warp per matrix row (latency-bound on matrices of few, long rows; run 74 on: one warp per row and 256-column chunk)",
+    ),
+    (
+        "powersgd",
+        &[],
+        "2026-11-30T21:08:00Z",
+        "measured with run 74's fused kernels, whose rank-guarded loads of Q issued one memory latency at a time (rank 32 on 128x512: 29.9 µs against 7.3 predicted; run 75 on: unguarded loads)",
     ),
 ];
 

@@ -390,13 +390,18 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
     float acc[R];
 #pragma unroll
     for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+    // Rank columns i >= r read row 0 of Q (an address select, not a branch, so the R loads of an
+    // iteration issue back to back; run 74's guarded loads were serialized, each waiting a memory
+    // latency) and their sums are never stored.
     for (uint32_t k = k0 + lane; k < k1; k += 32) {
         float x = gr[k];
         if (has_ef) x += er[k];
         mr[k] = x;
+        float qv[R];
 #pragma unroll
-        for (int i = 0; i < R; ++i)
-            if (i < r) acc[i] = fmaf(x, __ldg(q + (size_t)i * c + k), acc[i]);
+        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + k);
+#pragma unroll
+        for (int i = 0; i < R; ++i) acc[i] = fmaf(x, qv[i], acc[i]);
     }
 #pragma unroll
     for (int i = 0; i < R; ++i) {
@@ -487,11 +492,14 @@ __device__ void psgd_decode(const float *mef, const float *p, const float *q_sum
     const float *mr = mef + t.eoff[j] + (size_t)row * c;
     float *er = ef + t.eoff[j] + (size_t)row * c;
     float *orow = out + t.goff[j] + (size_t)row * c;
+    // As in stage p, unguarded loads (pv[i] = 0 for i >= r, whose products add exact zeros).
     for (uint32_t k = k0 + lane; k < k1; k += 32) {
+        float qv[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + k);
         float h = 0.0f;
 #pragma unroll
-        for (int i = 0; i < R; ++i)
-            if (i < r) h = fmaf(pv[i], __ldg(q + (size_t)i * c + k) * inv, h);
+        for (int i = 0; i < R; ++i) h = fmaf(pv[i], qv[i] * inv, h);
         orow[k] = h;
         er[k] = mr[k] - h;
     }
