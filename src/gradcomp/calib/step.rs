@@ -79,7 +79,7 @@ pub const SUPERSEDED: &[(&str, &[&str], &str, &str)] = &[
     (
         "powersgd",
         &[],
-        "2026-11-30T21:08:00Z",
+        "2026-11-30T21:03:00Z",
         "measured with run 74's fused kernels, whose rank-guarded loads of Q issued one memory latency at a time (rank 32 on 128x512: 29.9 µs against 7.3 predicted; run 75 on: unguarded loads)",
     ),
 ];
