@@ -82,6 +82,12 @@ pub const SUPERSEDED: &[(&str, &[&str], &str, &str)] = &[
         "2026-11-30T21:03:00Z",
         "measured with run 74's fused kernels, whose rank-guarded loads of Q issued one memory latency at a time (rank 32 on 128x512: 29.9 µs against 7.3 predicted; run 75 on: unguarded loads)",
     ),
+    (
+        "powersgd",
+        &[],
+        "2026-11-30T21:10:00Z",
+        "measured with run 75's fused kernels, whose lanes loaded M one 32-column step at a time (a memory latency per step: 64x256 slower than 576x64; run 76 on: a lane's elements loaded up front)",
+    ),
 ];
 
 /// Why a row of `family` measured at `date` (ISO 8601) is superseded ([`SUPERSEDED`]), if it is;

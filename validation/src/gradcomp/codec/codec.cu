@@ -390,18 +390,33 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
     float acc[R];
 #pragma unroll
     for (int i = 0; i < R; ++i) acc[i] = 0.0f;
-    // Rank columns i >= r read row 0 of Q (an address select, not a branch, so the R loads of an
-    // iteration issue back to back; run 74's guarded loads were serialized, each waiting a memory
-    // latency) and their sums are never stored.
-    for (uint32_t k = k0 + lane; k < k1; k += 32) {
-        float x = gr[k];
-        if (has_ef) x += er[k];
-        mr[k] = x;
+    // A lane's (at most PSGD_CW / 32) elements of M and E are all loaded before any is used, so
+    // their memory latencies overlap (run 75: a loop of dependent iterations cost one memory
+    // latency per 32 columns, which made 64 x 256 slower than 576 x 64). Out-of-range elements
+    // read the chunk's first column and count as 0. Rank columns i >= r read row 0 of Q (an
+    // address select, not a branch, so the R loads issue back to back; run 74's guarded loads
+    // were serialized) and their sums are never stored.
+    float x[PSGD_CW / 32];
+#pragma unroll
+    for (int u = 0; u < PSGD_CW / 32; ++u) {
+        uint32_t k = k0 + lane + 32 * u, kk = k < k1 ? k : k0;
+        float v = gr[kk];
+        if (has_ef) v += er[kk];
+        x[u] = k < k1 ? v : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < PSGD_CW / 32; ++u) {
+        uint32_t k = k0 + lane + 32 * u;
+        if (k < k1) mr[k] = x[u];
+    }
+#pragma unroll
+    for (int u = 0; u < PSGD_CW / 32; ++u) {
+        uint32_t k = k0 + lane + 32 * u, kk = k < k1 ? k : k0;
         float qv[R];
 #pragma unroll
-        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + k);
+        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + kk);
 #pragma unroll
-        for (int i = 0; i < R; ++i) acc[i] = fmaf(x, qv[i], acc[i]);
+        for (int i = 0; i < R; ++i) acc[i] = fmaf(x[u], qv[i], acc[i]);
     }
 #pragma unroll
     for (int i = 0; i < R; ++i) {
@@ -492,16 +507,27 @@ __device__ void psgd_decode(const float *mef, const float *p, const float *q_sum
     const float *mr = mef + t.eoff[j] + (size_t)row * c;
     float *er = ef + t.eoff[j] + (size_t)row * c;
     float *orow = out + t.goff[j] + (size_t)row * c;
-    // As in stage p, unguarded loads (pv[i] = 0 for i >= r, whose products add exact zeros).
-    for (uint32_t k = k0 + lane; k < k1; k += 32) {
+    // As in stage p: a lane's elements of mef loaded up front, unguarded loads of Q (pv[i] = 0
+    // for i >= r, whose products add exact zeros).
+    float x[PSGD_CW / 32];
+#pragma unroll
+    for (int u = 0; u < PSGD_CW / 32; ++u) {
+        uint32_t k = k0 + lane + 32 * u;
+        x[u] = mr[k < k1 ? k : k0];
+    }
+#pragma unroll
+    for (int u = 0; u < PSGD_CW / 32; ++u) {
+        uint32_t k = k0 + lane + 32 * u, kk = k < k1 ? k : k0;
         float qv[R];
 #pragma unroll
-        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + k);
+        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + kk);
         float h = 0.0f;
 #pragma unroll
         for (int i = 0; i < R; ++i) h = fmaf(pv[i], qv[i] * inv, h);
-        orow[k] = h;
-        er[k] = mr[k] - h;
+        if (k < k1) {
+            orow[k] = h;
+            er[k] = x[u] - h;
+        }
     }
 }
 
