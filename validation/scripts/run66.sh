@@ -10,6 +10,8 @@
 # codec-check (23 checks) runs first; nothing is timed unless it passes. With STEPS=1 (run 70 on)
 # the single-GPU training steps of runs 59-60 follow (BERT b32/b16 s128, GPT-2 b8 s512, every
 # compressor, buckets 25 MB and 5 MB, local reduction of world 2): set h200-gradcomp-holdout-runNN.
+# With DDP=1 (run 77 on, kind nvidia-h200-x2) DDP hold-out steps on both GPUs follow (run 49's
+# protocol; PowerSGD rank 4 and the baseline, full link and 10 Gb/s): set h200x2-gradcomp-holdout-runNN.
 # Usage: mkdir -p /tmp/g && cp validation/scripts/*.sh /tmp/g/ && \
 #   xz -dc gpu-bin/perfcast-gpu.xz > /tmp/g/perfcast-gpu && chmod +x /tmp/g/perfcast-gpu && \
 #   RUN=run66 SPECS="graph:bert:holdout eager:bert:holdout graph:resnet:cal eager:resnet:cal" \
@@ -44,6 +46,20 @@ if CUDA_VISIBLE_DEVICES=0 timeout 150 $B gradcomp codec-check --seed 1; then
     for mb in "bert 128 32" "bert 128 16" "gpt2 512 8"; do
       set -- $mb
       CUDA_VISIBLE_DEVICES=0 timeout 120 $B gradcomp step --model $1 --seq $2 --batch $3 --method "$M" --bucket-bytes 26214400,5242880 --world 2 --warmup 2 --repeats 5 --set h200-gradcomp-holdout-$RUN --out "$OUT" | tail -1 || echo "STEP $mb rc=$?"
+    done
+  fi
+  if [ "${DDP:-0}" = 1 ]; then
+    # Run 77 on (kind nvidia-h200-x2): DDP hold-out steps on both GPUs, run 49's protocol, for
+    # PowerSGD (its fused kernels) and the uncompressed baseline, at the full link and 10 Gb/s.
+    R="--warmup 2 --repeats 5"
+    for LINK in "" "--link-gbps 10"; do
+      for mb in "bert 128 32 60" "gpt2 512 8 90"; do
+        set -- $mb
+        for m in none powersgd:rank=4; do
+          echo "ddp $1 $m link='$LINK' $(date -u +%FT%TZ)"
+          timeout $4 $B gradcomp ddp --model $1 --seq $2 --batch $3 --method $m --bucket-bytes 26214400 --overlap 1 --nocomm 1 $LINK $R --set h200x2-gradcomp-holdout-$RUN --out "$OUT" 2>&1 | grep -v "^ *[0-9]*: *0x\|^ *at " | tail -3 || true
+        done
+      done
     done
   fi
 else

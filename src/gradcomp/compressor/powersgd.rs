@@ -97,6 +97,12 @@ impl PowerSgd {
         }
         let fma = 2.0 * elems * rf;
         let launches = (cnt / FUSED_TABLE).ceil();
+        // The harness's register width: rank columns padded to a power of two (`codec_psgd_*_R`).
+        // Every warp of the fused p and decode kernels runs an R-long dependent chain (p: R warp
+        // sums of 5 shuffles each and R atomic adds; decode: R fused multiply-adds per element),
+        // counted as R syncs: on small matrices that latency, not bandwidth, sets the time (run 76:
+        // rank 32 on 128×512 took 13.3 µs where bytes and FLOPs give 6.6).
+        let width = (r.max(1)).next_power_of_two() as f64;
         let work = [
             // Zeroing P (one launch), then one launch: M + E (read M, E; write M + E),
             // P = (M + E)·Q (Q read; P's partial sums added once per 256-column chunk of each
@@ -107,7 +113,8 @@ impl PowerSgd {
                 12.0 * elems + 4.0 * (p_elems + q_elems + p_chunks) + 8.0 * uncompressed,
                 0.0,
                 fma,
-            ),
+            )
+            .with_block(width, 0.0),
             // The orthogonalization of P's columns (modified Gram–Schmidt, re-orthogonalized
             // against the finished columns), one launch for every matrix of the bucket (one
             // thread block per matrix, `codec_orthogonalize`), P copied in and out (8 bytes per
@@ -137,7 +144,8 @@ impl PowerSgd {
                 12.0 * elems + 4.0 * p_elems + 8.0 * q_elems + 8.0 * uncompressed,
                 0.0,
                 fma,
-            ),
+            )
+            .with_block(width, 0.0),
         ];
         (uncompressed, (p_elems, q_elems), Some(work))
     }
@@ -178,6 +186,8 @@ mod tests {
         assert_eq!(w[0].bytes, 12.0 * elems + 4.0 * (p + q + p) + 8.0 * rest);
         assert_eq!(w[0].vector_flops, 2.0 * 2.0 * elems);
         assert_eq!(w[0].matmul_flops, 0.0);
+        // The rank chain: width 2 at rank 2 (p and decode alike).
+        assert_eq!((w[0].syncs, w[2].syncs, w[0].block_steps), (2.0, 2.0, 0.0));
         // q: orthogonalization, zeroing Q, the fused Q kernel; every matrix fits one 64×64 tile,
         // so P and Q are each touched once more. Block steps r·(4r − 1)·⌈m/1024⌉ of the
         // largest P's block: 2·7·1; r² syncs.
