@@ -534,9 +534,10 @@ mod tests {
     }
 
     /// `codec_exec = "graph"` prices the codecs with the H200's graph-replayed calibration
-    /// (runs 61–64: captured calls skip the host's per-op issue cost, so PowerSGD's codec time per
-    /// step falls) and says so; an unknown value, or `graph` on a GPU without that calibration,
-    /// is one error naming the field.
+    /// (captured calls skip the host's per-op issue cost, so PowerSGD's codec time per step
+    /// falls: by half with the cuBLAS products of runs 48–71, about 9% with the fused kernels'
+    /// five launches per bucket) and says so; an unknown value, or `graph` on a GPU without that
+    /// calibration, is one error naming the field.
     #[test]
     fn codec_exec_picks_the_graph_calibration() {
         let cat = Catalog::embedded().unwrap();
@@ -555,7 +556,7 @@ mod tests {
         assert_eq!(eager.codec_costs, "calibrated");
         assert_eq!(graph.codec_costs, "calibrated (graph-replayed)");
         assert!(
-            graph.metrics.codec_s < 0.8 * eager.metrics.codec_s,
+            graph.metrics.codec_s < 0.95 * eager.metrics.codec_s,
             "graph {} eager {}",
             graph.metrics.codec_s,
             eager.metrics.codec_s
