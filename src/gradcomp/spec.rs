@@ -536,7 +536,7 @@ mod tests {
     /// `codec_exec = "graph"` prices the codecs with the H200's graph-replayed calibration
     /// (captured calls skip the host's per-op issue cost, so PowerSGD's codec time per step
     /// falls: by half with the cuBLAS products of runs 48–71, about 9% with the fused kernels'
-    /// five launches per bucket) and says so; an unknown value, or `graph` on a GPU without that
+    /// six launches per bucket) and says so; an unknown value, or `graph` on a GPU without that
     /// calibration, is one error naming the field.
     #[test]
     fn codec_exec_picks_the_graph_calibration() {

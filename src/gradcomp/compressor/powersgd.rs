@@ -63,7 +63,7 @@ impl Compressor for PowerSgd {
 impl PowerSgd {
     /// The bucket's uncompressed elements, the P and Q elements `(m·r, c·r)` summed over the
     /// compressed matrices, and the three codec stages `p`, `q`, `decode` (`None` when no matrix
-    /// is compressed), counted as the GPU harness runs them (run 72 on: the fused kernels of
+    /// is compressed), counted as the GPU harness runs them (run 76 on: the fused kernels of
     /// `validation/src/gradcomp/codec/psgd.rs`, each reading every element of the bucket's
     /// matrices once and doing r fused multiply-adds per element on the CUDA cores, so their
     /// 2·r FLOPs per element are vector FLOPs; one launch per stage kernel per 64 matrices,

@@ -20,11 +20,11 @@
 //! are the rank-R start: the subspaces are nested and the reconstruction error of one round
 //! falls monotonically with R (what [`super::check`] verifies).
 //!
-//! The stages run as the fused kernels of [`psgd`] (run 72 on; before, candle ops and cuBLAS
-//! matmuls per matrix): stage `p` is one launch per bucket (error feedback, P, and the gather
-//! of the uncompressed elements), stage `q` three (the orthogonalization, zeroing Q, Q), stage
-//! `decode` one (M̂ into the flat output, E, the uncompressed elements, the next Q). Ranks
-//! 1..=32 ([`psgd::MAX_RANK`]).
+//! The stages run as the fused kernels of [`psgd`] (runs 73–76; their final form from run 76;
+//! before, candle ops and cuBLAS matmuls per matrix): stage `p` is two launches per bucket
+//! (zeroing P; error feedback, P, and the gather of the uncompressed elements), stage `q` three
+//! (the orthogonalization, zeroing Q, Q), stage `decode` one (M̂ into the flat output, E, the
+//! uncompressed elements, the next Q). Ranks 1..=32 ([`psgd::MAX_RANK`]).
 //!
 //! Layout: the bucket's compressed matrices are packed (M + E and E, `Σ m·c`), P and Q are
 //! concatenated per matrix and held transposed (`Pᵀ` is `r × m`, `Qᵀ` is `r × c`, contiguous) so
