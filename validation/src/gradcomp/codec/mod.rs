@@ -356,13 +356,19 @@ impl AnyCodec {
     ///
     /// # Errors
     /// An unknown or malformed method (perfcast's message, naming the parameter and range);
-    /// `none` (nothing to compress); QSGD bits other than 2, 4 or 8.
+    /// `none` (nothing to compress); QSGD bits other than 2, 4 or 8; PowerSGD ranks above 32.
     pub fn parse(method: &str, seed: u64) -> Result<AnyCodec> {
         let m = Method::parse(method).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(match m {
             Method::None => bail!("--method none: no codec (plain DDP all-reduces f32)"),
             Method::Cast16 { bf16 } => AnyCodec::Two(Box::new(cast::Cast16::new(bf16))),
             Method::PowerSgd { rank } => {
+                if rank as usize > psgd::MAX_RANK {
+                    bail!(
+                        "--method {method}: rank = {rank}: the harness's fused PowerSGD kernels take 1..={} (perfcast's model takes any rank)",
+                        psgd::MAX_RANK
+                    );
+                }
                 AnyCodec::PowerSgd(powersgd::PowerSgd::new(rank as usize, seed))
             }
             Method::TopK { density } => AnyCodec::Two(Box::new(sparse::TopK::new(density)?)),
@@ -547,6 +553,12 @@ mod tests {
             assert_eq!(c.name(), m);
         }
         assert!(AnyCodec::parse("none", 1).is_err());
+        let e = AnyCodec::parse("powersgd:rank=64", 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("rank = 64") && e.contains("1..=32"), "{e}");
+        assert!(AnyCodec::parse("powersgd:rank=32", 1).is_ok());
         let e = AnyCodec::parse("qsgd:bits=3", 1).err().unwrap().to_string();
         assert!(e.contains("bits") && e.contains('3'), "{e}");
         let e = AnyCodec::parse("topk:density=2", 1)
