@@ -19,9 +19,10 @@ fn codec_check_passes_on_the_cpu() {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{text}");
+    // 16 checks, plus PowerSGD's fused stages at ranks 1 and 4 (the tiny sizes' ranks).
     assert_eq!(
         text.lines().filter(|l| l.starts_with("PASS ")).count(),
-        16,
+        18,
         "{text}"
     );
     assert!(!text.contains("FAIL"), "{text}");
