@@ -27,16 +27,16 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor
 
 /// PTX of `codec.cu` (nvcc 13.0.88, `-arch=sm_90 -O3`).
 #[cfg(feature = "cuda")]
-const PTX: &str = include_str!("codec.ptx");
+pub(crate) const PTX: &str = include_str!("codec.ptx");
 
 /// Module name under which the PTX is loaded on the device.
 #[cfg(feature = "cuda")]
-const MODULE: &str = "gradcomp_codec";
+pub(crate) const MODULE: &str = "gradcomp_codec";
 
 /// A kernel launch's driver error, naming the kernel (with `CUDA_LAUNCH_BLOCKING=1` the launch
 /// that faults is the one that reports it).
 #[cfg(feature = "cuda")]
-fn launch_err(kernel: &str, e: impl std::fmt::Debug) -> candle_core::Error {
+pub(crate) fn launch_err(kernel: &str, e: impl std::fmt::Debug) -> candle_core::Error {
     candle_core::Error::Msg(format!("{kernel}: {e:?}"))
 }
 

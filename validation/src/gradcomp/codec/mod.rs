@@ -507,6 +507,14 @@ pub fn perfcast_name(method: &str) -> Result<String> {
         .name())
 }
 
+/// `t`'s elements as f32 on the host, flattened (any dtype, any device).
+///
+/// # Errors
+/// A device or conversion error.
+pub fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+}
+
 /// A synthetic gradient on `dev`: `n` f32 values `10⁻³ · z₁ · exp(z₂ / 2)` with `z₁, z₂` standard
 /// normal (Box–Muller over [`kernels::uniform`] streams of `seed`): zero-mean, heavy-tailed like
 /// real gradients. Used by the checks and the micro-measurements (never all zeros).

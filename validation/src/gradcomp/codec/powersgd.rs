@@ -61,9 +61,9 @@ struct BucketState {
     qt: Option<Tensor>,
     /// The packed error feedback (`None` before the first decode).
     ef: Option<Tensor>,
-    /// Windows of the compressed matrices' Pᵀ in the concatenated P (`r·m` elements each), on
-    /// the device and on the host (the orthogonalization kernel's input).
-    windows: Option<(Tensor, Vec<u32>)>,
+    /// Windows of the compressed matrices' Pᵀ in the concatenated P (`r·m` elements each) on
+    /// the device, the orthogonalization kernel's input (on the host: [`Plan::windows`]).
+    windows: Option<Tensor>,
 }
 
 /// What stage `p` leaves for the next stages of one bucket.
@@ -79,8 +79,8 @@ pub struct Round {
     pub rest: Option<Tensor>,
     /// After stage `q`: the orthogonalized, concatenated `Pᵀ`.
     pub p: Option<Tensor>,
-    /// The windows of `p_flat` (device, host), one per compressed matrix.
-    windows: Option<(Tensor, Vec<u32>)>,
+    /// The windows of `p_flat` on the device, one per compressed matrix.
+    windows: Option<Tensor>,
 }
 
 impl Round {
@@ -91,7 +91,7 @@ impl Round {
             .flatten()
             .cloned()
             .collect();
-        v.extend(self.windows.iter().map(|(t, _)| t.clone()));
+        v.extend(self.windows.iter().cloned());
         v
     }
 }
@@ -161,11 +161,10 @@ impl PowerSgd {
                 1 => qts.pop(),
                 _ => Some(Tensor::cat(&qts, 0)?),
             };
-            let offs = plan.windows();
-            let windows = if offs.len() > 1 {
-                Some((Tensor::new(offs.as_slice(), dev)?, offs))
-            } else {
+            let windows = if plan.mats.is_empty() {
                 None
+            } else {
+                Some(Tensor::new(plan.windows(), dev)?)
             };
             self.state.insert(
                 bucket,
@@ -187,7 +186,7 @@ impl PowerSgd {
         let mut v = Vec::new();
         for st in self.state.values() {
             v.extend(st.qt.iter().chain(&st.ef).cloned());
-            v.extend(st.windows.iter().map(|(t, _)| t.clone()));
+            v.extend(st.windows.iter().cloned());
         }
         v
     }
@@ -225,9 +224,10 @@ impl PowerSgd {
     /// `p_sum` does not match stage `p`'s; device errors.
     pub fn stage_q(&self, round: &mut Round, p_sum: &Tensor) -> Result<Option<Tensor>> {
         let r = self.rank;
-        let (Some((offs, offs_host)), Some(mef)) = (&round.windows, &round.mef) else {
+        let (Some(offs), Some(mef)) = (&round.windows, &round.mef) else {
             return Ok(None);
         };
+        let offs_host = round.plan.windows();
         let expected = *offs_host.last().expect("a window") as usize;
         if p_sum.elem_count() != expected {
             bail!(

@@ -28,7 +28,9 @@
 
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-pub use perfcast::gradcomp::compressor::powersgd::powersgd_compresses;
+
+use super::host;
+use super::powersgd::powersgd_compresses;
 
 /// Largest rank the fused kernels take (one register accumulator per rank column).
 pub const MAX_RANK: usize = 32;
@@ -83,6 +85,29 @@ pub struct Table {
 // SAFETY: `Table` is `#[repr(C)]` of u32 fields and arrays only, the layout of `PsgdTable`.
 unsafe impl candle_core::cuda_backend::cudarc::driver::DeviceRepr for Table {}
 
+impl Table {
+    /// Warp units of stages `p` and `decode`.
+    pub fn warps(&self) -> usize {
+        self.warp0[self.mats as usize] as usize
+    }
+
+    /// Uncompressed elements of this table's runs.
+    pub fn rest_elems(&self) -> usize {
+        self.seg_len[..self.segs as usize]
+            .iter()
+            .map(|&x| x as usize)
+            .sum()
+    }
+
+    /// Elements of this table's matrices' Qᵀ.
+    pub fn q_elems(&self) -> usize {
+        self.c[..self.mats as usize]
+            .iter()
+            .map(|&c| (self.r * c) as usize)
+            .sum()
+    }
+}
+
 /// A compressed matrix of the bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mat {
@@ -130,6 +155,11 @@ pub struct Plan {
     pub q_elems: usize,
     /// Uncompressed elements.
     pub rest_elems: usize,
+    /// The windows of P per matrix ([`Plan::windows`]), derived once.
+    windows: Vec<u32>,
+    /// One [`Table`] per launch ([`Plan::tables`]), derived once: every round's three stages
+    /// read them.
+    tables: Vec<Table>,
 }
 
 impl Plan {
@@ -161,6 +191,8 @@ impl Plan {
             p_elems: 0,
             q_elems: 0,
             rest_elems: 0,
+            windows: Vec::new(),
+            tables: Vec::new(),
         };
         let mut off = 0;
         let add_rest = |p: &mut Plan, dst: usize, len: usize| {
@@ -196,6 +228,10 @@ impl Plan {
             off += m * c;
         }
         add_rest(&mut p, off, n - off);
+        p.windows = std::iter::once(0)
+            .chain(p.mats.iter().map(|x| (x.poff + r * x.m) as u32))
+            .collect();
+        p.tables = p.build_tables();
         Ok(p)
     }
 
@@ -209,14 +245,16 @@ impl Plan {
     }
 
     /// The windows of P per matrix (`0, r·m₀, r·(m₀ + m₁), …`), what the orthogonalization takes.
-    pub fn windows(&self) -> Vec<u32> {
-        let mut w = vec![0u32];
-        w.extend(self.mats.iter().map(|x| (x.poff + self.r * x.m) as u32));
-        w
+    pub fn windows(&self) -> &[u32] {
+        &self.windows
     }
 
     /// One [`Table`] per launch.
-    pub fn tables(&self) -> Vec<Table> {
+    pub fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    fn build_tables(&self) -> Vec<Table> {
         (0..self.launches())
             .map(|t| {
                 let lo = t * TABLE_MAX;
@@ -367,10 +405,6 @@ pub fn decode_cpu(
     (out, ef, qt)
 }
 
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
 fn some(v: Vec<f32>, dev: &Device) -> Result<Option<Tensor>> {
     Ok(if v.is_empty() {
         None
@@ -506,7 +540,8 @@ fn check_len(what: &str, t: &Tensor, n: usize) -> Result<()> {
 mod cuda {
     //! The launches: inputs are read through their storage guards (held until the launch is
     //! queued on candle's stream), outputs are fresh allocations wrapped as tensors.
-    use super::{Plan, StageDecode, StageP};
+    use super::super::kernels::{launch_err, MODULE, PTX};
+    use super::{Plan, StageDecode, StageP, Table};
     use anyhow::{anyhow, bail, Result};
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{
@@ -514,8 +549,6 @@ mod cuda {
     };
     use candle_core::{CudaDevice, CudaStorage, Device, Storage, Tensor};
 
-    const PTX: &str = include_str!("codec.ptx");
-    const MODULE: &str = "gradcomp_codec";
     const BLOCK: u32 = 256;
     /// Most blocks of a grid-stride part (uncompressed runs, next Q).
     const STRIDE_BLOCKS: usize = 2048;
@@ -529,8 +562,17 @@ mod cuda {
         threads.div_ceil(BLOCK as usize).max(1) as u32
     }
 
-    fn stride_blocks(elems: usize) -> usize {
-        elems.div_ceil(BLOCK as usize).min(STRIDE_BLOCKS)
+    /// Blocks along x of a launch of `t`: enough for its warp units and for each grid-stride
+    /// part of `strided` elements (at most [`STRIDE_BLOCKS`] each).
+    fn grid_x(t: &Table, strided: &[usize]) -> u32 {
+        strided.iter().fold(blocks(t.warps() * 32), |g, &n| {
+            g.max(n.div_ceil(BLOCK as usize).min(STRIDE_BLOCKS) as u32)
+        })
+    }
+
+    /// `s` as a tensor of `n` elements, `None` when `n` is 0 (a placeholder allocation).
+    fn wrap_some(s: CudaSlice<f32>, n: usize, dev: &CudaDevice) -> Option<Tensor> {
+        (n > 0).then(|| wrap(s, n, dev))
     }
 
     fn wrap(s: CudaSlice<f32>, n: usize, dev: &CudaDevice) -> Tensor {
@@ -564,10 +606,6 @@ mod cuda {
         f(&dev, &views)
     }
 
-    fn launch_err(k: &str, e: impl std::fmt::Debug) -> anyhow::Error {
-        anyhow!("{k}: {e:?}")
-    }
-
     pub fn stage_p(
         plan: &Plan,
         g: &Tensor,
@@ -595,14 +633,9 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let warps = t.warp0[t.mats as usize] as usize;
-                let rest_n: usize = t.seg_len[..t.segs as usize]
-                    .iter()
-                    .map(|&x| x as usize)
-                    .sum();
                 let cfg = LaunchConfig {
                     grid_dim: (
-                        blocks(warps * 32).max(stride_blocks(rest_n) as u32),
+                        grid_x(t, &[t.rest_elems()]),
                         if t.segs > 0 { 2 } else { 1 },
                         1,
                     ),
@@ -617,18 +650,17 @@ mod cuda {
                 b.arg(&mef);
                 b.arg(&p);
                 b.arg(&rest);
-                b.arg(&t);
+                b.arg(t);
                 // SAFETY: argument types and order match `codec_psgd_p_R`; every offset of the
                 // table lies within its buffer (`Plan::new`).
                 unsafe { b.launch(cfg) }.map_err(|e| launch_err(&name, e))?;
             }
             Ok((mef, p, rest, dev.clone()))
         })?;
-        let opt = |s, n| if n > 0 { Some(wrap(s, n, &dev)) } else { None };
         Ok(StageP {
-            mef: opt(mef, plan.elems),
-            p: opt(p, plan.p_elems),
-            rest: opt(rest, plan.rest_elems),
+            mef: wrap_some(mef, plan.elems, &dev),
+            p: wrap_some(p, plan.p_elems, &dev),
+            rest: wrap_some(rest, plan.rest_elems, &dev),
         })
     }
 
@@ -650,7 +682,7 @@ mod cuda {
                 b.arg(&v[0]);
                 b.arg(&v[1]);
                 b.arg(&q);
-                b.arg(&t);
+                b.arg(t);
                 // SAFETY: argument types and order match `codec_psgd_q_R`; offsets from `Plan`.
                 unsafe { b.launch(cfg) }.map_err(|e| launch_err(&name, e))?;
             }
@@ -700,20 +732,8 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let warps = t.warp0[t.mats as usize] as usize;
-                let rest_n: usize = t.seg_len[..t.segs as usize]
-                    .iter()
-                    .map(|&x| x as usize)
-                    .sum();
-                let q_n: usize = (0..t.mats as usize).map(|j| (t.r * t.c[j]) as usize).sum();
                 let cfg = LaunchConfig {
-                    grid_dim: (
-                        blocks(warps * 32)
-                            .max(stride_blocks(rest_n) as u32)
-                            .max(stride_blocks(q_n) as u32),
-                        3,
-                        1,
-                    ),
+                    grid_dim: (grid_x(t, &[t.rest_elems(), t.q_elems()]), 3, 1),
                     block_dim: (BLOCK, 1, 1),
                     shared_mem_bytes: 0,
                 };
@@ -726,18 +746,17 @@ mod cuda {
                 b.arg(&out);
                 b.arg(&ef);
                 b.arg(&qt);
-                b.arg(&t);
+                b.arg(t);
                 // SAFETY: argument types and order match `codec_psgd_decode_R`; offsets from
                 // `Plan`; absent inputs are never read (no matrices / no runs in the table).
                 unsafe { b.launch(cfg) }.map_err(|e| launch_err(&name, e))?;
             }
             Ok((out, ef, qt, d.clone()))
         })?;
-        let opt = |s, n| if n > 0 { Some(wrap(s, n, &cdev)) } else { None };
         Ok(StageDecode {
             out: wrap(out, plan.n, &cdev),
-            ef: opt(ef, plan.elems),
-            qt: opt(qt, plan.q_elems),
+            ef: wrap_some(ef, plan.elems, &cdev),
+            qt: wrap_some(qt, plan.q_elems, &cdev),
         })
     }
 }
@@ -787,7 +806,7 @@ mod tests {
             (p.elems, p.p_elems, p.q_elems, p.rest_elems),
             (592, 112, 44, 15)
         );
-        assert_eq!(p.windows(), vec![0, 32, 112]);
+        assert_eq!(p.windows(), [0, 32, 112]);
         let t = &p.tables()[0];
         assert_eq!((t.mats, t.segs, t.warp0[2]), (2, 2, 56));
         // Units: 16 rows → 1 chunk × 1 tile; 40 rows → 1 × 1.
