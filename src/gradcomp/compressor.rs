@@ -150,28 +150,42 @@ impl CodecCost {
         }
     }
 
-    /// `launches · launch_s + cached / cache_bw + beyond / bw + matmul / matmul_rate + vector /
-    /// vector_rate`, seconds ([`CodecCost::split_bytes`]; with one regime `bytes / bw`).
-    pub fn t(&self, launches: f64, bytes: f64, matmul_flops: f64, vector_flops: f64) -> f64 {
+    /// Time to move `bytes` ([`CodecCost::split_bytes`]: `cached / cache_bw + beyond / bw`),
+    /// seconds.
+    pub fn mem_s(&self, bytes: f64) -> f64 {
         let (cached, beyond) = self.split_bytes(bytes);
         let cached_s = if cached > 0.0 {
             cached / self.cache_bw_bytes_per_s
         } else {
             0.0
         };
+        cached_s + beyond / self.bw_bytes_per_s
+    }
+
+    /// `launches · launch_s + mem_s(bytes) + matmul / matmul_rate + vector / vector_rate`,
+    /// seconds ([`CodecCost::mem_s`]).
+    pub fn t(&self, launches: f64, bytes: f64, matmul_flops: f64, vector_flops: f64) -> f64 {
         launches * self.launch_s
-            + cached_s
-            + beyond / self.bw_bytes_per_s
+            + self.mem_s(bytes)
             + matmul_flops / self.matmul_flops_per_s
             + vector_flops / self.vector_flops_per_s
     }
 
-    /// Time of one codec stage's work, seconds ([`CodecCost::t`] of its counts plus
-    /// `syncs · sync_s + block_steps · block_step_s`).
+    /// Time of one codec stage's work, seconds: [`CodecCost::t`] of its counts plus `syncs ·
+    /// sync_s + block_steps · block_step_s`; for an [`CodecWork::overlap`] stage the memory
+    /// and vector terms overlap, `max(mem_s, vector / vector_rate)` in place of their sum (the
+    /// roofline: Williams, Waterman & Patterson 2009, CACM 52(4)).
     pub fn time_of(&self, w: &CodecWork) -> f64 {
-        self.t(w.launches, w.bytes, w.matmul_flops, w.vector_flops)
-            + w.syncs * self.sync_s
-            + w.block_steps * self.block_step_s
+        let core = if w.overlap {
+            self.launch_s * w.launches
+                + self
+                    .mem_s(w.bytes)
+                    .max(w.vector_flops / self.vector_flops_per_s)
+                + w.matmul_flops / self.matmul_flops_per_s
+        } else {
+            self.t(w.launches, w.bytes, w.matmul_flops, w.vector_flops)
+        };
+        core + w.syncs * self.sync_s + w.block_steps * self.block_step_s
     }
 }
 
@@ -199,6 +213,11 @@ pub struct CodecWork {
     /// [`CodecCost::block_step_s`]: work one SM does, which a whole-GPU rate cannot price.
     #[serde(default)]
     pub block_steps: f64,
+    /// Whether the stage's memory traffic and vector FLOPs run in one fused kernel whose loads
+    /// and arithmetic overlap, priced as the larger of the two ([`CodecCost::time_of`]);
+    /// `false`: a sequence of kernels, each bound by one of them, priced as their sum.
+    #[serde(default)]
+    pub overlap: bool,
 }
 
 impl CodecWork {
@@ -218,7 +237,15 @@ impl CodecWork {
             vector_flops,
             syncs: 0.0,
             block_steps: 0.0,
+            overlap: false,
         }
+    }
+
+    /// This stage as one fused kernel whose memory and vector terms overlap
+    /// ([`CodecWork::overlap`]).
+    pub const fn with_overlap(mut self) -> Self {
+        self.overlap = true;
+        self
     }
 
     /// This stage with a one-block-per-matrix kernel on its critical path: `syncs` block-wide
@@ -557,6 +584,29 @@ impl Method {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `time_of` by hand: 2 launches at 1 µs, 1 MB at 1 TB/s (1 µs), 2·10⁷ vector FLOPs at 10
+    /// TFLOP/s (2 µs), one sync of 0.5 µs: 5.5 µs summed; 4.5 µs when the stage overlaps its
+    /// memory and vector terms (max(1, 2) = 2 µs).
+    #[test]
+    fn overlap_stages_cost_the_larger_of_memory_and_vector_time() {
+        let c = CodecCost {
+            launch_s: 1e-6,
+            bw_bytes_per_s: 1e12,
+            matmul_flops_per_s: 1e15,
+            vector_flops_per_s: 1e13,
+            cache_bytes: 0.0,
+            cache_bw_bytes_per_s: 0.0,
+            sync_s: 0.5e-6,
+            block_step_s: 0.0,
+        };
+        let w = CodecWork::new("decode", 2.0, 1e6, 0.0, 2e7).with_block(1.0, 0.0);
+        assert!((c.time_of(&w) - 5.5e-6).abs() < 1e-15);
+        assert!((c.time_of(&w.with_overlap()) - 4.5e-6).abs() < 1e-15);
+        // Memory-bound: 4 MB (4 µs) against the same 2 µs of FLOPs.
+        let w = CodecWork::new("decode", 2.0, 4e6, 0.0, 2e7).with_overlap();
+        assert!((c.time_of(&w) - 6e-6).abs() < 1e-15);
+    }
 
     fn env(workers: i64) -> Env {
         let cluster = Cluster::new(workers, 1, 100.0, 3600.0, 10.0).unwrap();

@@ -114,7 +114,8 @@ impl PowerSgd {
                 0.0,
                 fma,
             )
-            .with_block(width, 0.0),
+            .with_block(width, 0.0)
+            .with_overlap(),
             // The orthogonalization of P's columns (modified Gram–Schmidt, re-orthogonalized
             // against the finished columns), one launch for every matrix of the bucket (one
             // thread block per matrix, `codec_orthogonalize`), P copied in and out (8 bytes per
@@ -145,7 +146,8 @@ impl PowerSgd {
                 0.0,
                 fma,
             )
-            .with_block(width, 0.0),
+            .with_block(width, 0.0)
+            .with_overlap(),
         ];
         (uncompressed, (p_elems, q_elems), Some(work))
     }
