@@ -516,10 +516,8 @@ pub fn fit_cost_at(pts: &[&CodecPoint], datasheet: &CodecCost, knee: f64) -> Res
     let mut regimes: Vec<Option<bool>> = vec![None; pts.len()];
     let (mut cost, mut ident, mut best_sse) = solve(&regimes);
     let mut last = cost;
+    // Without overlap points every assignment stays `None`: the first round stops.
     for _ in 0..ROUNDS {
-        if !pts.iter().any(|p| p.work.overlap) {
-            break;
-        }
         let next: Vec<Option<bool>> = pts
             .iter()
             .map(|p| {

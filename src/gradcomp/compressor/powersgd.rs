@@ -154,9 +154,11 @@ impl PowerSgd {
 }
 
 /// Matrices per launch of the harness's fused PowerSGD kernels (`PSGD_MAX` in
-/// `validation/src/gradcomp/codec/codec.cu`).
+/// `validation/src/gradcomp/codec/codec.cu`). The harness takes its launch geometry from these
+/// three constants (`psgd.rs`), and a test there checks them against `codec.cu`'s defines.
 pub const FUSED_TABLE: f64 = 64.0;
-/// Rows per chunk and columns per tile of the harness's fused `Q = Mᵀ·P` kernel.
+/// Rows per chunk and columns per tile of the harness's fused `Q = Mᵀ·P` kernel
+/// (`PSGD_QROWS_MAX`, `PSGD_QCOLS`).
 pub const Q_TILE: f64 = 64.0;
 /// Columns per warp unit of the harness's fused `p` and `decode` kernels (`PSGD_CW`).
 pub const CHUNK_COLS: f64 = 256.0;

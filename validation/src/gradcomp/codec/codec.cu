@@ -364,6 +364,16 @@ __device__ __forceinline__ void psgd_unit(const PsgdTable &t, uint32_t w, uint32
     k1 = min(c, k0 + PSGD_CW);
 }
 
+// Column kk of the R rows of Qᵀ a lane multiplies by (stages p and decode): R loads issued back
+// to back; rank columns i >= r read row 0 (an address select, not a branch: run 74's guarded
+// loads were serialized), and their products are discarded (p) or multiplied by 0 (decode).
+template <int R>
+__device__ __forceinline__ void psgd_load_q(const float *q, uint32_t r, uint32_t c, uint32_t kk,
+                                            float (&qv)[R]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + kk);
+}
+
 // Stage p. blockIdx.y = 0: one warp per (row, chunk of PSGD_CW columns) of every matrix: M + E →
 // mef (packed), and Pᵀ[i][row] += Σ_{k in chunk} (M + E)[row][k] · Qᵀ[i][k] (P zeroed before;
 // one atomicAdd per rank column and chunk, so the chunks' order is not fixed). blockIdx.y = 1:
@@ -413,8 +423,7 @@ __device__ void psgd_p(const float *g, const float *ef, uint32_t has_ef, const f
     for (int u = 0; u < PSGD_CW / 32; ++u) {
         uint32_t k = k0 + lane + 32 * u, kk = k < k1 ? k : k0;
         float qv[R];
-#pragma unroll
-        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + kk);
+        psgd_load_q<R>(q, r, c, kk, qv);
 #pragma unroll
         for (int i = 0; i < R; ++i) acc[i] = fmaf(x[u], qv[i], acc[i]);
     }
@@ -519,8 +528,7 @@ __device__ void psgd_decode(const float *mef, const float *p, const float *q_sum
     for (int u = 0; u < PSGD_CW / 32; ++u) {
         uint32_t k = k0 + lane + 32 * u, kk = k < k1 ? k : k0;
         float qv[R];
-#pragma unroll
-        for (int i = 0; i < R; ++i) qv[i] = __ldg(q + (size_t)(i < r ? i : 0) * c + kk);
+        psgd_load_q<R>(q, r, c, kk, qv);
         float h = 0.0f;
 #pragma unroll
         for (int i = 0; i < R; ++i) h = fmaf(pv[i], qv[i] * inv, h);

@@ -148,13 +148,11 @@ impl PowerSgd {
                 .map_err(|e| anyhow::anyhow!("powersgd bucket {bucket}: {e}"))?;
             let r = self.rank;
             let mut qts = Vec::with_capacity(plan.mats.len());
-            for (j, &(m, c)) in shapes.iter().enumerate() {
-                if powersgd_compresses(r as u64, m as u64, c as u64) {
-                    // Qᵀ row i = column i of Q: a standard normal stream per (bucket, matrix),
-                    // drawn row after row, so lower ranks take a prefix of the same draws.
-                    let key = kernels::key(self.seed, bucket, j as u64);
-                    qts.push(super::normal(dev, r * c, key)?);
-                }
+            for x in &plan.mats {
+                // Qᵀ row i = column i of Q: a standard normal stream per (bucket, matrix),
+                // drawn row after row, so lower ranks take a prefix of the same draws.
+                let key = kernels::key(self.seed, bucket, x.index as u64);
+                qts.push(super::normal(dev, r * x.c, key)?);
             }
             let qt = match qts.len() {
                 0 => None,

@@ -32,17 +32,21 @@ use candle_core::{Device, Tensor};
 use super::host;
 use super::powersgd::powersgd_compresses;
 
+use perfcast::gradcomp::compressor::powersgd as model;
+
 /// Largest rank the fused kernels take (one register accumulator per rank column).
 pub const MAX_RANK: usize = 32;
-/// Matrices and uncompressed runs per launch (`PSGD_MAX` in `codec.cu`).
-pub const TABLE_MAX: usize = 64;
-/// Rows per work unit of stage `q`.
-pub const Q_ROWS: u32 = 64;
-/// Columns per work unit of stage `q` (`PSGD_QCOLS`).
-pub const Q_COLS: u32 = 64;
-/// Columns per warp unit of stages `p` and `decode` (`PSGD_CW`): a row is split into
-/// `⌈c/256⌉` warps, whose partial sums of P meet by `atomicAdd`.
-pub const CHUNK_COLS: u32 = 256;
+/// Matrices and uncompressed runs per launch (`PSGD_MAX` in `codec.cu`; the cost model's
+/// [`model::FUSED_TABLE`], which counts the launches).
+pub const TABLE_MAX: usize = model::FUSED_TABLE as usize;
+/// Rows per work unit of stage `q` (`PSGD_QROWS_MAX`; the model's [`model::Q_TILE`]).
+pub const Q_ROWS: u32 = model::Q_TILE as u32;
+/// Columns per work unit of stage `q` (`PSGD_QCOLS`; the model's [`model::Q_TILE`]).
+pub const Q_COLS: u32 = model::Q_TILE as u32;
+/// Columns per warp unit of stages `p` and `decode` (`PSGD_CW`; the model's
+/// [`model::CHUNK_COLS`]): a row is split into `⌈c/256⌉` warps, whose partial sums of P meet by
+/// `atomicAdd`.
+pub const CHUNK_COLS: u32 = model::CHUNK_COLS as u32;
 
 /// One launch's description of a bucket, `codec.cu`'s `PsgdTable` (offsets in f32 elements).
 #[repr(C)]
@@ -111,6 +115,8 @@ impl Table {
 /// A compressed matrix of the bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mat {
+    /// Its index among the bucket's shapes (compressed or not).
+    pub index: usize,
     /// Rows.
     pub m: usize,
     /// Columns.
@@ -209,9 +215,10 @@ impl Plan {
             }
             p.rest_elems += len;
         };
-        for &(m, c) in shapes {
+        for (index, &(m, c)) in shapes.iter().enumerate() {
             if powersgd_compresses(r as u64, m as u64, c as u64) {
                 p.mats.push(Mat {
+                    index,
                     m,
                     c,
                     goff: off,
@@ -553,6 +560,15 @@ mod cuda {
     /// Most blocks of a grid-stride part (uncompressed runs, next Q).
     const STRIDE_BLOCKS: usize = 2048;
 
+    /// A launch of `x × y` blocks of [`BLOCK`] threads, no dynamic shared memory.
+    fn grid(x: u32, y: u32) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (x, y, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
     /// The kernel width for rank r: the smallest of 1, 2, 4, 8, 16, 32 that is ≥ r.
     fn width(r: usize) -> usize {
         r.next_power_of_two()
@@ -633,15 +649,7 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let cfg = LaunchConfig {
-                    grid_dim: (
-                        grid_x(t, &[t.rest_elems()]),
-                        if t.segs > 0 { 2 } else { 1 },
-                        1,
-                    ),
-                    block_dim: (BLOCK, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = grid(grid_x(t, &[t.rest_elems()]), if t.segs > 0 { 2 } else { 1 });
                 let mut b = func.builder();
                 b.arg(&v[0]);
                 b.arg(ef_v);
@@ -673,11 +681,7 @@ mod cuda {
                 if t.mats == 0 {
                     continue;
                 }
-                let cfg = LaunchConfig {
-                    grid_dim: (t.unit0[t.mats as usize], 1, 1),
-                    block_dim: (BLOCK, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = grid(t.unit0[t.mats as usize], 1);
                 let mut b = func.builder();
                 b.arg(&v[0]);
                 b.arg(&v[1]);
@@ -732,11 +736,7 @@ mod cuda {
                 &v[0]
             };
             for t in plan.tables() {
-                let cfg = LaunchConfig {
-                    grid_dim: (grid_x(t, &[t.rest_elems(), t.q_elems()]), 3, 1),
-                    block_dim: (BLOCK, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = grid(grid_x(t, &[t.rest_elems(), t.q_elems()]), 3);
                 let mut b = func.builder();
                 b.arg(m);
                 b.arg(p);
@@ -779,6 +779,7 @@ mod tests {
         assert_eq!(
             p.mats[1],
             Mat {
+                index: 3,
                 m: 40,
                 c: 10,
                 goff: 203,
@@ -934,6 +935,29 @@ mod tests {
             }
         }
         assert_eq!(size, 4 * (4 + 2 * (TABLE_MAX + 1) + 9 * TABLE_MAX));
+    }
+
+    /// The kernel geometry in `codec.cu` is the one the plan and the cost model count: matrices
+    /// per launch, columns per warp unit of `p` and `decode`, rows and columns per `q` unit.
+    #[test]
+    fn kernel_geometry_is_the_models() {
+        let cu = include_str!("codec.cu");
+        let define = |name: &str| -> usize {
+            let line = cu
+                .lines()
+                .find(|l| l.starts_with(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("codec.cu lacks #define {name}"));
+            line.split_whitespace().nth(2).unwrap().parse().unwrap()
+        };
+        assert_eq!(define("PSGD_MAX"), TABLE_MAX);
+        assert_eq!(define("PSGD_CW"), CHUNK_COLS as usize);
+        assert_eq!(define("PSGD_QCOLS"), Q_COLS as usize);
+        assert_eq!(define("PSGD_QROWS_MAX"), Q_ROWS as usize);
+        assert_eq!(
+            (TABLE_MAX, CHUNK_COLS, Q_ROWS),
+            (64, 256, 64),
+            "the measured kernels' geometry (runs 76-82)"
+        );
     }
 
     /// A bucket of 130 small matrices takes three launches of 64.
